@@ -1,0 +1,8 @@
+//! Domain vocabulary: typed IDs parsed once at the edge, resource kinds and their signatures.
+//! Everything inside the service takes these types, never raw strings.
+
+pub mod ids;
+pub mod resource;
+
+pub use ids::{IdError, LeagueId, MatchId, PlayerId, TeamId};
+pub use resource::{Priority, ResourceKind, Service, Signature, SignatureError};
