@@ -1,0 +1,42 @@
+//! `MatchFetcher`: fetches `/matches/{id}` from OpenDota, stores it, and fans out a player job
+//! for every non-anonymous player in it (`account_id: null` players are never queued).
+
+use super::fetcher::{FetchJobs, Fetcher};
+use super::pipeline::Fetched;
+use crate::bus::wire::Job;
+use crate::domain::{ResourceKind, Signature};
+use crate::upstream::error::UpstreamError;
+use crate::upstream::opendota::OpenDota;
+
+/// The supervised match fetcher actor.
+pub type MatchFetcher = Fetcher<MatchJobs>;
+
+#[derive(Clone)]
+pub struct MatchJobs {
+    pub opendota: OpenDota,
+}
+
+impl FetchJobs for MatchJobs {
+    const KIND: ResourceKind = ResourceKind::Match;
+    const NAME: &'static str = "MatchFetcher";
+
+    fn fetch(
+        &self,
+        job: Job,
+    ) -> impl std::future::Future<Output = Result<Fetched, UpstreamError>> + 'static {
+        let opendota = self.opendota.clone();
+        async move {
+            let Signature::Match(id) = job.signature else {
+                return Err(UpstreamError::Unreadable {
+                    service: job.signature.service(),
+                    reason: format!("{} is not a match job", job.signature),
+                });
+            };
+            let body = opendota.get_match(id).await?;
+            Ok(Fetched {
+                body: body.raw.to_vec(),
+                children: body.players.into_iter().map(Signature::Player).collect(),
+            })
+        }
+    }
+}

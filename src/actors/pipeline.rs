@@ -1,0 +1,343 @@
+//! What every fetcher shares: the job queue, the CacheKeeper, the event publisher, the retry
+//! policy and the activity board; and the one routine that runs a job from delivery to ack.
+//!
+//! A job's life: delivered → stale check (its claim must still be in flight) → fetch (with
+//! `Progress` acks while it waits for rate budget) → `Complete` in CacheKeeper → publish the
+//! fan-out it claimed → ack → `dota.ready.*` event. Transient failures nak with exponential
+//! backoff and jitter until the last attempt; permanent ones are recorded and announced.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix::Addr;
+use async_nats::jetstream::AckKind;
+use rand::Rng;
+use serde::Serialize;
+
+use super::cache_keeper::{CacheKeeper, Complete, Fail, Release};
+use crate::bus::queue::{Delivery, JobQueue};
+use crate::bus::subjects;
+use crate::bus::wire::{FailedEvent, Job, ReadyEvent};
+use crate::domain::{Service, Signature};
+use crate::metrics as m;
+use crate::store::Store;
+use crate::upstream::error::{Disposition, UpstreamError};
+
+/// How often a worker tells JetStream it still holds a job (must be well under `ACK_WAIT`).
+const PROGRESS_EVERY: Duration = Duration::from_secs(15);
+
+/// Retry policy for transient failures.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetryPolicy {
+    /// Deliveries per job, the first included.
+    pub max_attempts: u32,
+    /// Delay before the second attempt; doubles for each further one.
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 5,
+            base_delay: Duration::from_secs(2),
+            max_delay: Duration::from_secs(300),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Backoff after failed attempt `attempt` (1-based): base·2^(attempt-1), capped, with
+    /// ±50 % jitter so retries of a burst do not arrive together.
+    pub fn backoff(&self, attempt: u64) -> Duration {
+        let exp = u32::try_from(attempt.saturating_sub(1)).unwrap_or(u32::MAX).min(20);
+        let raw = self.base_delay.saturating_mul(1 << exp).min(self.max_delay);
+        raw.mul_f64(rand::rng().random_range(0.5..1.5))
+    }
+}
+
+/// Per-service counters and the signatures being worked on, for `/api/queue/status`.
+#[derive(Default)]
+pub struct Activity {
+    inner: Mutex<BTreeMap<Service, ServiceActivity>>,
+}
+
+#[derive(Debug, Default, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceActivity {
+    pub active_signatures: BTreeSet<Signature>,
+    pub completed: u64,
+    pub failed: u64,
+}
+
+impl Activity {
+    fn with<T>(&self, service: Service, f: impl FnOnce(&mut ServiceActivity) -> T) -> T {
+        let mut guard = match self.inner.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        f(guard.entry(service).or_default())
+    }
+
+    /// Marks `sig` active; false when another worker already holds it.
+    fn begin(&self, sig: Signature) -> bool {
+        self.with(sig.service(), |a| a.active_signatures.insert(sig))
+    }
+
+    fn end(&self, sig: Signature, outcome: Option<bool>) {
+        self.with(sig.service(), |a| {
+            a.active_signatures.remove(&sig);
+            match outcome {
+                Some(true) => a.completed += 1,
+                Some(false) => a.failed += 1,
+                None => {}
+            }
+        });
+    }
+
+    pub fn snapshot(&self, service: Service) -> ServiceActivity {
+        self.with(service, |a| a.clone())
+    }
+
+    /// Number of jobs being worked on right now, across services.
+    pub fn busy(&self) -> usize {
+        Service::ALL
+            .iter()
+            .map(|s| self.with(*s, |a| a.active_signatures.len()))
+            .sum()
+    }
+}
+
+/// What a fetch produced.
+pub struct Fetched {
+    pub body: Vec<u8>,
+    /// Resources to claim and queue as bulk work (a match's players, a team's matches).
+    pub children: Vec<Signature>,
+}
+
+/// Everything a fetcher needs besides its upstream. Cheap to clone.
+#[derive(Clone)]
+pub struct Pipeline {
+    pub queue: JobQueue,
+    pub keeper: Addr<CacheKeeper>,
+    pub nats: async_nats::Client,
+    pub store: Store,
+    pub activity: Arc<Activity>,
+    pub retry: RetryPolicy,
+}
+
+/// Failures of the pipeline itself (not of the upstream); the job is nak'ed and retried.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("cache keeper unavailable: {0}")]
+    Keeper(#[from] actix::MailboxError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Bus(#[from] crate::bus::queue::BusError),
+}
+
+impl Pipeline {
+    /// Publishes jobs that were claimed in CacheKeeper; a job that cannot be published is
+    /// released so the next request claims it again.
+    pub async fn publish_claimed(&self, jobs: Vec<Job>) -> Result<(), PipelineError> {
+        let mut first_err = None;
+        for job in jobs {
+            match self.queue.publish(&job).await {
+                Ok(_) => {
+                    metrics::counter!(m::JOBS_QUEUED, "kind" => job.signature.kind().as_str(), "priority" => job.priority.as_str()).increment(1);
+                }
+                Err(err) => {
+                    tracing::error!(signature = %job.signature, %err, "could not queue job; releasing its claim");
+                    self.keeper.send(Release { job }).await??;
+                    first_err.get_or_insert(err);
+                }
+            }
+        }
+        match first_err {
+            Some(err) => Err(err.into()),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs one delivered job to its end. Never returns an error: every outcome ends in an
+    /// ack, a nak or a term.
+    pub async fn run<F, Fut>(&self, delivery: Delivery, fetch: F)
+    where
+        F: FnOnce(Job) -> Fut,
+        Fut: Future<Output = Result<Fetched, UpstreamError>>,
+    {
+        let Delivery {
+            job,
+            message,
+            attempt,
+        } = delivery;
+        let sig = job.signature;
+        let kind = sig.kind().as_str();
+        let span = tracing::info_span!("job", kind, id = %sig.subject_id(), attempt);
+        let _enter = span.enter();
+        metrics::counter!(m::JOBS_STARTED, "kind" => kind, "priority" => job.priority.as_str())
+            .increment(1);
+
+        match self.store.in_flight(&sig) {
+            Ok(Some(claim)) if claim.generation == job.generation => {}
+            Ok(_) => {
+                tracing::debug!("stale job (claim gone or superseded); dropping it");
+                ack(&message, AckKind::Ack).await;
+                return;
+            }
+            Err(err) => {
+                tracing::error!(%err, "could not read the in-flight set");
+                ack(&message, AckKind::Nak(Some(self.retry.backoff(attempt)))).await;
+                return;
+            }
+        }
+        if !self.activity.begin(sig) {
+            // A duplicate delivery of a job another worker is running: look again later.
+            ack(&message, AckKind::Nak(Some(Duration::from_secs(2)))).await;
+            return;
+        }
+
+        let work = fetch(job.clone());
+        tokio::pin!(work);
+        let mut progress = tokio::time::interval(PROGRESS_EVERY);
+        progress.tick().await;
+        let result = loop {
+            tokio::select! {
+                result = &mut work => break result,
+                _ = progress.tick() => ack(&message, AckKind::Progress).await,
+            }
+        };
+
+        let outcome = match result {
+            Ok(fetched) => self.finish(&job, fetched, &message, attempt).await,
+            Err(err) => self.fail(&job, err, &message, attempt).await,
+        };
+        self.activity.end(sig, outcome);
+    }
+
+    async fn finish(
+        &self,
+        job: &Job,
+        fetched: Fetched,
+        message: &async_nats::jetstream::Message,
+        attempt: u64,
+    ) -> Option<bool> {
+        let complete = Complete {
+            job: job.clone(),
+            body: fetched.body,
+            children: fetched.children,
+        };
+        let completed = match self.keeper.send(complete).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(err)) => {
+                tracing::error!(%err, "storing the result failed; will retry");
+                ack(message, AckKind::Nak(Some(self.retry.backoff(attempt)))).await;
+                return None;
+            }
+            Err(err) => {
+                tracing::error!(%err, "cache keeper unavailable; will retry");
+                ack(message, AckKind::Nak(Some(self.retry.backoff(attempt)))).await;
+                return None;
+            }
+        };
+        if !completed.stored {
+            ack(message, AckKind::Ack).await;
+            return None;
+        }
+        // Children are claimed in the same transaction that stored this resource; a crash
+        // before they are published leaves claims that start-up recovery re-publishes.
+        if let Err(err) = self.publish_claimed(completed.children).await {
+            tracing::warn!(%err, "some fan-out jobs could not be queued; they retry on the next request");
+        }
+        ack(message, AckKind::Ack).await;
+        let fetched_at = chrono::DateTime::from_timestamp_millis(completed.fetched_at_ms)
+            .unwrap_or_default()
+            .to_rfc3339();
+        let event = ReadyEvent {
+            kind: job.signature.kind().as_str().to_string(),
+            id: job.signature.subject_id(),
+            signature: job.signature,
+            fetched_at,
+        };
+        self.announce(subjects::ready(&job.signature), &event).await;
+        metrics::counter!(m::JOBS_COMPLETED, "kind" => job.signature.kind().as_str(), "priority" => job.priority.as_str()).increment(1);
+        tracing::info!("stored");
+        Some(true)
+    }
+
+    async fn fail(
+        &self,
+        job: &Job,
+        err: UpstreamError,
+        message: &async_nats::jetstream::Message,
+        attempt: u64,
+    ) -> Option<bool> {
+        let disposition = err.disposition();
+        let last_attempt = attempt >= u64::from(self.retry.max_attempts);
+        let not_found = match disposition {
+            Disposition::Retry if !last_attempt => {
+                let delay = self.retry.backoff(attempt);
+                tracing::warn!(error = %err, delay_ms = delay.as_millis() as u64, "transient failure; retrying");
+                metrics::counter!(m::JOB_RETRIES, "kind" => job.signature.kind().as_str())
+                    .increment(1);
+                ack(message, AckKind::Nak(Some(delay))).await;
+                return None;
+            }
+            Disposition::Retry => false,
+            Disposition::GiveUp { not_found } => not_found,
+        };
+        let reason = if matches!(disposition, Disposition::Retry) {
+            format!("{err} (gave up after {attempt} attempts)")
+        } else {
+            err.to_string()
+        };
+        tracing::warn!(%reason, "failed permanently");
+        let recorded = self
+            .keeper
+            .send(Fail {
+                job: job.clone(),
+                reason: reason.clone(),
+                not_found,
+                attempts: attempt,
+            })
+            .await;
+        if !matches!(recorded, Ok(Ok(_))) {
+            tracing::error!("could not record the failure; will retry");
+            ack(message, AckKind::Nak(Some(self.retry.backoff(attempt)))).await;
+            return None;
+        }
+        ack(message, AckKind::Term).await;
+        let event = FailedEvent {
+            kind: job.signature.kind().as_str().to_string(),
+            id: job.signature.subject_id(),
+            signature: job.signature,
+            error: reason,
+            failed_at: chrono::Utc::now().to_rfc3339(),
+        };
+        self.announce(subjects::failed(&job.signature), &event).await;
+        metrics::counter!(m::JOBS_FAILED, "kind" => job.signature.kind().as_str(), "priority" => job.priority.as_str()).increment(1);
+        Some(false)
+    }
+
+    async fn announce<T: Serialize>(&self, subject: String, event: &T) {
+        let payload = match serde_json::to_vec(event) {
+            Ok(p) => p,
+            Err(err) => {
+                tracing::error!(%err, "could not encode event");
+                return;
+            }
+        };
+        if let Err(err) = self.nats.publish(subject, payload.into()).await {
+            tracing::warn!(%err, "could not publish event");
+        }
+    }
+}
+
+async fn ack(message: &async_nats::jetstream::Message, kind: AckKind) {
+    if let Err(err) = message.ack_with(kind).await {
+        tracing::warn!(%err, "could not acknowledge job message");
+    }
+}

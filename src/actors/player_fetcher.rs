@@ -1,0 +1,41 @@
+//! `PlayerFetcher`: fetches `/players/{id}` (profile, rank tier, MMR estimate) from OpenDota.
+
+use super::fetcher::{FetchJobs, Fetcher};
+use super::pipeline::Fetched;
+use crate::bus::wire::Job;
+use crate::domain::{ResourceKind, Signature};
+use crate::upstream::error::UpstreamError;
+use crate::upstream::opendota::OpenDota;
+
+/// The supervised player fetcher actor.
+pub type PlayerFetcher = Fetcher<PlayerJobs>;
+
+#[derive(Clone)]
+pub struct PlayerJobs {
+    pub opendota: OpenDota,
+}
+
+impl FetchJobs for PlayerJobs {
+    const KIND: ResourceKind = ResourceKind::Player;
+    const NAME: &'static str = "PlayerFetcher";
+
+    fn fetch(
+        &self,
+        job: Job,
+    ) -> impl std::future::Future<Output = Result<Fetched, UpstreamError>> + 'static {
+        let opendota = self.opendota.clone();
+        async move {
+            let Signature::Player(id) = job.signature else {
+                return Err(UpstreamError::Unreadable {
+                    service: job.signature.service(),
+                    reason: format!("{} is not a player job", job.signature),
+                });
+            };
+            let body = opendota.get_player(id).await?;
+            Ok(Fetched {
+                body: body.to_vec(),
+                children: Vec::new(),
+            })
+        }
+    }
+}

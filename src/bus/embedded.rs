@@ -1,0 +1,267 @@
+//! The embedded message bus: starts `nats-server -c nats.conf` as a child process on its own
+//! loopback port, waits until it answers `/healthz`, restarts it if it dies and stops it on
+//! shutdown. Used by `Application::build` when no `--nats-url` is given.
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::process::{Child, Command};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// How long a fresh nats-server gets to answer `/healthz` before start-up fails.
+const READY_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a stopping nats-server gets to flush JetStream before it is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// First and largest pause between restarts of a server that keeps dying.
+const RESTART_BACKOFF_MIN: Duration = Duration::from_millis(200);
+const RESTART_BACKOFF_MAX: Duration = Duration::from_secs(10);
+
+/// Errors starting the embedded server. Each message says what the operator can do.
+#[derive(Debug, thiserror::Error)]
+pub enum EmbeddedNatsError {
+    #[error(
+        "nats-server was not found on PATH: install it (`apt-get install nats-server`) or pass --nats-url to use an existing server"
+    )]
+    BinaryMissing,
+    #[error("nats config file {0} does not exist (pass --nats-conf)")]
+    ConfigMissing(PathBuf),
+    #[error(
+        "port {port} on 127.0.0.1 is already taken by another process; choose another with --nats-port (0 picks a free one) or pass --nats-url to join that server"
+    )]
+    PortTaken { port: u16 },
+    #[error("could not create the NATS store directory {path}: {source}")]
+    StoreDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("could not start nats-server: {0}")]
+    Spawn(std::io::Error),
+    #[error("nats-server did not become healthy within {secs}s; last log lines:\n{log_tail}")]
+    NotReady { secs: u64, log_tail: String },
+}
+
+/// Where and how to run the embedded server.
+#[derive(Debug, Clone)]
+pub struct EmbeddedNatsConfig {
+    /// `nats.conf` with JetStream, payload and loopback settings.
+    pub conf: PathBuf,
+    /// JetStream store (the server adds `jetstream/` below it) and the server log.
+    pub store_dir: PathBuf,
+    /// Client port on 127.0.0.1; 0 picks a free one.
+    pub port: u16,
+}
+
+/// A running, supervised nats-server child.
+pub struct EmbeddedNats {
+    url: String,
+    restarts: Arc<AtomicU64>,
+    shutdown: watch::Sender<bool>,
+    supervisor: JoinHandle<()>,
+}
+
+#[derive(Debug, Clone)]
+struct Launch {
+    binary: PathBuf,
+    conf: PathBuf,
+    store_dir: PathBuf,
+    log_file: PathBuf,
+    port: u16,
+    monitor_port: u16,
+}
+
+impl EmbeddedNats {
+    /// Starts the server and returns once it is healthy.
+    pub async fn start(config: EmbeddedNatsConfig) -> Result<Self, EmbeddedNatsError> {
+        let binary = find_binary().ok_or(EmbeddedNatsError::BinaryMissing)?;
+        if !config.conf.is_file() {
+            return Err(EmbeddedNatsError::ConfigMissing(config.conf));
+        }
+        std::fs::create_dir_all(&config.store_dir).map_err(|source| {
+            EmbeddedNatsError::StoreDir {
+                path: config.store_dir.clone(),
+                source,
+            }
+        })?;
+        let port = claim_port(config.port)?;
+        let monitor_port = claim_port(0)?;
+        let launch = Launch {
+            binary,
+            conf: config.conf,
+            log_file: config.store_dir.join("nats-server.log"),
+            store_dir: config.store_dir,
+            port,
+            monitor_port,
+        };
+        let child = launch.spawn()?;
+        let child = launch.wait_healthy(child).await?;
+        tracing::info!(port, store = %launch.store_dir.display(), "embedded nats-server is up");
+
+        let restarts = Arc::new(AtomicU64::new(0));
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let supervisor = tokio::spawn(supervise(launch, child, shutdown_rx, restarts.clone()));
+        Ok(Self {
+            url: format!("nats://127.0.0.1:{port}"),
+            restarts,
+            shutdown,
+            supervisor,
+        })
+    }
+
+    /// Client URL of the running server.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Shared counter of unexpected exits that were followed by a restart.
+    pub fn restarts(&self) -> Arc<AtomicU64> {
+        self.restarts.clone()
+    }
+
+    /// Stops the server gracefully (SIGTERM, then SIGKILL after [`STOP_TIMEOUT`]).
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        if let Err(err) = self.supervisor.await {
+            tracing::warn!(%err, "nats-server supervisor ended abnormally");
+        }
+    }
+}
+
+impl Launch {
+    fn spawn(&self) -> Result<Child, EmbeddedNatsError> {
+        // Flags override the file: the file holds policy (JetStream, payload size, limits),
+        // the flags hold what differs per instance (port, store, log).
+        Command::new(&self.binary)
+            .arg("-c")
+            .arg(&self.conf)
+            .args(["-a", "127.0.0.1", "-p"])
+            .arg(self.port.to_string())
+            .arg("-m")
+            .arg(self.monitor_port.to_string())
+            .arg("-sd")
+            .arg(&self.store_dir)
+            .arg("-l")
+            .arg(&self.log_file)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(EmbeddedNatsError::Spawn)
+    }
+
+    async fn wait_healthy(&self, mut child: Child) -> Result<Child, EmbeddedNatsError> {
+        let url = format!("http://127.0.0.1:{}/healthz", self.monitor_port);
+        let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
+        let client = reqwest::Client::new();
+        while tokio::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            if let Ok(resp) = client.get(&url).send().await
+                && resp.status().is_success()
+            {
+                return Ok(child);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let _ = child.kill().await;
+        Err(EmbeddedNatsError::NotReady {
+            secs: READY_TIMEOUT.as_secs(),
+            log_tail: log_tail(&self.log_file),
+        })
+    }
+
+    async fn stop_child(&self, mut child: Child) {
+        if let Some(pid) = child.id() {
+            // nats-server signals its own kind; this avoids unsafe libc calls here.
+            let _ = Command::new(&self.binary)
+                .arg("--signal")
+                .arg(format!("term={pid}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .await;
+        }
+        match tokio::time::timeout(STOP_TIMEOUT, child.wait()).await {
+            Ok(_) => tracing::info!("embedded nats-server stopped"),
+            Err(_) => {
+                tracing::warn!("nats-server ignored SIGTERM; killing it");
+                let _ = child.kill().await;
+            }
+        }
+    }
+}
+
+async fn supervise(
+    launch: Launch,
+    mut child: Child,
+    mut shutdown: watch::Receiver<bool>,
+    restarts: Arc<AtomicU64>,
+) {
+    let mut backoff = RESTART_BACKOFF_MIN;
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => {
+                launch.stop_child(child).await;
+                return;
+            }
+            status = child.wait() => {
+                tracing::error!(?status, log_tail = %log_tail(&launch.log_file), "embedded nats-server exited; restarting it");
+            }
+        }
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(RESTART_BACKOFF_MAX);
+            let started = match launch.spawn() {
+                Ok(c) => launch.wait_healthy(c).await,
+                Err(e) => Err(e),
+            };
+            match started {
+                Ok(c) => {
+                    child = c;
+                    restarts.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!(crate::metrics::NATS_SERVER_RESTARTS).increment(1);
+                    tracing::info!("embedded nats-server restarted");
+                    backoff = RESTART_BACKOFF_MIN;
+                    break;
+                }
+                Err(err) => tracing::error!(%err, "restarting nats-server failed; will retry"),
+            }
+        }
+    }
+}
+
+/// Finds `nats-server` on PATH or in Debian's /usr/sbin (not on every user's PATH).
+fn find_binary() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/local/sbin")])
+        .map(|dir| dir.join("nats-server"))
+        .find(|candidate| candidate.is_file())
+}
+
+/// Checks that `port` is free (or picks a free one for 0). The probe socket is closed before
+/// nats-server binds; the window is tiny and a loss shows up as a clear `NotReady`.
+fn claim_port(port: u16) -> Result<u16, EmbeddedNatsError> {
+    match TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port))) {
+        Ok(listener) => listener
+            .local_addr()
+            .map(|a| a.port())
+            .map_err(EmbeddedNatsError::Spawn),
+        Err(_) => Err(EmbeddedNatsError::PortTaken { port }),
+    }
+}
+
+fn log_tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(10)..].join("\n")
+}

@@ -1,0 +1,237 @@
+//! The durable job queue on JetStream: creates the work-queue stream and one durable pull
+//! consumer per (priority, kind), publishes jobs with `Nats-Msg-Id` dedup, hands out the next
+//! job (interactive before bulk) and reports queue depth.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{
+    self,
+    consumer::{AckPolicy, PullConsumer, pull},
+    message::PublishMessage,
+    stream::{DiscardPolicy, RetentionPolicy, StorageType},
+};
+use futures::StreamExt;
+
+use super::subjects;
+use super::wire::Job;
+use crate::domain::{Priority, ResourceKind};
+
+/// How long a worker may hold a job without acking or reporting progress before JetStream
+/// hands it to another worker. Workers send `Progress` while they wait for rate budget.
+pub const ACK_WAIT: Duration = Duration::from_secs(60);
+/// Window within which a re-published `Nats-Msg-Id` is dropped as a duplicate.
+pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+/// Upper bound on jobs the stream holds; beyond it a publish is refused (the API answers 503)
+/// instead of silently dropping older work.
+pub const MAX_QUEUED_JOBS: i64 = 1_000_000;
+/// Largest job message; jobs are small JSON (~150 bytes).
+pub const MAX_JOB_BYTES: i32 = 64 * 1024;
+/// Longest a worker blocks on an empty interactive queue before it looks at bulk work again.
+const IDLE_POLL: Duration = Duration::from_millis(500);
+
+/// Failures talking to JetStream. All are transient from the caller's point of view.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("jetstream: {0}")]
+    JetStream(String),
+    #[error("job payload is not valid JSON: {0}")]
+    Decode(#[from] serde_json::Error),
+}
+
+fn js_err(e: impl std::fmt::Display) -> BusError {
+    BusError::JetStream(e.to_string())
+}
+
+/// Per-consumer depth as JetStream reports it.
+#[derive(Debug, Clone, Copy)]
+pub struct Depth {
+    pub kind: ResourceKind,
+    pub priority: Priority,
+    /// Jobs waiting to be delivered.
+    pub pending: u64,
+    /// Jobs delivered and not yet acked (being worked on or awaiting redelivery).
+    pub ack_pending: u64,
+}
+
+/// A job taken from the queue together with the JetStream message to ack.
+pub struct Delivery {
+    pub job: Job,
+    pub message: jetstream::Message,
+    /// 1 for the first delivery, 2 for the first retry, ...
+    pub attempt: u64,
+}
+
+/// Handle to the jobs stream and its consumers. Cheap to clone.
+#[derive(Clone)]
+pub struct JobQueue {
+    js: jetstream::Context,
+    consumers: Arc<HashMap<(Priority, ResourceKind), PullConsumer>>,
+}
+
+impl JobQueue {
+    /// Creates (or reuses, across restarts) the stream and the consumers for `kinds`.
+    /// `max_attempts` bounds deliveries per job; `max_ack_pending` bounds jobs held at once per consumer.
+    pub async fn setup(
+        client: async_nats::Client,
+        kinds: &[ResourceKind],
+        max_attempts: u32,
+        max_ack_pending: u32,
+    ) -> Result<Self, BusError> {
+        let js = jetstream::new(client);
+        js.get_or_create_stream(jetstream::stream::Config {
+            name: subjects::JOBS_STREAM.to_string(),
+            subjects: vec![subjects::JOBS_SUBJECTS.to_string()],
+            retention: RetentionPolicy::WorkQueue,
+            storage: StorageType::File,
+            duplicate_window: DUPLICATE_WINDOW,
+            max_messages: MAX_QUEUED_JOBS,
+            max_message_size: MAX_JOB_BYTES,
+            discard: DiscardPolicy::New,
+            ..Default::default()
+        })
+        .await
+        .map_err(js_err)?;
+        let stream = js
+            .get_stream(subjects::JOBS_STREAM)
+            .await
+            .map_err(js_err)?;
+        let mut consumers = HashMap::new();
+        for &kind in kinds {
+            for priority in Priority::ALL {
+                let name = subjects::consumer(priority, kind);
+                let consumer = stream
+                    .get_or_create_consumer(
+                        &name,
+                        pull::Config {
+                            durable_name: Some(name.clone()),
+                            filter_subject: subjects::job(priority, kind),
+                            ack_policy: AckPolicy::Explicit,
+                            ack_wait: ACK_WAIT,
+                            // One spare delivery so the worker itself always sees the last
+                            // attempt and records the failure, instead of JetStream silently
+                            // giving up on the message.
+                            max_deliver: i64::from(max_attempts) + 1,
+                            max_ack_pending: i64::from(max_ack_pending),
+                            ..Default::default()
+                        },
+                    )
+                    .await
+                    .map_err(js_err)?;
+                consumers.insert((priority, kind), consumer);
+            }
+        }
+        Ok(Self {
+            js,
+            consumers: Arc::new(consumers),
+        })
+    }
+
+    fn consumer(&self, priority: Priority, kind: ResourceKind) -> Result<&PullConsumer, BusError> {
+        self.consumers
+            .get(&(priority, kind))
+            .ok_or_else(|| BusError::JetStream(format!("no consumer for {kind} jobs")))
+    }
+
+    /// Publishes `job` and waits for JetStream's ack, so a returned `Ok` means it is durable.
+    /// Returns whether JetStream reported it as a duplicate of a job it already holds.
+    pub async fn publish(&self, job: &Job) -> Result<bool, BusError> {
+        let payload = serde_json::to_vec(job)?;
+        let ack = self
+            .js
+            .send_publish(
+                subjects::job(job.priority, job.signature.kind()),
+                PublishMessage::build()
+                    .payload(payload.into())
+                    .message_id(job.message_id()),
+            )
+            .await
+            .map_err(js_err)?
+            .await
+            .map_err(js_err)?;
+        Ok(ack.duplicate)
+    }
+
+    /// Waits for the next job of `kind`, interactive first. Returns `Ok(None)` after an idle
+    /// poll so the caller can check for shutdown.
+    pub async fn next(&self, kind: ResourceKind) -> Result<Option<Delivery>, BusError> {
+        let interactive = self.consumer(Priority::Interactive, kind)?;
+        if let Some(d) = take_one(interactive, None).await? {
+            return Ok(Some(d));
+        }
+        let bulk = self.consumer(Priority::Bulk, kind)?;
+        if let Some(d) = take_one(bulk, None).await? {
+            return Ok(Some(d));
+        }
+        // Nothing anywhere: block briefly on the interactive queue so a person's request is
+        // picked up within IDLE_POLL.
+        take_one(interactive, Some(IDLE_POLL)).await
+    }
+
+    /// Depth of every consumer for `kinds`.
+    pub async fn depth(&self, kinds: &[ResourceKind]) -> Result<Vec<Depth>, BusError> {
+        let mut out = Vec::new();
+        for &kind in kinds {
+            for priority in Priority::ALL {
+                let info = self
+                    .consumer(priority, kind)?
+                    .get_info()
+                    .await
+                    .map_err(js_err)?;
+                out.push(Depth {
+                    kind,
+                    priority,
+                    pending: info.num_pending,
+                    ack_pending: info.num_ack_pending as u64,
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
+async fn take_one(
+    consumer: &PullConsumer,
+    wait: Option<Duration>,
+) -> Result<Option<Delivery>, BusError> {
+    let mut batch = match wait {
+        None => consumer
+            .fetch()
+            .max_messages(1)
+            .messages()
+            .await
+            .map_err(js_err)?,
+        Some(expires) => consumer
+            .batch()
+            .max_messages(1)
+            .expires(expires)
+            .messages()
+            .await
+            .map_err(js_err)?,
+    };
+    let Some(message) = batch.next().await else {
+        return Ok(None);
+    };
+    let message = message.map_err(js_err)?;
+    let attempt = message
+        .info()
+        .map(|i| u64::try_from(i.delivered).unwrap_or(1))
+        .unwrap_or(1);
+    match serde_json::from_slice::<Job>(&message.payload) {
+        Ok(job) => Ok(Some(Delivery {
+            job,
+            message,
+            attempt,
+        })),
+        Err(err) => {
+            // Poison: no worker can ever read it. Term it so it is not redelivered.
+            tracing::error!(%err, subject = %message.subject, "undecodable job terminated");
+            let _ = message
+                .ack_with(jetstream::AckKind::Term)
+                .await
+                .map_err(js_err);
+            Ok(None)
+        }
+    }
+}

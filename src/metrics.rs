@@ -1,0 +1,70 @@
+//! Every metric name the service exports, in one place, with the recorder set-up.
+//! Names follow Prometheus conventions: `dota_` prefix, `_total` counters, base units
+//! (`_seconds`, `_bytes`); labels come from small fixed sets (kind, priority, service,
+//! status class, route template), never IDs or error text.
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Jobs published to the queue. Labels: kind, priority.
+pub const JOBS_QUEUED: &str = "dota_jobs_queued_total";
+/// Jobs taken from the queue by a worker (each delivery). Labels: kind, priority.
+pub const JOBS_STARTED: &str = "dota_jobs_started_total";
+/// Jobs that ended with data stored. Labels: kind, priority.
+pub const JOBS_COMPLETED: &str = "dota_jobs_completed_total";
+/// Jobs that ended in a permanent failure. Labels: kind, priority.
+pub const JOBS_FAILED: &str = "dota_jobs_failed_total";
+/// Transient failures that were scheduled for another attempt. Labels: kind.
+pub const JOB_RETRIES: &str = "dota_job_retries_total";
+/// Jobs waiting in JetStream. Labels: service, priority.
+pub const QUEUE_DEPTH: &str = "dota_queue_depth";
+/// Jobs delivered and not yet acked. Labels: service.
+pub const QUEUE_IN_FLIGHT: &str = "dota_queue_in_flight";
+/// Upstream HTTP requests. Labels: service, status_class (2xx, 4xx, 429, 5xx, error).
+pub const UPSTREAM_REQUESTS: &str = "dota_upstream_requests_total";
+/// Upstream request latency. Labels: service.
+pub const UPSTREAM_LATENCY: &str = "dota_upstream_request_duration_seconds";
+/// Times a call had to wait for rate budget. Labels: service.
+pub const RATE_LIMIT_WAITS: &str = "dota_rate_limit_waits_total";
+/// Time spent waiting for rate budget. Labels: service.
+pub const RATE_LIMIT_WAIT_SECONDS: &str = "dota_rate_limit_wait_seconds_total";
+/// Budget left in the current window. Labels: service, window (minute, day).
+pub const RATE_LIMIT_REMAINING: &str = "dota_rate_limit_remaining";
+/// Cache lookups from the API. Labels: kind, result (hit, miss, expired).
+pub const CACHE_LOOKUPS: &str = "dota_cache_lookups_total";
+/// HTTP requests served. Labels: route, method, status.
+pub const HTTP_REQUESTS: &str = "dota_http_requests_total";
+/// HTTP request latency. Labels: route, method.
+pub const HTTP_LATENCY: &str = "dota_http_request_duration_seconds";
+/// 1 when the NATS client is connected, else 0.
+pub const NATS_CONNECTED: &str = "dota_nats_connected";
+/// Restarts of the embedded nats-server after it died.
+pub const NATS_SERVER_RESTARTS: &str = "dota_nats_server_restarts_total";
+/// Size of the redb file.
+pub const STORE_SIZE_BYTES: &str = "dota_store_size_bytes";
+
+/// Latency buckets (seconds) shared by the HTTP and upstream histograms.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// Errors installing the recorder.
+#[derive(Debug, thiserror::Error)]
+#[error("metrics recorder: {0}")]
+pub struct MetricsError(String);
+
+/// Installs the process-wide Prometheus recorder once and returns its render handle.
+/// Later calls (several apps in one test process) get the same handle.
+pub fn install() -> Result<PrometheusHandle, MetricsError> {
+    static HANDLE: std::sync::Mutex<Option<PrometheusHandle>> = std::sync::Mutex::new(None);
+    let mut slot = HANDLE.lock().map_err(|e| MetricsError(e.to_string()))?;
+    if let Some(handle) = slot.as_ref() {
+        return Ok(handle.clone());
+    }
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".to_string()), LATENCY_BUCKETS)
+        .map_err(|e| MetricsError(e.to_string()))?
+        .install_recorder()
+        .map_err(|e| MetricsError(e.to_string()))?;
+    *slot = Some(handle.clone());
+    Ok(handle)
+}

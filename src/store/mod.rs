@@ -1,0 +1,344 @@
+//! Persistence in redb. [`Store`] is the read handle anyone may use (reads never block
+//! writers in redb); writes go only through the `CacheKeeper` actor via [`Store::write`].
+//! Freshness is computed at read time from the configured TTLs, so a TTL change applies to
+//! data already stored.
+
+pub mod records;
+pub mod tables;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+
+pub use records::{EntryMeta, Failure, InFlight};
+
+use crate::domain::{ResourceKind, Signature};
+
+/// Storage failures. A failed read or write is reported, never turned into "missing".
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("redb: {0}")]
+    Redb(String),
+    #[error("corrupt record for {key}: {source}")]
+    Corrupt {
+        key: String,
+        source: serde_json::Error,
+    },
+}
+
+macro_rules! redb_err {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self {
+                StoreError::Redb(e.to_string())
+            }
+        }
+    )*};
+}
+redb_err!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+/// How long each kind of resource stays fresh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ttls {
+    pub matches: Duration,
+    pub players: Duration,
+    pub player_stats: Duration,
+    /// The parsed team record (and the Dotabuff pages behind it).
+    pub teams: Duration,
+    pub leagues: Duration,
+}
+
+impl Default for Ttls {
+    fn default() -> Self {
+        const DAY: u64 = 24 * 60 * 60;
+        Self {
+            matches: Duration::from_secs(14 * DAY),
+            players: Duration::from_secs(DAY),
+            player_stats: Duration::from_secs(DAY),
+            teams: Duration::from_secs(2 * 60 * 60),
+            leagues: Duration::from_secs(90 * DAY),
+        }
+    }
+}
+
+impl Ttls {
+    pub fn for_kind(&self, kind: ResourceKind) -> Duration {
+        match kind {
+            ResourceKind::Match => self.matches,
+            ResourceKind::Player => self.players,
+            ResourceKind::PlayerStats => self.player_stats,
+            ResourceKind::Team => self.teams,
+            ResourceKind::League => self.leagues,
+        }
+    }
+}
+
+/// Current time in unix milliseconds.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Read handle to the database, cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<Database>,
+    path: PathBuf,
+    ttls: Ttls,
+}
+
+impl Store {
+    /// Opens (or creates) the database file and creates every table, so later reads never
+    /// meet a missing table.
+    pub fn open(path: &Path, ttls: Ttls) -> Result<Self, StoreError> {
+        let db = Database::create(path)?;
+        let txn = db.begin_write()?;
+        for table in [
+            tables::RESOURCE_META,
+            tables::RESOURCE_BODY,
+            tables::IN_FLIGHT,
+            tables::FAILURES,
+        ] {
+            txn.open_table(table)?;
+        }
+        txn.commit()?;
+        Ok(Self {
+            db: Arc::new(db),
+            path: path.to_path_buf(),
+            ttls,
+        })
+    }
+
+    pub fn ttls(&self) -> Ttls {
+        self.ttls
+    }
+
+    /// Size of the database file in bytes (for metrics).
+    pub fn file_size(&self) -> u64 {
+        std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// Whether a stored copy is fresh now: not invalidated and younger than its kind's TTL.
+    pub fn is_fresh(&self, kind: ResourceKind, meta: &EntryMeta) -> bool {
+        is_fresh(&self.ttls, kind, meta, now_ms())
+    }
+
+    pub fn meta(&self, sig: &Signature) -> Result<Option<EntryMeta>, StoreError> {
+        self.read_json(tables::RESOURCE_META, sig)
+    }
+
+    pub fn body(&self, sig: &Signature) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(tables::RESOURCE_BODY)?;
+        Ok(table.get(sig.to_string().as_str())?.map(|v| v.value().to_vec()))
+    }
+
+    pub fn failure(&self, sig: &Signature) -> Result<Option<Failure>, StoreError> {
+        self.read_json(tables::FAILURES, sig)
+    }
+
+    pub fn in_flight(&self, sig: &Signature) -> Result<Option<InFlight>, StoreError> {
+        self.read_json(tables::IN_FLIGHT, sig)
+    }
+
+    /// Every queued or running claim, for recovery at start-up and the status endpoint.
+    pub fn all_in_flight(&self) -> Result<Vec<(Signature, InFlight)>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(tables::IN_FLIGHT)?;
+        let mut out = Vec::new();
+        for row in table.iter()? {
+            let (k, v) = row?;
+            let Ok(sig) = k.value().parse::<Signature>() else {
+                tracing::warn!(key = k.value(), "skipping unreadable in-flight key");
+                continue;
+            };
+            out.push((sig, decode(k.value(), v.value())?));
+        }
+        Ok(out)
+    }
+
+    fn read_json<T: serde::de::DeserializeOwned>(
+        &self,
+        table: TableDefinition<&str, &[u8]>,
+        sig: &Signature,
+    ) -> Result<Option<T>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(table)?;
+        let key = sig.to_string();
+        match table.get(key.as_str())? {
+            Some(v) => Ok(Some(decode(&key, v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Runs `f` in one write transaction and commits it. Blocks: call only from the
+    /// CacheKeeper's own thread, never from an async executor.
+    pub(crate) fn write<T>(
+        &self,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let txn = self.db.begin_write()?;
+        let mut tx = Tx {
+            txn: &txn,
+            ttls: self.ttls,
+        };
+        let out = f(&mut tx)?;
+        txn.commit()?;
+        Ok(out)
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt {
+        key: key.to_string(),
+        source,
+    })
+}
+
+fn is_fresh(ttls: &Ttls, kind: ResourceKind, meta: &EntryMeta, now_ms: i64) -> bool {
+    let ttl_ms = i64::try_from(ttls.for_kind(kind).as_millis()).unwrap_or(i64::MAX);
+    !meta.invalidated && now_ms < meta.fetched_at_ms.saturating_add(ttl_ms)
+}
+
+/// Typed operations inside one write transaction.
+pub(crate) struct Tx<'a> {
+    txn: &'a WriteTransaction,
+    ttls: Ttls,
+}
+
+impl Tx<'_> {
+    fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        table: TableDefinition<&str, &[u8]>,
+        sig: &Signature,
+    ) -> Result<Option<T>, StoreError> {
+        let table = self.txn.open_table(table)?;
+        let key = sig.to_string();
+        let value = table.get(key.as_str())?;
+        match value {
+            Some(v) => Ok(Some(decode(&key, v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    fn put_json<T: serde::Serialize>(
+        &mut self,
+        table: TableDefinition<&str, &[u8]>,
+        sig: &Signature,
+        value: &T,
+    ) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(value).map_err(|source| StoreError::Corrupt {
+            key: sig.to_string(),
+            source,
+        })?;
+        let mut table = self.txn.open_table(table)?;
+        table.insert(sig.to_string().as_str(), bytes.as_slice())?;
+        Ok(())
+    }
+
+    fn remove(
+        &mut self,
+        table: TableDefinition<&str, &[u8]>,
+        sig: &Signature,
+    ) -> Result<(), StoreError> {
+        let mut table = self.txn.open_table(table)?;
+        table.remove(sig.to_string().as_str())?;
+        Ok(())
+    }
+
+    pub fn meta(&self, sig: &Signature) -> Result<Option<EntryMeta>, StoreError> {
+        self.get_json(tables::RESOURCE_META, sig)
+    }
+
+    pub fn is_fresh(&self, sig: &Signature, now_ms: i64) -> Result<bool, StoreError> {
+        Ok(self
+            .meta(sig)?
+            .is_some_and(|m| is_fresh(&self.ttls, sig.kind(), &m, now_ms)))
+    }
+
+    pub fn in_flight(&self, sig: &Signature) -> Result<Option<InFlight>, StoreError> {
+        self.get_json(tables::IN_FLIGHT, sig)
+    }
+
+    pub fn failure(&self, sig: &Signature) -> Result<Option<Failure>, StoreError> {
+        self.get_json(tables::FAILURES, sig)
+    }
+
+    pub fn put_in_flight(&mut self, sig: &Signature, claim: &InFlight) -> Result<(), StoreError> {
+        self.put_json(tables::IN_FLIGHT, sig, claim)
+    }
+
+    pub fn clear_in_flight(&mut self, sig: &Signature) -> Result<(), StoreError> {
+        self.remove(tables::IN_FLIGHT, sig)
+    }
+
+    pub fn put_failure(&mut self, sig: &Signature, failure: &Failure) -> Result<(), StoreError> {
+        self.put_json(tables::FAILURES, sig, failure)
+    }
+
+    pub fn clear_failure(&mut self, sig: &Signature) -> Result<(), StoreError> {
+        self.remove(tables::FAILURES, sig)
+    }
+
+    /// Marks the stored copy stale; returns whether there was one.
+    pub fn invalidate(&mut self, sig: &Signature) -> Result<bool, StoreError> {
+        match self.meta(sig)? {
+            Some(mut meta) => {
+                meta.invalidated = true;
+                self.put_json(tables::RESOURCE_META, sig, &meta)?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    pub fn put_entry(
+        &mut self,
+        sig: &Signature,
+        body: &[u8],
+        fetched_at_ms: i64,
+    ) -> Result<(), StoreError> {
+        let meta = EntryMeta {
+            fetched_at_ms,
+            invalidated: false,
+            bytes: body.len() as u64,
+        };
+        {
+            let mut bodies = self.txn.open_table(tables::RESOURCE_BODY)?;
+            bodies.insert(sig.to_string().as_str(), body)?;
+        }
+        self.put_json(tables::RESOURCE_META, sig, &meta)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn freshness_follows_ttl_and_invalidation() {
+        let ttls = Ttls {
+            matches: Duration::from_secs(10),
+            ..Ttls::default()
+        };
+        let meta = EntryMeta {
+            fetched_at_ms: 1_000,
+            invalidated: false,
+            bytes: 1,
+        };
+        assert!(is_fresh(&ttls, ResourceKind::Match, &meta, 10_999));
+        assert!(!is_fresh(&ttls, ResourceKind::Match, &meta, 11_000));
+        let stale = EntryMeta {
+            invalidated: true,
+            ..meta
+        };
+        assert!(!is_fresh(&ttls, ResourceKind::Match, &stale, 1_001));
+    }
+}

@@ -1,0 +1,15 @@
+//! redb table definitions, declared once. Names carry a version: a change of value encoding
+//! gets a new name (`_v2`) and a migration, never a silent reinterpretation.
+//! Keys are signature strings (`match:8054301932`); values are JSON records or raw bodies.
+
+use redb::TableDefinition;
+
+/// Signature → [`super::EntryMeta`] JSON: when the stored copy was fetched, whether it was invalidated.
+pub const RESOURCE_META: TableDefinition<&str, &[u8]> = TableDefinition::new("resource_meta_v1");
+/// Signature → the upstream body exactly as stored (OpenDota JSON, or our team record JSON).
+pub const RESOURCE_BODY: TableDefinition<&str, &[u8]> = TableDefinition::new("resource_body_v1");
+/// Signature → [`super::InFlight`] JSON: queued or being fetched. Survives restarts so queued
+/// work is re-published after a crash and never fetched twice at once.
+pub const IN_FLIGHT: TableDefinition<&str, &[u8]> = TableDefinition::new("in_flight_v1");
+/// Signature → [`super::Failure`] JSON: the last attempt failed permanently. Never holds data.
+pub const FAILURES: TableDefinition<&str, &[u8]> = TableDefinition::new("failures_v1");

@@ -1,0 +1,195 @@
+//! The one way upstream calls are made: wait for the RateLimiter's grant, send, report the
+//! upstream's remaining-budget headers back, pause on 429, classify the outcome and record
+//! metrics. Bodies are read with a size cap. The OpenDota API key travels as a query
+//! parameter and is stripped from every error and log line.
+
+use std::time::{Duration, Instant};
+
+use actix::Addr;
+use bytes::Bytes;
+use reqwest::StatusCode;
+
+use super::error::UpstreamError;
+use crate::actors::rate_limiter::{self, Observe, RateLimited, RateLimiter};
+use crate::domain::Service;
+use crate::metrics as m;
+
+/// Per-request timeout, connect included.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// 429s absorbed within one attempt (each pauses until the next window) before the attempt
+/// counts as a transient failure.
+pub const MAX_RATE_LIMITED_TRIES: u32 = 5;
+/// Sent to OpenDota, which asks API users to identify themselves.
+const API_USER_AGENT: &str = concat!("dota-orchestrator/", env!("CARGO_PKG_VERSION"));
+/// Dotabuff answers unknown user agents with 429; look like a browser.
+const BROWSER_USER_AGENT: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36";
+
+/// HTTP client shared by every upstream call.
+#[derive(Clone)]
+pub struct UpstreamClient {
+    http: reqwest::Client,
+    limiter: Addr<RateLimiter>,
+}
+
+/// One request: where, and the query pairs. The URL is never logged with its query.
+pub struct Request<'a> {
+    pub service: Service,
+    pub url: String,
+    pub query: Vec<(&'a str, String)>,
+    pub max_bytes: usize,
+}
+
+impl UpstreamClient {
+    pub fn new(limiter: Addr<RateLimiter>) -> Result<Self, UpstreamError> {
+        let http = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .build()
+            .map_err(|e| UpstreamError::Transport {
+                service: Service::OpenDota,
+                reason: e.without_url().to_string(),
+            })?;
+        Ok(Self { http, limiter })
+    }
+
+    /// Sends `req` within the rate budget and returns the body of a 2xx answer.
+    pub async fn get(&self, req: Request<'_>) -> Result<Bytes, UpstreamError> {
+        let service = req.service;
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let waited = rate_limiter::acquire(&self.limiter, service)
+                .await
+                .map_err(|e| UpstreamError::Limiter(e.to_string()))?;
+            if !waited.is_zero() {
+                metrics::counter!(m::RATE_LIMIT_WAITS, "service" => service.as_str())
+                    .increment(1);
+                metrics::counter!(m::RATE_LIMIT_WAIT_SECONDS, "service" => service.as_str())
+                    .increment(waited.as_secs());
+            }
+            match self.send_once(&req).await {
+                Err(UpstreamError::RateLimited { .. }) if tries < MAX_RATE_LIMITED_TRIES => {
+                    tracing::warn!(%service, tries, "upstream rate limit hit; pausing until its next window");
+                    self.limiter.do_send(RateLimited { service });
+                }
+                Err(UpstreamError::RateLimited { .. }) => {
+                    self.limiter.do_send(RateLimited { service });
+                    return Err(UpstreamError::RateLimited { service, tries });
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn send_once(&self, req: &Request<'_>) -> Result<Bytes, UpstreamError> {
+        let service = req.service;
+        let user_agent = match service {
+            Service::OpenDota => API_USER_AGENT,
+            Service::Dotabuff => BROWSER_USER_AGENT,
+        };
+        let started = Instant::now();
+        let sent = self
+            .http
+            .get(&req.url)
+            .query(&req.query)
+            .header(reqwest::header::USER_AGENT, user_agent)
+            .send()
+            .await;
+        let result = match sent {
+            Ok(resp) => {
+                self.observe_budget(service, &resp);
+                read_response(service, resp, req.max_bytes).await
+            }
+            Err(e) => Err(UpstreamError::Transport {
+                service,
+                reason: e.without_url().to_string(),
+            }),
+        };
+        let class = match &result {
+            Ok(_) => "2xx",
+            Err(UpstreamError::RateLimited { .. }) => "429",
+            Err(UpstreamError::NotFound { .. }) => "4xx",
+            Err(UpstreamError::Status { status, .. }) if *status < 500 => "4xx",
+            Err(UpstreamError::Status { .. }) => "5xx",
+            Err(_) => "error",
+        };
+        metrics::counter!(m::UPSTREAM_REQUESTS, "service" => service.as_str(), "status_class" => class)
+            .increment(1);
+        metrics::histogram!(m::UPSTREAM_LATENCY, "service" => service.as_str())
+            .record(started.elapsed().as_secs_f64());
+        result
+    }
+
+    fn observe_budget(&self, service: Service, resp: &reqwest::Response) {
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<i64>().ok())
+        };
+        let remaining_minute = header("x-rate-limit-remaining-minute");
+        let remaining_day = header("x-rate-limit-remaining-day");
+        if remaining_minute.is_some() || remaining_day.is_some() {
+            self.limiter.do_send(Observe {
+                service,
+                remaining_minute,
+                remaining_day,
+            });
+        }
+    }
+}
+
+async fn read_response(
+    service: Service,
+    mut resp: reqwest::Response,
+    max_bytes: usize,
+) -> Result<Bytes, UpstreamError> {
+    let status = resp.status();
+    if status == StatusCode::NOT_FOUND {
+        return Err(UpstreamError::NotFound { service });
+    }
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        return Err(UpstreamError::RateLimited { service, tries: 1 });
+    }
+    if !status.is_success() {
+        return Err(UpstreamError::Status {
+            service,
+            status: status.as_u16(),
+        });
+    }
+    if resp
+        .content_length()
+        .is_some_and(|len| len > max_bytes as u64)
+    {
+        return Err(UpstreamError::TooLarge {
+            service,
+            limit: max_bytes,
+        });
+    }
+    let mut body = Vec::new();
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > max_bytes {
+                    return Err(UpstreamError::TooLarge {
+                        service,
+                        limit: max_bytes,
+                    });
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(Bytes::from(body)),
+            // A connection cut mid-body is a transport failure: worth another attempt.
+            Err(e) => {
+                return Err(UpstreamError::Transport {
+                    service,
+                    reason: e.without_url().to_string(),
+                });
+            }
+        }
+    }
+}
+
+/// The user agent sent to Dotabuff (exposed for the fixture tests).
+pub fn browser_user_agent() -> &'static str {
+    BROWSER_USER_AGENT
+}
