@@ -2,4 +2,6 @@
 //!
 //! Map of the system:
 //! - [`domain`]: typed IDs, resource kinds and signatures.
+//! - [`upstream`]: upstream clients and the pure parsers of their responses.
 pub mod domain;
+pub mod upstream;

@@ -1,0 +1,3 @@
+//! Upstream clients.
+
+pub mod dotabuff_page;
