@@ -1,7 +1,25 @@
 //! dota-orchestrator: keeps a Dota 2 analytics dashboard fed with OpenDota/Dotabuff data.
+//! A warp façade answers at once; supervised actix actors do the fetching in the background,
+//! exchanging jobs over NATS JetStream; results persist in redb.
 //!
 //! Map of the system:
-//! - [`domain`]: typed IDs, resource kinds and signatures.
-//! - [`upstream`]: upstream clients and the pure parsers of their responses.
+//! - [`app`]: `Application::build` / `stop`, shared by `main` and the tests; start/stop order.
+//! - [`config`]: settings from defaults < TOML file < env < flags; the CLI.
+//! - [`domain`]: typed IDs, resource kinds, priorities and signatures.
+//! - [`actors`]: CacheKeeper, RateLimiter, MatchFetcher, PlayerFetcher and the job pipeline.
+//! - [`bus`]: the embedded nats-server, subject names, wire types, the JetStream job queue.
+//! - [`store`]: redb tables, records and reads.
+//! - [`upstream`]: the rate-limited HTTP client, OpenDota calls, the Dotabuff page parser.
+//! - [`http`]: the warp routes, the API contract and its JSON errors.
+//! - [`fixture_upstream`]: the file-backed OpenDota/Dotabuff imitation for tests and `--demo`.
+//! - [`metrics`]: every metric name, and the Prometheus recorder.
+pub mod actors;
+pub mod app;
+pub mod bus;
+pub mod config;
 pub mod domain;
+pub mod fixture_upstream;
+pub mod http;
+pub mod metrics;
+pub mod store;
 pub mod upstream;

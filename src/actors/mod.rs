@@ -1,0 +1,17 @@
+//! Actors, one per file, and who sends what to whom:
+//! - HTTP handlers send `Prepare` to [`cache_keeper::CacheKeeper`] (the only redb writer) and
+//!   publish the job it claimed to JetStream.
+//! - [`match_fetcher::MatchFetcher`] / [`player_fetcher::PlayerFetcher`] pull jobs, ask
+//!   [`rate_limiter::RateLimiter`] for a grant before every upstream call, and send
+//!   `Complete`/`Fail` to CacheKeeper, then publish the fan-out and the ready/failed event.
+//!
+//! Start order: RateLimiter, CacheKeeper, fetchers. Stop order is the reverse: fetchers finish
+//! their current job, then CacheKeeper lets go of the database.
+
+pub mod cache_keeper;
+pub mod fetcher;
+pub mod match_fetcher;
+pub mod pipeline;
+pub mod player_fetcher;
+pub mod rate_limiter;
+pub mod rate_window;

@@ -1,0 +1,486 @@
+//! The `RateLimiter` actor: the one owner of every upstream call budget. Fetchers ask it for a
+//! grant before each OpenDota or Dotabuff call ([`Acquire`], or the [`acquire`] helper that sleeps
+//! through the waits), report what the upstream said about its budget afterwards ([`Observe`],
+//! [`RateLimited`]), and the HTTP status route reads [`Snapshot`]. The budget rules themselves live
+//! in [`rate_window`](super::rate_window); this file routes messages and keeps counters.
+//!
+//! A grant is never queued here: a caller that must wait is told how long and asks again, so the
+//! actor holds no timers and a slow caller cannot hold up others.
+
+use std::num::NonZeroU32;
+use std::time::{Duration, SystemTime};
+
+use actix::{Actor, Addr, Context, Handler, MailboxError, Message, MessageResult};
+
+use super::rate_window::{FixedWindows, SteadySpacing};
+use crate::domain::Service;
+
+/// Ask for one upstream call to `service`. Answered at once with [`Grant`]; nothing is reserved
+/// for a caller told to wait.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "Grant")]
+pub struct Acquire {
+    /// The upstream the call goes to.
+    pub service: Service,
+}
+
+/// The answer to [`Acquire`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grant {
+    /// Make the call now; it has been counted.
+    Granted,
+    /// Nothing was counted: sleep this long, then ask again.
+    Wait(Duration),
+}
+
+/// What the upstream reported about its budget in a response (OpenDota's
+/// `X-Rate-Limit-Remaining-Minute` / `-Day` headers). Send after every response, 429s included.
+/// Ignored for Dotabuff, which reports nothing.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct Observe {
+    /// The upstream that answered.
+    pub service: Service,
+    /// Calls left in the upstream's current minute window, if reported; may be negative.
+    pub remaining_minute: Option<i64>,
+    /// Calls left in the upstream's current day window, if reported; may be negative.
+    pub remaining_day: Option<i64>,
+}
+
+/// The upstream answered 429 Too Many Requests. OpenDota: the current minute counts as spent
+/// (grants resume in the next minute window, or the next UTC day if the day is spent too).
+/// Dotabuff: no grants for [`DOTABUFF_COOLDOWN`].
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct RateLimited {
+    /// The upstream that refused.
+    pub service: Service,
+}
+
+/// Read every service's budget, for the status route and tests.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "Vec<BudgetSnapshot>")]
+pub struct Snapshot;
+
+/// One service's budget at the time of a [`Snapshot`].
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BudgetSnapshot {
+    /// The upstream this budget is for.
+    pub service: Service,
+    /// Configured calls per minute.
+    pub limit_per_minute: u32,
+    /// Calls left in the current minute window. Dotabuff has no window: 1 if a call could go
+    /// now, else 0.
+    pub remaining_minute: u32,
+    /// Configured calls per UTC day; `None` where the upstream has no day budget (Dotabuff).
+    pub limit_per_day: Option<u32>,
+    /// Calls left in the current UTC day; `None` where there is no day budget.
+    pub remaining_day: Option<u32>,
+    /// How long until the next call could be granted; 0 if one could go now.
+    pub paused_for_ms: u64,
+    /// Grants since start.
+    pub granted_total: u64,
+    /// Acquires answered with [`Grant::Wait`] since start.
+    pub waits_total: u64,
+}
+
+/// Default OpenDota calls per UTC minute (its free tier).
+pub const DEFAULT_OPENDOTA_PER_MINUTE: u32 = 60;
+
+/// Default OpenDota calls per UTC day (its free tier).
+pub const DEFAULT_OPENDOTA_PER_DAY: u32 = 3000;
+
+/// Default Dotabuff page loads per minute: one every 2 s, slow enough to look like a person
+/// reading pages.
+pub const DEFAULT_DOTABUFF_PER_MINUTE: u32 = 30;
+
+/// How long Dotabuff gets no calls after it answers 429. Its bot protection escalates when pushed,
+/// so back off well beyond the normal spacing rather than probe again in 2 s.
+pub const DOTABUFF_COOLDOWN: Duration = Duration::from_secs(120);
+
+/// Bound on queued messages. Each fetch worker has at most one message in flight (it awaits the
+/// answer), and workers are far fewer than this; a full mailbox makes `send().await` wait, which
+/// is the back-pressure we want.
+pub const MAILBOX_CAPACITY: usize = 64;
+
+/// The budgets, per upstream. Every limit must be at least 1; a 0 (which would stall every
+/// caller forever) is raised to 1 with a warning, and config validation should reject it first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimits {
+    /// OpenDota calls per UTC minute.
+    pub opendota_per_minute: u32,
+    /// OpenDota calls per UTC day.
+    pub opendota_per_day: u32,
+    /// Dotabuff calls per minute, evenly spaced.
+    pub dotabuff_per_minute: u32,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        RateLimits {
+            opendota_per_minute: DEFAULT_OPENDOTA_PER_MINUTE,
+            opendota_per_day: DEFAULT_OPENDOTA_PER_DAY,
+            dotabuff_per_minute: DEFAULT_DOTABUFF_PER_MINUTE,
+        }
+    }
+}
+
+/// Counters per service, reported by [`Snapshot`].
+#[derive(Debug, Clone, Copy, Default)]
+struct Counters {
+    granted_total: u64,
+    waits_total: u64,
+}
+
+impl Counters {
+    fn record(&mut self, grant: Grant) {
+        match grant {
+            Grant::Granted => self.granted_total += 1,
+            Grant::Wait(_) => self.waits_total += 1,
+        }
+    }
+}
+
+/// Grants upstream calls per service, the way each upstream counts them (see
+/// [`FixedWindows`] and [`SteadySpacing`]).
+pub struct RateLimiter {
+    opendota: FixedWindows,
+    opendota_counters: Counters,
+    dotabuff: SteadySpacing,
+    dotabuff_counters: Counters,
+    /// Wall clock for OpenDota's calendar windows. Dotabuff spacing uses `governor`'s monotonic
+    /// clock, which no wall-clock step can disturb.
+    wall_clock: fn() -> SystemTime,
+}
+
+impl RateLimiter {
+    /// A limiter with nothing spent, on the system wall clock.
+    pub fn new(limits: RateLimits) -> Self {
+        Self::with_wall_clock(limits, SystemTime::now)
+    }
+
+    /// A limiter whose OpenDota windows read `wall_clock` instead of the system clock (tests and
+    /// simulations pin it to chosen instants).
+    pub fn with_wall_clock(limits: RateLimits, wall_clock: fn() -> SystemTime) -> Self {
+        RateLimiter {
+            opendota: FixedWindows::new(
+                at_least_one("opendota_per_minute", limits.opendota_per_minute).get(),
+                at_least_one("opendota_per_day", limits.opendota_per_day).get(),
+            ),
+            opendota_counters: Counters::default(),
+            dotabuff: SteadySpacing::new(at_least_one(
+                "dotabuff_per_minute",
+                limits.dotabuff_per_minute,
+            )),
+            dotabuff_counters: Counters::default(),
+            wall_clock,
+        }
+    }
+
+    fn snapshot(&self) -> Vec<BudgetSnapshot> {
+        let now = (self.wall_clock)();
+        let opendota_remaining = self.opendota.remaining(now);
+        let opendota_wait = self.opendota.check(now).err().unwrap_or_default();
+        let dotabuff_wait = self.dotabuff.wait();
+        vec![
+            BudgetSnapshot {
+                service: Service::OpenDota,
+                limit_per_minute: self.opendota.per_minute(),
+                remaining_minute: opendota_remaining.minute,
+                limit_per_day: Some(self.opendota.per_day()),
+                remaining_day: Some(opendota_remaining.day),
+                paused_for_ms: millis(opendota_wait),
+                granted_total: self.opendota_counters.granted_total,
+                waits_total: self.opendota_counters.waits_total,
+            },
+            BudgetSnapshot {
+                service: Service::Dotabuff,
+                limit_per_minute: self.dotabuff.per_minute(),
+                remaining_minute: u32::from(dotabuff_wait.is_zero()),
+                limit_per_day: None,
+                remaining_day: None,
+                paused_for_ms: millis(dotabuff_wait),
+                granted_total: self.dotabuff_counters.granted_total,
+                waits_total: self.dotabuff_counters.waits_total,
+            },
+        ]
+    }
+}
+
+fn at_least_one(name: &'static str, limit: u32) -> NonZeroU32 {
+    NonZeroU32::new(limit).unwrap_or_else(|| {
+        tracing::warn!(limit = name, "rate limit of 0 raised to 1");
+        NonZeroU32::MIN
+    })
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl Actor for RateLimiter {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
+    }
+}
+
+impl actix::Supervised for RateLimiter {
+    /// Nothing is reset: spent budgets, the Dotabuff spacing and pause, and the counters must
+    /// survive a restart, or a restart would hand out budget the upstream has already counted.
+    fn restarting(&mut self, _ctx: &mut Self::Context) {
+        tracing::info!("rate limiter restarting; budgets and counters kept");
+    }
+}
+
+impl Handler<Acquire> for RateLimiter {
+    type Result = MessageResult<Acquire>;
+
+    fn handle(&mut self, msg: Acquire, _ctx: &mut Self::Context) -> Self::Result {
+        let (decision, counters) = match msg.service {
+            Service::OpenDota => (
+                self.opendota.try_acquire((self.wall_clock)()),
+                &mut self.opendota_counters,
+            ),
+            Service::Dotabuff => (self.dotabuff.try_acquire(), &mut self.dotabuff_counters),
+        };
+        let grant = match decision {
+            Ok(()) => Grant::Granted,
+            Err(wait) => Grant::Wait(wait),
+        };
+        counters.record(grant);
+        MessageResult(grant)
+    }
+}
+
+impl Handler<Observe> for RateLimiter {
+    type Result = ();
+
+    fn handle(&mut self, msg: Observe, _ctx: &mut Self::Context) {
+        if msg.service == Service::OpenDota {
+            self.opendota
+                .observe((self.wall_clock)(), msg.remaining_minute, msg.remaining_day);
+        }
+    }
+}
+
+impl Handler<RateLimited> for RateLimiter {
+    type Result = ();
+
+    fn handle(&mut self, msg: RateLimited, _ctx: &mut Self::Context) {
+        match msg.service {
+            Service::OpenDota => self.opendota.rate_limited((self.wall_clock)()),
+            Service::Dotabuff => self.dotabuff.pause(DOTABUFF_COOLDOWN),
+        }
+        tracing::warn!(service = %msg.service, "upstream rate limited us; pausing");
+    }
+}
+
+impl Handler<Snapshot> for RateLimiter {
+    type Result = MessageResult<Snapshot>;
+
+    fn handle(&mut self, _msg: Snapshot, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(self.snapshot())
+    }
+}
+
+/// Loops [`Acquire`] until granted, sleeping the told waits (`tokio::time::sleep`). Returns the
+/// total time waited (the sum of the told waits). Fails only if the limiter is gone.
+pub async fn acquire(
+    limiter: &Addr<RateLimiter>,
+    service: Service,
+) -> Result<Duration, MailboxError> {
+    let mut waited = Duration::ZERO;
+    loop {
+        match limiter.send(Acquire { service }).await? {
+            Grant::Granted => return Ok(waited),
+            Grant::Wait(wait) => {
+                tokio::time::sleep(wait).await;
+                waited += wait;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Instant, UNIX_EPOCH};
+
+    use super::*;
+    use crate::actors::rate_window::WINDOW_MARGIN;
+
+    /// 10 s into a UTC minute, so a pinned clock is far from both window edges.
+    fn ten_seconds_into_a_minute() -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_728_000_010)
+    }
+
+    fn limits(opendota_per_minute: u32, dotabuff_per_minute: u32) -> RateLimits {
+        RateLimits {
+            opendota_per_minute,
+            opendota_per_day: 3000,
+            dotabuff_per_minute,
+        }
+    }
+
+    fn find(snapshots: &[BudgetSnapshot], service: Service) -> &BudgetSnapshot {
+        snapshots
+            .iter()
+            .find(|s| s.service == service)
+            .expect("every service has a snapshot")
+    }
+
+    #[actix_rt::test]
+    async fn grants_never_exceed_the_limit_and_the_snapshot_counts_them() {
+        // Real wall clock: a minute boundary may fall mid-test, so assert only what holds anyway.
+        let limiter = RateLimiter::new(limits(10, 30)).start();
+        let mut granted = 0u64;
+        let mut waits = 0u64;
+        for _ in 0..10 {
+            match limiter
+                .send(Acquire {
+                    service: Service::OpenDota,
+                })
+                .await
+                .unwrap()
+            {
+                Grant::Granted => granted += 1,
+                Grant::Wait(wait) => {
+                    assert!(wait <= Duration::from_secs(60) + WINDOW_MARGIN);
+                    waits += 1;
+                }
+            }
+        }
+        assert!(granted <= 10);
+        let snapshots = limiter.send(Snapshot).await.unwrap();
+        let opendota = find(&snapshots, Service::OpenDota);
+        assert_eq!(opendota.granted_total, granted);
+        assert_eq!(opendota.waits_total, waits);
+        assert_eq!(opendota.limit_per_minute, 10);
+        assert_eq!(opendota.limit_per_day, Some(3000));
+        // Grants may straddle two minutes (or UTC days), so at least this much is left.
+        assert!(u64::from(opendota.remaining_minute) >= 10 - granted);
+        assert!(
+            opendota
+                .remaining_day
+                .is_some_and(|day| u64::from(day) >= 3000 - granted)
+        );
+    }
+
+    #[actix_rt::test]
+    async fn opendota_grants_a_burst_at_once_then_waits_for_the_next_minute() {
+        let limiter =
+            RateLimiter::with_wall_clock(limits(10, 30), ten_seconds_into_a_minute).start();
+        for i in 0..10 {
+            let grant = limiter
+                .send(Acquire {
+                    service: Service::OpenDota,
+                })
+                .await
+                .unwrap();
+            assert_eq!(grant, Grant::Granted, "call {i}");
+        }
+        let grant = limiter
+            .send(Acquire {
+                service: Service::OpenDota,
+            })
+            .await
+            .unwrap();
+        assert_eq!(grant, Grant::Wait(Duration::from_secs(50) + WINDOW_MARGIN));
+
+        let snapshots = limiter.send(Snapshot).await.unwrap();
+        let opendota = find(&snapshots, Service::OpenDota);
+        assert_eq!(opendota.remaining_minute, 0);
+        assert_eq!(opendota.remaining_day, Some(2990));
+        assert_eq!(opendota.paused_for_ms, 50_050);
+        assert_eq!((opendota.granted_total, opendota.waits_total), (10, 1));
+    }
+
+    #[actix_rt::test]
+    async fn observed_headers_and_429s_shrink_the_opendota_budget() {
+        let limiter =
+            RateLimiter::with_wall_clock(limits(60, 30), ten_seconds_into_a_minute).start();
+        let observe = Observe {
+            service: Service::OpenDota,
+            remaining_minute: Some(5),
+            remaining_day: Some(-2),
+        };
+        limiter.send(observe).await.unwrap();
+        let snapshots = limiter.send(Snapshot).await.unwrap();
+        let opendota = find(&snapshots, Service::OpenDota);
+        assert_eq!(opendota.remaining_minute, 5);
+        assert_eq!(opendota.remaining_day, Some(0));
+        // Day spent: the wait runs to the next UTC midnight.
+        assert!(opendota.paused_for_ms > 80_000_000);
+
+        let limiter =
+            RateLimiter::with_wall_clock(limits(60, 30), ten_seconds_into_a_minute).start();
+        limiter
+            .send(RateLimited {
+                service: Service::OpenDota,
+            })
+            .await
+            .unwrap();
+        let grant = limiter
+            .send(Acquire {
+                service: Service::OpenDota,
+            })
+            .await
+            .unwrap();
+        assert_eq!(grant, Grant::Wait(Duration::from_secs(50) + WINDOW_MARGIN));
+    }
+
+    #[actix_rt::test]
+    async fn dotabuff_calls_are_spaced_and_serialize_as_documented() {
+        // 600 a minute: one every 100 ms.
+        let limiter = RateLimiter::new(limits(60, 600)).start();
+        let started = Instant::now();
+        assert_eq!(
+            acquire(&limiter, Service::Dotabuff).await.unwrap(),
+            Duration::ZERO
+        );
+        let waited = acquire(&limiter, Service::Dotabuff).await.unwrap();
+        // However slow the machine, two grants are at least one spacing apart.
+        assert!(started.elapsed() >= Duration::from_millis(90));
+        // One told wait of at most the spacing, plus at most a few `MIN_WAIT` retries if the
+        // timer and governor's clock disagree by a hair.
+        assert!(waited < Duration::from_millis(150));
+
+        let snapshots = limiter.send(Snapshot).await.unwrap();
+        let dotabuff = find(&snapshots, Service::Dotabuff);
+        assert_eq!(dotabuff.granted_total, 2);
+        assert_eq!(dotabuff.limit_per_day, None);
+        let json = serde_json::to_value(dotabuff).unwrap();
+        assert_eq!(json["service"], "dotabuff");
+        assert_eq!(json["limitPerMinute"], 600);
+        assert!(json["remainingDay"].is_null());
+        assert!(json.get("pausedForMs").is_some());
+    }
+
+    #[actix_rt::test]
+    async fn a_dotabuff_429_pauses_it_for_the_cooldown() {
+        let limiter = RateLimiter::new(limits(60, 30)).start();
+        limiter
+            .send(RateLimited {
+                service: Service::Dotabuff,
+            })
+            .await
+            .unwrap();
+        match limiter
+            .send(Acquire {
+                service: Service::Dotabuff,
+            })
+            .await
+            .unwrap()
+        {
+            Grant::Wait(wait) => {
+                assert!(wait > DOTABUFF_COOLDOWN / 2);
+                assert!(wait <= DOTABUFF_COOLDOWN);
+            }
+            Grant::Granted => panic!("granted during the cooldown"),
+        }
+        let snapshots = limiter.send(Snapshot).await.unwrap();
+        assert_eq!(find(&snapshots, Service::Dotabuff).remaining_minute, 0);
+    }
+}
