@@ -1,1 +1,130 @@
-fn main() {}
+//! The `dota-orchestrator` binary: parses the command line, sets up logging and runs either
+//! the service (`serve`) or the fixture upstream (`fixture-upstream`) until a signal.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use dota_orchestrator::app::Application;
+use dota_orchestrator::config::ServeArgs;
+use dota_orchestrator::fixture_upstream::{FixtureConfig, FixtureUpstream};
+
+#[derive(Parser)]
+#[command(name = "dota-orchestrator", version, about = "Keeps a Dota 2 analytics dashboard fed with OpenDota/Dotabuff data")]
+struct Cli {
+    /// Log format.
+    #[arg(long, env = "DOTA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service: HTTP API, background fetchers, embedded or external NATS.
+    Serve(Box<ServeArgs>),
+    /// Serve recorded-shape OpenDota/Dotabuff responses from a directory (tests, demos, benchmarks).
+    FixtureUpstream(FixtureArgs),
+}
+
+#[derive(clap::Args)]
+struct FixtureArgs {
+    /// Data directory (opendota/*.json, dotabuff/*.html).
+    #[arg(long, default_value = "fixtures/demo")]
+    dir: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8090")]
+    addr: SocketAddr,
+    /// Latency added to every answer, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// OpenDota requests allowed per calendar minute (unlimited when absent).
+    #[arg(long)]
+    rate_limit_per_min: Option<u32>,
+    /// OpenDota requests allowed per UTC day (unlimited when absent).
+    #[arg(long)]
+    daily_limit: Option<u32>,
+    /// Share of requests answered with HTTP 500 (0.0 to 1.0).
+    #[arg(long, default_value_t = 0.0)]
+    fail_rate: f64,
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
+        _ = term.recv() => {}
+    }
+    tracing::info!("signal received; shutting down");
+    Ok(())
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let settings = args.into_settings().context("invalid settings")?;
+    let app = Application::build(settings).await.context("start-up failed")?;
+    println!("dota-orchestrator listening on http://{}", app.http_addr());
+    wait_for_signal().await?;
+    app.stop().await;
+    Ok(())
+}
+
+async fn fixture(args: FixtureArgs) -> anyhow::Result<()> {
+    if !(0.0..=1.0).contains(&args.fail_rate) {
+        anyhow::bail!("--fail-rate must be between 0 and 1");
+    }
+    let listener = tokio::net::TcpListener::bind(args.addr)
+        .await
+        .with_context(|| format!("binding {}", args.addr))?;
+    let upstream = FixtureUpstream::start(
+        FixtureConfig {
+            dir: args.dir,
+            latency: Duration::from_millis(args.latency_ms),
+            rate_limit_per_min: args.rate_limit_per_min,
+            daily_limit: args.daily_limit,
+            fail_rate: args.fail_rate,
+        },
+        listener,
+    )
+    .await
+    .context("starting the fixture upstream")?;
+    println!("fixture upstream on http://{}", upstream.addr());
+    wait_for_signal().await?;
+    upstream.stop().await;
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_tracing(cli.log_format);
+    let system = actix_rt::System::with_tokio_rt(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| panic!("cannot build the tokio runtime: {e}"))
+    });
+    system.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => serve(*args).await,
+            Command::FixtureUpstream(args) => fixture(args).await,
+        }
+    })
+}

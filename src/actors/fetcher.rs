@@ -8,7 +8,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use actix::{Actor, ActorFutureExt, AsyncContext, Context, Supervised, WrapFuture};
+use actix::{Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Supervised, WrapFuture};
 use tokio::sync::watch;
 
 use super::pipeline::{Fetched, Pipeline};
@@ -35,6 +35,8 @@ pub struct Fetcher<J: FetchJobs> {
     workers: usize,
     shutdown: watch::Receiver<bool>,
     restarted: bool,
+    /// Worker loops still running; the actor stops itself when the last one has drained.
+    running: usize,
 }
 
 impl<J: FetchJobs> Fetcher<J> {
@@ -50,6 +52,7 @@ impl<J: FetchJobs> Fetcher<J> {
             workers: workers.max(1),
             shutdown,
             restarted: false,
+            running: 0,
         }
     }
 }
@@ -71,10 +74,17 @@ impl<J: FetchJobs> Actor for Fetcher<J> {
                 self.shutdown.clone(),
                 pause,
             );
-            ctx.spawn(worker.into_actor(self).map(|result, _, ctx| {
-                if let Err(err) = result {
-                    tracing::error!(actor = J::NAME, %err, "worker lost its queue; restarting the actor");
-                    ctx.stop();
+            self.running += 1;
+            ctx.spawn(worker.into_actor(self).map(|result, act, ctx| {
+                act.running -= 1;
+                match result {
+                    Err(err) => {
+                        tracing::error!(actor = J::NAME, %err, "worker lost its queue; restarting the actor");
+                        ctx.stop();
+                    }
+                    // Shutdown: every worker finished its job; nothing is cancelled mid-job.
+                    Ok(()) if act.running == 0 => ctx.stop(),
+                    Ok(()) => {}
                 }
             }));
         }
@@ -85,6 +95,7 @@ impl<J: FetchJobs> Supervised for Fetcher<J> {
     fn restarting(&mut self, _: &mut Self::Context) {
         tracing::warn!(actor = J::NAME, "restarting");
         self.restarted = true;
+        self.running = 0;
     }
 }
 

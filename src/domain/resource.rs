@@ -39,6 +39,14 @@ impl ResourceKind {
             ResourceKind::League => "league",
         }
     }
+
+    /// The upstream that does the work for this kind of resource.
+    pub fn service(self) -> Service {
+        match self {
+            ResourceKind::Team => Service::Dotabuff,
+            _ => Service::OpenDota,
+        }
+    }
 }
 
 impl fmt::Display for ResourceKind {
@@ -48,7 +56,7 @@ impl fmt::Display for ResourceKind {
 }
 
 /// The upstream a call goes to; each has its own rate budget.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Service {
     OpenDota,
@@ -126,10 +134,7 @@ impl Signature {
 
     /// The upstream that does the work for this resource.
     pub fn service(&self) -> Service {
-        match self {
-            Signature::Team(..) => Service::Dotabuff,
-            _ => Service::OpenDota,
-        }
+        self.kind().service()
     }
 }
 

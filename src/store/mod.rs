@@ -130,6 +130,18 @@ impl Store {
         is_fresh(&self.ttls, kind, meta, now_ms())
     }
 
+    /// Opens a read transaction and a table: proves the database answers (for `/readyz`).
+    pub fn ping(&self) -> Result<(), StoreError> {
+        let txn = self.db.begin_read()?;
+        txn.open_table(tables::IN_FLIGHT)?;
+        Ok(())
+    }
+
+    /// A weak handle: lets shutdown wait until every user has let go of the database file.
+    pub fn weak(&self) -> std::sync::Weak<Database> {
+        Arc::downgrade(&self.db)
+    }
+
     pub fn meta(&self, sig: &Signature) -> Result<Option<EntryMeta>, StoreError> {
         self.read_json(tables::RESOURCE_META, sig)
     }

@@ -1,0 +1,100 @@
+//! The API's error type and reply helpers: one place maps every error to a status and a JSON
+//! body `{"error": "..."}`, including warp's own rejections (unknown route → 404, wrong method
+//! → 405), so no client ever sees an HTML or empty error.
+
+use std::convert::Infallible;
+
+use serde::Serialize;
+use warp::http::{HeaderValue, StatusCode, header};
+use warp::reply::Response;
+
+/// Everything a handler can fail with, by the status it maps to.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("not found")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn into_response(self) -> Response {
+        if matches!(self, ApiError::Internal(_) | ApiError::Unavailable(_)) {
+            tracing::error!(error = %self, "request failed");
+        }
+        json(self.status(), &serde_json::json!({ "error": self.to_string() }))
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
+impl From<actix::MailboxError> for ApiError {
+    fn from(e: actix::MailboxError) -> Self {
+        ApiError::Unavailable(format!("cache keeper unavailable: {e}"))
+    }
+}
+
+/// A JSON reply with `status`.
+pub fn json<T: Serialize>(status: StatusCode, body: &T) -> Response {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => raw_json(status, bytes),
+        Err(e) => raw_json(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("{{\"error\":\"could not encode reply: {e}\"}}").into_bytes(),
+        ),
+    }
+}
+
+/// A reply whose body is already JSON (stored upstream data is served as stored).
+pub fn raw_json(status: StatusCode, body: Vec<u8>) -> Response {
+    let mut resp = Response::new(body.into());
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+/// Maps warp's rejections (no route matched, wrong method, bad body) to JSON errors.
+pub async fn recover(rejection: warp::Rejection) -> Result<Response, Infallible> {
+    let err = if rejection.is_not_found() {
+        ApiError::NotFound
+    } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
+        ApiError::MethodNotAllowed
+    } else if let Some(e) = rejection.find::<warp::filters::body::BodyDeserializeError>() {
+        ApiError::BadRequest(format!("invalid JSON body: {e}"))
+    } else if rejection.find::<warp::reject::InvalidQuery>().is_some() {
+        ApiError::BadRequest("invalid query string".to_string())
+    } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
+        ApiError::BadRequest("request body too large".to_string())
+    } else if rejection
+        .find::<warp::reject::UnsupportedMediaType>()
+        .is_some()
+    {
+        ApiError::BadRequest("expected a JSON body".to_string())
+    } else {
+        ApiError::Internal(format!("unhandled rejection: {rejection:?}"))
+    };
+    Ok(err.into_response())
+}

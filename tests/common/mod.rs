@@ -1,0 +1,225 @@
+//! Test harness: `spawn_app` starts the real application (embedded nats-server on a free port
+//! with a temp store, redb in a temp dir, warp on port 0) against a real fixture upstream over
+//! HTTP, whose files each test writes with [`Fixtures`]. Waiting is done by polling a
+//! condition with a deadline, never by fixed sleeps.
+#![allow(dead_code)]
+
+pub mod fixtures;
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use dota_orchestrator::app::Application;
+use dota_orchestrator::config::{NatsMode, Settings};
+use dota_orchestrator::fixture_upstream::{FixtureConfig, FixtureUpstream};
+use serde_json::Value;
+
+pub use fixtures::Fixtures;
+
+/// Upper bound for any single wait in a test.
+pub const WAIT: Duration = Duration::from_secs(30);
+
+pub fn repo_path(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// Settings for a test instance: everything local, fast retries, generous rate limits.
+pub fn test_settings(data_dir: &Path, upstream: &FixtureUpstream) -> Settings {
+    let mut s = Settings::defaults();
+    s.http_addr = "127.0.0.1:0".parse().expect("valid addr");
+    s.data_dir = data_dir.to_path_buf();
+    s.nats = NatsMode::Embedded {
+        conf: repo_path("nats.conf"),
+        port: 0,
+    };
+    s.opendota_url = upstream.opendota_url();
+    s.dotabuff_url = upstream.dotabuff_url();
+    s.limits.opendota_per_minute = 6000;
+    s.limits.opendota_per_day = 100_000;
+    s.limits.dotabuff_per_minute = 6000;
+    s.retry.base_delay = Duration::from_millis(50);
+    s.retry.max_delay = Duration::from_millis(500);
+    s
+}
+
+pub async fn start_upstream(fixtures: &Fixtures, config: FixtureConfig) -> FixtureUpstream {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind upstream");
+    FixtureUpstream::start(
+        FixtureConfig {
+            dir: fixtures.dir().to_path_buf(),
+            ..config
+        },
+        listener,
+    )
+    .await
+    .expect("start fixture upstream")
+}
+
+/// A running app with its upstream and temp dirs.
+pub struct TestApp {
+    pub app: Option<Application>,
+    pub base: String,
+    pub http: reqwest::Client,
+    pub upstream: FixtureUpstream,
+    pub data_dir: tempfile::TempDir,
+    pub fixtures: Fixtures,
+}
+
+pub async fn spawn_app(fixtures: Fixtures) -> TestApp {
+    spawn_app_with(fixtures, FixtureConfig::default(), |_| {}).await
+}
+
+pub async fn spawn_app_with(
+    fixtures: Fixtures,
+    upstream_config: FixtureConfig,
+    tweak: impl FnOnce(&mut Settings),
+) -> TestApp {
+    let upstream = start_upstream(&fixtures, upstream_config).await;
+    let data_dir = tempfile::tempdir().expect("temp data dir");
+    let mut settings = test_settings(data_dir.path(), &upstream);
+    tweak(&mut settings);
+    let app = Application::build(settings).await.expect("app starts");
+    TestApp {
+        base: format!("http://{}", app.http_addr()),
+        app: Some(app),
+        http: reqwest::Client::new(),
+        upstream,
+        data_dir,
+        fixtures,
+    }
+}
+
+impl TestApp {
+    pub fn app(&self) -> &Application {
+        self.app.as_ref().expect("app running")
+    }
+
+    pub async fn post(&self, path: &str) -> reqwest::Response {
+        self.http
+            .post(format!("{}{}", self.base, path))
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{}", self.base, path))
+            .send()
+            .await
+            .expect("GET")
+    }
+
+    /// Polls GET `path` until it answers 200 and returns the JSON body.
+    pub async fn get_when_ready(&self, path: &str) -> Value {
+        let last = std::sync::Mutex::new(String::new());
+        let found = wait_for(WAIT, || async {
+            let resp = self.get(path).await;
+            let status = resp.status();
+            let body = resp.text().await.unwrap_or_default();
+            if status == 200 {
+                return Some(serde_json::from_str::<Value>(&body).expect("JSON body"));
+            }
+            *last.lock().unwrap() = format!("{status} {body}");
+            None
+        })
+        .await;
+        found.unwrap_or_else(|| {
+            panic!(
+                "{path} never became ready; last answer: {}",
+                last.lock().unwrap()
+            )
+        })
+    }
+
+    /// Polls GET `path` until its status is `want`, returning the final JSON body.
+    pub async fn wait_status(&self, path: &str, want: u16) -> Value {
+        wait_for(WAIT, || async {
+            let resp = self.get(path).await;
+            if resp.status().as_u16() == want {
+                Some(resp.json::<Value>().await.expect("JSON"))
+            } else {
+                None
+            }
+        })
+        .await
+        .unwrap_or_else(|| panic!("{path} never answered {want}"))
+    }
+
+    /// The fixture upstream's request counters.
+    pub async fn upstream_stats(&self) -> Value {
+        reqwest::get(format!("http://{}/_stats", self.upstream.addr()))
+            .await
+            .expect("stats")
+            .json()
+            .await
+            .expect("stats JSON")
+    }
+
+    /// How many times the upstream was asked for `path` (e.g. `/opendota/matches/1`).
+    pub async fn upstream_requests(&self, path: &str) -> u64 {
+        self.upstream_stats().await["paths"][path]["requests"]
+            .as_u64()
+            .unwrap_or(0)
+    }
+
+    /// Scripts the next `count` answers of `path`.
+    pub async fn fault(&self, path: &str, status: u16, count: Option<u32>, body: Option<&str>) {
+        let mut spec = serde_json::json!({"path": path, "status": status});
+        if let Some(c) = count {
+            spec["count"] = c.into();
+        }
+        if let Some(b) = body {
+            spec["body"] = b.into();
+        }
+        let resp = reqwest::Client::new()
+            .post(format!("http://{}/_faults", self.upstream.addr()))
+            .json(&spec)
+            .send()
+            .await
+            .expect("fault");
+        assert!(resp.status().is_success(), "fault accepted");
+    }
+
+    /// Stops the app (keeping upstream and data dir) and returns what a restart needs.
+    pub async fn stop_app(&mut self) {
+        if let Some(app) = self.app.take() {
+            app.stop().await;
+        }
+    }
+
+    /// Starts a new app on the same data dir and upstream.
+    pub async fn restart_app(&mut self, tweak: impl FnOnce(&mut Settings)) {
+        self.stop_app().await;
+        let mut settings = test_settings(self.data_dir.path(), &self.upstream);
+        tweak(&mut settings);
+        let app = Application::build(settings).await.expect("app restarts");
+        self.base = format!("http://{}", app.http_addr());
+        self.app = Some(app);
+    }
+
+    pub async fn shutdown(mut self) {
+        self.stop_app().await;
+    }
+}
+
+/// Polls `check` every 50 ms until it yields `Some`, or `None` after `limit`.
+pub async fn wait_for<T, F, Fut>(limit: Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(v) = check().await {
+            return Some(v);
+        }
+        if tokio::time::Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
