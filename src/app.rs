@@ -14,14 +14,13 @@ use actix::{Addr, Supervisor, SyncArbiter};
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
-use crate::actors::cache_keeper::CacheKeeper;
+use crate::actors::cache_keeper::{CacheKeeper, RequeueAll};
 use crate::actors::match_fetcher::{MatchFetcher, MatchJobs};
 use crate::actors::pipeline::{Activity, Pipeline};
 use crate::actors::player_fetcher::{PlayerFetcher, PlayerJobs};
 use crate::actors::rate_limiter::RateLimiter;
 use crate::bus::embedded::{EmbeddedNats, EmbeddedNatsConfig, EmbeddedNatsError};
 use crate::bus::queue::{BusError, JobQueue};
-use crate::bus::wire::Job;
 use crate::config::{NatsMode, Settings};
 use crate::domain::ResourceKind;
 use crate::fixture_upstream::{FixtureConfig, FixtureError, FixtureUpstream};
@@ -134,7 +133,9 @@ impl Application {
         )
         .await?;
         let activity = Arc::new(Activity::default());
+        let (shutdown, shutdown_rx) = watch::channel(false);
         let pipeline = Pipeline {
+            shutdown: shutdown_rx.clone(),
             queue,
             keeper: keeper.clone(),
             nats: nats.clone(),
@@ -142,7 +143,7 @@ impl Application {
             activity: activity.clone(),
             retry: settings.retry,
         };
-        recover_claims(&store, &pipeline).await?;
+        recover_claims(&pipeline).await?;
 
         let client = UpstreamClient::new(limiter.clone()).map_err(|e| AppError::Setup(e.to_string()))?;
         let opendota = OpenDota::new(
@@ -150,7 +151,6 @@ impl Application {
             &settings.opendota_url,
             settings.opendota_api_key.clone(),
         );
-        let (shutdown, shutdown_rx) = watch::channel(false);
         let match_fetcher = {
             let (jobs, p, rx) = (
                 MatchJobs {
@@ -288,26 +288,21 @@ async fn wait_until(done: impl Fn() -> bool, what: &str) {
     }
 }
 
-/// Re-publishes every claim found in the database. Jobs still in the stream are dropped by
-/// JetStream's duplicate window or, later, as stale by the worker; jobs lost between claim and
-/// publish (a crash) are queued again. Nothing queued is ever lost.
-async fn recover_claims(store: &Store, pipeline: &Pipeline) -> Result<(), AppError> {
-    let claims = store.all_in_flight()?;
-    if claims.is_empty() {
-        return Ok(());
+/// Re-queues every claim found in the database under a new generation (see [`RequeueAll`]),
+/// so work queued before a stop or crash is done now, not after JetStream's ack wait.
+async fn recover_claims(pipeline: &Pipeline) -> Result<(), AppError> {
+    let jobs = pipeline
+        .keeper
+        .send(RequeueAll)
+        .await
+        .map_err(|e| AppError::Setup(e.to_string()))??;
+    if !jobs.is_empty() {
+        tracing::info!(count = jobs.len(), "re-queuing work left from the last run");
     }
-    tracing::info!(count = claims.len(), "re-publishing claims left from the last run");
-    for (signature, claim) in claims {
-        let job = Job {
-            signature,
-            generation: claim.generation,
-            priority: claim.priority,
-            force: claim.force,
-            queued_at_ms: claim.queued_at_ms,
-        };
-        pipeline.queue.publish(&job).await?;
-    }
-    Ok(())
+    pipeline
+        .publish_claimed(jobs)
+        .await
+        .map_err(|e| AppError::Setup(format!("re-queuing left-over work: {e}")))
 }
 
 async fn start_demo_upstream(

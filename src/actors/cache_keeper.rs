@@ -82,6 +82,15 @@ pub struct Invalidate {
     pub signatures: Vec<Signature>,
 }
 
+/// At start-up: give every claim left by the last run a new generation and return the jobs to
+/// publish. The old messages, if still in the stream, become stale and are dropped unworked;
+/// a new `Nats-Msg-Id` makes sure JetStream's duplicate window does not swallow the new ones
+/// (a job that was delivered when the last run stopped is otherwise only redelivered after
+/// the ack wait).
+#[derive(Message)]
+#[rtype(result = "Result<Vec<Job>, StoreError>")]
+pub struct RequeueAll;
+
 pub struct CacheKeeper {
     store: Store,
     last_generation: u64,
@@ -266,5 +275,39 @@ impl Handler<Invalidate> for CacheKeeper {
             }
             Ok(out)
         })
+    }
+}
+
+impl Handler<RequeueAll> for CacheKeeper {
+    type Result = Result<Vec<Job>, StoreError>;
+
+    fn handle(&mut self, _: RequeueAll, _: &mut Self::Context) -> Self::Result {
+        let claims = self.store.all_in_flight()?;
+        let mut jobs = Vec::with_capacity(claims.len());
+        for (signature, mut claim) in claims {
+            claim.generation = self.next_generation();
+            jobs.push(Job {
+                signature,
+                generation: claim.generation,
+                priority: claim.priority,
+                force: claim.force,
+                queued_at_ms: claim.queued_at_ms,
+            });
+        }
+        self.store.write(|tx| {
+            for job in &jobs {
+                tx.put_in_flight(
+                    &job.signature,
+                    &InFlight {
+                        generation: job.generation,
+                        priority: job.priority,
+                        force: job.force,
+                        queued_at_ms: job.queued_at_ms,
+                    },
+                )?;
+            }
+            Ok(())
+        })?;
+        Ok(jobs)
     }
 }

@@ -126,6 +126,9 @@ pub struct Pipeline {
     pub store: Store,
     pub activity: Arc<Activity>,
     pub retry: RetryPolicy,
+    /// Turns true at shutdown: a job still waiting (for rate budget or the upstream) is
+    /// handed back to JetStream at once instead of holding up the stop.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 /// Failures of the pipeline itself (not of the upstream); the job is nak'ed and retried.
@@ -204,10 +207,17 @@ impl Pipeline {
         tokio::pin!(work);
         let mut progress = tokio::time::interval(PROGRESS_EVERY);
         progress.tick().await;
+        let mut shutdown = self.shutdown.clone();
         let result = loop {
             tokio::select! {
                 result = &mut work => break result,
                 _ = progress.tick() => ack(&message, AckKind::Progress).await,
+                _ = shutdown.wait_for(|stop| *stop) => {
+                    tracing::info!("shutting down; handing the job back to the queue");
+                    ack(&message, AckKind::Nak(None)).await;
+                    self.activity.end(sig, None);
+                    return;
+                }
             }
         };
 

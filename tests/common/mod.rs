@@ -72,11 +72,22 @@ pub async fn spawn_app(fixtures: Fixtures) -> TestApp {
     spawn_app_with(fixtures, FixtureConfig::default(), |_| {}).await
 }
 
+/// Logs go to the test's captured output; `RUST_LOG=debug cargo test` shows more.
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
+}
+
 pub async fn spawn_app_with(
     fixtures: Fixtures,
     upstream_config: FixtureConfig,
     tweak: impl FnOnce(&mut Settings),
 ) -> TestApp {
+    init_tracing();
     let upstream = start_upstream(&fixtures, upstream_config).await;
     let data_dir = tempfile::tempdir().expect("temp data dir");
     let mut settings = test_settings(data_dir.path(), &upstream);
