@@ -142,8 +142,20 @@ mod tests {
 
     #[test]
     fn rejects_what_the_api_must_reject() {
-        for bad in ["", "abc", "-1", "0", "+5", "1.5", " 1", "123456789012345678901234567890"] {
-            assert!(bad.parse::<MatchId>().is_err(), "{bad:?} should be rejected");
+        for bad in [
+            "",
+            "abc",
+            "-1",
+            "0",
+            "+5",
+            "1.5",
+            " 1",
+            "123456789012345678901234567890",
+        ] {
+            assert!(
+                bad.parse::<MatchId>().is_err(),
+                "{bad:?} should be rejected"
+            );
         }
     }
 

@@ -1,0 +1,87 @@
+//! Request counters of the fixture upstream, served as JSON by `GET /_stats` and cleared by
+//! `POST /_reset`. Owned by the request state in [`super::routes`]; every answered `/opendota`
+//! and `/dotabuff` request is recorded once, whatever produced the answer (file, fault,
+//! rate limit, random failure). Control endpoints (`/_*`) are not counted.
+//!
+//! Path keys are the request path; Dotabuff keys add `?page=N` when the request had a page
+//! (see [`super::files::UpstreamRequest::stats_key`]). Maps are ordered so the JSON is stable.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use warp::http::StatusCode;
+
+/// Counters for one path key.
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PathStats {
+    requests: u64,
+    rate_limited: u64,
+    /// Status code (as a decimal string) → responses with that status.
+    status: BTreeMap<String, u64>,
+}
+
+/// All counters. Serialized as
+/// `{"total":N,"rateLimited":N,"failed":N,"paths":{KEY:{"requests":N,"rateLimited":N,"status":{"200":N}}}}`.
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Stats {
+    total: u64,
+    /// Responses with status 429 (budget exhausted or an injected 429 fault).
+    rate_limited: u64,
+    /// Responses with a 5xx status (random failures, injected faults, unreadable files).
+    failed: u64,
+    paths: BTreeMap<String, PathStats>,
+}
+
+impl Stats {
+    pub(crate) fn record(&mut self, key: &str, status: StatusCode) {
+        let limited = status == StatusCode::TOO_MANY_REQUESTS;
+        self.total += 1;
+        if limited {
+            self.rate_limited += 1;
+        }
+        if status.is_server_error() {
+            self.failed += 1;
+        }
+        let path = self.paths.entry(key.to_owned()).or_default();
+        path.requests += 1;
+        if limited {
+            path.rate_limited += 1;
+        }
+        *path.status.entry(status.as_u16().to_string()).or_default() += 1;
+    }
+
+    pub(crate) fn reset(&mut self) {
+        *self = Self::default();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_serialize_in_the_documented_shape() {
+        let mut s = Stats::default();
+        s.record("/opendota/matches/1", StatusCode::OK);
+        s.record("/opendota/matches/1", StatusCode::TOO_MANY_REQUESTS);
+        s.record("/dotabuff/x?page=2", StatusCode::INTERNAL_SERVER_ERROR);
+        let json = serde_json::to_value(&s).expect("stats serialize");
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "total": 3, "rateLimited": 1, "failed": 1,
+                "paths": {
+                    "/opendota/matches/1": {"requests": 2, "rateLimited": 1, "status": {"200": 1, "429": 1}},
+                    "/dotabuff/x?page=2": {"requests": 1, "rateLimited": 0, "status": {"500": 1}}
+                }
+            })
+        );
+        s.reset();
+        assert_eq!(
+            serde_json::to_value(&s).expect("stats serialize")["total"],
+            0
+        );
+    }
+}
