@@ -74,6 +74,9 @@ pub async fn spawn_app(fixtures: Fixtures) -> TestApp {
 
 /// Logs go to the test's captured output; `RUST_LOG=debug cargo test` shows more.
 pub fn init_tracing() {
+    // reqwest is built without a default crypto provider; the app installs ring, and test
+    // clients may be built before the app.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt()
