@@ -145,7 +145,8 @@ impl Application {
         };
         recover_claims(&pipeline).await?;
 
-        let client = UpstreamClient::new(limiter.clone()).map_err(|e| AppError::Setup(e.to_string()))?;
+        let client =
+            UpstreamClient::new(limiter.clone()).map_err(|e| AppError::Setup(e.to_string()))?;
         let opendota = OpenDota::new(
             client,
             &settings.opendota_url,

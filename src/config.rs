@@ -267,7 +267,9 @@ impl ServeArgs {
             nats,
             opendota_url: url(
                 "opendota-url",
-                self.opendota_url.or(file.opendota_url).unwrap_or(d.opendota_url),
+                self.opendota_url
+                    .or(file.opendota_url)
+                    .unwrap_or(d.opendota_url),
             )?,
             opendota_api_key: self
                 .opendota_api_key
@@ -275,12 +277,17 @@ impl ServeArgs {
                 .and_then(ApiKey::new),
             dotabuff_url: url(
                 "dotabuff-url",
-                self.dotabuff_url.or(file.dotabuff_url).unwrap_or(d.dotabuff_url),
+                self.dotabuff_url
+                    .or(file.dotabuff_url)
+                    .unwrap_or(d.dotabuff_url),
             )?,
             limits,
             ttls,
             retry,
-            workers: positive("workers", self.workers.or(file.workers).unwrap_or(d.workers))?,
+            workers: positive(
+                "workers",
+                self.workers.or(file.workers).unwrap_or(d.workers),
+            )?,
             demo_dir: demo.then(|| {
                 self.demo_dir
                     .or(file.demo_dir)

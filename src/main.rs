@@ -12,7 +12,11 @@ use dota_orchestrator::config::ServeArgs;
 use dota_orchestrator::fixture_upstream::{FixtureConfig, FixtureUpstream};
 
 #[derive(Parser)]
-#[command(name = "dota-orchestrator", version, about = "Keeps a Dota 2 analytics dashboard fed with OpenDota/Dotabuff data")]
+#[command(
+    name = "dota-orchestrator",
+    version,
+    about = "Keeps a Dota 2 analytics dashboard fed with OpenDota/Dotabuff data"
+)]
 struct Cli {
     /// Log format.
     #[arg(long, env = "DOTA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
@@ -80,7 +84,9 @@ async fn wait_for_signal() -> anyhow::Result<()> {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let settings = args.into_settings().context("invalid settings")?;
-    let app = Application::build(settings).await.context("start-up failed")?;
+    let app = Application::build(settings)
+        .await
+        .context("start-up failed")?;
     println!("dota-orchestrator listening on http://{}", app.http_addr());
     wait_for_signal().await?;
     app.stop().await;

@@ -17,7 +17,10 @@ async fn bad_ids_get_400_with_a_json_error() {
             for resp in [t.get(&path).await, t.post(&path).await] {
                 assert_eq!(resp.status(), 400, "{path}");
                 let body: Value = resp.json().await.expect("JSON error body");
-                assert!(body["error"].as_str().is_some_and(|e| !e.is_empty()), "{path}: {body}");
+                assert!(
+                    body["error"].as_str().is_some_and(|e| !e.is_empty()),
+                    "{path}: {body}"
+                );
             }
         }
     }
@@ -33,7 +36,12 @@ async fn bad_ids_get_400_with_a_json_error() {
 #[actix_rt::test]
 async fn unknown_routes_and_methods_get_json_errors() {
     let t = spawn_app(Fixtures::new()).await;
-    for path in ["/nope", "/api/matches", "/api/matches/1/extra", "/api/teams"] {
+    for path in [
+        "/nope",
+        "/api/matches",
+        "/api/matches/1/extra",
+        "/api/teams",
+    ] {
         let resp = t.get(path).await;
         assert_eq!(resp.status(), 404, "{path}");
         let body: Value = resp.json().await.unwrap();
@@ -62,7 +70,13 @@ async fn health_readiness_status_and_metrics_answer() {
     assert!(status["timestamp"].is_string());
     for service in ["opendota", "dotabuff"] {
         let s = &status["services"][service];
-        for field in ["queued", "inFlight", "activeSignatures", "completed", "failed"] {
+        for field in [
+            "queued",
+            "inFlight",
+            "activeSignatures",
+            "completed",
+            "failed",
+        ] {
             assert!(!s[field].is_null(), "{service}.{field}: {status}");
         }
     }

@@ -59,7 +59,10 @@ async fn truncated_json_is_failed_and_never_stored() {
     t.post("/api/matches/403").await;
     let body = t.wait_status("/api/matches/403", 502).await;
     assert_eq!(body["status"], "failed");
-    assert!(body["error"].as_str().unwrap().contains("unreadable"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("unreadable"),
+        "{body}"
+    );
     // No player of the half match was queued, nothing was served as data.
     assert_eq!(t.upstream_requests("/opendota/players/6200").await, 0);
 
@@ -79,7 +82,10 @@ async fn persistent_5xx_gives_up_after_the_attempt_limit() {
     t.fault("/opendota/matches/404", 503, None, None).await;
     t.post("/api/matches/404").await;
     let body = t.wait_status("/api/matches/404", 502).await;
-    assert!(body["error"].as_str().unwrap().contains("3 attempts"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("3 attempts"),
+        "{body}"
+    );
     assert_eq!(t.upstream_requests("/opendota/matches/404").await, 3);
     t.shutdown().await;
 }

@@ -69,7 +69,10 @@ async fn twenty_concurrent_requests_for_one_match_cause_one_upstream_call() {
         }
     });
     let statuses = futures::future::join_all(requests).await;
-    assert!(statuses.iter().all(|s| *s == 202 || *s == 200), "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| *s == 202 || *s == 200),
+        "{statuses:?}"
+    );
     t.get_when_ready("/api/matches/111").await;
     for _ in 0..5 {
         t.post("/api/matches/111").await;
@@ -106,7 +109,10 @@ async fn anonymous_players_are_never_queued_and_shared_players_are_fetched_once(
     .expect("queue drains");
     let stats = t.upstream_stats().await;
     let paths = stats["paths"].as_object().unwrap();
-    let players: Vec<&String> = paths.keys().filter(|k| k.starts_with("/opendota/players/")).collect();
+    let players: Vec<&String> = paths
+        .keys()
+        .filter(|k| k.starts_with("/opendota/players/"))
+        .collect();
     // 8 public in a, 10 in b, 2 shared: 16 distinct players, each fetched once.
     assert_eq!(players.len(), 16, "{players:?}");
     for p in players {

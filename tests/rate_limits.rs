@@ -17,7 +17,11 @@ async fn import_two_matches(t: &common::TestApp) {
     let limit = Duration::from_secs(150);
     for path in std::iter::once("/api/matches/601".to_string())
         .chain(std::iter::once("/api/matches/602".to_string()))
-        .chain((7000..7010).chain(7100..7110).map(|p| format!("/api/players/{p}/data")))
+        .chain(
+            (7000..7010)
+                .chain(7100..7110)
+                .map(|p| format!("/api/players/{p}/data")),
+        )
     {
         wait_for(limit, || async {
             (t.get(&path).await.status() == 200).then_some(())
@@ -58,10 +62,20 @@ async fn a_service_limit_above_the_upstreams_absorbs_429s() {
     // The remaining-budget headers usually keep the service in step before the upstream has
     // to refuse; a concurrent burst can still overshoot. Make the push-back certain: the
     // upstream also refuses two requests outright, as OpenDota does when its count differs.
-    t.fault("/opendota/players/7003", 429, Some(1), Some(r#"{"error":"rate limit exceeded"}"#))
-        .await;
-    t.fault("/opendota/players/7006", 429, Some(1), Some(r#"{"error":"rate limit exceeded"}"#))
-        .await;
+    t.fault(
+        "/opendota/players/7003",
+        429,
+        Some(1),
+        Some(r#"{"error":"rate limit exceeded"}"#),
+    )
+    .await;
+    t.fault(
+        "/opendota/players/7006",
+        429,
+        Some(1),
+        Some(r#"{"error":"rate limit exceeded"}"#),
+    )
+    .await;
     import_two_matches(&t).await;
     let stats = t.upstream_stats().await;
     assert!(stats["rateLimited"].as_u64().unwrap() >= 2, "{stats}");

@@ -43,13 +43,20 @@ async fn restart_serves_stored_data_and_finishes_queued_jobs() {
     // The queued jobs finish without anyone asking again.
     for id in [502, 503] {
         wait_for(WAIT, || async {
-            (t.upstream_requests(&format!("/opendota/matches/{id}")).await == 1).then_some(())
+            (t.upstream_requests(&format!("/opendota/matches/{id}"))
+                .await
+                == 1)
+                .then_some(())
         })
         .await
         .unwrap_or_else(|| panic!("match {id} fetched after restart"));
         let data = t.get_when_ready(&format!("/api/matches/{id}")).await;
         assert_eq!(data["match_id"], id);
     }
-    assert_eq!(t.upstream_stats().await["total"], 3, "nothing fetched twice");
+    assert_eq!(
+        t.upstream_stats().await["total"],
+        3,
+        "nothing fetched twice"
+    );
     t.shutdown().await;
 }

@@ -52,7 +52,9 @@ impl RetryPolicy {
     /// Backoff after failed attempt `attempt` (1-based): base·2^(attempt-1), capped, with
     /// ±50 % jitter so retries of a burst do not arrive together.
     pub fn backoff(&self, attempt: u64) -> Duration {
-        let exp = u32::try_from(attempt.saturating_sub(1)).unwrap_or(u32::MAX).min(20);
+        let exp = u32::try_from(attempt.saturating_sub(1))
+            .unwrap_or(u32::MAX)
+            .min(20);
         let raw = self.base_delay.saturating_mul(1 << exp).min(self.max_delay);
         raw.mul_f64(rand::rng().random_range(0.5..1.5))
     }
@@ -327,7 +329,8 @@ impl Pipeline {
             error: reason,
             failed_at: chrono::Utc::now().to_rfc3339(),
         };
-        self.announce(subjects::failed(&job.signature), &event).await;
+        self.announce(subjects::failed(&job.signature), &event)
+            .await;
         metrics::counter!(m::JOBS_FAILED, "kind" => job.signature.kind().as_str(), "priority" => job.priority.as_str()).increment(1);
         Some(false)
     }

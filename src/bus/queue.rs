@@ -93,10 +93,7 @@ impl JobQueue {
         })
         .await
         .map_err(js_err)?;
-        let stream = js
-            .get_stream(subjects::JOBS_STREAM)
-            .await
-            .map_err(js_err)?;
+        let stream = js.get_stream(subjects::JOBS_STREAM).await.map_err(js_err)?;
         let mut consumers = HashMap::new();
         for &kind in kinds {
             for priority in Priority::ALL {

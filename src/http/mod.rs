@@ -41,9 +41,7 @@ pub struct ApiState {
     pub kinds: Vec<ResourceKind>,
 }
 
-fn with_state(
-    state: ApiState,
-) -> impl Filter<Extract = (ApiState,), Error = Infallible> + Clone {
+fn with_state(state: ApiState) -> impl Filter<Extract = (ApiState,), Error = Infallible> + Clone {
     warp::any().map(move || state.clone())
 }
 
@@ -110,9 +108,7 @@ struct MethodRejected;
 impl warp::reject::Reject for MethodRejected {}
 
 /// Every route, with JSON errors for everything that matches none.
-pub fn routes(
-    state: ApiState,
-) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
+pub fn routes(state: ApiState) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
     let query = warp::query::<Vec<(String, String)>>();
 
     let matches = warp::path!("api" / "matches" / String)

@@ -38,7 +38,10 @@ impl ApiError {
         if matches!(self, ApiError::Internal(_) | ApiError::Unavailable(_)) {
             tracing::error!(error = %self, "request failed");
         }
-        json(self.status(), &serde_json::json!({ "error": self.to_string() }))
+        json(
+            self.status(),
+            &serde_json::json!({ "error": self.to_string() }),
+        )
     }
 }
 

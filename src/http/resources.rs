@@ -110,7 +110,9 @@ fn queued(sig: Signature, location: &str) -> Response {
     if let Ok(loc) = HeaderValue::from_str(location) {
         resp.headers_mut().insert(header::LOCATION, loc);
     }
-    resp.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+    resp.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from_static(RETRY_AFTER_SECS),
+    );
     resp
 }

@@ -42,10 +42,7 @@ pub async fn queue_status(state: ApiState) -> Result<Response, ApiError> {
         for p in Priority::ALL {
             by_priority.insert(p.as_str(), 0);
         }
-        for d in depth
-            .iter()
-            .filter(|d| d.kind.service() == service)
-        {
+        for d in depth.iter().filter(|d| d.kind.service() == service) {
             *by_priority.entry(d.priority.as_str()).or_insert(0) += d.pending;
         }
         let queued = by_priority.values().sum();
@@ -88,7 +85,8 @@ pub async fn readyz(state: ApiState) -> Response {
 }
 
 pub fn metrics(state: &ApiState) -> Response {
-    let connected = state.pipeline.nats.connection_state() == async_nats::connection::State::Connected;
+    let connected =
+        state.pipeline.nats.connection_state() == async_nats::connection::State::Connected;
     metrics::gauge!(m::NATS_CONNECTED).set(if connected { 1.0 } else { 0.0 });
     metrics::gauge!(m::STORE_SIZE_BYTES).set(state.store.file_size() as f64);
     let mut resp = Response::new(state.metrics.render().into());

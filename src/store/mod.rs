@@ -149,7 +149,9 @@ impl Store {
     pub fn body(&self, sig: &Signature) -> Result<Option<Vec<u8>>, StoreError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(tables::RESOURCE_BODY)?;
-        Ok(table.get(sig.to_string().as_str())?.map(|v| v.value().to_vec()))
+        Ok(table
+            .get(sig.to_string().as_str())?
+            .map(|v| v.value().to_vec()))
     }
 
     pub fn failure(&self, sig: &Signature) -> Result<Option<Failure>, StoreError> {

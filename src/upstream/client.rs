@@ -61,8 +61,7 @@ impl UpstreamClient {
                 .await
                 .map_err(|e| UpstreamError::Limiter(e.to_string()))?;
             if !waited.is_zero() {
-                metrics::counter!(m::RATE_LIMIT_WAITS, "service" => service.as_str())
-                    .increment(1);
+                metrics::counter!(m::RATE_LIMIT_WAITS, "service" => service.as_str()).increment(1);
                 metrics::counter!(m::RATE_LIMIT_WAIT_SECONDS, "service" => service.as_str())
                     .increment(waited.as_secs());
             }
