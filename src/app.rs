@@ -77,6 +77,7 @@ pub struct Application {
     nats: async_nats::Client,
     embedded: Option<EmbeddedNats>,
     fixture: Option<FixtureUpstream>,
+    gauges: JoinHandle<()>,
 }
 
 impl Application {
@@ -181,6 +182,10 @@ impl Application {
             metrics,
             kinds: KINDS.to_vec(),
         };
+        let gauges = tokio::spawn(http::status::refresh_gauges(
+            state.clone(),
+            shutdown_rx.clone(),
+        ));
         let listener = tokio::net::TcpListener::bind(settings.http_addr)
             .await
             .map_err(|source| AppError::Bind {
@@ -213,6 +218,7 @@ impl Application {
             nats,
             embedded,
             fixture,
+            gauges,
         })
     }
 
@@ -245,6 +251,7 @@ impl Application {
             nats,
             embedded,
             fixture,
+            gauges,
             ..
         } = self;
         let _ = http_stop.send(());
@@ -256,6 +263,7 @@ impl Application {
             http_task.abort();
         }
         let _ = shutdown.send(true);
+        let _ = gauges.await;
         drop(fetchers);
         drop(keeper);
         wait_until(|| activity.busy() == 0, "jobs in hand to finish").await;

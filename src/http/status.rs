@@ -14,21 +14,26 @@ use crate::actors::rate_limiter::{BudgetSnapshot, Snapshot};
 use crate::domain::{Priority, Service, Signature};
 use crate::metrics as m;
 
+/// One service's queue, work and budget.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct ServiceStatus {
+pub struct ServiceStatus {
     /// Jobs waiting in JetStream, both priorities.
-    queued: u64,
-    queued_by_priority: BTreeMap<&'static str, u64>,
+    pub queued: u64,
+    pub queued_by_priority: BTreeMap<&'static str, u64>,
+    /// Jobs delivered by JetStream and not yet acked.
+    pub unacked: u64,
     /// Jobs being fetched right now.
-    in_flight: usize,
-    active_signatures: Vec<Signature>,
-    completed: u64,
-    failed: u64,
-    budget: Option<BudgetSnapshot>,
+    pub in_flight: usize,
+    pub active_signatures: Vec<Signature>,
+    pub completed: u64,
+    pub failed: u64,
+    pub budget: Option<BudgetSnapshot>,
 }
 
-pub async fn queue_status(state: ApiState) -> Result<Response, ApiError> {
+/// Reads queue depth from JetStream, activity from the pipeline and budgets from the
+/// RateLimiter, and updates the matching gauges on the way.
+pub async fn collect(state: &ApiState) -> Result<BTreeMap<&'static str, ServiceStatus>, ApiError> {
     let depth = state
         .pipeline
         .queue
@@ -38,36 +43,77 @@ pub async fn queue_status(state: ApiState) -> Result<Response, ApiError> {
     let budgets = state.limiter.send(Snapshot).await?;
     let mut services = BTreeMap::new();
     for service in Service::ALL {
-        let mut by_priority = BTreeMap::new();
-        for p in Priority::ALL {
-            by_priority.insert(p.as_str(), 0);
-        }
+        let mut by_priority: BTreeMap<&'static str, u64> =
+            Priority::ALL.iter().map(|p| (p.as_str(), 0)).collect();
+        let mut unacked = 0;
         for d in depth.iter().filter(|d| d.kind.service() == service) {
             *by_priority.entry(d.priority.as_str()).or_insert(0) += d.pending;
+            unacked += d.ack_pending;
         }
-        let queued = by_priority.values().sum();
-        metrics::gauge!(m::QUEUE_DEPTH, "service" => service.as_str(), "priority" => "interactive")
-            .set(by_priority.get("interactive").copied().unwrap_or(0) as f64);
-        metrics::gauge!(m::QUEUE_DEPTH, "service" => service.as_str(), "priority" => "bulk")
-            .set(by_priority.get("bulk").copied().unwrap_or(0) as f64);
+        for (priority, n) in &by_priority {
+            metrics::gauge!(m::QUEUE_DEPTH, "service" => service.as_str(), "priority" => *priority)
+                .set(*n as f64);
+        }
+        metrics::gauge!(m::QUEUE_IN_FLIGHT, "service" => service.as_str()).set(unacked as f64);
+        let budget = budgets.iter().find(|b| b.service == service).cloned();
+        if let Some(b) = &budget {
+            metrics::gauge!(m::RATE_LIMIT_REMAINING, "service" => service.as_str(), "window" => "minute")
+                .set(f64::from(b.remaining_minute));
+            if let Some(day) = b.remaining_day {
+                metrics::gauge!(m::RATE_LIMIT_REMAINING, "service" => service.as_str(), "window" => "day")
+                    .set(f64::from(day));
+            }
+        }
         let activity = state.pipeline.activity.snapshot(service);
         services.insert(
             service.as_str(),
             ServiceStatus {
-                queued,
+                queued: by_priority.values().sum(),
                 queued_by_priority: by_priority,
+                unacked,
                 in_flight: activity.active_signatures.len(),
                 active_signatures: activity.active_signatures.into_iter().collect(),
                 completed: activity.completed,
                 failed: activity.failed,
-                budget: budgets.iter().find(|b| b.service == service).cloned(),
+                budget,
             },
         );
     }
+    Ok(services)
+}
+
+pub async fn queue_status(state: ApiState) -> Result<Response, ApiError> {
+    let services = collect(&state).await?;
     Ok(json(
         StatusCode::OK,
         &json!({"timestamp": chrono::Utc::now().to_rfc3339(), "services": services}),
     ))
+}
+
+/// How often gauges that come from elsewhere (JetStream, the limiter, the redb file) are
+/// refreshed between scrapes.
+pub const GAUGE_REFRESH: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Refreshes the gauges every [`GAUGE_REFRESH`] until `shutdown` turns true.
+pub async fn refresh_gauges(state: ApiState, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(GAUGE_REFRESH);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+        if let Err(err) = collect(&state).await {
+            tracing::debug!(%err, "gauge refresh skipped");
+        }
+        update_local_gauges(&state);
+    }
+}
+
+fn update_local_gauges(state: &ApiState) {
+    let connected =
+        state.pipeline.nats.connection_state() == async_nats::connection::State::Connected;
+    metrics::gauge!(m::NATS_CONNECTED).set(if connected { 1.0 } else { 0.0 });
+    metrics::gauge!(m::STORE_SIZE_BYTES).set(state.store.file_size() as f64);
 }
 
 pub async fn readyz(state: ApiState) -> Response {
