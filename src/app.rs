@@ -15,10 +15,15 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::actors::cache_keeper::{CacheKeeper, RequeueAll};
+use crate::actors::fetcher::{FetchJobs, Fetcher};
+use crate::actors::league_fetcher::{LeagueFetcher, LeagueJobs};
 use crate::actors::match_fetcher::{MatchFetcher, MatchJobs};
 use crate::actors::pipeline::{Activity, Pipeline};
 use crate::actors::player_fetcher::{PlayerFetcher, PlayerJobs};
+use crate::actors::player_stats_fetcher::{PlayerStatsFetcher, PlayerStatsJobs};
 use crate::actors::rate_limiter::RateLimiter;
+use crate::actors::team_importer::{TeamImporter, TeamJobs};
+use crate::actors::team_watch::TeamWatch;
 use crate::bus::embedded::{EmbeddedNats, EmbeddedNatsConfig, EmbeddedNatsError};
 use crate::bus::queue::{BusError, JobQueue};
 use crate::config::{NatsMode, Settings};
@@ -27,10 +32,11 @@ use crate::fixture_upstream::{FixtureConfig, FixtureError, FixtureUpstream};
 use crate::http::{self, ApiState};
 use crate::store::{Store, StoreError};
 use crate::upstream::client::UpstreamClient;
+use crate::upstream::dotabuff::Dotabuff;
 use crate::upstream::opendota::OpenDota;
 
 /// Job kinds this build fetches.
-const KINDS: [ResourceKind; 2] = [ResourceKind::Match, ResourceKind::Player];
+const KINDS: [ResourceKind; 5] = ResourceKind::ALL;
 /// How long stop waits for in-hand jobs, the HTTP server and the database to let go.
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 /// Name of the redb file inside the data directory.
@@ -72,12 +78,32 @@ pub struct Application {
     shutdown: watch::Sender<bool>,
     activity: Arc<Activity>,
     store_handle: std::sync::Weak<redb::Database>,
-    fetchers: (Addr<MatchFetcher>, Addr<PlayerFetcher>),
+    fetchers: Fetchers,
     keeper: Addr<CacheKeeper>,
     nats: async_nats::Client,
     embedded: Option<EmbeddedNats>,
     fixture: Option<FixtureUpstream>,
     gauges: JoinHandle<()>,
+    team_watch: JoinHandle<()>,
+}
+
+/// Addresses of the supervised fetchers; dropping them lets the actors stop at shutdown.
+struct Fetchers {
+    matches: Addr<MatchFetcher>,
+    players: Addr<PlayerFetcher>,
+    player_stats: Addr<PlayerStatsFetcher>,
+    leagues: Addr<LeagueFetcher>,
+    teams: Addr<TeamImporter>,
+}
+
+fn start_fetcher<J: FetchJobs>(
+    jobs: J,
+    pipeline: &Pipeline,
+    workers: usize,
+    shutdown: &watch::Receiver<bool>,
+) -> Addr<Fetcher<J>> {
+    let (pipeline, shutdown) = (pipeline.clone(), shutdown.clone());
+    Supervisor::start(move |_| Fetcher::new(jobs, pipeline, workers, shutdown))
 }
 
 impl Application {
@@ -149,30 +175,69 @@ impl Application {
         let client =
             UpstreamClient::new(limiter.clone()).map_err(|e| AppError::Setup(e.to_string()))?;
         let opendota = OpenDota::new(
-            client,
+            client.clone(),
             &settings.opendota_url,
             settings.opendota_api_key.clone(),
         );
-        let match_fetcher = {
-            let (jobs, p, rx) = (
+        let dotabuff = Dotabuff::new(client, &settings.dotabuff_url);
+        let fetchers = Fetchers {
+            matches: start_fetcher(
                 MatchJobs {
                     opendota: opendota.clone(),
                 },
-                pipeline.clone(),
-                shutdown_rx.clone(),
-            );
-            Supervisor::start(move |_| MatchFetcher::new(jobs, p, workers, rx))
-        };
-        let player_fetcher = {
-            let (jobs, p, rx) = (
+                &pipeline,
+                workers,
+                &shutdown_rx,
+            ),
+            players: start_fetcher(
                 PlayerJobs {
                     opendota: opendota.clone(),
                 },
-                pipeline.clone(),
-                shutdown_rx.clone(),
-            );
-            Supervisor::start(move |_| PlayerFetcher::new(jobs, p, workers, rx))
+                &pipeline,
+                workers,
+                &shutdown_rx,
+            ),
+            player_stats: start_fetcher(
+                PlayerStatsJobs {
+                    opendota: opendota.clone(),
+                },
+                &pipeline,
+                workers,
+                &shutdown_rx,
+            ),
+            leagues: start_fetcher(
+                LeagueJobs {
+                    opendota: opendota.clone(),
+                },
+                &pipeline,
+                1,
+                &shutdown_rx,
+            ),
+            // Team pages are fetched one at a time anyway (Dotabuff's steady spacing).
+            teams: start_fetcher(
+                TeamJobs {
+                    dotabuff,
+                    opendota: opendota.clone(),
+                    store: store.clone(),
+                    keeper: keeper.clone(),
+                    source: settings.team_source,
+                    sides: settings.team_players,
+                    page_ttl: settings.ttls.teams,
+                },
+                &pipeline,
+                2,
+                &shutdown_rx,
+            ),
         };
+        let team_watch = tokio::spawn(
+            TeamWatch {
+                store: store.clone(),
+                keeper: keeper.clone(),
+                pipeline: pipeline.clone(),
+                sides: settings.team_players,
+            }
+            .run(shutdown_rx.clone()),
+        );
 
         let state = ApiState {
             store: store.clone(),
@@ -181,6 +246,8 @@ impl Application {
             pipeline,
             metrics,
             kinds: KINDS.to_vec(),
+            team_players: settings.team_players,
+            admin_token: settings.admin_token.clone(),
         };
         let gauges = tokio::spawn(http::status::refresh_gauges(
             state.clone(),
@@ -213,12 +280,13 @@ impl Application {
             shutdown,
             activity,
             store_handle: store.weak(),
-            fetchers: (match_fetcher, player_fetcher),
+            fetchers,
             keeper,
             nats,
             embedded,
             fixture,
             gauges,
+            team_watch,
         })
     }
 
@@ -252,6 +320,7 @@ impl Application {
             embedded,
             fixture,
             gauges,
+            team_watch,
             ..
         } = self;
         let _ = http_stop.send(());
@@ -262,9 +331,19 @@ impl Application {
             tracing::warn!("HTTP connections did not close in time; dropping them");
             http_task.abort();
         }
+        // Addresses first: a fetcher that stops while someone still holds its address is
+        // restarted by its Supervisor.
+        let Fetchers {
+            matches,
+            players,
+            player_stats,
+            leagues,
+            teams,
+        } = fetchers;
+        drop((matches, players, player_stats, leagues, teams));
         let _ = shutdown.send(true);
         let _ = gauges.await;
-        drop(fetchers);
+        let _ = team_watch.await;
         drop(keeper);
         wait_until(|| activity.busy() == 0, "jobs in hand to finish").await;
         wait_until(

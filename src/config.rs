@@ -11,7 +11,9 @@ use serde::Deserialize;
 
 use crate::actors::pipeline::RetryPolicy;
 use crate::actors::rate_limiter::RateLimits;
+use crate::actors::team_importer::TeamSource;
 use crate::store::Ttls;
+use crate::team::view::PlayerSides;
 use crate::upstream::opendota::ApiKey;
 
 /// Invalid settings. Each message names the setting.
@@ -57,6 +59,36 @@ pub struct Settings {
     /// Serve the bundled demo data set from this directory through an in-process fixture
     /// upstream, and point both upstream URLs at it.
     pub demo_dir: Option<PathBuf>,
+    /// Where team match lists come from.
+    pub team_source: TeamSource,
+    /// Whose players a team import fetches.
+    pub team_players: PlayerSides,
+    /// When set, the invalidation API and `force=true` on teams require
+    /// `Authorization: Bearer <token>`.
+    pub admin_token: Option<AdminToken>,
+}
+
+/// The admin token. Its `Debug` never shows the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdminToken(String);
+
+impl AdminToken {
+    pub fn new(token: String) -> Option<Self> {
+        let token = token.trim().to_string();
+        (!token.is_empty()).then_some(Self(token))
+    }
+
+    /// Constant-time comparison with a presented token.
+    pub fn matches(&self, presented: &str) -> bool {
+        let (a, b) = (self.0.as_bytes(), presented.as_bytes());
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+}
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminToken(<redacted>)")
+    }
 }
 
 /// Default client port of the embedded nats-server: not 4222, which a system-wide NATS may hold.
@@ -80,6 +112,9 @@ impl Settings {
             retry: RetryPolicy::default(),
             workers: 4,
             demo_dir: None,
+            team_source: TeamSource::default(),
+            team_players: PlayerSides::default(),
+            admin_token: None,
         }
     }
 }
@@ -145,6 +180,18 @@ pub struct ServeArgs {
     /// Directory of the demo data set [default: ./fixtures/demo].
     #[arg(long, env = "DOTA_DEMO_DIR")]
     pub demo_dir: Option<PathBuf>,
+    /// Where team match lists come from [default: dotabuff (OpenDota as fallback)].
+    #[arg(long, env = "DOTA_TEAM_SOURCE", value_enum)]
+    pub team_source: Option<TeamSource>,
+    /// Whose players a team import fetches [default: both].
+    #[arg(long, env = "DOTA_TEAM_PLAYERS", value_enum)]
+    pub team_players: Option<PlayerSides>,
+    /// Seconds cached Dotabuff pages and team records stay fresh [default: 7200].
+    #[arg(long, env = "DOTA_TEAM_TTL_SECS")]
+    pub team_ttl_secs: Option<u64>,
+    /// Bearer token required by the invalidation API and forced team refreshes.
+    #[arg(long, env = "DOTA_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
 }
 
 /// The TOML file: the same keys as the flags.
@@ -169,6 +216,10 @@ struct FileSettings {
     workers: Option<usize>,
     demo: Option<bool>,
     demo_dir: Option<PathBuf>,
+    team_source: Option<TeamSource>,
+    team_players: Option<PlayerSides>,
+    team_ttl_secs: Option<u64>,
+    admin_token: Option<String>,
 }
 
 fn read_file(path: &Path) -> Result<FileSettings, ConfigError> {
@@ -253,6 +304,9 @@ impl ServeArgs {
         if let Some(secs) = self.player_ttl_secs.or(file.player_ttl_secs) {
             ttls.players = Duration::from_secs(positive("player-ttl-secs", secs)?);
         }
+        if let Some(secs) = self.team_ttl_secs.or(file.team_ttl_secs) {
+            ttls.teams = Duration::from_secs(positive("team-ttl-secs", secs)?);
+        }
         let mut retry = d.retry;
         if let Some(n) = self.max_attempts.or(file.max_attempts) {
             retry.max_attempts = positive("max-attempts", n)?;
@@ -288,6 +342,12 @@ impl ServeArgs {
                 "workers",
                 self.workers.or(file.workers).unwrap_or(d.workers),
             )?,
+            team_source: self.team_source.or(file.team_source).unwrap_or_default(),
+            team_players: self.team_players.or(file.team_players).unwrap_or_default(),
+            admin_token: self
+                .admin_token
+                .or(file.admin_token)
+                .and_then(AdminToken::new),
             demo_dir: demo.then(|| {
                 self.demo_dir
                     .or(file.demo_dir)

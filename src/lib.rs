@@ -9,6 +9,7 @@
 //! - [`actors`]: CacheKeeper, RateLimiter, MatchFetcher, PlayerFetcher and the job pipeline.
 //! - [`bus`]: the embedded nats-server, subject names, wire types, the JetStream job queue.
 //! - [`store`]: redb tables, records and reads.
+//! - [`team`]: the team import record and its progress view.
 //! - [`upstream`]: the rate-limited HTTP client, OpenDota calls, the Dotabuff page parser.
 //! - [`http`]: the warp routes, the API contract and its JSON errors.
 //! - [`fixture_upstream`]: the file-backed OpenDota/Dotabuff imitation for tests and `--demo`.
@@ -22,4 +23,5 @@ pub mod fixture_upstream;
 pub mod http;
 pub mod metrics;
 pub mod store;
+pub mod team;
 pub mod upstream;

@@ -6,9 +6,8 @@
 
 use actix::{Actor, Handler, Message, SyncContext};
 
-use crate::bus::wire::Job;
-use crate::domain::{Priority, Signature};
-use crate::store::{EntryMeta, Failure, InFlight, Store, StoreError, Tx, now_ms};
+use crate::domain::{Fanout, Job, Priority, Signature};
+use crate::store::{EntryMeta, Failure, Store, StoreError, Tx, now_ms};
 
 /// A request for a resource arrived (HTTP POST/GET): decide whether it must be (re)fetched and,
 /// if so, claim it. The caller publishes the returned job.
@@ -21,6 +20,8 @@ pub struct Prepare {
     /// Retry a resource whose last attempt failed permanently (POST does, GET does not).
     pub retry_failed: bool,
     pub priority: Priority,
+    /// What the fetched resource fans out to.
+    pub fanout: Fanout,
 }
 
 /// What [`Prepare`] found and did.
@@ -44,8 +45,51 @@ pub struct Prepared {
 pub struct Complete {
     pub job: Job,
     pub body: Vec<u8>,
-    /// Resources this one refers to (a match's players, a team's matches).
-    pub children: Vec<Signature>,
+    /// Resources this one refers to (a match's players, a team's matches), each with its own
+    /// fan-out.
+    pub children: Vec<Child>,
+}
+
+/// A resource to claim as bulk work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Child {
+    pub signature: Signature,
+    pub fanout: Fanout,
+}
+
+impl Child {
+    pub fn new(signature: Signature) -> Self {
+        Self {
+            signature,
+            fanout: Fanout::All,
+        }
+    }
+}
+
+/// Claim resources outside a fetch (a stored league asked to queue its matches). Returns the
+/// jobs to publish.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<Job>, StoreError>")]
+pub struct ClaimChildren {
+    pub children: Vec<Child>,
+    pub forced_at_ms: Option<i64>,
+}
+
+/// Keep a raw upstream page (Dotabuff HTML) under `key`.
+#[derive(Message)]
+#[rtype(result = "Result<(), StoreError>")]
+pub struct StorePage {
+    pub key: String,
+    pub body: Vec<u8>,
+}
+
+/// Remember that the completion of `signature` (a team import) was announced for the stored
+/// copy fetched at `fetched_at_ms`.
+#[derive(Message)]
+#[rtype(result = "Result<(), StoreError>")]
+pub struct MarkAnnounced {
+    pub signature: Signature,
+    pub fetched_at_ms: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -74,12 +118,20 @@ pub struct Release {
     pub job: Job,
 }
 
-/// Mark stored copies stale (the invalidation API). Returns, per signature, whether a stored
-/// copy existed.
+/// Mark stored copies stale (the invalidation API) and forget their failures. For a team,
+/// every import of it (all leagues) and its cached Dotabuff pages.
 #[derive(Message)]
-#[rtype(result = "Result<Vec<(Signature, bool)>, StoreError>")]
+#[rtype(result = "Result<Invalidated, StoreError>")]
 pub struct Invalidate {
     pub signatures: Vec<Signature>,
+    pub teams: Vec<crate::domain::TeamId>,
+}
+
+/// Per signature whether a stored copy existed; per team how many imports were invalidated.
+#[derive(Debug, Clone, Default)]
+pub struct Invalidated {
+    pub signatures: Vec<(Signature, bool)>,
+    pub teams: Vec<(crate::domain::TeamId, usize)>,
 }
 
 /// At start-up: give every claim left by the last run a new generation and return the jobs to
@@ -118,33 +170,58 @@ impl Actor for CacheKeeper {
 }
 
 /// Claims `sig` in `tx` unless it is already in flight. Returns the job to publish.
-fn claim(
-    tx: &mut Tx<'_>,
-    sig: Signature,
-    generation: u64,
-    priority: Priority,
-    force: bool,
-) -> Result<Option<Job>, StoreError> {
-    if tx.in_flight(&sig)?.is_some() {
+fn claim(tx: &mut Tx<'_>, template: Job) -> Result<Option<Job>, StoreError> {
+    if tx.in_flight(&template.signature)?.is_some() {
         return Ok(None);
     }
-    let queued_at_ms = now_ms();
-    tx.put_in_flight(
-        &sig,
-        &InFlight {
+    tx.put_in_flight(&template.signature, &template)?;
+    Ok(Some(template))
+}
+
+/// Claims the children of a completed (or stored) resource. Without a force, fresh children
+/// and children that failed permanently are left alone. With a force, every child fetched
+/// before the force is invalidated and refetched, and none fetched after it, so a resource
+/// shared by many parents is refetched once.
+fn claim_children(
+    tx: &mut Tx<'_>,
+    children: Vec<Child>,
+    generation: u64,
+    forced_at_ms: Option<i64>,
+    now: i64,
+) -> Result<Vec<Job>, StoreError> {
+    let mut jobs = Vec::new();
+    for child in children {
+        let sig = child.signature;
+        match forced_at_ms {
+            Some(forced_at) => {
+                let refreshed_since = tx
+                    .meta(&sig)?
+                    .is_some_and(|m| !m.invalidated && m.fetched_at_ms >= forced_at);
+                if refreshed_since {
+                    continue;
+                }
+                tx.invalidate(&sig)?;
+                tx.clear_failure(&sig)?;
+            }
+            None => {
+                if tx.is_fresh(&sig, now)? || tx.failure(&sig)?.is_some() {
+                    continue;
+                }
+            }
+        }
+        let template = Job {
+            signature: sig,
             generation,
-            priority,
-            force,
-            queued_at_ms,
-        },
-    )?;
-    Ok(Some(Job {
-        signature: sig,
-        generation,
-        priority,
-        force,
-        queued_at_ms,
-    }))
+            priority: Priority::Bulk,
+            forced_at_ms,
+            fanout: child.fanout,
+            queued_at_ms: now,
+        };
+        if let Some(job) = claim(tx, template)? {
+            jobs.push(job);
+        }
+    }
+    Ok(jobs)
 }
 
 impl Handler<Prepare> for CacheKeeper {
@@ -174,7 +251,16 @@ impl Handler<Prepare> for CacheKeeper {
             if fresh || failure.is_some() {
                 return Ok(prepared);
             }
-            prepared.claimed = claim(tx, sig, generation, msg.priority, msg.force)?;
+            let now = now_ms();
+            let template = Job {
+                signature: sig,
+                generation,
+                priority: msg.priority,
+                forced_at_ms: msg.force.then_some(now),
+                fanout: msg.fanout,
+                queued_at_ms: now,
+            };
+            prepared.claimed = claim(tx, template)?;
             prepared.already_queued = prepared.claimed.is_none();
             Ok(prepared)
         })
@@ -201,20 +287,13 @@ impl Handler<Complete> for CacheKeeper {
             tx.put_entry(&sig, &msg.body, fetched_at_ms)?;
             tx.clear_in_flight(&sig)?;
             tx.clear_failure(&sig)?;
-            let mut children = Vec::new();
-            for child in msg.children {
-                if msg.job.force {
-                    // A forced refresh cascades: stale copies and old failures of the fan-out
-                    // are refetched too.
-                    tx.invalidate(&child)?;
-                    tx.clear_failure(&child)?;
-                } else if tx.is_fresh(&child, fetched_at_ms)? || tx.failure(&child)?.is_some() {
-                    continue;
-                }
-                if let Some(job) = claim(tx, child, generation, Priority::Bulk, msg.job.force)? {
-                    children.push(job);
-                }
-            }
+            let children = claim_children(
+                tx,
+                msg.children,
+                generation,
+                msg.job.forced_at_ms,
+                fetched_at_ms,
+            )?;
             Ok(Completed {
                 stored: true,
                 fetched_at_ms,
@@ -263,15 +342,35 @@ impl Handler<Release> for CacheKeeper {
 }
 
 impl Handler<Invalidate> for CacheKeeper {
-    type Result = Result<Vec<(Signature, bool)>, StoreError>;
+    type Result = Result<Invalidated, StoreError>;
 
     fn handle(&mut self, msg: Invalidate, _: &mut Self::Context) -> Self::Result {
+        let stored_teams = self
+            .store
+            .stored_of_kind(crate::domain::ResourceKind::Team)?;
         self.store.write(|tx| {
-            let mut out = Vec::with_capacity(msg.signatures.len());
+            let mut out = Invalidated::default();
             for sig in msg.signatures {
                 let existed = tx.invalidate(&sig)?;
                 tx.clear_failure(&sig)?;
-                out.push((sig, existed));
+                out.signatures.push((sig, existed));
+            }
+            for team in msg.teams {
+                let mut n = 0;
+                for sig in stored_teams
+                    .iter()
+                    .filter(|s| matches!(s, Signature::Team(t, _) if *t == team))
+                {
+                    if tx.invalidate(sig)? {
+                        n += 1;
+                    }
+                    tx.clear_failure(sig)?;
+                }
+                tx.remove_pages_with_prefix(&format!(
+                    "dotabuff:{}",
+                    crate::upstream::dotabuff::Dotabuff::team_matches_path(team)
+                ))?;
+                out.teams.push((team, n));
             }
             Ok(out)
         })
@@ -283,31 +382,47 @@ impl Handler<RequeueAll> for CacheKeeper {
 
     fn handle(&mut self, _: RequeueAll, _: &mut Self::Context) -> Self::Result {
         let claims = self.store.all_in_flight()?;
-        let mut jobs = Vec::with_capacity(claims.len());
-        for (signature, mut claim) in claims {
-            claim.generation = self.next_generation();
-            jobs.push(Job {
-                signature,
-                generation: claim.generation,
-                priority: claim.priority,
-                force: claim.force,
-                queued_at_ms: claim.queued_at_ms,
-            });
-        }
+        let jobs: Vec<Job> = claims
+            .into_iter()
+            .map(|(_, job)| Job {
+                generation: self.next_generation(),
+                ..job
+            })
+            .collect();
         self.store.write(|tx| {
             for job in &jobs {
-                tx.put_in_flight(
-                    &job.signature,
-                    &InFlight {
-                        generation: job.generation,
-                        priority: job.priority,
-                        force: job.force,
-                        queued_at_ms: job.queued_at_ms,
-                    },
-                )?;
+                tx.put_in_flight(&job.signature, job)?;
             }
             Ok(())
         })?;
         Ok(jobs)
+    }
+}
+
+impl Handler<ClaimChildren> for CacheKeeper {
+    type Result = Result<Vec<Job>, StoreError>;
+
+    fn handle(&mut self, msg: ClaimChildren, _: &mut Self::Context) -> Self::Result {
+        let generation = self.next_generation();
+        self.store
+            .write(|tx| claim_children(tx, msg.children, generation, msg.forced_at_ms, now_ms()))
+    }
+}
+
+impl Handler<StorePage> for CacheKeeper {
+    type Result = Result<(), StoreError>;
+
+    fn handle(&mut self, msg: StorePage, _: &mut Self::Context) -> Self::Result {
+        self.store
+            .write(|tx| tx.put_page(&msg.key, &msg.body, now_ms()))
+    }
+}
+
+impl Handler<MarkAnnounced> for CacheKeeper {
+    type Result = Result<(), StoreError>;
+
+    fn handle(&mut self, msg: MarkAnnounced, _: &mut Self::Context) -> Self::Result {
+        self.store
+            .write(|tx| tx.put_announced(&msg.signature, msg.fetched_at_ms))
     }
 }

@@ -12,7 +12,7 @@ use actix::{Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Supervis
 use tokio::sync::watch;
 
 use super::pipeline::{Fetched, Pipeline};
-use crate::bus::wire::Job;
+use crate::domain::Job;
 use crate::domain::ResourceKind;
 use crate::upstream::error::UpstreamError;
 
@@ -24,6 +24,8 @@ pub trait FetchJobs: Clone + Unpin + 'static {
     const KIND: ResourceKind;
     /// The actor's name in logs.
     const NAME: &'static str;
+    /// Publish `dota.ready.<kind>.<id>` as soon as the resource is stored.
+    const ANNOUNCE_ON_STORE: bool = true;
     fn fetch(&self, job: Job) -> impl Future<Output = Result<Fetched, UpstreamError>> + 'static;
 }
 
@@ -117,7 +119,9 @@ async fn work<J: FetchJobs>(
         if let Some(delivery) = next {
             let jobs = jobs.clone();
             // A job in progress is finished even during shutdown: it ends in an ack or nak.
-            pipeline.run(delivery, |job| jobs.fetch(job)).await;
+            pipeline
+                .run(delivery, J::ANNOUNCE_ON_STORE, |job| jobs.fetch(job))
+                .await;
         }
     }
 }

@@ -1,10 +1,12 @@
 //! `MatchFetcher`: fetches `/matches/{id}` from OpenDota, stores it, and fans out a player job
-//! for every non-anonymous player in it (`account_id: null` players are never queued).
+//! for every non-anonymous player in it (`account_id: null` players are never queued), or only
+//! for one team's side when the job came from a team import configured that way.
 
+use super::cache_keeper::Child;
 use super::fetcher::{FetchJobs, Fetcher};
 use super::pipeline::Fetched;
-use crate::bus::wire::Job;
-use crate::domain::{ResourceKind, Signature};
+use crate::domain::Job;
+use crate::domain::{Fanout, ResourceKind, Signature};
 use crate::upstream::error::UpstreamError;
 use crate::upstream::opendota::OpenDota;
 
@@ -33,9 +35,17 @@ impl FetchJobs for MatchJobs {
                 });
             };
             let body = opendota.get_match(id).await?;
+            let players = match job.fanout {
+                Fanout::All => body.players.iter().map(|p| p.id).collect(),
+                Fanout::TeamSide(team) => body.players_of(team),
+                Fanout::None => Vec::new(),
+            };
             Ok(Fetched {
                 body: body.raw.to_vec(),
-                children: body.players.into_iter().map(Signature::Player).collect(),
+                children: players
+                    .into_iter()
+                    .map(|p| Child::new(Signature::Player(p)))
+                    .collect(),
             })
         }
     }

@@ -10,8 +10,12 @@
 
 pub mod cache_keeper;
 pub mod fetcher;
+pub mod league_fetcher;
 pub mod match_fetcher;
 pub mod pipeline;
 pub mod player_fetcher;
+pub mod player_stats_fetcher;
 pub mod rate_limiter;
 pub mod rate_window;
+pub mod team_importer;
+pub mod team_watch;

@@ -16,10 +16,11 @@ use async_nats::jetstream::AckKind;
 use rand::Rng;
 use serde::Serialize;
 
-use super::cache_keeper::{CacheKeeper, Complete, Fail, Release};
+use super::cache_keeper::{CacheKeeper, Child, Complete, Fail, Release};
 use crate::bus::queue::{Delivery, JobQueue};
 use crate::bus::subjects;
-use crate::bus::wire::{FailedEvent, Job, ReadyEvent};
+use crate::bus::wire::{FailedEvent, ReadyEvent};
+use crate::domain::Job;
 use crate::domain::{Service, Signature};
 use crate::metrics as m;
 use crate::store::Store;
@@ -116,7 +117,7 @@ impl Activity {
 pub struct Fetched {
     pub body: Vec<u8>,
     /// Resources to claim and queue as bulk work (a match's players, a team's matches).
-    pub children: Vec<Signature>,
+    pub children: Vec<Child>,
 }
 
 /// Everything a fetcher needs besides its upstream. Cheap to clone.
@@ -169,7 +170,7 @@ impl Pipeline {
 
     /// Runs one delivered job to its end. Never returns an error: every outcome ends in an
     /// ack, a nak or a term.
-    pub async fn run<F, Fut>(&self, delivery: Delivery, fetch: F)
+    pub async fn run<F, Fut>(&self, delivery: Delivery, announce: bool, fetch: F)
     where
         F: FnOnce(Job) -> Fut,
         Fut: Future<Output = Result<Fetched, UpstreamError>>,
@@ -224,7 +225,10 @@ impl Pipeline {
         };
 
         let outcome = match result {
-            Ok(fetched) => self.finish(&job, fetched, &message, attempt).await,
+            Ok(fetched) => {
+                self.finish(&job, fetched, &message, attempt, announce)
+                    .await
+            }
             Err(err) => self.fail(&job, err, &message, attempt).await,
         };
         self.activity.end(sig, outcome);
@@ -236,6 +240,7 @@ impl Pipeline {
         fetched: Fetched,
         message: &async_nats::jetstream::Message,
         attempt: u64,
+        announce: bool,
     ) -> Option<bool> {
         let complete = Complete {
             job: job.clone(),
@@ -265,16 +270,10 @@ impl Pipeline {
             tracing::warn!(%err, "some fan-out jobs could not be queued; they retry on the next request");
         }
         ack(message, AckKind::Ack).await;
-        let fetched_at = chrono::DateTime::from_timestamp_millis(completed.fetched_at_ms)
-            .unwrap_or_default()
-            .to_rfc3339();
-        let event = ReadyEvent {
-            kind: job.signature.kind().as_str().to_string(),
-            id: job.signature.subject_id(),
-            signature: job.signature,
-            fetched_at,
-        };
-        self.announce(subjects::ready(&job.signature), &event).await;
+        if announce {
+            self.announce_ready(job.signature, completed.fetched_at_ms)
+                .await;
+        }
         metrics::counter!(m::JOBS_COMPLETED, "kind" => job.signature.kind().as_str(), "priority" => job.priority.as_str()).increment(1);
         tracing::info!("stored");
         Some(true)
@@ -333,6 +332,20 @@ impl Pipeline {
             .await;
         metrics::counter!(m::JOBS_FAILED, "kind" => job.signature.kind().as_str(), "priority" => job.priority.as_str()).increment(1);
         Some(false)
+    }
+
+    /// Publishes `dota.ready.<kind>.<id>`.
+    pub async fn announce_ready(&self, signature: Signature, fetched_at_ms: i64) {
+        let fetched_at = chrono::DateTime::from_timestamp_millis(fetched_at_ms)
+            .unwrap_or_default()
+            .to_rfc3339();
+        let event = ReadyEvent {
+            kind: signature.kind().as_str().to_string(),
+            id: signature.subject_id(),
+            signature,
+            fetched_at,
+        };
+        self.announce(subjects::ready(&signature), &event).await;
     }
 
     async fn announce<T: Serialize>(&self, subject: String, event: &T) {

@@ -2,7 +2,7 @@
 
 use super::fetcher::{FetchJobs, Fetcher};
 use super::pipeline::Fetched;
-use crate::bus::wire::Job;
+use crate::domain::Job;
 use crate::domain::{ResourceKind, Signature};
 use crate::upstream::error::UpstreamError;
 use crate::upstream::opendota::OpenDota;

@@ -15,7 +15,7 @@ use async_nats::jetstream::{
 use futures::StreamExt;
 
 use super::subjects;
-use super::wire::Job;
+use crate::domain::Job;
 use crate::domain::{Priority, ResourceKind};
 
 /// How long a worker may hold a job without acking or reporting progress before JetStream

@@ -1,33 +1,10 @@
-//! Wire types carried over NATS: the job payload and the ready/failed event bodies.
+//! Event bodies carried over NATS (`dota.ready.*`, `dota.failed.*`); the job payload is
+//! [`crate::domain::Job`].
 //! Parsed once when a message arrives; inner code only sees these types.
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{Priority, Signature};
-
-/// One unit of work on the jobs stream.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Job {
-    pub signature: Signature,
-    /// Matches the in-flight entry that queued this job; a job whose generation is no longer
-    /// in flight is stale (already done, or superseded) and is acked without work.
-    pub generation: u64,
-    pub priority: Priority,
-    /// Set by a forced refresh: cascades the force to the resources this one fans out to.
-    #[serde(default)]
-    pub force: bool,
-    pub queued_at_ms: i64,
-}
-
-impl Job {
-    /// `Nats-Msg-Id`: the signature plus its generation, so a re-publish of the same job
-    /// (e.g. recovery after a crash) is dropped by JetStream's duplicate window, while a
-    /// later fetch of the same resource is not.
-    pub fn message_id(&self) -> String {
-        format!("{}@{}", self.signature, self.generation)
-    }
-}
+use crate::domain::Signature;
 
 /// Body of a `dota.ready.<kind>.<id>` event.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -2,7 +2,9 @@
 //! Everything inside the service takes these types, never raw strings.
 
 pub mod ids;
+pub mod job;
 pub mod resource;
 
 pub use ids::{IdError, LeagueId, MatchId, PlayerId, TeamId};
+pub use job::{Fanout, Job};
 pub use resource::{Priority, ResourceKind, Service, Signature, SignatureError};

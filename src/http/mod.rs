@@ -2,12 +2,16 @@
 //! the edge (400 with a JSON error), talk to CacheKeeper and the queue, and never block.
 //!
 //! Routes: `POST|GET /api/matches/{id}`, `POST|GET /api/players/{id}/data`,
-//! `GET /api/queue/status`, `GET /healthz`, `GET /readyz`, `GET /metrics`.
+//! `POST|GET /api/players/{id}/stats`, `POST|GET /api/leagues/{id}`,
+//! `POST|GET /api/teams/{id}/matches`, `POST /api/cache/invalidate`, `GET /api/queue/status`,
+//! `GET /healthz`, `GET /readyz`, `GET /metrics`.
 
+pub mod invalidate;
 pub mod params;
 pub mod reply;
 pub mod resources;
 pub mod status;
+pub mod teams;
 
 use std::convert::Infallible;
 use std::str::FromStr;
@@ -22,9 +26,11 @@ use warp::reply::Response;
 use crate::actors::cache_keeper::CacheKeeper;
 use crate::actors::pipeline::Pipeline;
 use crate::actors::rate_limiter::RateLimiter;
-use crate::domain::{MatchId, PlayerId, ResourceKind, Signature};
+use crate::config::AdminToken;
+use crate::domain::{LeagueId, MatchId, PlayerId, ResourceKind, Signature, TeamId};
 use crate::metrics as m;
 use crate::store::Store;
+use crate::team::view::PlayerSides;
 use params::ResourceQuery;
 use reply::ApiError;
 use resources::Verb;
@@ -39,6 +45,8 @@ pub struct ApiState {
     pub metrics: PrometheusHandle,
     /// Job kinds this instance has queues for.
     pub kinds: Vec<ResourceKind>,
+    pub team_players: PlayerSides,
+    pub admin_token: Option<AdminToken>,
 }
 
 fn with_state(state: ApiState) -> impl Filter<Extract = (ApiState,), Error = Infallible> + Clone {
@@ -63,34 +71,112 @@ fn verb(method: &Method) -> Verb {
     }
 }
 
+/// When an admin token is configured, the request must carry `Authorization: Bearer <token>`.
+pub fn require_admin(state: &ApiState, authorization: Option<&str>) -> Result<(), ApiError> {
+    let Some(token) = &state.admin_token else {
+        return Ok(());
+    };
+    let presented = authorization
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::trim);
+    match presented {
+        Some(p) if token.matches(p) => Ok(()),
+        Some(_) => Err(ApiError::Unauthorized("invalid admin token".to_string())),
+        None => Err(ApiError::Unauthorized(
+            "this operation requires Authorization: Bearer <admin token>".to_string(),
+        )),
+    }
+}
+
+/// A single-resource route: how its path ID becomes a signature and a polling URL, and which
+/// query keys it takes.
+struct ResourceRoute {
+    template: &'static str,
+    to_sig: fn(&str) -> Result<(Signature, String), ApiError>,
+    query_keys: &'static [&'static str],
+}
+
+fn parse_id<T: FromStr<Err = crate::domain::IdError>>(raw: &str) -> Result<T, ApiError> {
+    T::from_str(raw).map_err(|e| ApiError::BadRequest(e.to_string()))
+}
+
+const MATCHES: ResourceRoute = ResourceRoute {
+    template: "/api/matches/{id}",
+    to_sig: |raw| {
+        let id: MatchId = parse_id(raw)?;
+        Ok((Signature::Match(id), format!("/api/matches/{id}")))
+    },
+    query_keys: &["force"],
+};
+
+const PLAYERS: ResourceRoute = ResourceRoute {
+    template: "/api/players/{id}/data",
+    to_sig: |raw| {
+        let id: PlayerId = parse_id(raw)?;
+        Ok((Signature::Player(id), format!("/api/players/{id}/data")))
+    },
+    query_keys: &["force"],
+};
+
+const PLAYER_STATS: ResourceRoute = ResourceRoute {
+    template: "/api/players/{id}/stats",
+    to_sig: |raw| {
+        let id: PlayerId = parse_id(raw)?;
+        Ok((
+            Signature::PlayerStats(id),
+            format!("/api/players/{id}/stats"),
+        ))
+    },
+    query_keys: &["force"],
+};
+
+const LEAGUES: ResourceRoute = ResourceRoute {
+    template: "/api/leagues/{id}",
+    to_sig: |raw| {
+        let id: LeagueId = parse_id(raw)?;
+        Ok((Signature::League(id), format!("/api/leagues/{id}")))
+    },
+    query_keys: &["force", "queueMatches"],
+};
+
 async fn resource_route(
     state: ApiState,
-    route: &'static str,
+    route: &'static ResourceRoute,
     method: Method,
     raw_id: String,
     query: Vec<(String, String)>,
-    to_sig: fn(&str) -> Result<(Signature, String), ApiError>,
 ) -> Result<Response, Infallible> {
     let started = Instant::now();
     let result = async {
-        let (sig, location) = to_sig(&raw_id)?;
-        let query = ResourceQuery::parse(&query)?;
+        let (sig, location) = (route.to_sig)(&raw_id)?;
+        let query = ResourceQuery::parse(&query, route.query_keys)?;
         resources::handle(state, verb(&method), sig, query, location).await
     }
     .await;
     let resp = result.unwrap_or_else(ApiError::into_response);
-    observe(route, &method, started, &resp);
+    observe(route.template, &method, started, &resp);
     Ok(resp)
 }
 
-fn match_sig(raw: &str) -> Result<(Signature, String), ApiError> {
-    let id = MatchId::from_str(raw).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    Ok((Signature::Match(id), format!("/api/matches/{id}")))
-}
+/// Largest request body accepted (team import and invalidation bodies are small JSON).
+const MAX_BODY_BYTES: u64 = 256 * 1024;
 
-fn player_sig(raw: &str) -> Result<(Signature, String), ApiError> {
-    let id = PlayerId::from_str(raw).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    Ok((Signature::Player(id), format!("/api/players/{id}/data")))
+#[derive(Debug)]
+struct BodyTooLarge;
+impl warp::reject::Reject for BodyTooLarge {}
+
+/// The request body, refused with 400 when its declared length exceeds [`MAX_BODY_BYTES`].
+/// Unlike `content_length_limit`, a request without a body (and so without a length) passes.
+fn small_body() -> impl Filter<Extract = (bytes::Bytes,), Error = warp::Rejection> + Clone {
+    warp::header::optional::<u64>("content-length")
+        .and_then(|len: Option<u64>| async move {
+            match len {
+                Some(len) if len > MAX_BODY_BYTES => Err(warp::reject::custom(BodyTooLarge)),
+                _ => Ok(()),
+            }
+        })
+        .untuple_one()
+        .and(warp::body::bytes())
 }
 
 fn get_or_post() -> impl Filter<Extract = (Method,), Error = warp::Rejection> + Clone {
@@ -111,19 +197,60 @@ impl warp::reject::Reject for MethodRejected {}
 pub fn routes(state: ApiState) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
     let query = warp::query::<Vec<(String, String)>>();
 
-    let matches = warp::path!("api" / "matches" / String)
-        .and(get_or_post())
-        .and(query)
+    let resource = |route: &'static ResourceRoute, path: warp::filters::BoxedFilter<(String,)>| {
+        path.and(get_or_post())
+            .and(query)
+            .and(with_state(state.clone()))
+            .and_then(move |id, method, q, st| resource_route(st, route, method, id, q))
+    };
+    let matches = resource(&MATCHES, warp::path!("api" / "matches" / String).boxed());
+    let players = resource(
+        &PLAYERS,
+        warp::path!("api" / "players" / String / "data").boxed(),
+    );
+    let player_stats = resource(
+        &PLAYER_STATS,
+        warp::path!("api" / "players" / String / "stats").boxed(),
+    );
+    let leagues = resource(&LEAGUES, warp::path!("api" / "leagues" / String).boxed());
+    let teams =
+        warp::path!("api" / "teams" / String / "matches")
+            .and(get_or_post())
+            .and(query)
+            .and(small_body())
+            .and(warp::header::optional::<String>("authorization"))
+            .and(with_state(state.clone()))
+            .and_then(
+                |raw: String,
+                 method: Method,
+                 q: Vec<(String, String)>,
+                 body,
+                 auth,
+                 st: ApiState| async move {
+                    let started = Instant::now();
+                    let result = async {
+                        let team: TeamId = parse_id(&raw)?;
+                        let query = ResourceQuery::parse(&q, teams::QUERY_KEYS)?;
+                        teams::handle(st, verb(&method), team, query, body, auth).await
+                    }
+                    .await;
+                    let resp = result.unwrap_or_else(ApiError::into_response);
+                    observe("/api/teams/{id}/matches", &method, started, &resp);
+                    Ok::<_, Infallible>(resp)
+                },
+            );
+    let invalidate = warp::path!("api" / "cache" / "invalidate")
+        .and(warp::post())
+        .and(small_body())
+        .and(warp::header::optional::<String>("authorization"))
         .and(with_state(state.clone()))
-        .and_then(|id, method, q, st| {
-            resource_route(st, "/api/matches/{id}", method, id, q, match_sig)
-        });
-    let players = warp::path!("api" / "players" / String / "data")
-        .and(get_or_post())
-        .and(query)
-        .and(with_state(state.clone()))
-        .and_then(|id, method, q, st| {
-            resource_route(st, "/api/players/{id}/data", method, id, q, player_sig)
+        .and_then(|body, auth, st: ApiState| async move {
+            let started = Instant::now();
+            let resp = invalidate::handle(st, body, auth)
+                .await
+                .unwrap_or_else(ApiError::into_response);
+            observe("/api/cache/invalidate", &Method::POST, started, &resp);
+            Ok::<_, Infallible>(resp)
         });
     let queue_status = warp::path!("api" / "queue" / "status")
         .and(warp::get())
@@ -154,6 +281,14 @@ pub fn routes(state: ApiState) -> impl Filter<Extract = (Response,), Error = Inf
     matches
         .or(players)
         .unify()
+        .or(player_stats)
+        .unify()
+        .or(leagues)
+        .unify()
+        .or(teams)
+        .unify()
+        .or(invalidate)
+        .unify()
         .or(queue_status)
         .unify()
         .or(healthz)
@@ -165,6 +300,12 @@ pub fn routes(state: ApiState) -> impl Filter<Extract = (Response,), Error = Inf
         .recover(|rejection: warp::Rejection| async move {
             if rejection.find::<MethodRejected>().is_some() {
                 return Ok(ApiError::MethodNotAllowed.into_response());
+            }
+            if rejection.find::<BodyTooLarge>().is_some() {
+                return Ok(ApiError::BadRequest(format!(
+                    "request body over {MAX_BODY_BYTES} bytes"
+                ))
+                .into_response());
             }
             reply::recover(rejection).await
         })

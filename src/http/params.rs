@@ -1,11 +1,16 @@
-//! Query parameters, parsed once at the edge: only known keys, only valid values.
+//! Query parameters, parsed once at the edge: only the keys a route allows, only valid values.
 
 use super::reply::ApiError;
+use crate::domain::LeagueId;
 
-/// Query parameters of a resource route.
+/// Query parameters of the resource routes. Each route says which keys it allows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ResourceQuery {
     pub force: bool,
+    /// Leagues: also queue the league's matches.
+    pub queue_matches: bool,
+    /// Team imports: the league (may also come in a POST body).
+    pub league_id: Option<LeagueId>,
 }
 
 fn parse_bool(key: &str, value: &str) -> Result<bool, ApiError> {
@@ -20,17 +25,27 @@ fn parse_bool(key: &str, value: &str) -> Result<bool, ApiError> {
 }
 
 impl ResourceQuery {
-    pub fn parse(pairs: &[(String, String)]) -> Result<Self, ApiError> {
+    /// Parses `pairs`, rejecting keys not in `allowed`.
+    pub fn parse(pairs: &[(String, String)], allowed: &[&str]) -> Result<Self, ApiError> {
         let mut q = Self::default();
         for (key, value) in pairs {
+            if !allowed.contains(&key.as_str()) {
+                return Err(ApiError::BadRequest(format!(
+                    "unknown query parameter {:?} (allowed: {})",
+                    key.chars().take(40).collect::<String>(),
+                    allowed.join(", ")
+                )));
+            }
             match key.as_str() {
                 "force" => q.force = parse_bool(key, value)?,
-                other => {
-                    return Err(ApiError::BadRequest(format!(
-                        "unknown query parameter {:?} (allowed: force)",
-                        other.chars().take(40).collect::<String>()
-                    )));
+                "queueMatches" => q.queue_matches = parse_bool(key, value)?,
+                "leagueId" => {
+                    q.league_id =
+                        Some(value.parse().map_err(|e: crate::domain::IdError| {
+                            ApiError::BadRequest(e.to_string())
+                        })?)
                 }
+                _ => {}
             }
         }
         Ok(q)
@@ -50,13 +65,22 @@ mod tests {
 
     #[test]
     fn force_accepts_booleans_only() {
+        let allowed = ["force"];
         assert!(
-            ResourceQuery::parse(&pairs(&[("force", "true")]))
+            ResourceQuery::parse(&pairs(&[("force", "true")]), &allowed)
                 .unwrap()
                 .force
         );
-        assert!(!ResourceQuery::parse(&pairs(&[])).unwrap().force);
-        assert!(ResourceQuery::parse(&pairs(&[("force", "yes please")])).is_err());
-        assert!(ResourceQuery::parse(&pairs(&[("forse", "true")])).is_err());
+        assert!(!ResourceQuery::parse(&pairs(&[]), &allowed).unwrap().force);
+        assert!(ResourceQuery::parse(&pairs(&[("force", "yes please")]), &allowed).is_err());
+        assert!(ResourceQuery::parse(&pairs(&[("forse", "true")]), &allowed).is_err());
+    }
+
+    #[test]
+    fn league_id_is_validated() {
+        let allowed = ["leagueId"];
+        assert!(ResourceQuery::parse(&pairs(&[("leagueId", "abc")]), &allowed).is_err());
+        let q = ResourceQuery::parse(&pairs(&[("leagueId", "16435")]), &allowed).unwrap();
+        assert_eq!(q.league_id.unwrap().get(), 16435);
     }
 }

@@ -105,9 +105,11 @@ impl Store {
             tables::RESOURCE_BODY,
             tables::IN_FLIGHT,
             tables::FAILURES,
+            tables::RAW_PAGES,
         ] {
             txn.open_table(table)?;
         }
+        txn.open_table(tables::ANNOUNCED)?;
         txn.commit()?;
         Ok(Self {
             db: Arc::new(db),
@@ -174,6 +176,49 @@ impl Store {
                 continue;
             };
             out.push((sig, decode(k.value(), v.value())?));
+        }
+        Ok(out)
+    }
+
+    /// A raw page stored with [`Tx::put_page`]: its fetch time (unix ms) and body.
+    pub fn page(&self, key: &str) -> Result<Option<(i64, Vec<u8>)>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(tables::RAW_PAGES)?;
+        let Some(value) = table.get(key)? else {
+            return Ok(None);
+        };
+        let bytes = value.value();
+        if bytes.len() < 8 {
+            return Ok(None);
+        }
+        let mut ts = [0u8; 8];
+        ts.copy_from_slice(&bytes[..8]);
+        Ok(Some((i64::from_be_bytes(ts), bytes[8..].to_vec())))
+    }
+
+    /// When the completion of `sig` was last announced (the record's fetch time).
+    pub fn announced(&self, sig: &Signature) -> Result<Option<i64>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(tables::ANNOUNCED)?;
+        Ok(table.get(sig.to_string().as_str())?.map(|v| v.value()))
+    }
+
+    /// Every stored resource of `kind` (keys are `kind:...`, so this is a range scan).
+    pub fn stored_of_kind(&self, kind: ResourceKind) -> Result<Vec<Signature>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(tables::RESOURCE_META)?;
+        let prefix = format!("{}:", kind.as_str());
+        let mut out = Vec::new();
+        for row in table.range(prefix.as_str()..)? {
+            let (k, _) = row?;
+            if !k.value().starts_with(&prefix) {
+                break;
+            }
+            if let Ok(sig) = k.value().parse::<Signature>()
+                && sig.kind() == kind
+            {
+                out.push(sig);
+            }
         }
         Ok(out)
     }
@@ -311,6 +356,40 @@ impl Tx<'_> {
             }
             None => Ok(false),
         }
+    }
+
+    pub fn put_page(
+        &mut self,
+        key: &str,
+        body: &[u8],
+        fetched_at_ms: i64,
+    ) -> Result<(), StoreError> {
+        let mut value = Vec::with_capacity(8 + body.len());
+        value.extend_from_slice(&fetched_at_ms.to_be_bytes());
+        value.extend_from_slice(body);
+        let mut table = self.txn.open_table(tables::RAW_PAGES)?;
+        table.insert(key, value.as_slice())?;
+        Ok(())
+    }
+
+    /// Drops every raw page whose key starts with `prefix` (invalidation).
+    pub fn remove_pages_with_prefix(&mut self, prefix: &str) -> Result<usize, StoreError> {
+        let mut table = self.txn.open_table(tables::RAW_PAGES)?;
+        let keys: Vec<String> = table
+            .range(prefix..)?
+            .map(|row| row.map(|(k, _)| k.value().to_string()))
+            .take_while(|k| k.as_ref().map_or(true, |k| k.starts_with(prefix)))
+            .collect::<Result<_, _>>()?;
+        for key in &keys {
+            table.remove(key.as_str())?;
+        }
+        Ok(keys.len())
+    }
+
+    pub fn put_announced(&mut self, sig: &Signature, fetched_at_ms: i64) -> Result<(), StoreError> {
+        let mut table = self.txn.open_table(tables::ANNOUNCED)?;
+        table.insert(sig.to_string().as_str(), fetched_at_ms)?;
+        Ok(())
     }
 
     pub fn put_entry(

@@ -2,8 +2,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::Priority;
-
 /// Metadata of a stored resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -16,16 +14,8 @@ pub struct EntryMeta {
     pub bytes: u64,
 }
 
-/// A resource that is queued or being fetched.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct InFlight {
-    pub generation: u64,
-    pub priority: Priority,
-    /// Whether the job forces its fan-out to be refreshed too.
-    pub force: bool,
-    pub queued_at_ms: i64,
-}
+/// A resource that is queued or being fetched: the job that was published for it.
+pub type InFlight = crate::domain::Job;
 
 /// The last attempt at a resource failed permanently.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

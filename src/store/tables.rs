@@ -13,3 +13,9 @@ pub const RESOURCE_BODY: TableDefinition<&str, &[u8]> = TableDefinition::new("re
 pub const IN_FLIGHT: TableDefinition<&str, &[u8]> = TableDefinition::new("in_flight_v1");
 /// Signature → [`super::Failure`] JSON: the last attempt failed permanently. Never holds data.
 pub const FAILURES: TableDefinition<&str, &[u8]> = TableDefinition::new("failures_v1");
+/// Page key (`dotabuff:/esports/teams/1/matches?page=2`) → 8-byte big-endian fetch time in
+/// unix ms, then the raw page. Raw upstream pages cached for re-parsing within their TTL.
+pub const RAW_PAGES: TableDefinition<&str, &[u8]> = TableDefinition::new("raw_pages_v1");
+/// Signature of a team import → fetch time (unix ms) of the team record whose completion was
+/// announced on `dota.ready.team.*`; a newer record is announced again when it completes.
+pub const ANNOUNCED: TableDefinition<&str, i64> = TableDefinition::new("announced_v1");

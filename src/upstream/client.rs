@@ -65,8 +65,13 @@ impl UpstreamClient {
                 metrics::counter!(m::RATE_LIMIT_WAIT_SECONDS, "service" => service.as_str())
                     .increment(waited.as_secs());
             }
+            // Dotabuff is not asked twice: its 429 means "go away", and the caller has a fallback.
+            let max_tries = match service {
+                Service::OpenDota => MAX_RATE_LIMITED_TRIES,
+                Service::Dotabuff => 1,
+            };
             match self.send_once(&req).await {
-                Err(UpstreamError::RateLimited { .. }) if tries < MAX_RATE_LIMITED_TRIES => {
+                Err(UpstreamError::RateLimited { .. }) if tries < max_tries => {
                     tracing::warn!(%service, tries, "upstream rate limit hit; pausing until its next window");
                     self.limiter.do_send(RateLimited { service });
                 }

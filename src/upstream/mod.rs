@@ -2,6 +2,7 @@
 //! Dotabuff page parser [`dotabuff_page`], and the retry [`error`] classification.
 
 pub mod client;
+pub mod dotabuff;
 pub mod dotabuff_page;
 pub mod error;
 pub mod opendota;

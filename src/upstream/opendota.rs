@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::client::{Request, UpstreamClient};
 use super::error::UpstreamError;
-use crate::domain::{MatchId, PlayerId, Service};
+use crate::domain::{LeagueId, MatchId, PlayerId, Service, TeamId};
 
 /// Parsed OpenDota matches exceed 1 MB; 32 MB leaves room while bounding memory per job.
 pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
@@ -40,8 +40,68 @@ pub struct OpenDota {
 /// A match body with what the pipeline needs from it.
 pub struct MatchBody {
     pub raw: Bytes,
-    /// Players with a public account; anonymous ones (`account_id: null`) are left out.
-    pub players: Vec<PlayerId>,
+    /// Players with a public account and their side; anonymous ones (`account_id: null`)
+    /// are left out.
+    pub players: Vec<MatchPlayer>,
+    pub radiant_team_id: Option<TeamId>,
+    pub dire_team_id: Option<TeamId>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MatchPlayer {
+    pub id: PlayerId,
+    pub radiant: bool,
+}
+
+impl MatchBody {
+    /// The public players of `team`'s side; all public players when the match does not say
+    /// which side `team` played (e.g. no `dire_team_id`).
+    pub fn players_of(&self, team: TeamId) -> Vec<PlayerId> {
+        let side = if self.radiant_team_id == Some(team) {
+            Some(true)
+        } else if self.dire_team_id == Some(team) {
+            Some(false)
+        } else {
+            None
+        };
+        self.players
+            .iter()
+            .filter(|p| side.is_none_or(|radiant| p.radiant == radiant))
+            .map(|p| p.id)
+            .collect()
+    }
+}
+
+/// Reads the public players of an OpenDota match body (also used on stored bodies).
+pub fn match_players(value: &Value) -> Vec<MatchPlayer> {
+    let mut out: Vec<MatchPlayer> = value
+        .get("players")
+        .and_then(Value::as_array)
+        .map(|players| {
+            players
+                .iter()
+                .filter_map(|p| {
+                    let id = PlayerId::new(p.get("account_id").and_then(Value::as_u64)?)?;
+                    // player_slot < 128 is radiant; it is present in every format, isRadiant is not.
+                    let radiant = p
+                        .get("player_slot")
+                        .and_then(Value::as_u64)
+                        .map(|slot| slot < 128)
+                        .or_else(|| p.get("isRadiant").and_then(Value::as_bool))
+                        .unwrap_or(true);
+                    Some(MatchPlayer { id, radiant })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort_by_key(|p| p.id);
+    out.dedup_by_key(|p| p.id);
+    out
+}
+
+/// `radiant_team_id` / `dire_team_id` of a match body, when present and non-zero.
+pub fn match_team(value: &Value, key: &str) -> Option<TeamId> {
+    value.get(key).and_then(Value::as_u64).and_then(TeamId::new)
 }
 
 impl OpenDota {
@@ -86,18 +146,15 @@ impl OpenDota {
         if value.get("match_id").and_then(Value::as_u64) != Some(id.get()) {
             return Err(unreadable("match body lacks the requested match_id"));
         }
-        let players = value
-            .get("players")
-            .and_then(Value::as_array)
-            .ok_or_else(|| unreadable("match body has no players array"))?;
-        let mut ids: Vec<PlayerId> = players
-            .iter()
-            .filter_map(|p| p.get("account_id").and_then(Value::as_u64))
-            .filter_map(PlayerId::new)
-            .collect();
-        ids.sort();
-        ids.dedup();
-        Ok(MatchBody { raw, players: ids })
+        if !value.get("players").is_some_and(Value::is_array) {
+            return Err(unreadable("match body has no players array"));
+        }
+        Ok(MatchBody {
+            players: match_players(&value),
+            radiant_team_id: match_team(&value, "radiant_team_id"),
+            dire_team_id: match_team(&value, "dire_team_id"),
+            raw,
+        })
     }
 
     /// `/players/{id}`: must be an object with a `profile` (OpenDota answers unknown accounts
@@ -116,6 +173,77 @@ impl OpenDota {
             });
         }
         Ok(raw)
+    }
+}
+
+impl OpenDota {
+    /// A JSON array at `path`.
+    async fn get_array(&self, path: &str) -> Result<Vec<Value>, UpstreamError> {
+        let (_, value) = self.get_json(path).await?;
+        match value {
+            Value::Array(items) => Ok(items),
+            _ => Err(UpstreamError::Unreadable {
+                service: Service::OpenDota,
+                reason: format!("/{path} is not a JSON array"),
+            }),
+        }
+    }
+
+    /// A JSON object at `path`.
+    async fn get_object(&self, path: &str) -> Result<Value, UpstreamError> {
+        let (_, value) = self.get_json(path).await?;
+        if value.is_object() {
+            Ok(value)
+        } else {
+            Err(UpstreamError::Unreadable {
+                service: Service::OpenDota,
+                reason: format!("/{path} is not a JSON object"),
+            })
+        }
+    }
+
+    /// `/teams/{id}/matches`: every match the team played, with `leagueid` and its side.
+    pub async fn get_team_matches(&self, team: TeamId) -> Result<Vec<Value>, UpstreamError> {
+        self.get_array(&format!("teams/{team}/matches")).await
+    }
+
+    /// `/teams/{id}`: the team's name and tag.
+    pub async fn get_team(&self, team: TeamId) -> Result<Value, UpstreamError> {
+        self.get_object(&format!("teams/{team}")).await
+    }
+
+    /// `/leagues/{id}`: name and tier.
+    pub async fn get_league(&self, league: LeagueId) -> Result<Value, UpstreamError> {
+        self.get_object(&format!("leagues/{league}")).await
+    }
+
+    /// `/leagues/{id}/matchIds`: every match ID of the league, all tiers.
+    pub async fn get_league_match_ids(
+        &self,
+        league: LeagueId,
+    ) -> Result<Vec<MatchId>, UpstreamError> {
+        let items = self
+            .get_array(&format!("leagues/{league}/matchIds"))
+            .await?;
+        Ok(items
+            .iter()
+            .filter_map(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()))
+            .filter_map(MatchId::new)
+            .collect())
+    }
+
+    /// `/players/{id}/{what}` as an array (`heroes`, `recentMatches`).
+    pub async fn get_player_list(
+        &self,
+        id: PlayerId,
+        what: &str,
+    ) -> Result<Vec<Value>, UpstreamError> {
+        self.get_array(&format!("players/{id}/{what}")).await
+    }
+
+    /// `/players/{id}/wl`: `{"win": n, "lose": n}`.
+    pub async fn get_player_wl(&self, id: PlayerId) -> Result<Value, UpstreamError> {
+        self.get_object(&format!("players/{id}/wl")).await
     }
 }
 

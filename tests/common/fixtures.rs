@@ -111,3 +111,85 @@ pub fn match_json(id: u64, players: &[Option<u64>]) -> Value {
 pub fn ten_players(base: u64) -> Vec<Option<u64>> {
     (0..10).map(|i| Some(base + i)).collect()
 }
+
+/// One row of a Dotabuff team matches page: (match id, league id, league name).
+pub struct Row {
+    pub match_id: u64,
+    pub league_id: u64,
+    pub league_name: &'static str,
+}
+
+pub fn row(match_id: u64, league_id: u64) -> Row {
+    Row {
+        match_id,
+        league_id,
+        league_name: if league_id == 16435 {
+            "RD2L Season 33"
+        } else {
+            "Other Cup"
+        },
+    }
+}
+
+/// A Dotabuff team matches page in the real structure (`table.recent-esports-matches`,
+/// league link + `img[alt]`, result link with `time[datetime]`, opponent link, pagination).
+pub fn team_page_html(team_name: &str, rows: &[Row], page: u32, last: bool) -> String {
+    let mut body = String::new();
+    for r in rows {
+        body.push_str(&format!(
+            r#"<tr><td><a class="esports-league esports-link league-link" href="/esports/leagues/{lid}-slug"><span class="league-image"><img alt="{lname}" class="img-league img-avatar" src="x.png" /></span></a></td><td><div><a class="won" href="/matches/{mid}">Won Match</a></div><span class="r-none-mobile"><time datetime="2024-09-16T01:02:03+00:00">2024-09-16</time></span></td><td><div><a href="/esports/series/1">Series 1</a></div></td><td class="r-none-mobile">45:32</td><td class="cell-icons"><a class="esports-team esports-link team-link" href="/esports/teams/9517731-night-owls"><span class="team-image"><img alt="Night Owls" class="img-team img-avatar" src="y.png" /></span></a></td></tr>"#,
+            lid = r.league_id,
+            lname = r.league_name,
+            mid = r.match_id
+        ));
+    }
+    let next = if last {
+        String::new()
+    } else {
+        format!(
+            r#"<span class="next"><a rel="next" href="/esports/teams/1/matches?page={n}">Next &rsaquo;</a></span><span class="last"><a href="/esports/teams/1/matches?page=99">Last &raquo;</a></span>"#,
+            n = page + 1
+        )
+    };
+    format!(
+        r#"<!DOCTYPE html><html><head><title>{team_name} - Matches - DOTABUFF</title></head><body><div class="header-content-title"><h1>{team_name}<small>Matches</small></h1></div><section><article><table class="table table-striped recent-esports-matches"><thead><tr><th>League</th><th>Result</th><th>Series</th><th>Duration</th><th>Opponent</th></tr></thead><tbody>{body}</tbody></table><nav class="pagination"><span class="page current">{page}</span>{next}</nav></article></section></body></html>"#
+    )
+}
+
+impl Fixtures {
+    /// Writes a team's Dotabuff pages (`pages[0]` is page 1) and, for every row, an OpenDota
+    /// match with the given players.
+    pub fn dotabuff_team(&self, team: u64, name: &str, pages: &[Vec<Row>]) -> &Self {
+        for (i, rows) in pages.iter().enumerate() {
+            let page = i as u32 + 1;
+            let html = team_page_html(name, rows, page, page as usize == pages.len());
+            let file = if page == 1 {
+                format!("dotabuff/esports/teams/{team}/matches.html")
+            } else {
+                format!("dotabuff/esports/teams/{team}/matches.page-{page}.html")
+            };
+            self.raw(&file, html);
+        }
+        self
+    }
+
+    /// OpenDota `/teams/{id}/matches` and `/teams/{id}` for the fallback path.
+    pub fn opendota_team(&self, team: u64, name: &str, matches: &[(u64, u64)]) -> &Self {
+        let rows: Vec<Value> = matches
+            .iter()
+            .map(|(mid, lid)| {
+                json!({"match_id": mid, "radiant_win": true, "radiant": true, "duration": 2400,
+                       "start_time": 1726448523, "leagueid": lid, "league_name": if *lid == 16435 { "RD2L Season 33" } else { "Other Cup" },
+                       "cluster": 121, "opposing_team_id": 9517731, "opposing_team_name": "Night Owls", "opposing_team_logo": null})
+            })
+            .collect();
+        self.raw(
+            &format!("opendota/teams/{team}/matches.json"),
+            Value::Array(rows).to_string(),
+        );
+        self.raw(
+            &format!("opendota/teams/{team}.json"),
+            json!({"team_id": team, "name": name, "tag": "T", "rating": 1000.0, "wins": 1, "losses": 1}).to_string(),
+        )
+    }
+}

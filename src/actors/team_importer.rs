@@ -1,0 +1,261 @@
+//! `TeamImporter`: turns a team import job (`team:{teamId}:{leagueId}`) into a stored team
+//! record and one match job per match of that league. It reads every Dotabuff matches page
+//! (`?page=N` until the last, raw HTML cached for the team TTL), and falls back to OpenDota's
+//! `/teams/{id}/matches` when Dotabuff refuses (403/429), errs, or sends a page the parser
+//! cannot read; or uses OpenDota alone when configured so. The record says which source won.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use actix::Addr;
+use serde_json::Value;
+
+use super::cache_keeper::{CacheKeeper, Child, StorePage};
+use super::fetcher::{FetchJobs, Fetcher};
+use super::pipeline::Fetched;
+use crate::domain::{Fanout, Job, LeagueId, MatchId, ResourceKind, Service, Signature, TeamId};
+use crate::store::{Store, now_ms};
+use crate::team::record::{Source, TeamMatch, TeamRecord};
+use crate::team::view::PlayerSides;
+use crate::upstream::dotabuff::Dotabuff;
+use crate::upstream::dotabuff_page::parse_team_matches_page;
+use crate::upstream::error::UpstreamError;
+use crate::upstream::opendota::OpenDota;
+
+/// The supervised team importer actor.
+pub type TeamImporter = Fetcher<TeamJobs>;
+
+/// Pages read per team at most; a team with more than 50 pages (~1,000 matches) is cut there
+/// rather than letting a pagination bug loop forever.
+pub const MAX_PAGES: u32 = 50;
+
+/// Where team match lists come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum TeamSource {
+    /// Dotabuff pages, OpenDota when Dotabuff fails (default).
+    #[default]
+    Dotabuff,
+    /// OpenDota `/teams/{id}/matches` only.
+    Opendota,
+}
+
+#[derive(Clone)]
+pub struct TeamJobs {
+    pub dotabuff: Dotabuff,
+    pub opendota: OpenDota,
+    pub store: Store,
+    pub keeper: Addr<CacheKeeper>,
+    pub source: TeamSource,
+    pub sides: PlayerSides,
+    /// How long a cached Dotabuff page is reused.
+    pub page_ttl: Duration,
+}
+
+impl FetchJobs for TeamJobs {
+    const KIND: ResourceKind = ResourceKind::Team;
+    const NAME: &'static str = "TeamImporter";
+    /// The team's ready event is published when its whole import completes, not when the
+    /// record is stored (see `team_watch`).
+    const ANNOUNCE_ON_STORE: bool = false;
+
+    fn fetch(
+        &self,
+        job: Job,
+    ) -> impl std::future::Future<Output = Result<Fetched, UpstreamError>> + 'static {
+        let this = self.clone();
+        async move {
+            let Signature::Team(team, league) = job.signature else {
+                return Err(UpstreamError::Unreadable {
+                    service: job.signature.service(),
+                    reason: format!("{} is not a team job", job.signature),
+                });
+            };
+            let record = match this.source {
+                TeamSource::Dotabuff => match this.scrape(team, league, job.is_forced()).await {
+                    Ok(record) => record,
+                    Err(reason) => {
+                        tracing::warn!(%reason, "Dotabuff failed; falling back to OpenDota");
+                        let mut record = this.from_opendota(team, league).await?;
+                        record.fallback_reason = Some(reason);
+                        record
+                    }
+                },
+                TeamSource::Opendota => this.from_opendota(team, league).await?,
+            };
+            let fanout = match this.sides {
+                PlayerSides::Both => Fanout::All,
+                PlayerSides::Team => Fanout::TeamSide(team),
+            };
+            let children = record
+                .match_ids
+                .iter()
+                .map(|id| Child {
+                    signature: Signature::Match(*id),
+                    fanout,
+                })
+                .collect();
+            let body = serde_json::to_vec(&record).map_err(|e| UpstreamError::Unreadable {
+                service: Service::Dotabuff,
+                reason: e.to_string(),
+            })?;
+            Ok(Fetched { body, children })
+        }
+    }
+}
+
+impl TeamJobs {
+    /// One page, from the cache when fresh (and not forced), else from Dotabuff.
+    async fn page(&self, team: TeamId, page: u32, force: bool) -> Result<String, String> {
+        let key = format!("dotabuff:{}?page={page}", Dotabuff::team_matches_path(team));
+        let ttl_ms = i64::try_from(self.page_ttl.as_millis()).unwrap_or(i64::MAX);
+        if !force
+            && let Ok(Some((fetched_at, body))) = self.store.page(&key)
+            && now_ms() < fetched_at.saturating_add(ttl_ms)
+        {
+            return String::from_utf8(body).map_err(|e| e.to_string());
+        }
+        let html = self
+            .dotabuff
+            .team_matches_page(team, page)
+            .await
+            .map_err(|e| e.to_string())?;
+        // Cache only what parses: a bot-check page must not be served for two hours.
+        parse_team_matches_page(&html).map_err(|e| format!("page {page}: {e}"))?;
+        match self
+            .keeper
+            .send(StorePage {
+                key,
+                body: html.clone().into_bytes(),
+            })
+            .await
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => tracing::warn!(%err, "could not cache a Dotabuff page"),
+            Err(err) => tracing::warn!(%err, "could not cache a Dotabuff page"),
+        }
+        Ok(html)
+    }
+
+    /// Reads every matches page. Any failure is returned as the reason to fall back.
+    async fn scrape(
+        &self,
+        team: TeamId,
+        league: LeagueId,
+        force: bool,
+    ) -> Result<TeamRecord, String> {
+        let mut all = Vec::new();
+        let mut team_name = None;
+        let mut league_names = BTreeMap::new();
+        let mut pages = 0;
+        for page in 1..=MAX_PAGES {
+            let html = self.page(team, page, force).await?;
+            let parsed = parse_team_matches_page(&html).map_err(|e| format!("page {page}: {e}"))?;
+            pages = page;
+            if team_name.is_none() {
+                team_name = parsed.team_name.clone();
+            }
+            for row in &parsed.rows {
+                if let Some(name) = &row.league_name {
+                    league_names
+                        .entry(row.league_id)
+                        .or_insert_with(|| name.clone());
+                }
+                all.push(TeamMatch {
+                    match_id: row.match_id,
+                    league_id: row.league_id,
+                    start_time: row.start_time.map(|t| t.to_rfc3339()),
+                    opponent_id: row.opponent_id,
+                    opponent_name: row.opponent_name.clone(),
+                    won: row.won,
+                });
+            }
+            if page == 1 && parsed.rows.is_empty() {
+                // An empty first page is more often a layout change or a bot check than a team
+                // without matches; OpenDota's answer costs one call and settles it.
+                return Err("page 1 lists no matches".to_string());
+            }
+            if !parsed.has_next_page {
+                break;
+            }
+        }
+        Ok(TeamRecord::from_matches(
+            team,
+            league,
+            team_name,
+            &league_names,
+            all,
+            Source::Dotabuff,
+            pages,
+        ))
+    }
+
+    /// OpenDota's `/teams/{id}/matches` (it carries `leagueid`, `league_name` and the team's
+    /// side) plus `/teams/{id}` for the name.
+    async fn from_opendota(
+        &self,
+        team: TeamId,
+        league: LeagueId,
+    ) -> Result<TeamRecord, UpstreamError> {
+        let rows = self.opendota.get_team_matches(team).await?;
+        let team_name = match self.opendota.get_team(team).await {
+            Ok(info) => info.get("name").and_then(Value::as_str).map(str::to_string),
+            Err(err) => {
+                tracing::debug!(%err, "team name unavailable from OpenDota");
+                None
+            }
+        };
+        let mut league_names = BTreeMap::new();
+        let mut all = Vec::new();
+        for row in rows {
+            let Some(match_id) = row
+                .get("match_id")
+                .and_then(Value::as_u64)
+                .and_then(MatchId::new)
+            else {
+                continue;
+            };
+            let Some(league_id) = row
+                .get("leagueid")
+                .and_then(Value::as_u64)
+                .and_then(LeagueId::new)
+            else {
+                continue;
+            };
+            if let Some(name) = row.get("league_name").and_then(Value::as_str) {
+                league_names
+                    .entry(league_id)
+                    .or_insert_with(|| name.to_string());
+            }
+            let radiant = row.get("radiant").and_then(Value::as_bool);
+            let radiant_win = row.get("radiant_win").and_then(Value::as_bool);
+            all.push(TeamMatch {
+                match_id,
+                league_id,
+                start_time: row
+                    .get("start_time")
+                    .and_then(Value::as_i64)
+                    .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+                    .map(|t| t.to_rfc3339()),
+                opponent_id: row
+                    .get("opposing_team_id")
+                    .and_then(Value::as_u64)
+                    .and_then(TeamId::new),
+                opponent_name: row
+                    .get("opposing_team_name")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+                won: radiant.zip(radiant_win).map(|(r, w)| r == w),
+            });
+        }
+        Ok(TeamRecord::from_matches(
+            team,
+            league,
+            team_name,
+            &league_names,
+            all,
+            Source::OpenDota,
+            0,
+        ))
+    }
+}

@@ -1,0 +1,109 @@
+//! Announces completed team imports. A team import is complete when every match of its league
+//! and every player of those matches is ready or failed; then `dota.ready.team.<team>.<league>`
+//! is published, once per stored team record (a forced re-import is announced again).
+//!
+//! Runs as a task beside the actors: it listens to `dota.ready.>` / `dota.failed.>` and also
+//! re-checks on a short tick (a team record is stored without an event of its own). What was
+//! announced is kept in redb, so a restart neither repeats nor forgets an announcement.
+
+use std::time::Duration;
+
+use actix::Addr;
+use futures::StreamExt;
+use tokio::sync::watch;
+
+use super::cache_keeper::{CacheKeeper, MarkAnnounced};
+use super::pipeline::Pipeline;
+use crate::bus::subjects;
+use crate::domain::{ResourceKind, Signature};
+use crate::store::{Store, StoreError};
+use crate::team::record::TeamRecord;
+use crate::team::view::{MatchPlayersCache, PlayerSides, progress};
+
+/// Longest a completion waits to be noticed when no event arrives.
+const TICK: Duration = Duration::from_secs(1);
+/// Shortest gap between two checks while events stream in.
+const DEBOUNCE: Duration = Duration::from_millis(200);
+
+pub struct TeamWatch {
+    pub store: Store,
+    pub keeper: Addr<CacheKeeper>,
+    pub pipeline: Pipeline,
+    pub sides: PlayerSides,
+}
+
+impl TeamWatch {
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut events = match self.pipeline.nats.subscribe(subjects::READY_ALL).await {
+            Ok(ready) => match self.pipeline.nats.subscribe(subjects::FAILED_ALL).await {
+                Ok(failed) => Some(futures::stream::select(ready, failed)),
+                Err(err) => {
+                    tracing::warn!(%err, "team watch runs on its tick only");
+                    None
+                }
+            },
+            Err(err) => {
+                tracing::warn!(%err, "team watch runs on its tick only");
+                None
+            }
+        };
+        let mut cache = MatchPlayersCache::default();
+        let mut tick = tokio::time::interval(TICK);
+        loop {
+            tokio::select! {
+                _ = shutdown.wait_for(|stop| *stop) => return,
+                _ = tick.tick() => {}
+                Some(_) = async {
+                    match events.as_mut() {
+                        Some(e) => e.next().await,
+                        None => std::future::pending().await,
+                    }
+                } => {}
+            }
+            if let Err(err) = self.check(&mut cache).await {
+                tracing::warn!(%err, "team completion check failed");
+            }
+            tokio::time::sleep(DEBOUNCE).await;
+        }
+    }
+
+    async fn check(&self, cache: &mut MatchPlayersCache) -> Result<(), StoreError> {
+        for sig in self.store.stored_of_kind(ResourceKind::Team)? {
+            let Some(meta) = self.store.meta(&sig)? else {
+                continue;
+            };
+            if meta.invalidated || self.store.announced(&sig)? == Some(meta.fetched_at_ms) {
+                continue;
+            }
+            let Some(record) = self.record(&sig)? else {
+                continue;
+            };
+            if !progress(&self.store, &record, self.sides, cache)?.is_complete() {
+                continue;
+            }
+            match self
+                .keeper
+                .send(MarkAnnounced {
+                    signature: sig,
+                    fetched_at_ms: meta.fetched_at_ms,
+                })
+                .await
+            {
+                Ok(Ok(())) => {
+                    tracing::info!(signature = %sig, "team import complete");
+                    self.pipeline.announce_ready(sig, meta.fetched_at_ms).await;
+                }
+                Ok(Err(err)) => return Err(err),
+                Err(err) => tracing::warn!(%err, "cache keeper unavailable"),
+            }
+        }
+        Ok(())
+    }
+
+    fn record(&self, sig: &Signature) -> Result<Option<TeamRecord>, StoreError> {
+        Ok(self
+            .store
+            .body(sig)?
+            .and_then(|b| serde_json::from_slice(&b).ok()))
+    }
+}

@@ -1,0 +1,87 @@
+//! The team record stored for `team:{teamId}:{leagueId}`: built from Dotabuff's team matches
+//! pages, or from OpenDota's `/teams/{id}/matches` when Dotabuff fails or is configured off.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{LeagueId, MatchId, TeamId};
+
+/// Where the match IDs came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    Dotabuff,
+    OpenDota,
+}
+
+/// One match of the team as the source lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TeamMatch {
+    pub match_id: MatchId,
+    pub league_id: LeagueId,
+    /// RFC 3339.
+    pub start_time: Option<String>,
+    pub opponent_id: Option<TeamId>,
+    pub opponent_name: Option<String>,
+    pub won: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TeamRecord {
+    pub team_id: TeamId,
+    pub team_name: Option<String>,
+    pub league_id: LeagueId,
+    pub league_name: Option<String>,
+    /// The requested league's matches, newest first as the source lists them.
+    pub match_ids: Vec<MatchId>,
+    /// Every league seen while importing, with its matches.
+    pub match_ids_by_league: BTreeMap<LeagueId, Vec<MatchId>>,
+    pub source: Source,
+    /// Why Dotabuff was not used, when the source is OpenDota.
+    pub fallback_reason: Option<String>,
+    pub matches: Vec<TeamMatch>,
+    /// Dotabuff pages read (0 for OpenDota).
+    pub pages: u32,
+}
+
+impl TeamRecord {
+    /// Builds the record from every listed match (all leagues), keeping `league`'s as the
+    /// import's matches.
+    pub fn from_matches(
+        team_id: TeamId,
+        league_id: LeagueId,
+        team_name: Option<String>,
+        league_names: &BTreeMap<LeagueId, String>,
+        all: Vec<TeamMatch>,
+        source: Source,
+        pages: u32,
+    ) -> Self {
+        let mut by_league: BTreeMap<LeagueId, Vec<MatchId>> = BTreeMap::new();
+        let mut seen = std::collections::BTreeSet::new();
+        let mut matches = Vec::new();
+        for m in all {
+            if !seen.insert(m.match_id) {
+                continue;
+            }
+            by_league.entry(m.league_id).or_default().push(m.match_id);
+            if m.league_id == league_id {
+                matches.push(m);
+            }
+        }
+        Self {
+            team_id,
+            team_name,
+            league_id,
+            league_name: league_names.get(&league_id).cloned(),
+            match_ids: matches.iter().map(|m| m.match_id).collect(),
+            match_ids_by_league: by_league,
+            source,
+            fallback_reason: None,
+            matches,
+            pages,
+        }
+    }
+}
