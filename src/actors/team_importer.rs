@@ -76,12 +76,12 @@ impl FetchJobs for TeamJobs {
                     Ok(record) => record,
                     Err(reason) => {
                         tracing::warn!(%reason, "Dotabuff failed; falling back to OpenDota");
-                        let mut record = this.from_opendota(team, league).await?;
+                        let mut record = this.opendota_record(team, league).await?;
                         record.fallback_reason = Some(reason);
                         record
                     }
                 },
-                TeamSource::Opendota => this.from_opendota(team, league).await?,
+                TeamSource::Opendota => this.opendota_record(team, league).await?,
             };
             let fanout = match this.sides {
                 PlayerSides::Both => Fanout::All,
@@ -192,7 +192,7 @@ impl TeamJobs {
 
     /// OpenDota's `/teams/{id}/matches` (it carries `leagueid`, `league_name` and the team's
     /// side) plus `/teams/{id}` for the name.
-    async fn from_opendota(
+    async fn opendota_record(
         &self,
         team: TeamId,
         league: LeagueId,
