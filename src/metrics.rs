@@ -65,6 +65,63 @@ pub fn install() -> Result<PrometheusHandle, MetricsError> {
         .map_err(|e| MetricsError(e.to_string()))?
         .install_recorder()
         .map_err(|e| MetricsError(e.to_string()))?;
+    describe();
+    export_rare_counters_at_zero();
     *slot = Some(handle.clone());
     Ok(handle)
+}
+
+/// Gives every metric its `# HELP` line (the doc comments above, shortened); `promtool check
+/// metrics` flags families without one.
+pub fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(JOBS_QUEUED, "Jobs published to the queue.");
+    describe_counter!(
+        JOBS_STARTED,
+        "Jobs taken from the queue by a worker, each delivery."
+    );
+    describe_counter!(JOBS_COMPLETED, "Jobs that ended with data stored.");
+    describe_counter!(JOBS_FAILED, "Jobs that ended in a permanent failure.");
+    describe_counter!(
+        JOB_RETRIES,
+        "Transient failures scheduled for another attempt."
+    );
+    describe_gauge!(QUEUE_DEPTH, "Jobs waiting in JetStream.");
+    describe_gauge!(QUEUE_IN_FLIGHT, "Jobs delivered and not yet acked.");
+    describe_counter!(UPSTREAM_REQUESTS, "Upstream HTTP requests by status class.");
+    describe_histogram!(UPSTREAM_LATENCY, "Upstream request latency in seconds.");
+    describe_counter!(
+        RATE_LIMIT_WAITS,
+        "Times a call had to wait for rate budget."
+    );
+    describe_counter!(
+        RATE_LIMIT_WAIT_SECONDS,
+        "Whole seconds spent waiting for rate budget."
+    );
+    describe_gauge!(
+        RATE_LIMIT_REMAINING,
+        "Rate budget left in the current window."
+    );
+    describe_counter!(CACHE_LOOKUPS, "Cache lookups from the API by result.");
+    describe_counter!(HTTP_REQUESTS, "HTTP requests served.");
+    describe_histogram!(HTTP_LATENCY, "HTTP request latency in seconds.");
+    describe_gauge!(
+        NATS_CONNECTED,
+        "1 when the NATS client is connected, else 0."
+    );
+    describe_counter!(
+        NATS_SERVER_RESTARTS,
+        "Restarts of the embedded nats-server after it died."
+    );
+    describe_gauge!(STORE_SIZE_BYTES, "Size of the redb file in bytes.");
+}
+
+/// Exports the counters of rare events at zero from the start: a series that appears only on
+/// its first event reads "No data" on a dashboard, and `increase()` misses that first event.
+fn export_rare_counters_at_zero() {
+    metrics::counter!(NATS_SERVER_RESTARTS).increment(0);
+    for service in crate::domain::Service::ALL {
+        metrics::counter!(RATE_LIMIT_WAITS, "service" => service.as_str()).increment(0);
+        metrics::counter!(RATE_LIMIT_WAIT_SECONDS, "service" => service.as_str()).increment(0);
+    }
 }
