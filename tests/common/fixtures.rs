@@ -193,3 +193,45 @@ impl Fixtures {
         )
     }
 }
+
+impl Fixtures {
+    /// OpenDota `/leagues/{id}` and `/leagues/{id}/matchIds`.
+    pub fn league(&self, id: u64, name: &str, match_ids: &[u64]) -> &Self {
+        self.raw(
+            &format!("opendota/leagues/{id}.json"),
+            json!({"leagueid": id, "ticket": null, "banner": null, "tier": "amateur", "name": name})
+                .to_string(),
+        );
+        self.raw(
+            &format!("opendota/leagues/{id}/matchIds.json"),
+            Value::from(match_ids.to_vec()).to_string(),
+        )
+    }
+
+    /// OpenDota `/players/{id}/wl`, `/heroes`, `/recentMatches`.
+    pub fn player_stats(&self, id: u64) -> &Self {
+        self.raw(
+            &format!("opendota/players/{id}/wl.json"),
+            json!({"win": 60, "lose": 40}).to_string(),
+        );
+        let heroes: Vec<Value> = (1..=8)
+            .map(|h| {
+                json!({"hero_id": h, "last_played": 1739166856, "games": 10 * h, "win": 5 * h,
+                            "with_games": 0, "with_win": 0, "against_games": 0, "against_win": 0})
+            })
+            .collect();
+        self.raw(
+            &format!("opendota/players/{id}/heroes.json"),
+            Value::from(heroes).to_string(),
+        );
+        let recent: Vec<Value> = (0..6)
+            .map(|i| json!({"match_id": 7_000_000 + i, "player_slot": if i % 2 == 0 { 1 } else { 129 },
+                            "radiant_win": true, "duration": 2000, "game_mode": 22, "lobby_type": 7,
+                            "hero_id": 5, "start_time": 1739166856, "kills": 8, "deaths": 3, "assists": 11}))
+            .collect();
+        self.raw(
+            &format!("opendota/players/{id}/recentMatches.json"),
+            Value::from(recent).to_string(),
+        )
+    }
+}

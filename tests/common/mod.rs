@@ -129,8 +129,13 @@ impl TestApp {
 
     /// Polls GET `path` until it answers 200 and returns the JSON body.
     pub async fn get_when_ready(&self, path: &str) -> Value {
+        self.get_when_ready_within(path, WAIT).await
+    }
+
+    /// [`Self::get_when_ready`] with a longer limit (tests that cross rate windows).
+    pub async fn get_when_ready_within(&self, path: &str, limit: Duration) -> Value {
         let last = std::sync::Mutex::new(String::new());
-        let found = wait_for(WAIT, || async {
+        let found = wait_for(limit, || async {
             let resp = self.get(path).await;
             let status = resp.status();
             let body = resp.text().await.unwrap_or_default();

@@ -1,0 +1,75 @@
+//! A request a person is waiting on is served before a team fan-out's remaining bulk jobs,
+//! within the same rate budget. Crosses a calendar minute on purpose (about a minute).
+
+mod common;
+
+use std::time::Duration;
+
+use common::fixtures::row;
+use common::{Fixtures, spawn_app_with, wait_for};
+use dota_orchestrator::fixture_upstream::FixtureConfig;
+use serde_json::Value;
+
+#[actix_rt::test]
+async fn a_direct_match_request_overtakes_a_large_team_fan_out() {
+    let fx = Fixtures::new();
+    let team_matches: Vec<u64> = (1..=20).map(|i| 900_000 + i).collect();
+    fx.dotabuff_team(
+        4242,
+        "Fan-out Five",
+        &[team_matches.iter().map(|m| row(*m, 16435)).collect()],
+    );
+    for m in &team_matches {
+        fx.match_with_players(*m, &[None; 10]);
+    }
+    fx.match_with_players(123, &[None; 10]);
+    // A slow budget: 4 OpenDota calls per minute, two workers.
+    let t = spawn_app_with(fx, FixtureConfig::default(), |s| {
+        s.limits.opendota_per_minute = 4;
+        s.workers = 2;
+    })
+    .await;
+    t.post("/api/teams/4242/matches?leagueId=16435").await;
+    // Wait until the fan-out is queued and the first window's budget is spent.
+    wait_for(Duration::from_secs(30), || async {
+        let s: Value = t.get("/api/queue/status").await.json().await.unwrap();
+        let od = &s["services"]["opendota"];
+        let spent = od["completed"].as_u64().unwrap() >= 4;
+        let waiting = od["inFlight"].as_u64().unwrap() == 2;
+        (spent && waiting).then_some(())
+    })
+    .await
+    .expect("the fan-out spent this minute's budget and both workers wait with bulk jobs");
+    assert_eq!(t.post("/api/matches/123").await.status(), 202);
+    let status: Value = t.get("/api/queue/status").await.json().await.unwrap();
+    assert_eq!(
+        status["services"]["opendota"]["queuedByPriority"]["interactive"], 1,
+        "the direct request waits in its own queue: {status}"
+    );
+
+    t.get_when_ready_within("/api/matches/123", Duration::from_secs(150))
+        .await;
+    let status: Value = t.get("/api/queue/status").await.json().await.unwrap();
+    assert!(
+        status["services"]["opendota"]["queuedByPriority"]["bulk"]
+            .as_u64()
+            .unwrap()
+            >= 10,
+        "most of the fan-out is still queued: {status}"
+    );
+    let stats = t.upstream_stats().await;
+    let fetched = team_matches
+        .iter()
+        .filter(|m| {
+            stats["paths"]
+                .get(format!("/opendota/matches/{m}"))
+                .is_some()
+        })
+        .count();
+    assert!(
+        fetched < team_matches.len() / 2,
+        "the direct match came before most of the fan-out ({fetched} of {} fetched)",
+        team_matches.len()
+    );
+    t.shutdown().await;
+}
