@@ -25,8 +25,9 @@ pub const UPSTREAM_REQUESTS: &str = "dota_upstream_requests_total";
 pub const UPSTREAM_LATENCY: &str = "dota_upstream_request_duration_seconds";
 /// Times a call had to wait for rate budget. Labels: service.
 pub const RATE_LIMIT_WAITS: &str = "dota_rate_limit_waits_total";
-/// Time spent waiting for rate budget. Labels: service.
-pub const RATE_LIMIT_WAIT_SECONDS: &str = "dota_rate_limit_wait_seconds_total";
+/// How long each upstream call waited for rate budget (0 when it went at once); `_sum` is the
+/// total time spent waiting. Labels: service.
+pub const RATE_LIMIT_WAIT_SECONDS: &str = "dota_rate_limit_wait_seconds";
 /// Budget left in the current window. Labels: service, window (minute, day).
 pub const RATE_LIMIT_REMAINING: &str = "dota_rate_limit_remaining";
 /// Cache lookups from the API. Labels: kind, result (hit, miss, expired).
@@ -94,9 +95,9 @@ pub fn describe() {
         RATE_LIMIT_WAITS,
         "Times a call had to wait for rate budget."
     );
-    describe_counter!(
+    describe_histogram!(
         RATE_LIMIT_WAIT_SECONDS,
-        "Whole seconds spent waiting for rate budget."
+        "Time each upstream call waited for rate budget, in seconds."
     );
     describe_gauge!(
         RATE_LIMIT_REMAINING,
@@ -122,6 +123,5 @@ fn export_rare_counters_at_zero() {
     metrics::counter!(NATS_SERVER_RESTARTS).increment(0);
     for service in crate::domain::Service::ALL {
         metrics::counter!(RATE_LIMIT_WAITS, "service" => service.as_str()).increment(0);
-        metrics::counter!(RATE_LIMIT_WAIT_SECONDS, "service" => service.as_str()).increment(0);
     }
 }

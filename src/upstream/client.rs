@@ -60,10 +60,10 @@ impl UpstreamClient {
             let waited = rate_limiter::acquire(&self.limiter, service)
                 .await
                 .map_err(|e| UpstreamError::Limiter(e.to_string()))?;
+            metrics::histogram!(m::RATE_LIMIT_WAIT_SECONDS, "service" => service.as_str())
+                .record(waited.as_secs_f64());
             if !waited.is_zero() {
                 metrics::counter!(m::RATE_LIMIT_WAITS, "service" => service.as_str()).increment(1);
-                metrics::counter!(m::RATE_LIMIT_WAIT_SECONDS, "service" => service.as_str())
-                    .increment(waited.as_secs());
             }
             // Dotabuff is not asked twice: its 429 means "go away", and the caller has a fallback.
             let max_tries = match service {
