@@ -3,8 +3,8 @@
 //!
 //! Start order: metrics → (demo fixture upstream) → NATS (embedded or external) → redb →
 //! RateLimiter → CacheKeeper → JetStream queue → re-publish claims left by a crash →
-//! fetchers → HTTP. Stop order is the reverse: HTTP stops accepting, fetchers finish the job
-//! in hand, CacheKeeper lets go of the database file, then nats-server is stopped.
+//! fetchers → HTTP. Stop order is the reverse: HTTP stops accepting (open event streams end),
+//! fetchers finish the job in hand, CacheKeeper lets go of the database file, then nats-server is stopped.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -68,6 +68,8 @@ pub struct Application {
     http_addr: SocketAddr,
     nats_url: String,
     http_stop: oneshot::Sender<()>,
+    /// Turns true just before the HTTP drain, so event streams end instead of holding it up.
+    http_closing: watch::Sender<bool>,
     http_task: JoinHandle<()>,
     shutdown: watch::Sender<bool>,
     activity: Arc<Activity>,
@@ -174,7 +176,9 @@ impl Application {
             Supervisor::start(move |_| PlayerFetcher::new(jobs, p, workers, rx))
         };
 
+        let (http_closing, closing) = watch::channel(false);
         let state = ApiState {
+            closing,
             store: store.clone(),
             keeper: keeper.clone(),
             limiter,
@@ -209,6 +213,7 @@ impl Application {
             http_addr,
             nats_url,
             http_stop,
+            http_closing,
             http_task,
             shutdown,
             activity,
@@ -242,6 +247,7 @@ impl Application {
     pub async fn stop(self) {
         let Self {
             http_stop,
+            http_closing,
             mut http_task,
             shutdown,
             activity,
@@ -254,6 +260,7 @@ impl Application {
             gauges,
             ..
         } = self;
+        let _ = http_closing.send(true);
         let _ = http_stop.send(());
         if tokio::time::timeout(STOP_TIMEOUT, &mut http_task)
             .await

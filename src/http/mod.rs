@@ -2,8 +2,11 @@
 //! the edge (400 with a JSON error), talk to CacheKeeper and the queue, and never block.
 //!
 //! Routes: `POST|GET /api/matches/{id}`, `POST|GET /api/players/{id}/data`,
-//! `GET /api/queue/status`, `GET /healthz`, `GET /readyz`, `GET /metrics`.
+//! `GET /api/queue/status`, `GET /api/events` (SSE), `GET /` (status page), `GET /healthz`,
+//! `GET /readyz`, `GET /metrics`.
 
+pub mod events;
+pub mod page;
 pub mod params;
 pub mod reply;
 pub mod resources;
@@ -39,6 +42,8 @@ pub struct ApiState {
     pub metrics: PrometheusHandle,
     /// Job kinds this instance has queues for.
     pub kinds: Vec<ResourceKind>,
+    /// Turns true when the server starts draining; long-lived replies (`/api/events`) end then.
+    pub closing: tokio::sync::watch::Receiver<bool>,
 }
 
 fn with_state(state: ApiState) -> impl Filter<Extract = (ApiState,), Error = Infallible> + Clone {
@@ -148,7 +153,7 @@ pub fn routes(state: ApiState) -> impl Filter<Extract = (Response,), Error = Inf
         .then(status::readyz);
     let metrics = warp::path!("metrics")
         .and(warp::get())
-        .and(with_state(state))
+        .and(with_state(state.clone()))
         .map(|st: ApiState| status::metrics(&st));
 
     matches
@@ -161,6 +166,10 @@ pub fn routes(state: ApiState) -> impl Filter<Extract = (Response,), Error = Inf
         .or(readyz)
         .unify()
         .or(metrics)
+        .unify()
+        .or(events::route(state))
+        .unify()
+        .or(page::route())
         .unify()
         .recover(|rejection: warp::Rejection| async move {
             if rejection.find::<MethodRejected>().is_some() {
