@@ -3,8 +3,8 @@
 //!
 //! Start order: metrics → (demo fixture upstream) → NATS (embedded or external) → redb →
 //! RateLimiter → CacheKeeper → JetStream queue → re-publish claims left by a crash →
-//! fetchers → HTTP. Stop order is the reverse: HTTP stops accepting, fetchers finish the job
-//! in hand, CacheKeeper lets go of the database file, then nats-server is stopped.
+//! fetchers → HTTP. Stop order is the reverse: HTTP stops accepting (open event streams end),
+//! fetchers finish the job in hand, CacheKeeper lets go of the database file, then nats-server is stopped.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -74,6 +74,8 @@ pub struct Application {
     http_addr: SocketAddr,
     nats_url: String,
     http_stop: oneshot::Sender<()>,
+    /// Turns true just before the HTTP drain, so event streams end instead of holding it up.
+    http_closing: watch::Sender<bool>,
     http_task: JoinHandle<()>,
     shutdown: watch::Sender<bool>,
     activity: Arc<Activity>,
@@ -239,7 +241,9 @@ impl Application {
             .run(shutdown_rx.clone()),
         );
 
+        let (http_closing, closing) = watch::channel(false);
         let state = ApiState {
+            closing,
             store: store.clone(),
             keeper: keeper.clone(),
             limiter,
@@ -276,6 +280,7 @@ impl Application {
             http_addr,
             nats_url,
             http_stop,
+            http_closing,
             http_task,
             shutdown,
             activity,
@@ -310,6 +315,7 @@ impl Application {
     pub async fn stop(self) {
         let Self {
             http_stop,
+            http_closing,
             mut http_task,
             shutdown,
             activity,
@@ -323,6 +329,7 @@ impl Application {
             team_watch,
             ..
         } = self;
+        let _ = http_closing.send(true);
         let _ = http_stop.send(());
         if tokio::time::timeout(STOP_TIMEOUT, &mut http_task)
             .await

@@ -4,9 +4,11 @@
 //! Routes: `POST|GET /api/matches/{id}`, `POST|GET /api/players/{id}/data`,
 //! `POST|GET /api/players/{id}/stats`, `POST|GET /api/leagues/{id}`,
 //! `POST|GET /api/teams/{id}/matches`, `POST /api/cache/invalidate`, `GET /api/queue/status`,
-//! `GET /healthz`, `GET /readyz`, `GET /metrics`.
+//! `GET /api/events` (SSE), `GET /` (status page), `GET /healthz`, `GET /readyz`, `GET /metrics`.
 
+pub mod events;
 pub mod invalidate;
+pub mod page;
 pub mod params;
 pub mod reply;
 pub mod resources;
@@ -47,6 +49,8 @@ pub struct ApiState {
     pub kinds: Vec<ResourceKind>,
     pub team_players: PlayerSides,
     pub admin_token: Option<AdminToken>,
+    /// Turns true when the server starts draining; long-lived replies (`/api/events`) end then.
+    pub closing: tokio::sync::watch::Receiver<bool>,
 }
 
 fn with_state(state: ApiState) -> impl Filter<Extract = (ApiState,), Error = Infallible> + Clone {
@@ -275,7 +279,7 @@ pub fn routes(state: ApiState) -> impl Filter<Extract = (Response,), Error = Inf
         .then(status::readyz);
     let metrics = warp::path!("metrics")
         .and(warp::get())
-        .and(with_state(state))
+        .and(with_state(state.clone()))
         .map(|st: ApiState| status::metrics(&st));
 
     matches
@@ -296,6 +300,10 @@ pub fn routes(state: ApiState) -> impl Filter<Extract = (Response,), Error = Inf
         .or(readyz)
         .unify()
         .or(metrics)
+        .unify()
+        .or(events::route(state))
+        .unify()
+        .or(page::route())
         .unify()
         .recover(|rejection: warp::Rejection| async move {
             if rejection.find::<MethodRejected>().is_some() {

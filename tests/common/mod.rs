@@ -242,3 +242,61 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Settings for a demo-mode instance: like [`test_settings`], but the app starts its own
+/// fixture upstream over the bundled data set (`fixtures/demo`), as `--demo` does.
+pub fn demo_settings(data_dir: &Path) -> Settings {
+    let mut s = Settings::defaults();
+    s.http_addr = "127.0.0.1:0".parse().expect("valid addr");
+    s.data_dir = data_dir.to_path_buf();
+    s.nats = NatsMode::Embedded {
+        conf: repo_path("nats.conf"),
+        port: 0,
+    };
+    s.demo_dir = Some(repo_path("fixtures/demo"));
+    s.limits.opendota_per_minute = 6000;
+    s.limits.opendota_per_day = 100_000;
+    s.limits.dotabuff_per_minute = 6000;
+    s.retry.base_delay = Duration::from_millis(50);
+    s.retry.max_delay = Duration::from_millis(500);
+    s
+}
+
+/// A running demo-mode app and its temp data dir.
+pub struct DemoApp {
+    pub app: Option<Application>,
+    pub base: String,
+    pub http: reqwest::Client,
+    pub data_dir: tempfile::TempDir,
+}
+
+/// Starts the real app in demo mode (see [`demo_settings`]).
+pub async fn spawn_demo_app() -> DemoApp {
+    init_tracing();
+    let data_dir = tempfile::tempdir().expect("temp data dir");
+    let app = Application::build(demo_settings(data_dir.path()))
+        .await
+        .expect("demo app starts");
+    DemoApp {
+        base: format!("http://{}", app.http_addr()),
+        app: Some(app),
+        http: reqwest::Client::new(),
+        data_dir,
+    }
+}
+
+impl DemoApp {
+    pub async fn post(&self, path: &str) -> reqwest::Response {
+        self.http
+            .post(format!("{}{}", self.base, path))
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    pub async fn shutdown(mut self) {
+        if let Some(app) = self.app.take() {
+            app.stop().await;
+        }
+    }
+}
