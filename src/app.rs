@@ -268,7 +268,7 @@ impl Application {
             source,
         })?;
         let (http_stop, http_stop_rx) = oneshot::channel::<()>();
-        let server = warp::serve(http::routes(state))
+        let server = warp::serve(http::request_id::with_request_id(http::routes(state)))
             .incoming(listener)
             .graceful(async move {
                 let _ = http_stop_rx.await;

@@ -11,6 +11,7 @@ pub mod invalidate;
 pub mod page;
 pub mod params;
 pub mod reply;
+pub mod request_id;
 pub mod resources;
 pub mod status;
 pub mod teams;

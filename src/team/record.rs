@@ -42,7 +42,9 @@ pub struct TeamRecord {
     pub source: Source,
     /// Why Dotabuff was not used, when the source is OpenDota.
     pub fallback_reason: Option<String>,
-    pub matches: Vec<TeamMatch>,
+    /// The requested league's matches as the source listed them (date, opponent, result).
+    /// Named apart from the view's `matches` (summaries of the stored matches).
+    pub listed_matches: Vec<TeamMatch>,
     /// Dotabuff pages read (0 for OpenDota).
     pub pages: u32,
 }
@@ -80,7 +82,7 @@ impl TeamRecord {
             match_ids_by_league: by_league,
             source,
             fallback_reason: None,
-            matches,
+            listed_matches: matches,
             pages,
         }
     }
