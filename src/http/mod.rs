@@ -7,6 +7,7 @@
 //! `GET /healthz`, `GET /readyz`, `GET /metrics`.
 
 pub mod invalidate;
+pub mod openapi;
 pub mod params;
 pub mod reply;
 pub mod resources;
@@ -34,6 +35,29 @@ use crate::team::view::PlayerSides;
 use params::ResourceQuery;
 use reply::ApiError;
 use resources::Verb;
+
+/// Every route as (method, path template in OpenAPI form): the single list that the OpenAPI
+/// document and `tests/openapi.rs` are checked against.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/api/matches/{id}"),
+    ("POST", "/api/matches/{id}"),
+    ("GET", "/api/players/{id}/data"),
+    ("POST", "/api/players/{id}/data"),
+    ("GET", "/api/players/{id}/stats"),
+    ("POST", "/api/players/{id}/stats"),
+    ("GET", "/api/leagues/{id}"),
+    ("POST", "/api/leagues/{id}"),
+    ("GET", "/api/teams/{id}/matches"),
+    ("POST", "/api/teams/{id}/matches"),
+    ("POST", "/api/cache/invalidate"),
+    ("GET", "/api/queue/status"),
+    ("GET", "/api/events"),
+    ("GET", "/api/openapi.json"),
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+    ("GET", "/"),
+];
 
 /// What handlers share. Cheap to clone.
 #[derive(Clone)]
@@ -277,6 +301,14 @@ pub fn routes(state: ApiState) -> impl Filter<Extract = (Response,), Error = Inf
         .and(warp::get())
         .and(with_state(state))
         .map(|st: ApiState| status::metrics(&st));
+    let openapi = warp::path!("api" / "openapi.json")
+        .and(warp::get())
+        .map(|| {
+            let started = Instant::now();
+            let resp = openapi::reply();
+            observe("/api/openapi.json", &Method::GET, started, &resp);
+            resp
+        });
 
     matches
         .or(players)
@@ -296,6 +328,8 @@ pub fn routes(state: ApiState) -> impl Filter<Extract = (Response,), Error = Inf
         .or(readyz)
         .unify()
         .or(metrics)
+        .unify()
+        .or(openapi)
         .unify()
         .recover(|rejection: warp::Rejection| async move {
             if rejection.find::<MethodRejected>().is_some() {
