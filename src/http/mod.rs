@@ -4,10 +4,12 @@
 //! Routes: `POST|GET /api/matches/{id}`, `POST|GET /api/players/{id}/data`,
 //! `POST|GET /api/players/{id}/stats`, `POST|GET /api/leagues/{id}`,
 //! `POST|GET /api/teams/{id}/matches`, `POST /api/cache/invalidate`, `GET /api/queue/status`,
-//! `GET /api/events` (SSE), `GET /` (status page), `GET /healthz`, `GET /readyz`, `GET /metrics`.
+//! `GET /api/events` (SSE), `GET /` (status page), `GET /api/openapi.json`, `GET /healthz`,
+//! `GET /readyz`, `GET /metrics`.
 
 pub mod events;
 pub mod invalidate;
+pub mod openapi;
 pub mod page;
 pub mod params;
 pub mod reply;
@@ -37,6 +39,29 @@ use crate::team::view::PlayerSides;
 use params::ResourceQuery;
 use reply::ApiError;
 use resources::Verb;
+
+/// Every route as (method, path template in OpenAPI form): the single list that the OpenAPI
+/// document and `tests/openapi.rs` are checked against.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/api/matches/{id}"),
+    ("POST", "/api/matches/{id}"),
+    ("GET", "/api/players/{id}/data"),
+    ("POST", "/api/players/{id}/data"),
+    ("GET", "/api/players/{id}/stats"),
+    ("POST", "/api/players/{id}/stats"),
+    ("GET", "/api/leagues/{id}"),
+    ("POST", "/api/leagues/{id}"),
+    ("GET", "/api/teams/{id}/matches"),
+    ("POST", "/api/teams/{id}/matches"),
+    ("POST", "/api/cache/invalidate"),
+    ("GET", "/api/queue/status"),
+    ("GET", "/api/events"),
+    ("GET", "/api/openapi.json"),
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+    ("GET", "/"),
+];
 
 /// What handlers share. Cheap to clone.
 #[derive(Clone)]
@@ -282,6 +307,14 @@ pub fn routes(state: ApiState) -> impl Filter<Extract = (Response,), Error = Inf
         .and(warp::get())
         .and(with_state(state.clone()))
         .map(|st: ApiState| status::metrics(&st));
+    let openapi = warp::path!("api" / "openapi.json")
+        .and(warp::get())
+        .map(|| {
+            let started = Instant::now();
+            let resp = openapi::reply();
+            observe("/api/openapi.json", &Method::GET, started, &resp);
+            resp
+        });
 
     matches
         .or(players)
@@ -301,6 +334,8 @@ pub fn routes(state: ApiState) -> impl Filter<Extract = (Response,), Error = Inf
         .or(readyz)
         .unify()
         .or(metrics)
+        .unify()
+        .or(openapi)
         .unify()
         .or(events::route(state))
         .unify()
