@@ -305,6 +305,11 @@ impl Application {
         &self.nats_url
     }
 
+    /// Process ID of the embedded nats-server, when this instance runs one.
+    pub fn embedded_nats_pid(&self) -> Option<u32> {
+        self.embedded.as_ref().map(EmbeddedNats::pid)
+    }
+
     /// The demo fixture upstream, when running with `--demo`.
     pub fn demo_upstream(&self) -> Option<&FixtureUpstream> {
         self.fixture.as_ref()

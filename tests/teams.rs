@@ -356,3 +356,33 @@ async fn team_requests_validate_ids_and_the_league() {
     assert_eq!(body["leagueId"], "16435");
     t.shutdown().await;
 }
+
+#[actix_rt::test]
+async fn page_fetches_keep_to_the_dotabuff_spacing() {
+    let fx = Fixtures::new();
+    three_page_team(&fx);
+    // 60/min: one page per second, so three pages cannot take less than two seconds.
+    let t = spawn_app_with(fx, FixtureConfig::default(), |s| {
+        s.limits.dotabuff_per_minute = 60;
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let path = import_path(TEAM, LEAGUE);
+    t.post(&path).await;
+    wait_for(Duration::from_secs(60), || async {
+        (t.get(&path).await.status() == 200).then_some(())
+    })
+    .await
+    .expect("team record stored");
+    assert!(
+        started.elapsed() >= Duration::from_millis(1900),
+        "3 pages at 60/min took only {:?}",
+        started.elapsed()
+    );
+    let stats = t.upstream_stats().await;
+    assert_eq!(
+        stats["paths"][&format!("/dotabuff/esports/teams/{TEAM}/matches?page=3")]["requests"],
+        1
+    );
+    t.shutdown().await;
+}

@@ -6,7 +6,7 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::process::{Child, Command};
@@ -60,6 +60,8 @@ pub struct EmbeddedNatsConfig {
 pub struct EmbeddedNats {
     url: String,
     restarts: Arc<AtomicU64>,
+    /// Process ID of the current nats-server child (changes on restart).
+    pid: Arc<AtomicU32>,
     shutdown: watch::Sender<bool>,
     supervisor: JoinHandle<()>,
 }
@@ -102,11 +104,19 @@ impl EmbeddedNats {
         tracing::info!(port, store = %launch.store_dir.display(), "embedded nats-server is up");
 
         let restarts = Arc::new(AtomicU64::new(0));
+        let pid = Arc::new(AtomicU32::new(child.id().unwrap_or(0)));
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let supervisor = tokio::spawn(supervise(launch, child, shutdown_rx, restarts.clone()));
+        let supervisor = tokio::spawn(supervise(
+            launch,
+            child,
+            shutdown_rx,
+            restarts.clone(),
+            pid.clone(),
+        ));
         Ok(Self {
             url: format!("nats://127.0.0.1:{port}"),
             restarts,
+            pid,
             shutdown,
             supervisor,
         })
@@ -120,6 +130,11 @@ impl EmbeddedNats {
     /// Shared counter of unexpected exits that were followed by a restart.
     pub fn restarts(&self) -> Arc<AtomicU64> {
         self.restarts.clone()
+    }
+
+    /// Process ID of the running nats-server (for operators and supervision tests).
+    pub fn pid(&self) -> u32 {
+        self.pid.load(Ordering::Relaxed)
     }
 
     /// Stops the server gracefully (SIGTERM, then SIGKILL after [`STOP_TIMEOUT`]).
@@ -202,6 +217,7 @@ async fn supervise(
     mut child: Child,
     mut shutdown: watch::Receiver<bool>,
     restarts: Arc<AtomicU64>,
+    pid: Arc<AtomicU32>,
 ) {
     let mut backoff = RESTART_BACKOFF_MIN;
     loop {
@@ -227,6 +243,7 @@ async fn supervise(
             match started {
                 Ok(c) => {
                     child = c;
+                    pid.store(child.id().unwrap_or(0), Ordering::Relaxed);
                     restarts.fetch_add(1, Ordering::Relaxed);
                     metrics::counter!(crate::metrics::NATS_SERVER_RESTARTS).increment(1);
                     tracing::info!("embedded nats-server restarted");
