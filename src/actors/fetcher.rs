@@ -29,6 +29,15 @@ pub trait FetchJobs: Clone + Unpin + 'static {
     fn fetch(&self, job: Job) -> impl Future<Output = Result<Fetched, UpstreamError>> + 'static;
 }
 
+/// The error for a job delivered to the wrong fetcher (consumer filters make this impossible
+/// unless a subject is misconfigured); permanent, so the job is recorded as failed.
+pub fn wrong_kind(job: &Job, expected: ResourceKind) -> UpstreamError {
+    UpstreamError::Unreadable {
+        service: job.signature.service(),
+        reason: format!("{} is not a {expected} job", job.signature),
+    }
+}
+
 /// Supervised worker pool for one job kind.
 pub struct Fetcher<J: FetchJobs> {
     jobs: J,

@@ -5,9 +5,9 @@
 use serde_json::{Value, json};
 
 use super::cache_keeper::Child;
-use super::fetcher::{FetchJobs, Fetcher};
+use super::fetcher::{FetchJobs, Fetcher, wrong_kind};
 use super::pipeline::Fetched;
-use crate::domain::{Fanout, Job, ResourceKind, Service, Signature};
+use crate::domain::{Fanout, Job, ResourceKind, Signature};
 use crate::upstream::error::UpstreamError;
 use crate::upstream::opendota::OpenDota;
 
@@ -30,10 +30,7 @@ impl FetchJobs for LeagueJobs {
         let opendota = self.opendota.clone();
         async move {
             let Signature::League(id) = job.signature else {
-                return Err(UpstreamError::Unreadable {
-                    service: Service::OpenDota,
-                    reason: format!("{} is not a league job", job.signature),
-                });
+                return Err(wrong_kind(&job, ResourceKind::League));
             };
             let info = opendota.get_league(id).await?;
             let match_ids = opendota.get_league_match_ids(id).await?;

@@ -3,7 +3,7 @@
 //! for one team's side when the job came from a team import configured that way.
 
 use super::cache_keeper::Child;
-use super::fetcher::{FetchJobs, Fetcher};
+use super::fetcher::{FetchJobs, Fetcher, wrong_kind};
 use super::pipeline::Fetched;
 use crate::domain::Job;
 use crate::domain::{Fanout, ResourceKind, Signature};
@@ -29,10 +29,7 @@ impl FetchJobs for MatchJobs {
         let opendota = self.opendota.clone();
         async move {
             let Signature::Match(id) = job.signature else {
-                return Err(UpstreamError::Unreadable {
-                    service: job.signature.service(),
-                    reason: format!("{} is not a match job", job.signature),
-                });
+                return Err(wrong_kind(&job, ResourceKind::Match));
             };
             let body = opendota.get_match(id).await?;
             let players = match job.fanout {

@@ -1,6 +1,6 @@
 //! `PlayerFetcher`: fetches `/players/{id}` (profile, rank tier, MMR estimate) from OpenDota.
 
-use super::fetcher::{FetchJobs, Fetcher};
+use super::fetcher::{FetchJobs, Fetcher, wrong_kind};
 use super::pipeline::Fetched;
 use crate::domain::Job;
 use crate::domain::{ResourceKind, Signature};
@@ -26,10 +26,7 @@ impl FetchJobs for PlayerJobs {
         let opendota = self.opendota.clone();
         async move {
             let Signature::Player(id) = job.signature else {
-                return Err(UpstreamError::Unreadable {
-                    service: job.signature.service(),
-                    reason: format!("{} is not a player job", job.signature),
-                });
+                return Err(wrong_kind(&job, ResourceKind::Player));
             };
             let body = opendota.get_player(id).await?;
             Ok(Fetched {

@@ -4,9 +4,9 @@
 
 use serde_json::{Value, json};
 
-use super::fetcher::{FetchJobs, Fetcher};
+use super::fetcher::{FetchJobs, Fetcher, wrong_kind};
 use super::pipeline::Fetched;
-use crate::domain::{Job, PlayerId, ResourceKind, Service, Signature};
+use crate::domain::{Job, PlayerId, ResourceKind, Signature};
 use crate::upstream::error::UpstreamError;
 use crate::upstream::opendota::OpenDota;
 
@@ -93,10 +93,7 @@ impl FetchJobs for PlayerStatsJobs {
         let opendota = self.opendota.clone();
         async move {
             let Signature::PlayerStats(id) = job.signature else {
-                return Err(UpstreamError::Unreadable {
-                    service: Service::OpenDota,
-                    reason: format!("{} is not a player stats job", job.signature),
-                });
+                return Err(wrong_kind(&job, ResourceKind::PlayerStats));
             };
             let wl = opendota.get_player_wl(id).await?;
             let heroes = opendota.get_player_list(id, "heroes").await?;

@@ -11,7 +11,7 @@ use actix::Addr;
 use serde_json::Value;
 
 use super::cache_keeper::{CacheKeeper, Child, StorePage};
-use super::fetcher::{FetchJobs, Fetcher};
+use super::fetcher::{FetchJobs, Fetcher, wrong_kind};
 use super::pipeline::Fetched;
 use crate::domain::{Fanout, Job, LeagueId, MatchId, ResourceKind, Service, Signature, TeamId};
 use crate::store::{Store, now_ms};
@@ -66,10 +66,7 @@ impl FetchJobs for TeamJobs {
         let this = self.clone();
         async move {
             let Signature::Team(team, league) = job.signature else {
-                return Err(UpstreamError::Unreadable {
-                    service: job.signature.service(),
-                    reason: format!("{} is not a team job", job.signature),
-                });
+                return Err(wrong_kind(&job, ResourceKind::Team));
             };
             let record = match this.source {
                 TeamSource::Dotabuff => match this.scrape(team, league, job.is_forced()).await {
