@@ -17,6 +17,8 @@ use tokio::task::JoinHandle;
 const READY_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long a stopping nats-server gets to flush JetStream before it is killed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Start attempts when a probed-free port is taken before nats-server binds it.
+const PORT_ATTEMPTS: u32 = 5;
 /// First and largest pause between restarts of a server that keeps dying.
 const RESTART_BACKOFF_MIN: Duration = Duration::from_millis(200);
 const RESTART_BACKOFF_MAX: Duration = Duration::from_secs(10);
@@ -89,18 +91,47 @@ impl EmbeddedNats {
                 source,
             }
         })?;
-        let port = claim_port(config.port)?;
-        let monitor_port = claim_port(0)?;
-        let launch = Launch {
-            binary,
-            conf: config.conf,
-            log_file: config.store_dir.join("nats-server.log"),
-            store_dir: config.store_dir,
-            port,
-            monitor_port,
+        // A port picked here is free when probed but may be taken (by any process's outgoing
+        // connection, even) before nats-server binds it; then pick again. A port the operator
+        // chose is never swapped silently.
+        let mut attempt = 0;
+        let (launch, child) = loop {
+            attempt += 1;
+            let port = claim_port(config.port)?;
+            let monitor_port = claim_port(0)?;
+            let launch = Launch {
+                binary: binary.clone(),
+                conf: config.conf.clone(),
+                log_file: config.store_dir.join("nats-server.log"),
+                store_dir: config.store_dir.clone(),
+                port,
+                monitor_port,
+            };
+            // A fresh log per attempt, so the tail read on failure is this attempt's.
+            let _ = std::fs::remove_file(&launch.log_file);
+            let child = launch.spawn()?;
+            match launch.wait_healthy(child).await {
+                Ok(child) => break (launch, child),
+                Err(EmbeddedNatsError::NotReady { log_tail, .. })
+                    if attempt < PORT_ATTEMPTS && log_tail.contains("address already in use") =>
+                {
+                    tracing::warn!(
+                        port,
+                        monitor_port,
+                        "a port was taken before nats-server bound it; picking others"
+                    );
+                }
+                Err(EmbeddedNatsError::NotReady { log_tail, .. })
+                    if config.port != 0
+                        && log_tail.contains(&format!(":{port}"))
+                        && log_tail.contains("address already in use") =>
+                {
+                    return Err(EmbeddedNatsError::PortTaken { port });
+                }
+                Err(err) => return Err(err),
+            }
         };
-        let child = launch.spawn()?;
-        let child = launch.wait_healthy(child).await?;
+        let port = launch.port;
         tracing::info!(port, store = %launch.store_dir.display(), "embedded nats-server is up");
 
         let restarts = Arc::new(AtomicU64::new(0));
