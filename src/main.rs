@@ -1,6 +1,11 @@
 //! The `dota-orchestrator` binary: parses the command line, sets up logging and runs either
 //! the service (`serve`) or the fixture upstream (`fixture-upstream`) until a signal.
 
+// Release builds only: monomorphizing the nested warp filter futures of the HTTP and
+// fixture routes overflows rustc's default trait-evaluation depth of 128 (E0275 on `Unpin`, see
+// rust-lang/rust#147967). Compile-time only; no effect on the generated code.
+#![recursion_limit = "256"]
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
