@@ -125,6 +125,7 @@ def main():
           f"(+{args.warmup} warm-up), match {match_id}", flush=True)
 
     n, w, cap = args.requests, args.warmup, args.series_timeout_s
+    load_start = common.load_average()
     series = [
         timed_keepalive(svc.addr, "GET", match_path, n, w, cap, 200),
         timed_keepalive(svc.addr, "POST", match_path, n, w, cap, 200),
@@ -137,7 +138,8 @@ def main():
     series[-1]["baseline"] = True
     svc.stop()
     fixture.stop()
-    common.write_json(args.out, {"params": vars(args) | {"matchId": match_id}, "series": series})
+    common.write_json(args.out, {"load": {"start": load_start, "end": common.load_average()},
+                                 "params": vars(args) | {"matchId": match_id}, "series": series})
 
 
 if __name__ == "__main__":

@@ -215,6 +215,11 @@ def percentile(values, p):
     return s[max(0, min(len(s), rank) - 1)]
 
 
+def load_average():
+    """The 1-minute load average, to show how busy the (shared) machine was around a benchmark."""
+    return round(os.getloadavg()[0], 2)
+
+
 def write_json(path, data):
     with open(path, "w") as f:
         json.dump(data, f, indent=2)

@@ -98,6 +98,7 @@ def main():
 
     print(f"dedup: {args.runs} runs, {args.clients} concurrent POSTs of match {args.match_id}, "
           f"fixture latency 50 ms", flush=True)
+    load_start = common.load_average()
     runs = [one_run(args, i + 1) for i in range(args.runs)]
     ready = [r["readyS"] for r in runs]
     summary = {
@@ -109,7 +110,8 @@ def main():
         "medianAllPostsAnsweredS": round(statistics.median(r["allPostsAnsweredS"] for r in runs), 3),
         "medianPostMs": round(statistics.median(r["postMedianMs"] for r in runs), 1),
     }
-    common.write_json(args.out, {"params": vars(args) | {"pollS": POLL_S}, "runs": runs, "summary": summary})
+    common.write_json(args.out, {"load": {"start": load_start, "end": common.load_average()},
+        "params": vars(args) | {"pollS": POLL_S}, "runs": runs, "summary": summary})
     print(f"  upstream requests per run {summary['matchUpstreamRequests']}, median ready "
           f"{summary['medianReadyS']}s", flush=True)
 

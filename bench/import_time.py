@@ -60,8 +60,12 @@ def one_run(args, index):
         now = time.monotonic() - t0
         if progress["matchesTotal"] > 0:
             phases.setdefault("recordStoredS", now)
+            if progress["matchesReady"] > 0:
+                phases.setdefault("firstMatchReadyS", now)
             if progress["matchesReady"] == progress["matchesTotal"]:
                 phases.setdefault("matchesReadyS", now)
+            if progress["playersReady"] > 0:
+                phases.setdefault("firstPlayerReadyS", now)
         if progress_complete(progress):
             break
     wall_s = time.monotonic() - t0
@@ -115,6 +119,7 @@ def main():
 
     print(f"import: {args.runs} runs, OpenDota {args.opendota_per_min}/min, "
           f"Dotabuff {args.dotabuff_per_min}/min, fixture latency {args.latency_ms} ms", flush=True)
+    load_start = common.load_average()
     runs = [one_run(args, i + 1) for i in range(args.runs)]
     walls = [r["wallS"] for r in runs]
     calls = [r["upstream"]["opendota"] for r in runs]
@@ -122,6 +127,7 @@ def main():
     even_s = median_calls * 60.0 / args.opendota_per_min
     median_wall = statistics.median(walls)
     result = {
+        "load": {"start": load_start, "end": common.load_average()},
         "params": vars(args) | {"pollS": POLL_S, "team": common.TEAM_ID, "league": common.LEAGUE_ID},
         "runs": runs,
         "summary": {
@@ -135,7 +141,7 @@ def main():
             "speedupVsEvenSpacing": round(even_s / median_wall, 2),
             "medianPhases": {
                 k: round(statistics.median(r["phases"][k] for r in runs if k in r["phases"]), 3)
-                for k in ("recordStoredS", "matchesReadyS")
+                for k in ("recordStoredS", "firstMatchReadyS", "matchesReadyS", "firstPlayerReadyS")
                 if any(k in r["phases"] for r in runs)
             },
         },

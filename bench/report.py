@@ -57,27 +57,41 @@ def machine():
     ]
 
 
+def load_note(r):
+    load = r.get("load")
+    if not load:
+        return []
+    return [f"Machine load (1-min load average, all processes) at start / end: "
+            f"{load['start']} / {load['end']}.", ""]
+
+
 def import_section(r, title):
     p, s = r["params"], r["summary"]
     out = [f"### {title}", "",
            f"OpenDota limit {p['opendota_per_min']}/min (service and fixture), Dotabuff "
            f"{p['dotabuff_per_min']}/min, fixture latency {p['latency_ms']} ms, {len(r['runs'])} run(s), "
-           f"poll every {int(p['pollS'] * 1000)} ms.", "",
-           "| run | start (s of minute) | team record stored (s) | matches ready (s) | complete (s) "
-           "| OpenDota calls | Dotabuff calls | 429s | players | limiter waits |",
-           "|---|---|---|---|---|---|---|---|---|---|"]
+           f"poll every {int(p['pollS'] * 1000)} ms.", ""] + load_note(r) + [
+           "Phase columns are seconds after the POST, as seen by the 100 ms poller: team record "
+           "stored (all Dotabuff pages read), first / all matches ready, first player ready, complete.", "",
+           "| run | start (s of minute) | record stored | first match | all matches | first player "
+           "| **complete** | OpenDota calls | Dotabuff calls | 429s | players | limiter waits |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for run in r["runs"]:
         ph, up, lim, pr = run["phases"], run["upstream"], run["limiter"] or {}, run["progress"]
-        out.append(f"| {run['run']} | {run['startSecondOfMinute']:.1f} | {ph.get('recordStoredS', '-')} "
-                   f"| {ph.get('matchesReadyS', '-')} | **{run['wallS']:.2f}** | {up['opendota']} "
+        cols = " | ".join(f"{ph[k]:.2f}" if k in ph else "-" for k in
+                          ("recordStoredS", "firstMatchReadyS", "matchesReadyS", "firstPlayerReadyS"))
+        out.append(f"| {run['run']} | {run['startSecondOfMinute']:.1f} | {cols} "
+                   f"| **{run['wallS']:.2f}** | {up['opendota']} "
                    f"| {up['dotabuff']} | {up['rateLimited']} | {pr['playersReady']}/{pr['playersTotal']} "
                    f"| {lim.get('waitsTotal', '?')} |")
     even = s["evenlySpacedLowerBoundS"]
     out += ["",
             f"- **Median {s['medianWallS']:.2f} s** from POST to complete (min {s['minWallS']:.2f}, "
             f"max {s['maxWallS']:.2f}); median phases: team record stored "
-            f"{s['medianPhases'].get('recordStoredS', '-')} s, all matches ready "
-            f"{s['medianPhases'].get('matchesReadyS', '-')} s.",
+            f"{s['medianPhases'].get('recordStoredS', '-')} s, first match ready "
+            f"{s['medianPhases'].get('firstMatchReadyS', '-')} s, all matches ready "
+            f"{s['medianPhases'].get('matchesReadyS', '-')} s, first player ready "
+            f"{s['medianPhases'].get('firstPlayerReadyS', '-')} s.",
             f"- Upstream calls (median): {s['medianOpendotaCalls']:g} OpenDota + "
             f"{s['medianDotabuffCalls']:g} Dotabuff; 429s over all runs: {s['rateLimitedTotal']}.",
             f"- Evenly spaced lower bound: {s['medianOpendotaCalls']:g} calls x "
@@ -92,7 +106,8 @@ def import_section(r, title):
         out.append(f"- The import needs more OpenDota calls than one minute allows "
                    f"({s['medianOpendotaCalls']:g} > {p['opendota_per_min']}), so the rest wait for the "
                    f"next calendar minute and the wall time is set by where in the minute the import "
-                   f"starts ({starts}). The even-spacing comparison above does not apply here.")
+                   f"starts ({starts}): between about (60 - start) s and (120 - start) s for up to twice "
+                   f"the minute's budget. Even spacing would need the full bound above wherever it starts.")
     if crossed:
         out.append(f"- Runs that crossed a calendar-minute boundary: {', '.join(map(str, crossed))}.")
     return out + [""]
@@ -102,7 +117,7 @@ def latency_section(r):
     p = r["params"]
     out = ["### 2. API latency for ready data", "",
            f"One client thread, sequential, {p['requests']} requests per series after "
-           f"{p['warmup']} warm-up requests; match {p['matchId']} (stored by the import).", "",
+           f"{p['warmup']} warm-up requests; match {p['matchId']} (stored by the import).", ""] + load_note(r) + [
            "| request | connection | body (B) | n | median ms | p90 ms | p99 ms | min ms | max ms | req/s |",
            "|---|---|---|---|---|---|---|---|---|---|"]
     for s in r["series"]:
@@ -118,7 +133,7 @@ def dedup_section(r):
     out = ["### 3. Deduplication under concurrency", "",
            f"{p['clients']} threads POST `/api/matches/{p['match_id']}` at once (barrier, one connection "
            f"each) against a fresh service; GET polled every {int(p['pollS'] * 1000)} ms until 200; "
-           f"fixture latency 50 ms; {len(r['runs'])} run(s).", "",
+           f"fixture latency 50 ms; {len(r['runs'])} run(s).", ""] + load_note(r) + [
            "| run | upstream requests for the match | ready after (s) | all POSTs answered (s) "
            "| POST median / max (ms) | answers | max requests per player path |",
            "|---|---|---|---|---|---|---|"]
