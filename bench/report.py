@@ -106,8 +106,8 @@ def import_section(r, title):
         out.append(f"- The import needs more OpenDota calls than one minute allows "
                    f"({s['medianOpendotaCalls']:g} > {p['opendota_per_min']}), so the rest wait for the "
                    f"next calendar minute and the wall time is set by where in the minute the import "
-                   f"starts ({starts}): between about (60 - start) s and (120 - start) s for up to twice "
-                   f"the minute's budget. Even spacing would need the full bound above wherever it starts.")
+                   f"starts ({starts}): about (60 - start) s, or (120 - start) s if the Dotabuff pages "
+                   f"already cross the minute. Even spacing would need the bound above wherever it starts.")
     if crossed:
         out.append(f"- Runs that crossed a calendar-minute boundary: {', '.join(map(str, crossed))}.")
     return out + [""]
