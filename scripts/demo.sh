@@ -5,4 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 cargo build --release
-exec target/release/dota-orchestrator serve --demo --data-dir ./data/demo "$@"
+exec "${CARGO_TARGET_DIR:-target}/release/dota-orchestrator" serve --demo --data-dir ./data/demo "$@"
