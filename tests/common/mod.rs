@@ -26,6 +26,15 @@ pub fn repo_path(rel: &str) -> PathBuf {
 
 /// Settings for a test instance: everything local, fast retries, generous rate limits.
 pub fn test_settings(data_dir: &Path, upstream: &FixtureUpstream) -> Settings {
+    let mut s = local_settings(data_dir);
+    s.opendota_url = upstream.opendota_url();
+    s.dotabuff_url = upstream.dotabuff_url();
+    s
+}
+
+/// What every test instance shares: port 0, a temp data dir, an embedded nats-server on a free
+/// port, fast retries and rate limits no test hits by accident.
+fn local_settings(data_dir: &Path) -> Settings {
     let mut s = Settings::defaults();
     s.http_addr = "127.0.0.1:0".parse().expect("valid addr");
     s.data_dir = data_dir.to_path_buf();
@@ -33,8 +42,6 @@ pub fn test_settings(data_dir: &Path, upstream: &FixtureUpstream) -> Settings {
         conf: repo_path("nats.conf"),
         port: 0,
     };
-    s.opendota_url = upstream.opendota_url();
-    s.dotabuff_url = upstream.dotabuff_url();
     s.limits.opendota_per_minute = 6000;
     s.limits.opendota_per_day = 100_000;
     s.limits.dotabuff_per_minute = 6000;
@@ -246,19 +253,8 @@ where
 /// Settings for a demo-mode instance: like [`test_settings`], but the app starts its own
 /// fixture upstream over the bundled data set (`fixtures/demo`), as `--demo` does.
 pub fn demo_settings(data_dir: &Path) -> Settings {
-    let mut s = Settings::defaults();
-    s.http_addr = "127.0.0.1:0".parse().expect("valid addr");
-    s.data_dir = data_dir.to_path_buf();
-    s.nats = NatsMode::Embedded {
-        conf: repo_path("nats.conf"),
-        port: 0,
-    };
+    let mut s = local_settings(data_dir);
     s.demo_dir = Some(repo_path("fixtures/demo"));
-    s.limits.opendota_per_minute = 6000;
-    s.limits.opendota_per_day = 100_000;
-    s.limits.dotabuff_per_minute = 6000;
-    s.retry.base_delay = Duration::from_millis(50);
-    s.retry.max_delay = Duration::from_millis(500);
     s
 }
 
