@@ -1,7 +1,7 @@
 //! The embedded nats-server is supervised: when it dies it is restarted on the same port and
 //! store, the service reconnects, and queued work survives; a taken port is a clear error.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! nats-server and the in-process fixture upstream with the bundled data set, and a demo
 //! match becomes ready over HTTP.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

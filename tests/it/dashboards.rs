@@ -2,7 +2,7 @@
 //! label a panel queries is one the running app exports, every metric defined in
 //! `src/metrics.rs` is on the dashboard, and the exported text passes `promtool check metrics`.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;

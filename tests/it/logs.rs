@@ -1,7 +1,7 @@
 //! Logs as an operator reads them: `--log-format json` prints one JSON object per line, every
 //! request has an `X-Request-Id`, and the OpenDota API key appears in no log line and no metric.
 
-mod common;
+use crate::common;
 
 use std::io::Read;
 use std::process::{Command, Stdio};

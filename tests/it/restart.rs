@@ -1,7 +1,7 @@
 //! A stop or restart loses nothing: stored data is served from redb without upstream calls,
 //! and jobs queued but not done before the stop are completed after it.
 
-mod common;
+use crate::common;
 
 use common::{Fixtures, WAIT, spawn_app_with, wait_for};
 use dota_orchestrator::fixture_upstream::FixtureConfig;

@@ -1,7 +1,7 @@
 //! Team imports end to end: Dotabuff pages (all of them, one league only), the whole data
 //! graph, progress, the completion event, the OpenDota fallback and forced refreshes.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

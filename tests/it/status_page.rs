@@ -6,8 +6,8 @@
 //! Needs the Debian package `chromium` (`$CHROMIUM` overrides the binary). Without it the
 //! browser tests print a skip note, unless `$CI` is set, where they fail.
 
-mod chromium;
-mod common;
+use crate::chromium;
+use crate::common;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! arrive as Server-Sent Events named `ready`/`failed` with the published JSON as data, a
 //! `?kind=` filter holds back other kinds, and bad queries are 400s with a JSON error.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

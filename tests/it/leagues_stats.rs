@@ -1,7 +1,7 @@
 //! League info and player stats: documented fields when ready, failures when the upstream has
 //! no such resource, and league matches queued only when asked.
 
-mod common;
+use crate::common;
 
 use common::{Fixtures, WAIT, spawn_app, wait_for};
 use serde_json::Value;

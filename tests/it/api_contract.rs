@@ -1,6 +1,6 @@
 //! The HTTP contract a frontend relies on: input validation, JSON errors, status routes.
 
-mod common;
+use crate::common;
 
 use common::{Fixtures, spawn_app};
 use serde_json::Value;

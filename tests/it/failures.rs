@@ -1,7 +1,7 @@
 //! Upstream failures end in a visible status and never poison the cache; retries, TTLs and
 //! forced refreshes behave as the API promises.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

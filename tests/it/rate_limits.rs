@@ -2,7 +2,7 @@
 //! limit is set higher than the upstream's. These tests cross a calendar minute on purpose,
 //! so each takes up to a minute of wall time (they run in parallel).
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

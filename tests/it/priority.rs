@@ -1,7 +1,7 @@
 //! A request a person is waiting on is served before a team fan-out's remaining bulk jobs,
 //! within the same rate budget. Crosses a calendar minute on purpose (about a minute).
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! End-to-end behaviour of the core pipeline against real components: embedded nats-server,
 //! redb, warp and the fixture upstream over HTTP.
 
-mod common;
+use crate::common;
 
 use common::fixtures::ten_players;
 use common::{Fixtures, WAIT, spawn_app, spawn_app_with, wait_for};

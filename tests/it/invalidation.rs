@@ -1,6 +1,6 @@
 //! The invalidation API: both item forms, bad items reported, and the admin token.
 
-mod common;
+use crate::common;
 
 use common::fixtures::ten_players;
 use common::{Fixtures, spawn_app, spawn_app_with};

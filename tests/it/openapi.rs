@@ -4,7 +4,7 @@
 //! document holds together (every `$ref` resolves, every operation has responses, every path
 //! parameter is declared). When `openapi-spec-validator` is installed it checks the document too.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

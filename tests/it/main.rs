@@ -1,0 +1,28 @@
+//! The integration suite, linked as one test binary: each module below was a test crate of its
+//! own, and 18 crates meant 18 links of the whole dependency graph for every change. Every test
+//! starts the real app (embedded nats-server, redb, warp) against the fixture upstream over real
+//! HTTP; `common` builds it, `chromium` drives a headless browser, `tests/data` holds page
+//! captures. Tests share one process, so process-wide state (the metrics recorder, the tracing
+//! subscriber) is installed once and assertions on it must not depend on other tests' traffic.
+
+mod chromium;
+mod common;
+
+mod api_contract;
+mod dashboards;
+mod demo;
+mod demo_data_set;
+mod embedded_nats;
+mod events;
+mod failures;
+mod fixture_upstream;
+mod invalidation;
+mod leagues_stats;
+mod logs;
+mod openapi;
+mod pipeline;
+mod priority;
+mod rate_limits;
+mod restart;
+mod status_page;
+mod teams;
