@@ -19,6 +19,7 @@ async fn match_becomes_ready_after_two_upstream_500s() {
     t.post("/api/matches/401").await;
     let data = t.get_when_ready("/api/matches/401").await;
     assert_eq!(data["match_id"], 401);
+    t.wait_drained().await;
     let stats = t.upstream_stats().await;
     assert_eq!(stats["paths"]["/opendota/matches/401"]["requests"], 3);
     assert_eq!(stats["paths"]["/opendota/matches/401"]["status"]["500"], 2);
@@ -37,6 +38,7 @@ async fn upstream_404_is_failed_with_a_reason_and_nothing_is_stored() {
         "reason names the upstream answer: {body}"
     );
     // Permanent at once: one upstream call, no retries.
+    t.wait_drained().await;
     assert_eq!(t.upstream_requests("/opendota/matches/402").await, 1);
     // GET keeps reporting the failure without fetching again.
     assert_eq!(t.get("/api/matches/402").await.status(), 404);
@@ -64,6 +66,7 @@ async fn truncated_json_is_failed_and_never_stored() {
         "{body}"
     );
     // No player of the half match was queued, nothing was served as data.
+    t.wait_drained().await;
     assert_eq!(t.upstream_requests("/opendota/players/6200").await, 0);
 
     // Fixed upstream + POST → retried, now stored.
@@ -86,6 +89,7 @@ async fn persistent_5xx_gives_up_after_the_attempt_limit() {
         body["error"].as_str().unwrap().contains("3 attempts"),
         "{body}"
     );
+    t.wait_drained().await;
     assert_eq!(t.upstream_requests("/opendota/matches/404").await, 3);
     t.shutdown().await;
 }

@@ -54,8 +54,8 @@ async fn league_info_is_stored_and_its_matches_are_queued_only_when_asked() {
     assert_eq!(league["name"], "RD2L Season 33");
     assert_eq!(league["tier"], "amateur");
     assert_eq!(league["matchIds"], serde_json::json!(["801", "802"]));
-    // Not asked: no match fetched.
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // Not asked: no match fetched, even once every job has run.
+    t.wait_drained().await;
     assert_eq!(t.upstream_requests("/opendota/matches/801").await, 0);
 
     // Asked on the stored league: both matches are queued and fetched.

@@ -4,7 +4,7 @@
 use crate::common;
 
 use common::fixtures::ten_players;
-use common::{Fixtures, WAIT, spawn_app, spawn_app_with, wait_for};
+use common::{Fixtures, WAIT, spawn_app, spawn_app_with};
 use dota_orchestrator::fixture_upstream::FixtureConfig;
 use futures::StreamExt;
 use serde_json::Value;
@@ -77,6 +77,7 @@ async fn twenty_concurrent_requests_for_one_match_cause_one_upstream_call() {
     for _ in 0..5 {
         t.post("/api/matches/111").await;
     }
+    t.wait_drained().await;
     assert_eq!(t.upstream_requests("/opendota/matches/111").await, 1);
     t.shutdown().await;
 }
@@ -99,14 +100,7 @@ async fn anonymous_players_are_never_queued_and_shared_players_are_fetched_once(
     for p in [3001u64, 3002, 3005, 4005] {
         t.get_when_ready(&format!("/api/players/{p}/data")).await;
     }
-    // Wait until the queue is drained, then count.
-    wait_for(WAIT, || async {
-        let status: Value = t.get("/api/queue/status").await.json().await.unwrap();
-        let od = &status["services"]["opendota"];
-        (od["queued"] == 0 && od["inFlight"] == 0).then_some(())
-    })
-    .await
-    .expect("queue drains");
+    t.wait_drained().await;
     let stats = t.upstream_stats().await;
     let paths = stats["paths"].as_object().unwrap();
     let players: Vec<&String> = paths

@@ -53,6 +53,7 @@ async fn restart_serves_stored_data_and_finishes_queued_jobs() {
         let data = t.get_when_ready(&format!("/api/matches/{id}")).await;
         assert_eq!(data["match_id"], id);
     }
+    t.wait_drained_after_restart().await;
     assert_eq!(
         t.upstream_stats().await["total"],
         3,

@@ -91,6 +91,7 @@ async fn team_import_fetches_every_page_one_league_and_the_whole_graph() {
     assert_eq!(view["matches"].as_array().unwrap().len(), 4);
     assert_eq!(view["players"].as_array().unwrap().len(), 25);
     // Only the league's matches were fetched; every page was read once.
+    t.wait_drained().await;
     let stats = t.upstream_stats().await;
     assert!(stats["paths"].get("/opendota/matches/901").is_none());
     for page in ["", "?page=2", "?page=3"] {
@@ -239,6 +240,7 @@ async fn team_side_mode_fetches_only_the_teams_players() {
     t.post(&path).await;
     let view = wait_complete(&t, &path).await;
     assert_eq!(view["progress"]["playersTotal"], 5);
+    t.wait_drained().await;
     let stats = t.upstream_stats().await;
     assert_eq!(stats["paths"]["/opendota/players/50000"]["requests"], 1);
     assert!(
@@ -256,8 +258,8 @@ async fn force_refetches_every_match_and_player_of_the_team_exactly_once() {
     let path = import_path(TEAM, LEAGUE);
     t.post(&path).await;
     wait_complete(&t, &path).await;
-    // Let the first completion settle, then force.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Let the first import finish every job, then force.
+    t.wait_drained().await;
     let resp = t.post(&format!("{path}&force=true")).await;
     assert_eq!(resp.status(), 202);
     // GET with force answers with the data it has while the refresh runs.
@@ -278,8 +280,8 @@ async fn force_refetches_every_match_and_player_of_the_team_exactly_once() {
     })
     .await
     .expect("every match and player refetched");
-    // And not a third time.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // And not a third time, once every job has run.
+    t.wait_drained().await;
     let stats = t.upstream_stats().await;
     for p in &players {
         assert_eq!(
@@ -313,6 +315,7 @@ async fn two_teams_sharing_players_fetch_each_shared_player_once() {
     t.post(&import_path(1002, LEAGUE)).await;
     wait_complete(&t, &import_path(1001, LEAGUE)).await;
     wait_complete(&t, &import_path(1002, LEAGUE)).await;
+    t.wait_drained().await;
     let stats = t.upstream_stats().await;
     for p in [60_000, 60_001] {
         assert_eq!(
@@ -379,6 +382,7 @@ async fn page_fetches_keep_to_the_dotabuff_spacing() {
         "3 pages at 60/min took only {:?}",
         started.elapsed()
     );
+    t.wait_drained().await;
     let stats = t.upstream_stats().await;
     assert_eq!(
         stats["paths"][&format!("/dotabuff/esports/teams/{TEAM}/matches?page=3")]["requests"],

@@ -3,7 +3,7 @@
 //! `DevTools listening on ws://...` line from stderr, open one page target and attach to it
 //! (flattened session), then navigate, evaluate JavaScript and take screenshots. The browser
 //! runs in its own process group, which [`Chromium`]'s `Drop` kills, so a panicking test never
-//! leaves a browser behind. Used by `tests/status_page.rs`.
+//! leaves a browser behind. Used by `status_page`.
 #![allow(dead_code)]
 
 use std::collections::VecDeque;

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod fixtures;
+mod queue;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
