@@ -28,6 +28,7 @@ use crate::bus::embedded::{EmbeddedNats, EmbeddedNatsConfig, EmbeddedNatsError};
 use crate::bus::queue::{BusError, JobQueue};
 use crate::config::{NatsMode, Settings};
 use crate::domain::ResourceKind;
+#[cfg(feature = "fixture-upstream")]
 use crate::fixture_upstream::{FixtureConfig, FixtureError, FixtureUpstream};
 use crate::http::{self, ApiState};
 use crate::store::{Store, StoreError};
@@ -63,8 +64,16 @@ pub enum AppError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[cfg(feature = "fixture-upstream")]
     #[error("demo fixture upstream: {0}")]
     Demo(#[from] FixtureError),
+    /// Demo mode serves its data set through the fixture upstream, which this build left out.
+    #[cfg(not(feature = "fixture-upstream"))]
+    #[error(
+        "demo mode needs the fixture upstream, and this build lacks the `fixture-upstream` \
+         cargo feature; rebuild with default features (or `--features fixture-upstream`)"
+    )]
+    DemoUnavailable,
     #[error("{0}")]
     Setup(String),
 }
@@ -84,6 +93,7 @@ pub struct Application {
     keeper: Addr<CacheKeeper>,
     nats: async_nats::Client,
     embedded: Option<EmbeddedNats>,
+    #[cfg(feature = "fixture-upstream")]
     fixture: Option<FixtureUpstream>,
     gauges: JoinHandle<()>,
     team_watch: JoinHandle<()>,
@@ -110,6 +120,8 @@ fn start_fetcher<J: FetchJobs>(
 
 impl Application {
     /// Builds and starts everything. Must run inside an actix `System`.
+    // Only demo mode rewrites the settings (the upstream URLs of its fixture upstream).
+    #[cfg_attr(not(feature = "fixture-upstream"), allow(unused_mut))]
     pub async fn build(mut settings: Settings) -> Result<Self, AppError> {
         // Both reqwest and async-nats use rustls with ring; installing it twice is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -119,10 +131,15 @@ impl Application {
             source,
         })?;
 
+        #[cfg(feature = "fixture-upstream")]
         let fixture = match settings.demo_dir.clone() {
             Some(dir) => Some(start_demo_upstream(&dir, &mut settings).await?),
             None => None,
         };
+        #[cfg(not(feature = "fixture-upstream"))]
+        if settings.demo_dir.is_some() {
+            return Err(AppError::DemoUnavailable);
+        }
 
         let (embedded, nats_url) = match &settings.nats {
             NatsMode::Embedded { conf, port } => {
@@ -289,6 +306,7 @@ impl Application {
             keeper,
             nats,
             embedded,
+            #[cfg(feature = "fixture-upstream")]
             fixture,
             gauges,
             team_watch,
@@ -311,6 +329,7 @@ impl Application {
     }
 
     /// The demo fixture upstream, when running with `--demo`.
+    #[cfg(feature = "fixture-upstream")]
     pub fn demo_upstream(&self) -> Option<&FixtureUpstream> {
         self.fixture.as_ref()
     }
@@ -329,6 +348,7 @@ impl Application {
             keeper,
             nats,
             embedded,
+            #[cfg(feature = "fixture-upstream")]
             fixture,
             gauges,
             team_watch,
@@ -370,6 +390,7 @@ impl Application {
         if let Some(server) = embedded {
             server.stop().await;
         }
+        #[cfg(feature = "fixture-upstream")]
         if let Some(fixture) = fixture {
             fixture.stop().await;
         }
@@ -405,6 +426,7 @@ async fn recover_claims(pipeline: &Pipeline) -> Result<(), AppError> {
         .map_err(|e| AppError::Setup(format!("re-queuing left-over work: {e}")))
 }
 
+#[cfg(feature = "fixture-upstream")]
 async fn start_demo_upstream(
     dir: &std::path::Path,
     settings: &mut Settings,

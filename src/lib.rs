@@ -12,13 +12,15 @@
 //! - [`team`]: the team import record and its progress view.
 //! - [`upstream`]: the rate-limited HTTP client, OpenDota calls, the Dotabuff page parser.
 //! - [`http`]: the warp routes, the API contract and its JSON errors.
-//! - [`fixture_upstream`]: the file-backed OpenDota/Dotabuff imitation for tests and `--demo`.
+//! - `fixture_upstream`: the file-backed OpenDota/Dotabuff imitation for tests and `--demo`
+//!   (cargo feature `fixture-upstream`, on by default).
 //! - [`metrics`]: every metric name, and the Prometheus recorder.
 pub mod actors;
 pub mod app;
 pub mod bus;
 pub mod config;
 pub mod domain;
+#[cfg(feature = "fixture-upstream")]
 pub mod fixture_upstream;
 pub mod http;
 pub mod metrics;

@@ -1,19 +1,24 @@
 //! The `dota-orchestrator` binary: parses the command line, sets up logging and runs either
-//! the service (`serve`) or the fixture upstream (`fixture-upstream`) until a signal.
+//! the service (`serve`) or the fixture upstream (`fixture-upstream`, only in builds with the
+//! cargo feature of that name, on by default) until a signal.
 
 // Release builds only: monomorphizing the nested warp filter futures of the HTTP and
 // fixture routes overflows rustc's default trait-evaluation depth of 128 (E0275 on `Unpin`, see
 // rust-lang/rust#147967). Compile-time only; no effect on the generated code.
 #![recursion_limit = "256"]
 
+#[cfg(feature = "fixture-upstream")]
 use std::net::SocketAddr;
+#[cfg(feature = "fixture-upstream")]
 use std::path::PathBuf;
+#[cfg(feature = "fixture-upstream")]
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use dota_orchestrator::app::Application;
 use dota_orchestrator::config::ServeArgs;
+#[cfg(feature = "fixture-upstream")]
 use dota_orchestrator::fixture_upstream::{FixtureConfig, FixtureUpstream};
 
 #[derive(Parser)]
@@ -41,9 +46,11 @@ enum Command {
     /// Run the service: HTTP API, background fetchers, embedded or external NATS.
     Serve(Box<ServeArgs>),
     /// Serve recorded-shape OpenDota/Dotabuff responses from a directory (tests, demos, benchmarks).
+    #[cfg(feature = "fixture-upstream")]
     FixtureUpstream(FixtureArgs),
 }
 
+#[cfg(feature = "fixture-upstream")]
 #[derive(clap::Args)]
 struct FixtureArgs {
     /// Data directory (opendota/*.json, dotabuff/*.html).
@@ -101,6 +108,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+#[cfg(feature = "fixture-upstream")]
 async fn fixture(args: FixtureArgs) -> anyhow::Result<()> {
     if !(0.0..=1.0).contains(&args.fail_rate) {
         anyhow::bail!("--fail-rate must be between 0 and 1");
@@ -138,6 +146,7 @@ fn main() -> anyhow::Result<()> {
     system.block_on(async move {
         match cli.command {
             Command::Serve(args) => serve(*args).await,
+            #[cfg(feature = "fixture-upstream")]
             Command::FixtureUpstream(args) => fixture(args).await,
         }
     })
