@@ -18,7 +18,8 @@ use crate::bus::subjects;
 use crate::domain::{ResourceKind, Signature};
 use crate::store::{Store, StoreError};
 use crate::team::record::TeamRecord;
-use crate::team::view::{MatchPlayersCache, PlayerSides, progress};
+use crate::config::PlayerSides;
+use crate::team::view::{MatchPlayersCache, progress};
 
 /// Longest a completion waits to be noticed when no event arrives.
 const TICK: Duration = Duration::from_secs(1);
