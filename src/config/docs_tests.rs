@@ -113,8 +113,7 @@ fn toml_example_names_every_setting_and_holds_the_defaults() {
         // A switch (`--demo`) is off by default, though clap fills that in only when it builds.
         let has_default = !arg.get_default_values().is_empty() || !arg.get_action().takes_values();
         assert_eq!(
-            active,
-            has_default,
+            active, has_default,
             "{key}: settings with a default are set in the example, the others commented out"
         );
     }

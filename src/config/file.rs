@@ -90,12 +90,12 @@ impl ConfigFile {
     /// `cmd` (the `serve` command, or any command holding the settings) with the file's values
     /// as the defaults of their flags. Other arguments are left alone.
     pub fn apply(&self, cmd: Command) -> Command {
-        cmd.mut_args(|arg| {
-            match toml_key(&arg).and_then(|key| self.values.get(&key)) {
+        cmd.mut_args(
+            |arg| match toml_key(&arg).and_then(|key| self.values.get(&key)) {
                 Some(value) => arg.default_value(value.clone()),
                 None => arg,
-            }
-        })
+            },
+        )
     }
 }
 

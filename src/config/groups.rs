@@ -31,19 +31,34 @@ pub const DEFAULT_EMBEDDED_NATS_PORT: u16 = 4223;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Args)]
 pub struct RateLimits {
     /// OpenDota calls per calendar minute (UTC).
-    #[arg(id = "opendota_rate_limit_per_min", long = "opendota-rate-limit-per-min",
-          env = "DOTA_OPENDOTA_RATE_LIMIT_PER_MIN", value_name = "N",
-          default_value_t = DEFAULT_OPENDOTA_PER_MINUTE, value_parser = positive::<u32>)]
+    #[arg(
+        id = "opendota_rate_limit_per_min",
+        long = "opendota-rate-limit-per-min",
+        env = "DOTA_OPENDOTA_RATE_LIMIT_PER_MIN",
+        value_name = "N",
+        default_value_t = DEFAULT_OPENDOTA_PER_MINUTE,
+        value_parser = positive::<u32>,
+    )]
     pub opendota_per_minute: u32,
     /// OpenDota calls per UTC day.
-    #[arg(id = "opendota_daily_limit", long = "opendota-daily-limit",
-          env = "DOTA_OPENDOTA_DAILY_LIMIT", value_name = "N",
-          default_value_t = DEFAULT_OPENDOTA_PER_DAY, value_parser = positive::<u32>)]
+    #[arg(
+        id = "opendota_daily_limit",
+        long = "opendota-daily-limit",
+        env = "DOTA_OPENDOTA_DAILY_LIMIT",
+        value_name = "N",
+        default_value_t = DEFAULT_OPENDOTA_PER_DAY,
+        value_parser = positive::<u32>,
+    )]
     pub opendota_per_day: u32,
     /// Dotabuff page fetches per minute, evenly spaced.
-    #[arg(id = "dotabuff_rate_limit_per_min", long = "dotabuff-rate-limit-per-min",
-          env = "DOTA_DOTABUFF_RATE_LIMIT_PER_MIN", value_name = "N",
-          default_value_t = DEFAULT_DOTABUFF_PER_MINUTE, value_parser = positive::<u32>)]
+    #[arg(
+        id = "dotabuff_rate_limit_per_min",
+        long = "dotabuff-rate-limit-per-min",
+        env = "DOTA_DOTABUFF_RATE_LIMIT_PER_MIN",
+        value_name = "N",
+        default_value_t = DEFAULT_DOTABUFF_PER_MINUTE,
+        value_parser = positive::<u32>,
+    )]
     pub dotabuff_per_minute: u32,
 }
 
@@ -58,25 +73,54 @@ impl Default for RateLimits {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Args)]
 pub struct Ttls {
     /// Seconds a stored match stays fresh (14 days).
-    #[arg(id = "match_ttl_secs", long = "match-ttl-secs", env = "DOTA_MATCH_TTL_SECS",
-          value_name = "SECS", default_value = "1209600", value_parser = secs)]
+    #[arg(
+        id = "match_ttl_secs",
+        long = "match-ttl-secs",
+        env = "DOTA_MATCH_TTL_SECS",
+        value_name = "SECS",
+        default_value = "1209600",
+        value_parser = secs,
+    )]
     pub matches: Duration,
     /// Seconds a stored player profile stays fresh (1 day).
-    #[arg(id = "player_ttl_secs", long = "player-ttl-secs", env = "DOTA_PLAYER_TTL_SECS",
-          value_name = "SECS", default_value = "86400", value_parser = secs)]
+    #[arg(
+        id = "player_ttl_secs",
+        long = "player-ttl-secs",
+        env = "DOTA_PLAYER_TTL_SECS",
+        value_name = "SECS",
+        default_value = "86400",
+        value_parser = secs,
+    )]
     pub players: Duration,
     /// Seconds stored player stats (win/loss, heroes, recent form) stay fresh (1 day).
-    #[arg(id = "player_stats_ttl_secs", long = "player-stats-ttl-secs",
-          env = "DOTA_PLAYER_STATS_TTL_SECS", value_name = "SECS", default_value = "86400",
-          value_parser = secs)]
+    #[arg(
+        id = "player_stats_ttl_secs",
+        long = "player-stats-ttl-secs",
+        env = "DOTA_PLAYER_STATS_TTL_SECS",
+        value_name = "SECS",
+        default_value = "86400",
+        value_parser = secs,
+    )]
     pub player_stats: Duration,
     /// Seconds a team record and the cached Dotabuff pages behind it stay fresh (2 hours).
-    #[arg(id = "team_ttl_secs", long = "team-ttl-secs", env = "DOTA_TEAM_TTL_SECS",
-          value_name = "SECS", default_value = "7200", value_parser = secs)]
+    #[arg(
+        id = "team_ttl_secs",
+        long = "team-ttl-secs",
+        env = "DOTA_TEAM_TTL_SECS",
+        value_name = "SECS",
+        default_value = "7200",
+        value_parser = secs,
+    )]
     pub teams: Duration,
     /// Seconds a stored league (info and match IDs) stays fresh (90 days).
-    #[arg(id = "league_ttl_secs", long = "league-ttl-secs", env = "DOTA_LEAGUE_TTL_SECS",
-          value_name = "SECS", default_value = "7776000", value_parser = secs)]
+    #[arg(
+        id = "league_ttl_secs",
+        long = "league-ttl-secs",
+        env = "DOTA_LEAGUE_TTL_SECS",
+        value_name = "SECS",
+        default_value = "7776000",
+        value_parser = secs,
+    )]
     pub leagues: Duration,
 }
 
@@ -91,16 +135,34 @@ impl Default for Ttls {
 #[derive(Debug, Clone, Copy, PartialEq, Args)]
 pub struct RetryPolicy {
     /// Deliveries per job, the first included, before a transient failure becomes `failed`.
-    #[arg(id = "max_attempts", long = "max-attempts", env = "DOTA_MAX_ATTEMPTS",
-          value_name = "N", default_value_t = 5, value_parser = positive::<u32>)]
+    #[arg(
+        id = "max_attempts",
+        long = "max-attempts",
+        env = "DOTA_MAX_ATTEMPTS",
+        value_name = "N",
+        default_value_t = 5,
+        value_parser = positive::<u32>,
+    )]
     pub max_attempts: u32,
     /// Milliseconds before the second attempt; doubles for each further one.
-    #[arg(id = "retry_base_ms", long = "retry-base-ms", env = "DOTA_RETRY_BASE_MS",
-          value_name = "MS", default_value = "2000", value_parser = millis)]
+    #[arg(
+        id = "retry_base_ms",
+        long = "retry-base-ms",
+        env = "DOTA_RETRY_BASE_MS",
+        value_name = "MS",
+        default_value = "2000",
+        value_parser = millis,
+    )]
     pub base_delay: Duration,
     /// Milliseconds the doubling stops at: the longest wait before a retry (5 minutes).
-    #[arg(id = "retry_max_ms", long = "retry-max-ms", env = "DOTA_RETRY_MAX_MS",
-          value_name = "MS", default_value = "300000", value_parser = positive_millis)]
+    #[arg(
+        id = "retry_max_ms",
+        long = "retry-max-ms",
+        env = "DOTA_RETRY_MAX_MS",
+        value_name = "MS",
+        default_value = "300000",
+        value_parser = positive_millis,
+    )]
     pub max_delay: Duration,
 }
 
@@ -126,11 +188,20 @@ struct NatsArgs {
     #[arg(long, env = "DOTA_NATS_URL", value_name = "URL")]
     nats_url: Option<String>,
     /// Config of the embedded nats-server.
-    #[arg(long, env = "DOTA_NATS_CONF", value_name = "FILE", default_value = "./nats.conf")]
+    #[arg(
+        long,
+        env = "DOTA_NATS_CONF",
+        value_name = "FILE",
+        default_value = "./nats.conf"
+    )]
     nats_conf: PathBuf,
     /// Client port of the embedded nats-server; 0 picks a free one.
-    #[arg(long, env = "DOTA_NATS_PORT", value_name = "PORT",
-          default_value_t = DEFAULT_EMBEDDED_NATS_PORT)]
+    #[arg(
+        long,
+        env = "DOTA_NATS_PORT",
+        value_name = "PORT",
+        default_value_t = DEFAULT_EMBEDDED_NATS_PORT,
+    )]
     nats_port: u16,
 }
 

@@ -65,24 +65,49 @@ pub enum ConfigError {
 #[derive(Debug, Clone, Args)]
 pub struct Settings {
     /// Address of the HTTP API.
-    #[arg(long, env = "DOTA_HTTP_ADDR", value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    #[arg(
+        long,
+        env = "DOTA_HTTP_ADDR",
+        value_name = "ADDR",
+        default_value = "127.0.0.1:8080"
+    )]
     pub http_addr: SocketAddr,
     /// Directory for the redb file (`dota.redb`) and the embedded NATS store (`nats/`).
-    #[arg(long, env = "DOTA_DATA_DIR", value_name = "DIR", default_value = "./data")]
+    #[arg(
+        long,
+        env = "DOTA_DATA_DIR",
+        value_name = "DIR",
+        default_value = "./data"
+    )]
     pub data_dir: PathBuf,
     #[command(flatten)]
     pub nats: NatsMode,
     /// OpenDota API base URL.
-    #[arg(long, env = "DOTA_OPENDOTA_URL", value_name = "URL",
-          default_value = "https://api.opendota.com/api", value_parser = http_url)]
+    #[arg(
+        long,
+        env = "DOTA_OPENDOTA_URL",
+        value_name = "URL",
+        default_value = "https://api.opendota.com/api",
+        value_parser = http_url,
+    )]
     pub opendota_url: String,
     /// OpenDota API key, sent as `api_key`; never logged.
-    #[arg(long, env = "DOTA_OPENDOTA_API_KEY", value_name = "KEY", hide_env_values = true,
-          hide_default_value = true)]
+    #[arg(
+        long,
+        env = "DOTA_OPENDOTA_API_KEY",
+        value_name = "KEY",
+        hide_env_values = true,
+        hide_default_value = true
+    )]
     pub opendota_api_key: Option<ApiKey>,
     /// Dotabuff base URL.
-    #[arg(long, env = "DOTA_DOTABUFF_URL", value_name = "URL",
-          default_value = "https://www.dotabuff.com", value_parser = http_url)]
+    #[arg(
+        long,
+        env = "DOTA_DOTABUFF_URL",
+        value_name = "URL",
+        default_value = "https://www.dotabuff.com",
+        value_parser = http_url,
+    )]
     pub dotabuff_url: String,
     #[command(flatten)]
     pub limits: RateLimits,
@@ -91,15 +116,25 @@ pub struct Settings {
     #[command(flatten)]
     pub retry: RetryPolicy,
     /// Jobs of one kind fetched at once (worker loops per fetcher actor).
-    #[arg(long, env = "DOTA_WORKERS", value_name = "N", default_value_t = 4,
-          value_parser = positive::<usize>)]
+    #[arg(
+        long,
+        env = "DOTA_WORKERS",
+        value_name = "N",
+        default_value_t = 4,
+        value_parser = positive::<usize>,
+    )]
     pub workers: usize,
     /// Run offline: serve the demo data set (`--demo-dir`) through an in-process fixture
     /// upstream, and point both upstream URLs at it.
     #[arg(long, env = "DOTA_DEMO")]
     pub demo: bool,
     /// Directory of the demo data set, used with `--demo`.
-    #[arg(long, env = "DOTA_DEMO_DIR", value_name = "DIR", default_value = "./fixtures/demo")]
+    #[arg(
+        long,
+        env = "DOTA_DEMO_DIR",
+        value_name = "DIR",
+        default_value = "./fixtures/demo"
+    )]
     pub demo_dir: PathBuf,
     /// Where team match lists come from: dotabuff (OpenDota as fallback) or opendota only.
     #[arg(long, env = "DOTA_TEAM_SOURCE", value_enum, default_value_t = TeamSource::default())]
@@ -108,8 +143,13 @@ pub struct Settings {
     #[arg(long, env = "DOTA_TEAM_PLAYERS", value_enum, default_value_t = PlayerSides::default())]
     pub team_players: PlayerSides,
     /// Bearer token required by the invalidation API and forced team refreshes.
-    #[arg(long, env = "DOTA_ADMIN_TOKEN", value_name = "TOKEN", hide_env_values = true,
-          hide_default_value = true)]
+    #[arg(
+        long,
+        env = "DOTA_ADMIN_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true,
+        hide_default_value = true
+    )]
     pub admin_token: Option<AdminToken>,
 }
 

@@ -17,7 +17,11 @@ pub(super) fn serve_command() -> Command {
 /// machine running the tests cannot change their outcome.
 fn command(env: bool) -> Command {
     let cmd = serve_command();
-    if env { cmd } else { cmd.mut_args(|arg| arg.env(None)) }
+    if env {
+        cmd
+    } else {
+        cmd.mut_args(|arg| arg.env(None))
+    }
 }
 
 fn parse_with(argv: &[&str], env: bool) -> Result<Settings, String> {
@@ -82,7 +86,10 @@ fn zero_limits_and_bad_urls_are_rejected() {
     assert!(err.contains("--opendota-rate-limit-per-min"), "{err}");
     assert!(err.contains("greater than 0"), "{err}");
     let err = parse(&["--opendota-url", "ftp://x"]).unwrap_err();
-    assert!(err.contains("--opendota-url") && err.contains("http(s)"), "{err}");
+    assert!(
+        err.contains("--opendota-url") && err.contains("http(s)"),
+        "{err}"
+    );
     assert!(parse(&["--workers", "0"]).is_err());
     assert!(parse(&["--match-ttl-secs", "0"]).is_err());
 
@@ -110,10 +117,22 @@ fn unknown_file_keys_are_an_error() {
         "{err}"
     );
     // Only settings: a file cannot name another file, nor use the flag spelling.
-    assert!(matches!(read_err("config = \"other.toml\"\n"), ConfigError::UnknownKey { .. }));
-    assert!(matches!(read_err("http-addr = \"127.0.0.1:1\"\n"), ConfigError::UnknownKey { .. }));
-    assert!(matches!(read_err("workers = [1]\n"), ConfigError::FileValue { .. }));
-    assert!(matches!(read_err("workers = \n"), ConfigError::Parse { .. }));
+    assert!(matches!(
+        read_err("config = \"other.toml\"\n"),
+        ConfigError::UnknownKey { .. }
+    ));
+    assert!(matches!(
+        read_err("http-addr = \"127.0.0.1:1\"\n"),
+        ConfigError::UnknownKey { .. }
+    ));
+    assert!(matches!(
+        read_err("workers = [1]\n"),
+        ConfigError::FileValue { .. }
+    ));
+    assert!(matches!(
+        read_err("workers = \n"),
+        ConfigError::Parse { .. }
+    ));
 }
 
 #[test]
@@ -135,7 +154,8 @@ fn league_and_player_stats_ttls_and_the_retry_cap_are_settable() {
     // The cap bounds the backoff however many attempts failed (jitter is at most +50 %).
     assert!((1..=30).all(|attempt| s.retry.backoff(attempt) <= Duration::from_millis(1500)));
 
-    let file = File::new("league_ttl_secs = 120\nplayer_stats_ttl_secs = 45\nretry_max_ms = 9000\n");
+    let file =
+        File::new("league_ttl_secs = 120\nplayer_stats_ttl_secs = 45\nretry_max_ms = 9000\n");
     let s = parse(&["--config", file.arg()]).unwrap();
     assert_eq!(s.ttls.leagues, Duration::from_secs(120));
     assert_eq!(s.ttls.player_stats, Duration::from_secs(45));
@@ -144,7 +164,10 @@ fn league_and_player_stats_ttls_and_the_retry_cap_are_settable() {
     assert!(parse(&["--league-ttl-secs", "0"]).is_err());
     assert!(parse(&["--retry-max-ms", "0"]).is_err());
     let err = parse(&["--retry-base-ms", "5000", "--retry-max-ms", "1000"]).unwrap_err();
-    assert!(err.contains("retry-max-ms") && err.contains("retry-base-ms"), "{err}");
+    assert!(
+        err.contains("retry-max-ms") && err.contains("retry-base-ms"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -163,7 +186,11 @@ fn defaults_are_the_documented_numbers() {
     assert_eq!(s.opendota_url, "https://api.opendota.com/api");
     assert_eq!(s.dotabuff_url, "https://www.dotabuff.com");
     assert_eq!(
-        (s.limits.opendota_per_minute, s.limits.opendota_per_day, s.limits.dotabuff_per_minute),
+        (
+            s.limits.opendota_per_minute,
+            s.limits.opendota_per_day,
+            s.limits.dotabuff_per_minute
+        ),
         (60, 3000, 30)
     );
     let t = s.ttls;
@@ -211,7 +238,8 @@ fn demo_mode_needs_demo_and_takes_its_dir() {
 
 #[test]
 fn secrets_stay_out_of_debug_and_help() {
-    let file = File::new("opendota_api_key = \"key-from-file\"\nadmin_token = \"token-from-file\"\n");
+    let file =
+        File::new("opendota_api_key = \"key-from-file\"\nadmin_token = \"token-from-file\"\n");
     let s = parse(&["--config", file.arg()]).unwrap();
     assert!(s.opendota_api_key.is_some() && s.admin_token.is_some());
     let shown = format!("{s:?}");
@@ -229,7 +257,10 @@ fn secrets_stay_out_of_debug_and_help() {
         let arg = cmd.get_arguments().find(|a| a.get_id() == secret).unwrap();
         assert!(arg.is_hide_env_values_set() && arg.is_hide_default_value_set());
     }
-    assert!(parse(&["--admin-token", " "]).is_err(), "an empty token would disable auth");
+    assert!(
+        parse(&["--admin-token", " "]).is_err(),
+        "an empty token would disable auth"
+    );
 }
 
 /// Set in the child process that [`environment_beats_the_file_and_flags_beat_the_environment`]
@@ -257,8 +288,13 @@ fn environment_beats_the_file_and_flags_beat_the_environment() {
         );
         return;
     }
-    let file = File::new("workers = 7\nopendota_daily_limit = 999\nhttp_addr = \"127.0.0.1:9001\"\n");
-    let s = parse_with(&["--config", file.arg(), "--opendota-daily-limit", "42"], true).unwrap();
+    let file =
+        File::new("workers = 7\nopendota_daily_limit = 999\nhttp_addr = \"127.0.0.1:9001\"\n");
+    let s = parse_with(
+        &["--config", file.arg(), "--opendota-daily-limit", "42"],
+        true,
+    )
+    .unwrap();
     assert_eq!(s.workers, 3, "environment beats file");
     assert_eq!(s.limits.opendota_per_day, 42, "flag beats environment");
     assert_eq!(s.http_addr.port(), 9001, "file beats default");

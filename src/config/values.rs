@@ -71,7 +71,10 @@ mod tests {
 
     #[test]
     fn urls_must_be_http_and_lose_their_trailing_slash() {
-        assert_eq!(http_url("https://x.test/api/"), Ok("https://x.test/api".into()));
+        assert_eq!(
+            http_url("https://x.test/api/"),
+            Ok("https://x.test/api".into())
+        );
         assert!(http_url("ftp://x").is_err());
         assert!(http_url("x.test").is_err());
     }
