@@ -7,6 +7,7 @@
 //! fetchers finish the job in hand, CacheKeeper lets go of the database file, then nats-server is stopped.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -132,12 +133,12 @@ impl Application {
         })?;
 
         #[cfg(feature = "fixture-upstream")]
-        let fixture = match settings.demo_dir.clone() {
+        let fixture = match settings.demo_data().map(Path::to_path_buf) {
             Some(dir) => Some(start_demo_upstream(&dir, &mut settings).await?),
             None => None,
         };
         #[cfg(not(feature = "fixture-upstream"))]
-        if settings.demo_dir.is_some() {
+        if settings.demo_data().is_some() {
             return Err(AppError::DemoUnavailable);
         }
 

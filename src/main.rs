@@ -15,9 +15,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use dota_orchestrator::app::Application;
-use dota_orchestrator::config::ServeArgs;
+use dota_orchestrator::config::{ConfigFile, ServeArgs};
 #[cfg(feature = "fixture-upstream")]
 use dota_orchestrator::fixture_upstream::{FixtureConfig, FixtureUpstream};
 
@@ -71,6 +71,23 @@ struct FixtureArgs {
     /// Share of requests answered with HTTP 500 (0.0 to 1.0).
     #[arg(long, default_value_t = 0.0)]
     fail_rate: f64,
+}
+
+/// Parses the command line. With `serve --config FILE` it parses it a second time with the file's
+/// values as the defaults of `serve`'s flags, so flags and their environment variables still win.
+fn parse_cli() -> anyhow::Result<Cli> {
+    let cli = Cli::parse();
+    let Command::Serve(args) = &cli.command else {
+        return Ok(cli);
+    };
+    let Some(path) = &args.config else {
+        return Ok(cli);
+    };
+    let file = ConfigFile::read(path)?;
+    let matches = Cli::command()
+        .mut_subcommand("serve", |serve| file.apply(serve))
+        .get_matches();
+    Ok(Cli::from_arg_matches(&matches)?)
 }
 
 fn init_tracing(format: LogFormat) {
@@ -135,7 +152,7 @@ async fn fixture(args: FixtureArgs) -> anyhow::Result<()> {
 }
 
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let cli = parse_cli()?;
     init_tracing(cli.log_format);
     let system = actix_rt::System::with_tokio_rt(|| {
         tokio::runtime::Builder::new_multi_thread()

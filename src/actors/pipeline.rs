@@ -20,6 +20,7 @@ use super::cache_keeper::{CacheKeeper, Child, Complete, Fail, Release};
 use crate::bus::queue::{Delivery, JobQueue};
 use crate::bus::subjects;
 use crate::bus::wire::{FailedEvent, ReadyEvent};
+use crate::config::RetryPolicy;
 use crate::domain::Job;
 use crate::domain::{Service, Signature};
 use crate::metrics as m;
@@ -28,26 +29,6 @@ use crate::upstream::error::{Disposition, UpstreamError};
 
 /// How often a worker tells JetStream it still holds a job (must be well under `ACK_WAIT`).
 const PROGRESS_EVERY: Duration = Duration::from_secs(15);
-
-/// Retry policy for transient failures.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RetryPolicy {
-    /// Deliveries per job, the first included.
-    pub max_attempts: u32,
-    /// Delay before the second attempt; doubles for each further one.
-    pub base_delay: Duration,
-    pub max_delay: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            max_attempts: 5,
-            base_delay: Duration::from_secs(2),
-            max_delay: Duration::from_secs(300),
-        }
-    }
-}
 
 impl RetryPolicy {
     /// Backoff after failed attempt `attempt` (1-based): base·2^(attempt-1), capped, with

@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime};
 use actix::{Actor, Addr, Context, Handler, MailboxError, Message, MessageResult};
 
 use super::rate_window::{FixedWindows, SteadySpacing};
+use crate::config::RateLimits;
 use crate::domain::Service;
 
 /// Ask for one upstream call to `service`. Answered at once with [`Grant`]; nothing is reserved
@@ -85,16 +86,6 @@ pub struct BudgetSnapshot {
     pub waits_total: u64,
 }
 
-/// Default OpenDota calls per UTC minute (its free tier).
-pub const DEFAULT_OPENDOTA_PER_MINUTE: u32 = 60;
-
-/// Default OpenDota calls per UTC day (its free tier).
-pub const DEFAULT_OPENDOTA_PER_DAY: u32 = 3000;
-
-/// Default Dotabuff page loads per minute: one every 2 s, slow enough to look like a person
-/// reading pages.
-pub const DEFAULT_DOTABUFF_PER_MINUTE: u32 = 30;
-
 /// How long Dotabuff gets no calls after it answers 429. Its bot protection escalates when pushed,
 /// so back off well beyond the normal spacing rather than probe again in 2 s.
 pub const DOTABUFF_COOLDOWN: Duration = Duration::from_secs(120);
@@ -103,28 +94,6 @@ pub const DOTABUFF_COOLDOWN: Duration = Duration::from_secs(120);
 /// answer), and workers are far fewer than this; a full mailbox makes `send().await` wait, which
 /// is the back-pressure we want.
 pub const MAILBOX_CAPACITY: usize = 64;
-
-/// The budgets, per upstream. Every limit must be at least 1; a 0 (which would stall every
-/// caller forever) is raised to 1 with a warning, and config validation should reject it first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RateLimits {
-    /// OpenDota calls per UTC minute.
-    pub opendota_per_minute: u32,
-    /// OpenDota calls per UTC day.
-    pub opendota_per_day: u32,
-    /// Dotabuff calls per minute, evenly spaced.
-    pub dotabuff_per_minute: u32,
-}
-
-impl Default for RateLimits {
-    fn default() -> Self {
-        RateLimits {
-            opendota_per_minute: DEFAULT_OPENDOTA_PER_MINUTE,
-            opendota_per_day: DEFAULT_OPENDOTA_PER_DAY,
-            dotabuff_per_minute: DEFAULT_DOTABUFF_PER_MINUTE,
-        }
-    }
-}
 
 /// Counters per service, reported by [`Snapshot`].
 #[derive(Debug, Clone, Copy, Default)]

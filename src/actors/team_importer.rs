@@ -13,10 +13,10 @@ use serde_json::Value;
 use super::cache_keeper::{CacheKeeper, Child, StorePage};
 use super::fetcher::{FetchJobs, Fetcher, wrong_kind};
 use super::pipeline::Fetched;
+use crate::config::{PlayerSides, TeamSource};
 use crate::domain::{Fanout, Job, LeagueId, MatchId, ResourceKind, Service, Signature, TeamId};
 use crate::store::{Store, now_ms};
 use crate::team::record::{Source, TeamMatch, TeamRecord};
-use crate::team::view::PlayerSides;
 use crate::upstream::dotabuff::Dotabuff;
 use crate::upstream::dotabuff_page::parse_team_matches_page;
 use crate::upstream::error::UpstreamError;
@@ -28,17 +28,6 @@ pub type TeamImporter = Fetcher<TeamJobs>;
 /// Pages read per team at most; a team with more than 50 pages (~1,000 matches) is cut there
 /// rather than letting a pagination bug loop forever.
 pub const MAX_PAGES: u32 = 50;
-
-/// Where team match lists come from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum TeamSource {
-    /// Dotabuff pages, OpenDota when Dotabuff fails (default).
-    #[default]
-    Dotabuff,
-    /// OpenDota `/teams/{id}/matches` only.
-    Opendota,
-}
 
 #[derive(Clone)]
 pub struct TeamJobs {

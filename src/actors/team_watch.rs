@@ -15,10 +15,11 @@ use tokio::sync::watch;
 use super::cache_keeper::{CacheKeeper, MarkAnnounced};
 use super::pipeline::Pipeline;
 use crate::bus::subjects;
+use crate::config::PlayerSides;
 use crate::domain::{ResourceKind, Signature};
 use crate::store::{Store, StoreError};
 use crate::team::record::TeamRecord;
-use crate::team::view::{MatchPlayersCache, PlayerSides, progress};
+use crate::team::view::{MatchPlayersCache, progress};
 
 /// Longest a completion waits to be noticed when no event arrives.
 const TICK: Duration = Duration::from_secs(1);

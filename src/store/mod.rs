@@ -14,6 +14,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTran
 
 pub use records::{EntryMeta, Failure, InFlight};
 
+use crate::config::Ttls;
 use crate::domain::{ResourceKind, Signature};
 
 /// Storage failures. A failed read or write is reported, never turned into "missing".
@@ -44,30 +45,6 @@ redb_err!(
     redb::StorageError,
     redb::CommitError
 );
-
-/// How long each kind of resource stays fresh.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Ttls {
-    pub matches: Duration,
-    pub players: Duration,
-    pub player_stats: Duration,
-    /// The parsed team record (and the Dotabuff pages behind it).
-    pub teams: Duration,
-    pub leagues: Duration,
-}
-
-impl Default for Ttls {
-    fn default() -> Self {
-        const DAY: u64 = 24 * 60 * 60;
-        Self {
-            matches: Duration::from_secs(14 * DAY),
-            players: Duration::from_secs(DAY),
-            player_stats: Duration::from_secs(DAY),
-            teams: Duration::from_secs(2 * 60 * 60),
-            leagues: Duration::from_secs(90 * DAY),
-        }
-    }
-}
 
 impl Ttls {
     pub fn for_kind(&self, kind: ResourceKind) -> Duration {

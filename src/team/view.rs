@@ -3,24 +3,14 @@
 
 use std::collections::BTreeSet;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::record::TeamRecord;
+use crate::config::PlayerSides;
 use crate::domain::{PlayerId, Signature, TeamId};
 use crate::store::{Store, StoreError};
 use crate::upstream::opendota::{match_players, match_team};
-
-/// Whose players a team import fetches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum PlayerSides {
-    /// Both teams of every match: opponents' profiles are on the dashboard too (default).
-    #[default]
-    Both,
-    /// Only the imported team's side (about half the player calls).
-    Team,
-}
 
 /// Import progress. `failed` counts matches and players whose last attempt failed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]

@@ -7,27 +7,11 @@ use serde_json::Value;
 
 use super::client::{Request, UpstreamClient};
 use super::error::UpstreamError;
+use crate::config::ApiKey;
 use crate::domain::{LeagueId, MatchId, PlayerId, Service, TeamId};
 
 /// Parsed OpenDota matches exceed 1 MB; 32 MB leaves room while bounding memory per job.
 pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
-
-/// An OpenDota API key. Its `Debug` never shows the value.
-#[derive(Clone)]
-pub struct ApiKey(String);
-
-impl ApiKey {
-    pub fn new(key: String) -> Option<Self> {
-        let key = key.trim().to_string();
-        (!key.is_empty()).then_some(Self(key))
-    }
-}
-
-impl std::fmt::Debug for ApiKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ApiKey(<redacted>)")
-    }
-}
 
 /// OpenDota client bound to a base URL (`https://api.opendota.com/api` or a fixture).
 #[derive(Clone)]

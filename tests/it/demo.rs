@@ -1,4 +1,4 @@
-//! `dota-orchestrator serve --demo` end to end: the real binary starts its embedded
+//! `dota-orchestrator serve` in demo mode (set by `--config`) end to end: the real binary starts its embedded
 //! nats-server and the in-process fixture upstream with the bundled data set, and a demo
 //! match becomes ready over HTTP.
 
@@ -14,15 +14,17 @@ use common::{WAIT, repo_path, wait_for};
 async fn demo_mode_serves_a_demo_match_end_to_end() {
     common::init_tracing();
     let data = tempfile::tempdir().unwrap();
+    // Demo mode and the NATS port come from a config file, so `main` must read it: without
+    // `demo = true` no match could ever become ready offline.
+    let config = data.path().join("dota.toml");
+    std::fs::write(
+        &config,
+        "demo = true\nnats_port = 0\nhttp_addr = \"127.0.0.1:0\"\n",
+    )
+    .unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_dota-orchestrator"))
-        .args([
-            "serve",
-            "--demo",
-            "--http-addr",
-            "127.0.0.1:0",
-            "--nats-port",
-            "0",
-        ])
+        .args(["serve", "--config"])
+        .arg(&config)
         .arg("--data-dir")
         .arg(data.path())
         .arg("--nats-conf")

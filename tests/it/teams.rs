@@ -209,7 +209,7 @@ async fn opendota_only_mode_never_asks_dotabuff() {
     three_page_team(&fx);
     fx.opendota_team(TEAM, "Maple Syrup", &[(101, LEAGUE)]);
     let t = spawn_app_with(fx, FixtureConfig::default(), |s| {
-        s.team_source = dota_orchestrator::actors::team_importer::TeamSource::Opendota;
+        s.team_source = dota_orchestrator::config::TeamSource::Opendota;
     })
     .await;
     let path = import_path(TEAM, LEAGUE);
@@ -233,7 +233,7 @@ async fn team_side_mode_fetches_only_the_teams_players() {
     fx.dotabuff_team(TEAM, "Maple Syrup", &[vec![row(501, LEAGUE)]]);
     fx.match_with_players(501, &ten_players(50_000)); // radiant_team_id is 9517508
     let t = spawn_app_with(fx, FixtureConfig::default(), |s| {
-        s.team_players = dota_orchestrator::team::view::PlayerSides::Team;
+        s.team_players = dota_orchestrator::config::PlayerSides::Team;
     })
     .await;
     let path = import_path(TEAM, LEAGUE);

@@ -255,7 +255,8 @@ where
 /// fixture upstream over the bundled data set (`fixtures/demo`), as `--demo` does.
 pub fn demo_settings(data_dir: &Path) -> Settings {
     let mut s = local_settings(data_dir);
-    s.demo_dir = Some(repo_path("fixtures/demo"));
+    s.demo = true;
+    s.demo_dir = repo_path("fixtures/demo");
     s
 }
 

@@ -1,0 +1,217 @@
+//! Settings: defaults < TOML file (`--config`) < `DOTA_*` environment < flags. [`Settings`] is
+//! the one declaration of every setting: its flag, environment variable and default sit on its
+//! field (nested groups in [`groups`]), its TOML key is the flag in snake_case ([`file`]), and
+//! `Application::build` and the tests take the same struct. Secrets ([`secrets`]) never show in
+//! `Debug` nor in `--help`. Called by `main` (parse, then [`ServeArgs::into_settings`]) and by
+//! the tests ([`Settings::defaults`], then field tweaks).
+//!
+//! clap over `figment`: clap already owns flags, environment, defaults and `--help`; layering the
+//! file as the flags' defaults adds the one missing layer without a second declaration of the
+//! settings (figment would need serde defaults and clap defaults kept in step, or help without
+//! defaults), and the file's values go through the flags' own parsers and checks.
+
+pub mod file;
+pub mod groups;
+pub mod secrets;
+pub mod values;
+
+#[cfg(test)]
+mod docs_tests;
+#[cfg(test)]
+mod tests;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Command, FromArgMatches};
+
+pub use file::ConfigFile;
+pub use groups::{
+    DEFAULT_DOTABUFF_PER_MINUTE, DEFAULT_EMBEDDED_NATS_PORT, DEFAULT_OPENDOTA_PER_DAY,
+    DEFAULT_OPENDOTA_PER_MINUTE, NatsMode, PlayerSides, RateLimits, RetryPolicy, TeamSource, Ttls,
+};
+pub use secrets::{AdminToken, ApiKey};
+use values::{http_url, positive};
+
+/// Invalid settings. Each message names the setting (and the file, for file values); bad flag
+/// and environment values are reported by clap, naming the flag.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("could not read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid TOML: {source}")]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    #[error("config file {path}: unknown key {key:?} (keys are the `serve` flags in snake_case)")]
+    UnknownKey { path: PathBuf, key: String },
+    #[error("config file {path}: {key} is invalid: {reason}")]
+    FileValue {
+        path: PathBuf,
+        key: String,
+        reason: String,
+    },
+    #[error("{name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+/// Everything `Application::build` needs. `main` parses it from the command line; tests start
+/// from [`Settings::defaults`] and set fields. A runtime-only field (not a setting, e.g. an
+/// injected clock) carries `#[arg(skip)]` and starts from its `Default`.
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// Address of the HTTP API.
+    #[arg(
+        long,
+        env = "DOTA_HTTP_ADDR",
+        value_name = "ADDR",
+        default_value = "127.0.0.1:8080"
+    )]
+    pub http_addr: SocketAddr,
+    /// Directory for the redb file (`dota.redb`) and the embedded NATS store (`nats/`).
+    #[arg(
+        long,
+        env = "DOTA_DATA_DIR",
+        value_name = "DIR",
+        default_value = "./data"
+    )]
+    pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub nats: NatsMode,
+    /// OpenDota API base URL.
+    #[arg(
+        long,
+        env = "DOTA_OPENDOTA_URL",
+        value_name = "URL",
+        default_value = "https://api.opendota.com/api",
+        value_parser = http_url,
+    )]
+    pub opendota_url: String,
+    /// OpenDota API key, sent as `api_key`; never logged.
+    #[arg(
+        long,
+        env = "DOTA_OPENDOTA_API_KEY",
+        value_name = "KEY",
+        hide_env_values = true,
+        hide_default_value = true
+    )]
+    pub opendota_api_key: Option<ApiKey>,
+    /// Dotabuff base URL.
+    #[arg(
+        long,
+        env = "DOTA_DOTABUFF_URL",
+        value_name = "URL",
+        default_value = "https://www.dotabuff.com",
+        value_parser = http_url,
+    )]
+    pub dotabuff_url: String,
+    #[command(flatten)]
+    pub limits: RateLimits,
+    #[command(flatten)]
+    pub ttls: Ttls,
+    #[command(flatten)]
+    pub retry: RetryPolicy,
+    /// Jobs of one kind fetched at once (worker loops per fetcher actor).
+    #[arg(
+        long,
+        env = "DOTA_WORKERS",
+        value_name = "N",
+        default_value_t = 4,
+        value_parser = positive::<usize>,
+    )]
+    pub workers: usize,
+    /// Run offline: serve the demo data set (`--demo-dir`) through an in-process fixture
+    /// upstream, and point both upstream URLs at it.
+    #[arg(long, env = "DOTA_DEMO")]
+    pub demo: bool,
+    /// Directory of the demo data set, used with `--demo`.
+    #[arg(
+        long,
+        env = "DOTA_DEMO_DIR",
+        value_name = "DIR",
+        default_value = "./fixtures/demo"
+    )]
+    pub demo_dir: PathBuf,
+    /// Where team match lists come from: dotabuff (OpenDota as fallback) or opendota only.
+    #[arg(long, env = "DOTA_TEAM_SOURCE", value_enum, default_value_t = TeamSource::default())]
+    pub team_source: TeamSource,
+    /// Whose players a team import fetches: both sides of every match, or the team's side only.
+    #[arg(long, env = "DOTA_TEAM_PLAYERS", value_enum, default_value_t = PlayerSides::default())]
+    pub team_players: PlayerSides,
+    /// Bearer token required by the invalidation API and forced team refreshes.
+    #[arg(
+        long,
+        env = "DOTA_ADMIN_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true,
+        hide_default_value = true
+    )]
+    pub admin_token: Option<AdminToken>,
+}
+
+impl Settings {
+    /// The built-in defaults (no flags, no environment, no file): a run from the repository root.
+    pub fn defaults() -> Self {
+        builtin()
+    }
+
+    /// The demo data set to serve, when demo mode is on.
+    pub fn demo_data(&self) -> Option<&Path> {
+        self.demo.then_some(self.demo_dir.as_path())
+    }
+
+    /// Checks that span several settings (each value alone was checked by its parser).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.retry.max_delay < self.retry.base_delay {
+            return Err(ConfigError::Invalid {
+                name: "retry-max-ms",
+                reason: format!(
+                    "{} ms is below retry-base-ms ({} ms)",
+                    self.retry.max_delay.as_millis(),
+                    self.retry.base_delay.as_millis()
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// `serve`'s command line: the config file and every setting.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// TOML file with any of the settings below, keys in snake_case (`http_addr = "…"`);
+    /// flags and environment variables win over it.
+    #[arg(long, env = "DOTA_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+impl ServeArgs {
+    /// The settings, once the checks that span several of them pass. The file, if any, was
+    /// layered in while parsing (see [`ConfigFile::apply`]).
+    pub fn into_settings(self) -> Result<Settings, ConfigError> {
+        self.settings.validate()?;
+        Ok(self.settings)
+    }
+}
+
+/// A settings group (or all of them) as declared, with nothing set: the environment is ignored
+/// so a stray `DOTA_*` variable cannot leak into defaults or tests.
+pub(crate) fn builtin<T: Args + FromArgMatches>() -> T {
+    let cmd = T::augment_args(Command::new("defaults").no_binary_name(true))
+        .mut_args(|arg| arg.env(None));
+    let parsed = cmd
+        .try_get_matches_from(std::iter::empty::<&str>())
+        .and_then(|matches| T::from_arg_matches(&matches));
+    match parsed {
+        Ok(value) => value,
+        // Only a default that its own parser refuses gets here: a bug in the declarations
+        // above, caught by the `defaults_*` tests before any release.
+        Err(e) => panic!("a built-in default does not parse: {e}"),
+    }
+}
