@@ -7,7 +7,6 @@
 //! fetchers finish the job in hand, CacheKeeper lets go of the database file, then nats-server is stopped.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -133,7 +132,7 @@ impl Application {
         })?;
 
         #[cfg(feature = "fixture-upstream")]
-        let fixture = match settings.demo_data().map(Path::to_path_buf) {
+        let fixture = match settings.demo_data().map(std::path::Path::to_path_buf) {
             Some(dir) => Some(start_demo_upstream(&dir, &mut settings).await?),
             None => None,
         };

@@ -77,6 +77,8 @@ struct FixtureArgs {
 /// values as the defaults of `serve`'s flags, so flags and their environment variables still win.
 fn parse_cli() -> anyhow::Result<Cli> {
     let cli = Cli::parse();
+    // Irrefutable without the `fixture-upstream` feature, where `serve` is the only subcommand.
+    #[allow(irrefutable_let_patterns)]
     let Command::Serve(args) = &cli.command else {
         return Ok(cli);
     };
