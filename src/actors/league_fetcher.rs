@@ -17,9 +17,9 @@ use crate::upstream::opendota::OpenDota;
 /// The supervised league fetcher actor.
 pub type LeagueFetcher = Fetcher<LeagueJobs>;
 
-/// The stored league, served as is by `GET /api/leagues/{id}`. Fields are in alphabetical order
-/// because records stored before this type existed were written with sorted keys; the order
-/// keeps old and new records byte-for-byte alike.
+// Fields in alphabetical order: records stored before this type existed were written with
+// sorted keys (a `json!` map), and the order keeps old and new records byte-for-byte alike.
+/// The stored league, served as is by `GET /api/leagues/{id}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[schema(as = League)]

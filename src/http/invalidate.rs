@@ -61,8 +61,8 @@ pub enum ItemId {
     Number(serde_json::Number),
 }
 
-/// What was invalidated, and the items refused. Fields in alphabetical order, as the `json!`
-/// maps it replaced wrote them.
+// Fields in alphabetical order, as the `json!` map this replaced wrote them.
+/// What was invalidated, and the items refused.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct InvalidateResult {
     pub errors: Vec<Refused>,

@@ -17,8 +17,8 @@ use crate::actors::rate_limiter::{BudgetSnapshot, Snapshot};
 use crate::domain::{Priority, Service, Signature};
 use crate::metrics as m;
 
-/// `GET /api/queue/status`: every upstream service's status. Fields in alphabetical order, as
-/// the `json!` map it replaced wrote them.
+// Fields in alphabetical order, as the `json!` map this replaced wrote them.
+/// Every upstream service's queue, work and budget.
 #[derive(Serialize, ToSchema)]
 pub struct QueueStatus {
     /// By service (`opendota`, `dotabuff`).

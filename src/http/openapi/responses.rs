@@ -1,7 +1,7 @@
 //! Responses several operations share, as `IntoResponses` types that `#[utoipa::path]`
 //! attributes list by name. Each carries the body type the handlers really send.
 
-use utoipa::IntoResponses;
+use utoipa::{IntoResponses, ToResponse};
 
 use crate::http::bodies::{Envelope, ErrorBody, FailedBody, TeamSummary};
 
@@ -58,3 +58,13 @@ pub struct Internal(pub ErrorBody);
 #[derive(IntoResponses)]
 #[response(status = 503)]
 pub struct Unavailable(pub ErrorBody);
+
+/// No such route: `{"error": "not found"}`. Listed under `components.responses`, since it
+/// belongs to no operation.
+#[derive(ToResponse)]
+pub struct NotFound(pub ErrorBody);
+
+/// The route exists, the method does not. Listed under `components.responses`, since it
+/// belongs to no operation.
+#[derive(ToResponse)]
+pub struct MethodNotAllowed(pub ErrorBody);
