@@ -114,7 +114,8 @@ async fn operational_routes_are_counted_in_the_http_metrics() {
             "dota_http_requests_total{{route=\"{route}\",method=\"GET\",status=\"{status}\"}}"
         );
         assert!(metrics.contains(&series), "{series} missing:\n{metrics}");
-        let latency = format!("dota_http_request_duration_seconds_count{{route=\"{route}\",method=\"GET\"}}");
+        let latency =
+            format!("dota_http_request_duration_seconds_count{{route=\"{route}\",method=\"GET\"}}");
         assert!(metrics.contains(&latency), "{latency} missing");
     }
     t.shutdown().await;

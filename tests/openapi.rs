@@ -83,10 +83,7 @@ async fn document_operations_are_exactly_the_routes() {
     let undocumented: Vec<_> = routes.difference(&documented).collect();
     let unrouted: Vec<_> = documented.difference(&routes).collect();
     assert!(undocumented.is_empty(), "not documented: {undocumented:?}");
-    assert!(
-        unrouted.is_empty(),
-        "documented, not mounted: {unrouted:?}"
-    );
+    assert!(unrouted.is_empty(), "documented, not mounted: {unrouted:?}");
     t.shutdown().await;
 }
 
@@ -288,7 +285,6 @@ async fn documented_paths_answer_other_methods_with_405() {
     t.shutdown().await;
 }
 
-
 /// Validates `instance` against `schema`, resolving its `$ref`s against the document's
 /// components (a schema root that carries `components` makes `#/components/...` resolve).
 fn schema_errors(doc: &Value, schema: &Value, instance: &Value) -> Vec<String> {
@@ -321,8 +317,9 @@ async fn check_body(doc: &Value, documented: &Value, resp: reqwest::Response, wh
         "content type {content_type:?} not documented: {what}"
     );
     let instance = match media {
-        "application/json" => serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {text}")),
+        "application/json" => {
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {text}"))
+        }
         _ => Value::String(text),
     };
     let errors = schema_errors(doc, schema, &instance);
@@ -399,7 +396,10 @@ async fn the_schema_check_rejects_a_wrong_body() {
     let t = spawn_app(Fixtures::new()).await;
     let doc = fetch_document(&t).await;
     t.shutdown().await;
-    let queued = deref(&doc, &doc["paths"]["/api/matches/{id}"]["post"]["responses"]["202"]);
+    let queued = deref(
+        &doc,
+        &doc["paths"]["/api/matches/{id}"]["post"]["responses"]["202"],
+    );
     let schema = &queued["content"]["application/json"]["schema"];
     let good = json!({"signature": "match:1", "status": "queued"});
     assert!(schema_errors(&doc, schema, &good).is_empty());
@@ -419,7 +419,11 @@ async fn real_bodies_match_the_documented_schemas() {
     fx.player(2001);
     fx.player_stats(3001);
     fx.league(16435, "RD2L Season 33", &[101]);
-    fx.dotabuff_team(9517508, "Maple Syrup", &[vec![common::fixtures::row(101, 16435)]]);
+    fx.dotabuff_team(
+        9517508,
+        "Maple Syrup",
+        &[vec![common::fixtures::row(101, 16435)]],
+    );
     // Half a match: its fetch fails for good with 502.
     fx.raw("opendota/matches/555.json", "{\"match_id\": 5");
     let t = spawn_app(fx).await;
@@ -450,12 +454,25 @@ async fn real_bodies_match_the_documented_schemas() {
     check(&t, &doc, ("POST", inv, inv), Some(items), 200).await;
     check(&t, &doc, ("POST", inv, inv), Some(json!([1])), 400).await;
 
-    for path in ["/api/queue/status", "/healthz", "/readyz", "/metrics", "/api/openapi.json", "/"]
-    {
+    for path in [
+        "/api/queue/status",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/api/openapi.json",
+        "/",
+    ] {
         check(&t, &doc, ("GET", path, path), None, 200).await;
     }
     let events = "/api/events";
-    check(&t, &doc, ("GET", events, "/api/events?kind=bogus"), None, 400).await;
+    check(
+        &t,
+        &doc,
+        ("GET", events, "/api/events?kind=bogus"),
+        None,
+        400,
+    )
+    .await;
     // The stream itself never ends: only its status and content type are checked.
     let stream = t.get(events).await;
     assert_eq!(stream.status(), 200);
@@ -465,7 +482,13 @@ async fn real_bodies_match_the_documented_schemas() {
     drop(stream);
 
     let not_found = &doc["components"]["responses"]["NotFound"];
-    check_body(&doc, not_found, t.get("/api/nothing").await, "GET /api/nothing").await;
+    check_body(
+        &doc,
+        not_found,
+        t.get("/api/nothing").await,
+        "GET /api/nothing",
+    )
+    .await;
     t.shutdown().await;
 }
 

@@ -16,9 +16,9 @@ use super::ApiState;
 use super::bodies::{Envelope, ErrorBody, FailedBody, TeamSummary};
 use super::reply::{self, ApiError};
 use super::router::{Request, Route};
-use responses::{MethodNotAllowed, NotFound};
 use crate::bus::wire::{FailedEvent, ReadyEvent};
 use crate::domain::ResourceKind;
+use responses::{MethodNotAllowed, NotFound};
 
 pub mod responses;
 pub mod schemas;

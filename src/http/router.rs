@@ -39,7 +39,10 @@ pub struct Request {
 impl Request {
     /// The path parameter `name` (empty when the template has none by that name).
     pub fn param(&self, name: &str) -> &str {
-        self.params.get(name).map(String::as_str).unwrap_or_default()
+        self.params
+            .get(name)
+            .map(String::as_str)
+            .unwrap_or_default()
     }
 
     /// The query string as key/value pairs.
@@ -157,10 +160,7 @@ impl Router {
     /// The route for `method` on `path`: a 404 rejection when no template matches, a 405 one
     /// when the template exists for other methods only.
     fn find(&self, method: &Method, path: &str) -> Result<(usize, Params), warp::Rejection> {
-        let found = self
-            .paths
-            .at(path)
-            .map_err(|_| warp::reject::not_found())?;
+        let found = self.paths.at(path).map_err(|_| warp::reject::not_found())?;
         let index = found
             .value
             .iter()
