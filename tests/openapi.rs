@@ -56,6 +56,14 @@ fn deref<'a>(doc: &'a Value, v: &'a Value) -> &'a Value {
     }
 }
 
+fn content_type(resp: &reqwest::Response) -> String {
+    resp.headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}
+
 async fn fetch_document(t: &common::TestApp) -> Value {
     let resp = t.get("/api/openapi.json").await;
     assert_eq!(resp.status(), 200);
@@ -113,12 +121,7 @@ async fn every_route_answers_with_a_documented_status() {
         };
         let resp = req.send().await.expect("request");
         let status = resp.status().as_u16();
-        let content_type = resp
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string();
+        let content_type = content_type(&resp);
         let text = resp.text().await.expect("body");
         let what = format!("{method} {path}: {status} {text}");
         let body: Option<Value> = serde_json::from_str(&text).ok();
@@ -303,12 +306,7 @@ fn schema_errors(doc: &Value, schema: &Value, instance: &Value) -> Vec<String> {
 async fn check_body(doc: &Value, documented: &Value, resp: reqwest::Response, what: &str) {
     let documented = deref(doc, documented);
     assert!(documented.is_object(), "not documented: {what}");
-    let content_type = resp
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
+    let content_type = content_type(&resp);
     let media = content_type.split(';').next().unwrap_or_default().trim();
     let text = resp.text().await.expect("body");
     let schema = &documented["content"][media]["schema"];

@@ -4,11 +4,11 @@
 //! `/api/queue/status`, follows `/api/events` and drives team imports through
 //! `/api/teams/{teamId}/matches`. Listed in [`super::table`].
 
-use warp::http::{HeaderValue, header};
+use warp::http::{HeaderValue, StatusCode, header};
 use warp::reply::Response;
 
 use super::ApiState;
-use super::reply::ApiError;
+use super::reply::{self, ApiError};
 use super::router::Request;
 
 /// The page, as committed.
@@ -22,13 +22,9 @@ const INDEX_HTML: &str = include_str!("assets/index.html");
     responses((status = 200, description = "An HTML page.", body = String, content_type = "text/html"))
 )]
 pub async fn get_status_page(_: ApiState, _: Request) -> Result<Response, ApiError> {
-    let mut resp = Response::new(INDEX_HTML.into());
-    let headers = resp.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
+    let mut resp = reply::typed(StatusCode::OK, "text/html; charset=utf-8", INDEX_HTML);
     // The page is tiny and changes with every build; never serve a stale one.
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     Ok(resp)
 }

@@ -95,12 +95,19 @@ pub fn json<T: Serialize>(status: StatusCode, body: &T) -> Response {
 
 /// A reply whose body is already JSON (stored upstream data is served as stored).
 pub fn raw_json(status: StatusCode, body: Vec<u8>) -> Response {
-    let mut resp = Response::new(body.into());
+    typed(status, "application/json", body)
+}
+
+/// A reply of `content_type`.
+pub fn typed(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<bytes::Bytes>,
+) -> Response {
+    let mut resp = Response::new(body.into().into());
     *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp
 }
 

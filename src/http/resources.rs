@@ -248,7 +248,7 @@ macro_rules! resource_routes {
                     ("x-cache-status" = String,
                         description = "`fresh`, or `stale; refresh queued`.")
                 )),
-                crate::http::openapi::responses::Queued,
+                crate::http::openapi::responses::Queued<Envelope>,
                 crate::http::openapi::responses::BadRequest,
                 crate::http::openapi::responses::Failed,
                 crate::http::openapi::responses::Internal,
@@ -266,7 +266,7 @@ macro_rules! resource_routes {
             params(("id" = $id, Path, description = "A positive integer ID."), $($param)*),
             responses(
                 (status = 200, description = "A fresh copy is stored.", body = Envelope),
-                crate::http::openapi::responses::Queued,
+                crate::http::openapi::responses::Queued<Envelope>,
                 crate::http::openapi::responses::BadRequest,
                 crate::http::openapi::responses::Internal,
                 crate::http::openapi::responses::Unavailable

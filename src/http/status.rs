@@ -11,7 +11,7 @@ use warp::reply::Response;
 use super::ApiState;
 use super::bodies::{Health, HealthStatus, Readiness, ReadyState};
 use super::openapi::responses::Unavailable;
-use super::reply::{ApiError, json};
+use super::reply::{ApiError, json, typed};
 use super::router::Request;
 use crate::actors::rate_limiter::{BudgetSnapshot, Snapshot};
 use crate::domain::{Priority, Service, Signature};
@@ -190,14 +190,7 @@ pub async fn get_readyz(state: ApiState, _: Request) -> Result<Response, ApiErro
     responses((status = 200, description = "Metrics.", body = String, content_type = "text/plain"))
 )]
 pub async fn get_metrics(state: ApiState, _: Request) -> Result<Response, ApiError> {
-    let connected =
-        state.pipeline.nats.connection_state() == async_nats::connection::State::Connected;
-    metrics::gauge!(m::NATS_CONNECTED).set(if connected { 1.0 } else { 0.0 });
-    metrics::gauge!(m::STORE_SIZE_BYTES).set(state.store.file_size() as f64);
-    let mut resp = Response::new(state.metrics.render().into());
-    resp.headers_mut().insert(
-        warp::http::header::CONTENT_TYPE,
-        warp::http::HeaderValue::from_static("text/plain; version=0.0.4"),
-    );
-    Ok(resp)
+    update_local_gauges(&state);
+    let text = state.metrics.render();
+    Ok(typed(StatusCode::OK, "text/plain; version=0.0.4", text))
 }

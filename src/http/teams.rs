@@ -10,9 +10,7 @@ use warp::reply::Response;
 
 use super::ApiState;
 use super::bodies::{Accepted, TeamSummary};
-use super::openapi::responses::{
-    BadRequest, Failed, Internal, TeamQueued, Unauthorized, Unavailable,
-};
+use super::openapi::responses::{BadRequest, Failed, Internal, Queued, Unauthorized, Unavailable};
 use super::params::ResourceQuery;
 use super::reply::{ApiError, json};
 use super::resources::{self, Verb};
@@ -97,7 +95,7 @@ const DESCRIPTION: &str = "`leagueId` comes from the query or, for POST, the JSO
         (status = 200, description = "The stored import with live progress.", body = TeamView,
             headers(("x-cache-status" = String,
                 description = "`fresh`, or `stale; refresh queued`."))),
-        TeamQueued, BadRequest, Unauthorized, Failed, Internal, Unavailable
+        Queued<TeamSummary>, BadRequest, Unauthorized, Failed, Internal, Unavailable
     )
 )]
 pub async fn get_team_matches(state: ApiState, req: Request) -> Result<Response, ApiError> {
@@ -120,7 +118,7 @@ pub async fn get_team_matches(state: ApiState, req: Request) -> Result<Response,
     security((), ("adminToken" = [])),
     responses(
         (status = 200, description = "A fresh import is stored.", body = TeamSummary),
-        TeamQueued, BadRequest, Unauthorized, Internal, Unavailable
+        Queued<TeamSummary>, BadRequest, Unauthorized, Internal, Unavailable
     )
 )]
 pub async fn post_team_matches(state: ApiState, req: Request) -> Result<Response, ApiError> {

@@ -1,31 +1,44 @@
 //! Responses several operations share, as `IntoResponses` types that `#[utoipa::path]`
 //! attributes list by name. Each carries the body type the handlers really send.
 
-use utoipa::{IntoResponses, ToResponse};
+use std::collections::BTreeMap;
+use std::marker::PhantomData;
 
-use crate::http::bodies::{Envelope, ErrorBody, FailedBody, TeamSummary};
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
+use utoipa::{IntoResponses, ToResponse, ToSchema};
 
-/// The fetch is queued (or already running): poll `Location` after `Retry-After` seconds.
-#[derive(IntoResponses)]
-#[response(
-    status = 202,
-    headers(
-        ("Location" = String, description = "The GET URL to poll."),
-        ("Retry-After" = u32, description = "Seconds to wait before polling.")
-    )
-)]
-pub struct Queued(pub Envelope);
+use crate::http::bodies::{ErrorBody, FailedBody};
 
-/// The import is queued (or already running): poll `Location` after `Retry-After` seconds.
-#[derive(IntoResponses)]
-#[response(
-    status = 202,
-    headers(
-        ("Location" = String, description = "The GET URL to poll."),
-        ("Retry-After" = u32, description = "Seconds to wait before polling.")
-    )
-)]
-pub struct TeamQueued(pub TeamSummary);
+/// 202 with `T` as the body: the work is queued (or already running); poll `Location` after
+/// `Retry-After` seconds. Written by hand rather than derived so that one type serves every
+/// body (`Queued<Envelope>`, `Queued<TeamSummary>`).
+pub struct Queued<T>(PhantomData<T>);
+
+impl<T: ToSchema> IntoResponses for Queued<T> {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        let header = |description: &str, kind: Type| {
+            HeaderBuilder::new()
+                .schema(ObjectBuilder::new().schema_type(kind))
+                .description(Some(description))
+                .build()
+        };
+        let body = ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name(T::name())))
+            .build();
+        let response = ResponseBuilder::new()
+            .description("The work is queued (or already running).")
+            .header("Location", header("The GET URL to poll.", Type::String))
+            .header(
+                "Retry-After",
+                header("Seconds to wait before polling.", Type::Integer),
+            )
+            .content("application/json", body)
+            .build();
+        BTreeMap::from([("202".to_string(), response.into())])
+    }
+}
 
 /// Invalid ID, query parameter or body.
 #[derive(IntoResponses)]
