@@ -52,7 +52,7 @@ pub struct InvalidateItem {
     pub key: Option<String>,
 }
 
-/// An item's ID: a string or a number.
+/// An ID as a client may send it in a body: a decimal string or a number.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum ItemId {
@@ -165,6 +165,28 @@ impl Target {
     }
 }
 
+/// The items of a request body, each still as given (see [`InvalidateRequest`]).
+fn read_items(body: &[u8]) -> Result<Vec<Value>, ApiError> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
+    let items: Vec<Value> = match value.get("items") {
+        Some(Value::Array(items)) => items.clone(),
+        Some(_) => return Err(ApiError::BadRequest("\"items\" must be a list".to_string())),
+        None if value.get("type").is_some() => vec![value],
+        None => {
+            return Err(ApiError::BadRequest(
+                "expected {\"items\": [{\"type\": ..., \"id\": ...}]}".to_string(),
+            ));
+        }
+    };
+    if items.len() > MAX_ITEMS {
+        return Err(ApiError::BadRequest(format!(
+            "at most {MAX_ITEMS} items per request"
+        )));
+    }
+    Ok(items)
+}
+
 #[utoipa::path(
     post,
     path = "/api/cache/invalidate",
@@ -182,23 +204,7 @@ impl Target {
 )]
 pub async fn post_invalidate(state: ApiState, req: Request) -> Result<Response, ApiError> {
     super::require_admin(&state, req.authorization.as_deref())?;
-    let value: Value = serde_json::from_slice(&req.body)
-        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
-    let items: Vec<Value> = match value.get("items") {
-        Some(Value::Array(items)) => items.clone(),
-        Some(_) => return Err(ApiError::BadRequest("\"items\" must be a list".to_string())),
-        None if value.get("type").is_some() => vec![value],
-        None => {
-            return Err(ApiError::BadRequest(
-                "expected {\"items\": [{\"type\": ..., \"id\": ...}]}".to_string(),
-            ));
-        }
-    };
-    if items.len() > MAX_ITEMS {
-        return Err(ApiError::BadRequest(format!(
-            "at most {MAX_ITEMS} items per request"
-        )));
-    }
+    let items = read_items(&req.body)?;
     let mut errors = Vec::new();
     let mut accepted = Vec::new();
     for item in items {

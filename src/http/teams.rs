@@ -10,6 +10,7 @@ use warp::reply::Response;
 
 use super::ApiState;
 use super::bodies::{Accepted, TeamSummary};
+use super::invalidate::ItemId;
 use super::openapi::responses::{BadRequest, Failed, Internal, Queued, Unauthorized, Unavailable};
 use super::params::ResourceQuery;
 use super::reply::{ApiError, json};
@@ -28,7 +29,7 @@ pub const QUERY_KEYS: &[&str] = &["leagueId", "force"];
 #[schema(as = TeamImportRequest)]
 pub struct TeamBody {
     /// A string or a number.
-    #[schema(value_type = Option<String>, pattern = "^[1-9][0-9]{0,18}$")]
+    #[schema(value_type = Option<ItemId>)]
     league_id: Option<LeagueId>,
     #[serde(default)]
     force: Option<bool>,
