@@ -282,3 +282,28 @@ pub fn build(
         players: player_views,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The summaries are written exactly as the `json!` maps they replaced wrote them (sorted
+    /// keys, nulls for what the stored body lacks).
+    #[test]
+    fn summaries_serialise_as_before() {
+        let team = TeamId::new(9).unwrap();
+        let body = json!({"match_id": 7, "radiant_team_id": 9, "radiant_win": false,
+            "start_time": 1732583370, "radiant_score": 30});
+        assert_eq!(
+            serde_json::to_string(&match_summary(&body, team)).unwrap(),
+            r#"{"direName":null,"direScore":null,"duration":null,"matchId":"7","radiantName":null,"radiantScore":30,"radiantWin":false,"startTime":1732583370,"won":false}"#
+        );
+        let player = json!({"profile": {"personaname": "p", "avatar": "a"}, "rank_tier": 55,
+            "mmr_estimate": {"estimate": 3500}});
+        assert_eq!(
+            serde_json::to_string(&player_summary(PlayerId::new(5).unwrap(), &player)).unwrap(),
+            r#"{"accountId":"5","avatar":"a","mmrEstimate":3500,"name":null,"personaname":"p","rankTier":55}"#
+        );
+    }
+}
