@@ -1,18 +1,36 @@
 //! `LeagueFetcher`: a league's info (`/leagues/{id}`: name, tier) and its match IDs
-//! (`/leagues/{id}/matchIds`, all tiers), stored as one record. The league's matches are queued
-//! only when the request asked for it (`?queueMatches=true`), as the job's fan-out says.
+//! (`/leagues/{id}/matchIds`, all tiers), stored as one [`LeagueRecord`]. The league's matches
+//! are queued only when the request asked for it (`?queueMatches=true`), as the job's fan-out
+//! says.
 
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::cache_keeper::Child;
 use super::fetcher::{FetchJobs, Fetcher, wrong_kind};
 use super::pipeline::Fetched;
-use crate::domain::{Fanout, Job, ResourceKind, Signature};
+use crate::domain::{Fanout, Job, LeagueId, MatchId, ResourceKind, Service, Signature};
 use crate::upstream::error::UpstreamError;
 use crate::upstream::opendota::OpenDota;
 
 /// The supervised league fetcher actor.
 pub type LeagueFetcher = Fetcher<LeagueJobs>;
+
+// Fields in alphabetical order: records stored before this type existed were written with
+// sorted keys (a `json!` map), and the order keeps old and new records byte-for-byte alike.
+/// The stored league, served as is by `GET /api/leagues/{id}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = League)]
+pub struct LeagueRecord {
+    pub league_id: LeagueId,
+    pub match_ids: Vec<MatchId>,
+    /// As OpenDota names it; null when it has none.
+    pub name: Option<String>,
+    /// OpenDota's tier (`premium`, `professional`, `amateur`, ...).
+    pub tier: Option<String>,
+}
 
 #[derive(Clone)]
 pub struct LeagueJobs {
@@ -34,12 +52,7 @@ impl FetchJobs for LeagueJobs {
             };
             let info = opendota.get_league(id).await?;
             let match_ids = opendota.get_league_match_ids(id).await?;
-            let record = json!({
-                "leagueId": id,
-                "name": info.get("name"),
-                "tier": info.get("tier"),
-                "matchIds": match_ids,
-            });
+            let text = |key: &str| info.get(key).and_then(Value::as_str).map(str::to_string);
             let children = match job.fanout {
                 Fanout::None => Vec::new(),
                 Fanout::All | Fanout::TeamSide(_) => match_ids
@@ -47,23 +60,25 @@ impl FetchJobs for LeagueJobs {
                     .map(|m| Child::new(Signature::Match(*m)))
                     .collect(),
             };
+            let record = LeagueRecord {
+                league_id: id,
+                name: text("name"),
+                tier: text("tier"),
+                match_ids,
+            };
             Ok(Fetched {
-                body: record.to_string().into_bytes(),
+                body: encode(&record)?,
                 children,
             })
         }
     }
 }
 
-/// The match IDs of a stored league record.
-pub fn stored_match_ids(record: &Value) -> Vec<crate::domain::MatchId> {
-    record
-        .get("matchIds")
-        .and_then(Value::as_array)
-        .map(|ids| {
-            ids.iter()
-                .filter_map(|v| v.as_str()?.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default()
+/// A record built from OpenDota bodies, as stored. Encoding plain records cannot fail in
+/// practice; if it ever did, refetching would not help, so it is a permanent failure.
+pub(crate) fn encode<T: Serialize>(record: &T) -> Result<Vec<u8>, UpstreamError> {
+    serde_json::to_vec(record).map_err(|e| UpstreamError::Unreadable {
+        service: Service::OpenDota,
+        reason: format!("could not encode the record: {e}"),
+    })
 }

@@ -64,8 +64,9 @@ pub struct RateLimited {
 pub struct Snapshot;
 
 /// One service's budget at the time of a [`Snapshot`].
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Budget)]
 pub struct BudgetSnapshot {
     /// The upstream this budget is for.
     pub service: Service,

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::Signature;
 
 /// Body of a `dota.ready.<kind>.<id>` event.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReadyEvent {
     pub kind: String,
@@ -18,7 +18,7 @@ pub struct ReadyEvent {
 }
 
 /// Body of a `dota.failed.<kind>.<id>` event.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FailedEvent {
     pub kind: String,

@@ -9,22 +9,22 @@
 //! bounded channel of [`EVENT_BUFFER`] events. A client that reads slower than events arrive
 //! loses events rather than growing memory: the forwarder counts what it dropped and, once there
 //! is room again, sends a `lagged` event `{"dropped": n}`. The number of open streams is capped
-//! at [`MAX_STREAMS`] (503 beyond it). Mounted by [`super::routes`].
+//! at [`MAX_STREAMS`] (503 beyond it). Listed in [`super::table`].
 
 use std::collections::BTreeSet;
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::StreamExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
-use warp::Filter;
-use warp::http::Method;
 use warp::reply::{Reply, Response};
 use warp::sse::Event;
 
+use super::ApiState;
+use super::openapi::responses::{BadRequest, Unavailable};
 use super::reply::ApiError;
-use super::{ApiState, observe, with_state};
+use super::router::Request;
 use crate::bus::subjects;
 use crate::domain::ResourceKind;
 
@@ -136,36 +136,42 @@ fn parse_subject(subject: &str) -> Option<(Outcome, ResourceKind)> {
     Some((outcome, kind))
 }
 
-/// `GET /api/events[?kind=...]`.
-pub fn route(
-    state: ApiState,
-) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
-    let slots = Arc::new(Semaphore::new(MAX_STREAMS));
-    warp::path!("api" / "events")
-        .and(warp::get())
-        .and(warp::query::<Vec<(String, String)>>())
-        .and(with_state(state))
-        .and(warp::any().map(move || slots.clone()))
-        .then(
-            |query: Vec<(String, String)>, state: ApiState, slots: Arc<Semaphore>| async move {
-                let started = Instant::now();
-                let resp = open(state, &query, slots)
-                    .await
-                    .unwrap_or_else(ApiError::into_response);
-                // Latency here is the time to open the stream, not its lifetime.
-                observe("/api/events", &Method::GET, started, &resp);
-                resp
-            },
-        )
+/// The open-stream budget of one server: [`MAX_STREAMS`] permits.
+#[derive(Clone)]
+pub struct Streams(Arc<Semaphore>);
+
+impl Default for Streams {
+    fn default() -> Self {
+        Self(Arc::new(Semaphore::new(MAX_STREAMS)))
+    }
 }
 
-async fn open(
+#[utoipa::path(
+    get,
+    path = "/api/events",
+    tag = "events",
+    summary = "Server-sent events as resources become ready or fail",
+    description = "A `text/event-stream`. Each event is named `ready` (data: a `ReadyEvent` \
+        JSON), `failed` (data: a `FailedEvent` JSON) or `lagged` (data: `{\"dropped\": n}`, \
+        events this client lost because it read too slowly).",
+    params(("kind" = Option<Vec<ResourceKind>>, Query, style = Form, explode = false,
+        description = "Only these kinds (comma-separated); all kinds when absent.")),
+    responses(
+        (status = 200, description = "The event stream; it stays open.", body = String,
+            content_type = "text/event-stream",
+            example = "event: ready\ndata: {\"fetchedAt\":\"2026-11-29T03:00:00+00:00\",\"id\":\"8054301932\",\"kind\":\"match\",\"signature\":\"match:8054301932\"}\n\n"),
+        BadRequest, Unavailable
+    )
+)]
+pub async fn get_events(
     state: ApiState,
-    query: &[(String, String)],
-    slots: Arc<Semaphore>,
+    req: Request,
+    streams: Streams,
 ) -> Result<Response, ApiError> {
-    let filter = KindFilter::parse(query)?;
-    let permit = slots
+    let query = req.query()?;
+    let filter = KindFilter::parse(&query)?;
+    let permit = streams
+        .0
         .try_acquire_owned()
         .map_err(|_| ApiError::Unavailable("too many open event streams".to_string()))?;
     // Subscribe before answering, so every event published after the client sees the

@@ -3,13 +3,16 @@
 //! `{"type":"matches","key":"opendota-match-123.json"}`; either a list under `items` or one
 //! item as the whole body. Bad items are reported under `errors`, never as a 500.
 
-use serde::Serialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
 use super::ApiState;
+use super::openapi::responses::{BadRequest, Internal, Unauthorized, Unavailable};
 use super::reply::{ApiError, json};
+use super::router::Request;
 use crate::actors::cache_keeper::Invalidate;
 use crate::domain::{LeagueId, MatchId, PlayerId, Signature, TeamId};
 
@@ -24,9 +27,60 @@ enum Target {
     Team(TeamId),
 }
 
-#[derive(Serialize)]
+/// The request: a list of items under `items`, or one item as the whole body. The handler
+/// reads the items one by one, so a bad item is reported under `errors` instead of failing the
+/// request.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum InvalidateRequest {
+    Items {
+        #[schema(max_items = 1000)]
+        items: Vec<InvalidateItem>,
+    },
+    One(InvalidateItem),
+}
+
+/// One item: `id` wins when both `id` and `key` are given.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct InvalidateItem {
+    /// `matches`, `players`, `player-stats`, `teams` or `leagues` (singular and camelCase or
+    /// snake_case forms are accepted too).
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub id: Option<ItemId>,
+    /// Older cache key form, e.g. `opendota-match-123.json`.
+    pub key: Option<String>,
+}
+
+/// An ID as a client may send it in a body: a decimal string or a number.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum ItemId {
+    Text(String),
+    #[schema(value_type = u64)]
+    Number(serde_json::Number),
+}
+
+// Fields in alphabetical order, as the `json!` map this replaced wrote them.
+/// What was invalidated, and the items refused.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InvalidateResult {
+    pub errors: Vec<Refused>,
+    pub invalidated: Vec<Done>,
+}
+
+/// An item that could not be read.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Refused {
+    pub error: String,
+    /// The refused item, as given.
+    pub item: Value,
+}
+
+/// An item that was read, as given, with how many stored copies it marked stale.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct Done {
+pub struct Done {
     #[serde(rename = "type")]
     kind: String,
     id: String,
@@ -84,27 +138,22 @@ fn from_key(key: &str) -> Result<(&'static str, String), String> {
 }
 
 fn item_target(item: &Value) -> Result<(String, String, Target), String> {
-    let kind = item
-        .get("type")
-        .and_then(Value::as_str)
-        .ok_or("item needs a \"type\"")?;
-    let id = match (item.get("id"), item.get("key").and_then(Value::as_str)) {
-        (Some(id), _) => match id {
-            Value::String(s) => s.clone(),
-            Value::Number(n) => n.to_string(),
-            _ => return Err("\"id\" must be a string or a number".to_string()),
-        },
+    let item = InvalidateItem::deserialize(item).map_err(|e| format!("invalid item: {e}"))?;
+    let kind = item.kind;
+    let id = match (item.id, item.key) {
+        (Some(ItemId::Text(id)), _) => id,
+        (Some(ItemId::Number(n)), _) => n.to_string(),
         (None, Some(key)) => {
-            let (key_kind, id) = from_key(key)?;
-            if target(kind, &id)?.kind_name() != target(key_kind, &id)?.kind_name() {
+            let (key_kind, id) = from_key(&key)?;
+            if target(&kind, &id)?.kind_name() != target(key_kind, &id)?.kind_name() {
                 return Err(format!("key {key:?} is not of type {kind:?}"));
             }
             id
         }
         (None, None) => return Err("item needs an \"id\" or a \"key\"".to_string()),
     };
-    let t = target(kind, &id)?;
-    Ok((kind.to_string(), id, t))
+    let t = target(&kind, &id)?;
+    Ok((kind, id, t))
 }
 
 impl Target {
@@ -116,13 +165,9 @@ impl Target {
     }
 }
 
-pub async fn handle(
-    state: ApiState,
-    body: bytes::Bytes,
-    authorization: Option<String>,
-) -> Result<Response, ApiError> {
-    super::require_admin(&state, authorization.as_deref())?;
-    let value: Value = serde_json::from_slice(&body)
+/// The items of a request body, each still as given (see [`InvalidateRequest`]).
+fn read_items(body: &[u8]) -> Result<Vec<Value>, ApiError> {
+    let value: Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
     let items: Vec<Value> = match value.get("items") {
         Some(Value::Array(items)) => items.clone(),
@@ -139,12 +184,33 @@ pub async fn handle(
             "at most {MAX_ITEMS} items per request"
         )));
     }
+    Ok(items)
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/cache/invalidate",
+    tag = "admin",
+    summary = "Mark stored copies stale so the next request refetches them",
+    description = "Items that cannot be read are reported under `errors`; the request still \
+        answers 200. Needs `Authorization: Bearer <token>` when an admin token is configured.",
+    request_body = InvalidateRequest,
+    security((), ("adminToken" = [])),
+    responses(
+        (status = 200, description = "What was invalidated, and the items refused.",
+            body = InvalidateResult),
+        BadRequest, Unauthorized, Internal, Unavailable
+    )
+)]
+pub async fn post_invalidate(state: ApiState, req: Request) -> Result<Response, ApiError> {
+    super::require_admin(&state, req.authorization.as_deref())?;
+    let items = read_items(&req.body)?;
     let mut errors = Vec::new();
     let mut accepted = Vec::new();
     for item in items {
         match item_target(&item) {
             Ok(t) => accepted.push(t),
-            Err(error) => errors.push(json!({"item": item, "error": error})),
+            Err(error) => errors.push(Refused { error, item }),
         }
     }
     let counts = state
@@ -191,7 +257,10 @@ pub async fn handle(
         .collect();
     Ok(json(
         StatusCode::OK,
-        &json!({"invalidated": invalidated, "errors": errors}),
+        &InvalidateResult {
+            errors,
+            invalidated,
+        },
     ))
 }
 
@@ -226,7 +295,7 @@ mod tests {
 
     #[test]
     fn key_type_mismatch_is_an_error() {
-        let item = json!({"type": "players", "key": "opendota-match-1.json"});
+        let item = serde_json::json!({"type": "players", "key": "opendota-match-1.json"});
         assert!(item_target(&item).is_err());
     }
 }

@@ -1,291 +1,139 @@
-//! The OpenAPI 3.0.3 description of the HTTP API, served by `GET /api/openapi.json`. It is
-//! written by hand from the handlers (resources, teams, invalidate, status, events) and built
-//! once on first use; `tests/openapi.rs` keeps it honest: its operations must equal
-//! [`super::ROUTES`], every route must answer, and every `$ref` must resolve.
+//! The OpenAPI 3.1 description of the HTTP API, served by `GET /api/openapi.json`. Nothing in it
+//! is written twice: the operations come from the `#[utoipa::path]` items of the route table
+//! ([`super::table`], the same list that routes requests), their schemas from the Rust types the
+//! handlers serialise (`ToSchema`), and this module adds only the document's info, tags and
+//! security scheme. `tests/openapi.rs` checks it against the running server.
 
 use std::sync::LazyLock;
 
-use serde_json::{Value, json};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::{ComponentsBuilder, OpenApi as Document};
+use utoipa::{Modify, OpenApi};
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-use super::reply;
+use super::ApiState;
+use super::bodies::{Envelope, ErrorBody, FailedBody, TeamSummary};
+use super::reply::{self, ApiError};
+use super::router::{Request, Route};
+use crate::bus::wire::{FailedEvent, ReadyEvent};
+use crate::domain::ResourceKind;
+use responses::{MethodNotAllowed, NotFound};
 
-mod components;
+pub mod responses;
+pub mod schemas;
 
-/// The document, built on first use.
-static DOCUMENT: LazyLock<Value> = LazyLock::new(build);
+/// Adds the bearer-token scheme that `security(("adminToken" = []))` refers to.
+struct AdminToken;
 
-/// The OpenAPI document as JSON.
-pub fn document() -> &'static Value {
+impl Modify for AdminToken {
+    fn modify(&self, doc: &mut Document) {
+        let mut scheme = Http::new(HttpAuthScheme::Bearer);
+        scheme.description =
+            Some("The configured admin token. Only checked when one is configured.".to_string());
+        doc.components
+            .get_or_insert_with(|| ComponentsBuilder::new().build())
+            .add_security_scheme("adminToken", SecurityScheme::Http(scheme));
+    }
+}
+
+/// What the route table does not say: info, tags, the security scheme, the route-miss answers,
+/// and the schemas utoipa does not gather from operations: those that only shared responses
+/// (`responses.rs`), parameters (`Kind`) or the event stream's description refer to. A missing
+/// one is an unresolved `$ref`, which `tests/openapi.rs` reports.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "dota-orchestrator",
+        description = "Keeps a Dota 2 dashboard fed: resources are fetched in the background and \
+            served from the cache. POST is idempotent and answers `ready` or 202 `queued` (poll \
+            the `Location`); GET serves the stored JSON. Every error is JSON \
+            `{\"error\": \"...\"}`: an unknown path answers 404 `{\"error\": \"not found\"}` and \
+            a known path with another method 405."
+    ),
+    tags(
+        (name = "resources", description = "Matches, players, player stats, leagues."),
+        (name = "teams", description = "Team imports, one league at a time."),
+        (name = "admin", description = "Cache administration."),
+        (name = "events", description = "Server-sent events."),
+        (name = "operations", description = "Health, readiness, status, metrics.")
+    ),
+    components(
+        schemas(
+            ErrorBody,
+            Envelope,
+            FailedBody,
+            TeamSummary,
+            ReadyEvent,
+            FailedEvent,
+            ResourceKind
+        ),
+        responses(NotFound, MethodNotAllowed)
+    ),
+    modifiers(&AdminToken)
+)]
+struct ApiDoc;
+
+/// The document of `routes`.
+pub fn build(routes: &[Route]) -> Document {
+    let mut doc = ApiDoc::openapi();
+    let components = doc
+        .components
+        .get_or_insert_with(|| ComponentsBuilder::new().build());
+    for route in routes {
+        doc.paths.add_path_operation(
+            &route.template,
+            route.methods.clone(),
+            route.operation.clone(),
+        );
+        for (name, schema) in &route.schemas {
+            components
+                .schemas
+                .entry(name.clone())
+                .or_insert_with(|| schema.clone());
+        }
+    }
+    doc
+}
+
+/// The document, built on first use from the route table.
+static DOCUMENT: LazyLock<Document> = LazyLock::new(|| build(&super::table()));
+
+/// The OpenAPI document.
+pub fn document() -> &'static Document {
     &DOCUMENT
 }
 
-/// `200 application/json` with the document.
-pub fn reply() -> Response {
-    reply::json(StatusCode::OK, document())
+/// `GET /api/openapi.json`.
+#[utoipa::path(
+    get,
+    path = "/api/openapi.json",
+    tag = "operations",
+    summary = "This document",
+    responses((status = 200, description = "The OpenAPI 3.1 document.", body = Object))
+)]
+pub async fn get_openapi(_: ApiState, _: Request) -> Result<Response, ApiError> {
+    Ok(reply::json(StatusCode::OK, document()))
 }
 
-/// Pattern of every ID in paths, queries and bodies (see `domain::ids`).
-const ID_PATTERN: &str = "^[1-9][0-9]{0,18}$";
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-fn schema(name: &str) -> Value {
-    json!({ "$ref": format!("#/components/schemas/{name}") })
-}
-
-fn response(name: &str) -> Value {
-    json!({ "$ref": format!("#/components/responses/{name}") })
-}
-
-fn param(name: &str) -> Value {
-    json!({ "$ref": format!("#/components/parameters/{name}") })
-}
-
-/// A JSON response with `schema`.
-fn json_body(description: &str, schema: Value) -> Value {
-    json!({ "description": description, "content": { "application/json": { "schema": schema } } })
-}
-
-/// A nullable `$ref` (OpenAPI 3.0 ignores siblings of `$ref`, hence the `allOf`).
-fn nullable(name: &str) -> Value {
-    json!({ "allOf": [schema(name)], "nullable": true })
-}
-
-fn nullable_of(kind: &str) -> Value {
-    json!({ "type": kind, "nullable": true })
-}
-
-/// `GET` and `POST` of a single-resource route (`/api/matches/{id}`, ...), whose `GET` 200 body
-/// is `body` and which take `query` besides `force`.
-fn resource(tag: &str, what: &str, op: &str, body: &str, query: &[&str]) -> Value {
-    let mut params = vec![param("Force")];
-    params.extend(query.iter().copied().map(param));
-    json!({
-        "parameters": [param("Id")],
-        "get": {
-            "tags": [tag],
-            "operationId": format!("get{op}"),
-            "summary": format!("The stored {what}, or queue its fetch"),
-            "description": "Serves the stored copy (fresh, or stale while a refresh runs, see \
-                `x-cache-status`). On a miss the fetch is queued and the answer is 202. A \
-                resource whose last fetch failed answers 404/502 with a failed body until a \
-                POST (or `force`) retries it.",
-            "parameters": params.clone(),
-            "responses": {
-                "200": {
-                    "description": format!("The stored {what}."),
-                    "headers": { "x-cache-status": { "$ref": "#/components/headers/CacheStatus" } },
-                    "content": { "application/json": { "schema": schema(body) } }
-                },
-                "202": response("Queued"),
-                "400": response("BadRequest"),
-                "404": response("FailedNotFound"),
-                "500": response("Internal"),
-                "502": response("FailedUpstream"),
-                "503": response("Unavailable")
-            }
-        },
-        "post": {
-            "tags": [tag],
-            "operationId": format!("post{op}"),
-            "summary": format!("Make sure the {what} is stored (idempotent)"),
-            "description": "Answers `ready` when a fresh copy is stored, else queues the fetch \
-                (retrying a failed one) and answers 202 with where to poll.",
-            "parameters": params,
-            "responses": {
-                "200": json_body("A fresh copy is stored.", schema("Ready")),
-                "202": response("Queued"),
-                "400": response("BadRequest"),
-                "500": response("Internal"),
-                "503": response("Unavailable")
-            }
+    #[test]
+    fn every_route_is_documented_once() {
+        let doc = serde_json::to_value(document()).unwrap();
+        let table = super::super::route_list();
+        let operations: usize = doc["paths"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|item| item.as_object().unwrap().len())
+            .sum();
+        assert_eq!(operations, table.len(), "{doc:#}");
+        for (method, template) in table {
+            let op = &doc["paths"][&template][method.to_lowercase()];
+            assert!(op["responses"].is_object(), "{method} {template}");
         }
-    })
-}
-
-fn teams() -> Value {
-    let params = json!([param("LeagueIdQuery"), param("Force")]);
-    let description = "`leagueId` comes from the query or, for POST, the JSON body (400 when \
-        neither has it). `force=true` (query or body) re-scrapes the team's pages and refetches \
-        every match and player; when an admin token is configured it needs \
-        `Authorization: Bearer <token>` (else 401).";
-    json!({
-        "parameters": [param("Id")],
-        "get": {
-            "tags": ["teams"],
-            "operationId": "getTeamMatches",
-            "summary": "A team's matches in one league, with import progress and summaries",
-            "description": description,
-            "parameters": params,
-            "security": [{}, { "adminToken": [] }],
-            "responses": {
-                "200": {
-                    "description": "The stored import with live progress.",
-                    "headers": { "x-cache-status": { "$ref": "#/components/headers/CacheStatus" } },
-                    "content": { "application/json": { "schema": schema("TeamView") } }
-                },
-                "202": response("TeamQueued"),
-                "400": response("BadRequest"),
-                "401": response("Unauthorized"),
-                "404": response("FailedNotFound"),
-                "500": response("Internal"),
-                "502": response("FailedUpstream"),
-                "503": response("Unavailable")
-            }
-        },
-        "post": {
-            "tags": ["teams"],
-            "operationId": "postTeamMatches",
-            "summary": "Import a team's matches in one league (idempotent)",
-            "description": description,
-            "parameters": params,
-            "security": [{}, { "adminToken": [] }],
-            "requestBody": {
-                "required": false,
-                "content": { "application/json": { "schema": schema("TeamImportRequest") } }
-            },
-            "responses": {
-                "200": json_body("A fresh import is stored.", schema("TeamSummary")),
-                "202": response("TeamQueued"),
-                "400": response("BadRequest"),
-                "401": response("Unauthorized"),
-                "500": response("Internal"),
-                "503": response("Unavailable")
-            }
-        }
-    })
-}
-
-fn paths() -> Value {
-    json!({
-        "/api/matches/{id}": resource("resources", "match", "Match", "Match", &[]),
-        "/api/players/{id}/data": resource("resources", "player", "Player", "Player", &[]),
-        "/api/players/{id}/stats":
-            resource("resources", "player stats", "PlayerStats", "PlayerStats", &[]),
-        "/api/leagues/{id}": resource("resources", "league", "League", "League", &["QueueMatches"]),
-        "/api/teams/{id}/matches": teams(),
-        "/api/cache/invalidate": { "post": {
-            "tags": ["admin"],
-            "operationId": "invalidateCache",
-            "summary": "Mark stored copies stale so the next request refetches them",
-            "description": "Items that cannot be parsed are reported under `errors`; the request \
-                still answers 200. Needs `Authorization: Bearer <token>` when an admin token \
-                is configured.",
-            "security": [{}, { "adminToken": [] }],
-            "requestBody": {
-                "required": true,
-                "content": { "application/json": { "schema": schema("InvalidateRequest") } }
-            },
-            "responses": {
-                "200": json_body("What was invalidated, and the items refused.",
-                    schema("InvalidateResult")),
-                "400": response("BadRequest"),
-                "401": response("Unauthorized"),
-                "500": response("Internal"),
-                "503": response("Unavailable")
-            }
-        }},
-        "/api/queue/status": { "get": {
-            "tags": ["operations"],
-            "operationId": "getQueueStatus",
-            "summary": "Per-service queue depth, in-flight work, counters and rate budget",
-            "responses": {
-                "200": json_body("Status of every upstream service.", schema("QueueStatus")),
-                "503": response("Unavailable")
-            }
-        }},
-        "/api/events": { "get": {
-            "tags": ["events"],
-            "operationId": "getEvents",
-            "summary": "Server-sent events as resources become ready or fail",
-            "description": "A `text/event-stream`. Each event is named `ready` (data: \
-                `ReadyEvent` JSON) or `failed` (data: `FailedEvent` JSON).",
-            "parameters": [{
-                "name": "kind",
-                "in": "query",
-                "required": false,
-                "description": "Only these kinds (comma-separated); all kinds when absent.",
-                "style": "form",
-                "explode": false,
-                "schema": { "type": "array", "items": schema("Kind") }
-            }],
-            "responses": {
-                "200": {
-                    "description": "The event stream; it stays open.",
-                    "content": { "text/event-stream": { "schema": {
-                        "type": "string",
-                        "example": "event: ready\ndata: {\"kind\":\"match\",\"id\":\"8054301932\",\"signature\":\"match:8054301932\",\"fetchedAt\":\"2026-11-29T03:00:00+00:00\"}\n\n"
-                    }}},
-                    "x-events": { "ready": schema("ReadyEvent"), "failed": schema("FailedEvent") }
-                },
-                "400": response("BadRequest")
-            }
-        }},
-        "/api/openapi.json": { "get": {
-            "tags": ["operations"],
-            "operationId": "getOpenApi",
-            "summary": "This document",
-            "responses": {
-                "200": json_body("The OpenAPI 3.0.3 document.", json!({ "type": "object" }))
-            }
-        }},
-        "/healthz": { "get": {
-            "tags": ["operations"],
-            "operationId": "getHealthz",
-            "summary": "The process is up",
-            "responses": { "200": json_body("Up.", schema("Health")) }
-        }},
-        "/readyz": { "get": {
-            "tags": ["operations"],
-            "operationId": "getReadyz",
-            "summary": "NATS is connected and redb is open",
-            "responses": {
-                "200": json_body("Ready.", schema("Readiness")),
-                "503": json_body("Not ready; the body says which part is down.",
-                    schema("Readiness"))
-            }
-        }},
-        "/metrics": { "get": {
-            "tags": ["operations"],
-            "operationId": "getMetrics",
-            "summary": "Prometheus metrics (text exposition format 0.0.4)",
-            "responses": { "200": {
-                "description": "Metrics.",
-                "content": { "text/plain": { "schema": { "type": "string" } } }
-            }}
-        }},
-        "/": { "get": {
-            "tags": ["operations"],
-            "operationId": "getStatusPage",
-            "summary": "Human-readable status page",
-            "responses": { "200": {
-                "description": "An HTML page.",
-                "content": { "text/html": { "schema": { "type": "string" } } }
-            }}
-        }}
-    })
-}
-
-fn build() -> Value {
-    json!({
-        "openapi": "3.0.3",
-        "info": {
-            "title": "dota-orchestrator",
-            "version": env!("CARGO_PKG_VERSION"),
-            "description": "Keeps a Dota 2 dashboard fed: resources are fetched in the \
-                background and served from the cache. POST is idempotent and answers `ready` \
-                or 202 `queued` (poll the `Location`); GET serves the stored JSON. Every error \
-                is JSON `{\"error\": \"...\"}`: an unknown path answers 404 \
-                `{\"error\": \"not found\"}` and a known path with another method 405."
-        },
-        "tags": [
-            { "name": "resources", "description": "Matches, players, player stats, leagues." },
-            { "name": "teams", "description": "Team imports, one league at a time." },
-            { "name": "admin", "description": "Cache administration." },
-            { "name": "events", "description": "Server-sent events." },
-            { "name": "operations", "description": "Health, readiness, status, metrics." }
-        ],
-        "paths": paths(),
-        "components": components::components()
-    })
+    }
 }

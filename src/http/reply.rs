@@ -8,6 +8,11 @@ use serde::Serialize;
 use warp::http::{HeaderValue, StatusCode, header};
 use warp::reply::Response;
 
+use super::bodies::ErrorBody;
+
+/// A source error kept behind an [`ApiError::Internal`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Everything a handler can fail with, by the status it maps to.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -21,11 +26,25 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("{0}")]
     Unavailable(String),
-    #[error("internal error: {0}")]
-    Internal(String),
+    /// The client's body says only `what` failed; the source (which may name files, keys or
+    /// upstream URLs) goes to the log, never into the reply.
+    #[error("internal error: {what}")]
+    Internal {
+        what: &'static str,
+        #[source]
+        source: BoxError,
+    },
 }
 
 impl ApiError {
+    /// An internal error: `what` failed because of `source`.
+    pub fn internal(what: &'static str, source: impl Into<BoxError>) -> Self {
+        ApiError::Internal {
+            what,
+            source: source.into(),
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -33,24 +52,30 @@ impl ApiError {
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     pub fn into_response(self) -> Response {
-        if matches!(self, ApiError::Internal(_) | ApiError::Unavailable(_)) {
-            tracing::error!(error = %self, "request failed");
+        match &self {
+            ApiError::Internal { source, .. } => {
+                tracing::error!(error = %self, source = %source, "request failed");
+            }
+            ApiError::Unavailable(_) => tracing::error!(error = %self, "request failed"),
+            _ => {}
         }
         json(
             self.status(),
-            &serde_json::json!({ "error": self.to_string() }),
+            &ErrorBody {
+                error: self.to_string(),
+            },
         )
     }
 }
 
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
-        ApiError::Internal(e.to_string())
+        ApiError::internal("the store failed", e)
     }
 }
 
@@ -64,23 +89,32 @@ impl From<actix::MailboxError> for ApiError {
 pub fn json<T: Serialize>(status: StatusCode, body: &T) -> Response {
     match serde_json::to_vec(body) {
         Ok(bytes) => raw_json(status, bytes),
-        Err(e) => raw_json(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("{{\"error\":\"could not encode reply: {e}\"}}").into_bytes(),
-        ),
+        Err(e) => ApiError::internal("could not encode the reply", e).into_response(),
     }
 }
 
 /// A reply whose body is already JSON (stored upstream data is served as stored).
 pub fn raw_json(status: StatusCode, body: Vec<u8>) -> Response {
-    let mut resp = Response::new(body.into());
+    typed(status, "application/json", body)
+}
+
+/// A reply of `content_type`.
+pub fn typed(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<bytes::Bytes>,
+) -> Response {
+    let mut resp = Response::new(body.into().into());
     *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp
 }
+
+/// A rejection no other branch of [`recover`] knows.
+#[derive(Debug, thiserror::Error)]
+#[error("unhandled rejection: {0}")]
+struct Unhandled(String);
 
 /// Maps warp's rejections (no route matched, wrong method, bad body) to JSON errors.
 pub async fn recover(rejection: warp::Rejection) -> Result<Response, Infallible> {
@@ -100,7 +134,10 @@ pub async fn recover(rejection: warp::Rejection) -> Result<Response, Infallible>
     {
         ApiError::BadRequest("expected a JSON body".to_string())
     } else {
-        ApiError::Internal(format!("unhandled rejection: {rejection:?}"))
+        ApiError::internal(
+            "the request was rejected",
+            Unhandled(format!("{rejection:?}")),
+        )
     };
     Ok(err.into_response())
 }

@@ -1,15 +1,20 @@
 //! The idempotent POST/GET contract for single resources (`/api/matches/{id}`,
-//! `/api/players/{id}/data`): POST answers `ready` or queues; GET serves the stored JSON itself,
-//! queues on a miss, serves stale data while a refresh runs, and reports a permanent failure.
+//! `/api/players/{id}/data`, `/api/players/{id}/stats`, `/api/leagues/{id}`): POST answers
+//! `ready` or queues; GET serves the stored JSON itself, queues on a miss, serves stale data
+//! while a refresh runs, and reports a permanent failure. The routes and their documentation
+//! are at the end of this file, one `resource_routes!` each.
 
-use serde_json::json;
+use serde::Serialize;
 use warp::http::{HeaderValue, StatusCode, header};
 use warp::reply::Response;
 
 use super::ApiState;
+use super::bodies::{Accepted, Envelope, FailedBody, FailedStatus};
 use super::params::ResourceQuery;
 use super::reply::{ApiError, json, raw_json};
+use super::router::Request;
 use crate::actors::cache_keeper::{Child, ClaimChildren, Prepare, Prepared};
+use crate::actors::league_fetcher::LeagueRecord;
 use crate::domain::{Fanout, Priority, Signature};
 use crate::metrics as m;
 
@@ -89,9 +94,10 @@ async fn queue_stored_league_matches(state: &ApiState, sig: Signature) -> Result
     let Some(body) = state.store.body(&sig)? else {
         return Ok(());
     };
-    let record: serde_json::Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::Internal(format!("stored league record unreadable: {e}")))?;
-    let children = crate::actors::league_fetcher::stored_match_ids(&record)
+    let record: LeagueRecord = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::internal("the stored league record is unreadable", e))?;
+    let children = record
+        .match_ids
         .into_iter()
         .map(|id| Child::new(Signature::Match(id)))
         .collect();
@@ -120,7 +126,10 @@ fn reply(
     match verb {
         Verb::Post if prepared.fresh => Ok(json(
             StatusCode::OK,
-            &json!({"status": "ready", "signature": sig}),
+            &Envelope {
+                signature: sig,
+                status: Accepted::Ready,
+            },
         )),
         Verb::Post => Ok(queued(sig, location)),
         Verb::Get => get_reply(state, sig, prepared, location),
@@ -166,20 +175,26 @@ pub fn failed(sig: Signature, failure: &crate::store::Failure) -> Response {
     } else {
         StatusCode::BAD_GATEWAY
     };
-    json(
-        status,
-        &json!({"status": "failed", "signature": sig, "error": failure.reason}),
-    )
+    let body = FailedBody {
+        error: failure.reason.clone(),
+        signature: sig,
+        status: FailedStatus::Failed,
+    };
+    json(status, &body)
 }
 
 /// 202 `{"status":"queued"}` with where to poll and when.
 pub fn queued(sig: Signature, location: &str) -> Response {
-    queued_with(json!({"status": "queued", "signature": sig}), location)
+    let body = Envelope {
+        signature: sig,
+        status: Accepted::Queued,
+    };
+    queued_with(&body, location)
 }
 
 /// 202 with `body` and the polling headers.
-pub fn queued_with(body: serde_json::Value, location: &str) -> Response {
-    let mut resp = json(StatusCode::ACCEPTED, &body);
+pub fn queued_with(body: &impl Serialize, location: &str) -> Response {
+    let mut resp = json(StatusCode::ACCEPTED, body);
     if let Ok(loc) = HeaderValue::from_str(location) {
         resp.headers_mut().insert(header::LOCATION, loc);
     }
@@ -188,4 +203,147 @@ pub fn queued_with(body: serde_json::Value, location: &str) -> Response {
         HeaderValue::from_static(RETRY_AFTER_SECS),
     );
     resp
+}
+
+/// How a resource route's path ID becomes a signature and a polling URL, and which query keys
+/// it takes.
+pub struct ResourceRoute {
+    to_sig: fn(&str) -> Result<(Signature, String), ApiError>,
+    query_keys: &'static [&'static str],
+}
+
+fn parse_id<T: std::str::FromStr<Err = crate::domain::IdError>>(raw: &str) -> Result<T, ApiError> {
+    T::from_str(raw).map_err(|e| ApiError::BadRequest(e.to_string()))
+}
+
+/// Serves `verb` on the resource named by the request's `{id}`.
+async fn serve(
+    state: ApiState,
+    req: Request,
+    route: &'static ResourceRoute,
+    verb: Verb,
+) -> Result<Response, ApiError> {
+    let (sig, location) = (route.to_sig)(req.param("id"))?;
+    let query = ResourceQuery::parse(&req.query()?, route.query_keys)?;
+    handle(state, verb, sig, query, location).await
+}
+
+/// The GET and POST operations of one resource route: their handlers and their OpenAPI
+/// description (`$body` is what GET serves once the resource is stored).
+macro_rules! resource_routes {
+    (
+        $get:ident, $post:ident, $path:tt, $id:ident, $body:ident, $route:expr,
+        get = $get_summary:tt, post = $post_summary:tt,
+        params($($param:tt)*)
+    ) => {
+        #[utoipa::path(
+            get, path = $path, tag = "resources", summary = $get_summary,
+            description = "Serves the stored copy (fresh, or stale while a refresh runs, see \
+                `x-cache-status`). On a miss the fetch is queued and the answer is 202. A \
+                resource whose last fetch failed answers 404/502 with a failed body until a \
+                POST (or `force`) retries it.",
+            params(("id" = $id, Path, description = "A positive integer ID."), $($param)*),
+            responses(
+                (status = 200, description = "The stored copy.", body = $body, headers(
+                    ("x-cache-status" = String,
+                        description = "`fresh`, or `stale; refresh queued`.")
+                )),
+                crate::http::openapi::responses::Queued<Envelope>,
+                crate::http::openapi::responses::BadRequest,
+                crate::http::openapi::responses::Failed,
+                crate::http::openapi::responses::Internal,
+                crate::http::openapi::responses::Unavailable
+            )
+        )]
+        pub async fn $get(state: ApiState, req: Request) -> Result<Response, ApiError> {
+            serve(state, req, &$route, Verb::Get).await
+        }
+
+        #[utoipa::path(
+            post, path = $path, tag = "resources", summary = $post_summary,
+            description = "Answers `ready` when a fresh copy is stored, else queues the fetch \
+                (retrying a failed one) and answers 202 with where to poll.",
+            params(("id" = $id, Path, description = "A positive integer ID."), $($param)*),
+            responses(
+                (status = 200, description = "A fresh copy is stored.", body = Envelope),
+                crate::http::openapi::responses::Queued<Envelope>,
+                crate::http::openapi::responses::BadRequest,
+                crate::http::openapi::responses::Internal,
+                crate::http::openapi::responses::Unavailable
+            )
+        )]
+        pub async fn $post(state: ApiState, req: Request) -> Result<Response, ApiError> {
+            serve(state, req, &$route, Verb::Post).await
+        }
+    };
+}
+
+pub mod routes {
+    //! The single-resource routes.
+    use super::*;
+    use crate::actors::player_stats_fetcher::PlayerStatsRecord;
+    use crate::domain::{LeagueId, MatchId, PlayerId};
+    use crate::http::bodies::{OpenDotaMatch, OpenDotaPlayer};
+
+    const MATCHES: ResourceRoute = ResourceRoute {
+        to_sig: |raw| {
+            let id: MatchId = parse_id(raw)?;
+            Ok((Signature::Match(id), format!("/api/matches/{id}")))
+        },
+        query_keys: &["force"],
+    };
+
+    const PLAYERS: ResourceRoute = ResourceRoute {
+        to_sig: |raw| {
+            let id: PlayerId = parse_id(raw)?;
+            Ok((Signature::Player(id), format!("/api/players/{id}/data")))
+        },
+        query_keys: &["force"],
+    };
+
+    const PLAYER_STATS: ResourceRoute = ResourceRoute {
+        to_sig: |raw| {
+            let id: PlayerId = parse_id(raw)?;
+            let location = format!("/api/players/{id}/stats");
+            Ok((Signature::PlayerStats(id), location))
+        },
+        query_keys: &["force"],
+    };
+
+    const LEAGUES: ResourceRoute = ResourceRoute {
+        to_sig: |raw| {
+            let id: LeagueId = parse_id(raw)?;
+            Ok((Signature::League(id), format!("/api/leagues/{id}")))
+        },
+        query_keys: &["force", "queueMatches"],
+    };
+
+    resource_routes!(
+        get_match, post_match, "/api/matches/{id}", MatchId, OpenDotaMatch, MATCHES,
+        get = "The stored match, or queue its fetch",
+        post = "Make sure the match is stored (idempotent)",
+        params(("force" = Option<bool>, Query, description = "Refetch even if fresh (`1`/`0` too)."))
+    );
+    resource_routes!(
+        get_player, post_player, "/api/players/{id}/data", PlayerId, OpenDotaPlayer, PLAYERS,
+        get = "The stored player, or queue its fetch",
+        post = "Make sure the player is stored (idempotent)",
+        params(("force" = Option<bool>, Query, description = "Refetch even if fresh (`1`/`0` too)."))
+    );
+    resource_routes!(
+        get_player_stats, post_player_stats, "/api/players/{id}/stats", PlayerId,
+        PlayerStatsRecord, PLAYER_STATS,
+        get = "The stored player stats, or queue their fetch",
+        post = "Make sure the player stats are stored (idempotent)",
+        params(("force" = Option<bool>, Query, description = "Refetch even if fresh (`1`/`0` too)."))
+    );
+    resource_routes!(
+        get_league, post_league, "/api/leagues/{id}", LeagueId, LeagueRecord, LEAGUES,
+        get = "The stored league, or queue its fetch",
+        post = "Make sure the league is stored (idempotent)",
+        params(
+            ("force" = Option<bool>, Query, description = "Refetch even if fresh (`1`/`0` too)."),
+            ("queueMatches" = Option<bool>, Query, description = "Also queue the league's matches.")
+        )
+    );
 }

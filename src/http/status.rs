@@ -4,22 +4,37 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use serde_json::json;
+use utoipa::ToSchema;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
 use super::ApiState;
-use super::reply::{ApiError, json};
+use super::bodies::{Health, HealthStatus, Readiness, ReadyState};
+use super::openapi::responses::Unavailable;
+use super::reply::{ApiError, json, typed};
+use super::router::Request;
 use crate::actors::rate_limiter::{BudgetSnapshot, Snapshot};
 use crate::domain::{Priority, Service, Signature};
 use crate::metrics as m;
 
+// Fields in alphabetical order, as the `json!` map this replaced wrote them.
+/// Every upstream service's queue, work and budget.
+#[derive(Serialize, ToSchema)]
+pub struct QueueStatus {
+    /// By service (`opendota`, `dotabuff`).
+    pub services: BTreeMap<&'static str, ServiceStatus>,
+    /// RFC 3339.
+    #[schema(format = DateTime)]
+    pub timestamp: String,
+}
+
 /// One service's queue, work and budget.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceStatus {
     /// Jobs waiting in JetStream, both priorities.
     pub queued: u64,
+    /// By priority (`interactive`, `bulk`).
     pub queued_by_priority: BTreeMap<&'static str, u64>,
     /// Jobs delivered by JetStream and not yet acked.
     pub unacked: u64,
@@ -82,12 +97,37 @@ pub async fn collect(state: &ApiState) -> Result<BTreeMap<&'static str, ServiceS
     Ok(services)
 }
 
-pub async fn queue_status(state: ApiState) -> Result<Response, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/api/queue/status",
+    tag = "operations",
+    summary = "Per-service queue depth, in-flight work, counters and rate budget",
+    responses(
+        (status = 200, description = "Status of every upstream service.", body = QueueStatus),
+        Unavailable
+    )
+)]
+pub async fn get_queue_status(state: ApiState, _: Request) -> Result<Response, ApiError> {
     let services = collect(&state).await?;
-    Ok(json(
-        StatusCode::OK,
-        &json!({"timestamp": chrono::Utc::now().to_rfc3339(), "services": services}),
-    ))
+    let body = QueueStatus {
+        services,
+        timestamp: chrono::Utc::now().to_rfc3339(),
+    };
+    Ok(json(StatusCode::OK, &body))
+}
+
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    summary = "The process is up",
+    responses((status = 200, description = "Up.", body = Health))
+)]
+pub async fn get_healthz(_: ApiState, _: Request) -> Result<Response, ApiError> {
+    let body = Health {
+        status: HealthStatus::Ok,
+    };
+    Ok(json(StatusCode::OK, &body))
 }
 
 /// How often gauges that come from elsewhere (JetStream, the limiter, the redb file) are
@@ -116,29 +156,41 @@ fn update_local_gauges(state: &ApiState) {
     metrics::gauge!(m::STORE_SIZE_BYTES).set(state.store.file_size() as f64);
 }
 
-pub async fn readyz(state: ApiState) -> Response {
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    summary = "NATS is connected and redb is open",
+    responses(
+        (status = 200, description = "Ready.", body = Readiness),
+        (status = 503, description = "Not ready; the body says which part is down.", body = Readiness)
+    )
+)]
+pub async fn get_readyz(state: ApiState, _: Request) -> Result<Response, ApiError> {
     let nats = state.pipeline.nats.connection_state() == async_nats::connection::State::Connected;
     let redb = state.store.ping().is_ok();
-    let status = if nats && redb {
-        StatusCode::OK
+    let (status, ready) = if nats && redb {
+        (StatusCode::OK, ReadyState::Ready)
     } else {
-        StatusCode::SERVICE_UNAVAILABLE
+        (StatusCode::SERVICE_UNAVAILABLE, ReadyState::NotReady)
     };
-    json(
-        status,
-        &json!({"status": if status.is_success() { "ready" } else { "not ready" }, "nats": nats, "redb": redb}),
-    )
+    let body = Readiness {
+        nats,
+        redb,
+        status: ready,
+    };
+    Ok(json(status, &body))
 }
 
-pub fn metrics(state: &ApiState) -> Response {
-    let connected =
-        state.pipeline.nats.connection_state() == async_nats::connection::State::Connected;
-    metrics::gauge!(m::NATS_CONNECTED).set(if connected { 1.0 } else { 0.0 });
-    metrics::gauge!(m::STORE_SIZE_BYTES).set(state.store.file_size() as f64);
-    let mut resp = Response::new(state.metrics.render().into());
-    resp.headers_mut().insert(
-        warp::http::header::CONTENT_TYPE,
-        warp::http::HeaderValue::from_static("text/plain; version=0.0.4"),
-    );
-    resp
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    summary = "Prometheus metrics (text exposition format 0.0.4)",
+    responses((status = 200, description = "Metrics.", body = String, content_type = "text/plain"))
+)]
+pub async fn get_metrics(state: ApiState, _: Request) -> Result<Response, ApiError> {
+    update_local_gauges(&state);
+    let text = state.metrics.render();
+    Ok(typed(StatusCode::OK, "text/plain; version=0.0.4", text))
 }

@@ -4,25 +4,32 @@
 //! re-scrapes and cascades to every match and player (admin token required when configured).
 
 use serde::Deserialize;
-use serde_json::json;
+use utoipa::ToSchema;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
 use super::ApiState;
+use super::bodies::{Accepted, TeamSummary};
+use super::invalidate::ItemId;
+use super::openapi::responses::{BadRequest, Failed, Internal, Queued, Unauthorized, Unavailable};
 use super::params::ResourceQuery;
 use super::reply::{ApiError, json};
 use super::resources::{self, Verb};
+use super::router::Request;
 use crate::domain::{Fanout, LeagueId, MatchId, Signature, TeamId};
 use crate::team::record::TeamRecord;
-use crate::team::view;
+use crate::team::view::{self, TeamView};
 
 /// Query keys the team route accepts.
 pub const QUERY_KEYS: &[&str] = &["leagueId", "force"];
 
 /// Optional JSON body of POST.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct TeamBody {
+#[schema(as = TeamImportRequest)]
+pub struct TeamBody {
+    /// A string or a number.
+    #[schema(value_type = Option<ItemId>)]
     league_id: Option<LeagueId>,
     #[serde(default)]
     force: Option<bool>,
@@ -53,32 +60,81 @@ fn stored_record(state: &ApiState, sig: &Signature) -> Result<Option<TeamRecord>
 }
 
 fn summary(
-    status: &str,
+    status: Accepted,
     sig: Signature,
     team: TeamId,
     league: LeagueId,
     ids: &[MatchId],
-) -> serde_json::Value {
-    json!({
-        "status": status,
-        "signature": sig,
-        "teamId": team,
-        "leagueId": league,
-        "matchIds": ids,
-    })
+) -> TeamSummary {
+    TeamSummary {
+        league_id: league,
+        match_ids: ids.to_vec(),
+        signature: sig,
+        status,
+        team_id: team,
+    }
 }
 
-pub async fn handle(
-    state: ApiState,
-    verb: Verb,
-    team: TeamId,
-    query: ResourceQuery,
-    body: bytes::Bytes,
-    authorization: Option<String>,
-) -> Result<Response, ApiError> {
-    let (league, force) = league(&query, &body)?;
+const DESCRIPTION: &str = "`leagueId` comes from the query or, for POST, the JSON body (400 \
+    when neither has it). `force=true` (query or body) re-scrapes the team's pages and refetches \
+    every match and player; when an admin token is configured it needs \
+    `Authorization: Bearer <token>` (else 401).";
+
+#[utoipa::path(
+    get,
+    path = "/api/teams/{id}/matches",
+    tag = "teams",
+    summary = "A team's matches in one league, with import progress and summaries",
+    description = DESCRIPTION,
+    params(
+        ("id" = TeamId, Path, description = "The team."),
+        ("leagueId" = LeagueId, Query, description = "The league (required)."),
+        ("force" = Option<bool>, Query, description = "Re-import even if fresh (`1`/`0` too).")
+    ),
+    security((), ("adminToken" = [])),
+    responses(
+        (status = 200, description = "The stored import with live progress.", body = TeamView,
+            headers(("x-cache-status" = String,
+                description = "`fresh`, or `stale; refresh queued`."))),
+        Queued<TeamSummary>, BadRequest, Unauthorized, Failed, Internal, Unavailable
+    )
+)]
+pub async fn get_team_matches(state: ApiState, req: Request) -> Result<Response, ApiError> {
+    handle(state, Verb::Get, req).await
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/teams/{id}/matches",
+    tag = "teams",
+    summary = "Import a team's matches in one league (idempotent)",
+    description = DESCRIPTION,
+    params(
+        ("id" = TeamId, Path, description = "The team."),
+        ("leagueId" = Option<LeagueId>, Query,
+            description = "The league; required here unless the body carries it."),
+        ("force" = Option<bool>, Query, description = "Re-import even if fresh (`1`/`0` too).")
+    ),
+    request_body(content = Option<TeamBody>, content_type = "application/json"),
+    security((), ("adminToken" = [])),
+    responses(
+        (status = 200, description = "A fresh import is stored.", body = TeamSummary),
+        Queued<TeamSummary>, BadRequest, Unauthorized, Internal, Unavailable
+    )
+)]
+pub async fn post_team_matches(state: ApiState, req: Request) -> Result<Response, ApiError> {
+    handle(state, Verb::Post, req).await
+}
+
+async fn handle(state: ApiState, verb: Verb, req: Request) -> Result<Response, ApiError> {
+    let team: TeamId = req
+        .param("id")
+        .parse()
+        .map_err(|e: crate::domain::IdError| ApiError::BadRequest(e.to_string()))?;
+    let query = ResourceQuery::parse(&req.query()?, QUERY_KEYS)?;
+    let (league, force) = league(&query, &req.body)?;
     if force {
-        super::require_admin(&state, authorization.as_deref())?;
+        super::require_admin(&state, req.authorization.as_deref())?;
     }
     let sig = Signature::Team(team, league);
     let location = format!("/api/teams/{team}/matches?leagueId={league}");
@@ -94,10 +150,10 @@ pub async fn handle(
     match verb {
         Verb::Post if prepared.fresh => Ok(json(
             StatusCode::OK,
-            &summary("ready", sig, team, league, &ids),
+            &summary(Accepted::Ready, sig, team, league, &ids),
         )),
         Verb::Post => Ok(resources::queued_with(
-            summary("queued", sig, team, league, &ids),
+            &summary(Accepted::Queued, sig, team, league, &ids),
             &location,
         )),
         Verb::Get => match record {
@@ -110,7 +166,7 @@ pub async fn handle(
             None => match &prepared.failure {
                 Some(failure) => Ok(resources::failed(sig, failure)),
                 None => Ok(resources::queued_with(
-                    summary("queued", sig, team, league, &ids),
+                    &summary(Accepted::Queued, sig, team, league, &ids),
                     &location,
                 )),
             },

@@ -4,11 +4,12 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::domain::{LeagueId, MatchId, TeamId};
 
 /// Where the match IDs came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Source {
     Dotabuff,
@@ -16,19 +17,21 @@ pub enum Source {
 }
 
 /// One match of the team as the source lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TeamMatch {
     pub match_id: MatchId,
     pub league_id: LeagueId,
     /// RFC 3339.
+    #[schema(format = DateTime)]
     pub start_time: Option<String>,
     pub opponent_id: Option<TeamId>,
     pub opponent_name: Option<String>,
     pub won: Option<bool>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The stored import (served inside the team view).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TeamRecord {
     pub team_id: TeamId,

@@ -4,7 +4,8 @@
 use std::collections::BTreeSet;
 
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::record::TeamRecord;
 use crate::config::PlayerSides;
@@ -13,7 +14,7 @@ use crate::store::{Store, StoreError};
 use crate::upstream::opendota::{match_players, match_team};
 
 /// Import progress. `failed` counts matches and players whose last attempt failed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Progress {
     pub matches_ready: usize,
@@ -35,15 +36,51 @@ impl Progress {
     }
 }
 
-/// The team view served by GET.
-#[derive(Debug, Clone, Serialize)]
+/// The team view served by GET: the stored record with progress and summaries of the ready
+/// matches and players.
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TeamView {
     #[serde(flatten)]
     pub record: TeamRecord,
     pub progress: Progress,
-    pub matches: Vec<Value>,
-    pub players: Vec<Value>,
+    pub matches: Vec<MatchSummary>,
+    pub players: Vec<PlayerSummary>,
+}
+
+// The summaries keep their fields in alphabetical order: they replaced `json!` maps (sorted
+// keys), and the order keeps the served bytes as they were.
+
+/// Fields copied from a stored match; null where it has none.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MatchSummary {
+    pub dire_name: Option<String>,
+    pub dire_score: Option<i64>,
+    /// Seconds.
+    pub duration: Option<i64>,
+    pub match_id: Option<String>,
+    pub radiant_name: Option<String>,
+    pub radiant_score: Option<i64>,
+    pub radiant_win: Option<bool>,
+    /// Unix seconds.
+    pub start_time: Option<i64>,
+    /// Whether the imported team won; null when it played neither side by ID.
+    pub won: Option<bool>,
+}
+
+/// Fields copied from a stored player; null where it has none.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PlayerSummary {
+    pub account_id: PlayerId,
+    pub avatar: Option<String>,
+    /// As OpenDota wrote it (an integer or a decimal).
+    #[schema(value_type = Option<f64>)]
+    pub mmr_estimate: Option<serde_json::Number>,
+    pub name: Option<String>,
+    pub personaname: Option<String>,
+    pub rank_tier: Option<i64>,
 }
 
 enum State {
@@ -77,7 +114,15 @@ fn players_of(body: &Value, team: TeamId, sides: PlayerSides) -> Vec<PlayerId> {
         .collect()
 }
 
-fn match_summary(body: &Value, team: TeamId) -> Value {
+fn text(v: Option<&Value>) -> Option<String> {
+    v.and_then(Value::as_str).map(str::to_string)
+}
+
+fn int(v: Option<&Value>) -> Option<i64> {
+    v.and_then(Value::as_i64)
+}
+
+fn match_summary(body: &Value, team: TeamId) -> MatchSummary {
     let radiant = match_team(body, "radiant_team_id") == Some(team);
     let dire = match_team(body, "dire_team_id") == Some(team);
     let radiant_win = body.get("radiant_win").and_then(Value::as_bool);
@@ -86,29 +131,36 @@ fn match_summary(body: &Value, team: TeamId) -> Value {
         (_, true, Some(w)) => Some(!w),
         _ => None,
     };
-    json!({
-        "matchId": body.get("match_id").and_then(Value::as_u64).map(|id| id.to_string()),
-        "startTime": body.get("start_time"),
-        "duration": body.get("duration"),
-        "radiantName": body.get("radiant_name"),
-        "direName": body.get("dire_name"),
-        "radiantScore": body.get("radiant_score"),
-        "direScore": body.get("dire_score"),
-        "radiantWin": radiant_win,
-        "won": won,
-    })
+    MatchSummary {
+        dire_name: text(body.get("dire_name")),
+        dire_score: int(body.get("dire_score")),
+        duration: int(body.get("duration")),
+        match_id: body
+            .get("match_id")
+            .and_then(Value::as_u64)
+            .map(|id| id.to_string()),
+        radiant_name: text(body.get("radiant_name")),
+        radiant_score: int(body.get("radiant_score")),
+        radiant_win,
+        start_time: int(body.get("start_time")),
+        won,
+    }
 }
 
-fn player_summary(id: PlayerId, body: &Value) -> Value {
-    let profile = body.get("profile").cloned().unwrap_or(Value::Null);
-    json!({
-        "accountId": id,
-        "personaname": profile.get("personaname"),
-        "name": profile.get("name"),
-        "avatar": profile.get("avatarfull").or_else(|| profile.get("avatar")),
-        "rankTier": body.get("rank_tier"),
-        "mmrEstimate": body.get("mmr_estimate").and_then(|m| m.get("estimate")),
-    })
+fn player_summary(id: PlayerId, body: &Value) -> PlayerSummary {
+    let profile = body.get("profile");
+    let field = |key: &str| profile.and_then(|p| p.get(key));
+    PlayerSummary {
+        account_id: id,
+        avatar: text(field("avatarfull").or_else(|| field("avatar"))),
+        mmr_estimate: body
+            .get("mmr_estimate")
+            .and_then(|m| m.get("estimate"))
+            .and_then(|e| e.as_number().cloned()),
+        name: text(field("name")),
+        personaname: text(field("personaname")),
+        rank_tier: int(body.get("rank_tier")),
+    }
 }
 
 fn read_json(store: &Store, sig: &Signature) -> Result<Option<Value>, StoreError> {
@@ -219,4 +271,29 @@ pub fn build(
         matches,
         players: player_views,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The summaries are written exactly as the `json!` maps they replaced wrote them (sorted
+    /// keys, nulls for what the stored body lacks).
+    #[test]
+    fn summaries_serialise_as_before() {
+        let team = TeamId::new(9).unwrap();
+        let body = json!({"match_id": 7, "radiant_team_id": 9, "radiant_win": false,
+            "start_time": 1732583370, "radiant_score": 30});
+        assert_eq!(
+            serde_json::to_string(&match_summary(&body, team)).unwrap(),
+            r#"{"direName":null,"direScore":null,"duration":null,"matchId":"7","radiantName":null,"radiantScore":30,"radiantWin":false,"startTime":1732583370,"won":false}"#
+        );
+        let player = json!({"profile": {"personaname": "p", "avatar": "a"}, "rank_tier": 55,
+            "mmr_estimate": {"estimate": 3500}});
+        assert_eq!(
+            serde_json::to_string(&player_summary(PlayerId::new(5).unwrap(), &player)).unwrap(),
+            r#"{"accountId":"5","avatar":"a","mmrEstimate":3500,"name":null,"personaname":"p","rankTier":55}"#
+        );
+    }
 }

@@ -87,3 +87,36 @@ async fn health_readiness_status_and_metrics_answer() {
     assert!(metrics.contains("dota_http_requests_total"), "{metrics}");
     t.shutdown().await;
 }
+
+#[actix_rt::test]
+async fn operational_routes_are_counted_in_the_http_metrics() {
+    let t = spawn_app(Fixtures::new()).await;
+    assert_eq!(t.get("/healthz").await.status(), 200);
+    assert_eq!(t.get("/readyz").await.status(), 200);
+    assert_eq!(t.get("/").await.status(), 200);
+    // The stream's request is counted when it opens; dropping it closes the stream.
+    let stream = t.get("/api/events?kind=match").await;
+    assert_eq!(stream.status(), 200);
+    drop(stream);
+    assert_eq!(t.get("/api/events?kind=bogus").await.status(), 400);
+    // A scrape is counted once it is answered, so the second one sees the first.
+    t.get("/metrics").await;
+    let metrics = t.get("/metrics").await.text().await.unwrap();
+    for (route, status) in [
+        ("/healthz", 200),
+        ("/readyz", 200),
+        ("/", 200),
+        ("/api/events", 200),
+        ("/api/events", 400),
+        ("/metrics", 200),
+    ] {
+        let series = format!(
+            "dota_http_requests_total{{route=\"{route}\",method=\"GET\",status=\"{status}\"}}"
+        );
+        assert!(metrics.contains(&series), "{series} missing:\n{metrics}");
+        let latency =
+            format!("dota_http_request_duration_seconds_count{{route=\"{route}\",method=\"GET\"}}");
+        assert!(metrics.contains(&latency), "{latency} missing");
+    }
+    t.shutdown().await;
+}

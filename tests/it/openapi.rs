@@ -1,15 +1,19 @@
 //! `GET /api/openapi.json` against the running server: the document's operations are exactly
-//! `http::ROUTES`, every listed route answers (never the route-miss 404) with a status the
-//! document lists for it, paths that do not exist are neither served nor documented, and the
+//! the routes the server mounts (`http::route_list`), every route answers (never the route-miss
+//! 404) with a status the document lists for it, a documented path answers every other method
+//! with 405, paths that do not exist are neither served nor documented, real response bodies
+//! of every route and status a test can produce match the documented schemas, and the
 //! document holds together (every `$ref` resolves, every operation has responses, every path
-//! parameter is declared). When `openapi-spec-validator` is installed it checks the document too.
+//! parameter is declared, and `openapi-spec-validator` accepts it).
 
 use crate::common;
 
 use std::collections::BTreeSet;
 
-use common::{Fixtures, spawn_app};
-use dota_orchestrator::http::ROUTES;
+use common::{Fixtures, TestApp, WAIT, spawn_app, spawn_app_with, wait_for};
+use dota_orchestrator::config::AdminToken;
+use dota_orchestrator::fixture_upstream::FixtureConfig;
+use dota_orchestrator::http::route_list;
 use serde_json::{Value, json};
 
 const METHODS: [&str; 8] = [
@@ -30,10 +34,7 @@ fn operations(doc: &Value) -> BTreeSet<(String, String)> {
 }
 
 fn routes() -> BTreeSet<(String, String)> {
-    ROUTES
-        .iter()
-        .map(|(m, p)| (m.to_string(), p.to_string()))
-        .collect()
+    route_list().into_iter().collect()
 }
 
 /// Whether the concrete `path` (no query) matches the OpenAPI `template`.
@@ -53,6 +54,14 @@ fn deref<'a>(doc: &'a Value, v: &'a Value) -> &'a Value {
             .unwrap_or_else(|| panic!("unresolved {r}")),
         None => v,
     }
+}
+
+fn content_type(resp: &reqwest::Response) -> String {
+    resp.headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
 }
 
 async fn fetch_document(t: &common::TestApp) -> Value {
@@ -78,14 +87,11 @@ async fn document_operations_are_exactly_the_routes() {
     );
     let documented = operations(&doc);
     let routes = routes();
-    assert_eq!(routes.len(), ROUTES.len(), "ROUTES has duplicates");
+    assert_eq!(routes.len(), route_list().len(), "a route is mounted twice");
     let undocumented: Vec<_> = routes.difference(&documented).collect();
     let unrouted: Vec<_> = documented.difference(&routes).collect();
     assert!(undocumented.is_empty(), "not documented: {undocumented:?}");
-    assert!(
-        unrouted.is_empty(),
-        "documented, not in ROUTES: {unrouted:?}"
-    );
+    assert!(unrouted.is_empty(), "documented, not mounted: {unrouted:?}");
     t.shutdown().await;
 }
 
@@ -93,7 +99,8 @@ async fn document_operations_are_exactly_the_routes() {
 async fn every_route_answers_with_a_documented_status() {
     let t = spawn_app(Fixtures::new()).await;
     let doc = fetch_document(&t).await;
-    for &(method, template) in ROUTES {
+    for (method, template) in route_list() {
+        let (method, template) = (method.as_str(), template.as_str());
         // An SSE stream never ends; tests/events.rs covers it against the document's contract.
         if template == "/api/events" {
             continue;
@@ -114,12 +121,7 @@ async fn every_route_answers_with_a_documented_status() {
         };
         let resp = req.send().await.expect("request");
         let status = resp.status().as_u16();
-        let content_type = resp
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string();
+        let content_type = content_type(&resp);
         let text = resp.text().await.expect("body");
         let what = format!("{method} {path}: {status} {text}");
         let body: Option<Value> = serde_json::from_str(&text).ok();
@@ -238,10 +240,13 @@ async fn document_is_structurally_sound() {
         }
     }
 
-    // The reference validator, when this machine has it.
+    // The reference validator. Never skipped: scripts/install-deps.sh installs it
+    // (DOTA_WITH_TEST_DEPS=1, as scripts/test.sh and CI run it).
     let file = tempfile::NamedTempFile::new().expect("temp file");
     std::fs::write(file.path(), doc.to_string()).expect("write document");
-    match std::process::Command::new("openapi-spec-validator")
+    let validator =
+        std::env::var("OPENAPI_SPEC_VALIDATOR").unwrap_or("openapi-spec-validator".to_string());
+    match std::process::Command::new(&validator)
         .arg(file.path())
         .output()
     {
@@ -251,7 +256,255 @@ async fn document_is_structurally_sound() {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         ),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => panic!("could not run openapi-spec-validator: {e}"),
+        Err(e) => panic!(
+            "could not run {validator}: {e}; install it with \
+             DOTA_WITH_TEST_DEPS=1 scripts/install-deps.sh (or set OPENAPI_SPEC_VALIDATOR)"
+        ),
     }
+}
+
+#[actix_rt::test]
+async fn documented_paths_answer_other_methods_with_405() {
+    let t = spawn_app(Fixtures::new()).await;
+    let doc = fetch_document(&t).await;
+    for (template, item) in doc["paths"].as_object().expect("paths") {
+        let path = template.replace("{id}", "1");
+        for method in ["get", "post", "put", "delete", "patch"] {
+            if item.get(method).is_some() {
+                continue;
+            }
+            let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let resp = t
+                .http
+                .request(method.clone(), format!("{}{path}", t.base))
+                .send()
+                .await
+                .expect("request");
+            assert_eq!(resp.status(), 405, "{method} {path}");
+            let documented = &doc["components"]["responses"]["MethodNotAllowed"];
+            check_body(&doc, documented, resp, &format!("{method} {path}")).await;
+        }
+    }
+    t.shutdown().await;
+}
+
+/// Validates `instance` against `schema`, resolving its `$ref`s against the document's
+/// components (a schema root that carries `components` makes `#/components/...` resolve).
+fn schema_errors(doc: &Value, schema: &Value, instance: &Value) -> Vec<String> {
+    let mut root = schema.as_object().cloned().expect("schema object");
+    root.insert("components".to_string(), doc["components"].clone());
+    let validator = jsonschema::draft202012::new(&Value::Object(root))
+        .unwrap_or_else(|e| panic!("schema does not compile: {e}\n{schema}"));
+    validator
+        .iter_errors(instance)
+        .map(|e| format!("{e} (at {})", e.instance_path()))
+        .collect()
+}
+
+/// Checks a real response against a documented response object: its content type is listed,
+/// and its body (a JSON string for non-JSON bodies) matches that content's schema.
+async fn check_body(doc: &Value, documented: &Value, resp: reqwest::Response, what: &str) {
+    let documented = deref(doc, documented);
+    assert!(documented.is_object(), "not documented: {what}");
+    let content_type = content_type(&resp);
+    let media = content_type.split(';').next().unwrap_or_default().trim();
+    let text = resp.text().await.expect("body");
+    let schema = &documented["content"][media]["schema"];
+    assert!(
+        schema.is_object(),
+        "content type {content_type:?} not documented: {what}"
+    );
+    let instance = match media {
+        "application/json" => {
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {text}"))
+        }
+        _ => Value::String(text),
+    };
+    let errors = schema_errors(doc, schema, &instance);
+    assert!(
+        errors.is_empty(),
+        "{what}: the body does not match its schema: {errors:#?}\n{instance}"
+    );
+}
+
+/// Sends `method path` (with `body` as JSON when given) and checks the answer against the
+/// document: its status is `want`, documented for the operation at `template`, and its body
+/// matches the schema.
+async fn check(
+    t: &TestApp,
+    doc: &Value,
+    (method, template, path): (&str, &str, &str),
+    body: Option<Value>,
+    want: u16,
+) {
+    let resp = send(t, method, path, body.clone(), None).await;
+    let what = format!("{method} {path}");
+    assert_eq!(resp.status().as_u16(), want, "{what}");
+    let op = &doc["paths"][template][method.to_lowercase()];
+    assert!(op.is_object(), "{method} {template} is not documented");
+    check_body(doc, &op["responses"][want.to_string()], resp, &what).await;
+}
+
+async fn send(
+    t: &TestApp,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+    token: Option<&str>,
+) -> reqwest::Response {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+    let mut req = t.http.request(method, format!("{}{path}", t.base));
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    if let Some(token) = token {
+        req = req.bearer_auth(token);
+    }
+    req.send().await.expect("request")
+}
+
+/// Polls GET `path` until it answers `want`.
+async fn until(t: &TestApp, path: &str, want: u16) {
+    wait_for(WAIT, || async {
+        (t.get(path).await.status().as_u16() == want).then_some(())
+    })
+    .await
+    .unwrap_or_else(|| panic!("{path} never answered {want}"));
+}
+
+/// The GET/POST statuses of a single-resource route: 202 queued, 200 the stored body, 200
+/// ready, 400 bad ID, and 404 failed for `missing`.
+async fn check_resource(t: &TestApp, doc: &Value, template: &str, id: u64, missing: u64) {
+    let path = template.replace("{id}", &id.to_string());
+    check(t, doc, ("POST", template, &path), None, 202).await;
+    until(t, &path, 200).await;
+    check(t, doc, ("GET", template, &path), None, 200).await;
+    check(t, doc, ("POST", template, &path), None, 200).await;
+    let bad = template.replace("{id}", "abc");
+    check(t, doc, ("GET", template, &bad), None, 400).await;
+    check(t, doc, ("POST", template, &bad), None, 400).await;
+    let missing = template.replace("{id}", &missing.to_string());
+    check(t, doc, ("GET", template, &missing), None, 202).await;
+    until(t, &missing, 404).await;
+    check(t, doc, ("GET", template, &missing), None, 404).await;
+}
+
+#[actix_rt::test]
+async fn the_schema_check_rejects_a_wrong_body() {
+    let t = spawn_app(Fixtures::new()).await;
+    let doc = fetch_document(&t).await;
+    t.shutdown().await;
+    let queued = deref(
+        &doc,
+        &doc["paths"]["/api/matches/{id}"]["post"]["responses"]["202"],
+    );
+    let schema = &queued["content"]["application/json"]["schema"];
+    let good = json!({"signature": "match:1", "status": "queued"});
+    assert!(schema_errors(&doc, schema, &good).is_empty());
+    for bad in [
+        json!({"signature": "match:1", "status": "bogus"}),
+        json!({"signature": "match:0", "status": "queued"}),
+        json!({"status": "queued"}),
+    ] {
+        assert!(!schema_errors(&doc, schema, &bad).is_empty(), "{bad}");
+    }
+}
+
+#[actix_rt::test]
+async fn real_bodies_match_the_documented_schemas() {
+    let fx = Fixtures::new();
+    fx.match_with_players(101, &[None; 10]);
+    fx.player(2001);
+    fx.player_stats(3001);
+    fx.league(16435, "RD2L Season 33", &[101]);
+    fx.dotabuff_team(
+        9517508,
+        "Maple Syrup",
+        &[vec![common::fixtures::row(101, 16435)]],
+    );
+    // Half a match: its fetch fails for good with 502.
+    fx.raw("opendota/matches/555.json", "{\"match_id\": 5");
+    let t = spawn_app(fx).await;
+    let doc = fetch_document(&t).await;
+
+    check_resource(&t, &doc, "/api/matches/{id}", 101, 999).await;
+    check_resource(&t, &doc, "/api/players/{id}/data", 2001, 2999).await;
+    check_resource(&t, &doc, "/api/players/{id}/stats", 3001, 3999).await;
+    check_resource(&t, &doc, "/api/leagues/{id}", 16435, 999).await;
+    let broken = "/api/matches/555";
+    t.post(broken).await;
+    until(&t, broken, 502).await;
+    check(&t, &doc, ("GET", "/api/matches/{id}", broken), None, 502).await;
+
+    let teams = "/api/teams/{id}/matches";
+    let import = "/api/teams/9517508/matches?leagueId=16435";
+    check(&t, &doc, ("POST", teams, import), None, 202).await;
+    until(&t, import, 200).await;
+    check(&t, &doc, ("GET", teams, import), None, 200).await;
+    check(&t, &doc, ("POST", teams, import), None, 200).await;
+    let no_league = "/api/teams/9517508/matches";
+    check(&t, &doc, ("GET", teams, no_league), None, 400).await;
+    let body = Some(json!({"leagueId": 16435}));
+    check(&t, &doc, ("POST", teams, no_league), body, 200).await;
+
+    let inv = "/api/cache/invalidate";
+    let items = json!({"items": [{"type": "matches", "id": "101"}, {"type": "spells", "id": 1}]});
+    check(&t, &doc, ("POST", inv, inv), Some(items), 200).await;
+    check(&t, &doc, ("POST", inv, inv), Some(json!([1])), 400).await;
+
+    for path in [
+        "/api/queue/status",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/api/openapi.json",
+        "/",
+    ] {
+        check(&t, &doc, ("GET", path, path), None, 200).await;
+    }
+    let events = "/api/events";
+    check(
+        &t,
+        &doc,
+        ("GET", events, "/api/events?kind=bogus"),
+        None,
+        400,
+    )
+    .await;
+    // The stream itself never ends: only its status and content type are checked.
+    let stream = t.get(events).await;
+    assert_eq!(stream.status(), 200);
+    let documented = &doc["paths"][events]["get"]["responses"]["200"]["content"];
+    let content_type = stream.headers()["content-type"].to_str().unwrap();
+    assert!(documented.get(content_type).is_some(), "{content_type}");
+    drop(stream);
+
+    let not_found = &doc["components"]["responses"]["NotFound"];
+    check_body(
+        &doc,
+        not_found,
+        t.get("/api/nothing").await,
+        "GET /api/nothing",
+    )
+    .await;
+    t.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn unauthorized_bodies_match_the_documented_schema() {
+    let t = spawn_app_with(Fixtures::new(), FixtureConfig::default(), |s| {
+        s.admin_token = AdminToken::new("s3cret".into());
+    })
+    .await;
+    let doc = fetch_document(&t).await;
+    let inv = "/api/cache/invalidate";
+    let items = Some(json!({"items": []}));
+    check(&t, &doc, ("POST", inv, inv), items, 401).await;
+    let teams = "/api/teams/{id}/matches";
+    let force = "/api/teams/5/matches?leagueId=6&force=true";
+    check(&t, &doc, ("POST", teams, force), None, 401).await;
+    check(&t, &doc, ("GET", teams, force), None, 401).await;
+    let resp = send(&t, "POST", inv, Some(json!({"items": []})), Some("s3cret")).await;
+    assert_eq!(resp.status(), 200);
+    t.shutdown().await;
 }

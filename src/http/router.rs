@@ -1,0 +1,275 @@
+//! The route table and the one warp filter that serves it. Each [`Route`] pairs a
+//! `#[utoipa::path]` description (method, path template, parameters, responses) with the
+//! handler that serves it, so one list in `super::table` both routes requests (through a
+//! `matchit` router keyed by the same OpenAPI templates) and builds the OpenAPI document.
+//! Every matched request is recorded in the HTTP metrics here, once, under its template.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::future::BoxFuture;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::path::{HttpMethod, Operation};
+use utoipa::openapi::schema::Schema;
+use warp::Filter;
+use warp::http::Method;
+use warp::reply::Response;
+
+use super::ApiState;
+use super::reply::ApiError;
+use crate::metrics as m;
+
+/// Largest request body accepted (team import and invalidation bodies are small JSON).
+pub const MAX_BODY_BYTES: u64 = 256 * 1024;
+
+/// What a handler gets of a request, parsed no further than the router needs.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: Method,
+    /// Path parameters by their name in the template.
+    params: BTreeMap<String, String>,
+    raw_query: String,
+    pub body: bytes::Bytes,
+    pub authorization: Option<String>,
+}
+
+impl Request {
+    /// The path parameter `name` (empty when the template has none by that name).
+    pub fn param(&self, name: &str) -> &str {
+        self.params
+            .get(name)
+            .map(String::as_str)
+            .unwrap_or_default()
+    }
+
+    /// The query string as key/value pairs.
+    pub fn query(&self) -> Result<Vec<(String, String)>, ApiError> {
+        serde_urlencoded::from_str(&self.raw_query)
+            .map_err(|_| ApiError::BadRequest("invalid query string".to_string()))
+    }
+}
+
+type Reply = BoxFuture<'static, Result<Response, ApiError>>;
+
+/// An async fn serving one route.
+pub trait Handler: Send + Sync + 'static {
+    fn call(&self, state: ApiState, req: Request) -> Reply;
+}
+
+impl<F, Fut> Handler for F
+where
+    F: Fn(ApiState, Request) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Response, ApiError>> + Send + 'static,
+{
+    fn call(&self, state: ApiState, req: Request) -> Reply {
+        Box::pin(self(state, req))
+    }
+}
+/// Schemas an operation refers to, by name.
+pub type Schemas = Vec<(String, RefOr<Schema>)>;
+
+/// One operation: its OpenAPI description and its handler.
+pub struct Route {
+    pub template: String,
+    /// As documented; each also as a warp method.
+    pub methods: Vec<HttpMethod>,
+    warp_methods: Vec<Method>,
+    pub operation: Operation,
+    pub schemas: Schemas,
+    handler: Arc<dyn Handler>,
+}
+
+impl Route {
+    /// The operation described by the `#[utoipa::path]` item `P`, served by `handler`.
+    pub fn new<P>(handler: impl Handler) -> Self
+    where
+        P: utoipa::Path + utoipa::__dev::SchemaReferences,
+    {
+        // utoipa-axum's `routes!` gathers an operation's schemas the same way.
+        let mut schemas = Vec::new();
+        P::schemas(&mut schemas);
+        let methods = P::methods();
+        Self {
+            template: P::path(),
+            warp_methods: methods.iter().map(warp_method).collect(),
+            methods,
+            operation: P::operation(),
+            schemas,
+            handler: Arc::new(handler),
+        }
+    }
+
+    /// The methods as HTTP methods (`GET`, `POST`).
+    pub fn method_names(&self) -> impl Iterator<Item = &str> {
+        self.warp_methods.iter().map(Method::as_str)
+    }
+}
+
+fn warp_method(m: &HttpMethod) -> Method {
+    match m {
+        HttpMethod::Get => Method::GET,
+        HttpMethod::Post => Method::POST,
+        HttpMethod::Put => Method::PUT,
+        HttpMethod::Delete => Method::DELETE,
+        HttpMethod::Options => Method::OPTIONS,
+        HttpMethod::Head => Method::HEAD,
+        HttpMethod::Patch => Method::PATCH,
+        HttpMethod::Trace => Method::TRACE,
+    }
+}
+
+/// The routes by template.
+pub struct Router {
+    paths: matchit::Router<Vec<usize>>,
+    routes: Vec<Route>,
+}
+
+#[derive(Debug)]
+struct MethodRejected;
+impl warp::reject::Reject for MethodRejected {}
+
+#[derive(Debug)]
+struct BodyTooLarge;
+impl warp::reject::Reject for BodyTooLarge {}
+
+impl Router {
+    /// The router of `routes`. Two templates that cannot be told apart are a programming error
+    /// (`try_new` fails, and a unit test builds the table with it); here the later one is
+    /// left out and logged.
+    pub fn new(routes: Vec<Route>) -> Self {
+        let mut paths = matchit::Router::new();
+        for (template, indices) in by_template(&routes) {
+            if let Err(error) = paths.insert(template.clone(), indices) {
+                tracing::error!(%error, template, "route left out");
+            }
+        }
+        Self { paths, routes }
+    }
+
+    pub fn try_new(routes: Vec<Route>) -> Result<Self, matchit::InsertError> {
+        let mut paths = matchit::Router::new();
+        for (template, indices) in by_template(&routes) {
+            paths.insert(template, indices)?;
+        }
+        Ok(Self { paths, routes })
+    }
+
+    /// The route for `method` on `path`: a 404 rejection when no template matches, a 405 one
+    /// when the template exists for other methods only.
+    fn find(&self, method: &Method, path: &str) -> Result<(usize, Params), warp::Rejection> {
+        let found = self.paths.at(path).map_err(|_| warp::reject::not_found())?;
+        let index = found
+            .value
+            .iter()
+            .copied()
+            .find(|i| self.routes[*i].warp_methods.contains(method))
+            .ok_or_else(|| warp::reject::custom(MethodRejected))?;
+        let params = found
+            .params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Ok((index, params))
+    }
+
+    async fn dispatch(self: Arc<Self>, state: ApiState, index: usize, req: Request) -> Response {
+        let route = &self.routes[index];
+        let started = Instant::now();
+        let method = req.method.clone();
+        let resp = route
+            .handler
+            .call(state, req)
+            .await
+            .unwrap_or_else(ApiError::into_response);
+        // For `/api/events` this is the time to open the stream, not its lifetime.
+        observe(&route.template, &method, started, &resp);
+        resp
+    }
+}
+
+type Params = BTreeMap<String, String>;
+
+/// Indices of the routes of each template (one per method).
+fn by_template(routes: &[Route]) -> BTreeMap<String, Vec<usize>> {
+    let mut by_template: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, route) in routes.iter().enumerate() {
+        by_template
+            .entry(route.template.clone())
+            .or_default()
+            .push(i);
+    }
+    by_template
+}
+
+/// Records the request metrics under a route template (never the concrete path).
+fn observe(route: &str, method: &Method, started: Instant, resp: &Response) {
+    let (route, method) = (route.to_string(), method.as_str().to_string());
+    let status = resp.status().as_u16().to_string();
+    metrics::counter!(m::HTTP_REQUESTS, "route" => route.clone(), "method" => method.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!(m::HTTP_LATENCY, "route" => route, "method" => method)
+        .record(started.elapsed().as_secs_f64());
+}
+
+/// The request body, refused with 400 when its declared length exceeds [`MAX_BODY_BYTES`].
+/// Unlike `content_length_limit`, a request without a body (and so without a length) passes.
+fn small_body() -> impl Filter<Extract = (bytes::Bytes,), Error = warp::Rejection> + Clone {
+    warp::header::optional::<u64>("content-length")
+        .and_then(|len: Option<u64>| async move {
+            match len {
+                Some(len) if len > MAX_BODY_BYTES => Err(warp::reject::custom(BodyTooLarge)),
+                _ => Ok(()),
+            }
+        })
+        .untuple_one()
+        .and(warp::body::bytes())
+}
+
+/// Serves `router`, with JSON errors for everything that matches no route.
+pub fn serve(
+    router: Router,
+    state: ApiState,
+) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
+    let router = Arc::new(router);
+    let found = router.clone();
+    let raw_query = warp::query::raw().or(warp::any().map(String::new)).unify();
+    warp::method()
+        .and(warp::path::full())
+        .and_then(move |method: Method, path: warp::path::FullPath| {
+            let found = found.find(&method, path.as_str());
+            async move { found.map(|(index, params)| (method, index, params)) }
+        })
+        .untuple_one()
+        .and(raw_query)
+        .and(small_body())
+        .and(warp::header::optional::<String>("authorization"))
+        .and(warp::any().map(move || state.clone()))
+        .then(
+            move |method, index, params, raw_query, body, authorization, state| {
+                let req = Request {
+                    method,
+                    params,
+                    raw_query,
+                    body,
+                    authorization,
+                };
+                router.clone().dispatch(state, index, req)
+            },
+        )
+        .recover(|rejection: warp::Rejection| async move {
+            if rejection.find::<MethodRejected>().is_some() {
+                return Ok(ApiError::MethodNotAllowed.into_response());
+            }
+            if rejection.find::<BodyTooLarge>().is_some() {
+                return Ok(ApiError::BadRequest(format!(
+                    "request body over {MAX_BODY_BYTES} bytes"
+                ))
+                .into_response());
+            }
+            super::reply::recover(rejection).await
+        })
+        .unify()
+}
