@@ -21,7 +21,7 @@ use crate::actors::match_fetcher::{MatchFetcher, MatchJobs};
 use crate::actors::pipeline::{Activity, Pipeline};
 use crate::actors::player_fetcher::{PlayerFetcher, PlayerJobs};
 use crate::actors::player_stats_fetcher::{PlayerStatsFetcher, PlayerStatsJobs};
-use crate::actors::rate_limiter::RateLimiter;
+use crate::actors::rate_limiter::{LimiterBudget, RateLimiter};
 use crate::actors::team_importer::{TeamImporter, TeamJobs};
 use crate::actors::team_watch::TeamWatch;
 use crate::bus::embedded::{EmbeddedNats, EmbeddedNatsConfig, EmbeddedNatsError};
@@ -148,7 +148,8 @@ impl Application {
 
         let store = Store::open(&settings.data_dir.join(DB_FILE), settings.ttls)?;
         let limits = settings.limits;
-        let limiter = Supervisor::start(move |_| RateLimiter::new(limits));
+        let clock = settings.clock.clone();
+        let limiter = Supervisor::start(move |_| RateLimiter::new(limits, clock.clone()));
         let keeper_store = store.clone();
         // One thread: CacheKeeper is the single writer, and redb serialises writers anyway.
         let keeper = SyncArbiter::start(1, move || CacheKeeper::new(keeper_store.clone()));
@@ -174,8 +175,9 @@ impl Application {
         };
         recover_claims(&pipeline).await?;
 
+        let budget = LimiterBudget::new(limiter.clone(), settings.clock.clone());
         let client =
-            UpstreamClient::new(limiter.clone()).map_err(|e| AppError::Setup(e.to_string()))?;
+            UpstreamClient::new(Arc::new(budget)).map_err(|e| AppError::Setup(e.to_string()))?;
         let opendota = OpenDota::new(
             client.clone(),
             &settings.opendota_url,
@@ -418,6 +420,7 @@ async fn start_demo_upstream(
     let upstream = FixtureUpstream::start(
         FixtureConfig {
             dir: dir.to_path_buf(),
+            clock: settings.clock.clone(),
             ..FixtureConfig::default()
         },
         listener,

@@ -10,6 +10,7 @@ use clap::Args;
 use serde::Deserialize;
 
 use crate::actors::pipeline::RetryPolicy;
+use crate::clock::Clock;
 use crate::actors::rate_limiter::RateLimits;
 use crate::actors::team_importer::TeamSource;
 use crate::store::Ttls;
@@ -66,6 +67,9 @@ pub struct Settings {
     /// When set, the invalidation API and `force=true` on teams require
     /// `Authorization: Bearer <token>`.
     pub admin_token: Option<AdminToken>,
+    /// Runtime only (no flag, env or file key): the wall clock of the rate windows. The system
+    /// clock; tests move it to skip real waits for the next window.
+    pub clock: Clock,
 }
 
 /// The admin token. Its `Debug` never shows the value.
@@ -115,6 +119,7 @@ impl Settings {
             team_source: TeamSource::default(),
             team_players: PlayerSides::default(),
             admin_token: None,
+            clock: Clock::system(),
         }
     }
 }
@@ -353,6 +358,7 @@ impl ServeArgs {
                     .or(file.demo_dir)
                     .unwrap_or_else(|| PathBuf::from("./fixtures/demo"))
             }),
+            clock: d.clock,
         })
     }
 }

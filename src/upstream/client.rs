@@ -1,16 +1,17 @@
-//! The one way upstream calls are made: wait for the RateLimiter's grant, send, report the
+//! The one way upstream calls are made: wait for the [`Budget`]'s grant, send, report the
 //! upstream's remaining-budget headers back, pause on 429, classify the outcome and record
-//! metrics. Bodies are read with a size cap. The OpenDota API key travels as a query
+//! metrics. The client knows the budget only as the trait `upstream` owns, so it runs (and is
+//! tested) without an actix System. Bodies are read with a size cap. The OpenDota API key travels as a query
 //! parameter and is stripped from every error and log line.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix::Addr;
 use bytes::Bytes;
 use reqwest::StatusCode;
 
+use super::budget::{Budget, Remaining};
 use super::error::UpstreamError;
-use crate::actors::rate_limiter::{self, Observe, RateLimited, RateLimiter};
 use crate::domain::Service;
 use crate::metrics as m;
 
@@ -28,7 +29,7 @@ const BROWSER_USER_AGENT: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/53
 #[derive(Clone)]
 pub struct UpstreamClient {
     http: reqwest::Client,
-    limiter: Addr<RateLimiter>,
+    budget: Arc<dyn Budget>,
 }
 
 /// One request: where, and the query pairs. The URL is never logged with its query.
@@ -40,7 +41,7 @@ pub struct Request<'a> {
 }
 
 impl UpstreamClient {
-    pub fn new(limiter: Addr<RateLimiter>) -> Result<Self, UpstreamError> {
+    pub fn new(budget: Arc<dyn Budget>) -> Result<Self, UpstreamError> {
         let http = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
             .build()
@@ -48,7 +49,7 @@ impl UpstreamClient {
                 service: Service::OpenDota,
                 reason: e.without_url().to_string(),
             })?;
-        Ok(Self { http, limiter })
+        Ok(Self { http, budget })
     }
 
     /// Sends `req` within the rate budget and returns the body of a 2xx answer.
@@ -57,9 +58,7 @@ impl UpstreamClient {
         let mut tries = 0;
         loop {
             tries += 1;
-            let waited = rate_limiter::acquire(&self.limiter, service)
-                .await
-                .map_err(|e| UpstreamError::Limiter(e.to_string()))?;
+            let waited = self.budget.acquire(service).await?;
             metrics::histogram!(m::RATE_LIMIT_WAIT_SECONDS, "service" => service.as_str())
                 .record(waited.as_secs_f64());
             if !waited.is_zero() {
@@ -73,10 +72,10 @@ impl UpstreamClient {
             match self.send_once(&req).await {
                 Err(UpstreamError::RateLimited { .. }) if tries < max_tries => {
                     tracing::warn!(%service, tries, "upstream rate limit hit; pausing until its next window");
-                    self.limiter.do_send(RateLimited { service });
+                    self.budget.rate_limited(service);
                 }
                 Err(UpstreamError::RateLimited { .. }) => {
-                    self.limiter.do_send(RateLimited { service });
+                    self.budget.rate_limited(service);
                     return Err(UpstreamError::RateLimited { service, tries });
                 }
                 other => return other,
@@ -100,7 +99,9 @@ impl UpstreamClient {
             .await;
         let result = match sent {
             Ok(resp) => {
-                self.observe_budget(service, &resp);
+                if let Some(remaining) = Remaining::from_headers(resp.headers()) {
+                    self.budget.observe(service, remaining);
+                }
                 read_response(service, resp, req.max_bytes).await
             }
             Err(e) => Err(UpstreamError::Transport {
@@ -121,24 +122,6 @@ impl UpstreamClient {
         metrics::histogram!(m::UPSTREAM_LATENCY, "service" => service.as_str())
             .record(started.elapsed().as_secs_f64());
         result
-    }
-
-    fn observe_budget(&self, service: Service, resp: &reqwest::Response) {
-        let header = |name: &str| {
-            resp.headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<i64>().ok())
-        };
-        let remaining_minute = header("x-rate-limit-remaining-minute");
-        let remaining_day = header("x-rate-limit-remaining-day");
-        if remaining_minute.is_some() || remaining_day.is_some() {
-            self.limiter.do_send(Observe {
-                service,
-                remaining_minute,
-                remaining_day,
-            });
-        }
     }
 }
 
@@ -191,9 +174,4 @@ async fn read_response(
             }
         }
     }
-}
-
-/// The user agent sent to Dotabuff (exposed for the fixture tests).
-pub fn browser_user_agent() -> &'static str {
-    BROWSER_USER_AGENT
 }
