@@ -8,6 +8,7 @@ use actix::{Actor, Handler, Message, SyncContext};
 
 use crate::domain::{Fanout, Job, Priority, Signature};
 use crate::store::{EntryMeta, Failure, Store, StoreError, Tx, now_ms};
+use crate::upstream::dotabuff::Dotabuff;
 
 /// A request for a resource arrived (HTTP POST/GET): decide whether it must be (re)fetched and,
 /// if so, claim it. The caller publishes the returned job.
@@ -366,10 +367,7 @@ impl Handler<Invalidate> for CacheKeeper {
                     }
                     tx.clear_failure(sig)?;
                 }
-                tx.remove_pages_with_prefix(&format!(
-                    "dotabuff:{}",
-                    crate::upstream::dotabuff::Dotabuff::team_matches_path(team)
-                ))?;
+                tx.remove_pages_with_prefix(&Dotabuff::team_pages_key_prefix(team))?;
                 out.teams.push((team, n));
             }
             Ok(out)

@@ -13,10 +13,10 @@ use serde_json::Value;
 use super::cache_keeper::{CacheKeeper, Child, StorePage};
 use super::fetcher::{FetchJobs, Fetcher, wrong_kind};
 use super::pipeline::Fetched;
-use crate::domain::{Fanout, Job, LeagueId, MatchId, ResourceKind, Service, Signature, TeamId};
+use crate::domain::{Job, LeagueId, MatchId, ResourceKind, Service, Signature, TeamId};
 use crate::store::{Store, now_ms};
 use crate::team::record::{Source, TeamMatch, TeamRecord};
-use crate::team::view::PlayerSides;
+use crate::team::view::{PlayerSides, import_fanout};
 use crate::upstream::dotabuff::Dotabuff;
 use crate::upstream::dotabuff_page::parse_team_matches_page;
 use crate::upstream::error::UpstreamError;
@@ -80,10 +80,7 @@ impl FetchJobs for TeamJobs {
                 },
                 TeamSource::Opendota => this.opendota_record(team, league).await?,
             };
-            let fanout = match this.sides {
-                PlayerSides::Both => Fanout::All,
-                PlayerSides::Team => Fanout::TeamSide(team),
-            };
+            let fanout = import_fanout(team, this.sides);
             let children = record
                 .match_ids
                 .iter()
@@ -104,7 +101,7 @@ impl FetchJobs for TeamJobs {
 impl TeamJobs {
     /// One page, from the cache when fresh (and not forced), else from Dotabuff.
     async fn page(&self, team: TeamId, page: u32, force: bool) -> Result<String, String> {
-        let key = format!("dotabuff:{}?page={page}", Dotabuff::team_matches_path(team));
+        let key = Dotabuff::team_page_key(team, page);
         let ttl_ms = i64::try_from(self.page_ttl.as_millis()).unwrap_or(i64::MAX);
         if !force
             && let Ok(Some((fetched_at, body))) = self.store.page(&key)
