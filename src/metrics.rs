@@ -43,6 +43,17 @@ pub const NATS_SERVER_RESTARTS: &str = "dota_nats_server_restarts_total";
 /// Size of the redb file.
 pub const STORE_SIZE_BYTES: &str = "dota_store_size_bytes";
 
+/// `status_class` values of [`UPSTREAM_REQUESTS`].
+pub const STATUS_2XX: &str = "2xx";
+pub const STATUS_4XX: &str = "4xx";
+pub const STATUS_429: &str = "429";
+pub const STATUS_5XX: &str = "5xx";
+/// No HTTP answer (connect, timeout, cut body) or an unusable one (too large).
+pub const STATUS_ERROR: &str = "error";
+const STATUS_CLASSES: [&str; 5] = [STATUS_2XX, STATUS_4XX, STATUS_429, STATUS_5XX, STATUS_ERROR];
+/// `result` values of [`CACHE_LOOKUPS`].
+const CACHE_RESULTS: [&str; 3] = ["hit", "miss", "expired"];
+
 /// Latency buckets (seconds) shared by the HTTP and upstream histograms.
 const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -67,7 +78,7 @@ pub fn install() -> Result<PrometheusHandle, MetricsError> {
         .install_recorder()
         .map_err(|e| MetricsError(e.to_string()))?;
     describe();
-    export_rare_counters_at_zero();
+    export_counters_at_zero();
     *slot = Some(handle.clone());
     Ok(handle)
 }
@@ -117,11 +128,29 @@ pub fn describe() {
     describe_gauge!(STORE_SIZE_BYTES, "Size of the redb file in bytes.");
 }
 
-/// Exports the counters of rare events at zero from the start: a series that appears only on
-/// its first event reads "No data" on a dashboard, and `increase()` misses that first event.
-fn export_rare_counters_at_zero() {
+/// Exports every counter series at zero from the start, for every combination of its (small,
+/// fixed) labels: a series that appears only on its first event reads "No data" on a
+/// dashboard, and `increase()` misses that first event. HTTP route counters are left to the
+/// routes, whose status label is open-ended.
+fn export_counters_at_zero() {
+    use crate::domain::{Priority, ResourceKind, Service};
     metrics::counter!(NATS_SERVER_RESTARTS).increment(0);
-    for service in crate::domain::Service::ALL {
-        metrics::counter!(RATE_LIMIT_WAITS, "service" => service.as_str()).increment(0);
+    for kind in ResourceKind::ALL.map(ResourceKind::as_str) {
+        for priority in Priority::ALL.map(Priority::as_str) {
+            for name in [JOBS_QUEUED, JOBS_STARTED, JOBS_COMPLETED, JOBS_FAILED] {
+                metrics::counter!(name, "kind" => kind, "priority" => priority).increment(0);
+            }
+        }
+        metrics::counter!(JOB_RETRIES, "kind" => kind).increment(0);
+        for result in CACHE_RESULTS {
+            metrics::counter!(CACHE_LOOKUPS, "kind" => kind, "result" => result).increment(0);
+        }
+    }
+    for service in Service::ALL.map(Service::as_str) {
+        metrics::counter!(RATE_LIMIT_WAITS, "service" => service).increment(0);
+        for class in STATUS_CLASSES {
+            metrics::counter!(UPSTREAM_REQUESTS, "service" => service, "status_class" => class)
+                .increment(0);
+        }
     }
 }

@@ -110,17 +110,26 @@ impl UpstreamClient {
             }),
         };
         let class = match &result {
-            Ok(_) => "2xx",
-            Err(UpstreamError::RateLimited { .. }) => "429",
-            Err(UpstreamError::NotFound { .. }) => "4xx",
-            Err(UpstreamError::Status { status, .. }) if *status < 500 => "4xx",
-            Err(UpstreamError::Status { .. }) => "5xx",
-            Err(_) => "error",
+            Ok(_) => m::STATUS_2XX,
+            Err(UpstreamError::RateLimited { .. }) => m::STATUS_429,
+            Err(UpstreamError::NotFound { .. }) => m::STATUS_4XX,
+            Err(UpstreamError::Status { status, .. }) if *status < 500 => m::STATUS_4XX,
+            Err(UpstreamError::Status { .. }) => m::STATUS_5XX,
+            Err(_) => m::STATUS_ERROR,
         };
         metrics::counter!(m::UPSTREAM_REQUESTS, "service" => service.as_str(), "status_class" => class)
             .increment(1);
+        let elapsed = started.elapsed();
         metrics::histogram!(m::UPSTREAM_LATENCY, "service" => service.as_str())
-            .record(started.elapsed().as_secs_f64());
+            .record(elapsed.as_secs_f64());
+        // The path only: the query may carry the API key.
+        tracing::debug!(
+            %service,
+            path = reqwest::Url::parse(&req.url).map(|u| u.path().to_string()).unwrap_or_default(),
+            status_class = class,
+            elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+            "upstream call"
+        );
         result
     }
 }
