@@ -18,7 +18,7 @@ use crate::actors::cache_keeper::{CacheKeeper, RequeueAll};
 use crate::actors::fetcher::{FetchJobs, Fetcher};
 use crate::actors::league_fetcher::{LeagueFetcher, LeagueJobs};
 use crate::actors::match_fetcher::{MatchFetcher, MatchJobs};
-use crate::actors::pipeline::{Activity, Pipeline};
+use crate::actors::pipeline::{Activity, Pipeline, PipelineError};
 use crate::actors::player_fetcher::{PlayerFetcher, PlayerJobs};
 use crate::actors::player_stats_fetcher::{PlayerStatsFetcher, PlayerStatsJobs};
 use crate::actors::rate_limiter::{LimiterBudget, RateLimiter};
@@ -30,9 +30,11 @@ use crate::config::{NatsMode, Settings};
 use crate::domain::ResourceKind;
 use crate::fixture_upstream::{FixtureConfig, FixtureError, FixtureUpstream};
 use crate::http::{self, ApiState};
+use crate::metrics::MetricsError;
 use crate::store::{Store, StoreError};
 use crate::upstream::client::UpstreamClient;
 use crate::upstream::dotabuff::Dotabuff;
+use crate::upstream::error::UpstreamError;
 use crate::upstream::opendota::OpenDota;
 
 /// Job kinds this build fetches.
@@ -52,8 +54,11 @@ pub enum AppError {
     },
     #[error(transparent)]
     EmbeddedNats(#[from] EmbeddedNatsError),
-    #[error("could not connect to NATS at {url}: {reason}")]
-    NatsConnect { url: String, reason: String },
+    #[error("could not connect to NATS at {url}: {source}")]
+    NatsConnect {
+        url: String,
+        source: async_nats::ConnectError,
+    },
     #[error("could not open the database: {0}")]
     Store(#[from] StoreError),
     #[error("could not set up the JetStream queue: {0}")]
@@ -65,8 +70,14 @@ pub enum AppError {
     },
     #[error("demo fixture upstream: {0}")]
     Demo(#[from] FixtureError),
-    #[error("{0}")]
-    Setup(String),
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
+    #[error("could not build the upstream HTTP client: {0}")]
+    UpstreamClient(#[source] UpstreamError),
+    #[error("the cache keeper did not answer at start-up: {0}")]
+    Keeper(#[from] actix::MailboxError),
+    #[error("re-queuing left-over work: {0}")]
+    Requeue(#[source] PipelineError),
 }
 
 /// The running service.
@@ -113,7 +124,7 @@ impl Application {
     pub async fn build(mut settings: Settings) -> Result<Self, AppError> {
         // Both reqwest and async-nats use rustls with ring; installing it twice is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let metrics = crate::metrics::install().map_err(|e| AppError::Setup(e.to_string()))?;
+        let metrics = crate::metrics::install()?;
         std::fs::create_dir_all(&settings.data_dir).map_err(|source| AppError::DataDir {
             path: settings.data_dir.clone(),
             source,
@@ -141,9 +152,9 @@ impl Application {
             .name("dota-orchestrator")
             .connect(&nats_url)
             .await
-            .map_err(|e| AppError::NatsConnect {
+            .map_err(|source| AppError::NatsConnect {
                 url: nats_url.clone(),
-                reason: e.to_string(),
+                source,
             })?;
 
         let store = Store::open(&settings.data_dir.join(DB_FILE), settings.ttls)?;
@@ -177,7 +188,7 @@ impl Application {
 
         let budget = LimiterBudget::new(limiter.clone(), settings.clock.clone());
         let client =
-            UpstreamClient::new(Arc::new(budget)).map_err(|e| AppError::Setup(e.to_string()))?;
+            UpstreamClient::new(Arc::new(budget)).map_err(AppError::UpstreamClient)?;
         let opendota = OpenDota::new(
             client.clone(),
             &settings.opendota_url,
@@ -312,11 +323,6 @@ impl Application {
         self.embedded.as_ref().map(EmbeddedNats::pid)
     }
 
-    /// The demo fixture upstream, when running with `--demo`.
-    pub fn demo_upstream(&self) -> Option<&FixtureUpstream> {
-        self.fixture.as_ref()
-    }
-
     /// Graceful stop: no new requests, jobs in hand finish (ack or nak), the database is
     /// closed, the embedded nats-server flushes and exits. Queued jobs stay in JetStream.
     pub async fn stop(self) {
@@ -393,18 +399,14 @@ async fn wait_until(done: impl Fn() -> bool, what: &str) {
 /// Re-queues every claim found in the database under a new generation (see [`RequeueAll`]),
 /// so work queued before a stop or crash is done now, not after JetStream's ack wait.
 async fn recover_claims(pipeline: &Pipeline) -> Result<(), AppError> {
-    let jobs = pipeline
-        .keeper
-        .send(RequeueAll)
-        .await
-        .map_err(|e| AppError::Setup(e.to_string()))??;
+    let jobs = pipeline.keeper.send(RequeueAll).await??;
     if !jobs.is_empty() {
         tracing::info!(count = jobs.len(), "re-queuing work left from the last run");
     }
     pipeline
         .publish_claimed(jobs)
         .await
-        .map_err(|e| AppError::Setup(format!("re-queuing left-over work: {e}")))
+        .map_err(AppError::Requeue)
 }
 
 async fn start_demo_upstream(

@@ -3,7 +3,7 @@
 //! (`_seconds`, `_bytes`); labels come from small fixed sets (kind, priority, service,
 //! status class, route template), never IDs or error text.
 
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// Jobs published to the queue. Labels: kind, priority.
 pub const JOBS_QUEUED: &str = "dota_jobs_queued_total";
@@ -62,21 +62,20 @@ const LATENCY_BUCKETS: &[f64] = &[
 /// Errors installing the recorder.
 #[derive(Debug, thiserror::Error)]
 #[error("metrics recorder: {0}")]
-pub struct MetricsError(String);
+pub struct MetricsError(#[from] BuildError);
 
 /// Installs the process-wide Prometheus recorder once and returns its render handle.
 /// Later calls (several apps in one test process) get the same handle.
 pub fn install() -> Result<PrometheusHandle, MetricsError> {
     static HANDLE: std::sync::Mutex<Option<PrometheusHandle>> = std::sync::Mutex::new(None);
-    let mut slot = HANDLE.lock().map_err(|e| MetricsError(e.to_string()))?;
+    // Poisoned only if an install panicked; the slot then still says whether one succeeded.
+    let mut slot = HANDLE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some(handle) = slot.as_ref() {
         return Ok(handle.clone());
     }
     let handle = PrometheusBuilder::new()
-        .set_buckets_for_metric(Matcher::Suffix("_seconds".to_string()), LATENCY_BUCKETS)
-        .map_err(|e| MetricsError(e.to_string()))?
-        .install_recorder()
-        .map_err(|e| MetricsError(e.to_string()))?;
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".to_string()), LATENCY_BUCKETS)?
+        .install_recorder()?;
     describe();
     export_counters_at_zero();
     *slot = Some(handle.clone());

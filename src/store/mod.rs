@@ -16,34 +16,26 @@ pub use records::{EntryMeta, Failure, InFlight};
 
 use crate::domain::{ResourceKind, Signature};
 
-/// Storage failures. A failed read or write is reported, never turned into "missing".
+/// Storage failures, with redb's error as the source. A failed read or write is reported,
+/// never turned into "missing".
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    #[error("redb: could not open the database: {0}")]
+    Open(#[from] redb::DatabaseError),
+    #[error("redb: could not begin a transaction: {0}")]
+    Transaction(#[from] redb::TransactionError),
+    #[error("redb: could not open a table: {0}")]
+    Table(#[from] redb::TableError),
     #[error("redb: {0}")]
-    Redb(String),
+    Storage(#[from] redb::StorageError),
+    #[error("redb: could not commit: {0}")]
+    Commit(#[from] redb::CommitError),
     #[error("corrupt record for {key}: {source}")]
     Corrupt {
         key: String,
         source: serde_json::Error,
     },
 }
-
-macro_rules! redb_err {
-    ($($t:ty),*) => {$(
-        impl From<$t> for StoreError {
-            fn from(e: $t) -> Self {
-                StoreError::Redb(e.to_string())
-            }
-        }
-    )*};
-}
-redb_err!(
-    redb::DatabaseError,
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError
-);
 
 /// How long each kind of resource stays fresh.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,18 +110,9 @@ impl Store {
         })
     }
 
-    pub fn ttls(&self) -> Ttls {
-        self.ttls
-    }
-
     /// Size of the database file in bytes (for metrics).
     pub fn file_size(&self) -> u64 {
         std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0)
-    }
-
-    /// Whether a stored copy is fresh now: not invalidated and younger than its kind's TTL.
-    pub fn is_fresh(&self, kind: ResourceKind, meta: &EntryMeta) -> bool {
-        is_fresh(&self.ttls, kind, meta, now_ms())
     }
 
     /// Opens a read transaction and a table: proves the database answers (for `/readyz`).
