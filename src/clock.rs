@@ -112,7 +112,8 @@ fn nanos(d: Duration) -> i128 {
 
 /// `at` moved by `offset_ns`; saturates instead of overflowing `SystemTime`.
 fn shift(at: SystemTime, offset_ns: i128) -> SystemTime {
-    let magnitude = Duration::from_nanos(u64::try_from(offset_ns.unsigned_abs()).unwrap_or(u64::MAX));
+    let magnitude =
+        Duration::from_nanos(u64::try_from(offset_ns.unsigned_abs()).unwrap_or(u64::MAX));
     let moved = if offset_ns >= 0 {
         at.checked_add(magnitude)
     } else {

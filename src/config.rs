@@ -10,9 +10,9 @@ use clap::Args;
 use serde::Deserialize;
 
 use crate::actors::pipeline::RetryPolicy;
-use crate::clock::Clock;
 use crate::actors::rate_limiter::RateLimits;
 use crate::actors::team_importer::TeamSource;
+use crate::clock::Clock;
 use crate::store::Ttls;
 use crate::team::view::PlayerSides;
 use crate::upstream::opendota::ApiKey;

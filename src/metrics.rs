@@ -69,7 +69,9 @@ pub struct MetricsError(#[from] BuildError);
 pub fn install() -> Result<PrometheusHandle, MetricsError> {
     static HANDLE: std::sync::Mutex<Option<PrometheusHandle>> = std::sync::Mutex::new(None);
     // Poisoned only if an install panicked; the slot then still says whether one succeeded.
-    let mut slot = HANDLE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut slot = HANDLE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some(handle) = slot.as_ref() {
         return Ok(handle.clone());
     }

@@ -156,10 +156,7 @@ async fn json_logs_carry_request_ids_and_never_the_api_key() {
     let lines = json_lines(&stderr);
     assert!(lines.len() > 10);
     for v in &lines {
-        assert!(
-            v["level"].is_string() && v["timestamp"].is_string(),
-            "{v}"
-        );
+        assert!(v["level"].is_string() && v["timestamp"].is_string(), "{v}");
     }
     let text: Vec<String> = lines.iter().map(Value::to_string).collect();
     assert!(
@@ -196,7 +193,10 @@ async fn concurrent_jobs_log_under_their_own_job_span() {
         .unwrap()
         .filter_map(|e| Some(e.ok()?.path().file_stem()?.to_str()?.to_string()))
         .collect();
-    assert!(matches.len() >= 4, "enough matches to keep every worker busy");
+    assert!(
+        matches.len() >= 4,
+        "enough matches to keep every worker busy"
+    );
     for id in &matches {
         let resp = service
             .http
@@ -313,7 +313,10 @@ async fn a_fresh_service_exports_every_counter_series_at_zero() {
         }
         zero("dota_job_retries_total", &[("kind", kind)]);
         for result in ["hit", "miss", "expired"] {
-            zero("dota_cache_lookups_total", &[("kind", kind), ("result", result)]);
+            zero(
+                "dota_cache_lookups_total",
+                &[("kind", kind), ("result", result)],
+            );
         }
     }
     for service in services {

@@ -60,7 +60,10 @@ async fn matching_limits_cause_no_upstream_429() {
     })
     .await;
     let windows_waited = import_two_matches(&t).await;
-    assert!(windows_waited >= 1, "22 calls at 15 a minute cross a window");
+    assert!(
+        windows_waited >= 1,
+        "22 calls at 15 a minute cross a window"
+    );
     let stats = t.upstream_stats().await;
     assert_eq!(stats["rateLimited"], 0, "{stats}");
     assert_eq!(stats["total"], 22, "each resource fetched once: {stats}");
@@ -91,7 +94,10 @@ async fn a_service_limit_above_the_upstreams_absorbs_429s() {
     )
     .await;
     let windows_waited = import_two_matches(&t).await;
-    assert!(windows_waited >= 1, "a 429 pauses the service until the next window");
+    assert!(
+        windows_waited >= 1,
+        "a 429 pauses the service until the next window"
+    );
     let stats = t.upstream_stats().await;
     assert!(stats["rateLimited"].as_u64().unwrap() >= 2, "{stats}");
     assert_eq!(stats["failed"], 0, "{stats}");

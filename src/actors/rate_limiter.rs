@@ -350,7 +350,6 @@ impl Budget for LimiterBudget {
 mod tests {
     use std::time::{Instant, UNIX_EPOCH};
 
-
     use super::*;
     use crate::actors::rate_window::WINDOW_MARGIN;
 
@@ -413,8 +412,7 @@ mod tests {
 
     #[actix_rt::test]
     async fn opendota_grants_a_burst_at_once_then_waits_for_the_next_minute() {
-        let limiter =
-            RateLimiter::new(limits(10, 30), ten_seconds_into_a_minute()).start();
+        let limiter = RateLimiter::new(limits(10, 30), ten_seconds_into_a_minute()).start();
         for i in 0..10 {
             let grant = limiter
                 .send(Acquire {
@@ -442,8 +440,7 @@ mod tests {
 
     #[actix_rt::test]
     async fn observed_headers_and_429s_shrink_the_opendota_budget() {
-        let limiter =
-            RateLimiter::new(limits(60, 30), ten_seconds_into_a_minute()).start();
+        let limiter = RateLimiter::new(limits(60, 30), ten_seconds_into_a_minute()).start();
         let observe = Observe {
             service: Service::OpenDota,
             remaining_minute: Some(5),
@@ -457,8 +454,7 @@ mod tests {
         // Day spent: the wait runs to the next UTC midnight.
         assert!(opendota.paused_for_ms > 80_000_000);
 
-        let limiter =
-            RateLimiter::new(limits(60, 30), ten_seconds_into_a_minute()).start();
+        let limiter = RateLimiter::new(limits(60, 30), ten_seconds_into_a_minute()).start();
         limiter
             .send(RateLimited {
                 service: Service::OpenDota,

@@ -34,8 +34,8 @@ use super::FixtureConfig;
 use super::faults::{FaultReply, FaultTable};
 use super::files::{Upstream, UpstreamRequest};
 use super::limits::{Admission, RateWindows, Remaining, unix_now};
-use crate::clock::Clock;
 use super::stats::Stats;
+use crate::clock::Clock;
 
 /// Largest accepted `POST /_faults` body; a fault spec is a few hundred bytes, custom bodies
 /// (e.g. an HTML error page) a few KiB.

@@ -251,7 +251,10 @@ impl TestApp {
             .as_u64()
             .unwrap_or(0);
         let now = self.clock.now();
-        let secs = now.duration_since(UNIX_EPOCH).expect("after 1970").as_secs();
+        let secs = now
+            .duration_since(UNIX_EPOCH)
+            .expect("after 1970")
+            .as_secs();
         let minute_end = UNIX_EPOCH + Duration::from_secs((secs / 60 + 1) * 60);
         let target = minute_end - Duration::from_millis(300);
         if paused_ms <= 1000 || target <= now {
