@@ -184,3 +184,81 @@ async fn read_response(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use futures::future::BoxFuture;
+
+    use super::*;
+    use crate::fixture_upstream::{FixtureConfig, FixtureUpstream};
+    use crate::upstream::budget::BudgetUnavailable;
+
+    /// A budget that grants every call at once and keeps what the client reported.
+    #[derive(Default)]
+    struct Recorded {
+        events: Mutex<Vec<String>>,
+    }
+
+    impl Budget for Recorded {
+        fn acquire(&self, service: Service) -> BoxFuture<'_, Result<Duration, BudgetUnavailable>> {
+            self.events
+                .lock()
+                .unwrap()
+                .push(format!("acquire {service}"));
+            Box::pin(async { Ok(Duration::ZERO) })
+        }
+        fn observe(&self, service: Service, remaining: Remaining) {
+            let Remaining { minute, day } = remaining;
+            let event = format!("observe {service} {minute:?} {day:?}");
+            self.events.lock().unwrap().push(event);
+        }
+        fn rate_limited(&self, service: Service) {
+            self.events.lock().unwrap().push(format!("429 {service}"));
+        }
+    }
+
+    /// No actix System here: the client needs only a tokio runtime and some [`Budget`].
+    #[tokio::test]
+    async fn the_client_reports_the_upstream_budget_and_its_429s_to_its_budget() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("opendota/matches")).unwrap();
+        std::fs::write(dir.path().join("opendota/matches/1.json"), "{}").unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let config = FixtureConfig {
+            dir: dir.path().to_path_buf(),
+            rate_limit_per_min: Some(1),
+            // Mid-minute and standing still: both calls fall in one window.
+            clock: crate::clock::Clock::fixed(
+                std::time::UNIX_EPOCH + Duration::from_secs(1_728_000_030),
+            ),
+            ..FixtureConfig::default()
+        };
+        let upstream = FixtureUpstream::start(config, listener).await.unwrap();
+        let budget = Arc::new(Recorded::default());
+        let client = UpstreamClient::new(budget.clone()).unwrap();
+        let request = || Request {
+            service: Service::OpenDota,
+            url: format!("{}/matches/1", upstream.opendota_url()),
+            query: Vec::new(),
+            max_bytes: 1024,
+        };
+
+        assert_eq!(client.get(request()).await.unwrap(), Bytes::from("{}"));
+        let second = client.get(request()).await;
+        assert!(
+            matches!(second, Err(UpstreamError::RateLimited { tries, .. }) if tries == MAX_RATE_LIMITED_TRIES),
+            "{second:?}"
+        );
+        let events = budget.events.lock().unwrap().clone();
+        assert_eq!(
+            events[..2],
+            ["acquire opendota", "observe opendota Some(0) None"]
+        );
+        let limited = events.iter().filter(|e| *e == "429 opendota").count();
+        assert_eq!(limited, MAX_RATE_LIMITED_TRIES as usize, "{events:?}");
+        upstream.stop().await;
+    }
+}
