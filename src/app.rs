@@ -1,40 +1,36 @@
 //! `Application::build` wires the system together and `Application::stop` takes it apart;
-//! `main` and the integration tests use exactly this code.
+//! `main` and the integration tests use exactly this code. The steps themselves are in
+//! [`start`].
 //!
 //! Start order: metrics → (demo fixture upstream) → NATS (embedded or external) → redb →
 //! RateLimiter → CacheKeeper → JetStream queue → re-publish claims left by a crash →
 //! fetchers → HTTP. Stop order is the reverse: HTTP stops accepting (open event streams end),
 //! fetchers finish the job in hand, CacheKeeper lets go of the database file, then nats-server is stopped.
 
+mod start;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{Addr, Supervisor, SyncArbiter};
+use actix::{Addr, SyncArbiter};
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
-use crate::actors::cache_keeper::{CacheKeeper, RequeueAll};
-use crate::actors::fetcher::{FetchJobs, Fetcher};
-use crate::actors::league_fetcher::{LeagueFetcher, LeagueJobs};
-use crate::actors::match_fetcher::{MatchFetcher, MatchJobs};
-use crate::actors::pipeline::{Activity, Pipeline};
-use crate::actors::player_fetcher::{PlayerFetcher, PlayerJobs};
-use crate::actors::player_stats_fetcher::{PlayerStatsFetcher, PlayerStatsJobs};
-use crate::actors::rate_limiter::RateLimiter;
-use crate::actors::team_importer::{TeamImporter, TeamJobs};
+use crate::actors::cache_keeper::CacheKeeper;
+use crate::actors::pipeline::{Activity, Pipeline, PipelineError};
 use crate::actors::team_watch::TeamWatch;
-use crate::bus::embedded::{EmbeddedNats, EmbeddedNatsConfig, EmbeddedNatsError};
+use crate::bus::embedded::{EmbeddedNats, EmbeddedNatsError};
 use crate::bus::queue::{BusError, JobQueue};
-use crate::config::{NatsMode, Settings};
+use crate::config::Settings;
 use crate::domain::ResourceKind;
 #[cfg(feature = "fixture-upstream")]
-use crate::fixture_upstream::{FixtureConfig, FixtureError, FixtureUpstream};
-use crate::http::{self, ApiState};
+use crate::fixture_upstream::{FixtureError, FixtureUpstream};
+use crate::http::ApiState;
+use crate::metrics::MetricsError;
 use crate::store::{Store, StoreError};
-use crate::upstream::client::UpstreamClient;
-use crate::upstream::dotabuff::Dotabuff;
-use crate::upstream::opendota::OpenDota;
+use crate::upstream::error::UpstreamError;
+use start::Fetchers;
 
 /// Job kinds this build fetches.
 const KINDS: [ResourceKind; 5] = ResourceKind::ALL;
@@ -53,8 +49,11 @@ pub enum AppError {
     },
     #[error(transparent)]
     EmbeddedNats(#[from] EmbeddedNatsError),
-    #[error("could not connect to NATS at {url}: {reason}")]
-    NatsConnect { url: String, reason: String },
+    #[error("could not connect to NATS at {url}: {source}")]
+    NatsConnect {
+        url: String,
+        source: async_nats::ConnectError,
+    },
     #[error("could not open the database: {0}")]
     Store(#[from] StoreError),
     #[error("could not set up the JetStream queue: {0}")]
@@ -74,8 +73,14 @@ pub enum AppError {
          cargo feature; rebuild with default features (or `--features fixture-upstream`)"
     )]
     DemoUnavailable,
-    #[error("{0}")]
-    Setup(String),
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
+    #[error("could not build the upstream HTTP client: {0}")]
+    UpstreamClient(#[source] UpstreamError),
+    #[error("the cache keeper did not answer at start-up: {0}")]
+    Keeper(#[from] actix::MailboxError),
+    #[error("re-queuing left-over work: {0}")]
+    Requeue(#[source] PipelineError),
 }
 
 /// The running service.
@@ -99,25 +104,6 @@ pub struct Application {
     team_watch: JoinHandle<()>,
 }
 
-/// Addresses of the supervised fetchers; dropping them lets the actors stop at shutdown.
-struct Fetchers {
-    matches: Addr<MatchFetcher>,
-    players: Addr<PlayerFetcher>,
-    player_stats: Addr<PlayerStatsFetcher>,
-    leagues: Addr<LeagueFetcher>,
-    teams: Addr<TeamImporter>,
-}
-
-fn start_fetcher<J: FetchJobs>(
-    jobs: J,
-    pipeline: &Pipeline,
-    workers: usize,
-    shutdown: &watch::Receiver<bool>,
-) -> Addr<Fetcher<J>> {
-    let (pipeline, shutdown) = (pipeline.clone(), shutdown.clone());
-    Supervisor::start(move |_| Fetcher::new(jobs, pipeline, workers, shutdown))
-}
-
 impl Application {
     /// Builds and starts everything. Must run inside an actix `System`.
     // Only demo mode rewrites the settings (the upstream URLs of its fixture upstream).
@@ -125,57 +111,32 @@ impl Application {
     pub async fn build(mut settings: Settings) -> Result<Self, AppError> {
         // Both reqwest and async-nats use rustls with ring; installing it twice is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let metrics = crate::metrics::install().map_err(|e| AppError::Setup(e.to_string()))?;
+        let metrics = crate::metrics::install()?;
         std::fs::create_dir_all(&settings.data_dir).map_err(|source| AppError::DataDir {
             path: settings.data_dir.clone(),
             source,
         })?;
-
         #[cfg(feature = "fixture-upstream")]
         let fixture = match settings.demo_data().map(std::path::Path::to_path_buf) {
-            Some(dir) => Some(start_demo_upstream(&dir, &mut settings).await?),
+            Some(dir) => Some(start::demo_upstream(&dir, &mut settings).await?),
             None => None,
         };
         #[cfg(not(feature = "fixture-upstream"))]
         if settings.demo_data().is_some() {
             return Err(AppError::DemoUnavailable);
         }
-
-        let (embedded, nats_url) = match &settings.nats {
-            NatsMode::Embedded { conf, port } => {
-                let server = EmbeddedNats::start(EmbeddedNatsConfig {
-                    conf: conf.clone(),
-                    store_dir: settings.data_dir.join("nats"),
-                    port: *port,
-                })
-                .await?;
-                let url = server.url().to_string();
-                (Some(server), url)
-            }
-            NatsMode::External { url } => (None, url.clone()),
-        };
-        let nats = async_nats::ConnectOptions::new()
-            .name("dota-orchestrator")
-            .connect(&nats_url)
-            .await
-            .map_err(|e| AppError::NatsConnect {
-                url: nats_url.clone(),
-                reason: e.to_string(),
-            })?;
+        let (embedded, nats_url, nats) = start::nats(&settings).await?;
 
         let store = Store::open(&settings.data_dir.join(DB_FILE), settings.ttls)?;
-        let limits = settings.limits;
-        let limiter = Supervisor::start(move |_| RateLimiter::new(limits));
+        let upstreams = start::upstreams(&settings)?;
         let keeper_store = store.clone();
         // One thread: CacheKeeper is the single writer, and redb serialises writers anyway.
         let keeper = SyncArbiter::start(1, move || CacheKeeper::new(keeper_store.clone()));
-
-        let workers = settings.workers;
         let queue = JobQueue::setup(
             nats.clone(),
             &KINDS,
             settings.retry.max_attempts,
-            u32::try_from(workers * 2).unwrap_or(u32::MAX),
+            u32::try_from(settings.workers * 2).unwrap_or(u32::MAX),
         )
         .await?;
         let activity = Arc::new(Activity::default());
@@ -189,65 +150,9 @@ impl Application {
             activity: activity.clone(),
             retry: settings.retry,
         };
-        recover_claims(&pipeline).await?;
+        start::recover_claims(&pipeline).await?;
 
-        let client =
-            UpstreamClient::new(limiter.clone()).map_err(|e| AppError::Setup(e.to_string()))?;
-        let opendota = OpenDota::new(
-            client.clone(),
-            &settings.opendota_url,
-            settings.opendota_api_key.clone(),
-        );
-        let dotabuff = Dotabuff::new(client, &settings.dotabuff_url);
-        let fetchers = Fetchers {
-            matches: start_fetcher(
-                MatchJobs {
-                    opendota: opendota.clone(),
-                },
-                &pipeline,
-                workers,
-                &shutdown_rx,
-            ),
-            players: start_fetcher(
-                PlayerJobs {
-                    opendota: opendota.clone(),
-                },
-                &pipeline,
-                workers,
-                &shutdown_rx,
-            ),
-            player_stats: start_fetcher(
-                PlayerStatsJobs {
-                    opendota: opendota.clone(),
-                },
-                &pipeline,
-                workers,
-                &shutdown_rx,
-            ),
-            leagues: start_fetcher(
-                LeagueJobs {
-                    opendota: opendota.clone(),
-                },
-                &pipeline,
-                1,
-                &shutdown_rx,
-            ),
-            // Team pages are fetched one at a time anyway (Dotabuff's steady spacing).
-            teams: start_fetcher(
-                TeamJobs {
-                    dotabuff,
-                    opendota: opendota.clone(),
-                    store: store.clone(),
-                    keeper: keeper.clone(),
-                    source: settings.team_source,
-                    sides: settings.team_players,
-                    page_ttl: settings.ttls.teams,
-                },
-                &pipeline,
-                2,
-                &shutdown_rx,
-            ),
-        };
+        let fetchers = start::fetchers(&settings, &upstreams, &pipeline, &shutdown_rx);
         let team_watch = tokio::spawn(
             TeamWatch {
                 store: store.clone(),
@@ -257,48 +162,26 @@ impl Application {
             }
             .run(shutdown_rx.clone()),
         );
-
-        let (http_closing, closing) = watch::channel(false);
-        let state = ApiState {
+        let state = |closing| ApiState {
             closing,
             store: store.clone(),
             keeper: keeper.clone(),
-            limiter,
+            limiter: upstreams.limiter,
             pipeline,
             metrics,
             kinds: KINDS.to_vec(),
             team_players: settings.team_players,
             admin_token: settings.admin_token.clone(),
         };
-        let gauges = tokio::spawn(http::status::refresh_gauges(
-            state.clone(),
-            shutdown_rx.clone(),
-        ));
-        let listener = tokio::net::TcpListener::bind(settings.http_addr)
-            .await
-            .map_err(|source| AppError::Bind {
-                addr: settings.http_addr,
-                source,
-            })?;
-        let http_addr = listener.local_addr().map_err(|source| AppError::Bind {
-            addr: settings.http_addr,
-            source,
-        })?;
-        let (http_stop, http_stop_rx) = oneshot::channel::<()>();
-        let server = warp::serve(http::request_id::with_request_id(http::routes(state)))
-            .incoming(listener)
-            .graceful(async move {
-                let _ = http_stop_rx.await;
-            });
-        let http_task = tokio::spawn(server.run());
-        tracing::info!(%http_addr, nats = %nats_url, "dota-orchestrator is serving");
+        let http = start::http(settings.http_addr, state, &shutdown_rx).await?;
+        tracing::info!(http_addr = %http.addr, nats = %nats_url, "dota-orchestrator is serving");
 
         Ok(Self {
-            http_addr,
+            http_addr: http.addr,
             nats_url,
-            http_stop,
-            http_closing,
-            http_task,
+            http_stop: http.stop,
+            http_closing: http.closing,
+            http_task: http.task,
             shutdown,
             activity,
             store_handle: store.weak(),
@@ -308,7 +191,7 @@ impl Application {
             embedded,
             #[cfg(feature = "fixture-upstream")]
             fixture,
-            gauges,
+            gauges: http.gauges,
             team_watch,
         })
     }
@@ -326,12 +209,6 @@ impl Application {
     /// Process ID of the embedded nats-server, when this instance runs one.
     pub fn embedded_nats_pid(&self) -> Option<u32> {
         self.embedded.as_ref().map(EmbeddedNats::pid)
-    }
-
-    /// The demo fixture upstream, when running with `--demo`.
-    #[cfg(feature = "fixture-upstream")]
-    pub fn demo_upstream(&self) -> Option<&FixtureUpstream> {
-        self.fixture.as_ref()
     }
 
     /// Graceful stop: no new requests, jobs in hand finish (ack or nak), the database is
@@ -407,46 +284,4 @@ async fn wait_until(done: impl Fn() -> bool, what: &str) {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-/// Re-queues every claim found in the database under a new generation (see [`RequeueAll`]),
-/// so work queued before a stop or crash is done now, not after JetStream's ack wait.
-async fn recover_claims(pipeline: &Pipeline) -> Result<(), AppError> {
-    let jobs = pipeline
-        .keeper
-        .send(RequeueAll)
-        .await
-        .map_err(|e| AppError::Setup(e.to_string()))??;
-    if !jobs.is_empty() {
-        tracing::info!(count = jobs.len(), "re-queuing work left from the last run");
-    }
-    pipeline
-        .publish_claimed(jobs)
-        .await
-        .map_err(|e| AppError::Setup(format!("re-queuing left-over work: {e}")))
-}
-
-#[cfg(feature = "fixture-upstream")]
-async fn start_demo_upstream(
-    dir: &std::path::Path,
-    settings: &mut Settings,
-) -> Result<FixtureUpstream, AppError> {
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-        .await
-        .map_err(|source| AppError::Bind {
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            source,
-        })?;
-    let upstream = FixtureUpstream::start(
-        FixtureConfig {
-            dir: dir.to_path_buf(),
-            ..FixtureConfig::default()
-        },
-        listener,
-    )
-    .await?;
-    settings.opendota_url = upstream.opendota_url();
-    settings.dotabuff_url = upstream.dotabuff_url();
-    tracing::info!(addr = %upstream.addr(), dir = %dir.display(), "demo mode: fixture upstream serving the bundled data set");
-    Ok(upstream)
 }

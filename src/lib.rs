@@ -4,6 +4,7 @@
 //!
 //! Map of the system:
 //! - [`app`]: `Application::build` / `stop`, shared by `main` and the tests; start/stop order.
+//! - [`clock`]: the wall clock the rate windows read, adjustable in tests.
 //! - [`config`]: settings from defaults < TOML file < env < flags; the CLI.
 //! - [`domain`]: typed IDs, resource kinds, priorities and signatures.
 //! - [`actors`]: CacheKeeper, RateLimiter, MatchFetcher, PlayerFetcher and the job pipeline.
@@ -18,6 +19,7 @@
 pub mod actors;
 pub mod app;
 pub mod bus;
+pub mod clock;
 pub mod config;
 pub mod domain;
 #[cfg(feature = "fixture-upstream")]

@@ -142,6 +142,7 @@ async fn fixture(args: FixtureArgs) -> anyhow::Result<()> {
             rate_limit_per_min: args.rate_limit_per_min,
             daily_limit: args.daily_limit,
             fail_rate: args.fail_rate,
+            ..FixtureConfig::default()
         },
         listener,
     )

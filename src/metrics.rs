@@ -3,7 +3,7 @@
 //! (`_seconds`, `_bytes`); labels come from small fixed sets (kind, priority, service,
 //! status class, route template), never IDs or error text.
 
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// Jobs published to the queue. Labels: kind, priority.
 pub const JOBS_QUEUED: &str = "dota_jobs_queued_total";
@@ -43,6 +43,17 @@ pub const NATS_SERVER_RESTARTS: &str = "dota_nats_server_restarts_total";
 /// Size of the redb file.
 pub const STORE_SIZE_BYTES: &str = "dota_store_size_bytes";
 
+/// `status_class` values of [`UPSTREAM_REQUESTS`].
+pub const STATUS_2XX: &str = "2xx";
+pub const STATUS_4XX: &str = "4xx";
+pub const STATUS_429: &str = "429";
+pub const STATUS_5XX: &str = "5xx";
+/// No HTTP answer (connect, timeout, cut body) or an unusable one (too large).
+pub const STATUS_ERROR: &str = "error";
+const STATUS_CLASSES: [&str; 5] = [STATUS_2XX, STATUS_4XX, STATUS_429, STATUS_5XX, STATUS_ERROR];
+/// `result` values of [`CACHE_LOOKUPS`].
+const CACHE_RESULTS: [&str; 3] = ["hit", "miss", "expired"];
+
 /// Latency buckets (seconds) shared by the HTTP and upstream histograms.
 const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -51,23 +62,24 @@ const LATENCY_BUCKETS: &[f64] = &[
 /// Errors installing the recorder.
 #[derive(Debug, thiserror::Error)]
 #[error("metrics recorder: {0}")]
-pub struct MetricsError(String);
+pub struct MetricsError(#[from] BuildError);
 
 /// Installs the process-wide Prometheus recorder once and returns its render handle.
 /// Later calls (several apps in one test process) get the same handle.
 pub fn install() -> Result<PrometheusHandle, MetricsError> {
     static HANDLE: std::sync::Mutex<Option<PrometheusHandle>> = std::sync::Mutex::new(None);
-    let mut slot = HANDLE.lock().map_err(|e| MetricsError(e.to_string()))?;
+    // Poisoned only if an install panicked; the slot then still says whether one succeeded.
+    let mut slot = HANDLE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some(handle) = slot.as_ref() {
         return Ok(handle.clone());
     }
     let handle = PrometheusBuilder::new()
-        .set_buckets_for_metric(Matcher::Suffix("_seconds".to_string()), LATENCY_BUCKETS)
-        .map_err(|e| MetricsError(e.to_string()))?
-        .install_recorder()
-        .map_err(|e| MetricsError(e.to_string()))?;
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".to_string()), LATENCY_BUCKETS)?
+        .install_recorder()?;
     describe();
-    export_rare_counters_at_zero();
+    export_counters_at_zero();
     *slot = Some(handle.clone());
     Ok(handle)
 }
@@ -117,11 +129,29 @@ pub fn describe() {
     describe_gauge!(STORE_SIZE_BYTES, "Size of the redb file in bytes.");
 }
 
-/// Exports the counters of rare events at zero from the start: a series that appears only on
-/// its first event reads "No data" on a dashboard, and `increase()` misses that first event.
-fn export_rare_counters_at_zero() {
+/// Exports every counter series at zero from the start, for every combination of its (small,
+/// fixed) labels: a series that appears only on its first event reads "No data" on a
+/// dashboard, and `increase()` misses that first event. HTTP route counters are left to the
+/// routes, whose status label is open-ended.
+fn export_counters_at_zero() {
+    use crate::domain::{Priority, ResourceKind, Service};
     metrics::counter!(NATS_SERVER_RESTARTS).increment(0);
-    for service in crate::domain::Service::ALL {
-        metrics::counter!(RATE_LIMIT_WAITS, "service" => service.as_str()).increment(0);
+    for kind in ResourceKind::ALL.map(ResourceKind::as_str) {
+        for priority in Priority::ALL.map(Priority::as_str) {
+            for name in [JOBS_QUEUED, JOBS_STARTED, JOBS_COMPLETED, JOBS_FAILED] {
+                metrics::counter!(name, "kind" => kind, "priority" => priority).increment(0);
+            }
+        }
+        metrics::counter!(JOB_RETRIES, "kind" => kind).increment(0);
+        for result in CACHE_RESULTS {
+            metrics::counter!(CACHE_LOOKUPS, "kind" => kind, "result" => result).increment(0);
+        }
+    }
+    for service in Service::ALL.map(Service::as_str) {
+        metrics::counter!(RATE_LIMIT_WAITS, "service" => service).increment(0);
+        for class in STATUS_CLASSES {
+            metrics::counter!(UPSTREAM_REQUESTS, "service" => service, "status_class" => class)
+                .increment(0);
+        }
     }
 }

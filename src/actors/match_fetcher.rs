@@ -6,7 +6,7 @@ use super::cache_keeper::Child;
 use super::fetcher::{FetchJobs, Fetcher, wrong_kind};
 use super::pipeline::Fetched;
 use crate::domain::Job;
-use crate::domain::{Fanout, ResourceKind, Signature};
+use crate::domain::{ResourceKind, Signature};
 use crate::upstream::error::UpstreamError;
 use crate::upstream::opendota::OpenDota;
 
@@ -32,11 +32,7 @@ impl FetchJobs for MatchJobs {
                 return Err(wrong_kind(&job, ResourceKind::Match));
             };
             let body = opendota.get_match(id).await?;
-            let players = match job.fanout {
-                Fanout::All => body.players.iter().map(|p| p.id).collect(),
-                Fanout::TeamSide(team) => body.players_of(team),
-                Fanout::None => Vec::new(),
-            };
+            let players = body.sides.players_for(job.fanout);
             Ok(Fetched {
                 body: body.raw.to_vec(),
                 children: players

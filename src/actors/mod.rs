@@ -1,9 +1,11 @@
 //! Actors, one per file, and who sends what to whom:
 //! - HTTP handlers send `Prepare` to [`cache_keeper::CacheKeeper`] (the only redb writer) and
 //!   publish the job it claimed to JetStream.
-//! - [`match_fetcher::MatchFetcher`] / [`player_fetcher::PlayerFetcher`] pull jobs, ask
-//!   [`rate_limiter::RateLimiter`] for a grant before every upstream call, and send
+//! - [`match_fetcher::MatchFetcher`] / [`player_fetcher::PlayerFetcher`] pull jobs and send
 //!   `Complete`/`Fail` to CacheKeeper, then publish the fan-out and the ready/failed event.
+//!   Their upstream client waits for a grant before every call through the `upstream::budget`
+//!   trait, which [`rate_limiter::LimiterBudget`] serves from [`rate_limiter::RateLimiter`]
+//!   (the client never names the actor).
 //!
 //! Start order: RateLimiter, CacheKeeper, fetchers. Stop order is the reverse: fetchers finish
 //! their current job, then CacheKeeper lets go of the database.

@@ -15,6 +15,7 @@ use actix::Addr;
 use async_nats::jetstream::AckKind;
 use rand::Rng;
 use serde::Serialize;
+use tracing::Instrument;
 
 use super::cache_keeper::{CacheKeeper, Child, Complete, Fail, Release};
 use crate::bus::queue::{Delivery, JobQueue};
@@ -149,9 +150,28 @@ impl Pipeline {
         }
     }
 
-    /// Runs one delivered job to its end. Never returns an error: every outcome ends in an
-    /// ack, a nak or a term.
+    /// Runs one delivered job to its end in its own `job{kind,id,attempt}` span. Never
+    /// returns an error: every outcome ends in an ack, a nak or a term.
     pub async fn run<F, Fut>(&self, delivery: Delivery, announce: bool, fetch: F)
+    where
+        F: FnOnce(Job) -> Fut,
+        Fut: Future<Output = Result<Fetched, UpstreamError>>,
+    {
+        let sig = delivery.job.signature;
+        let span = tracing::info_span!(
+            "job",
+            kind = sig.kind().as_str(),
+            id = %sig.subject_id(),
+            attempt = delivery.attempt
+        );
+        // `instrument`, not `span.enter()`: the workers share one thread, and a guard held
+        // across an await would lend this job's span to whichever job runs next.
+        self.run_job(delivery, announce, fetch)
+            .instrument(span)
+            .await;
+    }
+
+    async fn run_job<F, Fut>(&self, delivery: Delivery, announce: bool, fetch: F)
     where
         F: FnOnce(Job) -> Fut,
         Fut: Future<Output = Result<Fetched, UpstreamError>>,
@@ -163,8 +183,6 @@ impl Pipeline {
         } = delivery;
         let sig = job.signature;
         let kind = sig.kind().as_str();
-        let span = tracing::info_span!("job", kind, id = %sig.subject_id(), attempt);
-        let _enter = span.enter();
         metrics::counter!(m::JOBS_STARTED, "kind" => kind, "priority" => job.priority.as_str())
             .increment(1);
 

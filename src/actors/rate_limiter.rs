@@ -1,20 +1,26 @@
-//! The `RateLimiter` actor: the one owner of every upstream call budget. Fetchers ask it for a
-//! grant before each OpenDota or Dotabuff call ([`Acquire`], or the [`acquire`] helper that sleeps
-//! through the waits), report what the upstream said about its budget afterwards ([`Observe`],
-//! [`RateLimited`]), and the HTTP status route reads [`Snapshot`]. The budget rules themselves live
-//! in [`rate_window`](super::rate_window); this file routes messages and keeps counters.
+//! The `RateLimiter` actor: the one owner of every upstream call budget. The upstream client
+//! reaches it through [`LimiterBudget`], its implementation of the client's
+//! [`Budget`](crate::upstream::budget::Budget): a grant before each OpenDota or Dotabuff call
+//! ([`Acquire`], with the waits slept outside the actor), what the upstream said about its
+//! budget afterwards ([`Observe`], [`RateLimited`]). The HTTP status route reads [`Snapshot`].
+//! The budget rules themselves live in [`rate_window`](super::rate_window); this file routes
+//! messages and keeps counters.
 //!
 //! A grant is never queued here: a caller that must wait is told how long and asks again, so the
 //! actor holds no timers and a slow caller cannot hold up others.
 
 use std::num::NonZeroU32;
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::time::Duration;
 
-use actix::{Actor, Addr, Context, Handler, MailboxError, Message, MessageResult};
+use actix::{Actor, Addr, Context, Handler, Message, MessageResult};
+use futures::future::BoxFuture;
 
 use super::rate_window::{FixedWindows, SteadySpacing};
+use crate::clock::Clock;
 use crate::config::RateLimits;
 use crate::domain::Service;
+use crate::upstream::budget::{Budget, BudgetUnavailable, Remaining};
 
 /// Ask for one upstream call to `service`. Answered at once with [`Grant`]; nothing is reserved
 /// for a caller told to wait.
@@ -119,20 +125,15 @@ pub struct RateLimiter {
     opendota_counters: Counters,
     dotabuff: SteadySpacing,
     dotabuff_counters: Counters,
-    /// Wall clock for OpenDota's calendar windows. Dotabuff spacing uses `governor`'s monotonic
-    /// clock, which no wall-clock step can disturb.
-    wall_clock: fn() -> SystemTime,
+    /// Wall clock for OpenDota's calendar windows (`Settings::clock`). Dotabuff spacing uses
+    /// `governor`'s monotonic clock, which no wall-clock step can disturb.
+    clock: Clock,
 }
 
 impl RateLimiter {
-    /// A limiter with nothing spent, on the system wall clock.
-    pub fn new(limits: RateLimits) -> Self {
-        Self::with_wall_clock(limits, SystemTime::now)
-    }
-
-    /// A limiter whose OpenDota windows read `wall_clock` instead of the system clock (tests and
-    /// simulations pin it to chosen instants).
-    pub fn with_wall_clock(limits: RateLimits, wall_clock: fn() -> SystemTime) -> Self {
+    /// A limiter with nothing spent whose OpenDota windows read `clock` (the system clock in
+    /// production; tests move it or pin it to chosen instants).
+    pub fn new(limits: RateLimits, clock: Clock) -> Self {
         RateLimiter {
             opendota: FixedWindows::new(
                 at_least_one("opendota_per_minute", limits.opendota_per_minute).get(),
@@ -144,12 +145,12 @@ impl RateLimiter {
                 limits.dotabuff_per_minute,
             )),
             dotabuff_counters: Counters::default(),
-            wall_clock,
+            clock,
         }
     }
 
     fn snapshot(&self) -> Vec<BudgetSnapshot> {
-        let now = (self.wall_clock)();
+        let now = self.clock.now();
         let opendota_remaining = self.opendota.remaining(now);
         let opendota_wait = self.opendota.check(now).err().unwrap_or_default();
         let dotabuff_wait = self.dotabuff.wait();
@@ -211,7 +212,7 @@ impl Handler<Acquire> for RateLimiter {
     fn handle(&mut self, msg: Acquire, _ctx: &mut Self::Context) -> Self::Result {
         let (decision, counters) = match msg.service {
             Service::OpenDota => (
-                self.opendota.try_acquire((self.wall_clock)()),
+                self.opendota.try_acquire(self.clock.now()),
                 &mut self.opendota_counters,
             ),
             Service::Dotabuff => (self.dotabuff.try_acquire(), &mut self.dotabuff_counters),
@@ -231,7 +232,7 @@ impl Handler<Observe> for RateLimiter {
     fn handle(&mut self, msg: Observe, _ctx: &mut Self::Context) {
         if msg.service == Service::OpenDota {
             self.opendota
-                .observe((self.wall_clock)(), msg.remaining_minute, msg.remaining_day);
+                .observe(self.clock.now(), msg.remaining_minute, msg.remaining_day);
         }
     }
 }
@@ -241,7 +242,7 @@ impl Handler<RateLimited> for RateLimiter {
 
     fn handle(&mut self, msg: RateLimited, _ctx: &mut Self::Context) {
         match msg.service {
-            Service::OpenDota => self.opendota.rate_limited((self.wall_clock)()),
+            Service::OpenDota => self.opendota.rate_limited(self.clock.now()),
             Service::Dotabuff => self.dotabuff.pause(DOTABUFF_COOLDOWN),
         }
         tracing::warn!(service = %msg.service, "upstream rate limited us; pausing");
@@ -256,21 +257,62 @@ impl Handler<Snapshot> for RateLimiter {
     }
 }
 
-/// Loops [`Acquire`] until granted, sleeping the told waits (`tokio::time::sleep`). Returns the
-/// total time waited (the sum of the told waits). Fails only if the limiter is gone.
-pub async fn acquire(
-    limiter: &Addr<RateLimiter>,
-    service: Service,
-) -> Result<Duration, MailboxError> {
-    let mut waited = Duration::ZERO;
-    loop {
-        match limiter.send(Acquire { service }).await? {
-            Grant::Granted => return Ok(waited),
-            Grant::Wait(wait) => {
-                tokio::time::sleep(wait).await;
-                waited += wait;
+/// The [`Budget`] the upstream client waits on, served by a [`RateLimiter`]. Cheap to clone.
+#[derive(Clone)]
+pub struct LimiterBudget {
+    limiter: Addr<RateLimiter>,
+    /// The limiter's clock: a waiting caller asks again as soon as it is moved.
+    clock: Clock,
+}
+
+impl LimiterBudget {
+    /// `clock` must be the one the limiter was built with.
+    pub fn new(limiter: Addr<RateLimiter>, clock: Clock) -> Self {
+        Self { limiter, clock }
+    }
+
+    /// Loops [`Acquire`] until granted, sleeping the told waits (`tokio::time::sleep`), or
+    /// less when the clock is moved meanwhile. Returns the total time waited. Fails only if
+    /// the limiter is gone.
+    async fn acquire_loop(&self, service: Service) -> Result<Duration, BudgetUnavailable> {
+        let mut waited = Duration::ZERO;
+        loop {
+            // Subscribed before asking, so a move between the answer and the sleep is seen.
+            let mut moves = self.clock.subscribe();
+            let grant = self
+                .limiter
+                .send(Acquire { service })
+                .await
+                .map_err(|e| BudgetUnavailable(Arc::new(e)))?;
+            match grant {
+                Grant::Granted => return Ok(waited),
+                Grant::Wait(wait) => {
+                    let started = tokio::time::Instant::now();
+                    waited += tokio::select! {
+                        () = tokio::time::sleep(wait) => wait,
+                        () = moves.moved() => started.elapsed(),
+                    };
+                }
             }
         }
+    }
+}
+
+impl Budget for LimiterBudget {
+    fn acquire(&self, service: Service) -> BoxFuture<'_, Result<Duration, BudgetUnavailable>> {
+        Box::pin(self.acquire_loop(service))
+    }
+
+    fn observe(&self, service: Service, remaining: Remaining) {
+        self.limiter.do_send(Observe {
+            service,
+            remaining_minute: remaining.minute,
+            remaining_day: remaining.day,
+        });
+    }
+
+    fn rate_limited(&self, service: Service) {
+        self.limiter.do_send(RateLimited { service });
     }
 }
 
@@ -281,9 +323,9 @@ mod tests {
     use super::*;
     use crate::actors::rate_window::WINDOW_MARGIN;
 
-    /// 10 s into a UTC minute, so a pinned clock is far from both window edges.
-    fn ten_seconds_into_a_minute() -> SystemTime {
-        UNIX_EPOCH + Duration::from_secs(1_728_000_010)
+    /// A clock standing 10 s into a UTC minute, far from both window edges.
+    fn ten_seconds_into_a_minute() -> Clock {
+        Clock::fixed(UNIX_EPOCH + Duration::from_secs(1_728_000_010))
     }
 
     fn limits(opendota_per_minute: u32, dotabuff_per_minute: u32) -> RateLimits {
@@ -304,7 +346,7 @@ mod tests {
     #[actix_rt::test]
     async fn grants_never_exceed_the_limit_and_the_snapshot_counts_them() {
         // Real wall clock: a minute boundary may fall mid-test, so assert only what holds anyway.
-        let limiter = RateLimiter::new(limits(10, 30)).start();
+        let limiter = RateLimiter::new(limits(10, 30), Clock::system()).start();
         let mut granted = 0u64;
         let mut waits = 0u64;
         for _ in 0..10 {
@@ -340,8 +382,7 @@ mod tests {
 
     #[actix_rt::test]
     async fn opendota_grants_a_burst_at_once_then_waits_for_the_next_minute() {
-        let limiter =
-            RateLimiter::with_wall_clock(limits(10, 30), ten_seconds_into_a_minute).start();
+        let limiter = RateLimiter::new(limits(10, 30), ten_seconds_into_a_minute()).start();
         for i in 0..10 {
             let grant = limiter
                 .send(Acquire {
@@ -369,8 +410,7 @@ mod tests {
 
     #[actix_rt::test]
     async fn observed_headers_and_429s_shrink_the_opendota_budget() {
-        let limiter =
-            RateLimiter::with_wall_clock(limits(60, 30), ten_seconds_into_a_minute).start();
+        let limiter = RateLimiter::new(limits(60, 30), ten_seconds_into_a_minute()).start();
         let observe = Observe {
             service: Service::OpenDota,
             remaining_minute: Some(5),
@@ -384,8 +424,7 @@ mod tests {
         // Day spent: the wait runs to the next UTC midnight.
         assert!(opendota.paused_for_ms > 80_000_000);
 
-        let limiter =
-            RateLimiter::with_wall_clock(limits(60, 30), ten_seconds_into_a_minute).start();
+        let limiter = RateLimiter::new(limits(60, 30), ten_seconds_into_a_minute()).start();
         limiter
             .send(RateLimited {
                 service: Service::OpenDota,
@@ -404,13 +443,15 @@ mod tests {
     #[actix_rt::test]
     async fn dotabuff_calls_are_spaced_and_serialize_as_documented() {
         // 600 a minute: one every 100 ms.
-        let limiter = RateLimiter::new(limits(60, 600)).start();
+        let clock = Clock::system();
+        let limiter = RateLimiter::new(limits(60, 600), clock.clone()).start();
+        let budget = LimiterBudget::new(limiter.clone(), clock);
         let started = Instant::now();
         assert_eq!(
-            acquire(&limiter, Service::Dotabuff).await.unwrap(),
+            budget.acquire(Service::Dotabuff).await.unwrap(),
             Duration::ZERO
         );
-        let waited = acquire(&limiter, Service::Dotabuff).await.unwrap();
+        let waited = budget.acquire(Service::Dotabuff).await.unwrap();
         // However slow the machine, two grants are at least one spacing apart.
         assert!(started.elapsed() >= Duration::from_millis(90));
         // One told wait of at most the spacing, plus at most a few `MIN_WAIT` retries if the
@@ -429,8 +470,33 @@ mod tests {
     }
 
     #[actix_rt::test]
+    async fn a_caller_waiting_for_the_next_window_goes_as_soon_as_the_clock_reaches_it() {
+        let clock = ten_seconds_into_a_minute();
+        let limiter = RateLimiter::new(limits(1, 30), clock.clone()).start();
+        let budget = LimiterBudget::new(limiter, clock.clone());
+        assert_eq!(
+            budget.acquire(Service::OpenDota).await.unwrap(),
+            Duration::ZERO
+        );
+        let second = tokio::spawn({
+            let budget = budget.clone();
+            async move { budget.acquire(Service::OpenDota).await }
+        });
+        // Let it be told to wait ~50 s, then move the clock into the next minute window.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!second.is_finished(), "the minute's budget is spent");
+        clock.advance(Duration::from_secs(51));
+        let waited = tokio::time::timeout(Duration::from_secs(5), second)
+            .await
+            .expect("granted long before the told wait")
+            .unwrap()
+            .unwrap();
+        assert!(waited < Duration::from_secs(5));
+    }
+
+    #[actix_rt::test]
     async fn a_dotabuff_429_pauses_it_for_the_cooldown() {
-        let limiter = RateLimiter::new(limits(60, 30)).start();
+        let limiter = RateLimiter::new(limits(60, 30), Clock::system()).start();
         limiter
             .send(RateLimited {
                 service: Service::Dotabuff,

@@ -14,11 +14,12 @@ use super::cache_keeper::{CacheKeeper, Child, StorePage};
 use super::fetcher::{FetchJobs, Fetcher, wrong_kind};
 use super::pipeline::Fetched;
 use crate::config::{PlayerSides, TeamSource};
-use crate::domain::{Fanout, Job, LeagueId, MatchId, ResourceKind, Service, Signature, TeamId};
+use crate::domain::{Job, LeagueId, MatchId, ResourceKind, Service, Signature, TeamId};
 use crate::store::{Store, now_ms};
 use crate::team::record::{Source, TeamMatch, TeamRecord};
+use crate::team::view::import_fanout;
 use crate::upstream::dotabuff::Dotabuff;
-use crate::upstream::dotabuff_page::parse_team_matches_page;
+use crate::upstream::dotabuff_page::{PageError, TeamMatchesPage, parse_team_matches_page};
 use crate::upstream::error::UpstreamError;
 use crate::upstream::opendota::OpenDota;
 
@@ -28,6 +29,20 @@ pub type TeamImporter = Fetcher<TeamJobs>;
 /// Pages read per team at most; a team with more than 50 pages (~1,000 matches) is cut there
 /// rather than letting a pagination bug loop forever.
 pub const MAX_PAGES: u32 = 50;
+
+/// Why the Dotabuff pages could not be used; its text becomes the record's `fallbackReason`.
+#[derive(Debug, thiserror::Error)]
+pub enum ScrapeError {
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    #[error("page {page}: {source}")]
+    Unparsable { page: u32, source: PageError },
+    #[error("cached page is not UTF-8: {0}")]
+    CachedNotUtf8(#[from] std::string::FromUtf8Error),
+    /// More often a layout change or a bot check than a team without matches.
+    #[error("page 1 lists no matches")]
+    EmptyFirstPage,
+}
 
 #[derive(Clone)]
 pub struct TeamJobs {
@@ -63,16 +78,13 @@ impl FetchJobs for TeamJobs {
                     Err(reason) => {
                         tracing::warn!(%reason, "Dotabuff failed; falling back to OpenDota");
                         let mut record = this.opendota_record(team, league).await?;
-                        record.fallback_reason = Some(reason);
+                        record.fallback_reason = Some(reason.to_string());
                         record
                     }
                 },
                 TeamSource::Opendota => this.opendota_record(team, league).await?,
             };
-            let fanout = match this.sides {
-                PlayerSides::Both => Fanout::All,
-                PlayerSides::Team => Fanout::TeamSide(team),
-            };
+            let fanout = import_fanout(team, this.sides);
             let children = record
                 .match_ids
                 .iter()
@@ -92,22 +104,18 @@ impl FetchJobs for TeamJobs {
 
 impl TeamJobs {
     /// One page, from the cache when fresh (and not forced), else from Dotabuff.
-    async fn page(&self, team: TeamId, page: u32, force: bool) -> Result<String, String> {
-        let key = format!("dotabuff:{}?page={page}", Dotabuff::team_matches_path(team));
+    async fn page(&self, team: TeamId, page: u32, force: bool) -> Result<String, ScrapeError> {
+        let key = Dotabuff::team_page_key(team, page);
         let ttl_ms = i64::try_from(self.page_ttl.as_millis()).unwrap_or(i64::MAX);
         if !force
             && let Ok(Some((fetched_at, body))) = self.store.page(&key)
             && now_ms() < fetched_at.saturating_add(ttl_ms)
         {
-            return String::from_utf8(body).map_err(|e| e.to_string());
+            return Ok(String::from_utf8(body)?);
         }
-        let html = self
-            .dotabuff
-            .team_matches_page(team, page)
-            .await
-            .map_err(|e| e.to_string())?;
+        let html = self.dotabuff.team_matches_page(team, page).await?;
         // Cache only what parses: a bot-check page must not be served for two hours.
-        parse_team_matches_page(&html).map_err(|e| format!("page {page}: {e}"))?;
+        parse(&html, page)?;
         match self
             .keeper
             .send(StorePage {
@@ -129,14 +137,14 @@ impl TeamJobs {
         team: TeamId,
         league: LeagueId,
         force: bool,
-    ) -> Result<TeamRecord, String> {
+    ) -> Result<TeamRecord, ScrapeError> {
         let mut all = Vec::new();
         let mut team_name = None;
         let mut league_names = BTreeMap::new();
         let mut pages = 0;
         for page in 1..=MAX_PAGES {
             let html = self.page(team, page, force).await?;
-            let parsed = parse_team_matches_page(&html).map_err(|e| format!("page {page}: {e}"))?;
+            let parsed = parse(&html, page)?;
             pages = page;
             if team_name.is_none() {
                 team_name = parsed.team_name.clone();
@@ -157,9 +165,8 @@ impl TeamJobs {
                 });
             }
             if page == 1 && parsed.rows.is_empty() {
-                // An empty first page is more often a layout change or a bot check than a team
-                // without matches; OpenDota's answer costs one call and settles it.
-                return Err("page 1 lists no matches".to_string());
+                // OpenDota's answer costs one call and settles it.
+                return Err(ScrapeError::EmptyFirstPage);
             }
             if !parsed.has_next_page {
                 break;
@@ -244,4 +251,9 @@ impl TeamJobs {
             0,
         ))
     }
+}
+
+/// Parses page `page` of a team's matches.
+fn parse(html: &str, page: u32) -> Result<TeamMatchesPage, ScrapeError> {
+    parse_team_matches_page(html).map_err(|source| ScrapeError::Unparsable { page, source })
 }

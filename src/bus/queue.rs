@@ -9,7 +9,9 @@ use std::time::Duration;
 use async_nats::jetstream::{
     self,
     consumer::{AckPolicy, PullConsumer, pull},
+    context,
     message::PublishMessage,
+    stream,
     stream::{DiscardPolicy, RetentionPolicy, StorageType},
 };
 use futures::StreamExt;
@@ -31,17 +33,28 @@ pub const MAX_JOB_BYTES: i32 = 64 * 1024;
 /// Longest a worker blocks on an empty interactive queue before it looks at bulk work again.
 const IDLE_POLL: Duration = Duration::from_millis(500);
 
-/// Failures talking to JetStream. All are transient from the caller's point of view.
+/// Failures talking to JetStream, each with the client's error as the source. All are
+/// transient from the caller's point of view.
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
-    #[error("jetstream: {0}")]
-    JetStream(String),
+    #[error("jetstream: could not create the jobs stream: {0}")]
+    CreateStream(#[source] context::CreateStreamError),
+    #[error("jetstream: could not open the jobs stream: {0}")]
+    GetStream(#[source] context::GetStreamError),
+    #[error("jetstream: could not create a job consumer: {0}")]
+    CreateConsumer(#[source] stream::ConsumerError),
+    #[error("jetstream: no consumer for {0} jobs")]
+    NoConsumer(ResourceKind),
+    #[error("jetstream: could not publish a job: {0}")]
+    Publish(#[source] context::PublishError),
+    #[error("jetstream: could not pull a job: {0}")]
+    Pull(#[source] pull::BatchError),
+    #[error("jetstream: could not receive a job: {0}")]
+    Receive(#[source] async_nats::Error),
+    #[error("jetstream: could not read a consumer's state: {0}")]
+    ConsumerInfo(#[source] context::ConsumerInfoError),
     #[error("job payload is not valid JSON: {0}")]
     Decode(#[from] serde_json::Error),
-}
-
-fn js_err(e: impl std::fmt::Display) -> BusError {
-    BusError::JetStream(e.to_string())
 }
 
 /// Per-consumer depth as JetStream reports it.
@@ -92,8 +105,11 @@ impl JobQueue {
             ..Default::default()
         })
         .await
-        .map_err(js_err)?;
-        let stream = js.get_stream(subjects::JOBS_STREAM).await.map_err(js_err)?;
+        .map_err(BusError::CreateStream)?;
+        let stream = js
+            .get_stream(subjects::JOBS_STREAM)
+            .await
+            .map_err(BusError::GetStream)?;
         let mut consumers = HashMap::new();
         for &kind in kinds {
             for priority in Priority::ALL {
@@ -115,7 +131,7 @@ impl JobQueue {
                         },
                     )
                     .await
-                    .map_err(js_err)?;
+                    .map_err(BusError::CreateConsumer)?;
                 consumers.insert((priority, kind), consumer);
             }
         }
@@ -128,7 +144,7 @@ impl JobQueue {
     fn consumer(&self, priority: Priority, kind: ResourceKind) -> Result<&PullConsumer, BusError> {
         self.consumers
             .get(&(priority, kind))
-            .ok_or_else(|| BusError::JetStream(format!("no consumer for {kind} jobs")))
+            .ok_or(BusError::NoConsumer(kind))
     }
 
     /// Publishes `job` and waits for JetStream's ack, so a returned `Ok` means it is durable.
@@ -144,9 +160,9 @@ impl JobQueue {
                     .message_id(job.message_id()),
             )
             .await
-            .map_err(js_err)?
+            .map_err(BusError::Publish)?
             .await
-            .map_err(js_err)?;
+            .map_err(BusError::Publish)?;
         Ok(ack.duplicate)
     }
 
@@ -175,7 +191,7 @@ impl JobQueue {
                     .consumer(priority, kind)?
                     .get_info()
                     .await
-                    .map_err(js_err)?;
+                    .map_err(BusError::ConsumerInfo)?;
                 out.push(Depth {
                     kind,
                     priority,
@@ -198,19 +214,19 @@ async fn take_one(
             .max_messages(1)
             .messages()
             .await
-            .map_err(js_err)?,
+            .map_err(BusError::Pull)?,
         Some(expires) => consumer
             .batch()
             .max_messages(1)
             .expires(expires)
             .messages()
             .await
-            .map_err(js_err)?,
+            .map_err(BusError::Pull)?,
     };
     let Some(message) = batch.next().await else {
         return Ok(None);
     };
-    let message = message.map_err(js_err)?;
+    let message = message.map_err(BusError::Receive)?;
     let attempt = message
         .info()
         .map(|i| u64::try_from(i.delivered).unwrap_or(1))
@@ -224,10 +240,9 @@ async fn take_one(
         Err(err) => {
             // Poison: no worker can ever read it. Term it so it is not redelivered.
             tracing::error!(%err, subject = %message.subject, "undecodable job terminated");
-            let _ = message
-                .ack_with(jetstream::AckKind::Term)
-                .await
-                .map_err(js_err);
+            if let Err(err) = message.ack_with(jetstream::AckKind::Term).await {
+                tracing::warn!(%err, "could not terminate the undecodable job");
+            }
             Ok(None)
         }
     }

@@ -25,6 +25,8 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Command, FromArgMatches};
 
+use crate::clock::Clock;
+
 pub use file::ConfigFile;
 pub use groups::{
     DEFAULT_DOTABUFF_PER_MINUTE, DEFAULT_EMBEDDED_NATS_PORT, DEFAULT_OPENDOTA_PER_DAY,
@@ -151,6 +153,10 @@ pub struct Settings {
         hide_default_value = true
     )]
     pub admin_token: Option<AdminToken>,
+    /// Runtime only (no flag, env or file key): the wall clock of the rate windows. The system
+    /// clock; tests move it to skip real waits for the next window.
+    #[arg(skip)]
+    pub clock: Clock,
 }
 
 impl Settings {

@@ -6,16 +6,22 @@
 //! Invariant: a refused request consumes nothing, so `used <= limit` always holds and the
 //! remaining budget reported in headers never goes negative (real OpenDota may report negative
 //! numbers; clients must cope with both).
+//!
+//! "Now" comes from the [`Clock`] in `FixtureConfig::clock`: a test hands the fixture and the
+//! service the same clock, so both see a window open at the same moment when it is moved.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::UNIX_EPOCH;
+
+use crate::clock::Clock;
 
 const SECONDS_PER_MINUTE: u64 = 60;
 const SECONDS_PER_DAY: u64 = 86_400;
 
-/// Seconds since the Unix epoch, UTC. A clock before 1970 counts as 0 rather than failing:
-/// the fixture must keep answering, and window ids only need to be monotonic in practice.
-pub(crate) fn unix_now() -> u64 {
-    SystemTime::now()
+/// Seconds since the Unix epoch, UTC, on `clock`. A clock before 1970 counts as 0 rather than
+/// failing: the fixture must keep answering, and window ids only need to be monotonic in practice.
+pub(crate) fn unix_now(clock: &Clock) -> u64 {
+    clock
+        .now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)

@@ -43,6 +43,8 @@ pub struct FixtureConfig {
     pub daily_limit: Option<u32>,
     /// Share (0.0..=1.0) of upstream requests answered 500 at random.
     pub fail_rate: f64,
+    /// The wall clock of the OpenDota rate windows; tests share one with the service.
+    pub clock: crate::clock::Clock,
 }
 
 impl Default for FixtureConfig {
@@ -53,6 +55,7 @@ impl Default for FixtureConfig {
             rate_limit_per_min: None,
             daily_limit: None,
             fail_rate: 0.0,
+            clock: crate::clock::Clock::system(),
         }
     }
 }

@@ -35,6 +35,7 @@ use super::faults::{FaultReply, FaultTable};
 use super::files::{Upstream, UpstreamRequest};
 use super::limits::{Admission, RateWindows, Remaining, unix_now};
 use super::stats::Stats;
+use crate::clock::Clock;
 
 /// Largest accepted `POST /_faults` body; a fault spec is a few hundred bytes, custom bodies
 /// (e.g. an HTML error page) a few KiB.
@@ -50,6 +51,8 @@ pub(crate) struct Shared {
     dir: PathBuf,
     latency: Duration,
     fail_rate: f64,
+    /// What "now" is for the rate windows.
+    clock: Clock,
     /// Faults and rate windows, decided together (steps 1–4 of the module docs).
     gate: Mutex<Gate>,
     stats: Mutex<Stats>,
@@ -75,6 +78,7 @@ impl Shared {
             dir: config.dir.clone(),
             latency: config.latency,
             fail_rate: config.fail_rate,
+            clock: config.clock.clone(),
             gate: Mutex::new(Gate {
                 faults: FaultTable::default(),
                 windows: RateWindows::new(config.rate_limit_per_min, config.daily_limit),
@@ -85,7 +89,7 @@ impl Shared {
 
     /// Steps 1–5 of the module docs. Returns the action and, for `/opendota`, the budget left.
     fn decide(&self, req: &UpstreamRequest) -> (Action, Option<Remaining>) {
-        let now = unix_now();
+        let now = unix_now(&self.clock);
         let limited = req.upstream == Upstream::OpenDota;
         let mut gate = lock(&self.gate);
         let fault = gate.faults.find(&req.fault_keys());

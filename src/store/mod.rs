@@ -5,46 +5,40 @@
 
 pub mod records;
 pub mod tables;
+mod tx;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 pub use records::{EntryMeta, Failure, InFlight};
+pub(crate) use tx::Tx;
 
 use crate::config::Ttls;
 use crate::domain::{ResourceKind, Signature};
 
-/// Storage failures. A failed read or write is reported, never turned into "missing".
+/// Storage failures, with redb's error as the source. A failed read or write is reported,
+/// never turned into "missing".
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    #[error("redb: could not open the database: {0}")]
+    Open(#[from] redb::DatabaseError),
+    #[error("redb: could not begin a transaction: {0}")]
+    Transaction(#[from] redb::TransactionError),
+    #[error("redb: could not open a table: {0}")]
+    Table(#[from] redb::TableError),
     #[error("redb: {0}")]
-    Redb(String),
+    Storage(#[from] redb::StorageError),
+    #[error("redb: could not commit: {0}")]
+    Commit(#[from] redb::CommitError),
     #[error("corrupt record for {key}: {source}")]
     Corrupt {
         key: String,
         source: serde_json::Error,
     },
 }
-
-macro_rules! redb_err {
-    ($($t:ty),*) => {$(
-        impl From<$t> for StoreError {
-            fn from(e: $t) -> Self {
-                StoreError::Redb(e.to_string())
-            }
-        }
-    )*};
-}
-redb_err!(
-    redb::DatabaseError,
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError
-);
 
 impl Ttls {
     pub fn for_kind(&self, kind: ResourceKind) -> Duration {
@@ -95,18 +89,9 @@ impl Store {
         })
     }
 
-    pub fn ttls(&self) -> Ttls {
-        self.ttls
-    }
-
     /// Size of the database file in bytes (for metrics).
     pub fn file_size(&self) -> u64 {
         std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0)
-    }
-
-    /// Whether a stored copy is fresh now: not invalidated and younger than its kind's TTL.
-    pub fn is_fresh(&self, kind: ResourceKind, meta: &EntryMeta) -> bool {
-        is_fresh(&self.ttls, kind, meta, now_ms())
     }
 
     /// Opens a read transaction and a table: proves the database answers (for `/readyz`).
@@ -221,10 +206,7 @@ impl Store {
         f: impl FnOnce(&mut Tx<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let txn = self.db.begin_write()?;
-        let mut tx = Tx {
-            txn: &txn,
-            ttls: self.ttls,
-        };
+        let mut tx = Tx::new(&txn, self.ttls);
         let out = f(&mut tx)?;
         txn.commit()?;
         Ok(out)
@@ -236,179 +218,4 @@ fn decode<T: serde::de::DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, 
         key: key.to_string(),
         source,
     })
-}
-
-fn is_fresh(ttls: &Ttls, kind: ResourceKind, meta: &EntryMeta, now_ms: i64) -> bool {
-    let ttl_ms = i64::try_from(ttls.for_kind(kind).as_millis()).unwrap_or(i64::MAX);
-    !meta.invalidated && now_ms < meta.fetched_at_ms.saturating_add(ttl_ms)
-}
-
-/// Typed operations inside one write transaction.
-pub(crate) struct Tx<'a> {
-    txn: &'a WriteTransaction,
-    ttls: Ttls,
-}
-
-impl Tx<'_> {
-    fn get_json<T: serde::de::DeserializeOwned>(
-        &self,
-        table: TableDefinition<&str, &[u8]>,
-        sig: &Signature,
-    ) -> Result<Option<T>, StoreError> {
-        let table = self.txn.open_table(table)?;
-        let key = sig.to_string();
-        let value = table.get(key.as_str())?;
-        match value {
-            Some(v) => Ok(Some(decode(&key, v.value())?)),
-            None => Ok(None),
-        }
-    }
-
-    fn put_json<T: serde::Serialize>(
-        &mut self,
-        table: TableDefinition<&str, &[u8]>,
-        sig: &Signature,
-        value: &T,
-    ) -> Result<(), StoreError> {
-        let bytes = serde_json::to_vec(value).map_err(|source| StoreError::Corrupt {
-            key: sig.to_string(),
-            source,
-        })?;
-        let mut table = self.txn.open_table(table)?;
-        table.insert(sig.to_string().as_str(), bytes.as_slice())?;
-        Ok(())
-    }
-
-    fn remove(
-        &mut self,
-        table: TableDefinition<&str, &[u8]>,
-        sig: &Signature,
-    ) -> Result<(), StoreError> {
-        let mut table = self.txn.open_table(table)?;
-        table.remove(sig.to_string().as_str())?;
-        Ok(())
-    }
-
-    pub fn meta(&self, sig: &Signature) -> Result<Option<EntryMeta>, StoreError> {
-        self.get_json(tables::RESOURCE_META, sig)
-    }
-
-    pub fn is_fresh(&self, sig: &Signature, now_ms: i64) -> Result<bool, StoreError> {
-        Ok(self
-            .meta(sig)?
-            .is_some_and(|m| is_fresh(&self.ttls, sig.kind(), &m, now_ms)))
-    }
-
-    pub fn in_flight(&self, sig: &Signature) -> Result<Option<InFlight>, StoreError> {
-        self.get_json(tables::IN_FLIGHT, sig)
-    }
-
-    pub fn failure(&self, sig: &Signature) -> Result<Option<Failure>, StoreError> {
-        self.get_json(tables::FAILURES, sig)
-    }
-
-    pub fn put_in_flight(&mut self, sig: &Signature, claim: &InFlight) -> Result<(), StoreError> {
-        self.put_json(tables::IN_FLIGHT, sig, claim)
-    }
-
-    pub fn clear_in_flight(&mut self, sig: &Signature) -> Result<(), StoreError> {
-        self.remove(tables::IN_FLIGHT, sig)
-    }
-
-    pub fn put_failure(&mut self, sig: &Signature, failure: &Failure) -> Result<(), StoreError> {
-        self.put_json(tables::FAILURES, sig, failure)
-    }
-
-    pub fn clear_failure(&mut self, sig: &Signature) -> Result<(), StoreError> {
-        self.remove(tables::FAILURES, sig)
-    }
-
-    /// Marks the stored copy stale; returns whether there was one.
-    pub fn invalidate(&mut self, sig: &Signature) -> Result<bool, StoreError> {
-        match self.meta(sig)? {
-            Some(mut meta) => {
-                meta.invalidated = true;
-                self.put_json(tables::RESOURCE_META, sig, &meta)?;
-                Ok(true)
-            }
-            None => Ok(false),
-        }
-    }
-
-    pub fn put_page(
-        &mut self,
-        key: &str,
-        body: &[u8],
-        fetched_at_ms: i64,
-    ) -> Result<(), StoreError> {
-        let mut value = Vec::with_capacity(8 + body.len());
-        value.extend_from_slice(&fetched_at_ms.to_be_bytes());
-        value.extend_from_slice(body);
-        let mut table = self.txn.open_table(tables::RAW_PAGES)?;
-        table.insert(key, value.as_slice())?;
-        Ok(())
-    }
-
-    /// Drops every raw page whose key starts with `prefix` (invalidation).
-    pub fn remove_pages_with_prefix(&mut self, prefix: &str) -> Result<usize, StoreError> {
-        let mut table = self.txn.open_table(tables::RAW_PAGES)?;
-        let keys: Vec<String> = table
-            .range(prefix..)?
-            .map(|row| row.map(|(k, _)| k.value().to_string()))
-            .take_while(|k| k.as_ref().map_or(true, |k| k.starts_with(prefix)))
-            .collect::<Result<_, _>>()?;
-        for key in &keys {
-            table.remove(key.as_str())?;
-        }
-        Ok(keys.len())
-    }
-
-    pub fn put_announced(&mut self, sig: &Signature, fetched_at_ms: i64) -> Result<(), StoreError> {
-        let mut table = self.txn.open_table(tables::ANNOUNCED)?;
-        table.insert(sig.to_string().as_str(), fetched_at_ms)?;
-        Ok(())
-    }
-
-    pub fn put_entry(
-        &mut self,
-        sig: &Signature,
-        body: &[u8],
-        fetched_at_ms: i64,
-    ) -> Result<(), StoreError> {
-        let meta = EntryMeta {
-            fetched_at_ms,
-            invalidated: false,
-            bytes: body.len() as u64,
-        };
-        {
-            let mut bodies = self.txn.open_table(tables::RESOURCE_BODY)?;
-            bodies.insert(sig.to_string().as_str(), body)?;
-        }
-        self.put_json(tables::RESOURCE_META, sig, &meta)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn freshness_follows_ttl_and_invalidation() {
-        let ttls = Ttls {
-            matches: Duration::from_secs(10),
-            ..Ttls::default()
-        };
-        let meta = EntryMeta {
-            fetched_at_ms: 1_000,
-            invalidated: false,
-            bytes: 1,
-        };
-        assert!(is_fresh(&ttls, ResourceKind::Match, &meta, 10_999));
-        assert!(!is_fresh(&ttls, ResourceKind::Match, &meta, 11_000));
-        let stale = EntryMeta {
-            invalidated: true,
-            ..meta
-        };
-        assert!(!is_fresh(&ttls, ResourceKind::Match, &stale, 1_001));
-    }
 }

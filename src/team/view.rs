@@ -9,9 +9,9 @@ use utoipa::ToSchema;
 
 use super::record::TeamRecord;
 use crate::config::PlayerSides;
-use crate::domain::{PlayerId, Signature, TeamId};
+use crate::domain::{Fanout, MatchId, PlayerId, Signature, TeamId};
 use crate::store::{Store, StoreError};
-use crate::upstream::opendota::{match_players, match_team};
+use crate::upstream::opendota::{MatchSides, match_team};
 
 /// Import progress. `failed` counts matches and players whose last attempt failed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, ToSchema)]
@@ -99,19 +99,13 @@ fn state(store: &Store, sig: &Signature) -> Result<State, StoreError> {
     Ok(State::Pending)
 }
 
-fn players_of(body: &Value, team: TeamId, sides: PlayerSides) -> Vec<PlayerId> {
-    let players = match_players(body);
-    let side = match sides {
-        PlayerSides::Both => None,
-        PlayerSides::Team if match_team(body, "radiant_team_id") == Some(team) => Some(true),
-        PlayerSides::Team if match_team(body, "dire_team_id") == Some(team) => Some(false),
-        PlayerSides::Team => None,
-    };
-    players
-        .into_iter()
-        .filter(|p| side.is_none_or(|radiant| p.radiant == radiant))
-        .map(|p| p.id)
-        .collect()
+/// What a team import's matches fan out to. The importer queues the matches with it and the
+/// progress count applies it to every stored match (through [`MatchSides::players_for`]).
+pub fn import_fanout(team: TeamId, sides: PlayerSides) -> Fanout {
+    match sides {
+        PlayerSides::Both => Fanout::All,
+        PlayerSides::Team => Fanout::TeamSide(team),
+    }
 }
 
 fn text(v: Option<&Value>) -> Option<String> {
@@ -173,15 +167,17 @@ fn read_json(store: &Store, sig: &Signature) -> Result<Option<Value>, StoreError
 /// re-parse match bodies (parsed OpenDota matches are several hundred KB each).
 #[derive(Default)]
 pub struct MatchPlayersCache {
-    entries: std::collections::HashMap<crate::domain::MatchId, (i64, Vec<PlayerId>)>,
+    entries: std::collections::HashMap<MatchId, (i64, Vec<PlayerId>)>,
 }
 
-/// Progress only, for the completion watcher.
-pub fn progress(
+/// The one count of an import's progress, for GET ([`build`]) and the completion watcher
+/// ([`progress`]). `ready_match` gives the players of a ready match (and may keep a summary);
+/// `ready_player` sees every ready player of those.
+fn count(
     store: &Store,
     record: &TeamRecord,
-    sides: PlayerSides,
-    cache: &mut MatchPlayersCache,
+    mut ready_match: impl FnMut(MatchId, Signature) -> Result<Vec<PlayerId>, StoreError>,
+    mut ready_player: impl FnMut(PlayerId, Signature) -> Result<(), StoreError>,
 ) -> Result<Progress, StoreError> {
     let mut progress = Progress {
         matches_total: record.match_ids.len(),
@@ -193,19 +189,7 @@ pub fn progress(
         match state(store, &sig)? {
             State::Ready => {
                 progress.matches_ready += 1;
-                let fetched_at = store.meta(&sig)?.map(|m| m.fetched_at_ms).unwrap_or(0);
-                let cached = cache.entries.get(id).filter(|(at, _)| *at == fetched_at);
-                let ids = match cached {
-                    Some((_, ids)) => ids.clone(),
-                    None => {
-                        let ids = read_json(store, &sig)?
-                            .map(|body| players_of(&body, record.team_id, sides))
-                            .unwrap_or_default();
-                        cache.entries.insert(*id, (fetched_at, ids.clone()));
-                        ids
-                    }
-                };
-                players.extend(ids);
+                players.extend(ready_match(*id, sig)?);
             }
             State::Failed => progress.matches_failed += 1,
             State::Pending => {}
@@ -213,8 +197,12 @@ pub fn progress(
     }
     progress.players_total = players.len();
     for id in players {
-        match state(store, &Signature::Player(id))? {
-            State::Ready => progress.players_ready += 1,
+        let sig = Signature::Player(id);
+        match state(store, &sig)? {
+            State::Ready => {
+                progress.players_ready += 1;
+                ready_player(id, sig)?;
+            }
             State::Failed => progress.players_failed += 1,
             State::Pending => {}
         }
@@ -223,53 +211,62 @@ pub fn progress(
     Ok(progress)
 }
 
+/// Progress only, for the completion watcher.
+pub fn progress(
+    store: &Store,
+    record: &TeamRecord,
+    sides: PlayerSides,
+    cache: &mut MatchPlayersCache,
+) -> Result<Progress, StoreError> {
+    let fanout = import_fanout(record.team_id, sides);
+    let players_of = |id: MatchId, sig: Signature| {
+        let fetched_at = store.meta(&sig)?.map(|m| m.fetched_at_ms).unwrap_or(0);
+        if let Some((at, ids)) = cache.entries.get(&id)
+            && *at == fetched_at
+        {
+            return Ok(ids.clone());
+        }
+        let ids = read_json(store, &sig)?
+            .map(|body| MatchSides::read(&body).players_for(fanout))
+            .unwrap_or_default();
+        cache.entries.insert(id, (fetched_at, ids.clone()));
+        Ok(ids)
+    };
+    count(store, record, players_of, |_, _| Ok(()))
+}
+
 /// Builds the view served by GET, with summaries of the ready matches and players.
 pub fn build(
     store: &Store,
     record: TeamRecord,
     sides: PlayerSides,
 ) -> Result<TeamView, StoreError> {
-    let mut progress = Progress {
-        matches_total: record.match_ids.len(),
-        ..Progress::default()
-    };
-    let mut players = BTreeSet::new();
+    let fanout = import_fanout(record.team_id, sides);
+    let team = record.team_id;
     let mut matches = Vec::new();
-    for id in &record.match_ids {
-        let sig = Signature::Match(*id);
-        match state(store, &sig)? {
-            State::Ready => {
-                progress.matches_ready += 1;
-                if let Some(body) = read_json(store, &sig)? {
-                    players.extend(players_of(&body, record.team_id, sides));
-                    matches.push(match_summary(&body, record.team_id));
-                }
+    let mut players = Vec::new();
+    let progress = count(
+        store,
+        &record,
+        |_, sig| {
+            let Some(body) = read_json(store, &sig)? else {
+                return Ok(Vec::new());
+            };
+            matches.push(match_summary(&body, team));
+            Ok(MatchSides::read(&body).players_for(fanout))
+        },
+        |id, sig| {
+            if let Some(body) = read_json(store, &sig)? {
+                players.push(player_summary(id, &body));
             }
-            State::Failed => progress.matches_failed += 1,
-            State::Pending => {}
-        }
-    }
-    progress.players_total = players.len();
-    let mut player_views = Vec::new();
-    for id in players {
-        let sig = Signature::Player(id);
-        match state(store, &sig)? {
-            State::Ready => {
-                progress.players_ready += 1;
-                if let Some(body) = read_json(store, &sig)? {
-                    player_views.push(player_summary(id, &body));
-                }
-            }
-            State::Failed => progress.players_failed += 1,
-            State::Pending => {}
-        }
-    }
-    progress.failed = progress.matches_failed + progress.players_failed;
+            Ok(())
+        },
+    )?;
     Ok(TeamView {
         record,
         progress,
         matches,
-        players: player_views,
+        players,
     })
 }
 

@@ -1,16 +1,17 @@
-//! The one way upstream calls are made: wait for the RateLimiter's grant, send, report the
+//! The one way upstream calls are made: wait for the [`Budget`]'s grant, send, report the
 //! upstream's remaining-budget headers back, pause on 429, classify the outcome and record
-//! metrics. Bodies are read with a size cap. The OpenDota API key travels as a query
+//! metrics. The client knows the budget only as the trait `upstream` owns, so it runs (and is
+//! tested) without an actix System. Bodies are read with a size cap. The OpenDota API key travels as a query
 //! parameter and is stripped from every error and log line.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix::Addr;
 use bytes::Bytes;
 use reqwest::StatusCode;
 
+use super::budget::{Budget, Remaining};
 use super::error::UpstreamError;
-use crate::actors::rate_limiter::{self, Observe, RateLimited, RateLimiter};
 use crate::domain::Service;
 use crate::metrics as m;
 
@@ -28,7 +29,7 @@ const BROWSER_USER_AGENT: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/53
 #[derive(Clone)]
 pub struct UpstreamClient {
     http: reqwest::Client,
-    limiter: Addr<RateLimiter>,
+    budget: Arc<dyn Budget>,
 }
 
 /// One request: where, and the query pairs. The URL is never logged with its query.
@@ -40,7 +41,7 @@ pub struct Request<'a> {
 }
 
 impl UpstreamClient {
-    pub fn new(limiter: Addr<RateLimiter>) -> Result<Self, UpstreamError> {
+    pub fn new(budget: Arc<dyn Budget>) -> Result<Self, UpstreamError> {
         let http = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
             .build()
@@ -48,7 +49,7 @@ impl UpstreamClient {
                 service: Service::OpenDota,
                 reason: e.without_url().to_string(),
             })?;
-        Ok(Self { http, limiter })
+        Ok(Self { http, budget })
     }
 
     /// Sends `req` within the rate budget and returns the body of a 2xx answer.
@@ -57,9 +58,7 @@ impl UpstreamClient {
         let mut tries = 0;
         loop {
             tries += 1;
-            let waited = rate_limiter::acquire(&self.limiter, service)
-                .await
-                .map_err(|e| UpstreamError::Limiter(e.to_string()))?;
+            let waited = self.budget.acquire(service).await?;
             metrics::histogram!(m::RATE_LIMIT_WAIT_SECONDS, "service" => service.as_str())
                 .record(waited.as_secs_f64());
             if !waited.is_zero() {
@@ -73,10 +72,10 @@ impl UpstreamClient {
             match self.send_once(&req).await {
                 Err(UpstreamError::RateLimited { .. }) if tries < max_tries => {
                     tracing::warn!(%service, tries, "upstream rate limit hit; pausing until its next window");
-                    self.limiter.do_send(RateLimited { service });
+                    self.budget.rate_limited(service);
                 }
                 Err(UpstreamError::RateLimited { .. }) => {
-                    self.limiter.do_send(RateLimited { service });
+                    self.budget.rate_limited(service);
                     return Err(UpstreamError::RateLimited { service, tries });
                 }
                 other => return other,
@@ -100,7 +99,9 @@ impl UpstreamClient {
             .await;
         let result = match sent {
             Ok(resp) => {
-                self.observe_budget(service, &resp);
+                if let Some(remaining) = Remaining::from_headers(resp.headers()) {
+                    self.budget.observe(service, remaining);
+                }
                 read_response(service, resp, req.max_bytes).await
             }
             Err(e) => Err(UpstreamError::Transport {
@@ -109,36 +110,27 @@ impl UpstreamClient {
             }),
         };
         let class = match &result {
-            Ok(_) => "2xx",
-            Err(UpstreamError::RateLimited { .. }) => "429",
-            Err(UpstreamError::NotFound { .. }) => "4xx",
-            Err(UpstreamError::Status { status, .. }) if *status < 500 => "4xx",
-            Err(UpstreamError::Status { .. }) => "5xx",
-            Err(_) => "error",
+            Ok(_) => m::STATUS_2XX,
+            Err(UpstreamError::RateLimited { .. }) => m::STATUS_429,
+            Err(UpstreamError::NotFound { .. }) => m::STATUS_4XX,
+            Err(UpstreamError::Status { status, .. }) if *status < 500 => m::STATUS_4XX,
+            Err(UpstreamError::Status { .. }) => m::STATUS_5XX,
+            Err(_) => m::STATUS_ERROR,
         };
         metrics::counter!(m::UPSTREAM_REQUESTS, "service" => service.as_str(), "status_class" => class)
             .increment(1);
+        let elapsed = started.elapsed();
         metrics::histogram!(m::UPSTREAM_LATENCY, "service" => service.as_str())
-            .record(started.elapsed().as_secs_f64());
+            .record(elapsed.as_secs_f64());
+        // The path only: the query may carry the API key.
+        tracing::debug!(
+            %service,
+            path = reqwest::Url::parse(&req.url).map(|u| u.path().to_string()).unwrap_or_default(),
+            status_class = class,
+            elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+            "upstream call"
+        );
         result
-    }
-
-    fn observe_budget(&self, service: Service, resp: &reqwest::Response) {
-        let header = |name: &str| {
-            resp.headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<i64>().ok())
-        };
-        let remaining_minute = header("x-rate-limit-remaining-minute");
-        let remaining_day = header("x-rate-limit-remaining-day");
-        if remaining_minute.is_some() || remaining_day.is_some() {
-            self.limiter.do_send(Observe {
-                service,
-                remaining_minute,
-                remaining_day,
-            });
-        }
     }
 }
 
@@ -193,7 +185,80 @@ async fn read_response(
     }
 }
 
-/// The user agent sent to Dotabuff (exposed for the fixture tests).
-pub fn browser_user_agent() -> &'static str {
-    BROWSER_USER_AGENT
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use futures::future::BoxFuture;
+
+    use super::*;
+    use crate::fixture_upstream::{FixtureConfig, FixtureUpstream};
+    use crate::upstream::budget::BudgetUnavailable;
+
+    /// A budget that grants every call at once and keeps what the client reported.
+    #[derive(Default)]
+    struct Recorded {
+        events: Mutex<Vec<String>>,
+    }
+
+    impl Budget for Recorded {
+        fn acquire(&self, service: Service) -> BoxFuture<'_, Result<Duration, BudgetUnavailable>> {
+            self.events
+                .lock()
+                .unwrap()
+                .push(format!("acquire {service}"));
+            Box::pin(async { Ok(Duration::ZERO) })
+        }
+        fn observe(&self, service: Service, remaining: Remaining) {
+            let Remaining { minute, day } = remaining;
+            let event = format!("observe {service} {minute:?} {day:?}");
+            self.events.lock().unwrap().push(event);
+        }
+        fn rate_limited(&self, service: Service) {
+            self.events.lock().unwrap().push(format!("429 {service}"));
+        }
+    }
+
+    /// No actix System here: the client needs only a tokio runtime and some [`Budget`].
+    #[tokio::test]
+    async fn the_client_reports_the_upstream_budget_and_its_429s_to_its_budget() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("opendota/matches")).unwrap();
+        std::fs::write(dir.path().join("opendota/matches/1.json"), "{}").unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let config = FixtureConfig {
+            dir: dir.path().to_path_buf(),
+            rate_limit_per_min: Some(1),
+            // Mid-minute and standing still: both calls fall in one window.
+            clock: crate::clock::Clock::fixed(
+                std::time::UNIX_EPOCH + Duration::from_secs(1_728_000_030),
+            ),
+            ..FixtureConfig::default()
+        };
+        let upstream = FixtureUpstream::start(config, listener).await.unwrap();
+        let budget = Arc::new(Recorded::default());
+        let client = UpstreamClient::new(budget.clone()).unwrap();
+        let request = || Request {
+            service: Service::OpenDota,
+            url: format!("{}/matches/1", upstream.opendota_url()),
+            query: Vec::new(),
+            max_bytes: 1024,
+        };
+
+        assert_eq!(client.get(request()).await.unwrap(), Bytes::from("{}"));
+        let second = client.get(request()).await;
+        assert!(
+            matches!(second, Err(UpstreamError::RateLimited { tries, .. }) if tries == MAX_RATE_LIMITED_TRIES),
+            "{second:?}"
+        );
+        let events = budget.events.lock().unwrap().clone();
+        assert_eq!(
+            events[..2],
+            ["acquire opendota", "observe opendota Some(0) None"]
+        );
+        let limited = events.iter().filter(|e| *e == "429 opendota").count();
+        assert_eq!(limited, MAX_RATE_LIMITED_TRIES as usize, "{events:?}");
+        upstream.stop().await;
+    }
 }

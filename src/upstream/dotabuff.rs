@@ -21,9 +21,20 @@ impl Dotabuff {
         }
     }
 
-    /// Path of a team's matches page, also its cache key stem.
+    /// Path of a team's matches page.
     pub fn team_matches_path(team: TeamId) -> String {
         format!("/esports/teams/{team}/matches")
+    }
+
+    /// Key of page `page` of a team's matches in the raw page cache
+    /// (`dotabuff:/esports/teams/{team}/matches?page={page}`); built only here.
+    pub fn team_page_key(team: TeamId, page: u32) -> String {
+        format!("{}?page={page}", Self::team_pages_key_prefix(team))
+    }
+
+    /// What every cached matches page key of `team` starts with (invalidation drops them all).
+    pub fn team_pages_key_prefix(team: TeamId) -> String {
+        format!("dotabuff:{}", Self::team_matches_path(team))
     }
 
     /// Fetches page `page` (1-based) of a team's matches as text.

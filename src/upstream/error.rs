@@ -2,6 +2,7 @@
 //! now (permanent). A 404 and an unreadable body are permanent at once; timeouts, connection
 //! errors, 5xx and 429 are transient.
 
+use super::budget::BudgetUnavailable;
 use crate::domain::Service;
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -18,8 +19,8 @@ pub enum UpstreamError {
     TooLarge { service: Service, limit: usize },
     #[error("{service} sent an unreadable body: {reason}")]
     Unreadable { service: Service, reason: String },
-    #[error("rate limiter unavailable: {0}")]
-    Limiter(String),
+    #[error(transparent)]
+    Limiter(#[from] BudgetUnavailable),
 }
 
 /// What the job runner does with a failure.

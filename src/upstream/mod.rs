@@ -1,6 +1,8 @@
-//! Upstream access: the rate-limited HTTP [`client`], the [`opendota`] calls, the pure
-//! Dotabuff page parser [`dotabuff_page`], and the retry [`error`] classification.
+//! Upstream access: the rate-limited HTTP [`client`] and the [`budget`] it waits on, the
+//! [`opendota`] calls, the pure Dotabuff page parser [`dotabuff_page`], and the retry
+//! [`error`] classification.
 
+pub mod budget;
 pub mod client;
 pub mod dotabuff;
 pub mod dotabuff_page;

@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::client::{Request, UpstreamClient};
 use super::error::UpstreamError;
 use crate::config::ApiKey;
-use crate::domain::{LeagueId, MatchId, PlayerId, Service, TeamId};
+use crate::domain::{Fanout, LeagueId, MatchId, PlayerId, Service, TeamId};
 
 /// Parsed OpenDota matches exceed 1 MB; 32 MB leaves room while bounding memory per job.
 pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
@@ -24,11 +24,7 @@ pub struct OpenDota {
 /// A match body with what the pipeline needs from it.
 pub struct MatchBody {
     pub raw: Bytes,
-    /// Players with a public account and their side; anonymous ones (`account_id: null`)
-    /// are left out.
-    pub players: Vec<MatchPlayer>,
-    pub radiant_team_id: Option<TeamId>,
-    pub dire_team_id: Option<TeamId>,
+    pub sides: MatchSides,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,16 +33,36 @@ pub struct MatchPlayer {
     pub radiant: bool,
 }
 
-impl MatchBody {
-    /// The public players of `team`'s side; all public players when the match does not say
-    /// which side `team` played (e.g. no `dire_team_id`).
-    pub fn players_of(&self, team: TeamId) -> Vec<PlayerId> {
-        let side = if self.radiant_team_id == Some(team) {
-            Some(true)
-        } else if self.dire_team_id == Some(team) {
-            Some(false)
-        } else {
-            None
+/// The public players of a match (anonymous ones, `account_id: null`, are left out) and which
+/// team played which side. Read from fetched and from stored bodies alike.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MatchSides {
+    pub players: Vec<MatchPlayer>,
+    pub radiant_team_id: Option<TeamId>,
+    pub dire_team_id: Option<TeamId>,
+}
+
+impl MatchSides {
+    pub fn read(value: &Value) -> Self {
+        Self {
+            players: match_players(value),
+            radiant_team_id: match_team(value, "radiant_team_id"),
+            dire_team_id: match_team(value, "dire_team_id"),
+        }
+    }
+
+    /// The players a match fans out to. The one copy of this rule: the MatchFetcher queues
+    /// these and a team import's progress counts these, so the two cannot disagree (if they
+    /// did, an import would wait forever for players nobody queued).
+    /// `TeamSide(team)` is that team's side, or every public player when the match does not
+    /// say which side `team` played (e.g. no `dire_team_id`).
+    pub fn players_for(&self, fanout: Fanout) -> Vec<PlayerId> {
+        let side = match fanout {
+            Fanout::None => return Vec::new(),
+            Fanout::All => None,
+            Fanout::TeamSide(team) if self.radiant_team_id == Some(team) => Some(true),
+            Fanout::TeamSide(team) if self.dire_team_id == Some(team) => Some(false),
+            Fanout::TeamSide(_) => None,
         };
         self.players
             .iter()
@@ -56,8 +72,8 @@ impl MatchBody {
     }
 }
 
-/// Reads the public players of an OpenDota match body (also used on stored bodies).
-pub fn match_players(value: &Value) -> Vec<MatchPlayer> {
+/// Reads the public players of an OpenDota match body.
+fn match_players(value: &Value) -> Vec<MatchPlayer> {
     let mut out: Vec<MatchPlayer> = value
         .get("players")
         .and_then(Value::as_array)
@@ -134,9 +150,7 @@ impl OpenDota {
             return Err(unreadable("match body has no players array"));
         }
         Ok(MatchBody {
-            players: match_players(&value),
-            radiant_team_id: match_team(&value, "radiant_team_id"),
-            dire_team_id: match_team(&value, "dire_team_id"),
+            sides: MatchSides::read(&value),
             raw,
         })
     }
@@ -234,6 +248,35 @@ impl OpenDota {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_match_fans_out_to_all_public_players_or_one_teams_side() {
+        let body = serde_json::json!({
+            "radiant_team_id": 10,
+            "dire_team_id": 20,
+            "players": [
+                {"account_id": 1, "player_slot": 0},
+                {"account_id": null, "player_slot": 1},
+                {"account_id": 2, "player_slot": 128},
+                {"account_id": 3, "isRadiant": false},
+            ],
+        });
+        let sides = MatchSides::read(&body);
+        let ids = |fanout| -> Vec<u64> {
+            sides
+                .players_for(fanout)
+                .into_iter()
+                .map(PlayerId::get)
+                .collect()
+        };
+        let team = |id| TeamId::new(id).unwrap();
+        assert_eq!(ids(Fanout::All), vec![1, 2, 3]);
+        assert_eq!(ids(Fanout::None), Vec::<u64>::new());
+        assert_eq!(ids(Fanout::TeamSide(team(10))), vec![1]);
+        assert_eq!(ids(Fanout::TeamSide(team(20))), vec![2, 3]);
+        // A team the match does not name: its side is unknown, so everyone.
+        assert_eq!(ids(Fanout::TeamSide(team(30))), vec![1, 2, 3]);
+    }
 
     #[test]
     fn api_key_debug_is_redacted() {

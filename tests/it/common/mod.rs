@@ -9,9 +9,10 @@ mod queue;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 use dota_orchestrator::app::Application;
+use dota_orchestrator::clock::Clock;
 use dota_orchestrator::config::{NatsMode, Settings};
 use dota_orchestrator::fixture_upstream::{FixtureConfig, FixtureUpstream};
 use serde_json::Value;
@@ -74,6 +75,8 @@ pub struct TestApp {
     pub upstream: FixtureUpstream,
     pub data_dir: tempfile::TempDir,
     pub fixtures: Fixtures,
+    /// The wall clock the service's rate limiter and the fixture's rate windows share.
+    pub clock: Clock,
 }
 
 pub async fn spawn_app(fixtures: Fixtures) -> TestApp {
@@ -99,9 +102,11 @@ pub async fn spawn_app_with(
     tweak: impl FnOnce(&mut Settings),
 ) -> TestApp {
     init_tracing();
+    let clock = upstream_config.clock.clone();
     let upstream = start_upstream(&fixtures, upstream_config).await;
     let data_dir = tempfile::tempdir().expect("temp data dir");
     let mut settings = test_settings(data_dir.path(), &upstream);
+    settings.clock = clock.clone();
     tweak(&mut settings);
     let app = Application::build(settings).await.expect("app starts");
     TestApp {
@@ -111,6 +116,7 @@ pub async fn spawn_app_with(
         upstream,
         data_dir,
         fixtures,
+        clock,
     }
 }
 
@@ -222,6 +228,7 @@ impl TestApp {
     pub async fn restart_app(&mut self, tweak: impl FnOnce(&mut Settings)) {
         self.stop_app().await;
         let mut settings = test_settings(self.data_dir.path(), &self.upstream);
+        settings.clock = self.clock.clone();
         tweak(&mut settings);
         let app = Application::build(settings).await.expect("app restarts");
         self.base = format!("http://{}", app.http_addr());
@@ -231,6 +238,45 @@ impl TestApp {
     pub async fn shutdown(mut self) {
         self.stop_app().await;
     }
+
+    /// When the service's OpenDota budget is paused for more than a second (spent, or a 429,
+    /// until the next calendar minute), moves the shared clock to 300 ms before that minute
+    /// ends: the window is still crossed for real, by the service and the fixture alike, but
+    /// the wait is short. Returns whether the clock was moved.
+    pub async fn hurry_to_next_window(&self) -> bool {
+        let status: Value = match self.get("/api/queue/status").await.json().await {
+            Ok(status) => status,
+            Err(_) => return false,
+        };
+        let paused_ms = status["services"]["opendota"]["budget"]["pausedForMs"]
+            .as_u64()
+            .unwrap_or(0);
+        let now = self.clock.now();
+        let secs = now
+            .duration_since(UNIX_EPOCH)
+            .expect("after 1970")
+            .as_secs();
+        let minute_end = UNIX_EPOCH + Duration::from_secs((secs / 60 + 1) * 60);
+        let target = minute_end - Duration::from_millis(300);
+        if paused_ms <= 1000 || target <= now {
+            return false;
+        }
+        self.clock.set(target);
+        true
+    }
+}
+
+/// A clock shared by a test's fixture upstream and service, set 1 s into a calendar minute so
+/// a test has the rest of that minute before the first window ends.
+pub fn clock_at_a_minute_start() -> Clock {
+    let clock = Clock::system();
+    let secs = clock
+        .now()
+        .duration_since(UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs();
+    clock.set(UNIX_EPOCH + Duration::from_secs((secs / 60 + 1) * 60 + 1));
+    clock
 }
 
 /// Polls `check` every 50 ms until it yields `Some`, or `None` after `limit`.

@@ -1,0 +1,93 @@
+//! The CacheKeeper's upkeep messages: invalidation (the API's `/api/cache/invalidate`), raw
+//! page caching for the TeamImporter, and remembering announced team imports for TeamWatch.
+
+use actix::{Handler, Message};
+
+use super::CacheKeeper;
+use crate::domain::{Signature, TeamId};
+use crate::store::{StoreError, now_ms};
+use crate::upstream::dotabuff::Dotabuff;
+
+/// Keep a raw upstream page (Dotabuff HTML) under `key`.
+#[derive(Message)]
+#[rtype(result = "Result<(), StoreError>")]
+pub struct StorePage {
+    pub key: String,
+    pub body: Vec<u8>,
+}
+
+/// Remember that the completion of `signature` (a team import) was announced for the stored
+/// copy fetched at `fetched_at_ms`.
+#[derive(Message)]
+#[rtype(result = "Result<(), StoreError>")]
+pub struct MarkAnnounced {
+    pub signature: Signature,
+    pub fetched_at_ms: i64,
+}
+
+/// Mark stored copies stale (the invalidation API) and forget their failures. For a team,
+/// every import of it (all leagues) and its cached Dotabuff pages.
+#[derive(Message)]
+#[rtype(result = "Result<Invalidated, StoreError>")]
+pub struct Invalidate {
+    pub signatures: Vec<Signature>,
+    pub teams: Vec<TeamId>,
+}
+
+/// Per signature whether a stored copy existed; per team how many imports were invalidated.
+#[derive(Debug, Clone, Default)]
+pub struct Invalidated {
+    pub signatures: Vec<(Signature, bool)>,
+    pub teams: Vec<(TeamId, usize)>,
+}
+
+impl Handler<Invalidate> for CacheKeeper {
+    type Result = Result<Invalidated, StoreError>;
+
+    fn handle(&mut self, msg: Invalidate, _: &mut Self::Context) -> Self::Result {
+        let stored_teams = self
+            .store
+            .stored_of_kind(crate::domain::ResourceKind::Team)?;
+        self.store.write(|tx| {
+            let mut out = Invalidated::default();
+            for sig in msg.signatures {
+                let existed = tx.invalidate(&sig)?;
+                tx.clear_failure(&sig)?;
+                out.signatures.push((sig, existed));
+            }
+            for team in msg.teams {
+                let mut n = 0;
+                for sig in stored_teams
+                    .iter()
+                    .filter(|s| matches!(s, Signature::Team(t, _) if *t == team))
+                {
+                    if tx.invalidate(sig)? {
+                        n += 1;
+                    }
+                    tx.clear_failure(sig)?;
+                }
+                tx.remove_pages_with_prefix(&Dotabuff::team_pages_key_prefix(team))?;
+                out.teams.push((team, n));
+            }
+            Ok(out)
+        })
+    }
+}
+
+impl Handler<StorePage> for CacheKeeper {
+    type Result = Result<(), StoreError>;
+
+    fn handle(&mut self, msg: StorePage, _: &mut Self::Context) -> Self::Result {
+        self.store
+            .write(|tx| tx.put_page(&msg.key, &msg.body, now_ms()))
+    }
+}
+
+impl Handler<MarkAnnounced> for CacheKeeper {
+    type Result = Result<(), StoreError>;
+
+    fn handle(&mut self, msg: MarkAnnounced, _: &mut Self::Context) -> Self::Result {
+        self.store
+            .write(|tx| tx.put_announced(&msg.signature, msg.fetched_at_ms))
+    }
+}

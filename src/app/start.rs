@@ -1,0 +1,242 @@
+//! The start-up steps `Application::build` runs in order, one function each: the demo
+//! fixture upstream, NATS, the rate limiter and upstream clients, the fetchers, re-queuing
+//! left-over claims, and the HTTP server. Each returns what the running application keeps.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use actix::{Addr, Supervisor};
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
+
+use super::AppError;
+use crate::actors::cache_keeper::RequeueAll;
+use crate::actors::fetcher::{FetchJobs, Fetcher};
+use crate::actors::league_fetcher::{LeagueFetcher, LeagueJobs};
+use crate::actors::match_fetcher::{MatchFetcher, MatchJobs};
+use crate::actors::pipeline::Pipeline;
+use crate::actors::player_fetcher::{PlayerFetcher, PlayerJobs};
+use crate::actors::player_stats_fetcher::{PlayerStatsFetcher, PlayerStatsJobs};
+use crate::actors::rate_limiter::{LimiterBudget, RateLimiter};
+use crate::actors::team_importer::{TeamImporter, TeamJobs};
+use crate::bus::embedded::{EmbeddedNats, EmbeddedNatsConfig};
+use crate::config::{NatsMode, Settings};
+#[cfg(feature = "fixture-upstream")]
+use crate::fixture_upstream::{FixtureConfig, FixtureUpstream};
+use crate::http::{self, ApiState};
+use crate::upstream::client::UpstreamClient;
+use crate::upstream::dotabuff::Dotabuff;
+use crate::upstream::opendota::OpenDota;
+
+/// Starts the fixture upstream over `dir` on a free local port and points both upstream URLs
+/// of `settings` at it. It reads the same clock as the service's rate limiter.
+#[cfg(feature = "fixture-upstream")]
+pub(super) async fn demo_upstream(
+    dir: &std::path::Path,
+    settings: &mut Settings,
+) -> Result<FixtureUpstream, AppError> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .map_err(|source| AppError::Bind {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            source,
+        })?;
+    let upstream = FixtureUpstream::start(
+        FixtureConfig {
+            dir: dir.to_path_buf(),
+            clock: settings.clock.clone(),
+            ..FixtureConfig::default()
+        },
+        listener,
+    )
+    .await?;
+    settings.opendota_url = upstream.opendota_url();
+    settings.dotabuff_url = upstream.dotabuff_url();
+    tracing::info!(addr = %upstream.addr(), dir = %dir.display(), "demo mode: fixture upstream serving the bundled data set");
+    Ok(upstream)
+}
+
+/// NATS as configured: our own nats-server, or an existing one. Returns the server we run
+/// (if any), its URL and a connected client.
+pub(super) async fn nats(
+    settings: &Settings,
+) -> Result<(Option<EmbeddedNats>, String, async_nats::Client), AppError> {
+    let (embedded, url) = match &settings.nats {
+        NatsMode::Embedded { conf, port } => {
+            let server = EmbeddedNats::start(EmbeddedNatsConfig {
+                conf: conf.clone(),
+                store_dir: settings.data_dir.join("nats"),
+                port: *port,
+            })
+            .await?;
+            let url = server.url().to_string();
+            (Some(server), url)
+        }
+        NatsMode::External { url } => (None, url.clone()),
+    };
+    let client = async_nats::ConnectOptions::new()
+        .name("dota-orchestrator")
+        .connect(&url)
+        .await
+        .map_err(|source| AppError::NatsConnect {
+            url: url.clone(),
+            source,
+        })?;
+    Ok((embedded, url, client))
+}
+
+/// The upstream APIs, every call within one rate budget.
+pub(super) struct Upstreams {
+    pub limiter: Addr<RateLimiter>,
+    pub opendota: OpenDota,
+    pub dotabuff: Dotabuff,
+}
+
+/// Starts the supervised RateLimiter on `settings.clock` and the clients that wait on it.
+pub(super) fn upstreams(settings: &Settings) -> Result<Upstreams, AppError> {
+    let (limits, clock) = (settings.limits, settings.clock.clone());
+    let limiter = Supervisor::start(move |_| RateLimiter::new(limits, clock.clone()));
+    let budget = LimiterBudget::new(limiter.clone(), settings.clock.clone());
+    let client = UpstreamClient::new(Arc::new(budget)).map_err(AppError::UpstreamClient)?;
+    Ok(Upstreams {
+        limiter,
+        opendota: OpenDota::new(
+            client.clone(),
+            &settings.opendota_url,
+            settings.opendota_api_key.clone(),
+        ),
+        dotabuff: Dotabuff::new(client, &settings.dotabuff_url),
+    })
+}
+
+/// Addresses of the supervised fetchers; dropping them lets the actors stop at shutdown.
+pub(super) struct Fetchers {
+    pub matches: Addr<MatchFetcher>,
+    pub players: Addr<PlayerFetcher>,
+    pub player_stats: Addr<PlayerStatsFetcher>,
+    pub leagues: Addr<LeagueFetcher>,
+    pub teams: Addr<TeamImporter>,
+}
+
+fn fetcher<J: FetchJobs>(
+    jobs: J,
+    pipeline: &Pipeline,
+    workers: usize,
+    shutdown: &watch::Receiver<bool>,
+) -> Addr<Fetcher<J>> {
+    let (pipeline, shutdown) = (pipeline.clone(), shutdown.clone());
+    Supervisor::start(move |_| Fetcher::new(jobs, pipeline, workers, shutdown))
+}
+
+/// Starts one supervised fetcher per job kind.
+pub(super) fn fetchers(
+    settings: &Settings,
+    upstreams: &Upstreams,
+    pipeline: &Pipeline,
+    shutdown: &watch::Receiver<bool>,
+) -> Fetchers {
+    let workers = settings.workers;
+    let opendota = &upstreams.opendota;
+    let teams = TeamJobs {
+        dotabuff: upstreams.dotabuff.clone(),
+        opendota: opendota.clone(),
+        store: pipeline.store.clone(),
+        keeper: pipeline.keeper.clone(),
+        source: settings.team_source,
+        sides: settings.team_players,
+        page_ttl: settings.ttls.teams,
+    };
+    let opendota = || opendota.clone();
+    Fetchers {
+        matches: fetcher(
+            MatchJobs {
+                opendota: opendota(),
+            },
+            pipeline,
+            workers,
+            shutdown,
+        ),
+        players: fetcher(
+            PlayerJobs {
+                opendota: opendota(),
+            },
+            pipeline,
+            workers,
+            shutdown,
+        ),
+        player_stats: fetcher(
+            PlayerStatsJobs {
+                opendota: opendota(),
+            },
+            pipeline,
+            workers,
+            shutdown,
+        ),
+        leagues: fetcher(
+            LeagueJobs {
+                opendota: opendota(),
+            },
+            pipeline,
+            1,
+            shutdown,
+        ),
+        // Team pages are fetched one at a time anyway (Dotabuff's steady spacing).
+        teams: fetcher(teams, pipeline, 2, shutdown),
+    }
+}
+
+/// Re-queues every claim found in the database under a new generation (see [`RequeueAll`]),
+/// so work queued before a stop or crash is done now, not after JetStream's ack wait.
+pub(super) async fn recover_claims(pipeline: &Pipeline) -> Result<(), AppError> {
+    let jobs = pipeline.keeper.send(RequeueAll).await??;
+    if !jobs.is_empty() {
+        tracing::info!(count = jobs.len(), "re-queuing work left from the last run");
+    }
+    pipeline
+        .publish_claimed(jobs)
+        .await
+        .map_err(AppError::Requeue)
+}
+
+/// The running HTTP server and the handles that stop it.
+pub(super) struct Http {
+    pub addr: SocketAddr,
+    pub stop: oneshot::Sender<()>,
+    /// Turns true just before the HTTP drain, so event streams end instead of holding it up.
+    pub closing: watch::Sender<bool>,
+    pub task: JoinHandle<()>,
+    /// Refreshes the queue, NATS and store gauges until shutdown.
+    pub gauges: JoinHandle<()>,
+}
+
+/// Binds `addr` (port 0: any free port) and serves the API on it.
+pub(super) async fn http(
+    addr: SocketAddr,
+    state: impl FnOnce(watch::Receiver<bool>) -> ApiState,
+    shutdown: &watch::Receiver<bool>,
+) -> Result<Http, AppError> {
+    let (closing, closing_rx) = watch::channel(false);
+    let state = state(closing_rx);
+    let gauges = tokio::spawn(http::status::refresh_gauges(
+        state.clone(),
+        shutdown.clone(),
+    ));
+    let bind_error = |source| AppError::Bind { addr, source };
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(bind_error)?;
+    let local = listener.local_addr().map_err(bind_error)?;
+    let (stop, stop_rx) = oneshot::channel::<()>();
+    let server = warp::serve(http::request_id::with_request_id(http::routes(state)))
+        .incoming(listener)
+        .graceful(async move {
+            let _ = stop_rx.await;
+        });
+    Ok(Http {
+        addr: local,
+        stop,
+        closing,
+        task: tokio::spawn(server.run()),
+        gauges,
+    })
+}
