@@ -172,6 +172,10 @@ impl Application {
             activity: activity.clone(),
             retry: settings.retry,
         };
+        if embedded.is_some() {
+            // Private to this instance: see `JobQueue::discard_all` (crash recovery).
+            pipeline.queue.discard_all().await?;
+        }
         recover_claims(&pipeline).await?;
 
         let client =

@@ -253,7 +253,10 @@ mod tests {
             port: 1,
         })
         .unwrap();
-        assert_eq!(file.stop_leftover(Duration::from_secs(1)).await.unwrap(), None);
+        assert_eq!(
+            file.stop_leftover(Duration::from_secs(1)).await.unwrap(),
+            None
+        );
         assert!(other.0.try_wait().unwrap().is_none(), "sleep still runs");
         assert_eq!(file.read(), None, "the stale record is removed");
     }

@@ -150,6 +150,20 @@ impl JobQueue {
         Ok(ack.duplicate)
     }
 
+    /// Drops every queued job and returns how many. Only for a stream no other instance uses
+    /// (the embedded server's), right before start-up re-publishes every claim from redb under
+    /// a new generation: each dropped job was either stale or is published again. Jobs that a
+    /// killed run held stay ack-pending until [`ACK_WAIT`] and fill `max_ack_pending`, which
+    /// would stall the restarted workers for up to a minute; a purge releases them at once.
+    pub async fn discard_all(&self) -> Result<u64, BusError> {
+        let stream = self
+            .js
+            .get_stream(subjects::JOBS_STREAM)
+            .await
+            .map_err(js_err)?;
+        Ok(stream.purge().await.map_err(js_err)?.purged)
+    }
+
     /// Waits for the next job of `kind`, interactive first. Returns `Ok(None)` after an idle
     /// poll so the caller can check for shutdown.
     pub async fn next(&self, kind: ResourceKind) -> Result<Option<Delivery>, BusError> {
