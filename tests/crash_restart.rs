@@ -133,15 +133,19 @@ fn stored_paths(data: &Path) -> Vec<String> {
     paths
 }
 
-/// The fixture upstream's request count per path.
-async fn request_counts(upstream: &str) -> BTreeMap<String, u64> {
-    let stats: Value = reqwest::get(format!("{upstream}/_stats"))
+/// The fixture upstream's counters (`GET /_stats`).
+async fn upstream_stats(upstream: &str) -> Value {
+    reqwest::get(format!("{upstream}/_stats"))
         .await
         .expect("stats")
         .json()
         .await
-        .expect("stats JSON");
-    stats["paths"]
+        .expect("stats JSON")
+}
+
+/// The fixture upstream's request count per path.
+async fn request_counts(upstream: &str) -> BTreeMap<String, u64> {
+    upstream_stats(upstream).await["paths"]
         .as_object()
         .expect("paths")
         .iter()
@@ -262,12 +266,7 @@ async fn kill_9_during_an_import_never_blocks_a_restart_and_loses_nothing() {
     }
     assert_every_resource_ready(&http, &service.base).await;
 
-    let stats: Value = reqwest::get(format!("{upstream_url}/_stats"))
-        .await
-        .expect("stats")
-        .json()
-        .await
-        .expect("stats JSON");
+    let stats = upstream_stats(&upstream_url).await;
     report_overhead(&stats, kills_during_import);
     let counts = request_counts(&upstream_url).await;
     let refetched_after_store: Vec<String> = stored_before_kill
