@@ -10,6 +10,7 @@
 //! tokio runtime (the caller's `Handle` is entered around the fork).
 
 use std::io;
+use std::panic::AssertUnwindSafe;
 use std::sync::Mutex;
 use std::sync::mpsc;
 
@@ -75,10 +76,13 @@ fn sender() -> io::Result<mpsc::Sender<Request>> {
                 reply,
             } in rx
             {
-                let result = {
+                // A panic must not end this thread: every server it forked would get the
+                // parent-death signal. Turn it into this one spawn's error instead.
+                let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
                     let _runtime = runtime.enter();
                     command.spawn()
-                };
+                }))
+                .unwrap_or_else(|_| Err(io::Error::other("spawning nats-server panicked")));
                 // The caller may have given up waiting; its child is then killed on drop.
                 let _ = reply.send(result);
             }
