@@ -150,6 +150,10 @@ impl Application {
             activity: activity.clone(),
             retry: settings.retry,
         };
+        if embedded.is_some() {
+            // Private to this instance: see `JobQueue::discard_all` (crash recovery).
+            pipeline.queue.discard_all().await?;
+        }
         start::recover_claims(&pipeline).await?;
 
         let fetchers = start::fetchers(&settings, &upstreams, &pipeline, &shutdown_rx);

@@ -1,6 +1,10 @@
 //! The embedded message bus: starts `nats-server -c nats.conf` as a child process on its own
 //! loopback port, waits until it answers `/healthz`, restarts it if it dies and stops it on
 //! shutdown. Used by `Application::build` when no `--nats-url` is given.
+//!
+//! The server never outlives the service: it is forked with a parent-death signal (see
+//! [`super::spawner`]), and its PID is recorded in the store dir so that the next start stops
+//! a server left behind anyway (see [`super::pid_file`]) instead of failing on a taken port.
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -9,9 +13,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+
+use super::pid_file::{LeftoverServerError, PidFile, ServerRecord};
+use super::spawner::spawn_tied_to_process;
 
 /// How long a fresh nats-server gets to answer `/healthz` before start-up fails.
 const READY_TIMEOUT: Duration = Duration::from_secs(15);
@@ -43,6 +52,8 @@ pub enum EmbeddedNatsError {
     },
     #[error("could not start nats-server: {0}")]
     Spawn(std::io::Error),
+    #[error(transparent)]
+    Leftover(#[from] LeftoverServerError),
     #[error("nats-server did not become healthy within {secs}s; last log lines:\n{log_tail}")]
     NotReady { secs: u64, log_tail: String },
 }
@@ -72,8 +83,11 @@ pub struct EmbeddedNats {
 struct Launch {
     binary: PathBuf,
     conf: PathBuf,
+    /// Absolute, so the `-sd` argument identifies the store in `/proc/<pid>/cmdline`
+    /// whatever the working directory of a later run.
     store_dir: PathBuf,
     log_file: PathBuf,
+    pid_file: PidFile,
     port: u16,
     monitor_port: u16,
 }
@@ -85,12 +99,15 @@ impl EmbeddedNats {
         if !config.conf.is_file() {
             return Err(EmbeddedNatsError::ConfigMissing(config.conf));
         }
-        std::fs::create_dir_all(&config.store_dir).map_err(|source| {
-            EmbeddedNatsError::StoreDir {
+        let store_dir = std::fs::create_dir_all(&config.store_dir)
+            .and_then(|()| config.store_dir.canonicalize())
+            .map_err(|source| EmbeddedNatsError::StoreDir {
                 path: config.store_dir.clone(),
                 source,
-            }
-        })?;
+            })?;
+        // Before any port is probed: a left-over server holds the port and the store.
+        let pid_file = PidFile::new(&store_dir);
+        pid_file.stop_leftover(STOP_TIMEOUT).await?;
         // A port picked here is free when probed but may be taken (by any process's outgoing
         // connection, even) before nats-server binds it; then pick again. A port the operator
         // chose is never swapped silently.
@@ -102,14 +119,15 @@ impl EmbeddedNats {
             let launch = Launch {
                 binary: binary.clone(),
                 conf: config.conf.clone(),
-                log_file: config.store_dir.join("nats-server.log"),
-                store_dir: config.store_dir.clone(),
+                log_file: store_dir.join("nats-server.log"),
+                store_dir: store_dir.clone(),
+                pid_file: pid_file.clone(),
                 port,
                 monitor_port,
             };
             // A fresh log per attempt, so the tail read on failure is this attempt's.
             let _ = std::fs::remove_file(&launch.log_file);
-            let child = launch.spawn()?;
+            let child = launch.spawn().await?;
             match launch.wait_healthy(child).await {
                 Ok(child) => break (launch, child),
                 Err(EmbeddedNatsError::NotReady { log_tail, .. })
@@ -178,10 +196,12 @@ impl EmbeddedNats {
 }
 
 impl Launch {
-    fn spawn(&self) -> Result<Child, EmbeddedNatsError> {
+    /// Starts one nats-server and records its PID before anything can go wrong with it.
+    async fn spawn(&self) -> Result<Child, EmbeddedNatsError> {
         // Flags override the file: the file holds policy (JetStream, payload size, limits),
         // the flags hold what differs per instance (port, store, log).
-        Command::new(&self.binary)
+        let mut command = Command::new(&self.binary);
+        command
             .arg("-c")
             .arg(&self.conf)
             .args(["-a", "127.0.0.1", "-p"])
@@ -195,9 +215,22 @@ impl Launch {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(EmbeddedNatsError::Spawn)
+            .kill_on_drop(true);
+        let child = spawn_tied_to_process(command)
+            .await
+            .map_err(EmbeddedNatsError::Spawn)?;
+        if let Some(pid) = child.id() {
+            let record = ServerRecord {
+                pid,
+                port: self.port,
+            };
+            // Without the record only the parent-death signal guards against an orphan;
+            // worth a warning, not worth refusing to run.
+            if let Err(err) = self.pid_file.record(record) {
+                tracing::warn!(%err, "could not write the nats-server PID file");
+            }
+        }
+        Ok(child)
     }
 
     async fn wait_healthy(&self, mut child: Child) -> Result<Child, EmbeddedNatsError> {
@@ -223,15 +256,11 @@ impl Launch {
     }
 
     async fn stop_child(&self, mut child: Child) {
-        if let Some(pid) = child.id() {
-            // nats-server signals its own kind; this avoids unsafe libc calls here.
-            let _ = Command::new(&self.binary)
-                .arg("--signal")
-                .arg(format!("term={pid}"))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .await;
+        // `id()` is None once the child has been reaped, so the PID cannot have been reused.
+        if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok())
+            && let Err(err) = kill(Pid::from_raw(pid), Signal::SIGTERM)
+        {
+            tracing::warn!(%err, "could not send SIGTERM to nats-server");
         }
         match tokio::time::timeout(STOP_TIMEOUT, child.wait()).await {
             Ok(_) => tracing::info!("embedded nats-server stopped"),
@@ -240,6 +269,7 @@ impl Launch {
                 let _ = child.kill().await;
             }
         }
+        self.pid_file.remove();
     }
 }
 
@@ -267,7 +297,7 @@ async fn supervise(
                 _ = tokio::time::sleep(backoff) => {}
             }
             backoff = (backoff * 2).min(RESTART_BACKOFF_MAX);
-            let started = match launch.spawn() {
+            let started = match launch.spawn().await {
                 Ok(c) => launch.wait_healthy(c).await,
                 Err(e) => Err(e),
             };

@@ -2,6 +2,8 @@
 //! durable JetStream job queue. Actors talk to each other through these subjects.
 
 pub mod embedded;
+pub mod pid_file;
 pub mod queue;
+mod spawner;
 pub mod subjects;
 pub mod wire;

@@ -53,6 +53,8 @@ pub enum BusError {
     Receive(#[source] async_nats::Error),
     #[error("jetstream: could not read a consumer's state: {0}")]
     ConsumerInfo(#[source] context::ConsumerInfoError),
+    #[error("jetstream: could not purge the jobs stream: {0}")]
+    Purge(#[source] async_nats::jetstream::stream::PurgeError),
     #[error("job payload is not valid JSON: {0}")]
     Decode(#[from] serde_json::Error),
 }
@@ -164,6 +166,20 @@ impl JobQueue {
             .await
             .map_err(BusError::Publish)?;
         Ok(ack.duplicate)
+    }
+
+    /// Drops every queued job and returns how many. Only for a stream no other instance uses
+    /// (the embedded server's), right before start-up re-publishes every claim from redb under
+    /// a new generation: each dropped job was either stale or is published again. Jobs that a
+    /// killed run held stay ack-pending until [`ACK_WAIT`] and fill `max_ack_pending`, which
+    /// would stall the restarted workers for up to a minute; a purge releases them at once.
+    pub async fn discard_all(&self) -> Result<u64, BusError> {
+        let stream = self
+            .js
+            .get_stream(subjects::JOBS_STREAM)
+            .await
+            .map_err(BusError::GetStream)?;
+        Ok(stream.purge().await.map_err(BusError::Purge)?.purged)
     }
 
     /// Waits for the next job of `kind`, interactive first. Returns `Ok(None)` after an idle

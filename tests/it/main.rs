@@ -9,6 +9,7 @@ mod chromium;
 mod common;
 
 mod api_contract;
+mod crash_restart;
 mod dashboards;
 mod demo;
 mod demo_data_set;
