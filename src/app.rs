@@ -117,14 +117,9 @@ impl Application {
             source,
         })?;
         #[cfg(feature = "fixture-upstream")]
-        let fixture = match settings.demo_data().map(std::path::Path::to_path_buf) {
-            Some(dir) => Some(start::demo_upstream(&dir, &mut settings).await?),
-            None => None,
-        };
+        let fixture = start::demo_upstream(&mut settings).await?;
         #[cfg(not(feature = "fixture-upstream"))]
-        if settings.demo_data().is_some() {
-            return Err(AppError::DemoUnavailable);
-        }
+        start::no_demo(&settings)?;
         let (embedded, nats_url, nats) = start::nats(&settings).await?;
 
         let store = Store::open(&settings.data_dir.join(DB_FILE), settings.ttls)?;
@@ -150,11 +145,7 @@ impl Application {
             activity: activity.clone(),
             retry: settings.retry,
         };
-        if embedded.is_some() {
-            // Private to this instance: see `JobQueue::discard_all` (crash recovery).
-            pipeline.queue.discard_all().await?;
-        }
-        start::recover_claims(&pipeline).await?;
+        start::recover_claims(&pipeline, embedded.is_some()).await?;
 
         let fetchers = start::fetchers(&settings, &upstreams, &pipeline, &shutdown_rx);
         let team_watch = tokio::spawn(

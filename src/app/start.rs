@@ -28,13 +28,16 @@ use crate::upstream::client::UpstreamClient;
 use crate::upstream::dotabuff::Dotabuff;
 use crate::upstream::opendota::OpenDota;
 
-/// Starts the fixture upstream over `dir` on a free local port and points both upstream URLs
-/// of `settings` at it. It reads the same clock as the service's rate limiter.
+/// In demo mode, starts the fixture upstream over the demo data set on a free local port and
+/// points both upstream URLs of `settings` at it. It reads the same clock as the service's
+/// rate limiter.
 #[cfg(feature = "fixture-upstream")]
 pub(super) async fn demo_upstream(
-    dir: &std::path::Path,
     settings: &mut Settings,
-) -> Result<FixtureUpstream, AppError> {
+) -> Result<Option<FixtureUpstream>, AppError> {
+    let Some(dir) = settings.demo_data().map(std::path::Path::to_path_buf) else {
+        return Ok(None);
+    };
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
         .await
         .map_err(|source| AppError::Bind {
@@ -53,7 +56,16 @@ pub(super) async fn demo_upstream(
     settings.opendota_url = upstream.opendota_url();
     settings.dotabuff_url = upstream.dotabuff_url();
     tracing::info!(addr = %upstream.addr(), dir = %dir.display(), "demo mode: fixture upstream serving the bundled data set");
-    Ok(upstream)
+    Ok(Some(upstream))
+}
+
+/// Demo mode needs the fixture upstream, which this build left out.
+#[cfg(not(feature = "fixture-upstream"))]
+pub(super) fn no_demo(settings: &Settings) -> Result<(), AppError> {
+    match settings.demo_data() {
+        Some(_) => Err(AppError::DemoUnavailable),
+        None => Ok(()),
+    }
 }
 
 /// NATS as configured: our own nats-server, or an existing one. Returns the server we run
@@ -186,8 +198,16 @@ pub(super) fn fetchers(
 }
 
 /// Re-queues every claim found in the database under a new generation (see [`RequeueAll`]),
-/// so work queued before a stop or crash is done now, not after JetStream's ack wait.
-pub(super) async fn recover_claims(pipeline: &Pipeline) -> Result<(), AppError> {
+/// so work queued before a stop or crash is done now, not after JetStream's ack wait. With a
+/// queue private to this instance (the embedded server's), the old queue is purged first: see
+/// `JobQueue::discard_all`.
+pub(super) async fn recover_claims(
+    pipeline: &Pipeline,
+    private_queue: bool,
+) -> Result<(), AppError> {
+    if private_queue {
+        pipeline.queue.discard_all().await?;
+    }
     let jobs = pipeline.keeper.send(RequeueAll).await??;
     if !jobs.is_empty() {
         tracing::info!(count = jobs.len(), "re-queuing work left from the last run");
