@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{WAIT, repo_path, wait_for};
+use common::{WAIT, wait_for};
 
 #[actix_rt::test]
 async fn demo_mode_serves_a_demo_match_end_to_end() {
@@ -22,15 +22,10 @@ async fn demo_mode_serves_a_demo_match_end_to_end() {
         "demo = true\nnats_port = 0\nhttp_addr = \"127.0.0.1:0\"\n",
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dota-orchestrator"))
-        .args(["serve", "--config"])
-        .arg(&config)
-        .arg("--data-dir")
-        .arg(data.path())
-        .arg("--nats-conf")
-        .arg(repo_path("nats.conf"))
-        .arg("--demo-dir")
-        .arg(repo_path("fixtures/demo"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dota-orchestrator"));
+    cmd.args(["serve", "--config"]).arg(&config);
+    common::demo_binary_paths(&mut cmd, data.path());
+    let mut child = cmd
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

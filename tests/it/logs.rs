@@ -35,23 +35,19 @@ impl Service {
             .local_addr()
             .unwrap()
             .port();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_dota-orchestrator"))
-            .args([
-                "--log-format",
-                "json",
-                "serve",
-                "--demo",
-                "--nats-port",
-                "0",
-            ])
-            .args(["--http-addr", &format!("127.0.0.1:{port}")])
-            .args(args)
-            .arg("--data-dir")
-            .arg(data.path())
-            .arg("--nats-conf")
-            .arg(repo_path("nats.conf"))
-            .arg("--demo-dir")
-            .arg(repo_path("fixtures/demo"))
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_dota-orchestrator"));
+        cmd.args([
+            "--log-format",
+            "json",
+            "serve",
+            "--demo",
+            "--nats-port",
+            "0",
+        ])
+        .args(["--http-addr", &format!("127.0.0.1:{port}")])
+        .args(args);
+        common::demo_binary_paths(&mut cmd, data.path());
+        let mut child = cmd
             .env("RUST_LOG", rust_log)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -26,6 +26,17 @@ pub fn repo_path(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
 
+/// Adds what every run of the binary in demo mode needs to `cmd`: its data dir, the repo's
+/// `nats.conf` and the bundled demo data set.
+pub fn demo_binary_paths(cmd: &mut std::process::Command, data_dir: &Path) {
+    cmd.arg("--data-dir")
+        .arg(data_dir)
+        .arg("--nats-conf")
+        .arg(repo_path("nats.conf"))
+        .arg("--demo-dir")
+        .arg(repo_path("fixtures/demo"));
+}
+
 /// Settings for a test instance: everything local, fast retries, generous rate limits.
 pub fn test_settings(data_dir: &Path, upstream: &FixtureUpstream) -> Settings {
     let mut s = local_settings(data_dir);
@@ -126,19 +137,19 @@ impl TestApp {
     }
 
     pub async fn post(&self, path: &str) -> reqwest::Response {
-        self.http
-            .post(format!("{}{}", self.base, path))
-            .send()
-            .await
-            .expect("POST")
+        self.send(reqwest::Method::POST, path).await
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.send(reqwest::Method::GET, path).await
+    }
+
+    async fn send(&self, method: reqwest::Method, path: &str) -> reqwest::Response {
         self.http
-            .get(format!("{}{}", self.base, path))
+            .request(method.clone(), format!("{}{}", self.base, path))
             .send()
             .await
-            .expect("GET")
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
     }
 
     /// Polls GET `path` until it answers 200 and returns the JSON body.
