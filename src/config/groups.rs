@@ -68,7 +68,8 @@ impl Default for RateLimits {
     }
 }
 
-/// How long each kind of resource stays fresh. Freshness is computed at read time, so a changed
+/// How long each kind of resource stays fresh, and how long a permanent failure is believed.
+/// Freshness is computed at read time, so a changed
 /// TTL applies to data already stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Args)]
 pub struct Ttls {
@@ -122,6 +123,17 @@ pub struct Ttls {
         value_parser = secs,
     )]
     pub leagues: Duration,
+    /// Seconds a permanent failure (an upstream 404, an unreadable answer) is remembered: GET
+    /// reports it until then, and the first GET after it queues a new attempt (10 minutes).
+    #[arg(
+        id = "failure_ttl_secs",
+        long = "failure-ttl-secs",
+        env = "DOTA_FAILURE_TTL_SECS",
+        value_name = "SECS",
+        default_value = "600",
+        value_parser = secs,
+    )]
+    pub failures: Duration,
 }
 
 impl Default for Ttls {

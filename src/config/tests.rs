@@ -195,8 +195,16 @@ fn defaults_are_the_documented_numbers() {
     );
     let t = s.ttls;
     assert_eq!(
-        [t.matches, t.players, t.player_stats, t.teams, t.leagues].map(|d| d.as_secs()),
-        [14 * DAY, DAY, DAY, 2 * 60 * 60, 90 * DAY]
+        [
+            t.matches,
+            t.players,
+            t.player_stats,
+            t.teams,
+            t.leagues,
+            t.failures
+        ]
+        .map(|d| d.as_secs()),
+        [14 * DAY, DAY, DAY, 2 * 60 * 60, 90 * DAY, 600]
     );
     assert_eq!(s.retry.max_attempts, 5);
     assert_eq!(s.retry.base_delay, Duration::from_secs(2));

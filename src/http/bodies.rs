@@ -44,9 +44,14 @@ pub enum FailedStatus {
 
 /// A resource whose last fetch failed permanently.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 #[schema(as = Failed)]
 pub struct FailedBody {
     pub error: String,
+    /// When the failure expires (RFC 3339, UTC): the first GET from then on queues a new
+    /// attempt. A POST retries at once.
+    #[schema(value_type = String, format = DateTime, example = "2026-11-30T01:10:00.000Z")]
+    pub retry_at: String,
     pub signature: Signature,
     pub status: FailedStatus,
 }

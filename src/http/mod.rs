@@ -9,6 +9,7 @@
 pub mod bodies;
 pub mod events;
 pub mod invalidate;
+pub mod limits;
 pub mod openapi;
 pub mod page;
 pub mod params;

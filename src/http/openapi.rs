@@ -18,7 +18,7 @@ use super::reply::{self, ApiError};
 use super::router::{Request, Route};
 use crate::bus::wire::{FailedEvent, ReadyEvent};
 use crate::domain::ResourceKind;
-use responses::{MethodNotAllowed, NotFound};
+use responses::{HeadersTooLarge, MethodNotAllowed, NotFound, PayloadTooLarge, UriTooLong};
 
 pub mod responses;
 pub mod schemas;
@@ -68,7 +68,7 @@ impl Modify for AdminToken {
             FailedEvent,
             ResourceKind
         ),
-        responses(NotFound, MethodNotAllowed)
+        responses(NotFound, MethodNotAllowed, PayloadTooLarge, UriTooLong, HeadersTooLarge)
     ),
     modifiers(&AdminToken)
 )]

@@ -24,6 +24,15 @@ pub enum ApiError {
     NotFound,
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// The request body is over `limits::MAX_BODY_BYTES`.
+    #[error("request body over {limit} bytes")]
+    PayloadTooLarge { limit: u64 },
+    /// The request target is over `limits::MAX_URI_BYTES`.
+    #[error("request target over {limit} bytes")]
+    UriTooLong { limit: usize },
+    /// The request headers are over `limits::MAX_HEADER_BYTES`.
+    #[error("request headers over {limit} bytes")]
+    HeadersTooLarge { limit: usize },
     #[error("{0}")]
     Unavailable(String),
     /// The client's body says only `what` failed; the source (which may name files, keys or
@@ -51,6 +60,9 @@ impl ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
+            ApiError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -127,7 +139,9 @@ pub async fn recover(rejection: warp::Rejection) -> Result<Response, Infallible>
     } else if rejection.find::<warp::reject::InvalidQuery>().is_some() {
         ApiError::BadRequest("invalid query string".to_string())
     } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
-        ApiError::BadRequest("request body too large".to_string())
+        ApiError::PayloadTooLarge {
+            limit: super::limits::MAX_BODY_BYTES,
+        }
     } else if rejection
         .find::<warp::reject::UnsupportedMediaType>()
         .is_some()

@@ -65,7 +65,7 @@ pub async fn prepare(
         .send(Prepare {
             signature: sig,
             force,
-            // POST retries a failed resource; GET only reports the failure.
+            // POST retries a failed resource; GET reports the failure until its TTL ends.
             retry_failed: verb == Verb::Post,
             priority: Priority::Interactive,
             fanout,
@@ -152,7 +152,7 @@ fn get_reply(
         return Ok(resp);
     }
     if let Some(failure) = &prepared.failure {
-        return Ok(failed(sig, failure));
+        return Ok(failed(state, sig, failure));
     }
     Ok(queued(sig, location))
 }
@@ -168,19 +168,35 @@ pub fn mark_cache_status(resp: &mut Response, fresh: bool) {
         .insert(CACHE_STATUS_HEADER, HeaderValue::from_static(status));
 }
 
-/// `{"status":"failed"}`: 404 when the upstream has no such resource, else 502.
-pub fn failed(sig: Signature, failure: &crate::store::Failure) -> Response {
+/// `{"status":"failed"}`: 404 when the upstream has no such resource, else 502. `retryAt` and
+/// `Retry-After` say when the failure TTL ends and a GET queues a new attempt.
+pub fn failed(state: &ApiState, sig: Signature, failure: &crate::store::Failure) -> Response {
     let status = if failure.not_found {
         StatusCode::NOT_FOUND
     } else {
         StatusCode::BAD_GATEWAY
     };
+    let retry_at_ms = failure.retry_at_ms(state.store.failure_ttl());
     let body = FailedBody {
         error: failure.reason.clone(),
+        retry_at: rfc3339(retry_at_ms),
         signature: sig,
         status: FailedStatus::Failed,
     };
-    json(status, &body)
+    let mut resp = json(status, &body);
+    // Whole seconds, rounded up so a client that waits exactly that long finds it expired.
+    let wait_ms = retry_at_ms.saturating_sub(crate::store::now_ms()).max(0);
+    let wait_secs = (wait_ms.saturating_add(999)) / 1000;
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(wait_secs));
+    resp
+}
+
+/// Unix milliseconds as RFC 3339 in UTC (the far future when out of chrono's range).
+fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC)
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// 202 `{"status":"queued"}` with where to poll and when.
@@ -240,8 +256,9 @@ macro_rules! resource_routes {
             get, path = $path, tag = "resources", summary = $get_summary,
             description = "Serves the stored copy (fresh, or stale while a refresh runs, see \
                 `x-cache-status`). On a miss the fetch is queued and the answer is 202. A \
-                resource whose last fetch failed answers 404/502 with a failed body until a \
-                POST (or `force`) retries it.",
+                resource whose last fetch failed answers 404/502 with a failed body (and \
+                `Retry-After`) until the failure TTL ends (`retryAt`), when a GET queues a new \
+                attempt, or until a POST (or `force`) retries it.",
             params(("id" = $id, Path, description = "A positive integer ID."), $($param)*),
             responses(
                 (status = 200, description = "The stored copy.", body = $body, headers(

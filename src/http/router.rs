@@ -3,6 +3,7 @@
 //! handler that serves it, so one list in `super::table` both routes requests (through a
 //! `matchit` router keyed by the same OpenAPI templates) and builds the OpenAPI document.
 //! Every matched request is recorded in the HTTP metrics here, once, under its template.
+//! Every request is held to the bounds of [`super::limits`] first.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -19,11 +20,9 @@ use warp::http::Method;
 use warp::reply::Response;
 
 use super::ApiState;
+use super::limits;
 use super::reply::ApiError;
 use crate::metrics as m;
-
-/// Largest request body accepted (team import and invalidation bodies are small JSON).
-pub const MAX_BODY_BYTES: u64 = 256 * 1024;
 
 /// What a handler gets of a request, parsed no further than the router needs.
 #[derive(Debug, Clone)]
@@ -131,10 +130,6 @@ pub struct Router {
 struct MethodRejected;
 impl warp::reject::Reject for MethodRejected {}
 
-#[derive(Debug)]
-struct BodyTooLarge;
-impl warp::reject::Reject for BodyTooLarge {}
-
 impl Router {
     /// The router of `routes`. Two templates that cannot be told apart are a programming error
     /// (`try_new` fails, and a unit test builds the table with it); here the later one is
@@ -214,20 +209,6 @@ fn observe(route: &str, method: &Method, started: Instant, resp: &Response) {
         .record(started.elapsed().as_secs_f64());
 }
 
-/// The request body, refused with 400 when its declared length exceeds [`MAX_BODY_BYTES`].
-/// Unlike `content_length_limit`, a request without a body (and so without a length) passes.
-fn small_body() -> impl Filter<Extract = (bytes::Bytes,), Error = warp::Rejection> + Clone {
-    warp::header::optional::<u64>("content-length")
-        .and_then(|len: Option<u64>| async move {
-            match len {
-                Some(len) if len > MAX_BODY_BYTES => Err(warp::reject::custom(BodyTooLarge)),
-                _ => Ok(()),
-            }
-        })
-        .untuple_one()
-        .and(warp::body::bytes())
-}
-
 /// Serves `router`, with JSON errors for everything that matches no route.
 pub fn serve(
     router: Router,
@@ -236,7 +217,9 @@ pub fn serve(
     let router = Arc::new(router);
     let found = router.clone();
     let raw_query = warp::query::raw().or(warp::any().map(String::new)).unify();
-    warp::method()
+    // The bounds come first: an over-long target is refused before routing.
+    limits::bounded_head()
+        .and(warp::method())
         .and(warp::path::full())
         .and_then(move |method: Method, path: warp::path::FullPath| {
             let found = found.find(&method, path.as_str());
@@ -244,7 +227,7 @@ pub fn serve(
         })
         .untuple_one()
         .and(raw_query)
-        .and(small_body())
+        .and(limits::capped_body())
         .and(warp::header::optional::<String>("authorization"))
         .and(warp::any().map(move || state.clone()))
         .then(
@@ -263,11 +246,8 @@ pub fn serve(
             if rejection.find::<MethodRejected>().is_some() {
                 return Ok(ApiError::MethodNotAllowed.into_response());
             }
-            if rejection.find::<BodyTooLarge>().is_some() {
-                return Ok(ApiError::BadRequest(format!(
-                    "request body over {MAX_BODY_BYTES} bytes"
-                ))
-                .into_response());
+            if let Some(over) = rejection.find::<limits::OverLimit>() {
+                return Ok(over.error().into_response());
             }
             super::reply::recover(rejection).await
         })

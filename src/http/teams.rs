@@ -164,7 +164,7 @@ async fn handle(state: ApiState, verb: Verb, req: Request) -> Result<Response, A
                 Ok(resp)
             }
             None => match &prepared.failure {
-                Some(failure) => Ok(resources::failed(sig, failure)),
+                Some(failure) => Ok(resources::failed(&state, sig, failure)),
                 None => Ok(resources::queued_with(
                     &summary(Accepted::Queued, sig, team, league, &ids),
                     &location,

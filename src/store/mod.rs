@@ -89,6 +89,11 @@ impl Store {
         })
     }
 
+    /// How long a permanent failure is reported before a request retries it.
+    pub fn failure_ttl(&self) -> Duration {
+        self.ttls.failures
+    }
+
     /// Size of the database file in bytes (for metrics).
     pub fn file_size(&self) -> u64 {
         std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0)

@@ -1,5 +1,7 @@
 //! Records kept in redb beside the bodies: entry metadata, in-flight claims and failures.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
 /// Metadata of a stored resource.
@@ -26,4 +28,51 @@ pub struct Failure {
     pub not_found: bool,
     pub failed_at_ms: i64,
     pub attempts: u64,
+}
+
+impl Failure {
+    /// When the failure stops being believed, for a failure TTL of `ttl`: the first request
+    /// from then on queues a new attempt. An upstream 404 is often "not yet" (a match still
+    /// being played), so no failure is final.
+    pub fn retry_at_ms(&self, ttl: Duration) -> i64 {
+        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        self.failed_at_ms.saturating_add(ttl_ms)
+    }
+
+    /// Whether the failure is still reported at `now_ms` (rather than retried).
+    pub fn in_force(&self, ttl: Duration, now_ms: i64) -> bool {
+        now_ms < self.retry_at_ms(ttl)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed_at(ms: i64) -> Failure {
+        Failure {
+            reason: "upstream answered 404".to_string(),
+            not_found: true,
+            failed_at_ms: ms,
+            attempts: 1,
+        }
+    }
+
+    #[test]
+    fn a_failure_is_in_force_until_its_ttl_has_passed() {
+        let ttl = Duration::from_secs(600);
+        let f = failed_at(1_000);
+        assert_eq!(f.retry_at_ms(ttl), 601_000);
+        assert!(f.in_force(ttl, 1_000));
+        assert!(f.in_force(ttl, 600_999));
+        assert!(!f.in_force(ttl, 601_000));
+        assert!(!f.in_force(ttl, 10_000_000));
+    }
+
+    #[test]
+    fn a_huge_ttl_saturates_instead_of_wrapping() {
+        let f = failed_at(i64::MAX - 5);
+        assert_eq!(f.retry_at_ms(Duration::from_secs(u64::MAX)), i64::MAX);
+        assert!(f.in_force(Duration::from_secs(u64::MAX), i64::MAX - 1));
+    }
 }

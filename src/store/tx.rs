@@ -83,6 +83,24 @@ impl Tx<'_> {
         self.get_json(tables::FAILURES, sig)
     }
 
+    /// The failure of `sig` if it is still in force at `now_ms` (see
+    /// [`Failure::in_force`]). One that has outlived the failure TTL is dropped here, so the
+    /// caller claims a new attempt and no reader reports the old failure meanwhile.
+    pub fn failure_in_force(
+        &mut self,
+        sig: &Signature,
+        now_ms: i64,
+    ) -> Result<Option<Failure>, StoreError> {
+        match self.failure(sig)? {
+            Some(f) if f.in_force(self.ttls.failures, now_ms) => Ok(Some(f)),
+            Some(_) => {
+                self.clear_failure(sig)?;
+                Ok(None)
+            }
+            None => Ok(None),
+        }
+    }
+
     pub fn put_in_flight(&mut self, sig: &Signature, claim: &InFlight) -> Result<(), StoreError> {
         self.put_json(tables::IN_FLIGHT, sig, claim)
     }

@@ -18,7 +18,8 @@ pub struct Prepare {
     pub signature: Signature,
     /// Invalidate the stored copy and refetch even if fresh (and cascade to the fan-out).
     pub force: bool,
-    /// Retry a resource whose last attempt failed permanently (POST does, GET does not).
+    /// Retry a resource whose last attempt failed permanently (POST does; GET does only once
+    /// the failure TTL has passed).
     pub retry_failed: bool,
     pub priority: Priority,
     /// What the fetched resource fans out to.
@@ -32,7 +33,8 @@ pub struct Prepared {
     pub entry: Option<EntryMeta>,
     /// The stored copy is fresh: nothing was queued.
     pub fresh: bool,
-    /// The last attempt failed permanently and this request did not retry it.
+    /// The last attempt failed permanently, the failure is still in force, and this request
+    /// did not retry it.
     pub failure: Option<Failure>,
     /// A job that this call claimed: the caller must publish it (or [`Release`] it).
     pub claimed: Option<Job>,
@@ -121,7 +123,7 @@ fn claim(tx: &mut Tx<'_>, template: Job) -> Result<Option<Job>, StoreError> {
 }
 
 /// Claims the children of a completed (or stored) resource. Without a force, fresh children
-/// and children that failed permanently are left alone. With a force, every child fetched
+/// and children whose permanent failure is still in force are left alone. With a force, every child fetched
 /// before the force is invalidated and refetched, and none fetched after it, so a resource
 /// shared by many parents is refetched once.
 fn claim_children(
@@ -146,7 +148,7 @@ fn claim_children(
                 tx.clear_failure(&sig)?;
             }
             None => {
-                if tx.is_fresh(&sig, now)? || tx.failure(&sig)?.is_some() {
+                if tx.is_fresh(&sig, now)? || tx.failure_in_force(&sig, now)?.is_some() {
                     continue;
                 }
             }
@@ -180,9 +182,11 @@ impl Handler<Prepare> for CacheKeeper {
             if msg.force || msg.retry_failed {
                 tx.clear_failure(&sig)?;
             }
+            let now = now_ms();
             let entry = tx.meta(&sig)?;
-            let fresh = tx.is_fresh(&sig, now_ms())?;
-            let failure = tx.failure(&sig)?;
+            let fresh = tx.is_fresh(&sig, now)?;
+            // A failure older than the failure TTL is retried as if it were a miss.
+            let failure = tx.failure_in_force(&sig, now)?;
             let mut prepared = Prepared {
                 entry,
                 fresh,
@@ -193,7 +197,6 @@ impl Handler<Prepare> for CacheKeeper {
             if fresh || failure.is_some() {
                 return Ok(prepared);
             }
-            let now = now_ms();
             let template = Job {
                 signature: sig,
                 generation,

@@ -51,14 +51,18 @@ pub struct BadRequest(pub ErrorBody);
 pub struct Unauthorized(pub ErrorBody);
 
 /// The last fetch failed: 404 when the upstream has no such resource, else 502. A POST (or
-/// `force`) retries it.
+/// `force`) retries it; a GET does once the failure TTL has passed (`retryAt`).
 #[derive(IntoResponses)]
 pub enum Failed {
-    /// The upstream has no such resource.
-    #[response(status = 404)]
+    /// The upstream has no such resource (yet).
+    #[response(status = 404, headers(
+        ("Retry-After" = u64, description = "Seconds until the failure TTL ends.")
+    ))]
     NotFound(FailedBody),
     /// The last fetch failed.
-    #[response(status = 502)]
+    #[response(status = 502, headers(
+        ("Retry-After" = u64, description = "Seconds until the failure TTL ends.")
+    ))]
     Upstream(FailedBody),
 }
 
@@ -81,3 +85,16 @@ pub struct NotFound(pub ErrorBody);
 /// belongs to no operation.
 #[derive(ToResponse)]
 pub struct MethodNotAllowed(pub ErrorBody);
+
+/// The request body is over the cap (`{"error": ...}`), declared or streamed. Listed under
+/// `components.responses`, since any route can answer it.
+#[derive(ToResponse)]
+pub struct PayloadTooLarge(pub ErrorBody);
+
+/// The request target (path and query) is over the cap. Listed under `components.responses`.
+#[derive(ToResponse)]
+pub struct UriTooLong(pub ErrorBody);
+
+/// The request headers together are over the cap. Listed under `components.responses`.
+#[derive(ToResponse)]
+pub struct HeadersTooLarge(pub ErrorBody);

@@ -1,0 +1,159 @@
+//! Bounds on what a client may send, applied by the router to every route before any handler
+//! runs: the request target ([`MAX_URI_BYTES`], 414), the headers together
+//! ([`MAX_HEADER_BYTES`], 431) and the body ([`MAX_BODY_BYTES`], 413), each answered with the
+//! usual JSON error. The body cap holds for chunked bodies too: the body is read as a stream
+//! and refused as soon as it passes the cap, never buffered whole first.
+//!
+//! hyper keeps its own, larger bounds below these (a request head over ~400 KiB, or more than
+//! 100 headers, is refused by hyper with a bare 431 before warp sees it).
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use futures::{Stream, StreamExt};
+use warp::Filter;
+use warp::http::HeaderMap;
+
+use super::reply::ApiError;
+
+/// Largest request body accepted (team import and invalidation bodies are small JSON).
+pub const MAX_BODY_BYTES: u64 = 256 * 1024;
+/// Longest request target (path and query) accepted: far above any route's real use (the
+/// longest is a team's matches with a league ID), and the common proxy limit.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+/// Most header bytes (names and values) accepted per request; nginx's default header buffers
+/// are 4 x 8 KiB, and the API needs only a few short headers.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// A request over one of the bounds, carried to `recover` (a rejection must be `Debug`
+/// and `'static`, and the unreadable-body case keeps its message).
+#[derive(Debug)]
+pub enum OverLimit {
+    Body,
+    Uri,
+    Headers,
+    /// The body stream broke off (a client error, not a bound, but met while reading it).
+    Unreadable(String),
+}
+impl warp::reject::Reject for OverLimit {}
+
+impl OverLimit {
+    /// The error the request is answered with.
+    pub fn error(&self) -> ApiError {
+        match self {
+            OverLimit::Body => ApiError::PayloadTooLarge {
+                limit: MAX_BODY_BYTES,
+            },
+            OverLimit::Uri => ApiError::UriTooLong {
+                limit: MAX_URI_BYTES,
+            },
+            OverLimit::Headers => ApiError::HeadersTooLarge {
+                limit: MAX_HEADER_BYTES,
+            },
+            OverLimit::Unreadable(why) => ApiError::BadRequest(format!("unreadable body: {why}")),
+        }
+    }
+}
+
+fn over(what: OverLimit) -> warp::Rejection {
+    warp::reject::custom(what)
+}
+
+/// Refuses a request whose target or headers are over their bounds (before routing, so a long
+/// unknown path is a 414, not a 404).
+pub fn bounded_head() -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {
+    let raw_query = warp::query::raw().or(warp::any().map(String::new)).unify();
+    warp::path::full()
+        .and(raw_query)
+        .and(warp::header::headers_cloned())
+        .and_then(
+            |path: warp::path::FullPath, query: String, headers: HeaderMap| async move {
+                // `?` and the query are part of the target when there is a query.
+                let target =
+                    path.as_str().len() + if query.is_empty() { 0 } else { 1 + query.len() };
+                if target > MAX_URI_BYTES {
+                    return Err(over(OverLimit::Uri));
+                }
+                if header_bytes(&headers) > MAX_HEADER_BYTES {
+                    return Err(over(OverLimit::Headers));
+                }
+                Ok(())
+            },
+        )
+        .untuple_one()
+}
+
+/// Bytes of every header name and value, as a client sent them (less the separators).
+fn header_bytes(headers: &HeaderMap) -> usize {
+    headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum()
+}
+
+/// The request body, at most [`MAX_BODY_BYTES`]: refused at once when a larger length is
+/// declared, and as soon as the streamed bytes pass the cap otherwise (chunked bodies have no
+/// declared length). A request without a body passes with an empty one.
+pub fn capped_body() -> impl Filter<Extract = (Bytes,), Error = warp::Rejection> + Clone {
+    warp::header::optional::<u64>("content-length")
+        .and_then(|len: Option<u64>| async move {
+            match len {
+                Some(len) if len > MAX_BODY_BYTES => Err(over(OverLimit::Body)),
+                _ => Ok(()),
+            }
+        })
+        .untuple_one()
+        .and(warp::body::stream())
+        .and_then(|body| async move { collect_capped(body).await.map_err(over) })
+}
+
+/// Reads `body` into memory, failing once it passes [`MAX_BODY_BYTES`].
+async fn collect_capped<S, B>(body: S) -> Result<Bytes, OverLimit>
+where
+    S: Stream<Item = Result<B, warp::Error>>,
+    B: Buf,
+{
+    let mut body = std::pin::pin!(body);
+    let mut out = BytesMut::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| OverLimit::Unreadable(e.to_string()))?;
+        let len = u64::try_from(out.len() + chunk.remaining()).unwrap_or(u64::MAX);
+        if len > MAX_BODY_BYTES {
+            return Err(OverLimit::Body);
+        }
+        out.put(chunk);
+    }
+    Ok(out.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunks(sizes: &[usize]) -> impl Stream<Item = Result<Bytes, warp::Error>> {
+        let owned: Vec<Result<Bytes, warp::Error>> = sizes
+            .iter()
+            .map(|n| Ok(Bytes::from(vec![b'x'; *n])))
+            .collect();
+        futures::stream::iter(owned)
+    }
+
+    #[tokio::test]
+    async fn a_streamed_body_up_to_the_cap_is_read_whole() {
+        let half = usize::try_from(MAX_BODY_BYTES / 2).unwrap();
+        let body = collect_capped(chunks(&[half, half])).await.unwrap();
+        assert_eq!(body.len() as u64, MAX_BODY_BYTES);
+    }
+
+    #[tokio::test]
+    async fn a_streamed_body_one_byte_over_the_cap_is_refused() {
+        let half = usize::try_from(MAX_BODY_BYTES / 2).unwrap();
+        let err = collect_capped(chunks(&[half, half, 1])).await.unwrap_err();
+        assert!(matches!(err, OverLimit::Body), "{err:?}");
+    }
+
+    #[test]
+    fn header_bytes_count_names_and_values() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-a", "12345".parse().unwrap());
+        assert_eq!(header_bytes(&headers), 8);
+    }
+}
