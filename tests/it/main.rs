@@ -9,6 +9,7 @@ mod chromium;
 mod common;
 
 mod api_contract;
+mod bounded_input;
 mod crash_restart;
 mod dashboards;
 mod demo;
@@ -20,6 +21,7 @@ mod fixture_upstream;
 mod invalidation;
 mod leagues_stats;
 mod logs;
+mod negative_cache;
 mod openapi;
 mod pipeline;
 mod priority;
