@@ -19,6 +19,17 @@ async fn json_error(resp: reqwest::Response, want: u16) -> String {
         .to_string()
 }
 
+/// POSTs `body` as JSON (with its length declared) to the invalidation endpoint.
+async fn post_invalidate(t: &TestApp, body: impl Into<reqwest::Body>) -> reqwest::Response {
+    t.http
+        .post(format!("{}/api/cache/invalidate", t.base))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn still_answers(t: &TestApp) {
     assert_eq!(t.get("/healthz").await.status(), 200);
     assert_eq!(t.get("/api/queue/status").await.status(), 200);
@@ -96,15 +107,7 @@ async fn a_chunked_body_under_the_cap_is_served() {
 async fn a_declared_body_over_the_cap_is_refused_with_413_json() {
     let t = spawn_app(Fixtures::new()).await;
     let body = vec![b' '; usize::try_from(MAX_BODY_BYTES).unwrap() + 1];
-    let resp = t
-        .http
-        .post(format!("{}/api/cache/invalidate", t.base))
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    json_error(resp, 413).await;
+    json_error(post_invalidate(&t, body).await, 413).await;
     still_answers(&t).await;
     t.shutdown().await;
 }
@@ -116,15 +119,7 @@ async fn a_deeply_nested_json_body_is_a_400_and_nothing_crashes() {
         "[".repeat(100_000),
         format!("{{\"items\":{}", "[".repeat(100_000)),
     ] {
-        let resp = t
-            .http
-            .post(format!("{}/api/cache/invalidate", t.base))
-            .header("content-type", "application/json")
-            .body(doc)
-            .send()
-            .await
-            .unwrap();
-        json_error(resp, 400).await;
+        json_error(post_invalidate(&t, doc).await, 400).await;
     }
     still_answers(&t).await;
     t.shutdown().await;
