@@ -25,5 +25,6 @@ mod pipeline;
 mod priority;
 mod rate_limits;
 mod restart;
+mod shutdown;
 mod status_page;
 mod teams;
