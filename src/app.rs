@@ -49,10 +49,17 @@ pub enum AppError {
     },
     #[error(transparent)]
     EmbeddedNats(#[from] EmbeddedNatsError),
-    #[error("could not connect to NATS at {url}: {source}")]
+    #[error("could not connect to NATS at {url}: {source} ({hint})")]
     NatsConnect {
         url: String,
         source: async_nats::ConnectError,
+        hint: &'static str,
+    },
+    #[error("could not read the NATS {what} {path}: {source}")]
+    NatsFile {
+        what: &'static str,
+        path: std::path::PathBuf,
+        source: std::io::Error,
     },
     #[error("could not open the database: {0}")]
     Store(#[from] StoreError),
