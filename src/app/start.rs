@@ -76,7 +76,7 @@ pub(super) async fn nats(
     settings: &Settings,
 ) -> Result<(Option<EmbeddedNats>, String, async_nats::Client), AppError> {
     let base = async_nats::ConnectOptions::new().name("dota-orchestrator");
-    let (embedded, url, options) = match &settings.nats {
+    let (embedded, url, options, tls) = match &settings.nats {
         NatsMode::Embedded { conf, port } => {
             let server = EmbeddedNats::start(EmbeddedNatsConfig {
                 conf: conf.clone(),
@@ -85,29 +85,29 @@ pub(super) async fn nats(
             })
             .await?;
             let url = server.url().to_string();
-            (Some(server), url, base)
+            (Some(server), url, base, false)
         }
         NatsMode::External { url, auth, tls_ca } => {
-            let options = external_options(base, url, auth, tls_ca.as_deref()).await?;
-            (None, url.clone(), options)
+            let tls = tls_ca.is_some() || url.split(',').any(|u| u.trim().starts_with("tls://"));
+            let options = external_options(base, auth, tls_ca.as_deref()).await?;
+            (None, url.clone(), options.require_tls(tls), tls)
         }
     };
     let client = options
         .connect(&url)
         .await
         .map_err(|source| AppError::NatsConnect {
-            hint: connect_hint(source.kind()),
+            hint: connect_hint(source.kind(), tls),
             url: url.clone(),
             source,
         })?;
     Ok((embedded, url, client))
 }
 
-/// Credentials and TLS for an external server. `tls://` URLs and a CA file both require TLS;
-/// the CA is checked here so that a wrong path is reported as such, not as a failed handshake.
+/// Credentials and trusted CA for an external server. The CA file is checked here so that a
+/// wrong path is reported as such, not as a failed handshake.
 async fn external_options(
     options: async_nats::ConnectOptions,
-    url: &str,
     auth: &NatsAuth,
     tls_ca: Option<&Path>,
 ) -> Result<async_nats::ConnectOptions, AppError> {
@@ -136,19 +136,20 @@ async fn external_options(
         }
         None => options,
     };
-    let tls = tls_ca.is_some() || url.split(',').any(|u| u.trim().starts_with("tls://"));
-    Ok(options.require_tls(tls))
+    Ok(options)
 }
 
-/// What to check when the initial connect fails, by the client's reason.
-fn connect_hint(kind: async_nats::ConnectErrorKind) -> &'static str {
+/// What to check when the initial connect fails, by the client's reason. An untrusted server
+/// certificate surfaces as an I/O error, hence the TLS hint for any failure of a TLS connect.
+fn connect_hint(kind: async_nats::ConnectErrorKind, tls: bool) -> &'static str {
     use async_nats::ConnectErrorKind as Kind;
     match kind {
         Kind::AuthorizationViolation | Kind::Authentication => {
             "the server refused our credentials; check --nats-token or --nats-creds"
         }
-        Kind::Tls => {
-            "the TLS handshake failed; check the URL scheme and that --nats-tls-ca signed the server's certificate"
+        _ if tls => {
+            "check that the server runs with TLS, the URL is right and --nats-tls-ca is the CA \
+             that signed the server's certificate"
         }
         _ => "check that the server runs and the URL is right",
     }

@@ -233,10 +233,20 @@ struct NatsArgs {
     )]
     nats_token: Option<NatsToken>,
     /// Credentials file (user JWT and NKey seed) for the `--nats-url` server.
-    #[arg(long, env = "DOTA_NATS_CREDS", value_name = "FILE", requires = "nats_url")]
+    #[arg(
+        long,
+        env = "DOTA_NATS_CREDS",
+        value_name = "FILE",
+        requires = "nats_url"
+    )]
     nats_creds: Option<PathBuf>,
     /// CA certificate (PEM) of the `--nats-url` server; turns TLS on.
-    #[arg(long, env = "DOTA_NATS_TLS_CA", value_name = "FILE", requires = "nats_url")]
+    #[arg(
+        long,
+        env = "DOTA_NATS_TLS_CA",
+        value_name = "FILE",
+        requires = "nats_url"
+    )]
     nats_tls_ca: Option<PathBuf>,
 }
 

@@ -247,7 +247,14 @@ fn nats_credentials_and_tls_go_with_an_external_url_only() {
             tls_ca: Some(PathBuf::from("ca.pem")),
         }
     );
-    let both = parse(&["--nats-url", "nats://h", "--nats-token", "t", "--nats-creds", "c"]);
+    let both = parse(&[
+        "--nats-url",
+        "nats://h",
+        "--nats-token",
+        "t",
+        "--nats-creds",
+        "c",
+    ]);
     assert!(both.unwrap_err().contains("exclude each other"));
     for flag in ["--nats-token", "--nats-creds", "--nats-tls-ca"] {
         let err = parse(&[flag, "x"]).unwrap_err();

@@ -20,6 +20,7 @@ mod fixture_upstream;
 mod invalidation;
 mod leagues_stats;
 mod logs;
+mod nats_auth;
 mod openapi;
 mod pipeline;
 mod priority;
