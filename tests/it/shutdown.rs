@@ -60,12 +60,7 @@ impl Service {
             base: format!("http://127.0.0.1:{port}"),
         };
         let ready = format!("{}/readyz", service.base);
-        wait_for(WAIT, || async {
-            let r = http.get(&ready).send().await.ok()?;
-            (r.status() == 200).then_some(())
-        })
-        .await
-        .expect("/readyz answers 200");
+        answers_200(http, &ready, "/readyz answers 200").await;
         service
     }
 
@@ -112,6 +107,16 @@ async fn upstream(latency: Duration) -> FixtureUpstream {
     .unwrap()
 }
 
+/// Waits until `url` answers 200; panics with `what` otherwise.
+async fn answers_200(http: &reqwest::Client, url: &str, what: &str) {
+    wait_for(WAIT, || async {
+        let r = http.get(url).send().await.ok()?;
+        (r.status() == 200).then_some(())
+    })
+    .await
+    .expect(what);
+}
+
 async fn upstream_calls(http: &reqwest::Client, upstream: &FixtureUpstream) -> u64 {
     let url = format!("http://{}/_stats", upstream.addr());
     let stats: serde_json::Value = http.get(url).send().await.unwrap().json().await.unwrap();
@@ -150,12 +155,12 @@ async fn sigterm_during_a_hung_fetch_exits_within_10s_and_loses_nothing() {
     let fast = upstream(Duration::ZERO).await;
     let service = Service::start(data.path(), &fast, &http).await;
     let url = format!("{}/api/matches/{MATCH}", service.base);
-    wait_for(WAIT, || async {
-        let r = http.get(&url).send().await.ok()?;
-        (r.status() == 200).then_some(())
-    })
-    .await
-    .expect("the job handed back at shutdown is done after the restart");
+    answers_200(
+        &http,
+        &url,
+        "the job handed back at shutdown is done after the restart",
+    )
+    .await;
     assert!(upstream_calls(&http, &fast).await >= 1);
     let (_, clean, logs) = service.terminate().await;
     assert!(clean, "second run exits cleanly; logs:\n{logs}");
