@@ -2,7 +2,8 @@
 //! nats-server with `authorization { token }` and a certificate from a CA it makes itself
 //! (rcgen). With the right token and `--nats-tls-ca` the service fetches through its JetStream
 //! queue; a wrong token or an untrusted certificate fails start-up at once, with an error that
-//! names the URL and never shows the token.
+//! names the URL and never shows the token. A second server runs in operator mode (JWTs
+//! signed in the test with `nkeys`) and admits the service by its `--nats-creds` file.
 
 use crate::common;
 
@@ -10,11 +11,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::{Fixtures, WAIT, test_settings, wait_for};
 use dota_orchestrator::app::Application;
 use dota_orchestrator::config::{NatsAuth, NatsMode, NatsToken};
 use dota_orchestrator::fixture_upstream::FixtureConfig;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+use serde_json::{Value, json};
 
 const TOKEN: &str = "nats-token-8d2e71";
 const WRONG_TOKEN: &str = "wrong-token-3b9a05";
@@ -48,14 +52,26 @@ fn make_pki(dir: &Path) -> Pki {
     pki
 }
 
-/// A nats-server with JetStream, a token and TLS, on a free loopback port; killed on drop.
+/// A nats-server with JetStream on a free loopback port; killed on drop.
 struct NatsServer {
     child: Child,
     url: String,
 }
 
 impl NatsServer {
-    async fn start(dir: &Path, pki: &Pki) -> Self {
+    /// With a token and TLS.
+    async fn with_token_and_tls(dir: &Path, pki: &Pki) -> Self {
+        let conf = format!(
+            "authorization {{ token: \"{TOKEN}\" }}\n\
+             tls {{ cert_file: {cert:?}, key_file: {key:?} }}\n",
+            cert = pki.cert,
+            key = pki.key,
+        );
+        Self::start(dir, &conf, "tls").await
+    }
+
+    /// Runs nats-server on `conf` (auth settings) plus a listener and a JetStream store.
+    async fn start(dir: &Path, auth: &str, scheme: &str) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -65,13 +81,8 @@ impl NatsServer {
         std::fs::write(
             &conf,
             format!(
-                "listen: \"127.0.0.1:{port}\"\n\
-                 jetstream {{ store_dir: {store:?} }}\n\
-                 authorization {{ token: \"{TOKEN}\" }}\n\
-                 tls {{ cert_file: {cert:?}, key_file: {key:?} }}\n",
+                "listen: \"127.0.0.1:{port}\"\njetstream {{ store_dir: {store:?} }}\n{auth}",
                 store = dir.join("store"),
-                cert = pki.cert,
-                key = pki.key,
             ),
         )
         .unwrap();
@@ -91,7 +102,7 @@ impl NatsServer {
         .expect("nats-server listens");
         Self {
             child,
-            url: format!("tls://127.0.0.1:{port}"),
+            url: format!("{scheme}://127.0.0.1:{port}"),
         }
     }
 
@@ -109,6 +120,79 @@ impl Drop for NatsServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A JWT as nats-server reads it: `claims` (with `nats`) for `subject`, signed by `issuer`.
+fn jwt(issuer: &nkeys::KeyPair, subject: &str, nats: Value) -> String {
+    let header = json!({"typ": "JWT", "alg": "ed25519-nkey"});
+    let claims = json!({
+        "jti": uuid::Uuid::new_v4().simple().to_string().to_uppercase(),
+        "iat": chrono::Utc::now().timestamp(),
+        "iss": issuer.public_key(),
+        "sub": subject,
+        "name": subject,
+        "nats": nats,
+    });
+    let signed = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let signature = issuer.sign(signed.as_bytes()).unwrap();
+    format!("{signed}.{}", URL_SAFE_NO_PAD.encode(signature))
+}
+
+/// Operator-mode server config admitting one account with JetStream, and a creds file for a
+/// user of that account.
+fn operator_mode(dir: &Path) -> (String, PathBuf) {
+    let operator = nkeys::KeyPair::new_operator();
+    let account = nkeys::KeyPair::new_account();
+    let user = nkeys::KeyPair::new_user();
+    let operator_jwt = jwt(
+        &operator,
+        &operator.public_key(),
+        json!({"type": "operator", "version": 2}),
+    );
+    let unlimited = json!({
+        "subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1,
+        "wildcards": true, "conn": -1, "leaf": -1,
+        "mem_storage": -1, "disk_storage": -1, "streams": -1, "consumer": -1,
+    });
+    let account_jwt = jwt(
+        &operator,
+        &account.public_key(),
+        json!({"limits": unlimited, "type": "account", "version": 2}),
+    );
+    // JetStream needs a system account in operator mode.
+    let system = nkeys::KeyPair::new_account();
+    let system_jwt = jwt(
+        &operator,
+        &system.public_key(),
+        json!({"limits": {"conn": -1}, "type": "account", "version": 2}),
+    );
+    let user_jwt = jwt(
+        &account,
+        &user.public_key(),
+        json!({"pub": {}, "sub": {}, "subs": -1, "data": -1, "payload": -1,
+               "type": "user", "version": 2}),
+    );
+    let conf = format!(
+        "operator: {operator_jwt}\nsystem_account: {sys}\nresolver: MEMORY\n\
+         resolver_preload: {{ {sys}: {system_jwt}, {}: {account_jwt} }}\n",
+        account.public_key(),
+        sys = system.public_key(),
+    );
+    let creds = dir.join("user.creds");
+    std::fs::write(
+        &creds,
+        format!(
+            "-----BEGIN NATS USER JWT-----\n{user_jwt}\n------END NATS USER JWT------\n\n\
+             -----BEGIN USER NKEY SEED-----\n{}\n------END USER NKEY SEED------\n",
+            user.seed().unwrap()
+        ),
+    )
+    .unwrap();
+    (conf, creds)
 }
 
 /// Builds the app with `nats` and expects start-up to fail fast; returns the error text.
@@ -143,7 +227,7 @@ async fn token_over_tls_joins_and_a_wrong_token_or_unknown_ca_fails_naming_the_u
     common::init_tracing();
     let dir = tempfile::tempdir().unwrap();
     let pki = make_pki(dir.path());
-    let nats = NatsServer::start(dir.path(), &pki).await;
+    let nats = NatsServer::with_token_and_tls(dir.path(), &pki).await;
     let fx = Fixtures::new();
     fx.match_with_players(601, &[None; 10]);
     let upstream = common::start_upstream(&fx, FixtureConfig::default()).await;
@@ -183,5 +267,47 @@ async fn token_over_tls_joins_and_a_wrong_token_or_unknown_ca_fails_naming_the_u
     })
     .await
     .expect("the job went through JetStream on the TLS server");
+    app.stop().await;
+}
+
+#[actix_rt::test]
+async fn a_creds_file_logs_in_to_an_operator_mode_server() {
+    common::init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let (conf, creds) = operator_mode(dir.path());
+    let nats = NatsServer::start(dir.path(), &conf, "nats").await;
+    let fx = Fixtures::new();
+    fx.match_with_players(602, &[None; 10]);
+    let upstream = common::start_upstream(&fx, FixtureConfig::default()).await;
+    let data = tempfile::tempdir().unwrap();
+
+    // Without credentials the server refuses the service.
+    let mut settings = test_settings(data.path(), &upstream);
+    settings.nats = NatsMode::External {
+        url: nats.url.clone(),
+        auth: NatsAuth::None,
+        tls_ca: None,
+    };
+    let refused = Application::build(settings).await.err().expect("refused");
+    assert!(refused.to_string().contains(&nats.url), "{refused}");
+
+    let mut settings = test_settings(data.path(), &upstream);
+    settings.nats = NatsMode::External {
+        url: nats.url.clone(),
+        auth: NatsAuth::Creds(creds),
+        tls_ca: None,
+    };
+    let app = Application::build(settings)
+        .await
+        .expect("starts with the creds file");
+    let http = reqwest::Client::new();
+    let url = format!("http://{}/api/matches/602", app.http_addr());
+    assert_eq!(http.post(&url).send().await.unwrap().status(), 202);
+    wait_for(WAIT, || async {
+        let r = http.get(&url).send().await.ok()?;
+        (r.status() == 200).then_some(())
+    })
+    .await
+    .expect("the job went through JetStream in the creds user's account");
     app.stop().await;
 }
