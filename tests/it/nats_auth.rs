@@ -195,6 +195,21 @@ fn operator_mode(dir: &Path) -> (String, PathBuf) {
     (conf, creds)
 }
 
+/// Asks `app` for match `id`, waits until it is stored (the job went through JetStream on the
+/// external server), then stops the app.
+async fn fetch_then_stop(app: Application, id: u64) {
+    let http = reqwest::Client::new();
+    let url = format!("http://{}/api/matches/{id}", app.http_addr());
+    assert_eq!(http.post(&url).send().await.unwrap().status(), 202);
+    wait_for(WAIT, || async {
+        let r = http.get(&url).send().await.ok()?;
+        (r.status() == 200).then_some(())
+    })
+    .await
+    .expect("the match is fetched through the external server's JetStream");
+    app.stop().await;
+}
+
 /// Builds the app with `nats` and expects start-up to fail fast; returns the error text.
 async fn start_up_error(
     data: &Path,
@@ -258,16 +273,7 @@ async fn token_over_tls_joins_and_a_wrong_token_or_unknown_ca_fails_naming_the_u
         .expect("starts with the right token and CA");
     assert_eq!(app.nats_url(), nats.url);
     assert_eq!(app.embedded_nats_pid(), None);
-    let http = reqwest::Client::new();
-    let url = format!("http://{}/api/matches/601", app.http_addr());
-    assert_eq!(http.post(&url).send().await.unwrap().status(), 202);
-    wait_for(WAIT, || async {
-        let r = http.get(&url).send().await.ok()?;
-        (r.status() == 200).then_some(())
-    })
-    .await
-    .expect("the job went through JetStream on the TLS server");
-    app.stop().await;
+    fetch_then_stop(app, 601).await;
 }
 
 #[actix_rt::test]
@@ -300,14 +306,5 @@ async fn a_creds_file_logs_in_to_an_operator_mode_server() {
     let app = Application::build(settings)
         .await
         .expect("starts with the creds file");
-    let http = reqwest::Client::new();
-    let url = format!("http://{}/api/matches/602", app.http_addr());
-    assert_eq!(http.post(&url).send().await.unwrap().status(), 202);
-    wait_for(WAIT, || async {
-        let r = http.get(&url).send().await.ok()?;
-        (r.status() == 200).then_some(())
-    })
-    .await
-    .expect("the job went through JetStream in the creds user's account");
-    app.stop().await;
+    fetch_then_stop(app, 602).await;
 }
