@@ -4,8 +4,9 @@
 //!
 //! Start order: metrics → (demo fixture upstream) → NATS (embedded or external) → redb →
 //! RateLimiter → CacheKeeper → JetStream queue → re-publish claims left by a crash →
-//! fetchers → HTTP. Stop order is the reverse: HTTP stops accepting (open event streams end),
-//! fetchers finish the job in hand, CacheKeeper lets go of the database file, then nats-server is stopped.
+//! fetchers → HTTP. Stop: fetchers stop pulling and nak the jobs in hand (a slow upstream
+//! does not hold up the stop), HTTP stops accepting (open event streams end), CacheKeeper
+//! lets go of the database file, then nats-server is stopped.
 
 mod start;
 
@@ -34,8 +35,11 @@ use start::Fetchers;
 
 /// Job kinds this build fetches.
 const KINDS: [ResourceKind; 5] = ResourceKind::ALL;
-/// How long stop waits for in-hand jobs, the HTTP server and the database to let go.
-const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long stop waits, in all, for the HTTP server, in-hand jobs and the database to let go.
+/// Jobs in hand are nak'ed at once, so this is slack for slow HTTP clients; it leaves room
+/// under the 10 s an orchestrator is asked to allow between SIGTERM and exit, the embedded
+/// nats-server's own flush being quick (it has nothing to replicate).
+const STOP_BUDGET: Duration = Duration::from_secs(6);
 /// Name of the redb file inside the data directory.
 pub const DB_FILE: &str = "dota.redb";
 
@@ -49,10 +53,17 @@ pub enum AppError {
     },
     #[error(transparent)]
     EmbeddedNats(#[from] EmbeddedNatsError),
-    #[error("could not connect to NATS at {url}: {source}")]
+    #[error("could not connect to NATS at {url}: {source} ({hint})")]
     NatsConnect {
         url: String,
         source: async_nats::ConnectError,
+        hint: &'static str,
+    },
+    #[error("could not read the NATS {what} {path}: {source}")]
+    NatsFile {
+        what: &'static str,
+        path: std::path::PathBuf,
+        source: std::io::Error,
     },
     #[error("could not open the database: {0}")]
     Store(#[from] StoreError),
@@ -206,8 +217,9 @@ impl Application {
         self.embedded.as_ref().map(EmbeddedNats::pid)
     }
 
-    /// Graceful stop: no new requests, jobs in hand finish (ack or nak), the database is
-    /// closed, the embedded nats-server flushes and exits. Queued jobs stay in JetStream.
+    /// Graceful stop: fetchers stop pulling and hand the jobs in hand back to JetStream (nak),
+    /// no new requests, the database is closed, the embedded nats-server flushes and exits.
+    /// Queued jobs stay in JetStream. Every wait shares one [`STOP_BUDGET`].
     pub async fn stop(self) {
         let Self {
             http_stop,
@@ -226,17 +238,10 @@ impl Application {
             team_watch,
             ..
         } = self;
-        let _ = http_closing.send(true);
-        let _ = http_stop.send(());
-        if tokio::time::timeout(STOP_TIMEOUT, &mut http_task)
-            .await
-            .is_err()
-        {
-            tracing::warn!("HTTP connections did not close in time; dropping them");
-            http_task.abort();
-        }
-        // Addresses first: a fetcher that stops while someone still holds its address is
-        // restarted by its Supervisor.
+        let deadline = tokio::time::Instant::now() + STOP_BUDGET;
+        // Fetchers first, so a job waiting on a slow upstream is handed back at once rather
+        // than after the HTTP drain. Their addresses go before the signal: a fetcher that
+        // stops while someone still holds its address is restarted by its Supervisor.
         let Fetchers {
             matches,
             players,
@@ -246,11 +251,21 @@ impl Application {
         } = fetchers;
         drop((matches, players, player_stats, leagues, teams));
         let _ = shutdown.send(true);
+        let _ = http_closing.send(true);
+        let _ = http_stop.send(());
+        if tokio::time::timeout_at(deadline, &mut http_task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("HTTP connections did not close in time; dropping them");
+            http_task.abort();
+        }
         let _ = gauges.await;
         let _ = team_watch.await;
         drop(keeper);
-        wait_until(|| activity.busy() == 0, "jobs in hand to finish").await;
+        wait_until(deadline, || activity.busy() == 0, "jobs in hand to finish").await;
         wait_until(
+            deadline,
             || store_handle.strong_count() == 0,
             "the database to be released",
         )
@@ -270,8 +285,7 @@ impl Application {
     }
 }
 
-async fn wait_until(done: impl Fn() -> bool, what: &str) {
-    let deadline = tokio::time::Instant::now() + STOP_TIMEOUT;
+async fn wait_until(deadline: tokio::time::Instant, done: impl Fn() -> bool, what: &str) {
     while !done() {
         if tokio::time::Instant::now() > deadline {
             tracing::warn!("gave up waiting for {what}");

@@ -3,6 +3,7 @@
 //! left-over claims, and the HTTP server. Each returns what the running application keeps.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 
 use actix::{Addr, Supervisor};
@@ -20,7 +21,7 @@ use crate::actors::player_stats_fetcher::{PlayerStatsFetcher, PlayerStatsJobs};
 use crate::actors::rate_limiter::{LimiterBudget, RateLimiter};
 use crate::actors::team_importer::{TeamImporter, TeamJobs};
 use crate::bus::embedded::{EmbeddedNats, EmbeddedNatsConfig};
-use crate::config::{NatsMode, Settings};
+use crate::config::{NatsAuth, NatsMode, Settings};
 #[cfg(feature = "fixture-upstream")]
 use crate::fixture_upstream::{FixtureConfig, FixtureUpstream};
 use crate::http::{self, ApiState};
@@ -69,11 +70,13 @@ pub(super) fn no_demo(settings: &Settings) -> Result<(), AppError> {
 }
 
 /// NATS as configured: our own nats-server, or an existing one. Returns the server we run
-/// (if any), its URL and a connected client.
+/// (if any), its URL and a connected client. A refused login or TLS handshake fails here, at
+/// once, naming the URL: the client does not retry an initial connect.
 pub(super) async fn nats(
     settings: &Settings,
 ) -> Result<(Option<EmbeddedNats>, String, async_nats::Client), AppError> {
-    let (embedded, url) = match &settings.nats {
+    let base = async_nats::ConnectOptions::new().name("dota-orchestrator");
+    let (embedded, url, options, tls) = match &settings.nats {
         NatsMode::Embedded { conf, port } => {
             let server = EmbeddedNats::start(EmbeddedNatsConfig {
                 conf: conf.clone(),
@@ -82,19 +85,74 @@ pub(super) async fn nats(
             })
             .await?;
             let url = server.url().to_string();
-            (Some(server), url)
+            (Some(server), url, base, false)
         }
-        NatsMode::External { url } => (None, url.clone()),
+        NatsMode::External { url, auth, tls_ca } => {
+            let tls = tls_ca.is_some() || url.split(',').any(|u| u.trim().starts_with("tls://"));
+            let options = external_options(base, auth, tls_ca.as_deref()).await?;
+            (None, url.clone(), options.require_tls(tls), tls)
+        }
     };
-    let client = async_nats::ConnectOptions::new()
-        .name("dota-orchestrator")
+    let client = options
         .connect(&url)
         .await
         .map_err(|source| AppError::NatsConnect {
+            hint: connect_hint(source.kind(), tls),
             url: url.clone(),
             source,
         })?;
     Ok((embedded, url, client))
+}
+
+/// Credentials and trusted CA for an external server. The CA file is checked here so that a
+/// wrong path is reported as such, not as a failed handshake.
+async fn external_options(
+    options: async_nats::ConnectOptions,
+    auth: &NatsAuth,
+    tls_ca: Option<&Path>,
+) -> Result<async_nats::ConnectOptions, AppError> {
+    let options = match auth {
+        NatsAuth::None => options,
+        NatsAuth::Token(token) => options.token(token.0.clone()),
+        NatsAuth::Creds(path) => {
+            options
+                .credentials_file(path)
+                .await
+                .map_err(|source| AppError::NatsFile {
+                    what: "credentials file (--nats-creds)",
+                    path: path.to_path_buf(),
+                    source,
+                })?
+        }
+    };
+    let options = match tls_ca {
+        Some(ca) => {
+            std::fs::metadata(ca).map_err(|source| AppError::NatsFile {
+                what: "TLS CA certificate (--nats-tls-ca)",
+                path: ca.to_path_buf(),
+                source,
+            })?;
+            options.add_root_certificates(ca.to_path_buf())
+        }
+        None => options,
+    };
+    Ok(options)
+}
+
+/// What to check when the initial connect fails, by the client's reason. An untrusted server
+/// certificate surfaces as an I/O error, hence the TLS hint for any failure of a TLS connect.
+fn connect_hint(kind: async_nats::ConnectErrorKind, tls: bool) -> &'static str {
+    use async_nats::ConnectErrorKind as Kind;
+    match kind {
+        Kind::AuthorizationViolation | Kind::Authentication => {
+            "the server refused our credentials; check --nats-token or --nats-creds"
+        }
+        _ if tls => {
+            "check that the server runs with TLS, the URL is right and --nats-tls-ca is the CA \
+             that signed the server's certificate"
+        }
+        _ => "check that the server runs and the URL is right",
+    }
 }
 
 /// The upstream APIs, every call within one rate budget.

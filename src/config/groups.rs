@@ -1,5 +1,5 @@
 //! The setting groups that parts of the service take whole: rate budgets (the `RateLimiter`),
-//! freshness (the `Store`), retries (the job pipeline), where NATS is, and the two team-import
+//! freshness (the `Store`), retries (the job pipeline), where NATS is and how to log in to it, and the two team-import
 //! choices. Each field declares its flag, `DOTA_*` environment twin and default once, here; the
 //! TOML key is the flag in snake_case (see `file.rs`). Their `Default` is those declarations
 //! parsed with nothing set (see [`super::builtin`]), so no default is written twice.
@@ -10,6 +10,7 @@ use std::time::Duration;
 use clap::{ArgMatches, Args, Command, FromArgMatches};
 use serde::{Deserialize, Serialize};
 
+use super::secrets::NatsToken;
 use super::values::{millis, positive, positive_millis, secs};
 
 /// Default OpenDota calls per UTC minute (its free tier).
@@ -187,16 +188,34 @@ impl Default for RetryPolicy {
 /// Where the service finds NATS.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NatsMode {
-    /// Start and supervise our own nats-server from `conf` on `port` (0 = any free port).
+    /// Start and supervise our own nats-server from `conf` on `port` (0 = any free port). It
+    /// listens on loopback only, so it takes no credentials.
     Embedded { conf: PathBuf, port: u16 },
     /// Join an existing server or cluster.
-    External { url: String },
+    External {
+        url: String,
+        auth: NatsAuth,
+        /// CA certificate (PEM) the server's certificate must chain to; implies TLS.
+        tls_ca: Option<PathBuf>,
+    },
 }
 
-/// The `--nats-*` flags, parsed into [`NatsMode`]: three flags, one decision.
+/// How the service proves who it is to an external NATS server.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum NatsAuth {
+    /// No credentials: the server allows anonymous clients (or the URL carries `user:pass@`).
+    #[default]
+    None,
+    /// A token (`authorization { token: … }` on the server).
+    Token(NatsToken),
+    /// A credentials file: the user's JWT and NKey seed, as `nsc` writes it.
+    Creds(PathBuf),
+}
+
+/// The `--nats-*` flags, parsed into [`NatsMode`]: six flags, one decision.
 #[derive(Args)]
 struct NatsArgs {
-    /// Join this NATS server or cluster instead of starting one.
+    /// Join this NATS server or cluster instead of starting one (`nats://`, or `tls://` for TLS).
     #[arg(long, env = "DOTA_NATS_URL", value_name = "URL")]
     nats_url: Option<String>,
     /// Config of the embedded nats-server.
@@ -215,17 +234,64 @@ struct NatsArgs {
         default_value_t = DEFAULT_EMBEDDED_NATS_PORT,
     )]
     nats_port: u16,
+    /// Token for the `--nats-url` server; never logged.
+    #[arg(
+        long,
+        env = "DOTA_NATS_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true,
+        hide_default_value = true,
+        requires = "nats_url"
+    )]
+    nats_token: Option<NatsToken>,
+    /// Credentials file (user JWT and NKey seed) for the `--nats-url` server.
+    #[arg(
+        long,
+        env = "DOTA_NATS_CREDS",
+        value_name = "FILE",
+        requires = "nats_url"
+    )]
+    nats_creds: Option<PathBuf>,
+    /// CA certificate (PEM) of the `--nats-url` server; turns TLS on.
+    #[arg(
+        long,
+        env = "DOTA_NATS_TLS_CA",
+        value_name = "FILE",
+        requires = "nats_url"
+    )]
+    nats_tls_ca: Option<PathBuf>,
 }
 
-impl From<NatsArgs> for NatsMode {
-    fn from(args: NatsArgs) -> Self {
+impl TryFrom<NatsArgs> for NatsMode {
+    type Error = clap::Error;
+
+    fn try_from(args: NatsArgs) -> Result<Self, clap::Error> {
+        let refuse = |kind, text: &str| Err(clap::Error::raw(kind, format!("{text}\n")));
+        let auth = match (args.nats_token, args.nats_creds) {
+            (Some(_), Some(_)) => {
+                return refuse(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    "--nats-token and --nats-creds exclude each other: give one",
+                );
+            }
+            (Some(token), None) => NatsAuth::Token(token),
+            (None, Some(creds)) => NatsAuth::Creds(creds),
+            (None, None) => NatsAuth::None,
+        };
+        // Credentials without `--nats-url` are refused by clap (`requires`) when they come from
+        // flags or the environment. From a config file they are the flags' defaults, which
+        // `requires` does not see; they are then unused, as the embedded server needs none.
         match args.nats_url {
             // An empty URL (e.g. `DOTA_NATS_URL=` in a unit file) means "not set".
-            Some(url) if !url.trim().is_empty() => NatsMode::External { url },
-            _ => NatsMode::Embedded {
+            Some(url) if !url.trim().is_empty() => Ok(NatsMode::External {
+                url,
+                auth,
+                tls_ca: args.nats_tls_ca,
+            }),
+            _ => Ok(NatsMode::Embedded {
                 conf: args.nats_conf,
                 port: args.nats_port,
-            },
+            }),
         }
     }
 }
@@ -234,7 +300,7 @@ impl From<NatsArgs> for NatsMode {
 // typed decision rather than three loose fields.
 impl FromArgMatches for NatsMode {
     fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
-        NatsArgs::from_arg_matches(matches).map(Self::from)
+        NatsArgs::from_arg_matches(matches).and_then(Self::try_from)
     }
 
     fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {

@@ -30,9 +30,10 @@ use crate::clock::Clock;
 pub use file::ConfigFile;
 pub use groups::{
     DEFAULT_DOTABUFF_PER_MINUTE, DEFAULT_EMBEDDED_NATS_PORT, DEFAULT_OPENDOTA_PER_DAY,
-    DEFAULT_OPENDOTA_PER_MINUTE, NatsMode, PlayerSides, RateLimits, RetryPolicy, TeamSource, Ttls,
+    DEFAULT_OPENDOTA_PER_MINUTE, NatsAuth, NatsMode, PlayerSides, RateLimits, RetryPolicy,
+    TeamSource, Ttls,
 };
-pub use secrets::{AdminToken, ApiKey};
+pub use secrets::{AdminToken, ApiKey, NatsToken};
 use values::{http_url, positive};
 
 /// Invalid settings. Each message names the setting (and the file, for file values); bad flag

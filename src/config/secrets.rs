@@ -1,4 +1,4 @@
-//! The two secrets among the settings: the OpenDota API key and the admin token. Their `Debug`
+//! The secrets among the settings: the OpenDota API key, the admin token and the NATS token. Their `Debug`
 //! never shows the value, their flags hide environment and default values in `--help`, and an
 //! empty value is refused rather than quietly meaning "none" (an admin token that is empty by
 //! mistake must not turn authentication off).
@@ -6,7 +6,7 @@
 use std::str::FromStr;
 
 /// Declares a secret: a trimmed, non-empty string whose `Debug` is redacted, parsed by
-/// `FromStr` (which clap uses for the flag). One rule for both secrets.
+/// `FromStr` (which clap uses for the flag). One rule for every secret.
 macro_rules! secret {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
@@ -46,6 +46,11 @@ secret!(
 secret!(
     /// The admin token that the invalidation API and forced team refreshes require.
     AdminToken
+);
+
+secret!(
+    /// The token the service presents to an external NATS server; only the NATS connect reads it.
+    NatsToken
 );
 
 impl AdminToken {

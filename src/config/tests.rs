@@ -227,11 +227,48 @@ fn nats_url_chooses_external_nats_and_an_empty_one_does_not() {
     assert_eq!(
         s.nats,
         NatsMode::External {
-            url: "nats://10.0.0.1:4222".into()
+            url: "nats://10.0.0.1:4222".into(),
+            auth: NatsAuth::None,
+            tls_ca: None,
         }
     );
     let s = parse(&["--nats-url", " ", "--nats-port", "0"]).unwrap();
     assert!(matches!(s.nats, NatsMode::Embedded { port: 0, .. }));
+}
+
+#[test]
+fn nats_credentials_and_tls_go_with_an_external_url_only() {
+    let s = parse(&[
+        "--nats-url",
+        "tls://nats.example:4222",
+        "--nats-creds",
+        "user.creds",
+        "--nats-tls-ca",
+        "ca.pem",
+    ])
+    .unwrap();
+    assert_eq!(
+        s.nats,
+        NatsMode::External {
+            url: "tls://nats.example:4222".into(),
+            auth: NatsAuth::Creds(PathBuf::from("user.creds")),
+            tls_ca: Some(PathBuf::from("ca.pem")),
+        }
+    );
+    let both = parse(&[
+        "--nats-url",
+        "nats://h",
+        "--nats-token",
+        "t",
+        "--nats-creds",
+        "c",
+    ]);
+    assert!(both.unwrap_err().contains("exclude each other"));
+    for flag in ["--nats-token", "--nats-creds", "--nats-tls-ca"] {
+        let err = parse(&[flag, "x"]).unwrap_err();
+        assert!(err.contains("--nats-url"), "{flag}: {err}");
+    }
+    assert!(parse(&["--nats-url", "nats://h:4222", "--nats-token", " "]).is_err());
 }
 
 #[test]
@@ -246,10 +283,19 @@ fn demo_mode_needs_demo_and_takes_its_dir() {
 
 #[test]
 fn secrets_stay_out_of_debug_and_help() {
-    let file =
-        File::new("opendota_api_key = \"key-from-file\"\nadmin_token = \"token-from-file\"\n");
+    let file = File::new(
+        "opendota_api_key = \"key-from-file\"\nadmin_token = \"token-from-file\"\n\
+         nats_url = \"nats://10.0.0.1:4222\"\nnats_token = \"nats-from-file\"\n",
+    );
     let s = parse(&["--config", file.arg()]).unwrap();
     assert!(s.opendota_api_key.is_some() && s.admin_token.is_some());
+    assert!(matches!(
+        s.nats,
+        NatsMode::External {
+            auth: NatsAuth::Token(_),
+            ..
+        }
+    ));
     let shown = format!("{s:?}");
     assert!(!shown.contains("from-file"), "{shown}");
     // A file's values become the flags' defaults; secret ones must not show as such.
@@ -258,9 +304,9 @@ fn secrets_stay_out_of_debug_and_help() {
         .apply(serve_command())
         .render_long_help()
         .to_string();
-    assert!(help.contains("--admin-token"));
+    assert!(help.contains("--admin-token") && help.contains("--nats-token"));
     assert!(!help.contains("from-file"), "{help}");
-    for secret in ["opendota_api_key", "admin_token"] {
+    for secret in ["opendota_api_key", "admin_token", "nats_token"] {
         let cmd = serve_command();
         let arg = cmd.get_arguments().find(|a| a.get_id() == secret).unwrap();
         assert!(arg.is_hide_env_values_set() && arg.is_hide_default_value_set());
