@@ -15,6 +15,7 @@ mod demo;
 mod demo_data_set;
 mod embedded_nats;
 mod events;
+mod fault_mix;
 mod failures;
 mod fixture_upstream;
 mod invalidation;
