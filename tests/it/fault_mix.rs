@@ -161,9 +161,7 @@ async fn under_a_30_percent_fault_mix_every_resource_with_a_good_answer_ends_rea
     // Resources the service will ask for: every match, and the players of stored matches.
     let asked: Vec<&Resource> = plan
         .iter()
-        .flat_map(|(m, players)| {
-            std::iter::once(m).chain(players.iter().filter(|_| m.good))
-        })
+        .flat_map(|(m, players)| std::iter::once(m).chain(players.iter().filter(|_| m.good)))
         .collect();
     for r in plan.iter().flat_map(|(m, ps)| std::iter::once(m).chain(ps)) {
         for fault in &r.faults {
@@ -199,10 +197,20 @@ async fn under_a_30_percent_fault_mix_every_resource_with_a_good_answer_ends_rea
     t.stop_app().await;
     let ready: Vec<&Resource> = asked.iter().copied().filter(|r| r.good).collect();
     let corrupt = stored_bodies_match_the_files(&t, &ready, seed);
+    // Before this rule one truncated or HTML answer failed a resource at once.
+    let old_rule_failures = asked
+        .iter()
+        .filter(|r| {
+            r.faults
+                .iter()
+                .any(|f| matches!(f, Fault::Truncate | Fault::Html))
+        })
+        .count();
     println!(
         "fault mix (seed {seed}): {} resources asked for, {} ready ({:.1}%), {} failed; \
          {attempts} upstream answers, {faults_served} faulty ({:.1}%), {:.2} attempts per \
-         resource; {corrupt} corrupt bodies stored",
+         resource; {corrupt} corrupt bodies stored; {old_rule_failures} would have failed at \
+         once under the old rule",
         asked.len(),
         ready.len(),
         100.0 * ready.len() as f64 / asked.len() as f64,

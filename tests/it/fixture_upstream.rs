@@ -34,6 +34,11 @@ impl TestFixture {
             .expect("request reaches the fixture")
     }
 
+    /// GET `path` and its whole body; `Err` when the connection dies before the body is whole.
+    async fn whole_body(&self, path: &str) -> reqwest::Result<String> {
+        self.client.get(self.url(path)).send().await?.text().await
+    }
+
     async fn stats(&self) -> Value {
         self.get("/_stats").await.json().await.expect("stats JSON")
     }
@@ -443,27 +448,17 @@ async fn reset_and_hang_faults_cut_the_connection_without_a_body() {
         .await;
 
     // A reset: no complete answer, whether the cut comes before or after the headers.
-    let reset = async {
-        let response = fx
-            .client
-            .get(fx.url("/opendota/matches/123"))
-            .send()
-            .await?;
-        response.text().await
-    };
-    assert!(reset.await.is_err(), "a reset yields no body");
+    assert!(
+        fx.whole_body("/opendota/matches/123").await.is_err(),
+        "a reset yields no body"
+    );
 
     // A hang: nothing for the configured time, then the same cut.
     let started = Instant::now();
-    let hang = async {
-        let response = fx
-            .client
-            .get(fx.url("/opendota/matches/123"))
-            .send()
-            .await?;
-        response.text().await
-    };
-    assert!(hang.await.is_err(), "a hang ends without a body");
+    assert!(
+        fx.whole_body("/opendota/matches/123").await.is_err(),
+        "a hang ends without a body"
+    );
     assert!(started.elapsed() >= Duration::from_millis(300));
 
     assert_eq!(
