@@ -1,9 +1,16 @@
 //! Scripted faults of the fixture upstream: tests `POST /_faults` a [`FaultSpec`] to make the
-//! next `count` requests of a path answer a chosen status and body, and `DELETE /_faults` to
-//! clear them. Owned by the request state in [`super::routes`], consulted before any file.
+//! next `count` requests of a path misbehave, and `DELETE /_faults` to clear them. Owned by the
+//! request state in [`super::routes`], consulted before any file.
+//!
+//! A fault is one of the [`FaultKind`]s a real CDN or upstream produces: a chosen status and
+//! body (the default), the file cut in half with status 200 (`truncate`), a bot-check HTML
+//! page with status 200 (`html`), a connection cut after the headers (`reset`), or no answer
+//! for `ms` milliseconds and then a cut (`hang`).
 //!
 //! Several faults on the same path fire in the order they were added (first one until it is
 //! used up, then the next), so a test can script e.g. "two 500s, then one 429".
+
+use std::time::Duration;
 
 use bytes::Bytes;
 use serde::Deserialize;
@@ -13,18 +20,45 @@ use warp::http::StatusCode;
 /// and an unbounded table would hide it behind slowly growing memory.
 pub(crate) const MAX_FAULTS: usize = 1024;
 
-/// Body of `POST /_faults`, e.g. `{"path":"/opendota/matches/123","status":500,"count":2}`.
+/// A hang with no `ms` lasts this long: longer than any test waits, shorter than forever so a
+/// stopping fixture is not held up past its grace period by a forgotten hang.
+const DEFAULT_HANG: Duration = Duration::from_secs(60);
+
+/// Body of `POST /_faults`, e.g. `{"path":"/opendota/matches/123","status":500,"count":2}` or
+/// `{"path":"/opendota/matches/123","kind":"hang","ms":2000,"count":1}`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct FaultSpec {
     /// Request path to match, starting with `/`; for Dotabuff optionally with its query.
     path: String,
-    /// Status to answer.
-    status: u16,
+    /// What goes wrong; absent means `status`.
+    #[serde(default)]
+    kind: FaultKind,
+    /// Status to answer; required for (and only for) `kind: "status"`.
+    status: Option<u16>,
+    /// How long a `hang` lasts before the connection is cut.
+    ms: Option<u64>,
     /// How many requests to answer; absent means every request until `DELETE /_faults`.
     count: Option<u32>,
-    /// Raw body to answer; absent means `{"error":"<canonical reason>"}`.
+    /// Raw body to answer with `status`; absent means `{"error":"<canonical reason>"}`.
     body: Option<String>,
+}
+
+/// The misbehaviours a fault can script (`kind` in a [`FaultSpec`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum FaultKind {
+    /// Answer `status` with `body`.
+    #[default]
+    Status,
+    /// Answer 200 with the first half of the file, as a CDN that cut the body does.
+    Truncate,
+    /// Answer 200 with an HTML bot-check page instead of the resource.
+    Html,
+    /// Send the headers, then cut the connection before any body.
+    Reset,
+    /// Answer nothing for `ms`, then cut the connection.
+    Hang,
 }
 
 /// Why a fault spec was refused (answered 400 with the message).
@@ -36,6 +70,10 @@ pub(crate) enum FaultSpecError {
     Path(String),
     #[error("fault status must be an HTTP status between 100 and 999, got {0}")]
     Status(u16),
+    #[error("a status fault needs a status; other kinds take none")]
+    StatusKind,
+    #[error("only a hang fault takes ms")]
+    NotHang,
     #[error("fault count must be at least 1 (omit it for a permanent fault)")]
     ZeroCount,
     #[error("too many faults (at most {MAX_FAULTS}); DELETE /_faults first")]
@@ -44,15 +82,46 @@ pub(crate) enum FaultSpecError {
 
 /// What an injected fault answers.
 #[derive(Debug, Clone)]
-pub(crate) struct FaultReply {
-    pub(crate) status: StatusCode,
-    /// `None` means the default JSON error body.
-    pub(crate) body: Option<Bytes>,
+pub(crate) enum FaultReply {
+    Status {
+        status: StatusCode,
+        /// `None` means the default JSON error body.
+        body: Option<Bytes>,
+    },
+    Truncate,
+    Html,
+    Reset,
+    Hang(Duration),
 }
 
 impl FaultReply {
     pub(crate) fn is_rate_limit(&self) -> bool {
-        self.status == StatusCode::TOO_MANY_REQUESTS
+        matches!(self, FaultReply::Status { status, .. } if *status == StatusCode::TOO_MANY_REQUESTS)
+    }
+
+    /// The reply a spec describes, once its fields are known to fit its kind.
+    fn from_spec(spec: &FaultSpec) -> Result<Self, FaultSpecError> {
+        if spec.ms.is_some() && spec.kind != FaultKind::Hang {
+            return Err(FaultSpecError::NotHang);
+        }
+        if spec.status.is_some() != (spec.kind == FaultKind::Status) {
+            return Err(FaultSpecError::StatusKind);
+        }
+        Ok(match spec.kind {
+            FaultKind::Status => {
+                let code = spec.status.unwrap_or_default();
+                FaultReply::Status {
+                    status: StatusCode::from_u16(code).map_err(|_| FaultSpecError::Status(code))?,
+                    body: spec.body.clone().map(Bytes::from),
+                }
+            }
+            FaultKind::Truncate => FaultReply::Truncate,
+            FaultKind::Html => FaultReply::Html,
+            FaultKind::Reset => FaultReply::Reset,
+            FaultKind::Hang => {
+                FaultReply::Hang(spec.ms.map_or(DEFAULT_HANG, Duration::from_millis))
+            }
+        })
     }
 }
 
@@ -81,8 +150,7 @@ impl FaultTable {
         if !spec.path.starts_with('/') {
             return Err(FaultSpecError::Path(spec.path));
         }
-        let status =
-            StatusCode::from_u16(spec.status).map_err(|_| FaultSpecError::Status(spec.status))?;
+        let reply = FaultReply::from_spec(&spec)?;
         if spec.count == Some(0) {
             return Err(FaultSpecError::ZeroCount);
         }
@@ -92,10 +160,7 @@ impl FaultTable {
         self.faults.push(Fault {
             path: spec.path,
             remaining: spec.count,
-            reply: FaultReply {
-                status,
-                body: spec.body.map(Bytes::from),
-            },
+            reply,
         });
         Ok(())
     }
@@ -140,7 +205,11 @@ mod tests {
     fn fire(table: &mut FaultTable, k: &[&str]) -> Option<u16> {
         let (index, reply) = table.find(&keys(k))?;
         table.consume(index);
-        Some(reply.status.as_u16())
+        match reply {
+            FaultReply::Status { status, .. } => Some(status.as_u16()),
+            // Other kinds answer 200 headers, if any.
+            _ => Some(200),
+        }
     }
 
     #[test]
@@ -183,5 +252,41 @@ mod tests {
             t.add(br#"{"path":"/a","status":500,"count":0}"#),
             Err(FaultSpecError::ZeroCount)
         ));
+        assert!(matches!(
+            t.add(br#"{"path":"/a"}"#),
+            Err(FaultSpecError::StatusKind)
+        ));
+        assert!(matches!(
+            t.add(br#"{"path":"/a","kind":"html","status":200}"#),
+            Err(FaultSpecError::StatusKind)
+        ));
+        assert!(matches!(
+            t.add(br#"{"path":"/a","kind":"reset","ms":5}"#),
+            Err(FaultSpecError::NotHang)
+        ));
+        assert!(matches!(
+            t.add(br#"{"path":"/a","kind":"explode"}"#),
+            Err(FaultSpecError::Json(_))
+        ));
+    }
+
+    #[test]
+    fn each_kind_parses_into_its_reply() {
+        let mut t = FaultTable::default();
+        for spec in [
+            r#"{"path":"/t","kind":"truncate"}"#,
+            r#"{"path":"/h","kind":"html"}"#,
+            r#"{"path":"/r","kind":"reset"}"#,
+            r#"{"path":"/g","kind":"hang","ms":250}"#,
+            r#"{"path":"/f","kind":"hang"}"#,
+        ] {
+            t.add(spec.as_bytes()).expect(spec);
+        }
+        let reply = |k: &str| t.find(&keys(&[k])).map(|(_, r)| format!("{r:?}"));
+        assert_eq!(reply("/t").as_deref(), Some("Truncate"));
+        assert_eq!(reply("/h").as_deref(), Some("Html"));
+        assert_eq!(reply("/r").as_deref(), Some("Reset"));
+        assert_eq!(reply("/g").as_deref(), Some("Hang(250ms)"));
+        assert_eq!(reply("/f").as_deref(), Some("Hang(60s)"));
     }
 }

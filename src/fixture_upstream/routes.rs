@@ -9,7 +9,8 @@
 //! 2. `/opendota` only: an exhausted minute or day budget → 429 `{"error":"rate limit exceeded"}`
 //!    (consumes nothing, and leaves a pending fault in place);
 //! 3. `/opendota` only: one unit of both budgets is consumed;
-//! 4. any other injected fault;
+//! 4. any other injected fault (a status, a truncated file, an HTML bot check, a reset, a hang:
+//!    see [`super::faults`]);
 //! 5. a random 500 with probability `fail_rate`;
 //! 6. the file on disk, or 404 `{"error":"Not Found"}`.
 //!
@@ -24,11 +25,11 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
-use warp::Filter;
 use warp::http::header::{CONTENT_TYPE, HeaderValue};
 use warp::http::{HeaderName, StatusCode};
 use warp::path::Tail;
 use warp::reply::Response;
+use warp::{Filter, Reply};
 
 use super::FixtureConfig;
 use super::faults::{FaultReply, FaultTable};
@@ -44,6 +45,11 @@ const MAX_FAULT_BODY_BYTES: u64 = 256 * 1024;
 const REMAINING_MINUTE: HeaderName = HeaderName::from_static("x-rate-limit-remaining-minute");
 const REMAINING_DAY: HeaderName = HeaderName::from_static("x-rate-limit-remaining-day");
 const JSON: &str = "application/json";
+const HTML: &str = "text/html; charset=utf-8";
+/// What a CDN's bot check answers in place of the resource, with status 200.
+const BOT_CHECK_PAGE: &str = "<!DOCTYPE html><html lang=\"en-US\"><head><title>Just a moment...</title></head>\
+<body><h1>Checking your browser before accessing the site.</h1>\
+<noscript>Enable JavaScript and cookies to continue</noscript></body></html>";
 
 /// State shared by all connections. Locks are never held across an await.
 #[derive(Debug)]
@@ -114,7 +120,7 @@ impl Shared {
         }
         drop(gate);
         if self.fail_rate > 0.0 && rand::random_bool(self.fail_rate) {
-            let reply = FaultReply {
+            let reply = FaultReply::Status {
                 status: StatusCode::INTERNAL_SERVER_ERROR,
                 body: None,
             };
@@ -224,18 +230,9 @@ async fn answer_upstream(
     let req = UpstreamRequest::parse(upstream, tail.as_str(), &query);
     let (action, remaining) = shared.decide(&req);
     let mut response = match action {
-        Action::Reply(reply) => fault_response(upstream, reply),
+        Action::Reply(reply) => fault_response(&shared, &req, reply).await,
         Action::RateLimited => error_response(StatusCode::TOO_MANY_REQUESTS, "rate limit exceeded"),
-        Action::ServeFile => match req.load(&shared.dir).await {
-            Ok(Some(body)) => {
-                with_content_type(Response::new(body.into()), upstream.content_type())
-            }
-            Ok(None) => error_response(StatusCode::NOT_FOUND, "Not Found"),
-            Err(e) => {
-                tracing::warn!(path = %req.stats_key(), error = %e, "fixture file unreadable");
-                error_response(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
-            }
-        },
+        Action::ServeFile => serve_file(&shared, &req, |body| body).await,
     };
     lock(&shared.stats).record(&req.stats_key(), response.status());
     if let Some(remaining) = remaining {
@@ -253,19 +250,59 @@ async fn answer_upstream(
     response
 }
 
-fn fault_response(upstream: Upstream, reply: FaultReply) -> Response {
-    match reply.body {
-        Some(body) => {
-            let mut response =
-                with_content_type(Response::new(body.into()), upstream.content_type());
-            *response.status_mut() = reply.status;
-            response
-        }
-        None => {
-            let reason = reply.status.canonical_reason().unwrap_or("Unknown Status");
-            error_response(reply.status, reason)
+/// The file of `req` passed through `edit`, or 404 when there is none.
+async fn serve_file(
+    shared: &Shared,
+    req: &UpstreamRequest,
+    edit: impl FnOnce(Bytes) -> Bytes,
+) -> Response {
+    match req.load(&shared.dir).await {
+        Ok(Some(body)) => with_content_type(
+            Response::new(edit(body).into()),
+            req.upstream.content_type(),
+        ),
+        Ok(None) => error_response(StatusCode::NOT_FOUND, "Not Found"),
+        Err(e) => {
+            tracing::warn!(path = %req.stats_key(), error = %e, "fixture file unreadable");
+            error_response(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
         }
     }
+}
+
+async fn fault_response(shared: &Shared, req: &UpstreamRequest, reply: FaultReply) -> Response {
+    match reply {
+        FaultReply::Status {
+            status,
+            body: Some(body),
+        } => {
+            let mut response =
+                with_content_type(Response::new(body.into()), req.upstream.content_type());
+            *response.status_mut() = status;
+            response
+        }
+        FaultReply::Status { status, body: None } => {
+            let reason = status.canonical_reason().unwrap_or("Unknown Status");
+            error_response(status, reason)
+        }
+        // A complete, well-framed answer whose content stops halfway: only parsing notices.
+        FaultReply::Truncate => serve_file(shared, req, |body| body.slice(..body.len() / 2)).await,
+        FaultReply::Html => with_content_type(Response::new(BOT_CHECK_PAGE.into()), HTML),
+        FaultReply::Reset => reset_response(),
+        FaultReply::Hang(duration) => {
+            tokio::time::sleep(duration).await;
+            reset_response()
+        }
+    }
+}
+
+/// 200 headers and then a failing body: hyper aborts the connection, so the client sees the
+/// connection die before any body arrives, as with a TCP reset.
+fn reset_response() -> Response {
+    let cut = std::io::Error::new(
+        std::io::ErrorKind::ConnectionReset,
+        "fault: connection reset",
+    );
+    warp::reply::stream(futures::stream::iter([Err::<Bytes, _>(cut)])).into_response()
 }
 
 /// `{"error": message}`, the error shape of OpenDota, used for every error of the fixture.

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use reqwest::StatusCode;
 
 use super::budget::{Budget, Remaining};
-use super::error::UpstreamError;
+use super::error::{UpstreamError, invalid_id_message};
 use crate::domain::Service;
 use crate::metrics as m;
 
@@ -20,6 +20,9 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// 429s absorbed within one attempt (each pauses until the next window) before the attempt
 /// counts as a transient failure.
 pub const MAX_RATE_LIMITED_TRIES: u32 = 5;
+/// Of a 4xx answer (other than 404/429) only this much is read: enough for OpenDota's
+/// `{"error":"invalid match_id"}`, too little for a CDN's error page to cost memory.
+const MAX_ERROR_BODY_BYTES: usize = 4 * 1024;
 /// Sent to OpenDota, which asks API users to identify themselves.
 const API_USER_AGENT: &str = concat!("dota-orchestrator/", env!("CARGO_PKG_VERSION"));
 /// Dotabuff answers unknown user agents with 429; look like a browser.
@@ -42,13 +45,15 @@ pub struct Request<'a> {
 
 impl UpstreamClient {
     pub fn new(budget: Arc<dyn Budget>) -> Result<Self, UpstreamError> {
+        Self::with_timeout(budget, REQUEST_TIMEOUT)
+    }
+
+    /// A client whose requests give up after `timeout` (tests use a short one).
+    pub fn with_timeout(budget: Arc<dyn Budget>, timeout: Duration) -> Result<Self, UpstreamError> {
         let http = reqwest::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
+            .timeout(timeout)
             .build()
-            .map_err(|e| UpstreamError::Transport {
-                service: Service::OpenDota,
-                reason: e.without_url().to_string(),
-            })?;
+            .map_err(|e| transport(Service::OpenDota, e))?;
         Ok(Self { http, budget })
     }
 
@@ -104,15 +109,12 @@ impl UpstreamClient {
                 }
                 read_response(service, resp, req.max_bytes).await
             }
-            Err(e) => Err(UpstreamError::Transport {
-                service,
-                reason: e.without_url().to_string(),
-            }),
+            Err(e) => Err(transport(service, e)),
         };
         let class = match &result {
             Ok(_) => m::STATUS_2XX,
             Err(UpstreamError::RateLimited { .. }) => m::STATUS_429,
-            Err(UpstreamError::NotFound { .. }) => m::STATUS_4XX,
+            Err(UpstreamError::NotFound { .. } | UpstreamError::InvalidId { .. }) => m::STATUS_4XX,
             Err(UpstreamError::Status { status, .. }) if *status < 500 => m::STATUS_4XX,
             Err(UpstreamError::Status { .. }) => m::STATUS_5XX,
             Err(_) => m::STATUS_ERROR,
@@ -146,6 +148,14 @@ async fn read_response(
     if status == StatusCode::TOO_MANY_REQUESTS {
         return Err(UpstreamError::RateLimited { service, tries: 1 });
     }
+    if status.is_client_error() && service == Service::OpenDota {
+        // A short error body may be OpenDota's verdict on the ID; anything else is a status.
+        if let Ok(body) = read_body(service, &mut resp, MAX_ERROR_BODY_BYTES).await
+            && let Some(message) = invalid_id_message(&body)
+        {
+            return Err(UpstreamError::InvalidId { service, message });
+        }
+    }
     if !status.is_success() {
         return Err(UpstreamError::Status {
             service,
@@ -161,6 +171,15 @@ async fn read_response(
             limit: max_bytes,
         });
     }
+    read_body(service, &mut resp, max_bytes).await
+}
+
+/// The whole body, at most `max_bytes` of it.
+async fn read_body(
+    service: Service,
+    resp: &mut reqwest::Response,
+    max_bytes: usize,
+) -> Result<Bytes, UpstreamError> {
     let mut body = Vec::new();
     loop {
         match resp.chunk().await {
@@ -175,14 +194,31 @@ async fn read_response(
             }
             Ok(None) => return Ok(Bytes::from(body)),
             // A connection cut mid-body is a transport failure: worth another attempt.
-            Err(e) => {
-                return Err(UpstreamError::Transport {
-                    service,
-                    reason: e.without_url().to_string(),
-                });
-            }
+            Err(e) => return Err(transport(service, e)),
         }
     }
+}
+
+/// A failed send or body read, with what actually happened: reqwest's own message ("error
+/// sending request") says little, the causes below it say "timed out" or "connection reset".
+fn transport(service: Service, e: reqwest::Error) -> UpstreamError {
+    let timed_out = e.is_timeout();
+    let e = e.without_url();
+    let mut reason = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        // Hyper and reqwest nest the same message; say each once.
+        if !reason.contains(&cause_text) {
+            reason.push_str(": ");
+            reason.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    if timed_out && !reason.contains("timed out") {
+        reason.push_str(" (timed out)");
+    }
+    UpstreamError::Transport { service, reason }
 }
 
 #[cfg(test)]
@@ -259,6 +295,78 @@ mod tests {
         );
         let limited = events.iter().filter(|e| *e == "429 opendota").count();
         assert_eq!(limited, MAX_RATE_LIMITED_TRIES as usize, "{events:?}");
+        upstream.stop().await;
+    }
+
+    /// Every fault kind of the fixture, seen through the real client and the OpenDota body
+    /// checks, lands in the variant its disposition expects; the reason says what happened.
+    #[tokio::test]
+    async fn each_fault_kind_is_classified_by_what_the_client_saw() {
+        use crate::upstream::error::Disposition;
+        use crate::upstream::opendota::OpenDota;
+
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("opendota/matches")).unwrap();
+        let body = r#"{"match_id":7,"players":[{"account_id":1,"player_slot":0}]}"#;
+        std::fs::write(dir.path().join("opendota/matches/7.json"), body).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let config = FixtureConfig {
+            dir: dir.path().to_path_buf(),
+            ..FixtureConfig::default()
+        };
+        let upstream = FixtureUpstream::start(config, listener).await.unwrap();
+        let budget = Arc::new(Recorded::default());
+        // Short, so a hang costs the test a fraction of a second.
+        let client = UpstreamClient::with_timeout(budget, Duration::from_millis(300)).unwrap();
+        let opendota = OpenDota::new(client, &upstream.opendota_url(), None);
+        let faults = format!("http://{}/_faults", upstream.addr());
+        let id = crate::domain::MatchId::new(7).unwrap();
+        let cases = [
+            (r#"{"kind":"truncate"}"#, "truncated JSON"),
+            (r#"{"kind":"html"}"#, "HTML page"),
+            (r#"{"kind":"reset"}"#, "could not reach"),
+            (r#"{"kind":"hang","ms":2000}"#, "timed out"),
+            (r#"{"status":503}"#, "HTTP 503"),
+            (
+                r#"{"status":200,"body":"{\"error\":\"oops\"}"}"#,
+                "lacks the requested match_id",
+            ),
+        ];
+        for (fault, reason) in cases {
+            let mut spec: serde_json::Value = serde_json::from_str(fault).unwrap();
+            spec["path"] = "/opendota/matches/7".into();
+            spec["count"] = 1.into();
+            let added = reqwest::Client::new()
+                .post(&faults)
+                .json(&spec)
+                .send()
+                .await;
+            assert_eq!(added.unwrap().status(), 201, "{fault}");
+            let err = opendota.get_match(id).await.err().expect(fault);
+            assert_eq!(err.disposition(), Disposition::Retry, "{fault}: {err}");
+            assert!(err.to_string().contains(reason), "{fault}: {err}");
+        }
+        // The faults are used up: the next answer is the file.
+        assert_eq!(opendota.get_match(id).await.unwrap().raw, body.as_bytes());
+
+        // OpenDota's explicit verdict on an id is permanent, as a 400 and as a 200.
+        for status in [400, 200] {
+            let spec = serde_json::json!({"path": "/opendota/matches/7", "count": 1,
+                "status": status, "body": r#"{"error":"invalid match_id"}"#});
+            reqwest::Client::new()
+                .post(&faults)
+                .json(&spec)
+                .send()
+                .await
+                .unwrap();
+            let err = opendota.get_match(id).await.err().expect("invalid id");
+            assert!(
+                matches!(err, UpstreamError::InvalidId { .. }),
+                "{status}: {err}"
+            );
+            assert_eq!(err.disposition(), Disposition::GiveUp { not_found: true });
+        }
         upstream.stop().await;
     }
 }

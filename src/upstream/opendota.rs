@@ -1,12 +1,14 @@
 //! OpenDota API calls: builds each endpoint's URL, adds the optional API key, and checks that
 //! a body parses into what the caller needs before it is stored (an unreadable body must never
-//! reach the cache).
+//! reach the cache). A body that fails the check is [`UpstreamError::Garbled`] (retried: a CDN
+//! that cut a body or served a bot-check page once may serve the real one next time), unless
+//! it is OpenDota's explicit "invalid id" answer, which is permanent.
 
 use bytes::Bytes;
 use serde_json::Value;
 
 use super::client::{Request, UpstreamClient};
-use super::error::UpstreamError;
+use super::error::{UpstreamError, invalid_id_message};
 use crate::config::ApiKey;
 use crate::domain::{Fanout, LeagueId, MatchId, PlayerId, Service, TeamId};
 
@@ -129,25 +131,24 @@ impl OpenDota {
                 max_bytes: MAX_BODY_BYTES,
             })
             .await?;
-        let value = serde_json::from_slice(&raw).map_err(|e| UpstreamError::Unreadable {
-            service: Service::OpenDota,
-            reason: e.to_string(),
-        })?;
+        let value = serde_json::from_slice(&raw).map_err(|e| garbled(not_json_reason(&raw, &e)))?;
+        if let Some(message) = invalid_id_message(&raw) {
+            return Err(UpstreamError::InvalidId {
+                service: Service::OpenDota,
+                message,
+            });
+        }
         Ok((raw, value))
     }
 
     /// `/matches/{id}`: must be an object with this `match_id` and a `players` array.
     pub async fn get_match(&self, id: MatchId) -> Result<MatchBody, UpstreamError> {
         let (raw, value) = self.get_json(&format!("matches/{id}")).await?;
-        let unreadable = |reason: &str| UpstreamError::Unreadable {
-            service: Service::OpenDota,
-            reason: reason.to_string(),
-        };
         if value.get("match_id").and_then(Value::as_u64) != Some(id.get()) {
-            return Err(unreadable("match body lacks the requested match_id"));
+            return Err(garbled("match body lacks the requested match_id".into()));
         }
         if !value.get("players").is_some_and(Value::is_array) {
-            return Err(unreadable("match body has no players array"));
+            return Err(garbled("match body has no players array".into()));
         }
         Ok(MatchBody {
             sides: MatchSides::read(&value),
@@ -160,10 +161,7 @@ impl OpenDota {
     pub async fn get_player(&self, id: PlayerId) -> Result<Bytes, UpstreamError> {
         let (raw, value) = self.get_json(&format!("players/{id}")).await?;
         if !value.is_object() {
-            return Err(UpstreamError::Unreadable {
-                service: Service::OpenDota,
-                reason: "player body is not an object".to_string(),
-            });
+            return Err(garbled("player body is not an object".into()));
         }
         if value.get("profile").is_none_or(Value::is_null) {
             return Err(UpstreamError::NotFound {
@@ -174,16 +172,36 @@ impl OpenDota {
     }
 }
 
+fn garbled(reason: String) -> UpstreamError {
+    UpstreamError::Garbled {
+        service: Service::OpenDota,
+        reason,
+    }
+}
+
+/// Why a 2xx body is not JSON, in words an operator reading a `failed` status understands: an
+/// HTML page (a CDN's bot check), a body cut short, or other bytes.
+fn not_json_reason(raw: &[u8], err: &serde_json::Error) -> String {
+    let start = raw.trim_ascii_start();
+    if start.first() == Some(&b'<') {
+        format!(
+            "an HTML page instead of JSON (a bot check?), {} bytes",
+            raw.len()
+        )
+    } else if err.is_eof() {
+        format!("truncated JSON after {} bytes ({err})", raw.len())
+    } else {
+        format!("not JSON ({err})")
+    }
+}
+
 impl OpenDota {
     /// A JSON array at `path`.
     async fn get_array(&self, path: &str) -> Result<Vec<Value>, UpstreamError> {
         let (_, value) = self.get_json(path).await?;
         match value {
             Value::Array(items) => Ok(items),
-            _ => Err(UpstreamError::Unreadable {
-                service: Service::OpenDota,
-                reason: format!("/{path} is not a JSON array"),
-            }),
+            _ => Err(garbled(format!("/{path} is not a JSON array"))),
         }
     }
 
@@ -193,10 +211,7 @@ impl OpenDota {
         if value.is_object() {
             Ok(value)
         } else {
-            Err(UpstreamError::Unreadable {
-                service: Service::OpenDota,
-                reason: format!("/{path} is not a JSON object"),
-            })
+            Err(garbled(format!("/{path} is not a JSON object")))
         }
     }
 
@@ -276,6 +291,17 @@ mod tests {
         assert_eq!(ids(Fanout::TeamSide(team(20))), vec![2, 3]);
         // A team the match does not name: its side is unknown, so everyone.
         assert_eq!(ids(Fanout::TeamSide(team(30))), vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn a_non_json_body_is_described_by_what_it_looks_like() {
+        let reason = |raw: &[u8]| {
+            let err = serde_json::from_slice::<Value>(raw).unwrap_err();
+            not_json_reason(raw, &err)
+        };
+        assert!(reason(b"\n <!DOCTYPE html><html>").starts_with("an HTML page"));
+        assert!(reason(br#"{"match_id": 1, "play"#).starts_with("truncated JSON after 21 bytes"));
+        assert!(reason(b"\x00\x01garbage").starts_with("not JSON"));
     }
 
     #[test]

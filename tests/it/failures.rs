@@ -8,7 +8,7 @@ use std::time::Duration;
 use common::fixtures::ten_players;
 use common::{Fixtures, WAIT, spawn_app, spawn_app_with, wait_for};
 use dota_orchestrator::fixture_upstream::FixtureConfig;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 #[actix_rt::test]
 async fn match_becomes_ready_after_two_upstream_500s() {
@@ -53,20 +53,26 @@ async fn upstream_404_is_failed_with_a_reason_and_nothing_is_stored() {
 }
 
 #[actix_rt::test]
-async fn truncated_json_is_failed_and_never_stored() {
+async fn truncated_json_is_retried_and_failed_with_the_last_reason_and_never_stored() {
     let fx = Fixtures::new();
     let full = common::fixtures::match_json(403, &ten_players(6200)).to_string();
     fx.raw("opendota/matches/403.json", &full[..full.len() / 2]);
-    let t = spawn_app(fx).await;
+    let t = spawn_app_with(fx, FixtureConfig::default(), |s| s.retry.max_attempts = 3).await;
+    // The first two attempts see a bot-check page, the last one the cut body.
+    t.fault_spec(&json!({"path": "/opendota/matches/403", "kind": "html", "count": 2}))
+        .await;
     t.post("/api/matches/403").await;
     let body = t.wait_status("/api/matches/403", 502).await;
     assert_eq!(body["status"], "failed");
+    let error = body["error"].as_str().unwrap();
     assert!(
-        body["error"].as_str().unwrap().contains("unreadable"),
-        "{body}"
+        error.contains("truncated JSON") && error.contains("3 attempts"),
+        "the failure names the last attempt's answer and the attempts: {body}"
     );
-    // No player of the half match was queued, nothing was served as data.
+    // Retried, not given up after one cut body; no player of the half match was queued,
+    // nothing was served as data.
     t.wait_drained().await;
+    assert_eq!(t.upstream_requests("/opendota/matches/403").await, 3);
     assert_eq!(t.upstream_requests("/opendota/players/6200").await, 0);
 
     // Fixed upstream + POST → retried, now stored.
@@ -74,6 +80,43 @@ async fn truncated_json_is_failed_and_never_stored() {
     t.post("/api/matches/403").await;
     let data = t.get_when_ready("/api/matches/403").await;
     assert_eq!(data["players"].as_array().unwrap().len(), 10);
+    t.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn a_truncated_then_good_answer_is_ready_with_the_good_body() {
+    let fx = Fixtures::new();
+    fx.match_with_players(407, &ten_players(6600));
+    let t = spawn_app(fx).await;
+    t.fault_spec(&json!({"path": "/opendota/matches/407", "kind": "truncate", "count": 1}))
+        .await;
+    t.fault_spec(&json!({"path": "/opendota/matches/407", "kind": "reset", "count": 1}))
+        .await;
+    t.post("/api/matches/407").await;
+    let data = t.get_when_ready("/api/matches/407").await;
+    assert_eq!(data, common::fixtures::match_json(407, &ten_players(6600)));
+    t.wait_drained().await;
+    assert_eq!(t.upstream_requests("/opendota/matches/407").await, 3);
+    t.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn opendota_invalid_id_answer_is_failed_at_once() {
+    let fx = Fixtures::new();
+    fx.match_with_players(408, &ten_players(6700));
+    let t = spawn_app(fx).await;
+    let invalid = r#"{"error":"invalid match_id"}"#;
+    t.fault("/opendota/matches/408", 400, Some(1), Some(invalid))
+        .await;
+    t.post("/api/matches/408").await;
+    let body = t.wait_status("/api/matches/408", 404).await;
+    assert_eq!(body["status"], "failed");
+    assert!(
+        body["error"].as_str().unwrap().contains("invalid match_id"),
+        "{body}"
+    );
+    t.wait_drained().await;
+    assert_eq!(t.upstream_requests("/opendota/matches/408").await, 1);
     t.shutdown().await;
 }
 

@@ -34,6 +34,11 @@ impl TestFixture {
             .expect("request reaches the fixture")
     }
 
+    /// GET `path` and its whole body; `Err` when the connection dies before the body is whole.
+    async fn whole_body(&self, path: &str) -> reqwest::Result<String> {
+        self.client.get(self.url(path)).send().await?.text().await
+    }
+
     async fn stats(&self) -> Value {
         self.get("/_stats").await.json().await.expect("stats JSON")
     }
@@ -399,6 +404,74 @@ async fn dotabuff_faults_match_path_with_or_without_query_and_delete_clears_them
 }
 
 #[tokio::test]
+async fn truncate_and_html_faults_answer_200_with_a_broken_body_then_files_return() {
+    let fx = spawn_fixture(|_| {}).await;
+    fx.add_fault(json!({"path":"/opendota/matches/123","kind":"truncate","count":1}))
+        .await;
+    fx.add_fault(json!({"path":"/opendota/matches/123","kind":"html","count":1}))
+        .await;
+
+    let cut = fx.get("/opendota/matches/123").await;
+    assert_eq!(cut.status(), StatusCode::OK);
+    assert_eq!(
+        cut.text().await.expect("a well-framed body"),
+        MATCH_123[..MATCH_123.len() / 2]
+    );
+    let page = fx.get("/opendota/matches/123").await;
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("text/html")
+    );
+    assert!(
+        page.text()
+            .await
+            .expect("body")
+            .starts_with("<!DOCTYPE html>")
+    );
+    let file = fx.get("/opendota/matches/123").await;
+    assert_eq!(file.text().await.expect("body"), MATCH_123);
+    assert_eq!(
+        fx.stats().await["paths"]["/opendota/matches/123"]["status"],
+        json!({"200": 3})
+    );
+}
+
+#[tokio::test]
+async fn reset_and_hang_faults_cut_the_connection_without_a_body() {
+    let fx = spawn_fixture(|_| {}).await;
+    fx.add_fault(json!({"path":"/opendota/matches/123","kind":"reset","count":1}))
+        .await;
+    fx.add_fault(json!({"path":"/opendota/matches/123","kind":"hang","ms":300,"count":1}))
+        .await;
+
+    // A reset: no complete answer, whether the cut comes before or after the headers.
+    assert!(
+        fx.whole_body("/opendota/matches/123").await.is_err(),
+        "a reset yields no body"
+    );
+
+    // A hang: nothing for the configured time, then the same cut.
+    let started = Instant::now();
+    assert!(
+        fx.whole_body("/opendota/matches/123").await.is_err(),
+        "a hang ends without a body"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(300));
+
+    assert_eq!(
+        fx.get("/opendota/matches/123")
+            .await
+            .text()
+            .await
+            .expect("body"),
+        MATCH_123
+    );
+}
+
+#[tokio::test]
 async fn opendota_faults_consume_budget_except_429_faults() {
     let fx = spawn_fixture(|c| c.rate_limit_per_min = Some(1000)).await;
     fx.add_fault(json!({"path":"/opendota/matches/123","status":429,"count":1}))
@@ -425,6 +498,10 @@ async fn invalid_fault_specs_are_refused_with_400() {
         json!({"path":"no-slash","status":500}),
         json!({"path":"/x","status":7}),
         json!({"status":500}),
+        json!({"path":"/x"}),
+        json!({"path":"/x","kind":"html","status":200}),
+        json!({"path":"/x","kind":"reset","ms":10}),
+        json!({"path":"/x","kind":"explode"}),
     ] {
         let response = fx
             .client

@@ -17,6 +17,7 @@ mod demo_data_set;
 mod embedded_nats;
 mod events;
 mod failures;
+mod fault_mix;
 mod fixture_upstream;
 mod invalidation;
 mod leagues_stats;

@@ -219,13 +219,18 @@ impl TestApp {
         if let Some(b) = body {
             spec["body"] = b.into();
         }
+        self.fault_spec(&spec).await;
+    }
+
+    /// Scripts a fault from a full `POST /_faults` spec (any `kind`: truncate, html, reset, hang).
+    pub async fn fault_spec(&self, spec: &Value) {
         let resp = reqwest::Client::new()
             .post(format!("http://{}/_faults", self.upstream.addr()))
-            .json(&spec)
+            .json(spec)
             .send()
             .await
             .expect("fault");
-        assert!(resp.status().is_success(), "fault accepted");
+        assert!(resp.status().is_success(), "fault {spec} accepted");
     }
 
     /// Stops the app (keeping upstream and data dir) and returns what a restart needs.
