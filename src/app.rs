@@ -28,8 +28,9 @@ use crate::domain::ResourceKind;
 #[cfg(feature = "fixture-upstream")]
 use crate::fixture_upstream::{FixtureError, FixtureUpstream};
 use crate::http::ApiState;
+use crate::http::bypass::Bypass;
 use crate::metrics::MetricsError;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, StoreHealth};
 use crate::upstream::error::UpstreamError;
 use start::Fetchers;
 
@@ -105,6 +106,9 @@ pub struct Application {
     shutdown: watch::Sender<bool>,
     activity: Arc<Activity>,
     store_handle: std::sync::Weak<redb::Database>,
+    /// The store's write health, kept apart from the store so shutdown can still wait for the
+    /// database to be released.
+    store_health: Arc<StoreHealth>,
     fetchers: Fetchers,
     keeper: Addr<CacheKeeper>,
     nats: async_nats::Client,
@@ -168,6 +172,7 @@ impl Application {
             }
             .run(shutdown_rx.clone()),
         );
+        let bypass = Bypass::new(upstreams.opendota.clone());
         let state = |closing| ApiState {
             closing,
             store: store.clone(),
@@ -178,6 +183,7 @@ impl Application {
             kinds: KINDS.to_vec(),
             team_players: settings.team_players,
             admin_token: settings.admin_token.clone(),
+            bypass,
         };
         let http = start::http(settings.http_addr, state, &shutdown_rx).await?;
         tracing::info!(http_addr = %http.addr, nats = %nats_url, "dota-orchestrator is serving");
@@ -191,6 +197,7 @@ impl Application {
             shutdown,
             activity,
             store_handle: store.weak(),
+            store_health: store.health().clone(),
             fetchers,
             keeper,
             nats,
@@ -212,6 +219,11 @@ impl Application {
         &self.nats_url
     }
 
+    /// The store's write health, with the test-only switch that makes writes fail.
+    pub fn store_health(&self) -> &Arc<StoreHealth> {
+        &self.store_health
+    }
+
     /// Process ID of the embedded nats-server, when this instance runs one.
     pub fn embedded_nats_pid(&self) -> Option<u32> {
         self.embedded.as_ref().map(EmbeddedNats::pid)
@@ -228,6 +240,7 @@ impl Application {
             shutdown,
             activity,
             store_handle,
+            store_health: _,
             fetchers,
             keeper,
             nats,

@@ -42,6 +42,7 @@ pub const NATS_CONNECTED: &str = "dota_nats_connected";
 pub const NATS_SERVER_RESTARTS: &str = "dota_nats_server_restarts_total";
 /// Size of the redb file.
 pub const STORE_SIZE_BYTES: &str = "dota_store_size_bytes";
+pub const STORE_DEGRADED: &str = "dota_store_degraded";
 
 /// `status_class` values of [`UPSTREAM_REQUESTS`].
 pub const STATUS_2XX: &str = "2xx";
@@ -127,6 +128,10 @@ pub fn describe() {
         "Restarts of the embedded nats-server after it died."
     );
     describe_gauge!(STORE_SIZE_BYTES, "Size of the redb file in bytes.");
+    describe_gauge!(
+        STORE_DEGRADED,
+        "1 while redb writes fail (reads served, misses bypass the store), else 0."
+    );
 }
 
 /// Exports every counter series at zero from the start, for every combination of its (small,

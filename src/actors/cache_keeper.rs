@@ -15,7 +15,7 @@ use actix::{Actor, SyncContext};
 pub use claims::{
     Child, ClaimChildren, Complete, Completed, Fail, Prepare, Prepared, Release, RequeueAll,
 };
-pub use upkeep::{Invalidate, Invalidated, MarkAnnounced, StorePage};
+pub use upkeep::{Invalidate, Invalidated, MarkAnnounced, ProbeWrite, StorePage};
 
 use crate::store::Store;
 

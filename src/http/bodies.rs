@@ -85,6 +85,9 @@ pub enum ReadyState {
     Ready,
     #[serde(rename = "not ready")]
     NotReady,
+    /// Serving, but redb writes fail: stored data is served, misses bypass the store.
+    #[serde(rename = "degraded")]
+    Degraded,
 }
 
 /// `/readyz`: which dependency is down, if any.
@@ -93,6 +96,9 @@ pub struct Readiness {
     pub nats: bool,
     pub redb: bool,
     pub status: ReadyState,
+    /// True while redb writes fail: reads are served and misses bypass the store.
+    #[serde(rename = "storeDegraded")]
+    pub store_degraded: bool,
 }
 
 /// The OpenDota `/matches/{id}` body, served as fetched (opaque to this service).

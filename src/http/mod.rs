@@ -7,6 +7,8 @@
 //! ([`openapi`]). Adding a route is adding its handler and one line there.
 
 pub mod bodies;
+pub mod bypass;
+mod degraded;
 pub mod events;
 pub mod invalidate;
 pub mod limits;
@@ -49,6 +51,8 @@ pub struct ApiState {
     pub kinds: Vec<ResourceKind>,
     pub team_players: PlayerSides,
     pub admin_token: Option<AdminToken>,
+    /// Direct upstream fetches for GETs while the store is degraded.
+    pub bypass: bypass::Bypass,
     /// Turns true when the server starts draining; long-lived replies (`/api/events`) end then.
     pub closing: tokio::sync::watch::Receiver<bool>,
 }

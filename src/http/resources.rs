@@ -20,7 +20,8 @@ use crate::metrics as m;
 
 /// Seconds a client is told to wait before polling again.
 const RETRY_AFTER_SECS: &str = "2";
-/// Header telling whether a 200 body is fresh or stale (with a refresh queued).
+/// Header telling whether a 200 body is fresh, stale (with a refresh queued) or fetched
+/// around a degraded store (`bypass`).
 pub const CACHE_STATUS_HEADER: &str = "x-cache-status";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,7 +43,25 @@ pub async fn handle(
         Signature::League(_) if !query.queue_matches => Fanout::None,
         _ => Fanout::All,
     };
-    let prepared = prepare(&state, verb, sig, query.force, fanout).await?;
+    let prepared = match prepare(&state, verb, sig, query.force, fanout).await {
+        Ok(prepared) => prepared,
+        // CacheKeeper could not write: serve around the store instead of failing.
+        Err(err) if state.store.degraded() => {
+            tracing::debug!(%err, "CacheKeeper could not decide");
+            return super::degraded::reply(&state, verb, sig).await;
+        }
+        Err(err) => return Err(err),
+    };
+    // A claim made while writes fail would never be stored by its fetcher: answer a GET of a
+    // miss from the upstream instead of letting the client poll in vain.
+    if verb == Verb::Get
+        && prepared.entry.is_none()
+        && prepared.failure.is_none()
+        && state.store.degraded()
+        && super::bypass::Bypass::supports(&sig)
+    {
+        return super::degraded::bypass(&state, sig).await;
+    }
     if let Signature::League(_) = sig
         && query.queue_matches
         && prepared.fresh

@@ -1,5 +1,6 @@
 //! Operational routes: `/api/queue/status` (per-service queue, in-flight work, counters and
-//! rate budget), `/healthz` (process up), `/readyz` (NATS connected, redb open), `/metrics`.
+//! rate budget), `/healthz` (process up), `/readyz` (NATS connected, redb open; `degraded` while
+//! redb writes fail), `/metrics`.
 
 use std::collections::BTreeMap;
 
@@ -13,6 +14,7 @@ use super::bodies::{Health, HealthStatus, Readiness, ReadyState};
 use super::openapi::responses::Unavailable;
 use super::reply::{ApiError, json, typed};
 use super::router::Request;
+use crate::actors::cache_keeper::ProbeWrite;
 use crate::actors::rate_limiter::{BudgetSnapshot, Snapshot};
 use crate::domain::{Priority, Service, Signature};
 use crate::metrics as m;
@@ -145,6 +147,7 @@ pub async fn refresh_gauges(state: ApiState, mut shutdown: tokio::sync::watch::R
         if let Err(err) = collect(&state).await {
             tracing::debug!(%err, "gauge refresh skipped");
         }
+        probe_store(&state).await;
         update_local_gauges(&state);
     }
 }
@@ -154,6 +157,17 @@ fn update_local_gauges(state: &ApiState) {
         state.pipeline.nats.connection_state() == async_nats::connection::State::Connected;
     metrics::gauge!(m::NATS_CONNECTED).set(if connected { 1.0 } else { 0.0 });
     metrics::gauge!(m::STORE_SIZE_BYTES).set(state.store.file_size() as f64);
+    let degraded = state.store.degraded();
+    metrics::gauge!(m::STORE_DEGRADED).set(if degraded { 1.0 } else { 0.0 });
+}
+
+/// While the store is degraded, tries an empty write so it heals without waiting for traffic.
+async fn probe_store(state: &ApiState) {
+    if state.store.degraded()
+        && let Ok(Err(err)) = state.keeper.send(ProbeWrite).await
+    {
+        tracing::debug!(%err, "the store is still degraded");
+    }
 }
 
 #[utoipa::path(
@@ -169,15 +183,20 @@ fn update_local_gauges(state: &ApiState) {
 pub async fn get_readyz(state: ApiState, _: Request) -> Result<Response, ApiError> {
     let nats = state.pipeline.nats.connection_state() == async_nats::connection::State::Connected;
     let redb = state.store.ping().is_ok();
-    let (status, ready) = if nats && redb {
-        (StatusCode::OK, ReadyState::Ready)
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, ReadyState::NotReady)
+    let store_degraded = state.store.degraded();
+    // A degraded store keeps the instance ready (200): it still serves every stored resource
+    // and fetches misses directly, and taking it out of rotation would leave clients with
+    // nothing. The body says `degraded` so monitoring can tell.
+    let (status, ready) = match (nats && redb, store_degraded) {
+        (true, false) => (StatusCode::OK, ReadyState::Ready),
+        (true, true) => (StatusCode::OK, ReadyState::Degraded),
+        (false, _) => (StatusCode::SERVICE_UNAVAILABLE, ReadyState::NotReady),
     };
     let body = Readiness {
         nats,
         redb,
         status: ready,
+        store_degraded,
     };
     Ok(json(status, &body))
 }

@@ -3,6 +3,7 @@
 //! Freshness is computed at read time from the configured TTLs, so a TTL change applies to
 //! data already stored.
 
+mod health;
 pub mod records;
 pub mod tables;
 mod tx;
@@ -13,6 +14,7 @@ use std::time::Duration;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
+pub use health::StoreHealth;
 pub use records::{EntryMeta, Failure, InFlight};
 pub(crate) use tx::Tx;
 
@@ -33,6 +35,8 @@ pub enum StoreError {
     Storage(#[from] redb::StorageError),
     #[error("redb: could not commit: {0}")]
     Commit(#[from] redb::CommitError),
+    #[error("redb: writes are failing (injected fault)")]
+    InjectedFault,
     #[error("corrupt record for {key}: {source}")]
     Corrupt {
         key: String,
@@ -63,6 +67,7 @@ pub struct Store {
     db: Arc<Database>,
     path: PathBuf,
     ttls: Ttls,
+    health: Arc<StoreHealth>,
 }
 
 impl Store {
@@ -86,6 +91,7 @@ impl Store {
             db: Arc::new(db),
             path: path.to_path_buf(),
             ttls,
+            health: Arc::default(),
         })
     }
 
@@ -106,6 +112,16 @@ impl Store {
         Ok(())
     }
 
+    /// Whether writes currently fail, shared by every clone (see [`StoreHealth`]).
+    pub fn health(&self) -> &Arc<StoreHealth> {
+        &self.health
+    }
+
+    /// True from a failed write until the next committed one.
+    pub fn degraded(&self) -> bool {
+        self.health.degraded()
+    }
+
     /// A weak handle: lets shutdown wait until every user has let go of the database file.
     pub fn weak(&self) -> std::sync::Weak<Database> {
         Arc::downgrade(&self.db)
@@ -113,6 +129,13 @@ impl Store {
 
     pub fn meta(&self, sig: &Signature) -> Result<Option<EntryMeta>, StoreError> {
         self.read_json(tables::RESOURCE_META, sig)
+    }
+
+    /// Whether the stored copy of `sig` is fresh now; `None` when nothing is stored.
+    pub fn fresh(&self, sig: &Signature) -> Result<Option<bool>, StoreError> {
+        Ok(self
+            .meta(sig)?
+            .map(|meta| tx::is_fresh(&self.ttls, sig.kind(), &meta, now_ms())))
     }
 
     pub fn body(&self, sig: &Signature) -> Result<Option<Vec<u8>>, StoreError> {
@@ -210,6 +233,24 @@ impl Store {
         &self,
         f: impl FnOnce(&mut Tx<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        let out = self.try_write(f);
+        match &out {
+            Ok(_) => self.health.record(true, None),
+            // Only a failure of redb itself degrades the store; a corrupt record is one
+            // record's problem, not the disk's.
+            Err(StoreError::Corrupt { .. }) => {}
+            Err(err) => self.health.record(false, Some(err)),
+        }
+        out
+    }
+
+    fn try_write<T>(
+        &self,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        if self.health.fail_writes() {
+            return Err(StoreError::InjectedFault);
+        }
         let txn = self.db.begin_write()?;
         let mut tx = Tx::new(&txn, self.ttls);
         let out = f(&mut tx)?;

@@ -8,7 +8,7 @@ use super::{EntryMeta, Failure, InFlight, StoreError, Ttls, decode, tables};
 use crate::domain::{ResourceKind, Signature};
 
 /// Whether a stored copy is fresh at `now_ms`: not invalidated and younger than its kind's TTL.
-fn is_fresh(ttls: &Ttls, kind: ResourceKind, meta: &EntryMeta, now_ms: i64) -> bool {
+pub(super) fn is_fresh(ttls: &Ttls, kind: ResourceKind, meta: &EntryMeta, now_ms: i64) -> bool {
     let ttl_ms = i64::try_from(ttls.for_kind(kind).as_millis()).unwrap_or(i64::MAX);
     !meta.invalidated && now_ms < meta.fetched_at_ms.saturating_add(ttl_ms)
 }

@@ -91,3 +91,17 @@ impl Handler<MarkAnnounced> for CacheKeeper {
             .write(|tx| tx.put_announced(&msg.signature, msg.fetched_at_ms))
     }
 }
+
+/// An empty write transaction, sent while the store is degraded: when it commits the store is
+/// healthy again even if no request writes meanwhile.
+#[derive(Message)]
+#[rtype(result = "Result<(), StoreError>")]
+pub struct ProbeWrite;
+
+impl Handler<ProbeWrite> for CacheKeeper {
+    type Result = Result<(), StoreError>;
+
+    fn handle(&mut self, _: ProbeWrite, _: &mut Self::Context) -> Self::Result {
+        self.store.write(|_| Ok(()))
+    }
+}

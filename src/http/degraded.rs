@@ -1,0 +1,77 @@
+//! Resource replies while redb cannot be written (see `store::StoreHealth`): what is stored is
+//! still served from the store (read transactions need no disk space), and a GET of anything
+//! else is fetched directly through [`Bypass`](super::bypass::Bypass), answered with
+//! `X-Cache-Status: bypass` and not stored. Called by `resources` when CacheKeeper could not
+//! decide (its write failed) or decided to queue a job no fetcher could store.
+
+use warp::http::{HeaderValue, StatusCode};
+use warp::reply::Response;
+
+use super::ApiState;
+use super::bodies::{Accepted, Envelope};
+use super::bypass::Bypass;
+use super::reply::{ApiError, json, raw_json};
+use super::resources::{CACHE_STATUS_HEADER, Verb, mark_cache_status};
+use crate::domain::Signature;
+
+/// `X-Cache-Status` of a reply fetched around the store.
+const BYPASS: &str = "bypass";
+
+/// The reply to `verb` on `sig` without CacheKeeper, or a 503 when the store cannot help: a
+/// POST that would have to queue (nothing could store the result), or a kind the bypass
+/// cannot fetch.
+pub async fn reply(state: &ApiState, verb: Verb, sig: Signature) -> Result<Response, ApiError> {
+    let unavailable = || {
+        ApiError::Unavailable(format!(
+            "the store is degraded (redb writes fail): {sig} cannot be queued until it heals"
+        ))
+    };
+    if let Some(fresh) = state.store.fresh(&sig)? {
+        return match verb {
+            // Stored data is served as it is, even stale: nothing could refresh it now.
+            Verb::Get => stored(state, sig, fresh),
+            Verb::Post if fresh => Ok(json(
+                StatusCode::OK,
+                &Envelope {
+                    signature: sig,
+                    status: Accepted::Ready,
+                },
+            )),
+            Verb::Post => Err(unavailable()),
+        };
+    }
+    match verb {
+        Verb::Get if Bypass::supports(&sig) => bypass(state, sig).await,
+        _ => Err(unavailable()),
+    }
+}
+
+fn stored(state: &ApiState, sig: Signature, fresh: bool) -> Result<Response, ApiError> {
+    let Some(body) = state.store.body(&sig)? else {
+        return Err(ApiError::Unavailable(format!(
+            "{sig} vanished from the store while it was read"
+        )));
+    };
+    let mut resp = raw_json(StatusCode::OK, body);
+    mark_cache_status(&mut resp, fresh);
+    if !fresh {
+        // No refresh could be queued, so `stale; refresh queued` would not be true.
+        resp.headers_mut()
+            .insert(CACHE_STATUS_HEADER, HeaderValue::from_static("stale"));
+    }
+    Ok(resp)
+}
+
+/// A GET of `sig` answered straight from the upstream (one call for concurrent GETs).
+pub async fn bypass(state: &ApiState, sig: Signature) -> Result<Response, ApiError> {
+    tracing::debug!(%sig, "the store is degraded: fetching around it");
+    let body = state.bypass.fetch(sig).await.map_err(|e| {
+        ApiError::Unavailable(format!(
+            "the store is degraded and the direct fetch of {sig} failed: {e}"
+        ))
+    })?;
+    let mut resp = raw_json(StatusCode::OK, body.to_vec());
+    resp.headers_mut()
+        .insert(CACHE_STATUS_HEADER, HeaderValue::from_static(BYPASS));
+    Ok(resp)
+}
