@@ -31,4 +31,5 @@ mod rate_limits;
 mod restart;
 mod shutdown;
 mod status_page;
+mod store_degraded;
 mod teams;

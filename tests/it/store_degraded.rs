@@ -1,0 +1,116 @@
+//! Store failures degrade, they do not stop the service: while redb writes fail, stored data is
+//! still served, a GET of anything else is fetched straight from the upstream (one call for
+//! concurrent GETs, `X-Cache-Status: bypass`, nothing stored), `/readyz` and `/metrics` say the
+//! store is degraded, and the service heals by itself once writes work again. Once with the
+//! store's injected write fault, once (when this process may mount) with a full file system.
+
+use crate::common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::{Fixtures, TestApp, spawn_app_with, wait_for};
+use dota_orchestrator::fixture_upstream::FixtureConfig;
+use serde_json::Value;
+
+/// Long enough that concurrent GETs overlap in one upstream call.
+const UPSTREAM_LATENCY: Duration = Duration::from_millis(300);
+const WAIT: Duration = Duration::from_secs(20);
+
+fn fixtures(ids: &[u64]) -> Fixtures {
+    let fixtures = Fixtures::new();
+    for id in ids {
+        // Anonymous players only: no fan-out, so the matches are all the work there is.
+        fixtures.match_with_players(*id, &[None; 10]);
+    }
+    fixtures
+}
+
+async fn spawn(ids: &[u64], tweak: impl FnOnce(&mut dota_orchestrator::config::Settings)) -> TestApp {
+    let config = FixtureConfig {
+        latency: UPSTREAM_LATENCY,
+        ..FixtureConfig::default()
+    };
+    spawn_app_with(fixtures(ids), config, tweak).await
+}
+
+async fn readyz(t: &TestApp) -> (u16, Value) {
+    let resp = t.get("/readyz").await;
+    let status = resp.status().as_u16();
+    (status, resp.json().await.expect("readyz JSON"))
+}
+
+async fn degraded_gauge(t: &TestApp) -> Option<String> {
+    let text = t.get("/metrics").await.text().await.expect("metrics text");
+    text.lines()
+        .find(|l| l.starts_with("dota_store_degraded "))
+        .map(|l| l.trim_start_matches("dota_store_degraded ").to_string())
+}
+
+/// Everything a degraded instance must still do: `stored` was ready before writes failed,
+/// `unstored` never was.
+async fn serves_while_degraded(t: &TestApp, stored: u64, unstored: u64) {
+    // Concurrent GETs of a match never stored: the match itself, fetched once, not stored.
+    let path = format!("/api/matches/{unstored}");
+    let gets = (0..5).map(|_| t.get(&path));
+    for resp in futures::future::join_all(gets).await {
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.headers()["x-cache-status"], "bypass");
+        let body: Value = resp.json().await.expect("match JSON");
+        assert_eq!(body["match_id"], unstored, "{body}");
+    }
+    let upstream_path = format!("/opendota/matches/{unstored}");
+    assert_eq!(t.upstream_requests(&upstream_path).await, 1);
+
+    // Ready data is still served.
+    let resp = t.get(&format!("/api/matches/{stored}")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-cache-status"], "fresh");
+    let body: Value = resp.json().await.expect("match JSON");
+    assert_eq!(body["match_id"], stored, "{body}");
+
+    // A degraded instance still serves, so it stays ready, and says why it is degraded.
+    let (status, body) = readyz(t).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "degraded", "{body}");
+    assert_eq!(body["storeDegraded"], true, "{body}");
+    assert_eq!(degraded_gauge(t).await.as_deref(), Some("1"));
+}
+
+/// Writes work again: the bypassed `unstored` was never stored, and `later` is stored as
+/// usual.
+async fn is_healthy_again(t: &TestApp, unstored: u64, later: u64) {
+    let resp = t.get(&format!("/api/matches/{unstored}")).await;
+    assert_eq!(resp.status(), 202, "the bypassed match was not stored");
+
+    let path = format!("/api/matches/{later}");
+    let resp = t.post(&path).await;
+    assert_eq!(resp.status(), 202, "a POST queues again");
+    let body = t.get_when_ready(&path).await;
+    assert_eq!(body["match_id"], later, "{body}");
+    let resp = t.get(&path).await;
+    assert_eq!(resp.headers()["x-cache-status"], "fresh", "stored, not bypassed");
+    let (status, body) = readyz(t).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "ready", "{body}");
+    assert_eq!(body["storeDegraded"], false, "{body}");
+    assert_eq!(degraded_gauge(t).await.as_deref(), Some("0"));
+}
+
+#[actix_rt::test]
+async fn a_failing_store_serves_stored_data_bypasses_misses_and_heals() {
+    let t = spawn(&[9101, 9102, 9103], |_| {}).await;
+    t.post("/api/matches/9101").await;
+    t.get_when_ready("/api/matches/9101").await;
+    t.wait_drained().await;
+
+    let health = t.app().store_health().clone();
+    health.set_fail_writes(true);
+    serves_while_degraded(&t, 9101, 9102).await;
+    let resp = t.post("/api/matches/9102").await;
+    assert_eq!(resp.status(), 503, "nothing can be queued while writes fail");
+
+    health.set_fail_writes(false);
+    is_healthy_again(&t, 9102, 9103).await;
+    t.shutdown().await;
+}
