@@ -105,7 +105,7 @@ pub struct Application {
     http_task: JoinHandle<()>,
     shutdown: watch::Sender<bool>,
     activity: Arc<Activity>,
-    store_handle: std::sync::Weak<redb::Database>,
+    store_handle: std::sync::Weak<crate::store::DbSlot>,
     /// The store's write health, kept apart from the store so shutdown can still wait for the
     /// database to be released.
     store_health: Arc<StoreHealth>,

@@ -41,7 +41,10 @@ impl Bypass {
     /// The upstream body of `sig`, joining a fetch of it already in progress.
     pub async fn fetch(&self, sig: Signature) -> Result<Bytes, String> {
         let fetch = {
-            let mut map = self.in_flight.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut map = self
+                .in_flight
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             map.entry(sig)
                 .or_insert_with(|| self.clone().fetch_once(sig).boxed().shared())
                 .clone()

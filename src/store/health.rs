@@ -9,6 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 #[derive(Debug, Default)]
 pub struct StoreHealth {
     degraded: AtomicBool,
+    /// A write failed on I/O: redb must be reopened before it takes another write.
+    needs_reopen: AtomicBool,
     /// Test-only fault switch: while true every write fails before it begins.
     #[cfg(any(test, feature = "fixture-upstream"))]
     fail_writes: AtomicBool,
@@ -22,8 +24,13 @@ impl StoreHealth {
 
     /// Records the outcome of a write transaction; logs only the transitions, so a full disk
     /// under load does not flood the log.
-    pub(super) fn record(&self, ok: bool, err: Option<&dyn std::fmt::Display>) {
+    pub(super) fn record(&self, ok: bool, err: Option<&dyn std::fmt::Display>, io: bool) {
         let was = self.degraded.swap(!ok, Ordering::Relaxed);
+        if ok {
+            self.needs_reopen.store(false, Ordering::Relaxed);
+        } else if io {
+            self.needs_reopen.store(true, Ordering::Relaxed);
+        }
         match (was, ok, err) {
             (false, false, Some(err)) => {
                 tracing::error!(%err, "redb writes fail: the store is degraded, serving reads and bypassing it")
@@ -31,6 +38,10 @@ impl StoreHealth {
             (true, true, _) => tracing::info!("redb writes work again: the store is healthy"),
             _ => {}
         }
+    }
+
+    pub(super) fn needs_reopen(&self) -> bool {
+        self.needs_reopen.load(Ordering::Relaxed)
     }
 
     /// Makes every write fail (true) or work again (false).
@@ -59,9 +70,11 @@ mod tests {
     fn a_failed_write_degrades_and_the_next_commit_heals() {
         let health = StoreHealth::default();
         assert!(!health.degraded());
-        health.record(false, Some(&"disk full"));
+        health.record(false, Some(&"disk full"), true);
         assert!(health.degraded());
-        health.record(true, None);
+        assert!(health.needs_reopen());
+        health.record(true, None, false);
         assert!(!health.degraded());
+        assert!(!health.needs_reopen());
     }
 }

@@ -5,6 +5,7 @@
 
 mod health;
 pub mod records;
+mod reopen;
 pub mod tables;
 mod tx;
 
@@ -16,6 +17,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 pub use health::StoreHealth;
 pub use records::{EntryMeta, Failure, InFlight};
+pub use reopen::DbSlot;
 pub(crate) use tx::Tx;
 
 use crate::config::Ttls;
@@ -35,6 +37,12 @@ pub enum StoreError {
     Storage(#[from] redb::StorageError),
     #[error("redb: could not commit: {0}")]
     Commit(#[from] redb::CommitError),
+    #[error("redb: the database is closed (it could not be reopened after a write failure)")]
+    Closed,
+    #[error("redb: reads kept the database busy, it was not reopened")]
+    Busy,
+    #[error("the disk does not take writes: {0}")]
+    Disk(std::io::Error),
     #[error("redb: writes are failing (injected fault)")]
     InjectedFault,
     #[error("corrupt record for {key}: {source}")]
@@ -64,7 +72,7 @@ pub fn now_ms() -> i64 {
 /// Read handle to the database, cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    db: Arc<Database>,
+    db: Arc<DbSlot>,
     path: PathBuf,
     ttls: Ttls,
     health: Arc<StoreHealth>,
@@ -88,7 +96,7 @@ impl Store {
         txn.open_table(tables::ANNOUNCED)?;
         txn.commit()?;
         Ok(Self {
-            db: Arc::new(db),
+            db: Arc::new(std::sync::RwLock::new(Some(Arc::new(db)))),
             path: path.to_path_buf(),
             ttls,
             health: Arc::default(),
@@ -107,7 +115,7 @@ impl Store {
 
     /// Opens a read transaction and a table: proves the database answers (for `/readyz`).
     pub fn ping(&self) -> Result<(), StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         txn.open_table(tables::IN_FLIGHT)?;
         Ok(())
     }
@@ -123,8 +131,17 @@ impl Store {
     }
 
     /// A weak handle: lets shutdown wait until every user has let go of the database file.
-    pub fn weak(&self) -> std::sync::Weak<Database> {
+    pub fn weak(&self) -> std::sync::Weak<DbSlot> {
         Arc::downgrade(&self.db)
+    }
+
+    /// The current database handle (it changes only when redb is reopened).
+    fn db(&self) -> Result<Arc<Database>, StoreError> {
+        let slot = self
+            .db
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        slot.clone().ok_or(StoreError::Closed)
     }
 
     pub fn meta(&self, sig: &Signature) -> Result<Option<EntryMeta>, StoreError> {
@@ -139,7 +156,7 @@ impl Store {
     }
 
     pub fn body(&self, sig: &Signature) -> Result<Option<Vec<u8>>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let table = txn.open_table(tables::RESOURCE_BODY)?;
         Ok(table
             .get(sig.to_string().as_str())?
@@ -156,7 +173,7 @@ impl Store {
 
     /// Every queued or running claim, for recovery at start-up and the status endpoint.
     pub fn all_in_flight(&self) -> Result<Vec<(Signature, InFlight)>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let table = txn.open_table(tables::IN_FLIGHT)?;
         let mut out = Vec::new();
         for row in table.iter()? {
@@ -172,7 +189,7 @@ impl Store {
 
     /// A raw page stored with [`Tx::put_page`]: its fetch time (unix ms) and body.
     pub fn page(&self, key: &str) -> Result<Option<(i64, Vec<u8>)>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let table = txn.open_table(tables::RAW_PAGES)?;
         let Some(value) = table.get(key)? else {
             return Ok(None);
@@ -188,14 +205,14 @@ impl Store {
 
     /// When the completion of `sig` was last announced (the record's fetch time).
     pub fn announced(&self, sig: &Signature) -> Result<Option<i64>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let table = txn.open_table(tables::ANNOUNCED)?;
         Ok(table.get(sig.to_string().as_str())?.map(|v| v.value()))
     }
 
     /// Every stored resource of `kind` (keys are `kind:...`, so this is a range scan).
     pub fn stored_of_kind(&self, kind: ResourceKind) -> Result<Vec<Signature>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let table = txn.open_table(tables::RESOURCE_META)?;
         let prefix = format!("{}:", kind.as_str());
         let mut out = Vec::new();
@@ -218,7 +235,7 @@ impl Store {
         table: TableDefinition<&str, &[u8]>,
         sig: &Signature,
     ) -> Result<Option<T>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let table = txn.open_table(table)?;
         let key = sig.to_string();
         match table.get(key.as_str())? {
@@ -235,11 +252,15 @@ impl Store {
     ) -> Result<T, StoreError> {
         let out = self.try_write(f);
         match &out {
-            Ok(_) => self.health.record(true, None),
+            Ok(_) => self.health.record(true, None, false),
             // Only a failure of redb itself degrades the store; a corrupt record is one
             // record's problem, not the disk's.
             Err(StoreError::Corrupt { .. }) => {}
-            Err(err) => self.health.record(false, Some(err)),
+            Err(err) => {
+                // After an I/O failure redb refuses every write until it is reopened.
+                let io = !matches!(err, StoreError::InjectedFault);
+                self.health.record(false, Some(err), io);
+            }
         }
         out
     }
@@ -251,7 +272,10 @@ impl Store {
         if self.health.fail_writes() {
             return Err(StoreError::InjectedFault);
         }
-        let txn = self.db.begin_write()?;
+        if self.health.needs_reopen() {
+            self.reopen_if_writable()?;
+        }
+        let txn = self.db()?.begin_write()?;
         let mut tx = Tx::new(&txn, self.ttls);
         let out = f(&mut tx)?;
         txn.commit()?;
