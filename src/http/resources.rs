@@ -282,7 +282,8 @@ macro_rules! resource_routes {
             responses(
                 (status = 200, description = "The stored copy.", body = $body, headers(
                     ("x-cache-status" = String,
-                        description = "`fresh`, or `stale; refresh queued`.")
+                        description = "`fresh`, or `stale; refresh queued`; while the store is \
+                            degraded also `stale` or `bypass` (fetched directly, not stored).")
                 )),
                 crate::http::openapi::responses::Queued<Envelope>,
                 crate::http::openapi::responses::BadRequest,

@@ -176,7 +176,7 @@ async fn probe_store(state: &ApiState) {
     tag = "operations",
     summary = "NATS is connected and redb is open",
     responses(
-        (status = 200, description = "Ready.", body = Readiness),
+        (status = 200, description = "Ready, or `degraded`: serving while redb writes fail.", body = Readiness),
         (status = 503, description = "Not ready; the body says which part is down.", body = Readiness)
     )
 )]
