@@ -59,6 +59,30 @@ fn stored_record(state: &ApiState, sig: &Signature) -> Result<Option<TeamRecord>
         .and_then(|b| serde_json::from_slice(&b).ok()))
 }
 
+/// A team import while redb cannot be written: a GET of a stored import is served as it is
+/// (reads need no disk space); anything that would queue an import is a 503 that says why.
+fn degraded_reply(state: &ApiState, verb: Verb, sig: Signature) -> Result<Response, ApiError> {
+    if verb == Verb::Get
+        && let Some(record) = stored_record(state, &sig)?
+    {
+        let fresh = state.store.fresh(&sig)?.unwrap_or(false);
+        let view = view::build(&state.store, record, state.team_players)?;
+        let mut resp = json(StatusCode::OK, &view);
+        resources::mark_cache_status(&mut resp, fresh);
+        if !fresh {
+            // No refresh could be queued, so `stale; refresh queued` would not be true.
+            resp.headers_mut().insert(
+                resources::CACHE_STATUS_HEADER,
+                warp::http::HeaderValue::from_static("stale"),
+            );
+        }
+        return Ok(resp);
+    }
+    Err(ApiError::Unavailable(format!(
+        "the store is degraded (redb writes fail): {sig} cannot be imported until it heals"
+    )))
+}
+
 fn summary(
     status: Accepted,
     sig: Signature,
@@ -138,7 +162,15 @@ async fn handle(state: ApiState, verb: Verb, req: Request) -> Result<Response, A
     }
     let sig = Signature::Team(team, league);
     let location = format!("/api/teams/{team}/matches?leagueId={league}");
-    let prepared = resources::prepare(&state, verb, sig, force, Fanout::All).await?;
+    let prepared = match resources::prepare(&state, verb, sig, force, Fanout::All).await {
+        Ok(prepared) => prepared,
+        // CacheKeeper could not write: serve a stored import around it instead of failing.
+        Err(err) if state.store.degraded() => {
+            tracing::debug!(%err, "CacheKeeper could not decide");
+            return degraded_reply(&state, verb, sig);
+        }
+        Err(err) => return Err(err),
+    };
     let record = match prepared.entry {
         Some(_) => stored_record(&state, &sig)?,
         None => None,

@@ -9,6 +9,7 @@ use crate::common;
 use std::path::Path;
 use std::time::Duration;
 
+use common::fixtures::row;
 use common::{Fixtures, TestApp, spawn_app_with, wait_for};
 use dota_orchestrator::app::DB_FILE;
 use dota_orchestrator::fixture_upstream::FixtureConfig;
@@ -127,6 +128,37 @@ async fn a_failing_store_serves_stored_data_bypasses_misses_and_heals() {
 
     health.set_fail_writes(false);
     is_healthy_again(&t, 9102, 9103).await;
+    t.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn a_stored_team_import_is_served_while_degraded_and_a_new_one_is_refused() {
+    const TEAM: u64 = 9300;
+    const LEAGUE: u64 = 16435;
+    let fx = fixtures(&[9301]);
+    fx.dotabuff_team(TEAM, "Degraded Five", &[vec![row(9301, LEAGUE)]]);
+    let t = spawn_app_with(fx, FixtureConfig::default(), |_| {}).await;
+    let path = format!("/api/teams/{TEAM}/matches?leagueId={LEAGUE}");
+    t.post(&path).await;
+    t.get_when_ready(&path).await;
+    t.wait_drained().await;
+
+    let health = t.app().store_health().clone();
+    health.set_fail_writes(true);
+    let resp = t.get(&path).await;
+    assert_eq!(resp.status(), 200, "a stored import is served from reads");
+    let view: Value = resp.json().await.expect("team view");
+    assert_eq!(view["matchIds"], serde_json::json!(["9301"]), "{view}");
+    let resp = t
+        .post(&format!("/api/teams/{TEAM}/matches?leagueId=16500"))
+        .await;
+    assert_eq!(resp.status(), 503, "a new import cannot be queued");
+    let body: Value = resp.json().await.expect("error body");
+    assert!(
+        body["error"].as_str().unwrap_or("").contains("degraded"),
+        "{body}"
+    );
+    health.set_fail_writes(false);
     t.shutdown().await;
 }
 
