@@ -22,9 +22,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
     ap.add_argument("--schemathesis", default="schemathesis")
-    ap.add_argument("--max-examples", type=int, default=100)
+    ap.add_argument("--max-examples", type=int, default=50)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--max-time", type=int, default=240)
+    ap.add_argument("--max-time", type=int, default=180)
     args = ap.parse_args()
 
     work = common.tempdir("fuzz")
