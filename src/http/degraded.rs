@@ -21,11 +21,7 @@ const BYPASS: &str = "bypass";
 /// POST that would have to queue (nothing could store the result), or a kind the bypass
 /// cannot fetch.
 pub async fn reply(state: &ApiState, verb: Verb, sig: Signature) -> Result<Response, ApiError> {
-    let unavailable = || {
-        ApiError::Unavailable(format!(
-            "the store is degraded (redb writes fail): {sig} cannot be queued until it heals"
-        ))
-    };
+    let unavailable = || cannot_queue(sig);
     if let Some(fresh) = state.store.fresh(&sig)? {
         return match verb {
             // Stored data is served as it is, even stale: nothing could refresh it now.
@@ -53,13 +49,26 @@ fn stored(state: &ApiState, sig: Signature, fresh: bool) -> Result<Response, Api
         )));
     };
     let mut resp = raw_json(StatusCode::OK, body);
-    mark_cache_status(&mut resp, fresh);
-    if !fresh {
-        // No refresh could be queued, so `stale; refresh queued` would not be true.
+    mark_stored_cache_status(&mut resp, fresh);
+    Ok(resp)
+}
+
+/// The 503 for work that would have to be queued while writes fail: nothing could store it.
+pub fn cannot_queue(sig: Signature) -> ApiError {
+    ApiError::Unavailable(format!(
+        "the store is degraded (redb writes fail): {sig} cannot be queued until it heals"
+    ))
+}
+
+/// `X-Cache-Status` of a stored copy served while degraded: `fresh`, or `stale` (no refresh
+/// could be queued, so `stale; refresh queued` would not be true).
+pub fn mark_stored_cache_status(resp: &mut Response, fresh: bool) {
+    if fresh {
+        mark_cache_status(resp, true);
+    } else {
         resp.headers_mut()
             .insert(CACHE_STATUS_HEADER, HeaderValue::from_static("stale"));
     }
-    Ok(resp)
 }
 
 /// A GET of `sig` answered straight from the upstream (one call for concurrent GETs).

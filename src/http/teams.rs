@@ -68,19 +68,10 @@ fn degraded_reply(state: &ApiState, verb: Verb, sig: Signature) -> Result<Respon
         let fresh = state.store.fresh(&sig)?.unwrap_or(false);
         let view = view::build(&state.store, record, state.team_players)?;
         let mut resp = json(StatusCode::OK, &view);
-        resources::mark_cache_status(&mut resp, fresh);
-        if !fresh {
-            // No refresh could be queued, so `stale; refresh queued` would not be true.
-            resp.headers_mut().insert(
-                resources::CACHE_STATUS_HEADER,
-                warp::http::HeaderValue::from_static("stale"),
-            );
-        }
+        super::degraded::mark_stored_cache_status(&mut resp, fresh);
         return Ok(resp);
     }
-    Err(ApiError::Unavailable(format!(
-        "the store is degraded (redb writes fail): {sig} cannot be imported until it heals"
-    )))
+    Err(super::degraded::cannot_queue(sig))
 }
 
 fn summary(
