@@ -27,6 +27,7 @@ use crate::config::Settings;
 use crate::domain::ResourceKind;
 #[cfg(feature = "fixture-upstream")]
 use crate::fixture_upstream::{FixtureError, FixtureUpstream};
+use crate::http::hot::HotCache;
 use crate::http::ApiState;
 use crate::http::bypass::Bypass;
 use crate::metrics::MetricsError;
@@ -184,6 +185,7 @@ impl Application {
             team_players: settings.team_players,
             admin_token: settings.admin_token.clone(),
             bypass,
+            hot: HotCache::new(settings.hot_cache_mb.saturating_mul(1024 * 1024)),
         };
         let http = start::http(settings.http_addr, state, &shutdown_rx).await?;
         tracing::info!(http_addr = %http.addr, nats = %nats_url, "dota-orchestrator is serving");

@@ -10,6 +10,7 @@
 //! - [`actors`]: CacheKeeper, RateLimiter, MatchFetcher, PlayerFetcher and the job pipeline.
 //! - [`bus`]: the embedded nats-server, subject names, wire types, the JetStream job queue.
 //! - [`store`]: redb tables, records and reads.
+//! - [`encoding`]: entity tags and the gzip/brotli forms of stored bodies, made once.
 //! - [`team`]: the team import record and its progress view.
 //! - [`upstream`]: the rate-limited HTTP client, OpenDota calls, the Dotabuff page parser.
 //! - [`http`]: the warp routes, the API contract and its JSON errors.
@@ -22,6 +23,7 @@ pub mod bus;
 pub mod clock;
 pub mod config;
 pub mod domain;
+pub mod encoding;
 #[cfg(feature = "fixture-upstream")]
 pub mod fixture_upstream;
 pub mod http;

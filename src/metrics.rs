@@ -32,6 +32,14 @@ pub const RATE_LIMIT_WAIT_SECONDS: &str = "dota_rate_limit_wait_seconds";
 pub const RATE_LIMIT_REMAINING: &str = "dota_rate_limit_remaining";
 /// Cache lookups from the API. Labels: kind, result (hit, miss, expired).
 pub const CACHE_LOOKUPS: &str = "dota_cache_lookups_total";
+/// Bytes of ready responses held by the in-memory hot cache (bodies and their encodings).
+pub const HOT_CACHE_BYTES: &str = "dota_hot_cache_bytes";
+/// The hot cache's bound (`--hot-cache-mb`), in bytes.
+pub const HOT_CACHE_CAPACITY_BYTES: &str = "dota_hot_cache_capacity_bytes";
+/// Resources and views held by the hot cache.
+pub const HOT_CACHE_ENTRIES: &str = "dota_hot_cache_entries";
+/// Requests answered 304 Not Modified (the client's `If-None-Match` was current).
+pub const NOT_MODIFIED: &str = "dota_http_not_modified_total";
 /// HTTP requests served. Labels: route, method, status.
 pub const HTTP_REQUESTS: &str = "dota_http_requests_total";
 /// HTTP request latency. Labels: route, method.
@@ -40,6 +48,8 @@ pub const HTTP_LATENCY: &str = "dota_http_request_duration_seconds";
 pub const NATS_CONNECTED: &str = "dota_nats_connected";
 /// Restarts of the embedded nats-server after it died.
 pub const NATS_SERVER_RESTARTS: &str = "dota_nats_server_restarts_total";
+/// redb write transactions. Labels: result (ok, error). Reads of fresh data never write.
+pub const STORE_WRITES: &str = "dota_store_writes_total";
 /// Size of the redb file.
 pub const STORE_SIZE_BYTES: &str = "dota_store_size_bytes";
 pub const STORE_DEGRADED: &str = "dota_store_degraded";
@@ -117,6 +127,19 @@ pub fn describe() {
         "Rate budget left in the current window."
     );
     describe_counter!(CACHE_LOOKUPS, "Cache lookups from the API by result.");
+    describe_gauge!(
+        HOT_CACHE_BYTES,
+        "Bytes of ready responses (bodies and their gzip/br forms) held in memory."
+    );
+    describe_gauge!(
+        HOT_CACHE_CAPACITY_BYTES,
+        "Bound of the hot cache in bytes (--hot-cache-mb)."
+    );
+    describe_gauge!(HOT_CACHE_ENTRIES, "Resources and team views held by the hot cache.");
+    describe_counter!(
+        NOT_MODIFIED,
+        "Requests answered 304 because the client's copy was current."
+    );
     describe_counter!(HTTP_REQUESTS, "HTTP requests served.");
     describe_histogram!(HTTP_LATENCY, "HTTP request latency in seconds.");
     describe_gauge!(
@@ -128,6 +151,10 @@ pub fn describe() {
         "Restarts of the embedded nats-server after it died."
     );
     describe_gauge!(STORE_SIZE_BYTES, "Size of the redb file in bytes.");
+    describe_counter!(
+        STORE_WRITES,
+        "redb write transactions (claims, stores, failures, invalidations) by result."
+    );
     describe_gauge!(
         STORE_DEGRADED,
         "1 while redb writes fail (reads served, misses bypass the store), else 0."
@@ -141,6 +168,10 @@ pub fn describe() {
 fn export_counters_at_zero() {
     use crate::domain::{Priority, ResourceKind, Service};
     metrics::counter!(NATS_SERVER_RESTARTS).increment(0);
+    metrics::counter!(NOT_MODIFIED).increment(0);
+    for result in ["ok", "error"] {
+        metrics::counter!(STORE_WRITES, "result" => result).increment(0);
+    }
     for kind in ResourceKind::ALL.map(ResourceKind::as_str) {
         for priority in Priority::ALL.map(Priority::as_str) {
             for name in [JOBS_QUEUED, JOBS_STARTED, JOBS_COMPLETED, JOBS_FAILED] {

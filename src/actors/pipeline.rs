@@ -24,6 +24,7 @@ use crate::bus::wire::{FailedEvent, ReadyEvent};
 use crate::config::RetryPolicy;
 use crate::domain::Job;
 use crate::domain::{Service, Signature};
+use crate::encoding::Encoded;
 use crate::metrics as m;
 use crate::store::Store;
 use crate::upstream::error::{Disposition, UpstreamError};
@@ -241,9 +242,15 @@ impl Pipeline {
         attempt: u64,
         announce: bool,
     ) -> Option<bool> {
+        let Some((body, encoded, summary)) = represent(job.signature, fetched.body).await else {
+            ack(message, AckKind::Nak(Some(self.retry.backoff(attempt)))).await;
+            return None;
+        };
         let complete = Complete {
             job: job.clone(),
-            body: fetched.body,
+            body,
+            encoded,
+            summary,
             children: fetched.children,
         };
         let completed = match self.keeper.send(complete).await {
@@ -359,6 +366,27 @@ impl Pipeline {
             tracing::warn!(%err, "could not publish event");
         }
     }
+}
+
+/// What is stored beside a fetched body: its tag and compressed forms and its team-view
+/// summary. Made on the blocking pool (compressing a large match takes milliseconds), so
+/// neither the System thread nor the CacheKeeper spends time on it. Should that fail, the body
+/// is stored without them and readers make what they need. `None` only when the work panicked
+/// (the body went with it): the job is then retried.
+async fn represent(
+    sig: Signature,
+    body: Vec<u8>,
+) -> Option<(Vec<u8>, Option<Encoded>, Option<Vec<u8>>)> {
+    let work = tokio::task::spawn_blocking(move || {
+        let encoded = Encoded::of(&body)
+            .inspect_err(|err| tracing::warn!(%err, "storing the body without its encodings"))
+            .ok();
+        let summary = crate::team::summary::of_body(&sig, &body);
+        (body, encoded, summary)
+    });
+    work.await
+        .inspect_err(|err| tracing::error!(%err, "preparing the body for storage panicked"))
+        .ok()
 }
 
 async fn ack(message: &async_nats::jetstream::Message, kind: AckKind) {

@@ -19,7 +19,7 @@ use crate::config::PlayerSides;
 use crate::domain::{ResourceKind, Signature};
 use crate::store::{Store, StoreError};
 use crate::team::record::TeamRecord;
-use crate::team::view::{MatchPlayersCache, progress};
+use crate::team::view::progress;
 
 /// Longest a completion waits to be noticed when no event arrives.
 const TICK: Duration = Duration::from_secs(1);
@@ -48,7 +48,6 @@ impl TeamWatch {
                 None
             }
         };
-        let mut cache = MatchPlayersCache::default();
         let mut tick = tokio::time::interval(TICK);
         loop {
             tokio::select! {
@@ -61,14 +60,14 @@ impl TeamWatch {
                     }
                 } => {}
             }
-            if let Err(err) = self.check(&mut cache).await {
+            if let Err(err) = self.check().await {
                 tracing::warn!(%err, "team completion check failed");
             }
             tokio::time::sleep(DEBOUNCE).await;
         }
     }
 
-    async fn check(&self, cache: &mut MatchPlayersCache) -> Result<(), StoreError> {
+    async fn check(&self) -> Result<(), StoreError> {
         for sig in self.store.stored_of_kind(ResourceKind::Team)? {
             let Some(meta) = self.store.meta(&sig)? else {
                 continue;
@@ -79,7 +78,7 @@ impl TeamWatch {
             let Some(record) = self.record(&sig)? else {
                 continue;
             };
-            if !progress(&self.store, &record, self.sides, cache)?.is_complete() {
+            if !progress(&self.store, &record, self.sides)?.is_complete() {
                 continue;
             }
             match self

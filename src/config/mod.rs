@@ -127,6 +127,15 @@ pub struct Settings {
         value_parser = positive::<usize>,
     )]
     pub workers: usize,
+    /// Memory for ready responses kept hot (bodies, their gzip/br forms and team views), in
+    /// MiB; 0 turns the hot cache off and every read goes to redb.
+    #[arg(
+        long,
+        env = "DOTA_HOT_CACHE_MB",
+        value_name = "MIB",
+        default_value_t = 64
+    )]
+    pub hot_cache_mb: u64,
     /// Run offline: serve the demo data set (`--demo-dir`) through an in-process fixture
     /// upstream, and point both upstream URLs at it.
     #[arg(long, env = "DOTA_DEMO")]

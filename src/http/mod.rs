@@ -10,12 +10,14 @@ pub mod bodies;
 pub mod bypass;
 mod degraded;
 pub mod events;
+pub mod hot;
 pub mod invalidate;
 pub mod limits;
 pub mod openapi;
 pub mod page;
 pub mod params;
 pub mod reply;
+pub mod representation;
 pub mod request_id;
 pub mod resources;
 pub mod router;
@@ -55,6 +57,8 @@ pub struct ApiState {
     pub bypass: bypass::Bypass,
     /// Turns true when the server starts draining; long-lived replies (`/api/events`) end then.
     pub closing: tokio::sync::watch::Receiver<bool>,
+    /// Ready responses in memory (see [`hot`]).
+    pub hot: hot::HotCache,
 }
 
 /// When an admin token is configured, the request must carry `Authorization: Bearer <token>`.

@@ -11,6 +11,8 @@ pub struct ResourceQuery {
     pub queue_matches: bool,
     /// Team imports: the league (may also come in a POST body).
     pub league_id: Option<LeagueId>,
+    /// Team imports: `include=progress` asks for the progress only, not the summaries.
+    pub progress_only: bool,
 }
 
 fn parse_bool(key: &str, value: &str) -> Result<bool, ApiError> {
@@ -39,6 +41,18 @@ impl ResourceQuery {
             match key.as_str() {
                 "force" => q.force = parse_bool(key, value)?,
                 "queueMatches" => q.queue_matches = parse_bool(key, value)?,
+                "include" => {
+                    q.progress_only = match value.as_str() {
+                        "progress" => true,
+                        "all" | "" => false,
+                        other => {
+                            return Err(ApiError::BadRequest(format!(
+                                "include must be progress or all, got {:?}",
+                                other.chars().take(40).collect::<String>()
+                            )));
+                        }
+                    }
+                }
                 "leagueId" => {
                     q.league_id =
                         Some(value.parse().map_err(|e: crate::domain::IdError| {
@@ -74,6 +88,15 @@ mod tests {
         assert!(!ResourceQuery::parse(&pairs(&[]), &allowed).unwrap().force);
         assert!(ResourceQuery::parse(&pairs(&[("force", "yes please")]), &allowed).is_err());
         assert!(ResourceQuery::parse(&pairs(&[("forse", "true")]), &allowed).is_err());
+    }
+
+    #[test]
+    fn include_takes_progress_or_all() {
+        let allowed = ["include"];
+        let parse = |v| ResourceQuery::parse(&pairs(&[("include", v)]), &allowed);
+        assert!(parse("progress").unwrap().progress_only);
+        assert!(!parse("all").unwrap().progress_only);
+        assert!(parse("summaries").is_err());
     }
 
     #[test]

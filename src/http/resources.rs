@@ -4,19 +4,23 @@
 //! while a refresh runs, and reports a permanent failure. The routes and their documentation
 //! are at the end of this file, one `resource_routes!` each.
 
+use bytes::Bytes;
 use serde::Serialize;
-use warp::http::{HeaderValue, StatusCode, header};
+use warp::http::{HeaderMap, HeaderValue, StatusCode, header};
 use warp::reply::Response;
 
 use super::ApiState;
 use super::bodies::{Accepted, Envelope, FailedBody, FailedStatus};
 use super::params::ResourceQuery;
-use super::reply::{ApiError, json, raw_json};
+use super::reply::{ApiError, json};
+use super::representation::Representation;
 use super::router::Request;
 use crate::actors::cache_keeper::{Child, ClaimChildren, Prepare, Prepared};
 use crate::actors::league_fetcher::LeagueRecord;
 use crate::domain::{Fanout, Priority, Signature};
+use crate::encoding::ContentTag;
 use crate::metrics as m;
+use crate::store::Served;
 
 /// Seconds a client is told to wait before polling again.
 const RETRY_AFTER_SECS: &str = "2";
@@ -37,7 +41,22 @@ pub async fn handle(
     sig: Signature,
     query: ResourceQuery,
     location: String,
+    headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
+    // The read path: a fresh stored copy is answered without the CacheKeeper. Only a miss, an
+    // expired entry, a failure, `force` or a league's `queueMatches` go on to claim.
+    let queues_matches = matches!(sig, Signature::League(_)) && query.queue_matches;
+    if !query.force
+        && !queues_matches
+        && let Some(entry) = state.hot.fresh(&state.store, sig).await?
+    {
+        metrics::counter!(m::CACHE_LOOKUPS, "kind" => sig.kind().as_str(), "result" => "hit")
+            .increment(1);
+        return Ok(match verb {
+            Verb::Post => ready(sig),
+            Verb::Get => entry.representation().respond(headers, FRESH),
+        });
+    }
     let fanout = match sig {
         // A league's matches are queued only when asked.
         Signature::League(_) if !query.queue_matches => Fanout::None,
@@ -48,7 +67,7 @@ pub async fn handle(
         // CacheKeeper could not write: serve around the store instead of failing.
         Err(err) if state.store.degraded() => {
             tracing::debug!(%err, "CacheKeeper could not decide");
-            return super::degraded::reply(&state, verb, sig).await;
+            return super::degraded::reply(&state, verb, sig, headers).await;
         }
         Err(err) => return Err(err),
     };
@@ -60,7 +79,7 @@ pub async fn handle(
         && state.store.degraded()
         && super::bypass::Bypass::supports(&sig)
     {
-        return super::degraded::bypass(&state, sig).await;
+        return super::degraded::bypass(&state, sig, headers).await;
     }
     if let Signature::League(_) = sig
         && query.queue_matches
@@ -68,7 +87,23 @@ pub async fn handle(
     {
         queue_stored_league_matches(&state, sig).await?;
     }
-    reply(&state, verb, sig, &prepared, &location)
+    reply(&state, verb, sig, &prepared, &location, headers)
+}
+
+/// `x-cache-status` of a fresh copy.
+pub const FRESH: &str = "fresh";
+/// `x-cache-status` of a stale copy served while its refresh is queued.
+pub const STALE_REFRESHING: &str = "stale; refresh queued";
+
+/// 200 `{"status":"ready"}`.
+fn ready(sig: Signature) -> Response {
+    json(
+        StatusCode::OK,
+        &Envelope {
+            signature: sig,
+            status: Accepted::Ready,
+        },
+    )
 }
 
 /// Asks CacheKeeper what to do, records the cache lookup, and publishes the job it claimed.
@@ -141,17 +176,12 @@ fn reply(
     sig: Signature,
     prepared: &Prepared,
     location: &str,
+    headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
     match verb {
-        Verb::Post if prepared.fresh => Ok(json(
-            StatusCode::OK,
-            &Envelope {
-                signature: sig,
-                status: Accepted::Ready,
-            },
-        )),
+        Verb::Post if prepared.fresh => Ok(ready(sig)),
         Verb::Post => Ok(queued(sig, location)),
-        Verb::Get => get_reply(state, sig, prepared, location),
+        Verb::Get => get_reply(state, sig, prepared, location, headers),
     }
 }
 
@@ -162,13 +192,17 @@ fn get_reply(
     sig: Signature,
     prepared: &Prepared,
     location: &str,
+    headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
     if prepared.entry.is_some()
-        && let Some(body) = state.store.body(&sig)?
+        && let Some(served) = state.store.served(&sig)?
     {
-        let mut resp = raw_json(StatusCode::OK, body);
-        mark_cache_status(&mut resp, prepared.fresh);
-        return Ok(resp);
+        let status = if prepared.fresh {
+            FRESH
+        } else {
+            STALE_REFRESHING
+        };
+        return Ok(respond_served(served, headers, status));
     }
     if let Some(failure) = &prepared.failure {
         return Ok(failed(state, sig, failure));
@@ -176,13 +210,30 @@ fn get_reply(
     Ok(queued(sig, location))
 }
 
+/// A stored copy read from redb, served with its stored encodings (a body stored before they
+/// were kept goes out plain, with a tag computed now).
+pub fn respond_served(served: Served, headers: &HeaderMap, cache_status: &'static str) -> Response {
+    let tag = served
+        .meta
+        .tag
+        .unwrap_or_else(|| ContentTag::of(&served.body));
+    let (identity, gzip, br) = (
+        Bytes::from(served.body),
+        served.gzip.map(Bytes::from),
+        served.br.map(Bytes::from),
+    );
+    Representation {
+        tag,
+        identity: &identity,
+        gzip: gzip.as_ref(),
+        br: br.as_ref(),
+    }
+    .respond(headers, cache_status)
+}
+
 /// Says whether a 200 body is fresh or stale with a refresh queued.
 pub fn mark_cache_status(resp: &mut Response, fresh: bool) {
-    let status = if fresh {
-        "fresh"
-    } else {
-        "stale; refresh queued"
-    };
+    let status = if fresh { FRESH } else { STALE_REFRESHING };
     resp.headers_mut()
         .insert(CACHE_STATUS_HEADER, HeaderValue::from_static(status));
 }
@@ -260,7 +311,7 @@ async fn serve(
 ) -> Result<Response, ApiError> {
     let (sig, location) = (route.to_sig)(req.param("id"))?;
     let query = ResourceQuery::parse(&req.query()?, route.query_keys)?;
-    handle(state, verb, sig, query, location).await
+    handle(state, verb, sig, query, location, &req.headers).await
 }
 
 /// The GET and POST operations of one resource route: their handlers and their OpenAPI
@@ -278,13 +329,25 @@ macro_rules! resource_routes {
                 resource whose last fetch failed answers 404/502 with a failed body (and \
                 `Retry-After`) until the failure TTL ends (`retryAt`), when a GET queues a new \
                 attempt, or until a POST (or `force`) retries it.",
-            params(("id" = $id, Path, description = "A positive integer ID."), $($param)*),
+            params(
+                ("id" = $id, Path, description = "A positive integer ID."),
+                ("If-None-Match" = Option<String>, Header,
+                    description = "An `ETag` from an earlier answer: 304 while it is current."),
+                ("Accept-Encoding" = Option<String>, Header,
+                    description = "`br` and `gzip` are sent precompressed."),
+                $($param)*
+            ),
             responses(
                 (status = 200, description = "The stored copy.", body = $body, headers(
                     ("x-cache-status" = String,
                         description = "`fresh`, or `stale; refresh queued`; while the store is \
-                            degraded also `stale` or `bypass` (fetched directly, not stored).")
+                            degraded also `stale` or `bypass` (fetched directly, not stored)."),
+                    ("ETag" = String, description = "Changes when the content changes."),
+                    ("Vary" = String, description = "`Accept-Encoding`."),
+                    ("Content-Encoding" = Option<String>,
+                        description = "`br` or `gzip` when the client accepts it.")
                 )),
+                crate::http::openapi::responses::NotModified,
                 crate::http::openapi::responses::Queued<Envelope>,
                 crate::http::openapi::responses::BadRequest,
                 crate::http::openapi::responses::Failed,

@@ -16,7 +16,7 @@ use utoipa::openapi::RefOr;
 use utoipa::openapi::path::{HttpMethod, Operation};
 use utoipa::openapi::schema::Schema;
 use warp::Filter;
-use warp::http::Method;
+use warp::http::{HeaderMap, Method};
 use warp::reply::Response;
 
 use super::ApiState;
@@ -33,6 +33,8 @@ pub struct Request {
     raw_query: String,
     pub body: bytes::Bytes,
     pub authorization: Option<String>,
+    /// Every request header (content negotiation and conditional requests read them).
+    pub headers: HeaderMap,
 }
 
 impl Request {
@@ -228,16 +230,21 @@ pub fn serve(
         .untuple_one()
         .and(raw_query)
         .and(limits::capped_body())
-        .and(warp::header::optional::<String>("authorization"))
+        .and(warp::header::headers_cloned())
         .and(warp::any().map(move || state.clone()))
         .then(
-            move |method, index, params, raw_query, body, authorization, state| {
+            move |method, index, params, raw_query, body, headers: HeaderMap, state| {
+                let authorization = headers
+                    .get(warp::http::header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
                 let req = Request {
                     method,
                     params,
                     raw_query,
                     body,
                     authorization,
+                    headers,
                 };
                 router.clone().dispatch(state, index, req)
             },

@@ -159,6 +159,7 @@ fn update_local_gauges(state: &ApiState) {
     metrics::gauge!(m::STORE_SIZE_BYTES).set(state.store.file_size() as f64);
     let degraded = state.store.degraded();
     metrics::gauge!(m::STORE_DEGRADED).set(if degraded { 1.0 } else { 0.0 });
+    state.hot.export_gauges();
 }
 
 /// While the store is degraded, tries an empty write so it heals without waiting for traffic.

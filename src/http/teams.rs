@@ -3,25 +3,35 @@
 //! serves the team record with live progress and summaries, or `queued`. `force=true`
 //! re-scrapes and cascades to every match and player (admin token required when configured).
 
+use std::sync::Arc;
+
+use bytes::Bytes;
 use serde::Deserialize;
 use utoipa::ToSchema;
-use warp::http::StatusCode;
+use warp::http::{HeaderMap, StatusCode, header};
 use warp::reply::Response;
 
 use super::ApiState;
 use super::bodies::{Accepted, TeamSummary};
 use super::invalidate::ItemId;
-use super::openapi::responses::{BadRequest, Failed, Internal, Queued, Unauthorized, Unavailable};
+use super::openapi::responses::{
+    BadRequest, Failed, Internal, NotModified, Queued, Unauthorized, Unavailable,
+};
 use super::params::ResourceQuery;
+use super::hot::{ViewEntry, ViewPart};
 use super::reply::{ApiError, json};
-use super::resources::{self, Verb};
+use super::representation::{Representation, preferred};
+use super::resources::{self, FRESH, STALE_REFRESHING, Verb};
 use super::router::Request;
 use crate::domain::{Fanout, LeagueId, MatchId, Signature, TeamId};
+use crate::encoding::ContentTag;
+use crate::metrics as m;
 use crate::team::record::TeamRecord;
-use crate::team::view::{self, TeamView};
+use crate::team::view::{self, TeamProgressView, TeamViewBody};
 
-/// Query keys the team route accepts.
+/// Query keys the team route accepts: POST, and GET (which may also ask for the progress only).
 pub const QUERY_KEYS: &[&str] = &["leagueId", "force"];
+const GET_QUERY_KEYS: &[&str] = &["leagueId", "force", "include"];
 
 /// Optional JSON body of POST.
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -61,17 +71,88 @@ fn stored_record(state: &ApiState, sig: &Signature) -> Result<Option<TeamRecord>
 
 /// A team import while redb cannot be written: a GET of a stored import is served as it is
 /// (reads need no disk space); anything that would queue an import is a 503 that says why.
-fn degraded_reply(state: &ApiState, verb: Verb, sig: Signature) -> Result<Response, ApiError> {
+async fn degraded_reply(
+    state: &ApiState,
+    verb: Verb,
+    sig: Signature,
+    part: ViewPart,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
     if verb == Verb::Get
         && let Some(record) = stored_record(state, &sig)?
     {
         let fresh = state.store.fresh(&sig)?.unwrap_or(false);
-        let view = view::build(&state.store, record, state.team_players)?;
-        let mut resp = json(StatusCode::OK, &view);
+        let body = render(state, record, part).await?;
+        let mut resp = respond_once(body, headers, FRESH);
         super::degraded::mark_stored_cache_status(&mut resp, fresh);
         return Ok(resp);
     }
     Err(super::degraded::cannot_queue(sig))
+}
+
+/// Renders the view of `record` on the blocking pool (a 300-match league reads a few thousand
+/// summaries and writes hundreds of KB).
+async fn render(state: &ApiState, record: TeamRecord, part: ViewPart) -> Result<Vec<u8>, ApiError> {
+    let (store, sides) = (state.store.clone(), state.team_players);
+    let rendered = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, ApiError> {
+        let body = match part {
+            ViewPart::Full => TeamViewBody::Full(view::build(&store, record, sides)?),
+            ViewPart::Progress => TeamViewBody::Progress(TeamProgressView {
+                team_id: record.team_id,
+                league_id: record.league_id,
+                progress: view::progress(&store, &record, sides)?,
+            }),
+        };
+        serde_json::to_vec(&body).map_err(|e| ApiError::internal("could not encode the team view", e))
+    })
+    .await;
+    rendered.map_err(|e| ApiError::internal("rendering the team view failed", e))?
+}
+
+/// A view rendered for this request only (stale or degraded): sent plain, with its tag.
+fn respond_once(body: Vec<u8>, headers: &HeaderMap, cache_status: &'static str) -> Response {
+    let body = Bytes::from(body);
+    Representation {
+        tag: ContentTag::of(&body),
+        identity: &body,
+        gzip: None,
+        br: None,
+    }
+    .respond(headers, cache_status)
+}
+
+/// The read path of GET: the rendered view of a fresh import, kept in the hot cache until any
+/// write happens. `None` when the import is not stored fresh (the caller claims it).
+async fn fresh_view(
+    state: &ApiState,
+    sig: Signature,
+    part: ViewPart,
+    headers: &HeaderMap,
+) -> Result<Option<Response>, ApiError> {
+    let key = (sig, part);
+    let entry = match state.hot.view(&state.store, key) {
+        Some(entry) => entry,
+        None => {
+            // Loaded before anything is read: a write after it makes this rendering outdated.
+            let epoch = state.store.epochs().global();
+            let Some(stored) = state.hot.fresh(&state.store, sig).await? else {
+                return Ok(None);
+            };
+            let record: TeamRecord = serde_json::from_slice(stored.body())
+                .map_err(|e| ApiError::internal("the stored team record is unreadable", e))?;
+            let body = render(state, record, part).await?;
+            let entry = Arc::new(ViewEntry::new(epoch, *stored.meta(), body));
+            state.hot.put_view(key, entry.clone());
+            entry
+        }
+    };
+    let wanted = preferred(
+        headers
+            .get(header::ACCEPT_ENCODING)
+            .and_then(|v| v.to_str().ok()),
+    );
+    entry.encode(wanted).await;
+    Ok(Some(entry.representation().respond(headers, FRESH)))
 }
 
 fn summary(
@@ -104,14 +185,24 @@ const DESCRIPTION: &str = "`leagueId` comes from the query or, for POST, the JSO
     params(
         ("id" = TeamId, Path, description = "The team."),
         ("leagueId" = LeagueId, Query, description = "The league (required)."),
-        ("force" = Option<bool>, Query, description = "Re-import even if fresh (`1`/`0` too).")
+        ("force" = Option<bool>, Query, description = "Re-import even if fresh (`1`/`0` too)."),
+        ("include" = Option<String>, Query,
+            description = "`progress`: the progress only (`TeamProgressView`); `all` (default): \
+                the whole view."),
+        ("If-None-Match" = Option<String>, Header,
+            description = "An `ETag` from an earlier answer: 304 while the view is unchanged."),
+        ("Accept-Encoding" = Option<String>, Header, description = "`br` and `gzip` are offered.")
     ),
     security((), ("adminToken" = [])),
     responses(
-        (status = 200, description = "The stored import with live progress.", body = TeamView,
-            headers(("x-cache-status" = String,
-                description = "`fresh`, or `stale; refresh queued`."))),
-        Queued<TeamSummary>, BadRequest, Unauthorized, Failed, Internal, Unavailable
+        (status = 200, description = "The stored import with live progress (with \
+            `include=progress`, a `TeamProgressView`).", body = TeamViewBody,
+            headers(
+                ("x-cache-status" = String, description = "`fresh`, or `stale; refresh queued`."),
+                ("ETag" = String, description = "Changes when the view changes."),
+                ("Vary" = String, description = "`Accept-Encoding`.")
+            )),
+        NotModified, Queued<TeamSummary>, BadRequest, Unauthorized, Failed, Internal, Unavailable
     )
 )]
 pub async fn get_team_matches(state: ApiState, req: Request) -> Result<Response, ApiError> {
@@ -146,19 +237,50 @@ async fn handle(state: ApiState, verb: Verb, req: Request) -> Result<Response, A
         .param("id")
         .parse()
         .map_err(|e: crate::domain::IdError| ApiError::BadRequest(e.to_string()))?;
-    let query = ResourceQuery::parse(&req.query()?, QUERY_KEYS)?;
+    let keys = match verb {
+        Verb::Get => GET_QUERY_KEYS,
+        Verb::Post => QUERY_KEYS,
+    };
+    let query = ResourceQuery::parse(&req.query()?, keys)?;
     let (league, force) = league(&query, &req.body)?;
     if force {
         super::require_admin(&state, req.authorization.as_deref())?;
     }
+    let part = if query.progress_only {
+        ViewPart::Progress
+    } else {
+        ViewPart::Full
+    };
     let sig = Signature::Team(team, league);
+    let headers = &req.headers;
+    // The read path: a fresh import is answered without the CacheKeeper.
+    if !force {
+        let answer = match verb {
+            Verb::Get => fresh_view(&state, sig, part, headers).await?,
+            Verb::Post => match state.hot.fresh(&state.store, sig).await? {
+                Some(stored) => {
+                    let record: TeamRecord = serde_json::from_slice(stored.body()).map_err(|e| {
+                        ApiError::internal("the stored team record is unreadable", e)
+                    })?;
+                    let body = summary(Accepted::Ready, sig, team, league, &record.match_ids);
+                    Some(json(StatusCode::OK, &body))
+                }
+                None => None,
+            },
+        };
+        if let Some(resp) = answer {
+            metrics::counter!(m::CACHE_LOOKUPS, "kind" => sig.kind().as_str(), "result" => "hit")
+                .increment(1);
+            return Ok(resp);
+        }
+    }
     let location = format!("/api/teams/{team}/matches?leagueId={league}");
     let prepared = match resources::prepare(&state, verb, sig, force, Fanout::All).await {
         Ok(prepared) => prepared,
         // CacheKeeper could not write: serve a stored import around it instead of failing.
         Err(err) if state.store.degraded() => {
             tracing::debug!(%err, "CacheKeeper could not decide");
-            return degraded_reply(&state, verb, sig);
+            return degraded_reply(&state, verb, sig, part, headers).await;
         }
         Err(err) => return Err(err),
     };
@@ -181,10 +303,13 @@ async fn handle(state: ApiState, verb: Verb, req: Request) -> Result<Response, A
         )),
         Verb::Get => match record {
             Some(record) => {
-                let view = view::build(&state.store, record, state.team_players)?;
-                let mut resp = json(StatusCode::OK, &view);
-                resources::mark_cache_status(&mut resp, prepared.fresh);
-                Ok(resp)
+                let body = render(&state, record, part).await?;
+                let status = if prepared.fresh {
+                    FRESH
+                } else {
+                    STALE_REFRESHING
+                };
+                Ok(respond_once(body, headers, status))
             }
             None => match &prepared.failure {
                 Some(failure) => Ok(resources::failed(&state, sig, failure)),

@@ -3,7 +3,9 @@
 //! Freshness is computed at read time from the configured TTLs, so a TTL change applies to
 //! data already stored.
 
+mod epochs;
 mod health;
+mod read;
 pub mod records;
 mod reopen;
 pub mod tables;
@@ -15,10 +17,12 @@ use std::time::Duration;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
+pub use epochs::Epochs;
 pub use health::StoreHealth;
+pub use read::{Served, Snapshot};
 pub use records::{EntryMeta, Failure, InFlight};
 pub use reopen::DbSlot;
-pub(crate) use tx::Tx;
+pub(crate) use tx::{Extras, Tx};
 
 use crate::config::Ttls;
 use crate::domain::{ResourceKind, Signature};
@@ -76,6 +80,7 @@ pub struct Store {
     path: PathBuf,
     ttls: Ttls,
     health: Arc<StoreHealth>,
+    epochs: Arc<Epochs>,
 }
 
 impl Store {
@@ -90,6 +95,9 @@ impl Store {
             tables::IN_FLIGHT,
             tables::FAILURES,
             tables::RAW_PAGES,
+            tables::RESOURCE_GZIP,
+            tables::RESOURCE_BR,
+            tables::SUMMARIES,
         ] {
             txn.open_table(table)?;
         }
@@ -100,6 +108,7 @@ impl Store {
             path: path.to_path_buf(),
             ttls,
             health: Arc::default(),
+            epochs: Arc::default(),
         })
     }
 
@@ -123,6 +132,21 @@ impl Store {
     /// Whether writes currently fail, shared by every clone (see [`StoreHealth`]).
     pub fn health(&self) -> &Arc<StoreHealth> {
         &self.health
+    }
+
+    /// The write epochs readers validate cached copies against.
+    pub fn epochs(&self) -> &Epochs {
+        &self.epochs
+    }
+
+    /// The configured TTLs.
+    pub fn ttls(&self) -> &Ttls {
+        &self.ttls
+    }
+
+    /// Whether a stored copy described by `meta` is fresh at `now_ms`.
+    pub fn is_fresh(&self, kind: ResourceKind, meta: &EntryMeta, now_ms: i64) -> bool {
+        tx::is_fresh(&self.ttls, kind, meta, now_ms)
     }
 
     /// True from a failed write until the next committed one.
@@ -251,6 +275,8 @@ impl Store {
         f: impl FnOnce(&mut Tx<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let out = self.try_write(f);
+        let result = if out.is_ok() { "ok" } else { "error" };
+        metrics::counter!(crate::metrics::STORE_WRITES, "result" => result).increment(1);
         match &out {
             Ok(_) => self.health.record(true, None, false),
             // Only a failure of redb itself degrades the store; a corrupt record is one
@@ -278,7 +304,10 @@ impl Store {
         let txn = self.db()?.begin_write()?;
         let mut tx = Tx::new(&txn, self.ttls);
         let out = f(&mut tx)?;
+        let touched = tx.into_touched();
         txn.commit()?;
+        // After the commit: a reader that sees the new epoch also sees the write.
+        self.epochs.bump(&touched);
         Ok(out)
     }
 }

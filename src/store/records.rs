@@ -14,6 +14,10 @@ pub struct EntryMeta {
     /// but it is never reported `ready` and a refresh is queued.
     pub invalidated: bool,
     pub bytes: u64,
+    /// Content hash of the body (its entity tag); absent for bodies stored before tags were
+    /// kept, whose readers compute it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<crate::encoding::ContentTag>,
 }
 
 /// A resource that is queued or being fetched: the job that was published for it.

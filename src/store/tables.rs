@@ -8,6 +8,14 @@ use redb::TableDefinition;
 pub const RESOURCE_META: TableDefinition<&str, &[u8]> = TableDefinition::new("resource_meta_v1");
 /// Signature → the upstream body exactly as stored (OpenDota JSON, or our team record JSON).
 pub const RESOURCE_BODY: TableDefinition<&str, &[u8]> = TableDefinition::new("resource_body_v1");
+/// Signature → the body gzip-compressed, made once when it was stored (see `crate::encoding`).
+/// Absent for bodies stored before encodings were kept; readers make them then.
+pub const RESOURCE_GZIP: TableDefinition<&str, &[u8]> = TableDefinition::new("resource_gzip_v1");
+/// Signature → the body brotli-compressed, like [`RESOURCE_GZIP`].
+pub const RESOURCE_BR: TableDefinition<&str, &[u8]> = TableDefinition::new("resource_br_v1");
+/// Signature → a small JSON summary of a stored match or player (`crate::team::summary`), so
+/// a team view is built without reading the bodies.
+pub const SUMMARIES: TableDefinition<&str, &[u8]> = TableDefinition::new("summary_v1");
 /// Signature → [`super::InFlight`] JSON: queued or being fetched. Survives restarts so queued
 /// work is re-published after a crash and never fetched twice at once.
 pub const IN_FLIGHT: TableDefinition<&str, &[u8]> = TableDefinition::new("in_flight_v1");

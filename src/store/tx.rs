@@ -6,6 +6,7 @@ use redb::{ReadableTable, TableDefinition, WriteTransaction};
 
 use super::{EntryMeta, Failure, InFlight, StoreError, Ttls, decode, tables};
 use crate::domain::{ResourceKind, Signature};
+use crate::encoding::Encoded;
 
 /// Whether a stored copy is fresh at `now_ms`: not invalidated and younger than its kind's TTL.
 pub(super) fn is_fresh(ttls: &Ttls, kind: ResourceKind, meta: &EntryMeta, now_ms: i64) -> bool {
@@ -17,12 +18,32 @@ pub(super) fn is_fresh(ttls: &Ttls, kind: ResourceKind, meta: &EntryMeta, now_ms
 pub(crate) struct Tx<'a> {
     txn: &'a WriteTransaction,
     ttls: Ttls,
+    /// Resources whose served state (body, freshness, failure) this transaction changed; their
+    /// epochs are bumped after the commit (see [`super::Epochs`]).
+    touched: Vec<Signature>,
 }
 
 impl<'a> Tx<'a> {
     pub(super) fn new(txn: &'a WriteTransaction, ttls: Ttls) -> Self {
-        Self { txn, ttls }
+        Self {
+            txn,
+            ttls,
+            touched: Vec::new(),
+        }
     }
+
+    pub(super) fn into_touched(self) -> Vec<Signature> {
+        self.touched
+    }
+}
+
+/// What is stored for a fetched resource besides its body.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Extras<'b> {
+    /// Its tag and compressed forms, made by the fetcher.
+    pub encoded: Option<&'b Encoded>,
+    /// Its summary for team views (`crate::team::summary`), JSON.
+    pub summary: Option<&'b [u8]>,
 }
 
 impl Tx<'_> {
@@ -110,17 +131,23 @@ impl Tx<'_> {
     }
 
     pub fn put_failure(&mut self, sig: &Signature, failure: &Failure) -> Result<(), StoreError> {
+        self.touched.push(*sig);
         self.put_json(tables::FAILURES, sig, failure)
     }
 
     pub fn clear_failure(&mut self, sig: &Signature) -> Result<(), StoreError> {
-        self.remove(tables::FAILURES, sig)
+        let mut table = self.txn.open_table(tables::FAILURES)?;
+        if table.remove(sig.to_string().as_str())?.is_some() {
+            self.touched.push(*sig);
+        }
+        Ok(())
     }
 
     /// Marks the stored copy stale; returns whether there was one.
     pub fn invalidate(&mut self, sig: &Signature) -> Result<bool, StoreError> {
         match self.meta(sig)? {
             Some(mut meta) => {
+                self.touched.push(*sig);
                 meta.invalidated = true;
                 self.put_json(tables::RESOURCE_META, sig, &meta)?;
                 Ok(true)
@@ -163,21 +190,35 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Stores `body` as the fresh copy of `sig`, with its `extras` (what is absent is removed,
+    /// so no representation of an older body outlives it).
     pub fn put_entry(
         &mut self,
         sig: &Signature,
         body: &[u8],
+        extras: Extras<'_>,
         fetched_at_ms: i64,
     ) -> Result<(), StoreError> {
+        self.touched.push(*sig);
         let meta = EntryMeta {
             fetched_at_ms,
             invalidated: false,
             bytes: body.len() as u64,
+            tag: extras.encoded.map(|e| e.tag),
         };
-        {
-            let mut bodies = self.txn.open_table(tables::RESOURCE_BODY)?;
-            bodies.insert(sig.to_string().as_str(), body)?;
-        }
+        let key = sig.to_string();
+        let put = |table, value: Option<&[u8]>| -> Result<(), StoreError> {
+            let mut table = self.txn.open_table(table)?;
+            match value {
+                Some(value) => table.insert(key.as_str(), value).map(drop)?,
+                None => table.remove(key.as_str()).map(drop)?,
+            }
+            Ok(())
+        };
+        put(tables::RESOURCE_BODY, Some(body))?;
+        put(tables::RESOURCE_GZIP, extras.encoded.map(|e| e.gzip.as_slice()))?;
+        put(tables::RESOURCE_BR, extras.encoded.map(|e| e.br.as_slice()))?;
+        put(tables::SUMMARIES, extras.summary)?;
         self.put_json(tables::RESOURCE_META, sig, &meta)
     }
 }
@@ -198,6 +239,7 @@ mod tests {
             fetched_at_ms: 1_000,
             invalidated: false,
             bytes: 1,
+            tag: None,
         };
         assert!(is_fresh(&ttls, ResourceKind::Match, &meta, 10_999));
         assert!(!is_fresh(&ttls, ResourceKind::Match, &meta, 11_000));

@@ -3,4 +3,5 @@
 //! players). Used by the TeamImporter, the HTTP routes and the completion watcher.
 
 pub mod record;
+pub mod summary;
 pub mod view;

@@ -1,5 +1,6 @@
 //! What GET on a team import shows: the stored record plus live progress (matches and players
-//! ready / total / failed) and short summaries of the ready ones. Built from redb reads only.
+//! ready / total / failed) and short summaries of the ready ones. Built from one redb read
+//! snapshot, from the summaries stored beside the bodies (see [`super::summary`]).
 
 use std::collections::BTreeSet;
 
@@ -8,10 +9,10 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::record::TeamRecord;
+use super::summary::{MatchFacts, MatchSummary, PlayerSummary};
 use crate::config::PlayerSides;
-use crate::domain::{Fanout, MatchId, PlayerId, Signature, TeamId};
-use crate::store::{Store, StoreError};
-use crate::upstream::opendota::{MatchSides, match_team};
+use crate::domain::{Fanout, LeagueId, MatchId, PlayerId, Signature, TeamId};
+use crate::store::{Snapshot, Store, StoreError};
 
 /// Import progress. `failed` counts matches and players whose last attempt failed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, ToSchema)]
@@ -48,39 +49,23 @@ pub struct TeamView {
     pub players: Vec<PlayerSummary>,
 }
 
-// The summaries keep their fields in alphabetical order: they replaced `json!` maps (sorted
-// keys), and the order keeps the served bytes as they were.
-
-/// Fields copied from a stored match; null where it has none.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+/// What `?include=progress` serves: the import's identity and progress only, for pollers that
+/// show a progress bar and need not download the summaries.
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct MatchSummary {
-    pub dire_name: Option<String>,
-    pub dire_score: Option<i64>,
-    /// Seconds.
-    pub duration: Option<i64>,
-    pub match_id: Option<String>,
-    pub radiant_name: Option<String>,
-    pub radiant_score: Option<i64>,
-    pub radiant_win: Option<bool>,
-    /// Unix seconds.
-    pub start_time: Option<i64>,
-    /// Whether the imported team won; null when it played neither side by ID.
-    pub won: Option<bool>,
+pub struct TeamProgressView {
+    pub team_id: TeamId,
+    pub league_id: LeagueId,
+    pub progress: Progress,
 }
 
-/// Fields copied from a stored player; null where it has none.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct PlayerSummary {
-    pub account_id: PlayerId,
-    pub avatar: Option<String>,
-    /// As OpenDota wrote it (an integer or a decimal).
-    #[schema(value_type = Option<f64>)]
-    pub mmr_estimate: Option<serde_json::Number>,
-    pub name: Option<String>,
-    pub personaname: Option<String>,
-    pub rank_tier: Option<i64>,
+/// What GET on a team import serves: the whole view, or with `include=progress` the progress
+/// only (one schema in the API document, as one operation answers both).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum TeamViewBody {
+    Full(TeamView),
+    Progress(TeamProgressView),
 }
 
 enum State {
@@ -89,18 +74,18 @@ enum State {
     Pending,
 }
 
-fn state(store: &Store, sig: &Signature) -> Result<State, StoreError> {
-    if store.meta(sig)?.is_some_and(|m| !m.invalidated) {
+fn state(snap: &Snapshot, sig: &Signature) -> Result<State, StoreError> {
+    if snap.meta(sig)?.is_some_and(|m| !m.invalidated) {
         return Ok(State::Ready);
     }
-    if store.failure(sig)?.is_some() {
+    if snap.has_failure(sig)? {
         return Ok(State::Failed);
     }
     Ok(State::Pending)
 }
 
 /// What a team import's matches fan out to. The importer queues the matches with it and the
-/// progress count applies it to every stored match (through [`MatchSides::players_for`]).
+/// progress count applies it to every stored match (through [`MatchFacts::players_for`]).
 pub fn import_fanout(team: TeamId, sides: PlayerSides) -> Fanout {
     match sides {
         PlayerSides::Both => Fanout::All,
@@ -108,73 +93,37 @@ pub fn import_fanout(team: TeamId, sides: PlayerSides) -> Fanout {
     }
 }
 
-fn text(v: Option<&Value>) -> Option<String> {
-    v.and_then(Value::as_str).map(str::to_string)
-}
-
-fn int(v: Option<&Value>) -> Option<i64> {
-    v.and_then(Value::as_i64)
-}
-
-fn match_summary(body: &Value, team: TeamId) -> MatchSummary {
-    let radiant = match_team(body, "radiant_team_id") == Some(team);
-    let dire = match_team(body, "dire_team_id") == Some(team);
-    let radiant_win = body.get("radiant_win").and_then(Value::as_bool);
-    let won = match (radiant, dire, radiant_win) {
-        (true, _, Some(w)) => Some(w),
-        (_, true, Some(w)) => Some(!w),
-        _ => None,
-    };
-    MatchSummary {
-        dire_name: text(body.get("dire_name")),
-        dire_score: int(body.get("dire_score")),
-        duration: int(body.get("duration")),
-        match_id: body
-            .get("match_id")
-            .and_then(Value::as_u64)
-            .map(|id| id.to_string()),
-        radiant_name: text(body.get("radiant_name")),
-        radiant_score: int(body.get("radiant_score")),
-        radiant_win,
-        start_time: int(body.get("start_time")),
-        won,
+/// The stored match's facts: its summary, or (for a match stored before summaries were kept)
+/// read from its body.
+fn match_facts(snap: &Snapshot, sig: &Signature) -> Result<Option<MatchFacts>, StoreError> {
+    if let Some(facts) = snap.summary(sig)? {
+        return Ok(Some(facts));
     }
+    Ok(read_json(snap, sig)?.map(|body| MatchFacts::read(&body)))
 }
 
-fn player_summary(id: PlayerId, body: &Value) -> PlayerSummary {
-    let profile = body.get("profile");
-    let field = |key: &str| profile.and_then(|p| p.get(key));
-    PlayerSummary {
-        account_id: id,
-        avatar: text(field("avatarfull").or_else(|| field("avatar"))),
-        mmr_estimate: body
-            .get("mmr_estimate")
-            .and_then(|m| m.get("estimate"))
-            .and_then(|e| e.as_number().cloned()),
-        name: text(field("name")),
-        personaname: text(field("personaname")),
-        rank_tier: int(body.get("rank_tier")),
+fn player_summary(
+    snap: &Snapshot,
+    id: PlayerId,
+    sig: &Signature,
+) -> Result<Option<PlayerSummary>, StoreError> {
+    if let Some(summary) = snap.summary(sig)? {
+        return Ok(Some(summary));
     }
+    Ok(read_json(snap, sig)?.map(|body| PlayerSummary::read(id, &body)))
 }
 
-fn read_json(store: &Store, sig: &Signature) -> Result<Option<Value>, StoreError> {
-    Ok(store
+fn read_json(snap: &Snapshot, sig: &Signature) -> Result<Option<Value>, StoreError> {
+    Ok(snap
         .body(sig)?
         .and_then(|bytes| serde_json::from_slice(&bytes).ok()))
-}
-
-/// Remembers the players of stored matches by fetch time, so repeated progress checks do not
-/// re-parse match bodies (parsed OpenDota matches are several hundred KB each).
-#[derive(Default)]
-pub struct MatchPlayersCache {
-    entries: std::collections::HashMap<MatchId, (i64, Vec<PlayerId>)>,
 }
 
 /// The one count of an import's progress, for GET ([`build`]) and the completion watcher
 /// ([`progress`]). `ready_match` gives the players of a ready match (and may keep a summary);
 /// `ready_player` sees every ready player of those.
 fn count(
-    store: &Store,
+    snap: &Snapshot,
     record: &TeamRecord,
     mut ready_match: impl FnMut(MatchId, Signature) -> Result<Vec<PlayerId>, StoreError>,
     mut ready_player: impl FnMut(PlayerId, Signature) -> Result<(), StoreError>,
@@ -186,7 +135,7 @@ fn count(
     let mut players = BTreeSet::new();
     for id in &record.match_ids {
         let sig = Signature::Match(*id);
-        match state(store, &sig)? {
+        match state(snap, &sig)? {
             State::Ready => {
                 progress.matches_ready += 1;
                 players.extend(ready_match(*id, sig)?);
@@ -198,7 +147,7 @@ fn count(
     progress.players_total = players.len();
     for id in players {
         let sig = Signature::Player(id);
-        match state(store, &sig)? {
+        match state(snap, &sig)? {
             State::Ready => {
                 progress.players_ready += 1;
                 ready_player(id, sig)?;
@@ -211,53 +160,48 @@ fn count(
     Ok(progress)
 }
 
-/// Progress only, for the completion watcher.
+/// Progress only (the completion watcher and `?include=progress`). Reads summaries, never
+/// match bodies (but for matches stored before summaries were kept).
 pub fn progress(
     store: &Store,
     record: &TeamRecord,
     sides: PlayerSides,
-    cache: &mut MatchPlayersCache,
 ) -> Result<Progress, StoreError> {
+    let snap = store.snapshot()?;
     let fanout = import_fanout(record.team_id, sides);
-    let players_of = |id: MatchId, sig: Signature| {
-        let fetched_at = store.meta(&sig)?.map(|m| m.fetched_at_ms).unwrap_or(0);
-        if let Some((at, ids)) = cache.entries.get(&id)
-            && *at == fetched_at
-        {
-            return Ok(ids.clone());
-        }
-        let ids = read_json(store, &sig)?
-            .map(|body| MatchSides::read(&body).players_for(fanout))
-            .unwrap_or_default();
-        cache.entries.insert(id, (fetched_at, ids.clone()));
-        Ok(ids)
+    let players_of = |_, sig: Signature| {
+        Ok(match_facts(&snap, &sig)?
+            .map(|facts| facts.players_for(fanout))
+            .unwrap_or_default())
     };
-    count(store, record, players_of, |_, _| Ok(()))
+    count(&snap, record, players_of, |_, _| Ok(()))
 }
 
-/// Builds the view served by GET, with summaries of the ready matches and players.
+/// Builds the view served by GET, with summaries of the ready matches and players, from one
+/// consistent snapshot of the store.
 pub fn build(
     store: &Store,
     record: TeamRecord,
     sides: PlayerSides,
 ) -> Result<TeamView, StoreError> {
+    let snap = store.snapshot()?;
     let fanout = import_fanout(record.team_id, sides);
     let team = record.team_id;
     let mut matches = Vec::new();
     let mut players = Vec::new();
     let progress = count(
-        store,
+        &snap,
         &record,
         |_, sig| {
-            let Some(body) = read_json(store, &sig)? else {
+            let Some(facts) = match_facts(&snap, &sig)? else {
                 return Ok(Vec::new());
             };
-            matches.push(match_summary(&body, team));
-            Ok(MatchSides::read(&body).players_for(fanout))
+            matches.push(facts.summary(team));
+            Ok(facts.players_for(fanout))
         },
         |id, sig| {
-            if let Some(body) = read_json(store, &sig)? {
-                players.push(player_summary(id, &body));
+            if let Some(summary) = player_summary(&snap, id, &sig)? {
+                players.push(summary);
             }
             Ok(())
         },
@@ -268,29 +212,4 @@ pub fn build(
         matches,
         players,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    /// The summaries are written exactly as the `json!` maps they replaced wrote them (sorted
-    /// keys, nulls for what the stored body lacks).
-    #[test]
-    fn summaries_serialise_as_before() {
-        let team = TeamId::new(9).unwrap();
-        let body = json!({"match_id": 7, "radiant_team_id": 9, "radiant_win": false,
-            "start_time": 1732583370, "radiant_score": 30});
-        assert_eq!(
-            serde_json::to_string(&match_summary(&body, team)).unwrap(),
-            r#"{"direName":null,"direScore":null,"duration":null,"matchId":"7","radiantName":null,"radiantScore":30,"radiantWin":false,"startTime":1732583370,"won":false}"#
-        );
-        let player = json!({"profile": {"personaname": "p", "avatar": "a"}, "rank_tier": 55,
-            "mmr_estimate": {"estimate": 3500}});
-        assert_eq!(
-            serde_json::to_string(&player_summary(PlayerId::new(5).unwrap(), &player)).unwrap(),
-            r#"{"accountId":"5","avatar":"a","mmrEstimate":3500,"name":null,"personaname":"p","rankTier":55}"#
-        );
-    }
 }

@@ -8,7 +8,8 @@ use actix::{Handler, Message};
 
 use super::CacheKeeper;
 use crate::domain::{Fanout, Job, Priority, Signature};
-use crate::store::{EntryMeta, Failure, StoreError, Tx, now_ms};
+use crate::encoding::Encoded;
+use crate::store::{EntryMeta, Extras, Failure, StoreError, Tx, now_ms};
 
 /// A request for a resource arrived (HTTP POST/GET): decide whether it must be (re)fetched and,
 /// if so, claim it. The caller publishes the returned job.
@@ -48,6 +49,10 @@ pub struct Prepared {
 pub struct Complete {
     pub job: Job,
     pub body: Vec<u8>,
+    /// The body's tag and compressed forms, made off this thread by the fetcher.
+    pub encoded: Option<Encoded>,
+    /// The body's summary for team views (JSON), when its kind has one.
+    pub summary: Option<Vec<u8>>,
     /// Resources this one refers to (a match's players, a team's matches), each with its own
     /// fan-out.
     pub children: Vec<Child>,
@@ -229,7 +234,11 @@ impl Handler<Complete> for CacheKeeper {
                     children: Vec::new(),
                 });
             }
-            tx.put_entry(&sig, &msg.body, fetched_at_ms)?;
+            let extras = Extras {
+                encoded: msg.encoded.as_ref(),
+                summary: msg.summary.as_deref(),
+            };
+            tx.put_entry(&sig, &msg.body, extras, fetched_at_ms)?;
             tx.clear_in_flight(&sig)?;
             tx.clear_failure(&sig)?;
             let children = claim_children(

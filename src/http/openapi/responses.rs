@@ -40,6 +40,14 @@ impl<T: ToSchema> IntoResponses for Queued<T> {
     }
 }
 
+/// 304 with no body: the client's copy (named by `If-None-Match`) is current.
+#[derive(IntoResponses)]
+#[response(status = 304, description = "Not modified: the copy named by `If-None-Match` is current.", headers(
+    ("ETag" = String, description = "The entity tag of the current content."),
+    ("Vary" = String, description = "`Accept-Encoding`.")
+))]
+pub struct NotModified;
+
 /// Invalid ID, query parameter or body.
 #[derive(IntoResponses)]
 #[response(status = 400)]
