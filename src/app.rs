@@ -27,9 +27,9 @@ use crate::config::Settings;
 use crate::domain::ResourceKind;
 #[cfg(feature = "fixture-upstream")]
 use crate::fixture_upstream::{FixtureError, FixtureUpstream};
-use crate::http::hot::HotCache;
 use crate::http::ApiState;
 use crate::http::bypass::Bypass;
+use crate::http::hot::HotCache;
 use crate::metrics::MetricsError;
 use crate::store::{Store, StoreError, StoreHealth};
 use crate::upstream::error::UpstreamError;

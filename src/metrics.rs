@@ -135,7 +135,10 @@ pub fn describe() {
         HOT_CACHE_CAPACITY_BYTES,
         "Bound of the hot cache in bytes (--hot-cache-mb)."
     );
-    describe_gauge!(HOT_CACHE_ENTRIES, "Resources and team views held by the hot cache.");
+    describe_gauge!(
+        HOT_CACHE_ENTRIES,
+        "Resources and team views held by the hot cache."
+    );
     describe_counter!(
         NOT_MODIFIED,
         "Requests answered 304 because the client's copy was current."

@@ -63,9 +63,7 @@ impl Representation<'_> {
         );
         let (encoding, body) = match wanted {
             Encoding::Brotli if self.br.is_some() => (Encoding::Brotli, self.br),
-            Encoding::Brotli | Encoding::Gzip if self.gzip.is_some() => {
-                (Encoding::Gzip, self.gzip)
-            }
+            Encoding::Brotli | Encoding::Gzip if self.gzip.is_some() => (Encoding::Gzip, self.gzip),
             _ => (Encoding::Identity, Some(self.identity)),
         };
         let not_modified = headers

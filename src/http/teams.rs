@@ -13,12 +13,12 @@ use warp::reply::Response;
 
 use super::ApiState;
 use super::bodies::{Accepted, TeamSummary};
+use super::hot::{ViewEntry, ViewPart};
 use super::invalidate::ItemId;
 use super::openapi::responses::{
     BadRequest, Failed, Internal, NotModified, Queued, Unauthorized, Unavailable,
 };
 use super::params::ResourceQuery;
-use super::hot::{ViewEntry, ViewPart};
 use super::reply::{ApiError, json};
 use super::representation::{Representation, preferred};
 use super::resources::{self, FRESH, STALE_REFRESHING, Verb};
@@ -103,7 +103,8 @@ async fn render(state: &ApiState, record: TeamRecord, part: ViewPart) -> Result<
                 progress: view::progress(&store, &record, sides)?,
             }),
         };
-        serde_json::to_vec(&body).map_err(|e| ApiError::internal("could not encode the team view", e))
+        serde_json::to_vec(&body)
+            .map_err(|e| ApiError::internal("could not encode the team view", e))
     })
     .await;
     rendered.map_err(|e| ApiError::internal("rendering the team view failed", e))?
@@ -259,9 +260,10 @@ async fn handle(state: ApiState, verb: Verb, req: Request) -> Result<Response, A
             Verb::Get => fresh_view(&state, sig, part, headers).await?,
             Verb::Post => match state.hot.fresh(&state.store, sig).await? {
                 Some(stored) => {
-                    let record: TeamRecord = serde_json::from_slice(stored.body()).map_err(|e| {
-                        ApiError::internal("the stored team record is unreadable", e)
-                    })?;
+                    let record: TeamRecord =
+                        serde_json::from_slice(stored.body()).map_err(|e| {
+                            ApiError::internal("the stored team record is unreadable", e)
+                        })?;
                     let body = summary(Accepted::Ready, sig, team, league, &record.match_ids);
                     Some(json(StatusCode::OK, &body))
                 }

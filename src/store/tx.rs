@@ -216,7 +216,10 @@ impl Tx<'_> {
             Ok(())
         };
         put(tables::RESOURCE_BODY, Some(body))?;
-        put(tables::RESOURCE_GZIP, extras.encoded.map(|e| e.gzip.as_slice()))?;
+        put(
+            tables::RESOURCE_GZIP,
+            extras.encoded.map(|e| e.gzip.as_slice()),
+        )?;
         put(tables::RESOURCE_BR, extras.encoded.map(|e| e.br.as_slice()))?;
         put(tables::SUMMARIES, extras.summary)?;
         self.put_json(tables::RESOURCE_META, sig, &meta)

@@ -51,8 +51,9 @@ pub struct TeamView {
 
 /// What `?include=progress` serves: the import's identity and progress only, for pollers that
 /// show a progress bar and need not download the summaries.
+// `deny_unknown_fields` only marks the schema closed, so a whole view never matches it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TeamProgressView {
     pub team_id: TeamId,
     pub league_id: LeagueId,

@@ -28,6 +28,7 @@ mod openapi;
 mod pipeline;
 mod priority;
 mod rate_limits;
+mod read_path;
 mod restart;
 mod shutdown;
 mod status_page;

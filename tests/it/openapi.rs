@@ -441,6 +441,8 @@ async fn real_bodies_match_the_documented_schemas() {
     check(&t, &doc, ("POST", teams, import), None, 202).await;
     until(&t, import, 200).await;
     check(&t, &doc, ("GET", teams, import), None, 200).await;
+    let progress = "/api/teams/9517508/matches?leagueId=16435&include=progress";
+    check(&t, &doc, ("GET", teams, progress), None, 200).await;
     check(&t, &doc, ("POST", teams, import), None, 200).await;
     let no_league = "/api/teams/9517508/matches";
     check(&t, &doc, ("GET", teams, no_league), None, 400).await;
