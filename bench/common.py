@@ -94,6 +94,30 @@ class Child:
         self.log.close()
 
 
+class Daemon:
+    """A started process that announces nothing (e.g. nginx in the foreground); the caller
+    waits for it to answer. Stopped like a `Child`: SIGTERM, SIGKILL after the grace period."""
+
+    def __init__(self, name, argv, log_path):
+        self.name = name
+        self.log = open(log_path, "ab")
+        self.proc = subprocess.Popen(argv, cwd=ROOT, stdout=self.log, stderr=self.log,
+                                     stdin=subprocess.DEVNULL)
+        _children.append(self)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        if self in _children:
+            _children.remove(self)
+        self.log.close()
+
+
 def _kill_orphan_nats(data_dir):
     """Stops a nats-server left behind by a killed service: the one whose command line names our
     own temp data dir (never any other nats-server)."""
@@ -141,8 +165,8 @@ def remove_tempdir(d):
         _tempdirs.remove(d)
 
 
-def start_fixture(work_dir, latency_ms=50, rate_limit_per_min=None):
-    argv = [BINARY, "fixture-upstream", "--dir", FIXTURES, "--addr", "127.0.0.1:0",
+def start_fixture(work_dir, latency_ms=50, rate_limit_per_min=None, data_dir=FIXTURES):
+    argv = [BINARY, "fixture-upstream", "--dir", data_dir, "--addr", "127.0.0.1:0",
             "--latency-ms", str(latency_ms)]
     if rate_limit_per_min is not None:
         argv += ["--rate-limit-per-min", str(rate_limit_per_min)]
