@@ -214,3 +214,67 @@ pub fn build(
         players,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Ttls;
+    use crate::store::Extras;
+    use serde_json::json;
+
+    fn put(store: &Store, sig: Signature, body: &[u8], summary: Option<Vec<u8>>) {
+        store
+            .write(|tx| {
+                let extras = Extras {
+                    encoded: None,
+                    summary: summary.as_deref(),
+                };
+                tx.put_entry(&sig, body, extras, crate::store::now_ms())
+            })
+            .unwrap();
+    }
+
+    /// The view comes from the stored summaries: the bodies are not read (here they are not
+    /// even JSON), so a 300-match league costs 300 small reads, not 300 match bodies.
+    #[test]
+    fn the_view_is_built_from_summaries_not_bodies() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.redb"), Ttls::default()).unwrap();
+        let team = TeamId::new(9).unwrap();
+        let (m1, m2) = (MatchId::new(1).unwrap(), MatchId::new(2).unwrap());
+        let body = json!({"match_id": 1, "radiant_team_id": 9, "radiant_win": true,
+            "players": [{"account_id": 11, "player_slot": 0}, {"account_id": 12, "player_slot": 130}]});
+        let match_sig = Signature::Match(m1);
+        let summary = super::super::summary::of_body(&match_sig, body.to_string().as_bytes());
+        put(&store, match_sig, b"not json", summary);
+        let p11 = Signature::Player(PlayerId::new(11).unwrap());
+        let player = json!({"profile": {"personaname": "eleven"}, "rank_tier": 70});
+        let summary = super::super::summary::of_body(&p11, player.to_string().as_bytes());
+        put(&store, p11, b"not json", summary);
+
+        let record = TeamRecord {
+            team_id: team,
+            team_name: None,
+            league_id: LeagueId::new(5).unwrap(),
+            league_name: None,
+            match_ids: vec![m1, m2],
+            match_ids_by_league: Default::default(),
+            source: super::super::record::Source::OpenDota,
+            fallback_reason: None,
+            listed_matches: Vec::new(),
+            pages: 0,
+        };
+        let view = build(&store, record.clone(), PlayerSides::Both).unwrap();
+        assert_eq!(view.matches.len(), 1);
+        assert_eq!(view.matches[0].won, Some(true));
+        assert_eq!(view.players.len(), 1);
+        assert_eq!(view.players[0].personaname.as_deref(), Some("eleven"));
+        let p = view.progress;
+        assert_eq!((p.matches_ready, p.matches_total), (1, 2));
+        assert_eq!((p.players_ready, p.players_total), (1, 2));
+        assert_eq!(progress(&store, &record, PlayerSides::Both).unwrap(), p);
+        // The team's side only: player 12 played dire.
+        let side = progress(&store, &record, PlayerSides::Team).unwrap();
+        assert_eq!(side.players_total, 1);
+    }
+}
