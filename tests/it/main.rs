@@ -30,6 +30,7 @@ mod priority;
 mod rate_limits;
 mod restart;
 mod shutdown;
+mod slow_parse;
 mod status_page;
 mod store_degraded;
 mod teams;
