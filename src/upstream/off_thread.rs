@@ -1,15 +1,17 @@
 //! The one place CPU-heavy upstream work leaves the thread that awaits it: parsing and checking
 //! JSON bodies ([`super::opendota`]) and scraping Dotabuff pages (the team importer) run on
 //! tokio's blocking pool. Every fetcher runs on the one actix System thread (its futures are
-//! `spawn_local`), so a parse there (a ~450 KB match takes milliseconds; a body near the 32 MB
-//! cap takes seconds in a debug build) would hold up every other fetch, the rate limiter and
+//! `spawn_local`), so a parse there (a ~450 KB match takes 4-9 ms in a release build, a body
+//! near the 32 MB cap most of a second) would hold up every other fetch, the rate limiter and
 //! every timer on that thread. Network I/O stays where it is; only the CPU step moves.
 //!
-//! Why the blocking pool rather than a fixed pool (rayon) or an Arbiter per fetcher (measured,
-//! see the offthread branch's report): each parse gets a thread of its own and the OS shares
-//! the cores among them, so a 1 KB player body is never queued behind a 30 MB match, as it is
-//! in a pool of two threads; and an Arbiter per fetcher would still make the other workers of
-//! the same fetcher (and their progress acks) wait for one slow parse. A hand-off costs ~6 µs.
+//! Why the blocking pool. Measured with two 19 MB bodies parsing while small jobs ran (release
+//! build, 2 cores): on the System thread, everything on it stopped for the whole 0.8-1.7 s; in
+//! a fixed pool of two threads (rayon), every small parse queued behind the big ones (up to
+//! 2.8 s); with an Arbiter per fetcher, the other workers of the match fetcher did not run at
+//! all until the big parses ended. On the blocking pool each parse has a thread of its own and
+//! the OS shares the cores among them: small jobs took ~1.5 ms at the median and 32-184 ms at
+//! worst (two cores shared with the parses and with other builds). A hand-off costs ~6 µs.
 //!
 //! Bound: every caller awaits its closure, so the blocking threads in use for this are at most
 //! the fetcher workers plus the degraded-mode bypass fetches in flight (each resource at most
