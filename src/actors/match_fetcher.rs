@@ -31,10 +31,12 @@ impl FetchJobs for MatchJobs {
             let Signature::Match(id) = job.signature else {
                 return Err(wrong_kind(&job, ResourceKind::Match));
             };
+            // Parsed and checked on the blocking pool (see `upstream::off_thread`).
             let body = opendota.get_match(id).await?;
             let players = body.sides.players_for(job.fanout);
             Ok(Fetched {
-                body: body.raw.to_vec(),
+                // No copy: the client's buffer is handed over.
+                body: Vec::from(body.raw),
                 children: players
                     .into_iter()
                     .map(|p| Child::new(Signature::Player(p)))

@@ -30,7 +30,7 @@ impl FetchJobs for PlayerJobs {
             };
             let body = opendota.get_player(id).await?;
             Ok(Fetched {
-                body: body.to_vec(),
+                body: Vec::from(body),
                 children: Vec::new(),
             })
         }

@@ -3,6 +3,8 @@
 //! (`?page=N` until the last, raw HTML cached for the team TTL), and falls back to OpenDota's
 //! `/teams/{id}/matches` when Dotabuff refuses (403/429), errs, or sends a page the parser
 //! cannot read; or uses OpenDota alone when configured so. The record says which source won.
+//! Pages are scraped, and OpenDota's match list read, on the blocking pool
+//! ([`crate::upstream::off_thread`]), never on the System thread the fetchers share.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -21,6 +23,7 @@ use crate::team::view::import_fanout;
 use crate::upstream::dotabuff::Dotabuff;
 use crate::upstream::dotabuff_page::{PageError, TeamMatchesPage, parse_team_matches_page};
 use crate::upstream::error::UpstreamError;
+use crate::upstream::off_thread;
 use crate::upstream::opendota::OpenDota;
 
 /// The supervised team importer actor.
@@ -103,24 +106,30 @@ impl FetchJobs for TeamJobs {
 }
 
 impl TeamJobs {
-    /// One page, from the cache when fresh (and not forced), else from Dotabuff.
-    async fn page(&self, team: TeamId, page: u32, force: bool) -> Result<String, ScrapeError> {
+    /// One page, parsed: from the cache when fresh (and not forced), else from Dotabuff.
+    async fn page(
+        &self,
+        team: TeamId,
+        page: u32,
+        force: bool,
+    ) -> Result<TeamMatchesPage, ScrapeError> {
         let key = Dotabuff::team_page_key(team, page);
         let ttl_ms = i64::try_from(self.page_ttl.as_millis()).unwrap_or(i64::MAX);
         if !force
             && let Ok(Some((fetched_at, body))) = self.store.page(&key)
             && now_ms() < fetched_at.saturating_add(ttl_ms)
         {
-            return Ok(String::from_utf8(body)?);
+            let (_, parsed) = parse(String::from_utf8(body)?, page).await?;
+            return Ok(parsed);
         }
         let html = self.dotabuff.team_matches_page(team, page).await?;
         // Cache only what parses: a bot-check page must not be served for two hours.
-        parse(&html, page)?;
+        let (html, parsed) = parse(html, page).await?;
         match self
             .keeper
             .send(StorePage {
                 key,
-                body: html.clone().into_bytes(),
+                body: html.into_bytes(),
             })
             .await
         {
@@ -128,7 +137,7 @@ impl TeamJobs {
             Ok(Err(err)) => tracing::warn!(%err, "could not cache a Dotabuff page"),
             Err(err) => tracing::warn!(%err, "could not cache a Dotabuff page"),
         }
-        Ok(html)
+        Ok(parsed)
     }
 
     /// Reads every matches page. Any failure is returned as the reason to fall back.
@@ -143,8 +152,7 @@ impl TeamJobs {
         let mut league_names = BTreeMap::new();
         let mut pages = 0;
         for page in 1..=MAX_PAGES {
-            let html = self.page(team, page, force).await?;
-            let parsed = parse(&html, page)?;
+            let parsed = self.page(team, page, force).await?;
             pages = page;
             if team_name.is_none() {
                 team_name = parsed.team_name.clone();
@@ -190,7 +198,10 @@ impl TeamJobs {
         team: TeamId,
         league: LeagueId,
     ) -> Result<TeamRecord, UpstreamError> {
-        let rows = self.opendota.get_team_matches(team).await?;
+        let (league_names, all) = self
+            .opendota
+            .get_team_matches(team, read_team_matches)
+            .await?;
         let team_name = match self.opendota.get_team(team).await {
             Ok(info) => info.get("name").and_then(Value::as_str).map(str::to_string),
             Err(err) => {
@@ -198,49 +209,6 @@ impl TeamJobs {
                 None
             }
         };
-        let mut league_names = BTreeMap::new();
-        let mut all = Vec::new();
-        for row in rows {
-            let Some(match_id) = row
-                .get("match_id")
-                .and_then(Value::as_u64)
-                .and_then(MatchId::new)
-            else {
-                continue;
-            };
-            let Some(league_id) = row
-                .get("leagueid")
-                .and_then(Value::as_u64)
-                .and_then(LeagueId::new)
-            else {
-                continue;
-            };
-            if let Some(name) = row.get("league_name").and_then(Value::as_str) {
-                league_names
-                    .entry(league_id)
-                    .or_insert_with(|| name.to_string());
-            }
-            let radiant = row.get("radiant").and_then(Value::as_bool);
-            let radiant_win = row.get("radiant_win").and_then(Value::as_bool);
-            all.push(TeamMatch {
-                match_id,
-                league_id,
-                start_time: row
-                    .get("start_time")
-                    .and_then(Value::as_i64)
-                    .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
-                    .map(|t| t.to_rfc3339()),
-                opponent_id: row
-                    .get("opposing_team_id")
-                    .and_then(Value::as_u64)
-                    .and_then(TeamId::new),
-                opponent_name: row
-                    .get("opposing_team_name")
-                    .and_then(Value::as_str)
-                    .map(str::to_string),
-                won: radiant.zip(radiant_win).map(|(r, w)| r == w),
-            });
-        }
         Ok(TeamRecord::from_matches(
             team,
             league,
@@ -253,7 +221,64 @@ impl TeamJobs {
     }
 }
 
-/// Parses page `page` of a team's matches.
-fn parse(html: &str, page: u32) -> Result<TeamMatchesPage, ScrapeError> {
-    parse_team_matches_page(html).map_err(|source| ScrapeError::Unparsable { page, source })
+/// The matches of OpenDota's `/teams/{id}/matches` rows (rows without a match or league ID
+/// are skipped) and the league names they carry. Runs on the blocking pool.
+fn read_team_matches(rows: Vec<Value>) -> (BTreeMap<LeagueId, String>, Vec<TeamMatch>) {
+    let mut league_names = BTreeMap::new();
+    let mut all = Vec::new();
+    for row in rows {
+        let Some(match_id) = row
+            .get("match_id")
+            .and_then(Value::as_u64)
+            .and_then(MatchId::new)
+        else {
+            continue;
+        };
+        let Some(league_id) = row
+            .get("leagueid")
+            .and_then(Value::as_u64)
+            .and_then(LeagueId::new)
+        else {
+            continue;
+        };
+        if let Some(name) = row.get("league_name").and_then(Value::as_str) {
+            league_names
+                .entry(league_id)
+                .or_insert_with(|| name.to_string());
+        }
+        let radiant = row.get("radiant").and_then(Value::as_bool);
+        let radiant_win = row.get("radiant_win").and_then(Value::as_bool);
+        all.push(TeamMatch {
+            match_id,
+            league_id,
+            start_time: row
+                .get("start_time")
+                .and_then(Value::as_i64)
+                .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+                .map(|t| t.to_rfc3339()),
+            opponent_id: row
+                .get("opposing_team_id")
+                .and_then(Value::as_u64)
+                .and_then(TeamId::new),
+            opponent_name: row
+                .get("opposing_team_name")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            won: radiant.zip(radiant_win).map(|(r, w)| r == w),
+        });
+    }
+    (league_names, all)
+}
+
+/// Parses page `page` of a team's matches on the blocking pool and hands the text back with
+/// it (to be cached). `scraper`'s document is not `Send`: it is built, read and dropped there,
+/// and only the plain [`TeamMatchesPage`] comes back.
+async fn parse(html: String, page: u32) -> Result<(String, TeamMatchesPage), ScrapeError> {
+    off_thread::run(Service::Dotabuff, move || {
+        match parse_team_matches_page(&html) {
+            Ok(parsed) => Ok((html, parsed)),
+            Err(source) => Err(ScrapeError::Unparsable { page, source }),
+        }
+    })
+    .await?
 }

@@ -57,7 +57,7 @@ impl Dotabuff {
                 max_bytes: MAX_PAGE_BYTES,
             })
             .await?;
-        String::from_utf8(body.to_vec()).map_err(|e| UpstreamError::Unreadable {
+        String::from_utf8(Vec::from(body)).map_err(|e| UpstreamError::Unreadable {
             service: Service::Dotabuff,
             reason: format!("page is not UTF-8: {e}"),
         })

@@ -38,6 +38,10 @@ pub enum UpstreamError {
     Unreadable { service: Service, reason: String },
     #[error(transparent)]
     Limiter(#[from] BudgetUnavailable),
+    /// The body was fetched but not parsed: the runtime stopped first (see
+    /// [`super::off_thread`]). Only seen at shutdown, when the job is handed back.
+    #[error("{service} body was not parsed: the runtime is shutting down")]
+    Interrupted { service: Service },
 }
 
 /// What the job runner does with a failure.
@@ -66,7 +70,8 @@ impl UpstreamError {
             | UpstreamError::RateLimited { .. }
             | UpstreamError::Transport { .. }
             | UpstreamError::Garbled { .. }
-            | UpstreamError::Limiter(_) => Disposition::Retry,
+            | UpstreamError::Limiter(_)
+            | UpstreamError::Interrupted { .. } => Disposition::Retry,
         }
     }
 }
@@ -75,7 +80,11 @@ impl UpstreamError {
 /// object whose `error` starts with "invalid", e.g. `{"error":"invalid match_id"}`. Other error
 /// bodies (`{"error":"Internal Server Error"}`, `{"error":"rate limit exceeded"}`) are not.
 pub fn invalid_id_message(body: &[u8]) -> Option<String> {
-    let value: Value = serde_json::from_slice(body).ok()?;
+    invalid_id_in(&serde_json::from_slice(body).ok()?)
+}
+
+/// [`invalid_id_message`] of a body already parsed (a 2xx body is parsed once, not twice).
+pub fn invalid_id_in(value: &Value) -> Option<String> {
     let message = value.get("error")?.as_str()?;
     message
         .trim_start()
@@ -115,6 +124,7 @@ mod tests {
         }
         let transient = [
             garbled(),
+            UpstreamError::Interrupted { service: OD },
             UpstreamError::Transport {
                 service: OD,
                 reason: "timed out".into(),

@@ -1,10 +1,11 @@
 //! Upstream access: the rate-limited HTTP [`client`] and the [`budget`] it waits on, the
-//! [`opendota`] calls, the pure Dotabuff page parser [`dotabuff_page`], and the retry
-//! [`error`] classification.
+//! [`opendota`] calls, the pure Dotabuff page parser [`dotabuff_page`], the retry [`error`]
+//! classification, and [`off_thread`], where body parsing and scraping run.
 
 pub mod budget;
 pub mod client;
 pub mod dotabuff;
 pub mod dotabuff_page;
 pub mod error;
+pub mod off_thread;
 pub mod opendota;

@@ -3,12 +3,16 @@
 //! reach the cache). A body that fails the check is [`UpstreamError::Garbled`] (retried: a CDN
 //! that cut a body or served a bot-check page once may serve the real one next time), unless
 //! it is OpenDota's explicit "invalid id" answer, which is permanent.
-
+//!
+//! Parsing and checking run on the blocking pool ([`off_thread`]), not on the fetcher's
+//! thread: each call hands a pure `read` step the parsed body there, and only what it keeps
+//! (the raw bytes, a few IDs, small values) comes back.
 use bytes::Bytes;
 use serde_json::Value;
 
 use super::client::{Request, UpstreamClient};
-use super::error::{UpstreamError, invalid_id_message};
+use super::error::{UpstreamError, invalid_id_in};
+use super::off_thread;
 use crate::config::ApiKey;
 use crate::domain::{Fanout, LeagueId, MatchId, PlayerId, Service, TeamId};
 
@@ -115,8 +119,14 @@ impl OpenDota {
         }
     }
 
-    /// GET `{base}/{path}` and check that the body is JSON.
-    pub async fn get_json(&self, path: &str) -> Result<(Bytes, Value), UpstreamError> {
+    /// GET `{base}/{path}`, then, on the blocking pool, parse the body ([`parse_json`]) and
+    /// hand it to `read`, which checks it and returns what the caller keeps. The JSON tree is
+    /// built and dropped there; the fetcher's thread only waits.
+    async fn get_json<T, F>(&self, path: &str, read: F) -> Result<T, UpstreamError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Bytes, Value) -> Result<T, UpstreamError> + Send + 'static,
+    {
         let query = self
             .api_key
             .iter()
@@ -131,45 +141,69 @@ impl OpenDota {
                 max_bytes: MAX_BODY_BYTES,
             })
             .await?;
-        let value = serde_json::from_slice(&raw).map_err(|e| garbled(not_json_reason(&raw, &e)))?;
-        if let Some(message) = invalid_id_message(&raw) {
-            return Err(UpstreamError::InvalidId {
-                service: Service::OpenDota,
-                message,
-            });
-        }
-        Ok((raw, value))
+        off_thread::run(Service::OpenDota, move || {
+            let value = parse_json(&raw)?;
+            read(raw, value)
+        })
+        .await?
     }
 
     /// `/matches/{id}`: must be an object with this `match_id` and a `players` array.
     pub async fn get_match(&self, id: MatchId) -> Result<MatchBody, UpstreamError> {
-        let (raw, value) = self.get_json(&format!("matches/{id}")).await?;
-        if value.get("match_id").and_then(Value::as_u64) != Some(id.get()) {
-            return Err(garbled("match body lacks the requested match_id".into()));
-        }
-        if !value.get("players").is_some_and(Value::is_array) {
-            return Err(garbled("match body has no players array".into()));
-        }
-        Ok(MatchBody {
-            sides: MatchSides::read(&value),
-            raw,
+        self.get_json(&format!("matches/{id}"), move |raw, value| {
+            check_match(id, raw, &value)
         })
+        .await
     }
 
     /// `/players/{id}`: must be an object with a `profile` (OpenDota answers unknown accounts
     /// with `{"profile": null}` style bodies; those are treated as not found).
     pub async fn get_player(&self, id: PlayerId) -> Result<Bytes, UpstreamError> {
-        let (raw, value) = self.get_json(&format!("players/{id}")).await?;
-        if !value.is_object() {
-            return Err(garbled("player body is not an object".into()));
-        }
-        if value.get("profile").is_none_or(Value::is_null) {
-            return Err(UpstreamError::NotFound {
-                service: Service::OpenDota,
-            });
-        }
-        Ok(raw)
+        self.get_json(&format!("players/{id}"), |raw, value| {
+            check_player(raw, &value)
+        })
+        .await
     }
+}
+
+/// A 2xx body as JSON, unless it is not JSON ([`UpstreamError::Garbled`]) or is OpenDota's
+/// explicit "invalid id" answer ([`UpstreamError::InvalidId`]). CPU-heavy for a large body.
+fn parse_json(raw: &[u8]) -> Result<Value, UpstreamError> {
+    let value = serde_json::from_slice(raw).map_err(|e| garbled(not_json_reason(raw, &e)))?;
+    if let Some(message) = invalid_id_in(&value) {
+        return Err(UpstreamError::InvalidId {
+            service: Service::OpenDota,
+            message,
+        });
+    }
+    Ok(value)
+}
+
+/// The checks of a `/matches/{id}` body, and what the pipeline needs from it.
+fn check_match(id: MatchId, raw: Bytes, value: &Value) -> Result<MatchBody, UpstreamError> {
+    if value.get("match_id").and_then(Value::as_u64) != Some(id.get()) {
+        return Err(garbled("match body lacks the requested match_id".into()));
+    }
+    if !value.get("players").is_some_and(Value::is_array) {
+        return Err(garbled("match body has no players array".into()));
+    }
+    Ok(MatchBody {
+        sides: MatchSides::read(value),
+        raw,
+    })
+}
+
+/// The checks of a `/players/{id}` body.
+fn check_player(raw: Bytes, value: &Value) -> Result<Bytes, UpstreamError> {
+    if !value.is_object() {
+        return Err(garbled("player body is not an object".into()));
+    }
+    if value.get("profile").is_none_or(Value::is_null) {
+        return Err(UpstreamError::NotFound {
+            service: Service::OpenDota,
+        });
+    }
+    Ok(raw)
 }
 
 fn garbled(reason: String) -> UpstreamError {
@@ -196,28 +230,41 @@ fn not_json_reason(raw: &[u8], err: &serde_json::Error) -> String {
 }
 
 impl OpenDota {
-    /// A JSON array at `path`.
-    async fn get_array(&self, path: &str) -> Result<Vec<Value>, UpstreamError> {
-        let (_, value) = self.get_json(path).await?;
-        match value {
-            Value::Array(items) => Ok(items),
-            _ => Err(garbled(format!("/{path} is not a JSON array"))),
-        }
+    /// The JSON array at `path`, given to `read` on the blocking pool.
+    async fn get_array<T, F>(&self, path: &str, read: F) -> Result<T, UpstreamError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Vec<Value>) -> T + Send + 'static,
+    {
+        let not_array = format!("/{path} is not a JSON array");
+        self.get_json(path, move |_, value| match value {
+            Value::Array(items) => Ok(read(items)),
+            _ => Err(garbled(not_array)),
+        })
+        .await
     }
 
-    /// A JSON object at `path`.
+    /// A JSON object at `path` (small ones only: the value comes back to the caller's thread).
     async fn get_object(&self, path: &str) -> Result<Value, UpstreamError> {
-        let (_, value) = self.get_json(path).await?;
-        if value.is_object() {
-            Ok(value)
-        } else {
-            Err(garbled(format!("/{path} is not a JSON object")))
-        }
+        let not_object = format!("/{path} is not a JSON object");
+        self.get_json(path, move |_, value| {
+            if value.is_object() {
+                Ok(value)
+            } else {
+                Err(garbled(not_object))
+            }
+        })
+        .await
     }
 
-    /// `/teams/{id}/matches`: every match the team played, with `leagueid` and its side.
-    pub async fn get_team_matches(&self, team: TeamId) -> Result<Vec<Value>, UpstreamError> {
-        self.get_array(&format!("teams/{team}/matches")).await
+    /// `/teams/{id}/matches`: every match the team played, with `leagueid` and its side, given
+    /// to `read` on the blocking pool (a long-lived team has thousands).
+    pub async fn get_team_matches<T, F>(&self, team: TeamId, read: F) -> Result<T, UpstreamError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Vec<Value>) -> T + Send + 'static,
+    {
+        self.get_array(&format!("teams/{team}/matches"), read).await
     }
 
     /// `/teams/{id}`: the team's name and tag.
@@ -235,23 +282,24 @@ impl OpenDota {
         &self,
         league: LeagueId,
     ) -> Result<Vec<MatchId>, UpstreamError> {
-        let items = self
-            .get_array(&format!("leagues/{league}/matchIds"))
-            .await?;
-        Ok(items
-            .iter()
-            .filter_map(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()))
-            .filter_map(MatchId::new)
-            .collect())
+        self.get_array(&format!("leagues/{league}/matchIds"), |items| {
+            items
+                .iter()
+                .filter_map(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()))
+                .filter_map(MatchId::new)
+                .collect()
+        })
+        .await
     }
 
-    /// `/players/{id}/{what}` as an array (`heroes`, `recentMatches`).
+    /// `/players/{id}/{what}` as an array (`heroes`, `recentMatches`: a few hundred entries).
     pub async fn get_player_list(
         &self,
         id: PlayerId,
         what: &str,
     ) -> Result<Vec<Value>, UpstreamError> {
-        self.get_array(&format!("players/{id}/{what}")).await
+        self.get_array(&format!("players/{id}/{what}"), |items| items)
+            .await
     }
 
     /// `/players/{id}/wl`: `{"win": n, "lose": n}`.

@@ -31,6 +31,7 @@ mod rate_limits;
 mod read_path;
 mod restart;
 mod shutdown;
+mod slow_parse;
 mod status_page;
 mod store_degraded;
 mod teams;
