@@ -27,7 +27,7 @@ use crate::config::Settings;
 use crate::domain::ResourceKind;
 #[cfg(feature = "fixture-upstream")]
 use crate::fixture_upstream::{FixtureError, FixtureUpstream};
-use crate::http::ApiState;
+use crate::http::{ApiState, Shared};
 use crate::http::bypass::Bypass;
 use crate::http::hot::HotCache;
 use crate::metrics::MetricsError;
@@ -174,7 +174,7 @@ impl Application {
             .run(shutdown_rx.clone()),
         );
         let bypass = Bypass::new(upstreams.opendota.clone());
-        let state = |closing| ApiState {
+        let state = |closing| ApiState::new(Shared {
             closing,
             store: store.clone(),
             keeper: keeper.clone(),
@@ -186,7 +186,7 @@ impl Application {
             admin_token: settings.admin_token.clone(),
             bypass,
             hot: HotCache::new(settings.hot_cache_mb.saturating_mul(1024 * 1024)),
-        };
+        });
         let http = start::http(settings.http_addr, state, &shutdown_rx).await?;
         tracing::info!(http_addr = %http.addr, nats = %nats_url, "dota-orchestrator is serving");
 

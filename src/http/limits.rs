@@ -58,8 +58,8 @@ fn over(what: OverLimit) -> warp::Rejection {
 }
 
 /// Refuses a request whose target or headers are over their bounds (before routing, so a long
-/// unknown path is a 414, not a 404).
-pub fn bounded_head() -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {
+/// unknown path is a 414, not a 404). Passes the headers on, so they are copied once.
+pub fn bounded_head() -> impl Filter<Extract = (HeaderMap,), Error = warp::Rejection> + Clone {
     let raw_query = warp::query::raw().or(warp::any().map(String::new)).unify();
     warp::path::full()
         .and(raw_query)
@@ -75,10 +75,9 @@ pub fn bounded_head() -> impl Filter<Extract = (), Error = warp::Rejection> + Cl
                 if header_bytes(&headers) > MAX_HEADER_BYTES {
                     return Err(over(OverLimit::Headers));
                 }
-                Ok(())
+                Ok(headers)
             },
         )
-        .untuple_one()
 }
 
 /// Bytes of every header name and value, as a client sent them (less the separators).

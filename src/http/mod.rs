@@ -41,9 +41,12 @@ use reply::ApiError;
 use resources::routes as res;
 use router::{Route, Router};
 
-/// What handlers share. Cheap to clone.
-#[derive(Clone)]
-pub struct ApiState {
+/// What handlers share: one `Arc`, so a request clones one pointer, not every handle inside
+/// (each clone of those is an atomic write on a cache line both worker threads contend for).
+pub type ApiState = std::sync::Arc<Shared>;
+
+/// The handles and settings behind [`ApiState`].
+pub struct Shared {
     pub store: Store,
     pub keeper: Addr<CacheKeeper>,
     pub limiter: Addr<RateLimiter>,

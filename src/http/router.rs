@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use futures::future::BoxFuture;
@@ -81,6 +81,29 @@ pub struct Route {
     pub operation: Operation,
     pub schemas: Schemas,
     handler: Arc<dyn Handler>,
+    metrics: RouteMetrics,
+}
+
+/// Lowest and highest status code a response can have.
+const STATUS_CODES: std::ops::RangeInclusive<u16> = 100..=599;
+
+/// A route's request metrics for its first method, made on first use (the recorder is
+/// installed by then) and kept, so a request neither builds label strings nor looks its series
+/// up in the registry.
+#[derive(Default)]
+struct RouteMetrics {
+    latency: OnceLock<metrics::Histogram>,
+    /// Indexed by status code minus 100.
+    requests: Vec<OnceLock<metrics::Counter>>,
+}
+
+impl RouteMetrics {
+    fn new() -> Self {
+        Self {
+            latency: OnceLock::new(),
+            requests: STATUS_CODES.map(|_| OnceLock::new()).collect(),
+        }
+    }
 }
 
 impl Route {
@@ -100,6 +123,7 @@ impl Route {
             operation: P::operation(),
             schemas,
             handler: Arc::new(handler),
+            metrics: RouteMetrics::new(),
         }
     }
 
@@ -182,7 +206,7 @@ impl Router {
             .await
             .unwrap_or_else(ApiError::into_response);
         // For `/api/events` this is the time to open the stream, not its lifetime.
-        observe(&route.template, &method, started, &resp);
+        route.observe(&method, started, &resp);
         resp
     }
 }
@@ -201,14 +225,39 @@ fn by_template(routes: &[Route]) -> BTreeMap<String, Vec<usize>> {
     by_template
 }
 
-/// Records the request metrics under a route template (never the concrete path).
-fn observe(route: &str, method: &Method, started: Instant, resp: &Response) {
-    let (route, method) = (route.to_string(), method.as_str().to_string());
-    let status = resp.status().as_u16().to_string();
-    metrics::counter!(m::HTTP_REQUESTS, "route" => route.clone(), "method" => method.clone(), "status" => status)
-        .increment(1);
-    metrics::histogram!(m::HTTP_LATENCY, "route" => route, "method" => method)
-        .record(started.elapsed().as_secs_f64());
+impl Route {
+    /// Records the request metrics under the route's template (never the concrete path).
+    fn observe(&self, method: &Method, started: Instant, resp: &Response) {
+        let elapsed = started.elapsed().as_secs_f64();
+        let status = resp.status().as_u16();
+        let cached = self.warp_methods.first() == Some(method);
+        let slot = usize::from(status.saturating_sub(*STATUS_CODES.start()));
+        match (cached, self.metrics.requests.get(slot)) {
+            (true, Some(counter)) => {
+                counter
+                    .get_or_init(|| self.counter(method, status))
+                    .increment(1);
+                self.metrics
+                    .latency
+                    .get_or_init(|| self.histogram(method))
+                    .record(elapsed);
+            }
+            _ => {
+                self.counter(method, status).increment(1);
+                self.histogram(method).record(elapsed);
+            }
+        }
+    }
+
+    fn counter(&self, method: &Method, status: u16) -> metrics::Counter {
+        let (route, method) = (self.template.clone(), method.as_str().to_string());
+        metrics::counter!(m::HTTP_REQUESTS, "route" => route, "method" => method, "status" => status.to_string())
+    }
+
+    fn histogram(&self, method: &Method) -> metrics::Histogram {
+        let (route, method) = (self.template.clone(), method.as_str().to_string());
+        metrics::histogram!(m::HTTP_LATENCY, "route" => route, "method" => method)
+    }
 }
 
 /// Serves `router`, with JSON errors for everything that matches no route.
@@ -223,17 +272,18 @@ pub fn serve(
     limits::bounded_head()
         .and(warp::method())
         .and(warp::path::full())
-        .and_then(move |method: Method, path: warp::path::FullPath| {
-            let found = found.find(&method, path.as_str());
-            async move { found.map(|(index, params)| (method, index, params)) }
-        })
+        .and_then(
+            move |headers: HeaderMap, method: Method, path: warp::path::FullPath| {
+                let found = found.find(&method, path.as_str());
+                async move { found.map(|(index, params)| (headers, method, index, params)) }
+            },
+        )
         .untuple_one()
         .and(raw_query)
         .and(limits::capped_body())
-        .and(warp::header::headers_cloned())
         .and(warp::any().map(move || state.clone()))
         .then(
-            move |method, index, params, raw_query, body, headers: HeaderMap, state| {
+            move |headers: HeaderMap, method, index, params, raw_query, body, state| {
                 let authorization = headers
                     .get(warp::http::header::AUTHORIZATION)
                     .and_then(|v| v.to_str().ok())
