@@ -15,6 +15,7 @@ pub mod limits;
 pub mod openapi;
 pub mod page;
 pub mod params;
+pub mod queue_snapshot;
 pub mod reply;
 pub mod request_id;
 pub mod resources;
@@ -51,6 +52,8 @@ pub struct ApiState {
     pub kinds: Vec<ResourceKind>,
     pub team_players: PlayerSides,
     pub admin_token: Option<AdminToken>,
+    /// The latest queue status, refreshed in the background; `/api/queue/status` reads it.
+    pub queue_status: queue_snapshot::QueueSnapshots,
     /// Direct upstream fetches for GETs while the store is degraded.
     pub bypass: bypass::Bypass,
     /// Turns true when the server starts draining; long-lived replies (`/api/events`) end then.

@@ -47,7 +47,7 @@ async fn a_direct_match_request_overtakes_a_large_team_fan_out() {
     .await
     .expect("the fan-out spent this minute's budget and both workers wait with bulk jobs");
     assert_eq!(t.post("/api/matches/123").await.status(), 202);
-    let status: Value = t.get("/api/queue/status").await.json().await.unwrap();
+    let status: Value = t.queue_status_now().await;
     assert_eq!(
         status["services"]["opendota"]["queuedByPriority"]["interactive"], 1,
         "the direct request waits in its own queue: {status}"
@@ -60,7 +60,7 @@ async fn a_direct_match_request_overtakes_a_large_team_fan_out() {
     })
     .await
     .expect("the direct request is served in the next window");
-    let status: Value = t.get("/api/queue/status").await.json().await.unwrap();
+    let status: Value = t.queue_status_now().await;
     assert!(
         status["services"]["opendota"]["queuedByPriority"]["bulk"]
             .as_u64()

@@ -101,7 +101,7 @@ async fn a_service_limit_above_the_upstreams_absorbs_429s() {
     let stats = t.upstream_stats().await;
     assert!(stats["rateLimited"].as_u64().unwrap() >= 2, "{stats}");
     assert_eq!(stats["failed"], 0, "{stats}");
-    let status: serde_json::Value = t.get("/api/queue/status").await.json().await.unwrap();
+    let status: serde_json::Value = t.queue_status_now().await;
     assert_eq!(status["services"]["opendota"]["failed"], 0);
     assert_eq!(status["services"]["opendota"]["completed"], 22);
     t.shutdown().await;

@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 pub mod fixtures;
-mod queue;
+pub mod queue;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
