@@ -2,9 +2,9 @@
 //! every body says when its snapshot was taken (`asOf`) and is never much older than the
 //! answer; the body has the shape the replaced system's dashboard reads (`activeSignatures` a
 //! count, the list in `activeSignaturesList`, `length`, `processing`); posted work shows up in
-//! a later snapshot, a running import shows as processing and a drained queue as idle; when
-//! JetStream cannot be read the route turns 503 rather than serve old numbers, and recovers.
-
+//! a later snapshot, a running import (and a job waiting to be retried) shows as processing
+//! and a drained queue as idle; when JetStream cannot be read the route turns 503 rather than
+//! serve old numbers, and recovers.
 use crate::common;
 
 use std::cell::RefCell;
@@ -194,6 +194,35 @@ async fn a_running_import_shows_as_processing_and_a_drained_queue_as_idle() {
         idle["services"]["opendota"]["completed"], 33,
         "three matches and their thirty players: {idle}"
     );
+    t.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn a_job_waiting_to_be_retried_counts_as_processing() {
+    let fx = Fixtures::new();
+    fx.match_with_players(7201, &[None; 10]);
+    // Retried after 1-3 s (the delay is jittered): a window in which the job is delivered and
+    // not acked, yet nobody fetches it.
+    let t = spawn_app_with(fx, FixtureConfig::default(), |s| {
+        s.retry.base_delay = Duration::from_secs(2);
+        s.retry.max_delay = Duration::from_secs(2);
+    })
+    .await;
+    t.fault("/opendota/matches/7201", 500, Some(1), None).await;
+    assert_eq!(t.post("/api/matches/7201").await.status(), 202);
+    let waiting = wait_for(WAIT, || async {
+        let s = status(&t).await;
+        assert_consistent(&s);
+        let od = &s["services"]["opendota"];
+        (od["inFlight"] == 0 && od["unacked"] == 1).then_some(s)
+    })
+    .await
+    .expect("a snapshot of the job waiting out its retry delay");
+    assert_eq!(
+        waiting["services"]["opendota"]["processing"], true,
+        "{waiting}"
+    );
+    t.get_when_ready("/api/matches/7201").await;
     t.shutdown().await;
 }
 
