@@ -5,6 +5,7 @@
 //! a later snapshot, a running import (and a job waiting to be retried) shows as processing
 //! and a drained queue as idle; when JetStream cannot be read the route turns 503 rather than
 //! serve old numbers, and recovers.
+
 use crate::common;
 
 use std::cell::RefCell;
