@@ -56,13 +56,17 @@ pub struct ServiceStatus {
     pub active_signatures: usize,
     /// The signatures being fetched right now.
     pub active_signatures_list: Vec<Signature>,
+    /// Jobs done since start.
     pub completed: u64,
+    /// Jobs that failed for good since start.
     pub failed: u64,
+    /// The rate budget; `None` if the limiter has none for this service.
     pub budget: Option<BudgetSnapshot>,
     /// Jobs waiting in JetStream, both priorities: the same number as `queued`, under the
     /// name the dashboard of the system this replaces reads.
     pub length: u64,
-    /// True while jobs are being fetched or delivered and not yet acked.
+    /// True while jobs are being fetched, or delivered and not yet acked (such as a job
+    /// waiting to be retried).
     pub processing: bool,
 }
 
