@@ -179,7 +179,7 @@ impl Application {
         let queue_collector = QueueCollector {
             queue: pipeline.queue.clone(),
             kinds: KINDS.to_vec(),
-            limiter: upstreams.limiter.clone(),
+            limiter: upstreams.limiter,
             activity: activity.clone(),
         };
         let state = |closing, queue_status| ApiState {
@@ -187,10 +187,8 @@ impl Application {
             queue_status,
             store: store.clone(),
             keeper: keeper.clone(),
-            limiter: upstreams.limiter,
             pipeline,
             metrics,
-            kinds: KINDS.to_vec(),
             team_players: settings.team_players,
             admin_token: settings.admin_token.clone(),
             bypass,

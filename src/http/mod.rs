@@ -32,9 +32,7 @@ use warp::reply::Response;
 
 use crate::actors::cache_keeper::CacheKeeper;
 use crate::actors::pipeline::Pipeline;
-use crate::actors::rate_limiter::RateLimiter;
 use crate::config::{AdminToken, PlayerSides};
-use crate::domain::ResourceKind;
 use crate::store::Store;
 use reply::ApiError;
 use resources::routes as res;
@@ -45,11 +43,8 @@ use router::{Route, Router};
 pub struct ApiState {
     pub store: Store,
     pub keeper: Addr<CacheKeeper>,
-    pub limiter: Addr<RateLimiter>,
     pub pipeline: Pipeline,
     pub metrics: PrometheusHandle,
-    /// Job kinds this instance has queues for.
-    pub kinds: Vec<ResourceKind>,
     pub team_players: PlayerSides,
     pub admin_token: Option<AdminToken>,
     /// The latest queue status, refreshed in the background; `/api/queue/status` reads it.

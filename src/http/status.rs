@@ -1,6 +1,7 @@
 //! Operational routes: `/api/queue/status` (per-service queue, in-flight work, counters and
-//! rate budget, served from the background snapshot of `queue_snapshot`), `/healthz` (process up), `/readyz` (NATS connected, redb open; `degraded` while
-//! redb writes fail), `/metrics`.
+//! rate budget, served from the background snapshot of [`super::queue_snapshot`]), `/healthz`
+//! (process up), `/readyz` (NATS connected, redb open; `degraded` while redb writes fail),
+//! `/metrics`.
 
 use std::collections::BTreeMap;
 

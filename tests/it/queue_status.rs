@@ -239,7 +239,10 @@ impl Resume {
 
 impl Drop for Resume {
     fn drop(&mut self) {
-        self.now();
+        // No assertion here: this may run while the test is already panicking.
+        let _ = Command::new("kill")
+            .args(["-CONT", &self.0.to_string()])
+            .status();
     }
 }
 
