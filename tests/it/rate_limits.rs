@@ -26,10 +26,13 @@ async fn import_two_matches(t: &common::TestApp) -> u32 {
         )
     {
         wait_for(WAIT, || async {
+            if t.get(&path).await.status() == 200 {
+                return Some(());
+            }
             if t.hurry_to_next_window().await {
                 hurried.set(hurried.get() + 1);
             }
-            (t.get(&path).await.status() == 200).then_some(())
+            None
         })
         .await
         .unwrap_or_else(|| panic!("{path} never became ready"));
