@@ -5,7 +5,7 @@ Starts one fixture upstream and one service, runs the demo team import to comple
 sends sequential requests from one client thread (after a warm-up) to:
   GET  /api/matches/{id}    ready match, the stored OpenDota JSON (~14 KB)
   POST /api/matches/{id}    ready match, {"status":"ready"}
-  GET  /api/queue/status    JetStream depth + limiter snapshot
+  GET  /api/queue/status    the latest background snapshot (JetStream depth, work, budgets)
   GET  /api/teams/{team}/matches?leagueId=..   the team view the dashboard polls
 on one keep-alive connection (http.client), and GET /api/matches/{id} once more with a new
 connection per request (urllib, like bench 1's poller), and, as a floor for client + loopback

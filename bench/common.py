@@ -8,6 +8,7 @@ Only loopback addresses are used; every wait is bounded by a deadline.
 """
 
 import atexit
+import datetime
 import http.client
 import json
 import math
@@ -201,6 +202,22 @@ def request(method, addr, path, timeout=10.0):
         return status, json.loads(body)
     except ValueError:
         return status, None
+
+
+def queue_status_now(addr, timeout_s=10.0):
+    """`/api/queue/status` from a snapshot taken after this call. The service refreshes the
+    snapshot in the background (every 0.5 s); `asOf` says when it was taken, so an answer is
+    accepted only once its `asOf` is later than the call. None if none comes in `timeout_s`."""
+    since = datetime.datetime.now(datetime.timezone.utc)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status, body = request("GET", addr, "/api/queue/status")
+        as_of = body.get("asOf") if status == 200 and isinstance(body, dict) else None
+        # fromisoformat takes a trailing "Z" from Python 3.11 on; replacing it works before too.
+        if as_of and datetime.datetime.fromisoformat(as_of.replace("Z", "+00:00")) > since:
+            return body
+        time.sleep(0.05)
+    return None
 
 
 def keepalive(addr):

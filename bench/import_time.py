@@ -28,8 +28,8 @@ def progress_complete(p):
 
 
 def budget(svc, service_name):
-    _, status = common.request("GET", svc.addr, "/api/queue/status")
-    services = (status or {}).get("services", {}) if isinstance(status, dict) else {}
+    status = common.queue_status_now(svc.addr)
+    services = (status or {}).get("services", {})
     return (services.get(service_name) or {}).get("budget")
 
 

@@ -82,7 +82,7 @@ def main():
                for kind, paths, expect, conns in plan]
     kinds = {kind: dict(parse(kind, proc), connections=conns, paths=paths, expect=expect)
              for (kind, proc), (_, paths, expect, conns) in zip(running, plan)}
-    _, queue = common.request("GET", svc.addr, "/api/queue/status")
+    queue = common.queue_status_now(svc.addr)
     result = {
         "connections": args.connections,
         "duration_s": args.duration,

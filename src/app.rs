@@ -4,9 +4,10 @@
 //!
 //! Start order: metrics → (demo fixture upstream) → NATS (embedded or external) → redb →
 //! RateLimiter → CacheKeeper → JetStream queue → re-publish claims left by a crash →
-//! fetchers → HTTP. Stop: fetchers stop pulling and nak the jobs in hand (a slow upstream
-//! does not hold up the stop), HTTP stops accepting (open event streams end), CacheKeeper
-//! lets go of the database file, then nats-server is stopped.
+//! fetchers → first queue status snapshot → HTTP. Stop: fetchers stop pulling and nak the
+//! jobs in hand (a slow upstream does not hold up the stop), HTTP stops accepting (open event
+//! streams end), the background tasks end, CacheKeeper lets go of the database file, then
+//! nats-server is stopped.
 
 mod start;
 
@@ -27,9 +28,10 @@ use crate::config::Settings;
 use crate::domain::ResourceKind;
 #[cfg(feature = "fixture-upstream")]
 use crate::fixture_upstream::{FixtureError, FixtureUpstream};
-use crate::http::{ApiState, Shared};
 use crate::http::bypass::Bypass;
 use crate::http::hot::HotCache;
+use crate::http::queue_snapshot::QueueCollector;
+use crate::http::{ApiState, Shared};
 use crate::metrics::MetricsError;
 use crate::store::{Store, StoreError, StoreHealth};
 use crate::upstream::error::UpstreamError;
@@ -116,6 +118,7 @@ pub struct Application {
     embedded: Option<EmbeddedNats>,
     #[cfg(feature = "fixture-upstream")]
     fixture: Option<FixtureUpstream>,
+    queue_status: JoinHandle<()>,
     gauges: JoinHandle<()>,
     team_watch: JoinHandle<()>,
 }
@@ -174,20 +177,27 @@ impl Application {
             .run(shutdown_rx.clone()),
         );
         let bypass = Bypass::new(upstreams.opendota.clone());
-        let state = |closing| ApiState::new(Shared {
-            closing,
-            store: store.clone(),
-            keeper: keeper.clone(),
-            limiter: upstreams.limiter,
-            pipeline,
-            metrics,
+        let queue_collector = QueueCollector {
+            queue: pipeline.queue.clone(),
             kinds: KINDS.to_vec(),
-            team_players: settings.team_players,
-            admin_token: settings.admin_token.clone(),
-            bypass,
-            hot: HotCache::new(settings.hot_cache_mb.saturating_mul(1024 * 1024)),
-        });
-        let http = start::http(settings.http_addr, state, &shutdown_rx).await?;
+            limiter: upstreams.limiter,
+            activity: activity.clone(),
+        };
+        let state = |closing, queue_status| {
+            ApiState::new(Shared {
+                closing,
+                queue_status,
+                store: store.clone(),
+                keeper: keeper.clone(),
+                pipeline,
+                metrics,
+                team_players: settings.team_players,
+                admin_token: settings.admin_token.clone(),
+                bypass,
+                hot: HotCache::new(settings.hot_cache_mb.saturating_mul(1024 * 1024)),
+            })
+        };
+        let http = start::http(settings.http_addr, queue_collector, state, &shutdown_rx).await?;
         tracing::info!(http_addr = %http.addr, nats = %nats_url, "dota-orchestrator is serving");
 
         Ok(Self {
@@ -206,6 +216,7 @@ impl Application {
             embedded,
             #[cfg(feature = "fixture-upstream")]
             fixture,
+            queue_status: http.queue_status,
             gauges: http.gauges,
             team_watch,
         })
@@ -249,6 +260,7 @@ impl Application {
             embedded,
             #[cfg(feature = "fixture-upstream")]
             fixture,
+            queue_status,
             gauges,
             team_watch,
             ..
@@ -275,6 +287,7 @@ impl Application {
             tracing::warn!("HTTP connections did not close in time; dropping them");
             http_task.abort();
         }
+        let _ = queue_status.await;
         let _ = gauges.await;
         let _ = team_watch.await;
         drop(keeper);

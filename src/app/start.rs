@@ -24,6 +24,7 @@ use crate::bus::embedded::{EmbeddedNats, EmbeddedNatsConfig};
 use crate::config::{NatsAuth, NatsMode, Settings};
 #[cfg(feature = "fixture-upstream")]
 use crate::fixture_upstream::{FixtureConfig, FixtureUpstream};
+use crate::http::queue_snapshot::{QueueCollector, QueueSnapshots};
 use crate::http::{self, ApiState};
 use crate::upstream::client::UpstreamClient;
 use crate::upstream::dotabuff::Dotabuff;
@@ -283,18 +284,23 @@ pub(super) struct Http {
     /// Turns true just before the HTTP drain, so event streams end instead of holding it up.
     pub closing: watch::Sender<bool>,
     pub task: JoinHandle<()>,
-    /// Refreshes the queue, NATS and store gauges until shutdown.
+    /// Refreshes the queue status snapshot (and the queue gauges) until shutdown.
+    pub queue_status: JoinHandle<()>,
+    /// Refreshes the NATS and store gauges until shutdown.
     pub gauges: JoinHandle<()>,
 }
 
-/// Binds `addr` (port 0: any free port) and serves the API on it.
+/// Takes the first queue status snapshot, then binds `addr` (port 0: any free port) and serves
+/// the API on it.
 pub(super) async fn http(
     addr: SocketAddr,
-    state: impl FnOnce(watch::Receiver<bool>) -> ApiState,
+    queue: QueueCollector,
+    state: impl FnOnce(watch::Receiver<bool>, QueueSnapshots) -> ApiState,
     shutdown: &watch::Receiver<bool>,
 ) -> Result<Http, AppError> {
     let (closing, closing_rx) = watch::channel(false);
-    let state = state(closing_rx);
+    let (snapshots, queue_status) = queue.start(shutdown.clone()).await;
+    let state = state(closing_rx, snapshots);
     let gauges = tokio::spawn(http::status::refresh_gauges(
         state.clone(),
         shutdown.clone(),
@@ -315,6 +321,7 @@ pub(super) async fn http(
         stop,
         closing,
         task: tokio::spawn(server.run()),
+        queue_status,
         gauges,
     })
 }

@@ -16,6 +16,7 @@ pub mod limits;
 pub mod openapi;
 pub mod page;
 pub mod params;
+pub mod queue_snapshot;
 pub mod reply;
 pub mod representation;
 pub mod request_id;
@@ -33,9 +34,7 @@ use warp::reply::Response;
 
 use crate::actors::cache_keeper::CacheKeeper;
 use crate::actors::pipeline::Pipeline;
-use crate::actors::rate_limiter::RateLimiter;
 use crate::config::{AdminToken, PlayerSides};
-use crate::domain::ResourceKind;
 use crate::store::Store;
 use reply::ApiError;
 use resources::routes as res;
@@ -49,13 +48,12 @@ pub type ApiState = std::sync::Arc<Shared>;
 pub struct Shared {
     pub store: Store,
     pub keeper: Addr<CacheKeeper>,
-    pub limiter: Addr<RateLimiter>,
     pub pipeline: Pipeline,
     pub metrics: PrometheusHandle,
-    /// Job kinds this instance has queues for.
-    pub kinds: Vec<ResourceKind>,
     pub team_players: PlayerSides,
     pub admin_token: Option<AdminToken>,
+    /// The latest queue status, refreshed in the background; `/api/queue/status` reads it.
+    pub queue_status: queue_snapshot::QueueSnapshots,
     /// Direct upstream fetches for GETs while the store is degraded.
     pub bypass: bypass::Bypass,
     /// Turns true when the server starts draining; long-lived replies (`/api/events`) end then.

@@ -1,6 +1,7 @@
 //! Operational routes: `/api/queue/status` (per-service queue, in-flight work, counters and
-//! rate budget), `/healthz` (process up), `/readyz` (NATS connected, redb open; `degraded` while
-//! redb writes fail), `/metrics`.
+//! rate budget, served from the background snapshot of [`super::queue_snapshot`]), `/healthz`
+//! (process up), `/readyz` (NATS connected, redb open; `degraded` while redb writes fail),
+//! `/metrics`.
 
 use std::collections::BTreeMap;
 
@@ -12,91 +13,26 @@ use warp::reply::Response;
 use super::ApiState;
 use super::bodies::{Health, HealthStatus, Readiness, ReadyState};
 use super::openapi::responses::Unavailable;
+use super::queue_snapshot::ServiceStatus;
 use super::reply::{ApiError, json, typed};
 use super::router::Request;
 use crate::actors::cache_keeper::ProbeWrite;
-use crate::actors::rate_limiter::{BudgetSnapshot, Snapshot};
-use crate::domain::{Priority, Service, Signature};
 use crate::metrics as m;
 
 // Fields in alphabetical order, as the `json!` map this replaced wrote them.
-/// Every upstream service's queue, work and budget.
-#[derive(Serialize, ToSchema)]
-pub struct QueueStatus {
-    /// By service (`opendota`, `dotabuff`).
-    pub services: BTreeMap<&'static str, ServiceStatus>,
-    /// RFC 3339.
-    #[schema(format = DateTime)]
-    pub timestamp: String,
-}
-
-/// One service's queue, work and budget.
+/// Every upstream service's queue, work and budget, from the latest background snapshot.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct ServiceStatus {
-    /// Jobs waiting in JetStream, both priorities.
-    pub queued: u64,
-    /// By priority (`interactive`, `bulk`).
-    pub queued_by_priority: BTreeMap<&'static str, u64>,
-    /// Jobs delivered by JetStream and not yet acked.
-    pub unacked: u64,
-    /// Jobs being fetched right now.
-    pub in_flight: usize,
-    pub active_signatures: Vec<Signature>,
-    pub completed: u64,
-    pub failed: u64,
-    pub budget: Option<BudgetSnapshot>,
-}
-
-/// Reads queue depth from JetStream, activity from the pipeline and budgets from the
-/// RateLimiter, and updates the matching gauges on the way.
-pub async fn collect(state: &ApiState) -> Result<BTreeMap<&'static str, ServiceStatus>, ApiError> {
-    let depth = state
-        .pipeline
-        .queue
-        .depth(&state.kinds)
-        .await
-        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
-    let budgets = state.limiter.send(Snapshot).await?;
-    let mut services = BTreeMap::new();
-    for service in Service::ALL {
-        let mut by_priority: BTreeMap<&'static str, u64> =
-            Priority::ALL.iter().map(|p| (p.as_str(), 0)).collect();
-        let mut unacked = 0;
-        for d in depth.iter().filter(|d| d.kind.service() == service) {
-            *by_priority.entry(d.priority.as_str()).or_insert(0) += d.pending;
-            unacked += d.ack_pending;
-        }
-        for (priority, n) in &by_priority {
-            metrics::gauge!(m::QUEUE_DEPTH, "service" => service.as_str(), "priority" => *priority)
-                .set(*n as f64);
-        }
-        metrics::gauge!(m::QUEUE_IN_FLIGHT, "service" => service.as_str()).set(unacked as f64);
-        let budget = budgets.iter().find(|b| b.service == service).cloned();
-        if let Some(b) = &budget {
-            metrics::gauge!(m::RATE_LIMIT_REMAINING, "service" => service.as_str(), "window" => "minute")
-                .set(f64::from(b.remaining_minute));
-            if let Some(day) = b.remaining_day {
-                metrics::gauge!(m::RATE_LIMIT_REMAINING, "service" => service.as_str(), "window" => "day")
-                    .set(f64::from(day));
-            }
-        }
-        let activity = state.pipeline.activity.snapshot(service);
-        services.insert(
-            service.as_str(),
-            ServiceStatus {
-                queued: by_priority.values().sum(),
-                queued_by_priority: by_priority,
-                unacked,
-                in_flight: activity.active_signatures.len(),
-                active_signatures: activity.active_signatures.into_iter().collect(),
-                completed: activity.completed,
-                failed: activity.failed,
-                budget,
-            },
-        );
-    }
-    Ok(services)
+pub struct QueueStatus<'a> {
+    /// When the snapshot was taken (RFC 3339, UTC, milliseconds): the body reflects every
+    /// change made before then. Refreshed in the background at least once a second.
+    #[schema(format = DateTime)]
+    pub as_of: String,
+    /// By service (`opendota`, `dotabuff`).
+    pub services: &'a BTreeMap<&'static str, ServiceStatus>,
+    /// When this answer was made (RFC 3339).
+    #[schema(format = DateTime)]
+    pub timestamp: String,
 }
 
 #[utoipa::path(
@@ -104,15 +40,19 @@ pub async fn collect(state: &ApiState) -> Result<BTreeMap<&'static str, ServiceS
     path = "/api/queue/status",
     tag = "operations",
     summary = "Per-service queue depth, in-flight work, counters and rate budget",
+    description = "Served from a snapshot the service refreshes in the background at least \
+        once a second; `asOf` says when it was taken. While JetStream cannot be read the last \
+        snapshot is served for a few seconds, then 503.",
     responses(
         (status = 200, description = "Status of every upstream service.", body = QueueStatus),
         Unavailable
     )
 )]
 pub async fn get_queue_status(state: ApiState, _: Request) -> Result<Response, ApiError> {
-    let services = collect(&state).await?;
+    let snapshot = state.queue_status.latest()?;
     let body = QueueStatus {
-        services,
+        as_of: snapshot.as_of_rfc3339(),
+        services: &snapshot.services,
         timestamp: chrono::Utc::now().to_rfc3339(),
     };
     Ok(json(StatusCode::OK, &body))
@@ -132,8 +72,8 @@ pub async fn get_healthz(_: ApiState, _: Request) -> Result<Response, ApiError> 
     Ok(json(StatusCode::OK, &body))
 }
 
-/// How often gauges that come from elsewhere (JetStream, the limiter, the redb file) are
-/// refreshed between scrapes.
+/// How often the NATS, store size and store health gauges are refreshed between scrapes. The
+/// queue and rate budget gauges follow every queue snapshot instead (`queue_snapshot`).
 pub const GAUGE_REFRESH: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Refreshes the gauges every [`GAUGE_REFRESH`] until `shutdown` turns true.
@@ -143,9 +83,6 @@ pub async fn refresh_gauges(state: ApiState, mut shutdown: tokio::sync::watch::R
         tokio::select! {
             _ = tick.tick() => {}
             _ = shutdown.wait_for(|stop| *stop) => return,
-        }
-        if let Err(err) = collect(&state).await {
-            tracing::debug!(%err, "gauge refresh skipped");
         }
         probe_store(&state).await;
         update_local_gauges(&state);

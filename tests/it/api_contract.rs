@@ -68,17 +68,21 @@ async fn health_readiness_status_and_metrics_answer() {
     assert_eq!(ready["redb"], true);
     let status: Value = t.get("/api/queue/status").await.json().await.unwrap();
     assert!(status["timestamp"].is_string());
+    assert!(status["asOf"].is_string());
     for service in ["opendota", "dotabuff"] {
         let s = &status["services"][service];
         for field in [
             "queued",
+            "length",
             "inFlight",
             "activeSignatures",
             "completed",
             "failed",
         ] {
-            assert!(!s[field].is_null(), "{service}.{field}: {status}");
+            assert!(s[field].is_u64(), "{service}.{field}: {status}");
         }
+        assert!(s["activeSignaturesList"].is_array(), "{service}: {status}");
+        assert!(s["processing"].is_boolean(), "{service}: {status}");
     }
     let budget = &status["services"]["opendota"]["budget"];
     assert_eq!(budget["limitPerMinute"], 6000);

@@ -27,6 +27,7 @@ mod negative_cache;
 mod openapi;
 mod pipeline;
 mod priority;
+mod queue_status;
 mod rate_limits;
 mod read_path;
 mod restart;

@@ -47,20 +47,26 @@ async fn a_direct_match_request_overtakes_a_large_team_fan_out() {
     .await
     .expect("the fan-out spent this minute's budget and both workers wait with bulk jobs");
     assert_eq!(t.post("/api/matches/123").await.status(), 202);
-    let status: Value = t.get("/api/queue/status").await.json().await.unwrap();
+    let status: Value = t.queue_status_now().await;
     assert_eq!(
         status["services"]["opendota"]["queuedByPriority"]["interactive"], 1,
         "the direct request waits in its own queue: {status}"
     );
 
-    // The next window: the two bulk jobs in hand go first, then the interactive one.
+    // The next window: the two bulk jobs in hand go first, then the interactive one. The clock
+    // is moved once, to just before the next window; the one after it is a minute away, so
+    // the direct request must be served in the next window and the counts below are read
+    // before any later window starts.
+    assert!(
+        t.hurry_to_next_window().await,
+        "this minute's budget is spent"
+    );
     wait_for(WAIT, || async {
-        t.hurry_to_next_window().await;
         (t.get("/api/matches/123").await.status() == 200).then_some(())
     })
     .await
     .expect("the direct request is served in the next window");
-    let status: Value = t.get("/api/queue/status").await.json().await.unwrap();
+    let status: Value = t.queue_status_now().await;
     assert!(
         status["services"]["opendota"]["queuedByPriority"]["bulk"]
             .as_u64()

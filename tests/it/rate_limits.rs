@@ -26,10 +26,13 @@ async fn import_two_matches(t: &common::TestApp) -> u32 {
         )
     {
         wait_for(WAIT, || async {
+            if t.get(&path).await.status() == 200 {
+                return Some(());
+            }
             if t.hurry_to_next_window().await {
                 hurried.set(hurried.get() + 1);
             }
-            (t.get(&path).await.status() == 200).then_some(())
+            None
         })
         .await
         .unwrap_or_else(|| panic!("{path} never became ready"));
@@ -101,7 +104,7 @@ async fn a_service_limit_above_the_upstreams_absorbs_429s() {
     let stats = t.upstream_stats().await;
     assert!(stats["rateLimited"].as_u64().unwrap() >= 2, "{stats}");
     assert_eq!(stats["failed"], 0, "{stats}");
-    let status: serde_json::Value = t.get("/api/queue/status").await.json().await.unwrap();
+    let status: serde_json::Value = t.queue_status_now().await;
     assert_eq!(status["services"]["opendota"]["failed"], 0);
     assert_eq!(status["services"]["opendota"]["completed"], 22);
     t.shutdown().await;

@@ -28,17 +28,19 @@ fn artifact(name: &str) -> PathBuf {
     common::repo_path("target/test-artifacts").join(name)
 }
 
-/// True once the service table shows numbers from at least one `/api/queue/status` answer.
+/// True once the service table shows numbers and the snapshot time (`asOf`) from at least one
+/// `/api/queue/status` answer.
 const TABLE_FILLED: &str = r#"(() => {
   const text = (id) => document.getElementById(id).textContent;
   const row = {
-    queued: text('opendota-queued'), inFlight: text('opendota-inflight'),
+    state: text('opendota-state'), queued: text('opendota-queued'), inFlight: text('opendota-inflight'),
     completed: text('opendota-completed'), failed: text('opendota-failed'),
     budgetMinute: text('opendota-budget-minute'), budgetDay: text('opendota-budget-day'),
     dotabuffQueued: text('dotabuff-queued'), dotabuffMinute: text('dotabuff-budget-minute'),
     updated: text('status-updated'),
   };
-  const numeric = /^\d/.test(row.queued) && /^\d/.test(row.completed) && /^\d/.test(row.dotabuffQueued)
+  const numeric = /^(idle|queued|processing)$/.test(row.state) && /^data as of /.test(row.updated)
+    && /^\d/.test(row.queued) && /^\d/.test(row.completed) && /^\d/.test(row.dotabuffQueued)
     && /^[\d,]+ \/ [\d,]+/.test(row.budgetMinute) && /^[\d,]+ \/ [\d,]+/.test(row.budgetDay)
     && /\/min/.test(row.dotabuffMinute);
   return numeric ? row : null;
@@ -102,6 +104,7 @@ async fn open_status_page(test: &str) -> Option<(DemoApp, Chromium)> {
     )
     .await;
     assert_eq!(row["queued"], "0", "nothing queued yet: {row}");
+    assert_eq!(row["state"], "idle", "{row}");
     assert!(
         row["budgetMinute"]
             .as_str()
@@ -141,6 +144,7 @@ async fn status_page_is_served_as_self_contained_html() {
         "progress-text",
         "feed",
         "opendota-queued",
+        "opendota-state",
         "dotabuff-budget-minute",
     ] {
         assert!(html.contains(&format!("id=\"{id}\"")), "#{id} missing");

@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 pub mod fixtures;
-mod queue;
+pub mod queue;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -258,12 +258,11 @@ impl TestApp {
     /// When the service's OpenDota budget is paused for more than a second (spent, or a 429,
     /// until the next calendar minute), moves the shared clock to 300 ms before that minute
     /// ends: the window is still crossed for real, by the service and the fixture alike, but
-    /// the wait is short. Returns whether the clock was moved.
+    /// the wait is short. Returns whether the clock was moved. The pause is read from a status
+    /// snapshot taken after the call: an older one may still show the pause of a window the
+    /// clock has already left, and moving the clock on it would skip a whole window.
     pub async fn hurry_to_next_window(&self) -> bool {
-        let status: Value = match self.get("/api/queue/status").await.json().await {
-            Ok(status) => status,
-            Err(_) => return false,
-        };
+        let status = self.queue_status_now().await;
         let paused_ms = status["services"]["opendota"]["budget"]["pausedForMs"]
             .as_u64()
             .unwrap_or(0);
