@@ -82,17 +82,7 @@ class Child:
             pass
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=STOP_GRACE_S)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-                _kill_orphan_nats(self.data_dir)
-        if self in _children:
-            _children.remove(self)
-        self.log.close()
+        _terminate(self, lambda: _kill_orphan_nats(self.data_dir))
 
 
 class Daemon:
@@ -107,16 +97,22 @@ class Daemon:
         _children.append(self)
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=STOP_GRACE_S)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-        if self in _children:
-            _children.remove(self)
-        self.log.close()
+        _terminate(self, lambda: None)
+
+
+def _terminate(child, after_kill):
+    """SIGTERM, then SIGKILL (and `after_kill`) once the grace period has passed."""
+    if child.proc.poll() is None:
+        child.proc.send_signal(signal.SIGTERM)
+        try:
+            child.proc.wait(timeout=STOP_GRACE_S)
+        except subprocess.TimeoutExpired:
+            child.proc.kill()
+            child.proc.wait(timeout=5)
+            after_kill()
+    if child in _children:
+        _children.remove(child)
+    child.log.close()
 
 
 def _kill_orphan_nats(data_dir):

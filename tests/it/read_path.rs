@@ -35,6 +35,18 @@ async fn get_with(t: &common::TestApp, path: &str, headers: &[(&str, &str)]) -> 
     req.send().await.unwrap()
 }
 
+/// Invalidates one stored resource through the API.
+async fn invalidate(t: &common::TestApp, kind: &str, id: &str) {
+    let resp = t
+        .http
+        .post(format!("{}/api/cache/invalidate", t.base))
+        .json(&json!({"items": [{"type": kind, "id": id}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+}
+
 fn gunzip(bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     flate2::read::GzDecoder::new(bytes)
@@ -156,14 +168,7 @@ async fn no_stale_body_is_served_after_an_invalidation_or_a_refetch() {
         write_generation(&t.fixtures, generation);
         // Invalidate through the API or force through a POST, alternately.
         if generation % 2 == 1 {
-            let resp = t
-                .http
-                .post(format!("{}/api/cache/invalidate", t.base))
-                .json(&json!({"items": [{"type": "matches", "id": "9100"}]}))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(resp.status(), 200);
+            invalidate(&t, "matches", "9100").await;
         } else {
             assert_eq!(t.post("/api/matches/9100?force=true").await.status(), 202);
         }
@@ -372,14 +377,7 @@ async fn the_team_view_has_a_progress_only_form_and_an_etag() {
     // A player's refetch changes the view's summaries only if its data changed; a failure
     // changes the progress, and with it the tag.
     t.fault("/opendota/players/95003", 404, None, None).await;
-    let resp = t
-        .http
-        .post(format!("{}/api/cache/invalidate", t.base))
-        .json(&json!({"items": [{"type": "players", "id": "95003"}]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    invalidate(&t, "players", "95003").await;
     assert_eq!(t.post("/api/players/95003/data").await.status(), 202);
     t.wait_drained().await;
     let changed = get_with(&t, &path, &[("if-none-match", &etag)]).await;
