@@ -30,6 +30,7 @@ use crate::domain::ResourceKind;
 use crate::fixture_upstream::{FixtureError, FixtureUpstream};
 use crate::http::bypass::Bypass;
 use crate::http::hot::HotCache;
+use crate::http::live::RecentEvents;
 use crate::http::queue_snapshot::QueueCollector;
 use crate::http::{ApiState, Shared};
 use crate::metrics::MetricsError;
@@ -121,6 +122,9 @@ pub struct Application {
     queue_status: JoinHandle<()>,
     gauges: JoinHandle<()>,
     team_watch: JoinHandle<()>,
+    /// Keeps the last ready/failed events for pages that open.
+    recent_events: JoinHandle<()>,
+    hot: HotCache,
 }
 
 impl Application {
@@ -177,12 +181,22 @@ impl Application {
             .run(shutdown_rx.clone()),
         );
         let bypass = Bypass::new(upstreams.opendota.clone());
+        let recent = RecentEvents::default();
+        let recent_events = tokio::spawn({
+            let (recent, nats, shutdown) = (recent.clone(), nats.clone(), shutdown_rx.clone());
+            async move {
+                if let Err(err) = recent.follow(nats, shutdown).await {
+                    tracing::warn!(%err, "the recent-events list stays empty");
+                }
+            }
+        });
         let queue_collector = QueueCollector {
             queue: pipeline.queue.clone(),
             kinds: KINDS.to_vec(),
             limiter: upstreams.limiter,
             activity: activity.clone(),
         };
+        let hot = HotCache::new(settings.hot_cache_mb.saturating_mul(1024 * 1024));
         let state = |closing, queue_status| {
             ApiState::new(Shared {
                 closing,
@@ -194,7 +208,8 @@ impl Application {
                 team_players: settings.team_players,
                 admin_token: settings.admin_token.clone(),
                 bypass,
-                hot: HotCache::new(settings.hot_cache_mb.saturating_mul(1024 * 1024)),
+                hot: hot.clone(),
+                recent: recent.clone(),
             })
         };
         let http = start::http(settings.http_addr, queue_collector, state, &shutdown_rx).await?;
@@ -219,7 +234,15 @@ impl Application {
             queue_status: http.queue_status,
             gauges: http.gauges,
             team_watch,
+            recent_events,
+            hot,
         })
+    }
+
+    /// The hot cache of ready responses (its usage is also on `/metrics`, whose registry is
+    /// shared by every instance in a process).
+    pub fn hot_cache(&self) -> &HotCache {
+        &self.hot
     }
 
     /// Where the HTTP API listens (the real port when 0 was asked for).
@@ -263,6 +286,7 @@ impl Application {
             queue_status,
             gauges,
             team_watch,
+            recent_events,
             ..
         } = self;
         let deadline = tokio::time::Instant::now() + STOP_BUDGET;
@@ -290,6 +314,7 @@ impl Application {
         let _ = queue_status.await;
         let _ = gauges.await;
         let _ = team_watch.await;
+        let _ = recent_events.await;
         drop(keeper);
         wait_until(deadline, || activity.busy() == 0, "jobs in hand to finish").await;
         wait_until(

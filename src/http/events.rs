@@ -146,6 +146,16 @@ impl Default for Streams {
     }
 }
 
+impl Streams {
+    /// A slot for one more open stream, or a 503 when all [`MAX_STREAMS`] are taken.
+    pub fn acquire(&self) -> Result<OwnedSemaphorePermit, ApiError> {
+        self.0
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| ApiError::Unavailable("too many open event streams".to_string()))
+    }
+}
+
 #[utoipa::path(
     get,
     path = "/api/events",
@@ -170,10 +180,7 @@ pub async fn get_events(
 ) -> Result<Response, ApiError> {
     let query = req.query()?;
     let filter = KindFilter::parse(&query)?;
-    let permit = streams
-        .0
-        .try_acquire_owned()
-        .map_err(|_| ApiError::Unavailable("too many open event streams".to_string()))?;
+    let permit = streams.acquire()?;
     // Subscribe before answering, so every event published after the client sees the
     // response headers reaches it.
     let nats = &state.pipeline.nats;

@@ -224,8 +224,13 @@ impl HotCache {
         }
     }
 
-    /// Sets the hot cache gauges.
-    pub fn export_gauges(&self) {
+    /// The bound, in bytes.
+    pub fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    /// Bytes and entries held now (after the caches' pending bookkeeping has run).
+    pub fn usage(&self) -> (u64, u64) {
         let (mut bytes, mut entries) = (0, 0);
         if let Some(cache) = &self.resources {
             cache.run_pending_tasks();
@@ -237,6 +242,12 @@ impl HotCache {
             bytes += cache.weighted_size();
             entries += cache.entry_count();
         }
+        (bytes, entries)
+    }
+
+    /// Sets the hot cache gauges.
+    pub fn export_gauges(&self) {
+        let (bytes, entries) = self.usage();
         metrics::gauge!(m::HOT_CACHE_BYTES).set(bytes as f64);
         metrics::gauge!(m::HOT_CACHE_ENTRIES).set(entries as f64);
         metrics::gauge!(m::HOT_CACHE_CAPACITY_BYTES).set(self.capacity as f64);

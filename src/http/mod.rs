@@ -13,6 +13,7 @@ pub mod events;
 pub mod hot;
 pub mod invalidate;
 pub mod limits;
+pub mod live;
 pub mod openapi;
 pub mod page;
 pub mod params;
@@ -24,6 +25,7 @@ pub mod resources;
 pub mod router;
 pub mod status;
 pub mod teams;
+pub mod ws;
 
 use std::convert::Infallible;
 
@@ -60,6 +62,8 @@ pub struct Shared {
     pub closing: tokio::sync::watch::Receiver<bool>,
     /// Ready responses in memory (see [`hot`]).
     pub hot: hot::HotCache,
+    /// The last ready/failed events, for pages that open (see [`live`]).
+    pub recent: live::RecentEvents,
 }
 
 /// When an admin token is configured, the request must carry `Authorization: Bearer <token>`.
@@ -97,9 +101,14 @@ pub fn table() -> Vec<Route> {
         Route::new::<teams::__path_post_team_matches>(teams::post_team_matches),
         Route::new::<invalidate::__path_post_invalidate>(invalidate::post_invalidate),
         Route::new::<status::__path_get_queue_status>(status::get_queue_status),
-        Route::new::<events::__path_get_events>(move |state, req| {
-            events::get_events(state, req, streams.clone())
+        Route::new::<events::__path_get_events>({
+            let streams = streams.clone();
+            move |state, req| events::get_events(state, req, streams.clone())
         }),
+        Route::new::<live::__path_get_queue_events>(move |state, req| {
+            live::get_queue_events(state, req, streams.clone())
+        }),
+        Route::new::<ws::__path_get_ws>(ws::get_ws),
         Route::new::<openapi::__path_get_openapi>(openapi::get_openapi),
         Route::new::<status::__path_get_healthz>(status::get_healthz),
         Route::new::<status::__path_get_readyz>(status::get_readyz),
@@ -123,7 +132,11 @@ pub fn route_list() -> Vec<(String, String)> {
 
 /// Every route, with JSON errors for everything that matches none.
 pub fn routes(state: ApiState) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
-    router::serve(Router::new(table()), state)
+    // WebSocket upgrades need the raw request, so they are taken before the router; a plain
+    // GET of `/api/ws` falls through to the router (426).
+    ws::upgrade(state.clone(), events::Streams::default())
+        .or(router::serve(Router::new(table()), state))
+        .unify()
 }
 
 #[cfg(test)]

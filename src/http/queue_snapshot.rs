@@ -132,6 +132,12 @@ struct Latest {
 pub struct QueueSnapshots(watch::Receiver<Latest>);
 
 impl QueueSnapshots {
+    /// Waits until the collector publishes again (a snapshot or an error); false once the
+    /// collector has stopped.
+    pub async fn changed(&mut self) -> bool {
+        self.0.changed().await.is_ok()
+    }
+
     /// The latest snapshot, if it is at most [`STALE_AFTER`] old.
     pub fn latest(&self) -> Result<Arc<QueueSnapshot>, ApiError> {
         let latest = self.0.borrow();

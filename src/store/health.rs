@@ -3,12 +3,15 @@
 //! recovers by itself once the disk takes writes again; `/readyz`, `/metrics` and the GET
 //! bypass read it. Tests (and `--demo`) can also make writes fail on purpose.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Shared write health of one database (see the module docs).
 #[derive(Debug, Default)]
 pub struct StoreHealth {
     degraded: AtomicBool,
+    /// Write transactions asked for, committed or not (this database's share of the
+    /// process-wide `dota_store_writes_total`).
+    writes: AtomicU64,
     /// A write failed on I/O: redb must be reopened before it takes another write.
     needs_reopen: AtomicBool,
     /// Test-only fault switch: while true every write fails before it begins.
@@ -17,6 +20,15 @@ pub struct StoreHealth {
 }
 
 impl StoreHealth {
+    /// Write transactions asked of this database so far.
+    pub fn writes(&self) -> u64 {
+        self.writes.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn count_write(&self) {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// True from a failed write until the next committed one.
     pub fn degraded(&self) -> bool {
         self.degraded.load(Ordering::Relaxed)

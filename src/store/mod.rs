@@ -274,6 +274,7 @@ impl Store {
         &self,
         f: impl FnOnce(&mut Tx<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        self.health.count_write();
         let out = self.try_write(f);
         let result = if out.is_ok() { "ok" } else { "error" };
         metrics::counter!(crate::metrics::STORE_WRITES, "result" => result).increment(1);

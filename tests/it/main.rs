@@ -21,6 +21,7 @@ mod fault_mix;
 mod fixture_upstream;
 mod invalidation;
 mod leagues_stats;
+mod live;
 mod logs;
 mod nats_auth;
 mod negative_cache;
