@@ -5,6 +5,7 @@
 //! clock set just before a UTC midnight; the test moves it past midnight once the import has
 //! paused, so the day boundary is crossed for real in a few seconds.
 
+use crate::chromium;
 use crate::common;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -69,6 +70,55 @@ async fn opendota_calls(t: &common::TestApp) -> (u64, u64) {
     (requests.sum(), stats["rateLimited"].as_u64().unwrap_or(0))
 }
 
+/// The status page (in headless Chromium, when there is one) says the day's budget is spent
+/// and that the import started from its form waits for it.
+async fn status_page_shows_the_pause(t: &common::TestApp, resets_at: &str) {
+    let Some(binary) = chromium::find_or_skip("day_budget status page") else {
+        return;
+    };
+    let mut browser = chromium::Chromium::launch(&binary).await;
+    browser.navigate(&format!("{}/", t.base)).await;
+    browser
+        .eval(&format!(
+            "(() => {{ document.getElementById('import-team').value = '{TEAM}'; \
+              document.getElementById('import-league').value = '{LEAGUE}'; \
+              document.getElementById('import-start').click(); }})()"
+        ))
+        .await;
+    // `2026-12-01T00:00:00Z` reads `2026-12-01 00:00 UTC` on the page.
+    let when = format!("{} UTC", resets_at[..16].replace('T', " "));
+    // Polled by hand: `wait_for` takes a closure, which cannot lend out the browser.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let shown = loop {
+        let texts = browser
+            .eval(
+                "[document.getElementById('opendota-budget-day').textContent, \
+                  document.getElementById('progress-text').textContent]",
+            )
+            .await;
+        let (day, progress) = (texts[0].as_str(), texts[1].as_str());
+        if let (Some(day), Some(progress)) = (day, progress)
+            && day.contains("spent")
+            && progress.contains("waiting")
+        {
+            break Some((day.to_string(), progress.to_string()));
+        }
+        if tokio::time::Instant::now() > deadline {
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    browser.close().await;
+    let (day, progress) = shown.expect("the status page shows the spent day and the paused import");
+    assert_eq!(day, format!("0 / {DAILY_LIMIT} · spent, resets {when}"));
+    assert!(
+        progress.ends_with(&format!(
+            "waiting for the next day's budget, resumes {when}"
+        )),
+        "{progress}"
+    );
+}
+
 #[actix_rt::test]
 async fn an_import_beyond_the_days_budget_pauses_at_midnight_and_resumes_by_itself() {
     let (clock, midnight) = clock_before_midnight();
@@ -125,6 +175,7 @@ async fn an_import_beyond_the_days_budget_pauses_at_midnight_and_resumes_by_itse
         "{status}"
     );
     assert_eq!(opendota_calls(&t).await, (u64::from(DAILY_LIMIT), 0));
+    status_page_shows_the_pause(&t, &resets_at).await;
 
     // Past midnight: nobody asks, the import finishes by itself.
     t.clock.set(midnight + Duration::from_secs(1));
