@@ -11,7 +11,7 @@
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use actix::{Actor, Addr, Context, Handler, Message, MessageResult};
 use futures::future::BoxFuture;
@@ -85,6 +85,10 @@ pub struct BudgetSnapshot {
     pub limit_per_day: Option<u32>,
     /// Calls left in the current UTC day; `None` where there is no day budget.
     pub remaining_day: Option<u32>,
+    /// The UTC day's budget and when it resets; `None` where there is no day budget. While
+    /// `remaining` is 0, every call waits until `resetsAt` (imports pause and then resume by
+    /// themselves).
+    pub day: Option<DayBudget>,
     /// How long until the next call could be granted; 0 if one could go now.
     pub paused_for_ms: u64,
     /// Grants since start.
@@ -92,6 +96,34 @@ pub struct BudgetSnapshot {
     /// Acquires answered with [`Grant::Wait`] since start.
     pub waits_total: u64,
 }
+
+/// One service's budget for the current UTC day, in a [`BudgetSnapshot`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DayBudget {
+    /// Configured calls per UTC day.
+    pub limit: u32,
+    /// Calls left today; 0 means the day is spent and calls wait for `resetsAt`.
+    pub remaining: u32,
+    /// When the day budget is whole again: the next UTC midnight on the service's clock
+    /// (RFC 3339, UTC, whole seconds).
+    #[schema(format = DateTime)]
+    pub resets_at: String,
+}
+
+impl DayBudget {
+    /// `Some(resetsAt)` while the day's budget is spent.
+    pub fn spent_until(&self) -> Option<&str> {
+        (self.remaining == 0).then_some(self.resets_at.as_str())
+    }
+}
+
+/// Longest a waiting caller sleeps before it asks again, however long it was told to wait
+/// (up to a day when the day budget is spent). The sleep runs on the monotonic clock, which
+/// stops while the host is suspended and does not follow a stepped wall clock; asking again
+/// every minute keeps a resume at most this late, for one mailbox message per waiting caller
+/// a minute.
+pub const MAX_SLEEP: Duration = Duration::from_secs(60);
 
 /// How long Dotabuff gets no calls after it answers 429. Its bot protection escalates when pushed,
 /// so back off well beyond the normal spacing rather than probe again in 2 s.
@@ -161,6 +193,11 @@ impl RateLimiter {
                 remaining_minute: opendota_remaining.minute,
                 limit_per_day: Some(self.opendota.per_day()),
                 remaining_day: Some(opendota_remaining.day),
+                day: Some(DayBudget {
+                    limit: self.opendota.per_day(),
+                    remaining: opendota_remaining.day,
+                    resets_at: rfc3339_secs(self.opendota.day_resets_at(now)),
+                }),
                 paused_for_ms: millis(opendota_wait),
                 granted_total: self.opendota_counters.granted_total,
                 waits_total: self.opendota_counters.waits_total,
@@ -171,6 +208,7 @@ impl RateLimiter {
                 remaining_minute: u32::from(dotabuff_wait.is_zero()),
                 limit_per_day: None,
                 remaining_day: None,
+                day: None,
                 paused_for_ms: millis(dotabuff_wait),
                 granted_total: self.dotabuff_counters.granted_total,
                 waits_total: self.dotabuff_counters.waits_total,
@@ -184,6 +222,11 @@ fn at_least_one(name: &'static str, limit: u32) -> NonZeroU32 {
         tracing::warn!(limit = name, "rate limit of 0 raised to 1");
         NonZeroU32::MIN
     })
+}
+
+/// `at` as RFC 3339 in UTC, whole seconds (`2026-12-01T00:00:00Z`).
+fn rfc3339_secs(at: SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(at).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 fn millis(d: Duration) -> u64 {
@@ -271,9 +314,9 @@ impl LimiterBudget {
         Self { limiter, clock }
     }
 
-    /// Loops [`Acquire`] until granted, sleeping the told waits (`tokio::time::sleep`), or
-    /// less when the clock is moved meanwhile. Returns the total time waited. Fails only if
-    /// the limiter is gone.
+    /// Loops [`Acquire`] until granted, sleeping the told waits (`tokio::time::sleep`, at
+    /// most [`MAX_SLEEP`] at a time), or less when the clock is moved meanwhile. Returns the
+    /// total time waited. Fails only if the limiter is gone.
     async fn acquire_loop(&self, service: Service) -> Result<Duration, BudgetUnavailable> {
         let mut waited = Duration::ZERO;
         loop {
@@ -287,6 +330,7 @@ impl LimiterBudget {
             match grant {
                 Grant::Granted => return Ok(waited),
                 Grant::Wait(wait) => {
+                    let wait = wait.min(MAX_SLEEP);
                     let started = tokio::time::Instant::now();
                     waited += tokio::select! {
                         () = tokio::time::sleep(wait) => wait,
@@ -404,6 +448,8 @@ mod tests {
         let opendota = find(&snapshots, Service::OpenDota);
         assert_eq!(opendota.remaining_minute, 0);
         assert_eq!(opendota.remaining_day, Some(2990));
+        let day = opendota.day.as_ref().expect("OpenDota has a day budget");
+        assert_eq!((day.remaining, day.spent_until()), (2990, None));
         assert_eq!(opendota.paused_for_ms, 50_050);
         assert_eq!((opendota.granted_total, opendota.waits_total), (10, 1));
     }
@@ -421,8 +467,14 @@ mod tests {
         let opendota = find(&snapshots, Service::OpenDota);
         assert_eq!(opendota.remaining_minute, 5);
         assert_eq!(opendota.remaining_day, Some(0));
-        // Day spent: the wait runs to the next UTC midnight.
+        // Day spent: the wait runs to the next UTC midnight, and the snapshot says when.
         assert!(opendota.paused_for_ms > 80_000_000);
+        let day = opendota.day.as_ref().expect("OpenDota has a day budget");
+        assert_eq!((day.limit, day.remaining), (3000, 0));
+        assert_eq!(day.spent_until(), Some("2024-10-05T00:00:00Z"));
+        let json = serde_json::to_value(opendota).unwrap();
+        assert_eq!(json["day"]["resetsAt"], "2024-10-05T00:00:00Z");
+        assert_eq!(json["day"]["remaining"], 0);
 
         let limiter = RateLimiter::new(limits(60, 30), ten_seconds_into_a_minute()).start();
         limiter
@@ -466,6 +518,7 @@ mod tests {
         assert_eq!(json["service"], "dotabuff");
         assert_eq!(json["limitPerMinute"], 600);
         assert!(json["remainingDay"].is_null());
+        assert!(json["day"].is_null());
         assert!(json.get("pausedForMs").is_some());
     }
 

@@ -225,6 +225,13 @@ impl FixedWindows {
         }
     }
 
+    /// When the UTC day that contains `now` ends: the next UTC midnight, where the day budget
+    /// is whole again.
+    pub fn day_resets_at(&self, now: SystemTime) -> SystemTime {
+        let t = since_epoch(now);
+        UNIX_EPOCH + self.day.start_of(self.day.index_at(t).saturating_add(1))
+    }
+
     fn roll(&mut self, now: SystemTime) {
         let t = since_epoch(now);
         self.minute.roll_to(self.minute.index_at(t));
@@ -402,7 +409,9 @@ mod tests {
             Duration::from_millis(secs(DAY_SECS) - now_ms) + WINDOW_MARGIN
         );
         assert_eq!(w.remaining(at(now_ms)), Remaining { minute: 60, day: 0 });
+        assert_eq!(w.day_resets_at(at(now_ms)), at(secs(DAY_SECS)));
         // Next UTC day: both budgets are back.
+        assert_eq!(w.day_resets_at(at(secs(DAY_SECS))), at(secs(2 * DAY_SECS)));
         assert_eq!(w.try_acquire(at(secs(DAY_SECS))), Ok(()));
         assert_eq!(
             w.remaining(at(secs(DAY_SECS))),

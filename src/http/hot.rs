@@ -8,7 +8,9 @@
 //! which it was last known current: while that epoch reads the same no write has touched the
 //! signature since, and otherwise the entry is checked against redb's metadata (one small read)
 //! before it is used. A view remembers the global epoch it was built at and is rebuilt when any
-//! write happened since. Freshness (the TTL) is checked on every use.
+//! write happened since; it also remembers the day's budget it showed (`waitingForBudget`),
+//! which changes without any write, and is rebuilt when that changed. Freshness (the TTL) is
+//! checked on every use.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -81,6 +83,8 @@ pub struct ViewEntry {
     pub epoch: u64,
     /// The team record's metadata (its freshness is checked on every use).
     pub record: EntryMeta,
+    /// The day's budget the view was rendered with: `Some(resetsAt)` while it was spent.
+    pub day_spent_until: Option<String>,
     tag: ContentTag,
     identity: Bytes,
     gzip: OnceLock<Bytes>,
@@ -88,10 +92,16 @@ pub struct ViewEntry {
 }
 
 impl ViewEntry {
-    pub fn new(epoch: u64, record: EntryMeta, body: Vec<u8>) -> Self {
+    pub fn new(
+        epoch: u64,
+        record: EntryMeta,
+        day_spent_until: Option<String>,
+        body: Vec<u8>,
+    ) -> Self {
         Self {
             epoch,
             record,
+            day_spent_until,
             tag: ContentTag::of(&body),
             identity: body.into(),
             gzip: OnceLock::new(),
@@ -209,11 +219,18 @@ impl HotCache {
         Ok(Some(entry))
     }
 
-    /// The rendered view `key` if no write happened since it was rendered and its record is
-    /// still fresh.
-    pub fn view(&self, store: &Store, key: (Signature, ViewPart)) -> Option<Arc<ViewEntry>> {
+    /// The rendered view `key` if no write happened since it was rendered, it was rendered
+    /// with the same day's budget (`day_spent_until`, see [`ViewEntry::day_spent_until`]) and
+    /// its record is still fresh.
+    pub fn view(
+        &self,
+        store: &Store,
+        key: (Signature, ViewPart),
+        day_spent_until: Option<&str>,
+    ) -> Option<Arc<ViewEntry>> {
         let entry = self.views.as_ref()?.get(&key)?;
         let current = entry.epoch == store.epochs().global()
+            && entry.day_spent_until.as_deref() == day_spent_until
             && store.is_fresh(key.0.kind(), &entry.record, now_ms());
         current.then_some(entry)
     }
@@ -303,4 +320,40 @@ async fn load(served: Served, epoch: u64, will_cache: bool) -> Option<HotEntry> 
         Ok(e) => entry(e.tag, body, Some(e.gzip), Some(e.br)),
         Err(_) => entry(ContentTag::of(&body), body, None, None),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Ttls;
+    use crate::domain::{LeagueId, TeamId};
+    use crate::store::Extras;
+
+    /// A rendered view is reused only with the day's budget it was rendered with: the budget
+    /// changes without any write to the store, so the epoch alone would keep showing an old
+    /// `waitingForBudget`.
+    #[test]
+    fn a_view_is_not_reused_once_the_days_budget_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.redb"), Ttls::default()).unwrap();
+        let sig = Signature::Team(TeamId::new(9).unwrap(), LeagueId::new(5).unwrap());
+        store
+            .write(|tx| tx.put_entry(&sig, b"{}", Extras::default(), now_ms()))
+            .unwrap();
+        let meta = store.meta(&sig).unwrap().expect("stored");
+        let hot = HotCache::new(1 << 20);
+        let key = (sig, ViewPart::Progress);
+        let epoch = store.epochs().global();
+        let spent = Some("2026-12-01T00:00:00Z".to_string());
+        let entry = ViewEntry::new(epoch, meta, spent.clone(), b"{}".to_vec());
+        hot.put_view(key, Arc::new(entry));
+
+        assert!(hot.view(&store, key, spent.as_deref()).is_some());
+        assert!(hot.view(&store, key, None).is_none(), "the day reset");
+        assert!(
+            hot.view(&store, key, Some("2026-12-02T00:00:00Z"))
+                .is_none(),
+            "spent again, another day"
+        );
+    }
 }

@@ -88,6 +88,13 @@ impl QueueSnapshot {
         self.as_of.to_rfc3339_opts(SecondsFormat::Millis, true)
     }
 
+    /// `Some(resetsAt)` while `service`'s day budget is spent (its calls wait for the next
+    /// UTC day); `None` while calls can go today or it has no day budget.
+    pub fn day_spent_until(&self, service: Service) -> Option<String> {
+        let budget = self.services.get(service.as_str())?.budget.as_ref()?;
+        budget.day.as_ref()?.spent_until().map(str::to_string)
+    }
+
     /// Sets the queue depth, in-flight and rate budget gauges from this snapshot.
     fn set_gauges(&self) {
         for (service, status) in &self.services {

@@ -2,6 +2,8 @@
 //! as `{"leagueId": "..."}`). POST answers `ready` with the match IDs or queues the import; GET
 //! serves the team record with live progress and summaries, or `queued`. `force=true`
 //! re-scrapes and cascades to every match and player (admin token required when configured).
+//! The progress says `waitingForBudget` while OpenDota's day budget is spent (read from the
+//! latest queue snapshot, not the store), and a cached view is rebuilt when that changes.
 
 use std::sync::Arc;
 
@@ -23,7 +25,7 @@ use super::reply::{ApiError, json};
 use super::representation::{Representation, preferred};
 use super::resources::{self, FRESH, STALE_REFRESHING, Verb};
 use super::router::Request;
-use crate::domain::{Fanout, LeagueId, MatchId, Signature, TeamId};
+use crate::domain::{Fanout, LeagueId, MatchId, Service, Signature, TeamId};
 use crate::encoding::ContentTag;
 use crate::metrics as m;
 use crate::team::record::TeamRecord;
@@ -82,7 +84,7 @@ async fn degraded_reply(
         && let Some(record) = stored_record(state, &sig)?
     {
         let fresh = state.store.fresh(&sig)?.unwrap_or(false);
-        let body = render(state, record, part).await?;
+        let body = render(state, record, part, day_spent_until(state)).await?;
         let mut resp = respond_once(body, headers, FRESH);
         super::degraded::mark_stored_cache_status(&mut resp, fresh);
         return Ok(resp);
@@ -90,17 +92,35 @@ async fn degraded_reply(
     Err(super::degraded::cannot_queue(sig))
 }
 
+/// `Some(resetsAt)` while the import's next calls wait for the next UTC day: the matches and
+/// players of an import are OpenDota calls, and only OpenDota has a day budget. From the latest
+/// queue snapshot (at most `queue_snapshot::REFRESH` behind the limiter); none while that is
+/// unavailable.
+fn day_spent_until(state: &ApiState) -> Option<String> {
+    let snapshot = state.queue_status.latest().ok()?;
+    snapshot.day_spent_until(Service::OpenDota)
+}
+
 /// Renders the view of `record` on the blocking pool (a 300-match league reads a few thousand
-/// summaries and writes hundreds of KB).
-async fn render(state: &ApiState, record: TeamRecord, part: ViewPart) -> Result<Vec<u8>, ApiError> {
+/// summaries and writes hundreds of KB), with the day's budget `day_spent_until`.
+async fn render(
+    state: &ApiState,
+    record: TeamRecord,
+    part: ViewPart,
+    day_spent_until: Option<String>,
+) -> Result<Vec<u8>, ApiError> {
     let (store, sides) = (state.store.clone(), state.team_players);
     let rendered = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, ApiError> {
         let body = match part {
-            ViewPart::Full => TeamViewBody::Full(view::build(&store, record, sides)?),
+            ViewPart::Full => {
+                let mut full = view::build(&store, record, sides)?;
+                full.progress = full.progress.with_day_budget(day_spent_until);
+                TeamViewBody::Full(full)
+            }
             ViewPart::Progress => TeamViewBody::Progress(TeamProgressView {
                 team_id: record.team_id,
                 league_id: record.league_id,
-                progress: view::progress(&store, &record, sides)?,
+                progress: view::progress(&store, &record, sides)?.with_day_budget(day_spent_until),
             }),
         };
         serde_json::to_vec(&body)
@@ -131,7 +151,8 @@ async fn fresh_view(
     headers: &HeaderMap,
 ) -> Result<Option<Response>, ApiError> {
     let key = (sig, part);
-    let entry = match state.hot.view(&state.store, key) {
+    let day = day_spent_until(state);
+    let entry = match state.hot.view(&state.store, key, day.as_deref()) {
         Some(entry) => entry,
         None => {
             // Loaded before anything is read: a write after it makes this rendering outdated.
@@ -141,8 +162,8 @@ async fn fresh_view(
             };
             let record: TeamRecord = serde_json::from_slice(stored.body())
                 .map_err(|e| ApiError::internal("the stored team record is unreadable", e))?;
-            let body = render(state, record, part).await?;
-            let entry = Arc::new(ViewEntry::new(epoch, *stored.meta(), body));
+            let body = render(state, record, part, day.clone()).await?;
+            let entry = Arc::new(ViewEntry::new(epoch, *stored.meta(), day, body));
             state.hot.put_view(key, entry.clone());
             entry
         }
@@ -305,7 +326,7 @@ async fn handle(state: ApiState, verb: Verb, req: Request) -> Result<Response, A
         )),
         Verb::Get => match record {
             Some(record) => {
-                let body = render(&state, record, part).await?;
+                let body = render(&state, record, part, day_spent_until(&state)).await?;
                 let status = if prepared.fresh {
                     FRESH
                 } else {

@@ -1,6 +1,8 @@
 //! What GET on a team import shows: the stored record plus live progress (matches and players
 //! ready / total / failed) and short summaries of the ready ones. Built from one redb read
-//! snapshot, from the summaries stored beside the bodies (see [`super::summary`]).
+//! snapshot, from the summaries stored beside the bodies (see [`super::summary`]). Whether the
+//! import waits for the next UTC day's budget is not in the store: the HTTP route adds it
+//! ([`Progress::with_day_budget`]) from the rate limiter's latest snapshot.
 
 use std::collections::BTreeSet;
 
@@ -15,7 +17,7 @@ use crate::domain::{Fanout, LeagueId, MatchId, PlayerId, Signature, TeamId};
 use crate::store::{Snapshot, Store, StoreError};
 
 /// Import progress. `failed` counts matches and players whose last attempt failed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Progress {
     pub matches_ready: usize,
@@ -23,6 +25,13 @@ pub struct Progress {
     pub players_ready: usize,
     pub players_total: usize,
     pub failed: usize,
+    /// True while the import is incomplete and OpenDota's budget for the UTC day is spent:
+    /// its next calls wait for `resumesAt`, and it then goes on by itself.
+    pub waiting_for_budget: bool,
+    /// While `waitingForBudget`: when the next UTC day's budget opens (RFC 3339, UTC).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    pub resumes_at: Option<String>,
     #[serde(skip)]
     matches_failed: usize,
     #[serde(skip)]
@@ -34,6 +43,14 @@ impl Progress {
     pub fn is_complete(&self) -> bool {
         self.matches_ready + self.matches_failed == self.matches_total
             && self.players_ready + self.players_failed == self.players_total
+    }
+
+    /// Adds the day's budget: `day_spent_until` is `Some(resetsAt)` while OpenDota's budget for
+    /// the UTC day is spent. Only an incomplete import waits for it.
+    pub fn with_day_budget(mut self, day_spent_until: Option<String>) -> Self {
+        self.resumes_at = day_spent_until.filter(|_| !self.is_complete());
+        self.waiting_for_budget = self.resumes_at.is_some();
+        self
     }
 }
 
@@ -276,5 +293,36 @@ mod tests {
         // The team's side only: player 12 played dire.
         let side = progress(&store, &record, PlayerSides::Team).unwrap();
         assert_eq!(side.players_total, 1);
+    }
+
+    #[test]
+    fn only_an_incomplete_import_waits_for_a_spent_day_budget() {
+        let midnight = Some("2026-12-01T00:00:00Z".to_string());
+        let incomplete = Progress {
+            matches_total: 2,
+            matches_ready: 1,
+            ..Progress::default()
+        };
+        let waiting = incomplete.clone().with_day_budget(midnight.clone());
+        assert!(waiting.waiting_for_budget);
+        assert_eq!(waiting.resumes_at, midnight);
+        let json = serde_json::to_value(&waiting).unwrap();
+        assert_eq!(json["waitingForBudget"], true);
+        assert_eq!(json["resumesAt"], "2026-12-01T00:00:00Z");
+
+        let budget_left = incomplete.with_day_budget(None);
+        assert!(!budget_left.waiting_for_budget);
+        let json = serde_json::to_value(&budget_left).unwrap();
+        assert_eq!(json["waitingForBudget"], false);
+        assert!(json.get("resumesAt").is_none());
+
+        let complete = Progress {
+            matches_total: 1,
+            matches_ready: 1,
+            ..Progress::default()
+        }
+        .with_day_budget(midnight);
+        assert!(!complete.waiting_for_budget);
+        assert_eq!(complete.resumes_at, None);
     }
 }

@@ -12,6 +12,7 @@ mod api_contract;
 mod bounded_input;
 mod crash_restart;
 mod dashboards;
+mod day_budget;
 mod demo;
 mod demo_data_set;
 mod embedded_nats;
