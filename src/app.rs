@@ -23,7 +23,7 @@ use crate::actors::cache_keeper::CacheKeeper;
 use crate::actors::pipeline::{Activity, Pipeline, PipelineError};
 use crate::actors::team_watch::TeamWatch;
 use crate::bus::embedded::{EmbeddedNats, EmbeddedNatsError};
-use crate::bus::queue::{BusError, JobQueue};
+use crate::bus::queue::{BusError, JobQueue, MAX_BATCH};
 use crate::config::Settings;
 use crate::domain::ResourceKind;
 #[cfg(feature = "fixture-upstream")]
@@ -154,7 +154,9 @@ impl Application {
             nats.clone(),
             &KINDS,
             settings.retry.max_attempts,
-            u32::try_from(settings.workers * 2).unwrap_or(u32::MAX),
+            // Room for every job the lanes may run plus a batch held per priority.
+            u32::try_from(settings.max_in_flight.max(settings.workers) * 2 + 2 * MAX_BATCH)
+                .unwrap_or(u32::MAX),
         )
         .await?;
         let activity = Arc::new(Activity::default());

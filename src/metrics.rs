@@ -23,6 +23,10 @@ pub const QUEUE_IN_FLIGHT: &str = "dota_queue_in_flight";
 pub const UPSTREAM_REQUESTS: &str = "dota_upstream_requests_total";
 /// Upstream request latency. Labels: service.
 pub const UPSTREAM_LATENCY: &str = "dota_upstream_request_duration_seconds";
+/// Upstream calls in flight (waiting for budget or on the wire). Labels: service.
+pub const UPSTREAM_IN_FLIGHT: &str = "dota_upstream_in_flight";
+/// The adaptive limit on jobs (and so calls) in flight. Labels: service.
+pub const UPSTREAM_IN_FLIGHT_LIMIT: &str = "dota_upstream_in_flight_limit";
 /// Times a call had to wait for rate budget. Labels: service.
 pub const RATE_LIMIT_WAITS: &str = "dota_rate_limit_waits_total";
 /// How long each upstream call waited for rate budget (0 when it went at once); `_sum` is the
@@ -114,6 +118,14 @@ pub fn describe() {
     describe_gauge!(QUEUE_IN_FLIGHT, "Jobs delivered and not yet acked.");
     describe_counter!(UPSTREAM_REQUESTS, "Upstream HTTP requests by status class.");
     describe_histogram!(UPSTREAM_LATENCY, "Upstream request latency in seconds.");
+    describe_gauge!(
+        UPSTREAM_IN_FLIGHT,
+        "Upstream calls in flight (waiting for budget or on the wire)."
+    );
+    describe_gauge!(
+        UPSTREAM_IN_FLIGHT_LIMIT,
+        "Adaptive limit on upstream calls in flight (budget left, rate x latency, --max-in-flight)."
+    );
     describe_counter!(
         RATE_LIMIT_WAITS,
         "Times a call had to wait for rate budget."
@@ -188,6 +200,9 @@ fn export_counters_at_zero() {
     }
     for service in Service::ALL.map(Service::as_str) {
         metrics::counter!(RATE_LIMIT_WAITS, "service" => service).increment(0);
+        // Gauges too: the lanes set their real values when the app builds.
+        metrics::gauge!(UPSTREAM_IN_FLIGHT, "service" => service).set(0.0);
+        metrics::gauge!(UPSTREAM_IN_FLIGHT_LIMIT, "service" => service).set(0.0);
         for class in STATUS_CLASSES {
             metrics::counter!(UPSTREAM_REQUESTS, "service" => service, "status_class" => class)
                 .increment(0);

@@ -18,7 +18,7 @@ use crate::actors::match_fetcher::{MatchFetcher, MatchJobs};
 use crate::actors::pipeline::Pipeline;
 use crate::actors::player_fetcher::{PlayerFetcher, PlayerJobs};
 use crate::actors::player_stats_fetcher::{PlayerStatsFetcher, PlayerStatsJobs};
-use crate::actors::rate_limiter::{LimiterBudget, RateLimiter};
+use crate::actors::rate_limiter::{BudgetSnapshot, LimiterBudget, RateLimiter, Snapshot};
 use crate::actors::team_importer::{TeamImporter, TeamJobs};
 use crate::bus::embedded::{EmbeddedNats, EmbeddedNatsConfig};
 use crate::config::{NatsAuth, NatsMode, Settings};
@@ -28,6 +28,7 @@ use crate::http::queue_snapshot::{QueueCollector, QueueSnapshots};
 use crate::http::{self, ApiState};
 use crate::upstream::client::UpstreamClient;
 use crate::upstream::dotabuff::Dotabuff;
+use crate::upstream::in_flight::{InFlight, Lane};
 use crate::upstream::opendota::OpenDota;
 
 /// In demo mode, starts the fixture upstream over the demo data set on a free local port and
@@ -156,9 +157,10 @@ fn connect_hint(kind: async_nats::ConnectErrorKind, tls: bool) -> &'static str {
     }
 }
 
-/// The upstream APIs, every call within one rate budget.
+/// The upstream APIs, every call within one rate budget and its service's in-flight lane.
 pub(super) struct Upstreams {
     pub limiter: Addr<RateLimiter>,
+    pub in_flight: InFlight,
     pub opendota: OpenDota,
     pub dotabuff: Dotabuff,
 }
@@ -168,9 +170,12 @@ pub(super) fn upstreams(settings: &Settings) -> Result<Upstreams, AppError> {
     let (limits, clock) = (settings.limits, settings.clock.clone());
     let limiter = Supervisor::start(move |_| RateLimiter::new(limits, clock.clone()));
     let budget = LimiterBudget::new(limiter.clone(), settings.clock.clone());
-    let client = UpstreamClient::new(Arc::new(budget)).map_err(AppError::UpstreamClient)?;
+    let in_flight = InFlight::new(settings.max_in_flight, limits.opendota_per_minute);
+    let client = UpstreamClient::new(Arc::new(budget), in_flight.clone())
+        .map_err(AppError::UpstreamClient)?;
     Ok(Upstreams {
         limiter,
+        in_flight,
         opendota: OpenDota::new(
             client.clone(),
             &settings.opendota_url,
@@ -192,21 +197,45 @@ pub(super) struct Fetchers {
 fn fetcher<J: FetchJobs>(
     jobs: J,
     pipeline: &Pipeline,
-    workers: usize,
+    lane: &Arc<Lane>,
     shutdown: &watch::Receiver<bool>,
 ) -> Addr<Fetcher<J>> {
-    let (pipeline, shutdown) = (pipeline.clone(), shutdown.clone());
-    Supervisor::start(move |_| Fetcher::new(jobs, pipeline, workers, shutdown))
+    let (pipeline, lane, shutdown) = (pipeline.clone(), lane.clone(), shutdown.clone());
+    Supervisor::start(move |_| Fetcher::new(jobs, pipeline, lane.clone(), shutdown))
 }
 
-/// Starts one supervised fetcher per job kind.
+/// Calls a service's budget can grant right now: none while it is paused, else what is left
+/// of both its minute and its day.
+fn grantable(budget: &BudgetSnapshot) -> u32 {
+    if budget.paused_for_ms > 0 {
+        return 0;
+    }
+    budget
+        .remaining_minute
+        .min(budget.remaining_day.unwrap_or(u32::MAX))
+}
+
+/// Starts one supervised fetcher per job kind, and the task that keeps the in-flight limits
+/// in step with the rate limiter until shutdown. The OpenDota kinds share the OpenDota lane;
+/// team imports have a fixed lane of `--workers`.
 pub(super) fn fetchers(
     settings: &Settings,
     upstreams: &Upstreams,
     pipeline: &Pipeline,
     shutdown: &watch::Receiver<bool>,
 ) -> Fetchers {
-    let workers = settings.workers;
+    let limiter = upstreams.limiter.clone();
+    tokio::spawn(upstreams.in_flight.clone().refresh(
+        move || {
+            let limiter = limiter.clone();
+            async move {
+                let budgets = limiter.send(Snapshot).await.ok()?;
+                Some(budgets.iter().map(|b| (b.service, grantable(b))).collect())
+            }
+        },
+        shutdown.clone(),
+    ));
+    let lane = upstreams.in_flight.lane(crate::domain::Service::OpenDota);
     let opendota = &upstreams.opendota;
     let teams = TeamJobs {
         dotabuff: upstreams.dotabuff.clone(),
@@ -224,7 +253,7 @@ pub(super) fn fetchers(
                 opendota: opendota(),
             },
             pipeline,
-            workers,
+            lane,
             shutdown,
         ),
         players: fetcher(
@@ -232,7 +261,7 @@ pub(super) fn fetchers(
                 opendota: opendota(),
             },
             pipeline,
-            workers,
+            lane,
             shutdown,
         ),
         player_stats: fetcher(
@@ -240,7 +269,7 @@ pub(super) fn fetchers(
                 opendota: opendota(),
             },
             pipeline,
-            workers,
+            lane,
             shutdown,
         ),
         leagues: fetcher(
@@ -248,11 +277,12 @@ pub(super) fn fetchers(
                 opendota: opendota(),
             },
             pipeline,
-            1,
+            lane,
             shutdown,
         ),
-        // Team pages are fetched one at a time anyway (Dotabuff's steady spacing).
-        teams: fetcher(teams, pipeline, 2, shutdown),
+        // Their Dotabuff pages go one at a time anyway (its steady spacing); their OpenDota
+        // calls take OpenDota call slots.
+        teams: fetcher(teams, pipeline, &Lane::fixed(settings.workers), shutdown),
     }
 }
 

@@ -1,6 +1,6 @@
 //! The durable job queue on JetStream: creates the work-queue stream and one durable pull
-//! consumer per (priority, kind), publishes jobs with `Nats-Msg-Id` dedup, hands out the next
-//! job (interactive before bulk) and reports queue depth.
+//! consumer per (priority, kind), publishes jobs with `Nats-Msg-Id` dedup, opens batch pull
+//! requests ([`Pull`]) for the fetcher dispatchers and reports queue depth.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -30,8 +30,15 @@ pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 pub const MAX_QUEUED_JOBS: i64 = 1_000_000;
 /// Largest job message; jobs are small JSON (~150 bytes).
 pub const MAX_JOB_BYTES: i32 = 64 * 1024;
-/// Longest a worker blocks on an empty interactive queue before it looks at bulk work again.
-const IDLE_POLL: Duration = Duration::from_millis(500);
+/// Most jobs one pull request asks for. A dispatcher asks for as many as its lane has free
+/// slots, up to this: one round trip per this many jobs at high budgets, and little held
+/// client-side (where another instance cannot take it) when slots are few.
+pub const MAX_BATCH: usize = 16;
+/// How long an unfilled pull request waits at the server. A job published meanwhile is
+/// delivered into it at once, so this costs no latency; it bounds how long a stopping
+/// dispatcher waits for its outstanding requests to end (it must not drop one early: the
+/// server would deliver into an inbox nobody reads, and the job would wait out `ACK_WAIT`).
+pub const PULL_EXPIRES: Duration = Duration::from_secs(2);
 
 /// Failures talking to JetStream, each with the client's error as the source. All are
 /// transient from the caller's point of view.
@@ -43,6 +50,8 @@ pub enum BusError {
     GetStream(#[source] context::GetStreamError),
     #[error("jetstream: could not create a job consumer: {0}")]
     CreateConsumer(#[source] stream::ConsumerError),
+    #[error("jetstream: could not update a job consumer: {0}")]
+    UpdateConsumer(#[source] stream::ConsumerUpdateError),
     #[error("jetstream: no consumer for {0} jobs")]
     NoConsumer(ResourceKind),
     #[error("jetstream: could not publish a job: {0}")]
@@ -116,24 +125,31 @@ impl JobQueue {
         for &kind in kinds {
             for priority in Priority::ALL {
                 let name = subjects::consumer(priority, kind);
-                let consumer = stream
-                    .get_or_create_consumer(
-                        &name,
-                        pull::Config {
-                            durable_name: Some(name.clone()),
-                            filter_subject: subjects::job(priority, kind),
-                            ack_policy: AckPolicy::Explicit,
-                            ack_wait: ACK_WAIT,
-                            // One spare delivery so the worker itself always sees the last
-                            // attempt and records the failure, instead of JetStream silently
-                            // giving up on the message.
-                            max_deliver: i64::from(max_attempts) + 1,
-                            max_ack_pending: i64::from(max_ack_pending),
-                            ..Default::default()
-                        },
-                    )
+                let config = pull::Config {
+                    durable_name: Some(name.clone()),
+                    filter_subject: subjects::job(priority, kind),
+                    ack_policy: AckPolicy::Explicit,
+                    ack_wait: ACK_WAIT,
+                    // One spare delivery so the worker itself always sees the last
+                    // attempt and records the failure, instead of JetStream silently
+                    // giving up on the message.
+                    max_deliver: i64::from(max_attempts) + 1,
+                    max_ack_pending: i64::from(max_ack_pending),
+                    ..Default::default()
+                };
+                let mut consumer: PullConsumer = stream
+                    .get_or_create_consumer(&name, config.clone())
                     .await
                     .map_err(BusError::CreateConsumer)?;
+                // A consumer kept from an earlier run keeps its old bound (say, before
+                // `--max-in-flight` was raised), which would cap the jobs in flight silently.
+                if consumer.cached_info().config.max_ack_pending != config.max_ack_pending {
+                    tracing::info!(consumer = %name, max_ack_pending, "updating the consumer's bound on jobs held");
+                    consumer = stream
+                        .update_consumer(config)
+                        .await
+                        .map_err(BusError::UpdateConsumer)?;
+                }
                 consumers.insert((priority, kind), consumer);
             }
         }
@@ -182,20 +198,24 @@ impl JobQueue {
         Ok(stream.purge().await.map_err(BusError::Purge)?.purged)
     }
 
-    /// Waits for the next job of `kind`, interactive first. Returns `Ok(None)` after an idle
-    /// poll so the caller can check for shutdown.
-    pub async fn next(&self, kind: ResourceKind) -> Result<Option<Delivery>, BusError> {
-        let interactive = self.consumer(Priority::Interactive, kind)?;
-        if let Some(d) = take_one(interactive, None).await? {
-            return Ok(Some(d));
-        }
-        let bulk = self.consumer(Priority::Bulk, kind)?;
-        if let Some(d) = take_one(bulk, None).await? {
-            return Ok(Some(d));
-        }
-        // Nothing anywhere: block briefly on the interactive queue so a person's request is
-        // picked up within IDLE_POLL.
-        take_one(interactive, Some(IDLE_POLL)).await
+    /// Asks the `priority` consumer of `kind` for up to `max` jobs (at most [`MAX_BATCH`]);
+    /// they arrive through the returned [`Pull`] as they are published, until it has them all
+    /// or [`PULL_EXPIRES`] passes.
+    pub async fn pull(
+        &self,
+        priority: Priority,
+        kind: ResourceKind,
+        max: usize,
+    ) -> Result<Pull, BusError> {
+        let batch = self
+            .consumer(priority, kind)?
+            .batch()
+            .max_messages(max.clamp(1, MAX_BATCH))
+            .expires(PULL_EXPIRES)
+            .messages()
+            .await
+            .map_err(BusError::Pull)?;
+        Ok(Pull { batch })
     }
 
     /// Depth of every consumer for `kinds`.
@@ -220,46 +240,45 @@ impl JobQueue {
     }
 }
 
-async fn take_one(
-    consumer: &PullConsumer,
-    wait: Option<Duration>,
-) -> Result<Option<Delivery>, BusError> {
-    let mut batch = match wait {
-        None => consumer
-            .fetch()
-            .max_messages(1)
-            .messages()
-            .await
-            .map_err(BusError::Pull)?,
-        Some(expires) => consumer
-            .batch()
-            .max_messages(1)
-            .expires(expires)
-            .messages()
-            .await
-            .map_err(BusError::Pull)?,
-    };
-    let Some(message) = batch.next().await else {
-        return Ok(None);
-    };
-    let message = message.map_err(BusError::Receive)?;
-    let attempt = message
-        .info()
-        .map(|i| u64::try_from(i.delivered).unwrap_or(1))
-        .unwrap_or(1);
-    match serde_json::from_slice::<Job>(&message.payload) {
-        Ok(job) => Ok(Some(Delivery {
-            job,
-            message,
-            attempt,
-        })),
-        Err(err) => {
-            // Poison: no worker can ever read it. Term it so it is not redelivered.
-            tracing::error!(%err, subject = %message.subject, "undecodable job terminated");
-            if let Err(err) = message.ack_with(jetstream::AckKind::Term).await {
-                tracing::warn!(%err, "could not terminate the undecodable job");
+/// One outstanding pull request. Keep it until [`Pull::next`] says it has ended: dropped
+/// early, jobs the server still delivers into it are lost until `ACK_WAIT`.
+pub struct Pull {
+    batch: pull::Batch,
+}
+
+impl Pull {
+    /// The next job delivered into this request; `None` once it has ended. Cancel-safe (a
+    /// `select!` branch may drop the future between deliveries). An undecodable job is
+    /// terminated and skipped.
+    pub async fn next(&mut self) -> Option<Result<Delivery, BusError>> {
+        loop {
+            let message = match self.batch.next().await? {
+                Ok(message) => message,
+                Err(err) => return Some(Err(BusError::Receive(err))),
+            };
+            let attempt = message
+                .info()
+                .map(|i| u64::try_from(i.delivered).unwrap_or(1))
+                .unwrap_or(1);
+            match serde_json::from_slice::<Job>(&message.payload) {
+                Ok(job) => {
+                    return Some(Ok(Delivery {
+                        job,
+                        message,
+                        attempt,
+                    }));
+                }
+                Err(err) => {
+                    // Poison: no worker can ever read it. Term it so it is not redelivered;
+                    // in its own task, so this future stays cancel-safe.
+                    tracing::error!(%err, subject = %message.subject, "undecodable job terminated");
+                    tokio::spawn(async move {
+                        if let Err(err) = message.ack_with(jetstream::AckKind::Term).await {
+                            tracing::warn!(%err, "could not terminate the undecodable job");
+                        }
+                    });
+                }
             }
-            Ok(None)
         }
     }
 }

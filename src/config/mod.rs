@@ -118,15 +118,26 @@ pub struct Settings {
     pub ttls: Ttls,
     #[command(flatten)]
     pub retry: RetryPolicy,
-    /// Jobs of one kind fetched at once (worker loops per fetcher actor).
+    /// Team imports run at once. OpenDota jobs (matches, players, player stats, leagues)
+    /// follow `--max-in-flight` instead.
     #[arg(
         long,
         env = "DOTA_WORKERS",
         value_name = "N",
-        default_value_t = 4,
+        default_value_t = 2,
         value_parser = positive::<usize>,
     )]
     pub workers: usize,
+    /// Bound on OpenDota calls (and jobs) in flight; below it the number adapts to the budget
+    /// left in the minute and the observed latency. Dotabuff is always one at a time.
+    #[arg(
+        long,
+        env = "DOTA_MAX_IN_FLIGHT",
+        value_name = "N",
+        default_value_t = crate::upstream::in_flight::DEFAULT_MAX_IN_FLIGHT,
+        value_parser = positive::<usize>,
+    )]
+    pub max_in_flight: usize,
     /// Memory for ready responses kept hot (bodies, their gzip/br forms and team views), in
     /// MiB; 0 turns the hot cache off and every read goes to redb.
     #[arg(

@@ -209,7 +209,8 @@ fn defaults_are_the_documented_numbers() {
     assert_eq!(s.retry.max_attempts, 5);
     assert_eq!(s.retry.base_delay, Duration::from_secs(2));
     assert_eq!(s.retry.max_delay, Duration::from_secs(300));
-    assert_eq!(s.workers, 4);
+    assert_eq!(s.workers, 2);
+    assert_eq!(s.max_in_flight, 64);
     assert_eq!(s.demo_data(), None);
     assert_eq!(s.team_source, TeamSource::Dotabuff);
     assert_eq!(s.team_players, PlayerSides::Both);

@@ -227,6 +227,7 @@ async fn answer_upstream(
     tail: Tail,
     query: String,
 ) -> Response {
+    let _counted = InFlight::begin(&shared);
     let req = UpstreamRequest::parse(upstream, tail.as_str(), &query);
     let (action, remaining) = shared.decide(&req);
     let mut response = match action {
@@ -248,6 +249,23 @@ async fn answer_upstream(
         tokio::time::sleep(shared.latency).await;
     }
     response
+}
+
+/// One request counted in progress by the stats until dropped (also when hyper drops the
+/// answer's future because the client went away).
+struct InFlight<'a>(&'a Shared);
+
+impl<'a> InFlight<'a> {
+    fn begin(shared: &'a Shared) -> Self {
+        lock(&shared.stats).begin();
+        Self(shared)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        lock(&self.0.stats).end();
+    }
 }
 
 /// The file of `req` passed through `edit`, or 404 when there is none.

@@ -3,6 +3,10 @@
 //! and `/dotabuff` request is recorded once, whatever produced the answer (file, fault,
 //! rate limit, random failure). Control endpoints (`/_*`) are not counted.
 //!
+//! `inFlightMax` is the most upstream requests ever answered at once (from arrival until the
+//! answer leaves, latency included), so a test can check how many calls the service had in
+//! flight without timing anything.
+//!
 //! Path keys are the request path; Dotabuff keys add `?page=N` when the request had a page
 //! (see [`super::files::UpstreamRequest::stats_key`]). Maps are ordered so the JSON is stable.
 
@@ -22,7 +26,7 @@ struct PathStats {
 }
 
 /// All counters. Serialized as
-/// `{"total":N,"rateLimited":N,"failed":N,"paths":{KEY:{"requests":N,"rateLimited":N,"status":{"200":N}}}}`.
+/// `{"total":N,"rateLimited":N,"failed":N,"inFlightMax":N,"paths":{KEY:{"requests":N,"rateLimited":N,"status":{"200":N}}}}`.
 #[derive(Debug, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Stats {
@@ -31,6 +35,11 @@ pub(crate) struct Stats {
     rate_limited: u64,
     /// Responses with a 5xx status (random failures, injected faults, unreadable files).
     failed: u64,
+    /// Most requests in progress at once since start (or the last reset).
+    in_flight_max: u64,
+    /// Requests in progress now; kept across a reset.
+    #[serde(skip)]
+    in_flight: u64,
     paths: BTreeMap<String, PathStats>,
 }
 
@@ -52,8 +61,24 @@ impl Stats {
         *path.status.entry(status.as_u16().to_string()).or_default() += 1;
     }
 
+    /// A request arrived.
+    pub(crate) fn begin(&mut self) {
+        self.in_flight += 1;
+        self.in_flight_max = self.in_flight_max.max(self.in_flight);
+    }
+
+    /// A request's answer left (or its connection went away).
+    pub(crate) fn end(&mut self) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+    }
+
     pub(crate) fn reset(&mut self) {
-        *self = Self::default();
+        let in_flight = self.in_flight;
+        *self = Self {
+            in_flight,
+            in_flight_max: in_flight,
+            ..Self::default()
+        };
     }
 }
 
@@ -64,6 +89,11 @@ mod tests {
     #[test]
     fn stats_serialize_in_the_documented_shape() {
         let mut s = Stats::default();
+        s.begin();
+        s.begin();
+        s.end();
+        s.begin();
+        s.end();
         s.record("/opendota/matches/1", StatusCode::OK);
         s.record("/opendota/matches/1", StatusCode::TOO_MANY_REQUESTS);
         s.record("/dotabuff/x?page=2", StatusCode::INTERNAL_SERVER_ERROR);
@@ -71,7 +101,7 @@ mod tests {
         assert_eq!(
             json,
             serde_json::json!({
-                "total": 3, "rateLimited": 1, "failed": 1,
+                "total": 3, "rateLimited": 1, "failed": 1, "inFlightMax": 2,
                 "paths": {
                     "/opendota/matches/1": {"requests": 2, "rateLimited": 1, "status": {"200": 1, "429": 1}},
                     "/dotabuff/x?page=2": {"requests": 1, "rateLimited": 0, "status": {"500": 1}}

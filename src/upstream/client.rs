@@ -1,4 +1,5 @@
-//! The one way upstream calls are made: wait for the [`Budget`]'s grant, send, report the
+//! The one way upstream calls are made: take a call slot ([`InFlight`]: at most
+//! `--max-in-flight` per service), wait for the [`Budget`]'s grant, send, report the
 //! upstream's remaining-budget headers back, pause on 429, classify the outcome and record
 //! metrics. The client knows the budget only as the trait `upstream` owns, so it runs (and is
 //! tested) without an actix System. Bodies are read with a size cap. The OpenDota API key travels as a query
@@ -12,6 +13,7 @@ use reqwest::StatusCode;
 
 use super::budget::{Budget, Remaining};
 use super::error::{UpstreamError, invalid_id_message};
+use super::in_flight::InFlight;
 use crate::domain::Service;
 use crate::metrics as m;
 
@@ -33,6 +35,7 @@ const BROWSER_USER_AGENT: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/53
 pub struct UpstreamClient {
     http: reqwest::Client,
     budget: Arc<dyn Budget>,
+    in_flight: InFlight,
 }
 
 /// One request: where, and the query pairs. The URL is never logged with its query.
@@ -44,17 +47,25 @@ pub struct Request<'a> {
 }
 
 impl UpstreamClient {
-    pub fn new(budget: Arc<dyn Budget>) -> Result<Self, UpstreamError> {
-        Self::with_timeout(budget, REQUEST_TIMEOUT)
+    pub fn new(budget: Arc<dyn Budget>, in_flight: InFlight) -> Result<Self, UpstreamError> {
+        Self::with_timeout(budget, in_flight, REQUEST_TIMEOUT)
     }
 
     /// A client whose requests give up after `timeout` (tests use a short one).
-    pub fn with_timeout(budget: Arc<dyn Budget>, timeout: Duration) -> Result<Self, UpstreamError> {
+    pub fn with_timeout(
+        budget: Arc<dyn Budget>,
+        in_flight: InFlight,
+        timeout: Duration,
+    ) -> Result<Self, UpstreamError> {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .build()
             .map_err(|e| transport(Service::OpenDota, e))?;
-        Ok(Self { http, budget })
+        Ok(Self {
+            http,
+            budget,
+            in_flight,
+        })
     }
 
     /// Sends `req` within the rate budget and returns the body of a 2xx answer.
@@ -63,7 +74,11 @@ impl UpstreamClient {
         let mut tries = 0;
         loop {
             tries += 1;
+            // The slot before the grant: a grant held while waiting for a slot could be spent
+            // in a later window than the one that counted it.
+            let mut slot = self.in_flight.lane(service).call().await;
             let waited = self.budget.acquire(service).await?;
+            slot.granted();
             metrics::histogram!(m::RATE_LIMIT_WAIT_SECONDS, "service" => service.as_str())
                 .record(waited.as_secs_f64());
             if !waited.is_zero() {
@@ -74,7 +89,10 @@ impl UpstreamClient {
                 Service::OpenDota => MAX_RATE_LIMITED_TRIES,
                 Service::Dotabuff => 1,
             };
-            match self.send_once(&req).await {
+            let sent = self.send_once(&req).await;
+            slot.answered();
+            drop(slot);
+            match sent {
                 Err(UpstreamError::RateLimited { .. }) if tries < max_tries => {
                     tracing::warn!(%service, tries, "upstream rate limit hit; pausing until its next window");
                     self.budget.rate_limited(service);
@@ -274,7 +292,7 @@ mod tests {
         };
         let upstream = FixtureUpstream::start(config, listener).await.unwrap();
         let budget = Arc::new(Recorded::default());
-        let client = UpstreamClient::new(budget.clone()).unwrap();
+        let client = UpstreamClient::new(budget.clone(), InFlight::new(4, 60)).unwrap();
         let request = || Request {
             service: Service::OpenDota,
             url: format!("{}/matches/1", upstream.opendota_url()),
@@ -318,7 +336,9 @@ mod tests {
         let upstream = FixtureUpstream::start(config, listener).await.unwrap();
         let budget = Arc::new(Recorded::default());
         // Short, so a hang costs the test a fraction of a second.
-        let client = UpstreamClient::with_timeout(budget, Duration::from_millis(300)).unwrap();
+        let client =
+            UpstreamClient::with_timeout(budget, InFlight::new(4, 60), Duration::from_millis(300))
+                .unwrap();
         let opendota = OpenDota::new(client, &upstream.opendota_url(), None);
         let faults = format!("http://{}/_faults", upstream.addr());
         let id = crate::domain::MatchId::new(7).unwrap();

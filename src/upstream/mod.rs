@@ -1,4 +1,5 @@
-//! Upstream access: the rate-limited HTTP [`client`] and the [`budget`] it waits on, the
+//! Upstream access: the rate-limited HTTP [`client`], the [`budget`] it waits on and the
+//! [`in_flight`] limits on calls and jobs per service, the
 //! [`opendota`] calls, the pure Dotabuff page parser [`dotabuff_page`], the retry [`error`]
 //! classification, and [`off_thread`], where body parsing and scraping run.
 
@@ -7,5 +8,6 @@ pub mod client;
 pub mod dotabuff;
 pub mod dotabuff_page;
 pub mod error;
+pub mod in_flight;
 pub mod off_thread;
 pub mod opendota;

@@ -54,6 +54,9 @@ impl Service {
             .args(["--opendota-daily-limit", "100000"])
             .args(["--dotabuff-rate-limit-per-min", "6000"])
             .args(["--retry-base-ms", "50"])
+            // Four calls at a time, as the fixed pools of old: at the adaptive default the
+            // import finishes before most kill points.
+            .args(["--max-in-flight", "4"])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

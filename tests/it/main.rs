@@ -38,3 +38,4 @@ mod slow_parse;
 mod status_page;
 mod store_degraded;
 mod teams;
+mod throughput;

@@ -28,7 +28,9 @@ async fn restart_serves_stored_data_and_finishes_queued_jobs() {
     wait_for(WAIT, || async {
         let s: serde_json::Value = t.get("/api/queue/status").await.json().await.unwrap();
         let od = &s["services"]["opendota"];
-        (od["queued"].as_u64().unwrap() + od["inFlight"].as_u64().unwrap() == 2).then_some(())
+        // Unacked, not in flight: a job delivered and held for a free slot is neither queued
+        // nor running yet.
+        (od["queued"].as_u64().unwrap() + od["unacked"].as_u64().unwrap() == 2).then_some(())
     })
     .await
     .expect("two jobs waiting for budget");
