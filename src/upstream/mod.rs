@@ -1,11 +1,15 @@
 //! Upstream access: the rate-limited HTTP [`client`] and the [`budget`] it waits on, the
 //! [`opendota`] calls, the pure Dotabuff page parser [`dotabuff_page`], the retry [`error`]
-//! classification, and [`off_thread`], where body parsing and scraping run.
+//! classification, [`off_thread`], where body parsing and scraping run, and the [`recorder`]
+//! of accepted answers (`--record-dir`) with the file [`layout`] it shares with the fixture
+//! upstream.
 
 pub mod budget;
 pub mod client;
 pub mod dotabuff;
 pub mod dotabuff_page;
 pub mod error;
+pub mod layout;
 pub mod off_thread;
 pub mod opendota;
+pub mod recorder;
