@@ -36,6 +36,7 @@ use crate::http::{ApiState, Shared};
 use crate::metrics::MetricsError;
 use crate::store::{Store, StoreError, StoreHealth};
 use crate::upstream::error::UpstreamError;
+use crate::upstream::recorder::RecordDirError;
 use start::Fetchers;
 
 /// Job kinds this build fetches.
@@ -97,6 +98,8 @@ pub enum AppError {
     Keeper(#[from] actix::MailboxError),
     #[error("re-queuing left-over work: {0}")]
     Requeue(#[source] PipelineError),
+    #[error(transparent)]
+    RecordDir(#[from] RecordDirError),
 }
 
 /// The running service.
@@ -139,6 +142,7 @@ impl Application {
             path: settings.data_dir.clone(),
             source,
         })?;
+        let recorder = start::recorder(&settings)?;
         #[cfg(feature = "fixture-upstream")]
         let fixture = start::demo_upstream(&mut settings).await?;
         #[cfg(not(feature = "fixture-upstream"))]
@@ -146,7 +150,7 @@ impl Application {
         let (embedded, nats_url, nats) = start::nats(&settings).await?;
 
         let store = Store::open(&settings.data_dir.join(DB_FILE), settings.ttls)?;
-        let upstreams = start::upstreams(&settings)?;
+        let upstreams = start::upstreams(&settings, recorder)?;
         let keeper_store = store.clone();
         // One thread: CacheKeeper is the single writer, and redb serialises writers anyway.
         let keeper = SyncArbiter::start(1, move || CacheKeeper::new(keeper_store.clone()));

@@ -123,8 +123,9 @@ impl TeamJobs {
             return Ok(parsed);
         }
         let html = self.dotabuff.team_matches_page(team, page).await?;
-        // Cache only what parses: a bot-check page must not be served for two hours.
+        // Cache and record only what parses: a bot-check page must not be served for two hours.
         let (html, parsed) = parse(html, page).await?;
+        self.dotabuff.record_page(team, page, &html).await;
         match self
             .keeper
             .send(StorePage {

@@ -30,6 +30,18 @@ use crate::upstream::client::UpstreamClient;
 use crate::upstream::dotabuff::Dotabuff;
 use crate::upstream::in_flight::{InFlight, Lane};
 use crate::upstream::opendota::OpenDota;
+use crate::upstream::recorder::Recorder;
+
+/// With `--record-dir`, the recorder, once the directory proved writable. Before anything else
+/// starts, so a wrong directory stops start-up at once.
+pub(super) fn recorder(settings: &Settings) -> Result<Option<Recorder>, AppError> {
+    let Some(dir) = &settings.record_dir else {
+        return Ok(None);
+    };
+    let recorder = Recorder::open(dir)?;
+    tracing::info!(dir = %dir.display(), "recording every accepted upstream answer");
+    Ok(Some(recorder))
+}
 
 /// In demo mode, starts the fixture upstream over the demo data set on a free local port and
 /// points both upstream URLs of `settings` at it. It reads the same clock as the service's
@@ -165,8 +177,12 @@ pub(super) struct Upstreams {
     pub dotabuff: Dotabuff,
 }
 
-/// Starts the supervised RateLimiter on `settings.clock` and the clients that wait on it.
-pub(super) fn upstreams(settings: &Settings) -> Result<Upstreams, AppError> {
+/// Starts the supervised RateLimiter on `settings.clock` and the clients that wait on it, both
+/// writing accepted answers to `recorder` when there is one.
+pub(super) fn upstreams(
+    settings: &Settings,
+    recorder: Option<Recorder>,
+) -> Result<Upstreams, AppError> {
     let (limits, clock) = (settings.limits, settings.clock.clone());
     let limiter = Supervisor::start(move |_| RateLimiter::new(limits, clock.clone()));
     let budget = LimiterBudget::new(limiter.clone(), settings.clock.clone());
@@ -180,8 +196,9 @@ pub(super) fn upstreams(settings: &Settings) -> Result<Upstreams, AppError> {
             client.clone(),
             &settings.opendota_url,
             settings.opendota_api_key.clone(),
-        ),
-        dotabuff: Dotabuff::new(client, &settings.dotabuff_url),
+        )
+        .recording(recorder.clone()),
+        dotabuff: Dotabuff::new(client, &settings.dotabuff_url).recording(recorder),
     })
 }
 

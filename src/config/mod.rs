@@ -159,6 +159,11 @@ pub struct Settings {
         default_value = "./fixtures/demo"
     )]
     pub demo_dir: PathBuf,
+    /// Also write every accepted upstream answer into this directory, in the layout that
+    /// `fixture-upstream --dir` and `--demo-dir` serve (never an error answer, never the API
+    /// key). Checked at start-up: a directory that cannot be written stops the service.
+    #[arg(long, env = "DOTA_RECORD_DIR", value_name = "DIR")]
+    pub record_dir: Option<PathBuf>,
     /// Where team match lists come from: dotabuff (OpenDota as fallback) or opendota only.
     #[arg(long, env = "DOTA_TEAM_SOURCE", value_enum, default_value_t = TeamSource::default())]
     pub team_source: TeamSource,

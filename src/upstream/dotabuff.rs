@@ -1,16 +1,23 @@
 //! Dotabuff page fetches: the team matches pages (`/esports/teams/{id}/matches?page=N`),
 //! through the rate-limited client with a browser-like User-Agent. Dotabuff's bot protection
 //! escalates when pushed, so a 403/429 is not retried here: the caller falls back to OpenDota.
+//! Whether a page is usable is known only once the team importer parsed it, so it is recorded
+//! (`--record-dir`) from there, through [`Dotabuff::record_page`].
+
+use bytes::Bytes;
 
 use super::client::{Request, UpstreamClient};
 use super::dotabuff_page::MAX_PAGE_BYTES;
 use super::error::UpstreamError;
+use super::recorder::Recorder;
 use crate::domain::{Service, TeamId};
 
 #[derive(Clone)]
 pub struct Dotabuff {
     client: UpstreamClient,
     base_url: String,
+    /// `--record-dir`: where pages that parsed are also written.
+    recorder: Option<Recorder>,
 }
 
 impl Dotabuff {
@@ -18,7 +25,14 @@ impl Dotabuff {
         Self {
             client,
             base_url: base_url.trim_end_matches('/').to_string(),
+            recorder: None,
         }
+    }
+
+    /// Also writes every page passed to [`Self::record_page`] to `recorder` (none: nothing).
+    pub fn recording(mut self, recorder: Option<Recorder>) -> Self {
+        self.recorder = recorder;
+        self
     }
 
     /// Path of a team's matches page.
@@ -43,17 +57,12 @@ impl Dotabuff {
         team: TeamId,
         page: u32,
     ) -> Result<String, UpstreamError> {
-        let query = if page > 1 {
-            vec![("page", page.to_string())]
-        } else {
-            Vec::new()
-        };
         let body = self
             .client
             .get(Request {
                 service: Service::Dotabuff,
                 url: format!("{}{}", self.base_url, Self::team_matches_path(team)),
-                query,
+                query: page_query(page),
                 max_bytes: MAX_PAGE_BYTES,
             })
             .await?;
@@ -61,5 +70,27 @@ impl Dotabuff {
             service: Service::Dotabuff,
             reason: format!("page is not UTF-8: {e}"),
         })
+    }
+
+    /// Records page `page` of a team's matches as the answer to the request
+    /// [`Self::team_matches_page`] sends for it. Call only with a page that parsed.
+    pub async fn record_page(&self, team: TeamId, page: u32, html: &str) {
+        if let Some(recorder) = &self.recorder {
+            let path = Self::team_matches_path(team);
+            let tail = path.trim_start_matches('/');
+            let body = Bytes::copy_from_slice(html.as_bytes());
+            recorder
+                .record(Service::Dotabuff, tail, &page_query(page), body)
+                .await;
+        }
+    }
+}
+
+/// The query of a matches page request: none for page 1 (the URL a browser shows), else `page`.
+fn page_query(page: u32) -> Vec<(&'static str, String)> {
+    if page > 1 {
+        vec![("page", page.to_string())]
+    } else {
+        Vec::new()
     }
 }

@@ -1,7 +1,9 @@
 //! Upstream access: the rate-limited HTTP [`client`], the [`budget`] it waits on and the
 //! [`in_flight`] limits on calls and jobs per service, the
 //! [`opendota`] calls, the pure Dotabuff page parser [`dotabuff_page`], the retry [`error`]
-//! classification, and [`off_thread`], where body parsing and scraping run.
+//! classification, [`off_thread`], where body parsing and scraping run, and the [`recorder`]
+//! of accepted answers (`--record-dir`) with the file [`layout`] it shares with the fixture
+//! upstream.
 
 pub mod budget;
 pub mod client;
@@ -9,5 +11,7 @@ pub mod dotabuff;
 pub mod dotabuff_page;
 pub mod error;
 pub mod in_flight;
+pub mod layout;
 pub mod off_thread;
 pub mod opendota;
+pub mod recorder;

@@ -13,6 +13,7 @@ use serde_json::Value;
 use super::client::{Request, UpstreamClient};
 use super::error::{UpstreamError, invalid_id_in};
 use super::off_thread;
+use super::recorder::Recorder;
 use crate::config::ApiKey;
 use crate::domain::{Fanout, LeagueId, MatchId, PlayerId, Service, TeamId};
 
@@ -25,6 +26,8 @@ pub struct OpenDota {
     client: UpstreamClient,
     base_url: String,
     api_key: Option<ApiKey>,
+    /// `--record-dir`: where accepted bodies are also written.
+    recorder: Option<Recorder>,
 }
 
 /// A match body with what the pipeline needs from it.
@@ -116,22 +119,31 @@ impl OpenDota {
             client,
             base_url: base_url.trim_end_matches('/').to_string(),
             api_key,
+            recorder: None,
         }
+    }
+
+    /// Also writes every accepted body to `recorder` (none: records nothing).
+    pub fn recording(mut self, recorder: Option<Recorder>) -> Self {
+        self.recorder = recorder;
+        self
     }
 
     /// GET `{base}/{path}`, then, on the blocking pool, parse the body ([`parse_json`]) and
     /// hand it to `read`, which checks it and returns what the caller keeps. The JSON tree is
-    /// built and dropped there; the fetcher's thread only waits.
+    /// built and dropped there; the fetcher's thread only waits. A body `read` accepted is
+    /// recorded (`--record-dir`) before it is returned; nothing else is.
     async fn get_json<T, F>(&self, path: &str, read: F) -> Result<T, UpstreamError>
     where
         T: Send + 'static,
         F: FnOnce(Bytes, Value) -> Result<T, UpstreamError> + Send + 'static,
     {
-        let query = self
+        let query: Vec<(&str, String)> = self
             .api_key
             .iter()
             .map(|k| ("api_key", k.0.clone()))
             .collect();
+        let sent_query = self.recorder.as_ref().map(|_| query.clone());
         let raw = self
             .client
             .get(Request {
@@ -141,11 +153,17 @@ impl OpenDota {
                 max_bytes: MAX_BODY_BYTES,
             })
             .await?;
-        off_thread::run(Service::OpenDota, move || {
+        // A reference count, not a copy of the body.
+        let body = raw.clone();
+        let kept = off_thread::run(Service::OpenDota, move || {
             let value = parse_json(&raw)?;
             read(raw, value)
         })
-        .await?
+        .await??;
+        if let (Some(recorder), Some(query)) = (&self.recorder, sent_query) {
+            recorder.record(Service::OpenDota, path, &query, body).await;
+        }
+        Ok(kept)
     }
 
     /// `/matches/{id}`: must be an object with this `match_id` and a `players` array.

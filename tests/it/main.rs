@@ -32,6 +32,7 @@ mod priority;
 mod queue_status;
 mod rate_limits;
 mod read_path;
+mod record_replay;
 mod restart;
 mod shutdown;
 mod slow_parse;
