@@ -57,13 +57,14 @@ async fn until(socket: &mut Socket, want: impl Fn(&Value) -> bool) -> Value {
 async fn the_status_stream_sends_a_snapshot_at_once_and_then_on_change_at_most_once_a_second() {
     let fx = Fixtures::new();
     fx.match_with_players(7101, &ten_players(71_000));
+    // One call at a time at 200 ms each: the work spans several snapshots.
     let t = spawn_app_with(
         fx,
         FixtureConfig {
             latency: Duration::from_millis(200),
             ..FixtureConfig::default()
         },
-        |_| {},
+        |s| s.max_in_flight = 1,
     )
     .await;
     let resp = t.get("/api/queue/events").await;

@@ -1,6 +1,6 @@
 //! The live status page at `GET /`, exercised in a real headless Chromium against the real app
-//! in demo mode (bundled data set behind the fixture upstream): the service table fills from
-//! `/api/queue/status`, the feed shows ready resources from `/api/events`, and a team import
+//! in demo mode (bundled data set behind the fixture upstream): the service table and the feed
+//! fill from the `/api/ws` WebSocket (status, the last events on load, new events), and a team import
 //! started from the form runs to 100%. Screenshots land in `target/test-artifacts/`.
 //!
 //! Needs the Debian package `chromium` (`$CHROMIUM` overrides the binary). Without it the
@@ -159,6 +159,51 @@ async fn status_page_is_served_as_self_contained_html() {
     ] {
         assert!(!html.contains(attr), "page references {attr}");
     }
+    app.shutdown().await;
+}
+
+/// A page opened after the work was done still shows it: the WebSocket sends the last events
+/// on connect, so the feed is not empty until the next event.
+#[actix_rt::test]
+async fn status_page_shows_recent_events_on_load() {
+    let Some(binary) = chromium::find_or_skip("status_page_shows_recent_events_on_load") else {
+        return;
+    };
+    let app = spawn_demo_app().await;
+    assert_eq!(
+        app.post(&format!("/api/matches/{DEMO_MATCH}"))
+            .await
+            .status(),
+        202
+    );
+    let ready = common::wait_for(WAIT, || async {
+        let resp = app
+            .http
+            .get(format!("{}/api/matches/{DEMO_MATCH}", app.base))
+            .send()
+            .await
+            .ok()?;
+        (resp.status() == 200).then_some(())
+    })
+    .await;
+    assert!(ready.is_some(), "the match was stored");
+    let mut browser = Chromium::launch(&binary).await;
+    browser.navigate(&format!("{}/", app.base)).await;
+    let items = wait_page(
+        &mut browser,
+        "the stored match in the feed on load",
+        WAIT,
+        r#"(() => {
+  const items = [...document.querySelectorAll('#feed li')].map((li) => li.textContent);
+  return items.some((t) => t.includes('ready') && t.includes('match:')) ? items : null;
+})()"#,
+    )
+    .await;
+    assert!(
+        items.to_string().contains(&format!("match:{DEMO_MATCH}")),
+        "{items}"
+    );
+    browser.close().await;
     app.shutdown().await;
 }
 
