@@ -179,8 +179,6 @@ def run(name, cfg, extra_flags):
     wall = events.last() - t0
     stats = common.fixture_stats(fixture)
     per_path = [p["requests"] for k, p in stats["paths"].items() if k.startswith("/opendota/")]
-    status = common.queue_status_now(svc.addr) or {}
-    svc_status = (status.get("services") or {}).get("opendota") or {}
     offset = start_wall.second + start_wall.microsecond / 1e6
     floor = floor_s(name, cfg, offset, calls)
     result = {
@@ -193,8 +191,7 @@ def run(name, cfg, extra_flags):
         "ratio": round(wall / floor, 3) if floor > 0 else None,
         "upstreamCalls": sum(per_path), "maxCallsPerResource": max(per_path) if per_path else 0,
         "rateLimited": stats.get("rateLimited", 0),
-        "fixtureMaxConcurrent": stats.get("maxConcurrent", stats.get("maxInFlight")),
-        "inFlightLimit": svc_status.get("inFlightLimit"),
+        "fixtureMaxConcurrent": stats.get("inFlightMax"),
         "extraFlags": list(extra_flags),
         "loadAverage": common.load_average(),
     }
