@@ -66,10 +66,7 @@ impl FetchJobs for LeagueJobs {
                 tier: text("tier"),
                 match_ids,
             };
-            Ok(Fetched {
-                body: encode(&record)?,
-                children,
-            })
+            Ok(Fetched::new(encode(&record)?, children))
         }
     }
 }

@@ -7,6 +7,7 @@ use super::fetcher::{FetchJobs, Fetcher, wrong_kind};
 use super::pipeline::Fetched;
 use crate::domain::Job;
 use crate::domain::{ResourceKind, Signature};
+use crate::team::summary;
 use crate::upstream::error::UpstreamError;
 use crate::upstream::opendota::OpenDota;
 
@@ -32,7 +33,7 @@ impl FetchJobs for MatchJobs {
                 return Err(wrong_kind(&job, ResourceKind::Match));
             };
             // Parsed and checked on the blocking pool (see `upstream::off_thread`).
-            let body = opendota.get_match(id).await?;
+            let (body, summary) = opendota.get_match_with(id, summary::of_match).await?;
             let players = body.sides.players_for(job.fanout);
             Ok(Fetched {
                 // No copy: the client's buffer is handed over.
@@ -41,6 +42,7 @@ impl FetchJobs for MatchJobs {
                     .into_iter()
                     .map(|p| Child::new(Signature::Player(p)))
                     .collect(),
+                summary,
             })
         }
     }

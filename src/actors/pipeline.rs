@@ -101,6 +101,20 @@ pub struct Fetched {
     pub body: Vec<u8>,
     /// Resources to claim and queue as bulk work (a match's players, a team's matches).
     pub children: Vec<Child>,
+    /// The body's team-view summary (JSON) when the fetch already made it from the parsed
+    /// body; `None`: the pipeline makes it (for the kinds that have one).
+    pub summary: Option<Vec<u8>>,
+}
+
+impl Fetched {
+    /// A body with its fan-out and no summary made yet.
+    pub fn new(body: Vec<u8>, children: Vec<Child>) -> Self {
+        Self {
+            body,
+            children,
+            summary: None,
+        }
+    }
 }
 
 /// Everything a fetcher needs besides its upstream. Cheap to clone.
@@ -242,7 +256,8 @@ impl Pipeline {
         attempt: u64,
         announce: bool,
     ) -> Option<bool> {
-        let Some((body, encoded, summary)) = represent(job.signature, fetched.body).await else {
+        let made = represent(job.signature, fetched.body, fetched.summary).await;
+        let Some((body, encoded, summary)) = made else {
             ack(message, AckKind::Nak(Some(self.retry.backoff(attempt)))).await;
             return None;
         };
@@ -376,12 +391,14 @@ impl Pipeline {
 async fn represent(
     sig: Signature,
     body: Vec<u8>,
+    summary: Option<Vec<u8>>,
 ) -> Option<(Vec<u8>, Option<Encoded>, Option<Vec<u8>>)> {
     let work = tokio::task::spawn_blocking(move || {
         let encoded = Encoded::of(&body)
             .inspect_err(|err| tracing::warn!(%err, "storing the body without its encodings"))
             .ok();
-        let summary = crate::team::summary::of_body(&sig, &body);
+        // Parses the body again only when the fetch did not make the summary already.
+        let summary = summary.or_else(|| crate::team::summary::of_body(&sig, &body));
         (body, encoded, summary)
     });
     work.await

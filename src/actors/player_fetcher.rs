@@ -4,6 +4,7 @@ use super::fetcher::{FetchJobs, Fetcher, wrong_kind};
 use super::pipeline::Fetched;
 use crate::domain::Job;
 use crate::domain::{ResourceKind, Signature};
+use crate::team::summary;
 use crate::upstream::error::UpstreamError;
 use crate::upstream::opendota::OpenDota;
 
@@ -28,10 +29,13 @@ impl FetchJobs for PlayerJobs {
             let Signature::Player(id) = job.signature else {
                 return Err(wrong_kind(&job, ResourceKind::Player));
             };
-            let body = opendota.get_player(id).await?;
+            let (body, summary) = opendota
+                .get_player_with(id, move |value| summary::of_player(id, value))
+                .await?;
             Ok(Fetched {
                 body: Vec::from(body),
                 children: Vec::new(),
+                summary,
             })
         }
     }

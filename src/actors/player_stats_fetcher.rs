@@ -158,10 +158,10 @@ impl FetchJobs for PlayerStatsJobs {
             let wl = opendota.get_player_wl(id).await?;
             let heroes = opendota.get_player_list(id, "heroes").await?;
             let recent = opendota.get_player_list(id, "recentMatches").await?;
-            Ok(Fetched {
-                body: encode(&build_stats(id, &wl, &heroes, &recent))?,
-                children: Vec::new(),
-            })
+            Ok(Fetched::new(
+                encode(&build_stats(id, &wl, &heroes, &recent))?,
+                Vec::new(),
+            ))
         }
     }
 }

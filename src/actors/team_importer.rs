@@ -100,7 +100,7 @@ impl FetchJobs for TeamJobs {
                 service: Service::Dotabuff,
                 reason: e.to_string(),
             })?;
-            Ok(Fetched { body, children })
+            Ok(Fetched::new(body, children))
         }
     }
 }

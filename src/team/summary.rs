@@ -155,9 +155,19 @@ pub fn of_body(sig: &Signature, body: &[u8]) -> Option<Vec<u8>> {
     }
     let value: Value = serde_json::from_slice(body).ok()?;
     match sig {
-        Signature::Player(id) => serde_json::to_vec(&PlayerSummary::read(*id, &value)).ok(),
-        _ => serde_json::to_vec(&MatchFacts::read(&value)).ok(),
+        Signature::Player(id) => of_player(*id, &value),
+        _ => of_match(&value),
     }
+}
+
+/// The summary of an already parsed match body (JSON).
+pub fn of_match(body: &Value) -> Option<Vec<u8>> {
+    serde_json::to_vec(&MatchFacts::read(body)).ok()
+}
+
+/// The summary of an already parsed player body (JSON).
+pub fn of_player(id: PlayerId, body: &Value) -> Option<Vec<u8>> {
+    serde_json::to_vec(&PlayerSummary::read(id, body)).ok()
 }
 
 #[cfg(test)]

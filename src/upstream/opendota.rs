@@ -168,8 +168,19 @@ impl OpenDota {
 
     /// `/matches/{id}`: must be an object with this `match_id` and a `players` array.
     pub async fn get_match(&self, id: MatchId) -> Result<MatchBody, UpstreamError> {
+        self.get_match_with(id, |_| ()).await.map(|(body, ())| body)
+    }
+
+    /// [`Self::get_match`], plus `also` applied to the parsed body on the blocking pool, so a
+    /// caller that needs more of it does not parse it a second time.
+    pub async fn get_match_with<T: Send + 'static>(
+        &self,
+        id: MatchId,
+        also: impl FnOnce(&Value) -> T + Send + 'static,
+    ) -> Result<(MatchBody, T), UpstreamError> {
         self.get_json(&format!("matches/{id}"), move |raw, value| {
-            check_match(id, raw, &value)
+            let body = check_match(id, raw, &value)?;
+            Ok((body, also(&value)))
         })
         .await
     }
@@ -177,8 +188,20 @@ impl OpenDota {
     /// `/players/{id}`: must be an object with a `profile` (OpenDota answers unknown accounts
     /// with `{"profile": null}` style bodies; those are treated as not found).
     pub async fn get_player(&self, id: PlayerId) -> Result<Bytes, UpstreamError> {
-        self.get_json(&format!("players/{id}"), |raw, value| {
-            check_player(raw, &value)
+        self.get_player_with(id, |_| ())
+            .await
+            .map(|(body, ())| body)
+    }
+
+    /// [`Self::get_player`], plus `also` applied to the parsed body on the blocking pool.
+    pub async fn get_player_with<T: Send + 'static>(
+        &self,
+        id: PlayerId,
+        also: impl FnOnce(&Value) -> T + Send + 'static,
+    ) -> Result<(Bytes, T), UpstreamError> {
+        self.get_json(&format!("players/{id}"), move |raw, value| {
+            let body = check_player(raw, &value)?;
+            Ok((body, also(&value)))
         })
         .await
     }
