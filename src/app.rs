@@ -59,6 +59,8 @@ pub enum AppError {
     },
     #[error(transparent)]
     EmbeddedNats(#[from] EmbeddedNatsError),
+    #[error("invalid --nats-url {url:?}: {source}")]
+    NatsUrl { url: String, source: std::io::Error },
     #[error("could not connect to NATS at {url}: {source} ({hint})")]
     NatsConnect {
         url: String,

@@ -108,7 +108,7 @@ pub(super) async fn nats(
         }
     };
     let client = options
-        .connect(&url)
+        .connect(server_addrs(&url)?)
         .await
         .map_err(|source| AppError::NatsConnect {
             hint: connect_hint(source.kind(), tls),
@@ -116,6 +116,20 @@ pub(super) async fn nats(
             source,
         })?;
     Ok((embedded, url, client))
+}
+
+/// The servers of `--nats-url`: one URL, or a comma-separated list of a cluster's nodes (the
+/// client picks one and fails over to the others).
+fn server_addrs(url: &str) -> Result<Vec<async_nats::ServerAddr>, AppError> {
+    url.split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(str::parse)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|source| AppError::NatsUrl {
+            url: url.to_string(),
+            source,
+        })
 }
 
 /// Credentials and trusted CA for an external server. The CA file is checked here so that a
@@ -371,4 +385,20 @@ pub(super) async fn http(
         queue_status,
         gauges,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_nats_url_may_list_several_nodes() {
+        let addrs =
+            server_addrs("nats://127.0.0.1:4222, nats://127.0.0.1:4223,127.0.0.1:4224").unwrap();
+        let ports: Vec<u16> = addrs.iter().map(|a| a.port()).collect();
+        assert_eq!(ports, [4222, 4223, 4224]);
+        assert_eq!(server_addrs("tls://nats.example:4443").unwrap().len(), 1);
+        let err = server_addrs("nats://127.0.0.1:4222,http://[::1").unwrap_err();
+        assert!(err.to_string().contains("invalid --nats-url"), "{err}");
+    }
 }

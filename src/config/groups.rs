@@ -215,7 +215,8 @@ pub enum NatsAuth {
 /// The `--nats-*` flags, parsed into [`NatsMode`]: six flags, one decision.
 #[derive(Args)]
 struct NatsArgs {
-    /// Join this NATS server or cluster instead of starting one (`nats://`, or `tls://` for TLS).
+    /// Join this NATS server or cluster instead of starting one (`nats://`, or `tls://` for TLS);
+    /// a cluster's nodes comma-separated.
     #[arg(long, env = "DOTA_NATS_URL", value_name = "URL")]
     nats_url: Option<String>,
     /// Config of the embedded nats-server.

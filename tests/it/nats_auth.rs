@@ -308,3 +308,41 @@ async fn a_creds_file_logs_in_to_an_operator_mode_server() {
         .expect("starts with the creds file");
     fetch_then_stop(app, 602).await;
 }
+
+/// `--nats-url` may list a cluster's nodes, comma-separated: the client connects to one that
+/// answers (here the first is down) and the app works through it. A malformed entry is a
+/// start-up error that names the flag.
+#[actix_rt::test]
+async fn a_nats_url_listing_several_nodes_joins_one_that_answers() {
+    common::init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let nats = NatsServer::start(dir.path(), "", "nats").await;
+    let fx = Fixtures::new();
+    fx.match_with_players(602, &[None; 10]);
+    let upstream = common::start_upstream(&fx, FixtureConfig::default()).await;
+    let data = tempfile::tempdir().unwrap();
+    let down = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let down_url = format!("nats://{}", down.local_addr().unwrap());
+    drop(down);
+
+    let mode = |url: String| NatsMode::External {
+        url,
+        auth: NatsAuth::None,
+        tls_ca: None,
+    };
+    let err = start_up_error(
+        data.path(),
+        &upstream,
+        mode(format!("{},nats://[::1", nats.url)),
+    )
+    .await;
+    assert!(err.contains("invalid --nats-url"), "{err}");
+
+    let mut settings = test_settings(data.path(), &upstream);
+    settings.nats = mode(format!("{down_url}, {}", nats.url));
+    let app = Application::build(settings)
+        .await
+        .expect("starts through the node that answers");
+    assert_eq!(app.embedded_nats_pid(), None);
+    fetch_then_stop(app, 602).await;
+}
