@@ -24,6 +24,7 @@ use crate::actors::pipeline::{Activity, Pipeline, PipelineError};
 use crate::actors::team_watch::TeamWatch;
 use crate::bus::embedded::{EmbeddedNats, EmbeddedNatsError};
 use crate::bus::queue::{BusError, JobQueue, MAX_BATCH};
+use crate::bus::subjects::QueueNames;
 use crate::config::Settings;
 use crate::domain::ResourceKind;
 #[cfg(feature = "fixture-upstream")]
@@ -59,6 +60,11 @@ pub enum AppError {
     },
     #[error(transparent)]
     EmbeddedNats(#[from] EmbeddedNatsError),
+    #[error("could not read or create the instance ID {path}: {reason}")]
+    InstanceId {
+        path: std::path::PathBuf,
+        reason: String,
+    },
     #[error("invalid --nats-url {url:?}: {source}")]
     NatsUrl { url: String, source: std::io::Error },
     #[error("could not connect to NATS at {url}: {source} ({hint})")]
@@ -156,8 +162,15 @@ impl Application {
         let keeper_store = store.clone();
         // One thread: CacheKeeper is the single writer, and redb serialises writers anyway.
         let keeper = SyncArbiter::start(1, move || CacheKeeper::new(keeper_store.clone()));
+        // The embedded server's queue is ours alone; on a shared server this instance, with its
+        // private redb, gets a queue of its own (see `QueueNames::private`).
+        let names = match embedded {
+            Some(_) => QueueNames::shared(),
+            None => QueueNames::private(&start::instance_id(&settings.data_dir)?),
+        };
         let queue = JobQueue::setup(
             nats.clone(),
+            names,
             &KINDS,
             settings.retry.max_attempts,
             // Room for every job the lanes may run plus a batch held per priority.
@@ -176,7 +189,7 @@ impl Application {
             activity: activity.clone(),
             retry: settings.retry,
         };
-        start::recover_claims(&pipeline, embedded.is_some()).await?;
+        start::recover_claims(&pipeline).await?;
 
         let fetchers = start::fetchers(&settings, &upstreams, &pipeline, &shutdown_rx);
         let team_watch = tokio::spawn(

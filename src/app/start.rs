@@ -118,6 +118,43 @@ pub(super) async fn nats(
     Ok((embedded, url, client))
 }
 
+/// Name of the file in the data dir that holds this instance's ID.
+pub const INSTANCE_ID_FILE: &str = "instance-id";
+
+/// This data dir's instance ID (12 lowercase hex digits), made and kept in
+/// [`INSTANCE_ID_FILE`] on the first start. It names the instance's own job queue on a shared
+/// NATS server, so it must stay the same across restarts: queued work survives them.
+pub fn instance_id(data_dir: &Path) -> Result<String, AppError> {
+    let path = data_dir.join(INSTANCE_ID_FILE);
+    let error = |reason: String| AppError::InstanceId {
+        path: path.clone(),
+        reason,
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let id = text.trim();
+            let valid = (1..=32).contains(&id.len())
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'z').contains(&b));
+            if valid {
+                Ok(id.to_string())
+            } else {
+                Err(error(format!(
+                    "{id:?} is not 1 to 32 lowercase letters and digits; remove the file to get a new one"
+                )))
+            }
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+            std::fs::write(&path, format!("{id}\n")).map_err(|e| error(e.to_string()))?;
+            tracing::info!(%id, path = %path.display(), "new instance ID");
+            Ok(id)
+        }
+        Err(err) => Err(error(err.to_string())),
+    }
+}
+
 /// The servers of `--nats-url`: one URL, or a comma-separated list of a cluster's nodes (the
 /// client picks one and fails over to the others).
 fn server_addrs(url: &str) -> Result<Vec<async_nats::ServerAddr>, AppError> {
@@ -318,16 +355,11 @@ pub(super) fn fetchers(
 }
 
 /// Re-queues every claim found in the database under a new generation (see [`RequeueAll`]),
-/// so work queued before a stop or crash is done now, not after JetStream's ack wait. With a
-/// queue private to this instance (the embedded server's), the old queue is purged first: see
-/// `JobQueue::discard_all`.
-pub(super) async fn recover_claims(
-    pipeline: &Pipeline,
-    private_queue: bool,
-) -> Result<(), AppError> {
-    if private_queue {
-        pipeline.queue.discard_all().await?;
-    }
+/// so work queued before a stop or crash is done now, not after JetStream's ack wait. The queue
+/// is private to this instance (the embedded server's, or its own on a shared server), so the
+/// old queue is purged first: see `JobQueue::discard_all`.
+pub(super) async fn recover_claims(pipeline: &Pipeline) -> Result<(), AppError> {
+    pipeline.queue.discard_all().await?;
     let jobs = pipeline.keeper.send(RequeueAll).await??;
     if !jobs.is_empty() {
         tracing::info!(count = jobs.len(), "re-queuing work left from the last run");
@@ -390,6 +422,24 @@ pub(super) async fn http(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_instance_id_is_made_once_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = instance_id(dir.path()).unwrap();
+        assert_eq!(id.len(), 12);
+        assert_eq!(
+            instance_id(dir.path()).unwrap(),
+            id,
+            "the same across restarts"
+        );
+        std::fs::write(dir.path().join(INSTANCE_ID_FILE), "Not/Valid\n").unwrap();
+        let err = instance_id(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("instance-id") && err.contains("remove the file"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn a_nats_url_may_list_several_nodes() {

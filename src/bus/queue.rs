@@ -16,7 +16,7 @@ use async_nats::jetstream::{
 };
 use futures::StreamExt;
 
-use super::subjects;
+use super::subjects::QueueNames;
 use crate::domain::Job;
 use crate::domain::{Priority, ResourceKind};
 
@@ -91,6 +91,7 @@ pub struct Delivery {
 #[derive(Clone)]
 pub struct JobQueue {
     js: jetstream::Context,
+    names: Arc<QueueNames>,
     consumers: Arc<HashMap<(Priority, ResourceKind), PullConsumer>>,
 }
 
@@ -99,14 +100,15 @@ impl JobQueue {
     /// `max_attempts` bounds deliveries per job; `max_ack_pending` bounds jobs held at once per consumer.
     pub async fn setup(
         client: async_nats::Client,
+        names: QueueNames,
         kinds: &[ResourceKind],
         max_attempts: u32,
         max_ack_pending: u32,
     ) -> Result<Self, BusError> {
         let js = jetstream::new(client);
         js.get_or_create_stream(jetstream::stream::Config {
-            name: subjects::JOBS_STREAM.to_string(),
-            subjects: vec![subjects::JOBS_SUBJECTS.to_string()],
+            name: names.stream().to_string(),
+            subjects: vec![names.all_subjects()],
             retention: RetentionPolicy::WorkQueue,
             storage: StorageType::File,
             duplicate_window: DUPLICATE_WINDOW,
@@ -118,16 +120,16 @@ impl JobQueue {
         .await
         .map_err(BusError::CreateStream)?;
         let stream = js
-            .get_stream(subjects::JOBS_STREAM)
+            .get_stream(names.stream())
             .await
             .map_err(BusError::GetStream)?;
         let mut consumers = HashMap::new();
         for &kind in kinds {
             for priority in Priority::ALL {
-                let name = subjects::consumer(priority, kind);
+                let name = names.consumer(priority, kind);
                 let config = pull::Config {
                     durable_name: Some(name.clone()),
-                    filter_subject: subjects::job(priority, kind),
+                    filter_subject: names.job(priority, kind),
                     ack_policy: AckPolicy::Explicit,
                     ack_wait: ACK_WAIT,
                     // One spare delivery so the worker itself always sees the last
@@ -155,6 +157,7 @@ impl JobQueue {
         }
         Ok(Self {
             js,
+            names: Arc::new(names),
             consumers: Arc::new(consumers),
         })
     }
@@ -172,7 +175,7 @@ impl JobQueue {
         let ack = self
             .js
             .send_publish(
-                subjects::job(job.priority, job.signature.kind()),
+                self.names.job(job.priority, job.signature.kind()),
                 PublishMessage::build()
                     .payload(payload.into())
                     .message_id(job.message_id()),
@@ -185,14 +188,14 @@ impl JobQueue {
     }
 
     /// Drops every queued job and returns how many. Only for a stream no other instance uses
-    /// (the embedded server's), right before start-up re-publishes every claim from redb under
+    /// (the embedded server's, or an instance's own on a shared server), right before start-up re-publishes every claim from redb under
     /// a new generation: each dropped job was either stale or is published again. Jobs that a
     /// killed run held stay ack-pending until [`ACK_WAIT`] and fill `max_ack_pending`, which
     /// would stall the restarted workers for up to a minute; a purge releases them at once.
     pub async fn discard_all(&self) -> Result<u64, BusError> {
         let stream = self
             .js
-            .get_stream(subjects::JOBS_STREAM)
+            .get_stream(self.names.stream())
             .await
             .map_err(BusError::GetStream)?;
         Ok(stream.purge().await.map_err(BusError::Purge)?.purged)

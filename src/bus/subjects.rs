@@ -3,6 +3,10 @@
 //! Work travels on `dota.jobs.<priority>.<kind>` (JetStream work-queue stream [`JOBS_STREAM`]);
 //! results are announced on core NATS `dota.ready.<kind>.<id>` and `dota.failed.<kind>.<id>`.
 //! Other programs subscribe to `dota.ready.>` / `dota.failed.>`.
+//!
+//! An instance with its own redb file on a shared NATS server keeps its work in a queue of its
+//! own ([`QueueNames::private`]): `dota.q.<instance>.<priority>.<kind>` in stream
+//! `DOTA_JOBS_<INSTANCE>`, so no other instance can take (and, lacking the claim, drop) its jobs.
 
 use crate::domain::{Priority, ResourceKind, Signature};
 
@@ -15,15 +19,61 @@ pub const READY_ALL: &str = "dota.ready.>";
 /// Wildcard for every "resource failed permanently" event.
 pub const FAILED_ALL: &str = "dota.failed.>";
 
-/// Subject a job for `kind` at `priority` is published on.
-pub fn job(priority: Priority, kind: ResourceKind) -> String {
-    format!("dota.jobs.{}.{}", priority.as_str(), kind.as_str())
+/// The stream, subject and consumer names of one job queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueNames {
+    stream: String,
+    /// Subjects are `<prefix>.<priority>.<kind>`.
+    prefix: String,
+    /// Consumers are `<consumer_prefix>-<kind>-<priority>`.
+    consumer_prefix: String,
 }
 
-/// Durable consumer name for one (priority, kind) pair. Work-queue streams need consumers with
-/// non-overlapping filters, which one consumer per subject guarantees.
-pub fn consumer(priority: Priority, kind: ResourceKind) -> String {
-    format!("fetch-{}-{}", kind.as_str(), priority.as_str())
+impl QueueNames {
+    /// `DOTA_JOBS` on `dota.jobs.>`: the embedded server's queue (private by construction).
+    pub fn shared() -> Self {
+        Self {
+            stream: JOBS_STREAM.to_string(),
+            prefix: "dota.jobs".to_string(),
+            consumer_prefix: "fetch".to_string(),
+        }
+    }
+
+    /// A queue of one instance's own on a shared server, named by its instance ID (letters and
+    /// digits). Its subjects do not overlap `dota.jobs.>`, which JetStream requires of streams
+    /// on one server.
+    pub fn private(instance: &str) -> Self {
+        Self {
+            stream: format!("{JOBS_STREAM}_{}", instance.to_ascii_uppercase()),
+            prefix: format!("dota.q.{instance}"),
+            consumer_prefix: format!("fetch-{instance}"),
+        }
+    }
+
+    pub fn stream(&self) -> &str {
+        &self.stream
+    }
+
+    /// Every subject of this queue.
+    pub fn all_subjects(&self) -> String {
+        format!("{}.>", self.prefix)
+    }
+
+    /// Subject a job for `kind` at `priority` is published on.
+    pub fn job(&self, priority: Priority, kind: ResourceKind) -> String {
+        format!("{}.{}.{}", self.prefix, priority.as_str(), kind.as_str())
+    }
+
+    /// Durable consumer name for one (priority, kind) pair. Work-queue streams need consumers
+    /// with non-overlapping filters, which one consumer per subject guarantees.
+    pub fn consumer(&self, priority: Priority, kind: ResourceKind) -> String {
+        format!(
+            "{}-{}-{}",
+            self.consumer_prefix,
+            kind.as_str(),
+            priority.as_str()
+        )
+    }
 }
 
 /// Event subject announcing that `sig` is stored and fresh.
@@ -49,8 +99,28 @@ mod tests {
         let t = Signature::Team(TeamId::new(1).unwrap(), LeagueId::new(2).unwrap());
         assert_eq!(ready(&t), "dota.ready.team.1.2");
         assert_eq!(
-            job(Priority::Interactive, ResourceKind::Match),
+            QueueNames::shared().job(Priority::Interactive, ResourceKind::Match),
             "dota.jobs.interactive.match"
         );
+    }
+
+    #[test]
+    fn a_private_queue_overlaps_nothing_of_the_shared_one() {
+        let own = QueueNames::private("a1b2c3");
+        assert_eq!(own.stream(), "DOTA_JOBS_A1B2C3");
+        assert_eq!(own.all_subjects(), "dota.q.a1b2c3.>");
+        assert_eq!(
+            own.job(Priority::Bulk, ResourceKind::Player),
+            "dota.q.a1b2c3.bulk.player"
+        );
+        assert_eq!(
+            own.consumer(Priority::Bulk, ResourceKind::Player),
+            "fetch-a1b2c3-player-bulk"
+        );
+        assert!(
+            !own.job(Priority::Bulk, ResourceKind::Player)
+                .starts_with("dota.jobs.")
+        );
+        assert_eq!(QueueNames::shared().all_subjects(), JOBS_SUBJECTS);
     }
 }

@@ -346,3 +346,55 @@ async fn a_nats_url_listing_several_nodes_joins_one_that_answers() {
     assert_eq!(app.embedded_nats_pid(), None);
     fetch_then_stop(app, 602).await;
 }
+
+/// Two instances, each with its own redb file, on one NATS server: each works its own queue.
+/// (Before, they shared one: an instance could take the other's job, find no claim for it in
+/// its own store and drop it, leaving the other's request queued for good.)
+#[actix_rt::test]
+async fn instances_with_their_own_store_on_one_server_keep_their_queues_apart() {
+    common::init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let nats = NatsServer::start(dir.path(), "", "nats").await;
+    let fx = Fixtures::new();
+    let ids: Vec<u64> = (0..24).map(|i| 6100 + i).collect();
+    for id in &ids {
+        fx.match_with_players(*id, &[None; 10]);
+    }
+    let upstream = common::start_upstream(&fx, FixtureConfig::default()).await;
+    let mut apps = Vec::new();
+    let mut data_dirs = Vec::new();
+    for _ in 0..2 {
+        let data = tempfile::tempdir().unwrap();
+        let mut settings = test_settings(data.path(), &upstream);
+        settings.nats = NatsMode::External {
+            url: nats.url.clone(),
+            auth: NatsAuth::None,
+            tls_ca: None,
+        };
+        apps.push(Application::build(settings).await.expect("starts"));
+        data_dirs.push(data);
+    }
+    let http = reqwest::Client::new();
+    // Half the matches asked of one instance while the other sits idle with its pulls open,
+    // then the other half of the other one.
+    for (n, half) in ids.chunks(ids.len() / 2).enumerate() {
+        let url = |id: u64| format!("http://{}/api/matches/{id}", apps[n].http_addr());
+        for id in half {
+            assert_eq!(http.post(url(*id)).send().await.unwrap().status(), 202);
+        }
+        for id in half {
+            let stored = wait_for(WAIT, || async {
+                let r = http.get(url(*id)).send().await.ok()?;
+                (r.status() == 200).then_some(())
+            })
+            .await;
+            assert!(
+                stored.is_some(),
+                "match {id} asked of instance {n} was never stored"
+            );
+        }
+    }
+    for app in apps {
+        app.stop().await;
+    }
+}
