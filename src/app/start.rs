@@ -136,7 +136,7 @@ pub fn instance_id(data_dir: &Path) -> Result<String, AppError> {
             let valid = (1..=32).contains(&id.len())
                 && id
                     .bytes()
-                    .all(|b| b.is_ascii_digit() || (b'a'..=b'z').contains(&b));
+                    .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase());
             if valid {
                 Ok(id.to_string())
             } else {
