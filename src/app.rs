@@ -121,6 +121,8 @@ pub struct Application {
     shutdown: watch::Sender<bool>,
     activity: Arc<Activity>,
     store_handle: std::sync::Weak<crate::store::DbSlot>,
+    /// True once redb is closed and its file released.
+    store_closed: Arc<std::sync::atomic::AtomicBool>,
     /// The store's write health, kept apart from the store so shutdown can still wait for the
     /// database to be released.
     store_health: Arc<StoreHealth>,
@@ -245,6 +247,7 @@ impl Application {
             shutdown,
             activity,
             store_handle: store.weak(),
+            store_closed: store.closed_flag(),
             store_health: store.health().clone(),
             fetchers,
             keeper,
@@ -297,6 +300,7 @@ impl Application {
             shutdown,
             activity,
             store_handle,
+            store_closed,
             store_health: _,
             fetchers,
             keeper,
@@ -342,6 +346,13 @@ impl Application {
             deadline,
             || store_handle.strong_count() == 0,
             "the database to be released",
+        )
+        .await;
+        // The last handle is gone; redb still flushes and unlocks the file in its drop.
+        wait_until(
+            deadline,
+            || store_closed.load(std::sync::atomic::Ordering::SeqCst),
+            "the database file to be closed",
         )
         .await;
         if let Err(err) = nats.flush().await {

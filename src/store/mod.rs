@@ -21,7 +21,7 @@ pub use epochs::Epochs;
 pub use health::StoreHealth;
 pub use read::{Served, Snapshot};
 pub use records::{EntryMeta, Failure, InFlight};
-pub use reopen::DbSlot;
+pub use reopen::{DbSlot, OpenDb};
 pub(crate) use tx::{Extras, Tx};
 
 use crate::config::Ttls;
@@ -81,12 +81,15 @@ pub struct Store {
     ttls: Ttls,
     health: Arc<StoreHealth>,
     epochs: Arc<Epochs>,
+    /// True once the database is closed: dropped and its file released (see [`OpenDb`]).
+    closed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Store {
     /// Opens (or creates) the database file and creates every table, so later reads never
     /// meet a missing table.
     pub fn open(path: &Path, ttls: Ttls) -> Result<Self, StoreError> {
+        let closed = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let db = Database::create(path)?;
         let txn = db.begin_write()?;
         for table in [
@@ -104,7 +107,11 @@ impl Store {
         txn.open_table(tables::ANNOUNCED)?;
         txn.commit()?;
         Ok(Self {
-            db: Arc::new(std::sync::RwLock::new(Some(Arc::new(db)))),
+            db: Arc::new(std::sync::RwLock::new(Some(Arc::new(OpenDb::new(
+                db,
+                closed.clone(),
+            ))))),
+            closed,
             path: path.to_path_buf(),
             ttls,
             health: Arc::default(),
@@ -154,13 +161,19 @@ impl Store {
         self.health.degraded()
     }
 
+    /// Turns true once the database is closed and its file released: shutdown waits for it,
+    /// so the next open of the file (a restart in the same process) finds it free.
+    pub fn closed_flag(&self) -> Arc<std::sync::atomic::AtomicBool> {
+        self.closed.clone()
+    }
+
     /// A weak handle: lets shutdown wait until every user has let go of the database file.
     pub fn weak(&self) -> std::sync::Weak<DbSlot> {
         Arc::downgrade(&self.db)
     }
 
     /// The current database handle (it changes only when redb is reopened).
-    fn db(&self) -> Result<Arc<Database>, StoreError> {
+    fn db(&self) -> Result<Arc<OpenDb>, StoreError> {
         let slot = self
             .db
             .read()

@@ -6,6 +6,7 @@
 //! thread.
 
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -43,7 +44,7 @@ impl Store {
             }
         }
         let db = Database::create(&self.path)?;
-        *slot = Some(Arc::new(db));
+        *slot = Some(Arc::new(OpenDb::new(db, self.closed.clone())));
         tracing::info!("redb reopened after a write failure");
         Ok(())
     }
@@ -62,4 +63,40 @@ impl Store {
 
 /// The database handle shared by every `Store` clone; `None` only while it is reopened (or
 /// after a reopen failed).
-pub type DbSlot = std::sync::RwLock<Option<Arc<Database>>>;
+pub type DbSlot = std::sync::RwLock<Option<Arc<OpenDb>>>;
+
+/// An open database that says when it is closed. The last handle letting go is not enough:
+/// redb's drop still flushes and releases the file's lock afterwards, on whichever thread let
+/// go last, and a second open of the file meanwhile fails with `DatabaseAlreadyOpen`.
+pub struct OpenDb {
+    // Fields drop in order: the database first, then the flag says so.
+    db: Database,
+    _closed: ClosedOnDrop,
+}
+
+impl OpenDb {
+    /// `db`, which sets `closed` once it is dropped (and clears it now).
+    pub(super) fn new(db: Database, closed: Arc<AtomicBool>) -> Self {
+        closed.store(false, Ordering::SeqCst);
+        Self {
+            db,
+            _closed: ClosedOnDrop(closed),
+        }
+    }
+}
+
+impl std::ops::Deref for OpenDb {
+    type Target = Database;
+
+    fn deref(&self) -> &Database {
+        &self.db
+    }
+}
+
+struct ClosedOnDrop(Arc<AtomicBool>);
+
+impl Drop for ClosedOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
