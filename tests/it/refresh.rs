@@ -11,13 +11,14 @@ use std::time::Duration;
 
 use common::fixtures::{row, ten_players};
 use common::{Fixtures, TestApp, WAIT, spawn_app_with, wait_for};
-use dota_orchestrator::config::Settings;
+use dota_orchestrator::config::{AdminToken, Settings};
 use dota_orchestrator::fixture_upstream::FixtureConfig;
 use futures::StreamExt;
 use serde_json::Value;
 
 const LEAGUE: u64 = 16435;
 const TEAM_TTL: Duration = Duration::from_secs(4);
+const TOKEN: &str = "s3cret";
 
 fn import_path(team: u64) -> String {
     format!("/api/teams/{team}/matches?leagueId={LEAGUE}")
@@ -49,9 +50,11 @@ async fn tracked(t: &TestApp, team: u64) -> Option<Value> {
         .cloned()
 }
 
+/// DELETE with the admin token of the restarted app.
 async fn delete(t: &TestApp, path: &str) -> reqwest::Response {
     t.http
         .delete(format!("{}{path}", t.base))
+        .bearer_auth(TOKEN)
         .send()
         .await
         .unwrap()
@@ -178,7 +181,11 @@ async fn a_tracked_import_is_refreshed_with_only_its_new_matches_and_announced_a
     assert_eq!(schedule(&t).await["autoRefresh"], true);
 
     // Tracking is in redb: it survives a restart.
-    t.restart_app(auto_refresh).await;
+    t.restart_app(|s| {
+        auto_refresh(s);
+        s.admin_token = AdminToken::new(TOKEN.into());
+    })
+    .await;
     let after = tracked(&t, TEAM).await.expect("tracked after a restart");
     assert_eq!(after["lastRequestedAt"], later["lastRequestedAt"]);
 
@@ -193,6 +200,8 @@ async fn a_tracked_import_is_refreshed_with_only_its_new_matches_and_announced_a
         .status(),
         400
     );
+    let anonymous = t.http.delete(format!("{}{path}", t.base)).send().await;
+    assert_eq!(anonymous.unwrap().status(), 401);
     assert_eq!(delete(&t, &path).await.status(), 204);
     assert!(tracked(&t, TEAM).await.is_none());
     let again = delete(&t, &path).await;
