@@ -21,11 +21,6 @@ pub const CHECK_EVERY: Duration = Duration::from_secs(1);
 pub struct SpareBudget(watch::Receiver<bool>);
 
 impl SpareBudget {
-    /// A gate that stays as `open` (for a service without scheduled work, or tests).
-    pub fn fixed(open: bool) -> Self {
-        Self(watch::channel(open).1)
-    }
-
     pub fn is_open(&self) -> bool {
         *self.0.borrow()
     }
