@@ -2,7 +2,7 @@
 //! (in redb, across restarts), refreshed before its record expires with only its new matches
 //! and their players fetched, announced again, listed by `/api/refresh/schedule`, and no
 //! longer tracked after `DELETE ...&track=false`. Scheduled work waits while OpenDota's day
-//! budget is at or below the reserve. A 4 s team TTL stands in for the 2 hours (the scheduler
+//! budget is at or below the reserve, and a person's request for the same import takes it over. A 4 s team TTL stands in for the 2 hours (the scheduler
 //! measures against the store's clock, like freshness does), so nothing waits for hours.
 
 use crate::common;
@@ -212,7 +212,7 @@ async fn a_tracked_import_is_refreshed_with_only_its_new_matches_and_announced_a
 }
 
 #[actix_rt::test]
-async fn scheduled_refreshes_wait_while_the_day_budget_is_at_the_reserve() {
+async fn a_refresh_waits_while_the_day_budget_is_at_the_reserve_but_a_person_does_not() {
     const TEAM: u64 = 9_517_602;
     let fx = Fixtures::new();
     fx.dotabuff_team(TEAM, "Savers", &[vec![row(711, LEAGUE)]]);
@@ -223,7 +223,7 @@ async fn scheduled_refreshes_wait_while_the_day_budget_is_at_the_reserve() {
         s.limits.opendota_per_day = 20;
         s.refresh_reserve = 50;
     };
-    let mut t = spawn_app_with(fx, FixtureConfig::default(), tight).await;
+    let t = spawn_app_with(fx, FixtureConfig::default(), tight).await;
     assert_eq!(t.post(&import_path(TEAM)).await.status(), 202);
     let old = match_and_players(711, 71_000);
     wait_for(WAIT, || async {
@@ -259,12 +259,18 @@ async fn scheduled_refreshes_wait_while_the_day_budget_is_at_the_reserve() {
     assert_eq!(t.upstream_requests(&page).await, pages_read);
     assert_eq!(t.upstream_requests("/opendota/matches/712").await, 0);
 
-    // A new day's budget (a restart starts the limiter afresh) is above the reserve.
-    t.restart_app(tight).await;
+    // A person's request is not held behind it: it takes the claim over, at once.
+    wait_for(WAIT, || async {
+        let resp = t.get(&import_path(TEAM)).await;
+        let cache = resp.headers().get("x-cache-status")?.to_str().ok()?;
+        cache.starts_with("stale").then_some(())
+    })
+    .await
+    .expect("the record expires while its refresh waits");
     wait_for(WAIT, || async {
         (t.upstream_requests("/opendota/matches/712").await == 1).then_some(())
     })
     .await
-    .expect("the refresh runs once the budget can spare it");
+    .expect("the person's import runs, not waiting for the reserve");
     t.shutdown().await;
 }

@@ -78,7 +78,8 @@ impl Child {
 /// The refresh scheduler: claim the team import `signature` as scheduled work although its
 /// stored copy may still be fresh (no invalidation: it is served as it is meanwhile). Its
 /// matches are claimed on completion like any import's: only those not stored fresh. Returns
-/// the job to publish; `None` when the import is already queued or running.
+/// the job to publish; `None` when the import is already queued or running, or its last
+/// attempt failed and the failure TTL has not passed.
 #[derive(Message)]
 #[rtype(result = "Result<Option<Job>, StoreError>")]
 pub struct ClaimRefresh {
@@ -136,6 +137,20 @@ fn claim(tx: &mut Tx<'_>, template: Job) -> Result<Option<Job>, StoreError> {
     }
     tx.put_in_flight(&template.signature, &template)?;
     Ok(Some(template))
+}
+
+/// Like [`claim`], but a claim held by scheduled work is taken over by more urgent work: a
+/// person's request must not wait behind a refresh that waits for the day's budget. The
+/// scheduled job becomes stale (a new generation) and is dropped unworked when delivered.
+fn claim_over_scheduled(tx: &mut Tx<'_>, template: Job) -> Result<Option<Job>, StoreError> {
+    let held_by_scheduled = tx
+        .in_flight(&template.signature)?
+        .is_some_and(|current| current.priority == Priority::Scheduled);
+    if held_by_scheduled && template.priority != Priority::Scheduled {
+        tx.put_in_flight(&template.signature, &template)?;
+        return Ok(Some(template));
+    }
+    claim(tx, template)
 }
 
 /// Claims the children of a completed (or stored) resource. Without a force, fresh children
@@ -227,7 +242,7 @@ impl Handler<Prepare> for CacheKeeper {
                 fanout: msg.fanout,
                 queued_at_ms: now,
             };
-            prepared.claimed = claim(tx, template)?;
+            prepared.claimed = claim_over_scheduled(tx, template)?;
             prepared.already_queued = prepared.claimed.is_none();
             Ok(prepared)
         })
@@ -360,6 +375,10 @@ impl Handler<ClaimRefresh> for CacheKeeper {
         let generation = self.next_generation();
         self.store.write(|tx| {
             let now = now_ms();
+            // A refresh that failed for good waits out the failure TTL, like a GET would.
+            if tx.failure_in_force(&msg.signature, now)?.is_some() {
+                return Ok(None);
+            }
             claim(
                 tx,
                 Job {
