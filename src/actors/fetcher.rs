@@ -238,18 +238,22 @@ impl<J: FetchJobs> Dispatcher<J> {
     }
 
     /// Opens a pull request on each priority that has none, for the free slots not already
-    /// spoken for by held jobs (scheduled: only while the day's budget can spare it, so its
-    /// jobs wait in JetStream, not here). The priorities ask independently (an idle interactive
+    /// spoken for by held jobs (scheduled: only while nothing more urgent is held and the
+    /// day's budget can spare it, so its jobs wait in JetStream, not here, and never take a
+    /// slot an interactive or bulk job in hand is waiting for). The priorities ask independently (an idle interactive
     /// request must not keep bulk from asking), so up to three times the free slots may arrive:
     /// the surplus is held, with `Progress`, until slots free up. Interactive always asks
     /// for at least one while it holds none: a person's job published while every slot is
     /// taken is then in hand when the next slot frees, ahead of held bulk jobs.
     async fn open_pulls(&mut self) -> Result<(), BusError> {
         for (index, priority) in PRIORITIES.into_iter().enumerate() {
-            if self.pulls[index].is_some() || (index == SCHEDULED && !self.spare.is_open()) {
+            if self.pulls[index].is_some() {
                 continue;
             }
             let held: usize = self.held.iter().map(VecDeque::len).sum();
+            if index == SCHEDULED && (held > 0 || !self.spare.is_open()) {
+                continue;
+            }
             let mut want = self.lane.free().saturating_sub(held);
             if priority == Priority::Interactive && self.held[index].is_empty() {
                 want = want.max(1);
