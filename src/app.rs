@@ -21,6 +21,8 @@ use tokio::task::JoinHandle;
 
 use crate::actors::cache_keeper::CacheKeeper;
 use crate::actors::pipeline::{Activity, Pipeline, PipelineError};
+use crate::actors::refresh_scheduler::{RefreshScheduler, Rules};
+use crate::actors::reserve;
 use crate::actors::team_watch::TeamWatch;
 use crate::bus::embedded::{EmbeddedNats, EmbeddedNatsError};
 use crate::bus::queue::{BusError, JobQueue, MAX_BATCH};
@@ -33,6 +35,7 @@ use crate::http::bypass::Bypass;
 use crate::http::hot::HotCache;
 use crate::http::live::RecentEvents;
 use crate::http::queue_snapshot::QueueCollector;
+use crate::http::schedule::RefreshState;
 use crate::http::{ApiState, Shared};
 use crate::metrics::MetricsError;
 use crate::store::{Store, StoreError, StoreHealth};
@@ -135,6 +138,10 @@ pub struct Application {
     queue_status: JoinHandle<()>,
     gauges: JoinHandle<()>,
     team_watch: JoinHandle<()>,
+    /// Keeps the scheduled-work gate in step with the day's budget.
+    reserve: JoinHandle<()>,
+    /// With `--auto-refresh`, the refresh scheduler.
+    scheduler: Option<JoinHandle<()>>,
     /// Keeps the last ready/failed events for pages that open.
     recent_events: JoinHandle<()>,
     hot: HotCache,
@@ -193,7 +200,27 @@ impl Application {
         };
         start::recover_claims(&pipeline).await?;
 
-        let fetchers = start::fetchers(&settings, &upstreams, &pipeline, &shutdown_rx);
+        let (spare, reserve) = reserve::watch_reserve(
+            upstreams.limiter.clone(),
+            settings.refresh_reserve,
+            shutdown_rx.clone(),
+        );
+        let fetchers = start::fetchers(&settings, &upstreams, &pipeline, &spare, &shutdown_rx);
+        let rules = Rules {
+            team_ttl: settings.ttls.teams,
+            track_days: settings.track_days,
+        };
+        let scheduler = settings.auto_refresh.then(|| {
+            tokio::spawn(
+                RefreshScheduler {
+                    store: store.clone(),
+                    keeper: keeper.clone(),
+                    pipeline: pipeline.clone(),
+                    rules,
+                }
+                .run(shutdown_rx.clone()),
+            )
+        });
         let team_watch = tokio::spawn(
             TeamWatch {
                 store: store.clone(),
@@ -233,6 +260,7 @@ impl Application {
                 bypass,
                 hot: hot.clone(),
                 recent: recent.clone(),
+                refresh: RefreshState::new(rules, settings.auto_refresh),
             })
         };
         let http = start::http(settings.http_addr, queue_collector, state, &shutdown_rx).await?;
@@ -258,6 +286,8 @@ impl Application {
             queue_status: http.queue_status,
             gauges: http.gauges,
             team_watch,
+            reserve,
+            scheduler,
             recent_events,
             hot,
         })
@@ -311,6 +341,8 @@ impl Application {
             queue_status,
             gauges,
             team_watch,
+            reserve,
+            scheduler,
             recent_events,
             ..
         } = self;
@@ -339,6 +371,10 @@ impl Application {
         let _ = queue_status.await;
         let _ = gauges.await;
         let _ = team_watch.await;
+        let _ = reserve.await;
+        if let Some(scheduler) = scheduler {
+            let _ = scheduler.await;
+        }
         let _ = recent_events.await;
         drop(keeper);
         wait_until(deadline, || activity.busy() == 0, "jobs in hand to finish").await;

@@ -5,16 +5,20 @@
 //! it if it stops.
 //!
 //! Messages and their handlers: [`claims`] (the claim lifecycle of fetched resources) and
-//! [`upkeep`] (invalidation, raw pages, announced imports).
+//! [`upkeep`] (invalidation, raw pages, announced imports) and [`tracking`] (team imports the
+//! refresh scheduler keeps fresh).
 
 mod claims;
+mod tracking;
 mod upkeep;
 
 use actix::{Actor, SyncContext};
 
 pub use claims::{
-    Child, ClaimChildren, Complete, Completed, Fail, Prepare, Prepared, Release, RequeueAll,
+    Child, ClaimChildren, ClaimRefresh, Complete, Completed, Fail, Prepare, Prepared, Release,
+    RequeueAll,
 };
+pub use tracking::{Track, Untrack};
 pub use upkeep::{Invalidate, Invalidated, MarkAnnounced, ProbeWrite, StorePage};
 
 use crate::store::Store;

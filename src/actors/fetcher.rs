@@ -1,9 +1,11 @@
 //! The supervised fetcher actor, generic over what it fetches. Each instance runs one
 //! dispatcher for its job kind: it keeps a batch pull request open on each priority's
 //! consumer (so a published job arrives at once, whatever its priority), holds what arrives,
-//! and starts held jobs, interactive first, each as its own task through the [`Pipeline`],
-//! as long as its [`Lane`] has a free slot (the lane's limit follows the rate budget; see
-//! `upstream::in_flight`). A broken consumer stops the actor (`ctx.stop()`); its Supervisor
+//! and starts held jobs, interactive first, then bulk, then scheduled, each as its own task
+//! through the [`Pipeline`], as long as its [`Lane`] has a free slot (the lane's limit follows
+//! the rate budget; see `upstream::in_flight`). Scheduled jobs are pulled and started only
+//! while the [`SpareBudget`] gate is open (the day's budget is above the reserve kept for
+//! people; see `actors::reserve`). A broken consumer stops the actor (`ctx.stop()`); its Supervisor
 //! restarts it, and unacked jobs are redelivered by JetStream.
 //!
 //! Invariants: a pull request is read until it ends (never dropped while the server may still
@@ -23,6 +25,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::pipeline::{Fetched, Pipeline};
+use super::reserve::SpareBudget;
 use crate::bus::queue::{BusError, Delivery, Pull};
 use crate::domain::Job;
 use crate::domain::{Priority, ResourceKind};
@@ -61,6 +64,7 @@ pub struct Fetcher<J: FetchJobs> {
     /// Where this kind's jobs take their slots: a service's lane (shared with the other kinds
     /// of that service), or a fixed one.
     lane: Arc<Lane>,
+    spare: SpareBudget,
     shutdown: watch::Receiver<bool>,
     restarted: bool,
 }
@@ -70,12 +74,14 @@ impl<J: FetchJobs> Fetcher<J> {
         jobs: J,
         pipeline: Pipeline,
         lane: Arc<Lane>,
+        spare: SpareBudget,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
         Self {
             jobs,
             pipeline,
             lane,
+            spare,
             shutdown,
             restarted: false,
         }
@@ -96,6 +102,7 @@ impl<J: FetchJobs> Actor for Fetcher<J> {
             jobs: self.jobs.clone(),
             pipeline: self.pipeline.clone(),
             lane: self.lane.clone(),
+            spare: self.spare.clone(),
             shutdown: self.shutdown.clone(),
             held: Default::default(),
             pulls: Default::default(),
@@ -118,18 +125,22 @@ impl<J: FetchJobs> Supervised for Fetcher<J> {
     }
 }
 
-/// Index of a priority in the dispatcher's arrays; interactive first.
-const PRIORITIES: [Priority; 2] = [Priority::Interactive, Priority::Bulk];
+/// Index of a priority in the dispatcher's arrays; interactive first, scheduled last.
+const PRIORITIES: [Priority; 3] = Priority::ALL;
+/// Index of [`Priority::Scheduled`] in [`PRIORITIES`].
+const SCHEDULED: usize = 2;
 
 struct Dispatcher<J: FetchJobs> {
     jobs: J,
     pipeline: Pipeline,
     lane: Arc<Lane>,
+    /// Open while scheduled jobs may start.
+    spare: SpareBudget,
     shutdown: watch::Receiver<bool>,
     /// Delivered jobs waiting for a slot, per priority.
-    held: [VecDeque<Delivery>; 2],
+    held: [VecDeque<Delivery>; 3],
     /// The open pull request per priority.
-    pulls: [Option<Pull>; 2],
+    pulls: [Option<Pull>; 3],
     running: JoinSet<()>,
 }
 
@@ -156,6 +167,7 @@ impl<J: FetchJobs> Dispatcher<J> {
     /// Until shutdown or a queue failure: start held jobs, keep pulls open, wait for news.
     async fn dispatch(&mut self, shutdown: &mut watch::Receiver<bool>) -> Result<(), BusError> {
         let mut changed = self.lane.subscribe();
+        let mut spare = self.spare.clone();
         let mut progress = tokio::time::interval(PROGRESS_EVERY);
         progress.tick().await;
         loop {
@@ -163,16 +175,19 @@ impl<J: FetchJobs> Dispatcher<J> {
                 return Ok(());
             }
             changed.borrow_and_update();
+            spare.borrow_and_update();
             self.start_held();
             self.open_pulls().await?;
-            let [interactive, bulk] = &mut self.pulls;
+            let [interactive, bulk, scheduled] = &mut self.pulls;
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => {}
                 _ = changed.changed() => {}
+                Ok(()) = spare.changed() => {}
                 Some(_) = self.running.join_next(), if !self.running.is_empty() => {}
                 next = next_of(interactive) => self.received(0, next)?,
                 next = next_of(bulk) => self.received(1, next)?,
+                next = next_of(scheduled) => self.received(SCHEDULED, next)?,
                 _ = progress.tick() => {
                     for delivery in self.held.iter().flatten() {
                         ack(delivery, AckKind::Progress).await;
@@ -195,9 +210,14 @@ impl<J: FetchJobs> Dispatcher<J> {
         Ok(())
     }
 
-    /// Starts held jobs while the lane has slots, interactive before bulk.
+    /// Starts held jobs while the lane has slots, interactive before bulk before scheduled
+    /// (scheduled ones only while the day's budget can spare them).
     fn start_held(&mut self) {
-        for held in &mut self.held {
+        let spare = self.spare.is_open();
+        for (index, held) in self.held.iter_mut().enumerate() {
+            if index == SCHEDULED && !spare {
+                return;
+            }
             while !held.is_empty() {
                 let Some(slot) = self.lane.try_job() else {
                     return;
@@ -218,8 +238,10 @@ impl<J: FetchJobs> Dispatcher<J> {
     }
 
     /// Opens a pull request on each priority that has none, for the free slots not already
-    /// spoken for by held jobs. The two priorities ask independently (an idle interactive
-    /// request must not keep bulk from asking), so up to twice the free slots may arrive:
+    /// spoken for by held jobs (scheduled: only while nothing more urgent is held and the
+    /// day's budget can spare it, so its jobs wait in JetStream, not here, and never take a
+    /// slot an interactive or bulk job in hand is waiting for). The priorities ask independently (an idle interactive
+    /// request must not keep bulk from asking), so up to three times the free slots may arrive:
     /// the surplus is held, with `Progress`, until slots free up. Interactive always asks
     /// for at least one while it holds none: a person's job published while every slot is
     /// taken is then in hand when the next slot frees, ahead of held bulk jobs.
@@ -229,6 +251,9 @@ impl<J: FetchJobs> Dispatcher<J> {
                 continue;
             }
             let held: usize = self.held.iter().map(VecDeque::len).sum();
+            if index == SCHEDULED && (held > 0 || !self.spare.is_open()) {
+                continue;
+            }
             let mut want = self.lane.free().saturating_sub(held);
             if priority == Priority::Interactive && self.held[index].is_empty() {
                 want = want.max(1);

@@ -6,6 +6,9 @@
 //!   Their upstream client waits for a grant before every call through the `upstream::budget`
 //!   trait, which [`rate_limiter::LimiterBudget`] serves from [`rate_limiter::RateLimiter`]
 //!   (the client never names the actor).
+//! - [`refresh_scheduler::RefreshScheduler`] (with `--auto-refresh`) sends `ClaimRefresh` to
+//!   CacheKeeper for tracked team imports about to expire and publishes them as scheduled work,
+//!   which the fetchers start only while [`reserve::SpareBudget`] is open.
 //!
 //! Start order: RateLimiter, CacheKeeper, fetchers. Stop order is the reverse: fetchers finish
 //! their current job, then CacheKeeper lets go of the database.
@@ -19,5 +22,7 @@ pub mod player_fetcher;
 pub mod player_stats_fetcher;
 pub mod rate_limiter;
 pub mod rate_window;
+pub mod refresh_scheduler;
+pub mod reserve;
 pub mod team_importer;
 pub mod team_watch;

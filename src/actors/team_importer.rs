@@ -1,6 +1,7 @@
 //! `TeamImporter`: turns a team import job (`team:{teamId}:{leagueId}`) into a stored team
 //! record and one match job per match of that league. It reads every Dotabuff matches page
-//! (`?page=N` until the last, raw HTML cached for the team TTL), and falls back to OpenDota's
+//! (`?page=N` until the last, raw HTML cached for the team TTL; a forced import or a scheduled
+//! refresh reads them afresh), and falls back to OpenDota's
 //! `/teams/{id}/matches` when Dotabuff refuses (403/429), errs, or sends a page the parser
 //! cannot read; or uses OpenDota alone when configured so. The record says which source won.
 //! Pages are scraped, and OpenDota's match list read, on the blocking pool
@@ -16,7 +17,7 @@ use super::cache_keeper::{CacheKeeper, Child, StorePage};
 use super::fetcher::{FetchJobs, Fetcher, wrong_kind};
 use super::pipeline::Fetched;
 use crate::config::{PlayerSides, TeamSource};
-use crate::domain::{Job, LeagueId, MatchId, ResourceKind, Service, Signature, TeamId};
+use crate::domain::{Job, LeagueId, MatchId, Priority, ResourceKind, Service, Signature, TeamId};
 use crate::store::{Store, now_ms};
 use crate::team::record::{Source, TeamMatch, TeamRecord};
 use crate::team::view::import_fanout;
@@ -76,7 +77,9 @@ impl FetchJobs for TeamJobs {
                 return Err(wrong_kind(&job, ResourceKind::Team));
             };
             let record = match this.source {
-                TeamSource::Dotabuff => match this.scrape(team, league, job.is_forced()).await {
+                // A forced import and a scheduled refresh (due before the pages' cache
+                // expires) must see what Dotabuff lists now.
+                TeamSource::Dotabuff => match this.scrape(team, league, rescrape(&job)).await {
                     Ok(record) => record,
                     Err(reason) => {
                         tracing::warn!(%reason, "Dotabuff failed; falling back to OpenDota");
@@ -220,6 +223,11 @@ impl TeamJobs {
             0,
         ))
     }
+}
+
+/// Whether `job` re-reads the Dotabuff pages instead of the page cache.
+fn rescrape(job: &Job) -> bool {
+    job.is_forced() || job.priority == Priority::Scheduled
 }
 
 /// The matches of OpenDota's `/teams/{id}/matches` rows (rows without a match or league ID

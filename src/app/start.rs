@@ -19,6 +19,7 @@ use crate::actors::pipeline::Pipeline;
 use crate::actors::player_fetcher::{PlayerFetcher, PlayerJobs};
 use crate::actors::player_stats_fetcher::{PlayerStatsFetcher, PlayerStatsJobs};
 use crate::actors::rate_limiter::{BudgetSnapshot, LimiterBudget, RateLimiter, Snapshot};
+use crate::actors::reserve::SpareBudget;
 use crate::actors::team_importer::{TeamImporter, TeamJobs};
 use crate::bus::embedded::{EmbeddedNats, EmbeddedNatsConfig};
 use crate::config::{NatsAuth, NatsMode, Settings};
@@ -266,10 +267,16 @@ fn fetcher<J: FetchJobs>(
     jobs: J,
     pipeline: &Pipeline,
     lane: &Arc<Lane>,
+    spare: &SpareBudget,
     shutdown: &watch::Receiver<bool>,
 ) -> Addr<Fetcher<J>> {
-    let (pipeline, lane, shutdown) = (pipeline.clone(), lane.clone(), shutdown.clone());
-    Supervisor::start(move |_| Fetcher::new(jobs, pipeline, lane.clone(), shutdown))
+    let (pipeline, lane, spare, shutdown) = (
+        pipeline.clone(),
+        lane.clone(),
+        spare.clone(),
+        shutdown.clone(),
+    );
+    Supervisor::start(move |_| Fetcher::new(jobs, pipeline, lane.clone(), spare.clone(), shutdown))
 }
 
 /// Calls a service's budget can grant right now: none while it is paused, else what is left
@@ -285,11 +292,12 @@ fn grantable(budget: &BudgetSnapshot) -> u32 {
 
 /// Starts one supervised fetcher per job kind, and the task that keeps the in-flight limits
 /// in step with the rate limiter until shutdown. The OpenDota kinds share the OpenDota lane;
-/// team imports have a fixed lane of `--workers`.
+/// team imports have a fixed lane of `--workers`. Scheduled jobs start while `spare` is open.
 pub(super) fn fetchers(
     settings: &Settings,
     upstreams: &Upstreams,
     pipeline: &Pipeline,
+    spare: &SpareBudget,
     shutdown: &watch::Receiver<bool>,
 ) -> Fetchers {
     let limiter = upstreams.limiter.clone();
@@ -322,6 +330,7 @@ pub(super) fn fetchers(
             },
             pipeline,
             lane,
+            spare,
             shutdown,
         ),
         players: fetcher(
@@ -330,6 +339,7 @@ pub(super) fn fetchers(
             },
             pipeline,
             lane,
+            spare,
             shutdown,
         ),
         player_stats: fetcher(
@@ -338,6 +348,7 @@ pub(super) fn fetchers(
             },
             pipeline,
             lane,
+            spare,
             shutdown,
         ),
         leagues: fetcher(
@@ -346,11 +357,18 @@ pub(super) fn fetchers(
             },
             pipeline,
             lane,
+            spare,
             shutdown,
         ),
         // Their Dotabuff pages go one at a time anyway (its steady spacing); their OpenDota
         // calls take OpenDota call slots.
-        teams: fetcher(teams, pipeline, &Lane::fixed(settings.workers), shutdown),
+        teams: fetcher(
+            teams,
+            pipeline,
+            &Lane::fixed(settings.workers),
+            spare,
+            shutdown,
+        ),
     }
 }
 

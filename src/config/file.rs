@@ -19,6 +19,10 @@ pub struct ConfigFile {
     values: BTreeMap<String, String>,
 }
 
+/// Other names the file accepts for a key: `(alias, key)`. `enableAutoRefresh` is the replaced
+/// system's name for `auto_refresh`.
+pub const KEY_ALIASES: &[(&str, &str)] = &[("enableAutoRefresh", "auto_refresh")];
+
 /// The TOML key of a flag: its long name in snake_case.
 pub fn toml_key(arg: &Arg) -> Option<String> {
     arg.get_long().map(|long| long.replace('-', "_"))
@@ -46,9 +50,23 @@ impl ConfigFile {
             path: path.to_path_buf(),
             source,
         })?;
+        if let Some((alias, canonical)) = KEY_ALIASES
+            .iter()
+            .find(|(alias, canonical)| table.contains_key(*alias) && table.contains_key(*canonical))
+        {
+            return Err(ConfigError::FileValue {
+                path: path.to_path_buf(),
+                key: alias.to_string(),
+                reason: format!("{alias} and {canonical} name the same setting"),
+            });
+        }
         let cmd = settings_command();
         let mut values = BTreeMap::new();
         for (key, value) in table {
+            let key = match KEY_ALIASES.iter().find(|(alias, _)| *alias == key) {
+                Some((_, canonical)) => canonical.to_string(),
+                None => key,
+            };
             let bad_value = |reason: String| ConfigError::FileValue {
                 path: path.to_path_buf(),
                 key: key.clone(),

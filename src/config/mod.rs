@@ -179,6 +179,29 @@ pub struct Settings {
         hide_default_value = true
     )]
     pub admin_token: Option<AdminToken>,
+    /// Refresh tracked team imports before they expire, as scheduled work (the lowest
+    /// priority). The config file also takes `enableAutoRefresh`, the replaced system's name.
+    #[arg(long, env = "DOTA_AUTO_REFRESH")]
+    pub auto_refresh: bool,
+    /// Days a team import stays tracked for `--auto-refresh` after its last request.
+    #[arg(
+        long,
+        env = "DOTA_TRACK_DAYS",
+        value_name = "DAYS",
+        default_value_t = 14,
+        value_parser = positive::<u32>,
+    )]
+    pub track_days: u32,
+    /// Percent of OpenDota's daily limit kept for people: scheduled refreshes start only while
+    /// more than this is left today.
+    #[arg(
+        long,
+        env = "DOTA_REFRESH_RESERVE",
+        value_name = "PERCENT",
+        default_value_t = 20,
+        value_parser = clap::value_parser!(u8).range(0..=100),
+    )]
+    pub refresh_reserve: u8,
     /// Runtime only (no flag, env or file key): the wall clock of the rate windows. The system
     /// clock; tests move it to skip real waits for the next window.
     #[arg(skip)]

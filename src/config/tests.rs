@@ -283,6 +283,37 @@ fn demo_mode_needs_demo_and_takes_its_dir() {
 }
 
 #[test]
+fn auto_refresh_is_off_by_default_and_the_file_takes_enable_auto_refresh_too() {
+    let s = parse(&[]).unwrap();
+    assert!(!s.auto_refresh);
+    assert_eq!((s.track_days, s.refresh_reserve), (14, 20));
+    assert!(parse(&["--auto-refresh"]).unwrap().auto_refresh);
+    let file = File::new(
+        "enableAutoRefresh = true
+track_days = 3
+refresh_reserve = 0
+",
+    );
+    let s = parse(&["--config", file.arg()]).unwrap();
+    assert!(s.auto_refresh);
+    assert_eq!((s.track_days, s.refresh_reserve), (3, 0));
+    let file = File::new(
+        "auto_refresh = true
+",
+    );
+    assert!(parse(&["--config", file.arg()]).unwrap().auto_refresh);
+    let both = read_err(
+        "auto_refresh = true
+enableAutoRefresh = false
+",
+    )
+    .to_string();
+    assert!(both.contains("enableAutoRefresh"), "{both}");
+    assert!(parse(&["--refresh-reserve", "101"]).is_err());
+    assert!(parse(&["--track-days", "0"]).is_err());
+}
+
+#[test]
 fn secrets_stay_out_of_debug_and_help() {
     let file = File::new(
         "opendota_api_key = \"key-from-file\"\nadmin_token = \"token-from-file\"\n\

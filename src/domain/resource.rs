@@ -81,21 +81,26 @@ impl fmt::Display for Service {
 }
 
 /// Who is waiting on a job. Interactive jobs (a person asked for exactly this resource) are
-/// pulled before bulk jobs (fan-out from a match or team import), within the same rate budget.
+/// pulled before bulk jobs (fan-out from a match or team import), and bulk jobs before
+/// scheduled ones (the refresh of a tracked team import and its fan-out, which nobody waits
+/// for), within the same rate budget.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Priority {
     Interactive,
     Bulk,
+    Scheduled,
 }
 
 impl Priority {
-    pub const ALL: [Priority; 2] = [Priority::Interactive, Priority::Bulk];
+    /// Every priority, most urgent first.
+    pub const ALL: [Priority; 3] = [Priority::Interactive, Priority::Bulk, Priority::Scheduled];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Priority::Interactive => "interactive",
             Priority::Bulk => "bulk",
+            Priority::Scheduled => "scheduled",
         }
     }
 }

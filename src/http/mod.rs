@@ -23,6 +23,7 @@ pub mod representation;
 pub mod request_id;
 pub mod resources;
 pub mod router;
+pub mod schedule;
 pub mod status;
 pub mod teams;
 pub mod ws;
@@ -64,6 +65,8 @@ pub struct Shared {
     pub hot: hot::HotCache,
     /// The last ready/failed events, for pages that open (see [`live`]).
     pub recent: live::RecentEvents,
+    /// Tracked team imports and the refresh rules (see [`schedule`]).
+    pub refresh: schedule::RefreshState,
 }
 
 /// When an admin token is configured, the request must carry `Authorization: Bearer <token>`.
@@ -99,6 +102,8 @@ pub fn table() -> Vec<Route> {
         Route::new::<res::__path_post_league>(res::post_league),
         Route::new::<teams::__path_get_team_matches>(teams::get_team_matches),
         Route::new::<teams::__path_post_team_matches>(teams::post_team_matches),
+        Route::new::<schedule::__path_delete_team_matches>(schedule::delete_team_matches),
+        Route::new::<schedule::__path_get_schedule>(schedule::get_schedule),
         Route::new::<invalidate::__path_post_invalidate>(invalidate::post_invalidate),
         Route::new::<status::__path_get_queue_status>(status::get_queue_status),
         Route::new::<events::__path_get_events>({

@@ -42,9 +42,9 @@ pub const STALE_AFTER: Duration = Duration::from_secs(3);
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceStatus {
-    /// Jobs waiting in JetStream, both priorities.
+    /// Jobs waiting in JetStream, every priority.
     pub queued: u64,
-    /// By priority (`interactive`, `bulk`).
+    /// By priority (`interactive`, `bulk`, `scheduled`).
     pub queued_by_priority: BTreeMap<&'static str, u64>,
     /// Jobs delivered by JetStream and not yet acked.
     pub unacked: u64,
@@ -62,7 +62,7 @@ pub struct ServiceStatus {
     pub failed: u64,
     /// The rate budget; `None` if the limiter has none for this service.
     pub budget: Option<BudgetSnapshot>,
-    /// Jobs waiting in JetStream, both priorities: the same number as `queued`, under the
+    /// Jobs waiting in JetStream, every priority: the same number as `queued`, under the
     /// name the dashboard of the system this replaces reads.
     pub length: u64,
     /// True while jobs are being fetched, or delivered and not yet acked (such as a job

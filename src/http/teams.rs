@@ -4,6 +4,7 @@
 //! re-scrapes and cascades to every match and player (admin token required when configured).
 //! The progress says `waitingForBudget` while OpenDota's day budget is spent (read from the
 //! latest queue snapshot, not the store), and a cached view is rebuilt when that changes.
+//! Every request tracks its import for the refresh scheduler (`super::schedule`).
 
 use std::sync::Arc;
 
@@ -274,6 +275,7 @@ async fn handle(state: ApiState, verb: Verb, req: Request) -> Result<Response, A
         ViewPart::Full
     };
     let sig = Signature::Team(team, league);
+    super::schedule::track(&state, sig).await;
     let headers = &req.headers;
     // The read path: a fresh import is answered without the CacheKeeper.
     if !force {

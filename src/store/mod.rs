@@ -105,6 +105,7 @@ impl Store {
             txn.open_table(table)?;
         }
         txn.open_table(tables::ANNOUNCED)?;
+        txn.open_table(tables::TRACKED)?;
         txn.commit()?;
         Ok(Self {
             db: Arc::new(std::sync::RwLock::new(Some(Arc::new(OpenDb::new(
@@ -244,6 +245,28 @@ impl Store {
     pub fn announced(&self, sig: &Signature) -> Result<Option<i64>, StoreError> {
         let txn = self.db()?.begin_read()?;
         let table = txn.open_table(tables::ANNOUNCED)?;
+        Ok(table.get(sig.to_string().as_str())?.map(|v| v.value()))
+    }
+
+    /// Every tracked team import and when it was last requested (unix ms).
+    pub fn tracked(&self) -> Result<Vec<(Signature, i64)>, StoreError> {
+        let txn = self.db()?.begin_read()?;
+        let table = txn.open_table(tables::TRACKED)?;
+        let mut out = Vec::new();
+        for row in table.iter()? {
+            let (k, v) = row?;
+            match k.value().parse::<Signature>() {
+                Ok(sig) => out.push((sig, v.value())),
+                Err(_) => tracing::warn!(key = k.value(), "skipping unreadable tracked key"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// When the tracked team import `sig` was last requested; `None` when it is not tracked.
+    pub fn tracked_at(&self, sig: &Signature) -> Result<Option<i64>, StoreError> {
+        let txn = self.db()?.begin_read()?;
+        let table = txn.open_table(tables::TRACKED)?;
         Ok(table.get(sig.to_string().as_str())?.map(|v| v.value()))
     }
 

@@ -27,3 +27,6 @@ pub const RAW_PAGES: TableDefinition<&str, &[u8]> = TableDefinition::new("raw_pa
 /// Signature of a team import → fetch time (unix ms) of the team record whose completion was
 /// announced on `dota.ready.team.*`; a newer record is announced again when it completes.
 pub const ANNOUNCED: TableDefinition<&str, i64> = TableDefinition::new("announced_v1");
+/// Signature of a tracked team import → when it was last requested (unix ms). A team import
+/// requested within `--track-days` is refreshed by the scheduler (`--auto-refresh`).
+pub const TRACKED: TableDefinition<&str, i64> = TableDefinition::new("tracked_v1");

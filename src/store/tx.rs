@@ -184,6 +184,24 @@ impl Tx<'_> {
         Ok(keys.len())
     }
 
+    /// Tracks the team import `sig`, last requested at `requested_at_ms` (an earlier time
+    /// than the one stored is ignored).
+    pub fn put_tracked(&mut self, sig: &Signature, requested_at_ms: i64) -> Result<(), StoreError> {
+        let mut table = self.txn.open_table(tables::TRACKED)?;
+        let key = sig.to_string();
+        let last = table.get(key.as_str())?.map(|v| v.value());
+        if last.is_none_or(|last| last < requested_at_ms) {
+            table.insert(key.as_str(), requested_at_ms)?;
+        }
+        Ok(())
+    }
+
+    /// Stops tracking `sig`; whether it was tracked.
+    pub fn remove_tracked(&mut self, sig: &Signature) -> Result<bool, StoreError> {
+        let mut table = self.txn.open_table(tables::TRACKED)?;
+        Ok(table.remove(sig.to_string().as_str())?.is_some())
+    }
+
     pub fn put_announced(&mut self, sig: &Signature, fetched_at_ms: i64) -> Result<(), StoreError> {
         let mut table = self.txn.open_table(tables::ANNOUNCED)?;
         table.insert(sig.to_string().as_str(), fetched_at_ms)?;

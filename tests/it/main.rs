@@ -33,6 +33,7 @@ mod queue_status;
 mod rate_limits;
 mod read_path;
 mod record_replay;
+mod refresh;
 mod restart;
 mod shutdown;
 mod slow_parse;

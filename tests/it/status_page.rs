@@ -208,6 +208,47 @@ async fn status_page_shows_recent_events_on_load() {
 }
 
 #[actix_rt::test]
+async fn status_page_lists_tracked_imports_on_load() {
+    let Some(binary) = chromium::find_or_skip("status_page_lists_tracked_imports_on_load") else {
+        return;
+    };
+    let app = spawn_demo_app().await;
+    let path = format!("/api/teams/{DEMO_TEAM}/matches?leagueId={DEMO_LEAGUE}");
+    assert!(app.post(&path).await.status().is_success());
+    let mut browser = Chromium::launch(&binary).await;
+    browser.navigate(&format!("{}/", app.base)).await;
+    let row = wait_page(
+        &mut browser,
+        "the requested import among the tracked ones",
+        WAIT,
+        &format!(
+            r#"(() => {{
+  const row = document.querySelector('#tracked tbody tr[data-signature="team:{DEMO_TEAM}:{DEMO_LEAGUE}"]');
+  return row ? {{ cells: [...row.cells].map((c) => c.textContent),
+                  state: document.getElementById('tracked-state').textContent }} : null;
+}})()"#
+        ),
+    )
+    .await;
+    assert!(
+        row["cells"][0]
+            .as_str()
+            .is_some_and(|c| c.contains(&DEMO_TEAM.to_string())),
+        "{row}"
+    );
+    // The demo runs without --auto-refresh: tracked, but not refreshed.
+    assert_eq!(row["cells"][2], "off", "{row}");
+    assert!(
+        row["state"]
+            .as_str()
+            .is_some_and(|s| s.contains("auto-refresh off")),
+        "{row}"
+    );
+    browser.close().await;
+    app.shutdown().await;
+}
+
+#[actix_rt::test]
 async fn status_page_feed_shows_ready_resources() {
     let Some((app, mut browser)) = open_status_page("status_page_feed_shows_ready_resources").await
     else {

@@ -1,7 +1,8 @@
 //! The CacheKeeper's claim lifecycle: a request claims a resource ([`Prepare`]), a fetch
 //! stores it and claims its fan-out in the same transaction ([`Complete`]), or records a
 //! permanent failure ([`Fail`]); a claim that could not be published is given back
-//! ([`Release`]); start-up re-issues left-over claims ([`RequeueAll`]). Generations make a
+//! ([`Release`]); start-up re-issues left-over claims ([`RequeueAll`]); the refresh scheduler
+//! claims a tracked team import before it expires ([`ClaimRefresh`]). Generations make a
 //! stale or duplicated job harmless: only the current claim's job may complete or fail it.
 
 use actix::{Handler, Message};
@@ -74,6 +75,17 @@ impl Child {
     }
 }
 
+/// The refresh scheduler: claim the team import `signature` as scheduled work although its
+/// stored copy may still be fresh (no invalidation: it is served as it is meanwhile). Its
+/// matches are claimed on completion like any import's: only those not stored fresh. Returns
+/// the job to publish; `None` when the import is already queued or running, or its last
+/// attempt failed and the failure TTL has not passed.
+#[derive(Message)]
+#[rtype(result = "Result<Option<Job>, StoreError>")]
+pub struct ClaimRefresh {
+    pub signature: Signature,
+}
+
 /// Claim resources outside a fetch (a stored league asked to queue its matches). Returns the
 /// jobs to publish.
 #[derive(Message)]
@@ -127,17 +139,37 @@ fn claim(tx: &mut Tx<'_>, template: Job) -> Result<Option<Job>, StoreError> {
     Ok(Some(template))
 }
 
+/// Like [`claim`], but a claim held by scheduled work is taken over by more urgent work: a
+/// person's request must not wait behind a refresh that waits for the day's budget. The
+/// scheduled job becomes stale (a new generation) and is dropped unworked when delivered.
+fn claim_over_scheduled(tx: &mut Tx<'_>, template: Job) -> Result<Option<Job>, StoreError> {
+    let held_by_scheduled = tx
+        .in_flight(&template.signature)?
+        .is_some_and(|current| current.priority == Priority::Scheduled);
+    if held_by_scheduled && template.priority != Priority::Scheduled {
+        tx.put_in_flight(&template.signature, &template)?;
+        return Ok(Some(template));
+    }
+    claim(tx, template)
+}
+
 /// Claims the children of a completed (or stored) resource. Without a force, fresh children
 /// and children whose permanent failure is still in force are left alone. With a force, every child fetched
 /// before the force is invalidated and refetched, and none fetched after it, so a resource
 /// shared by many parents is refetched once.
+/// Children are bulk work, except those of scheduled work, which stay scheduled.
 fn claim_children(
     tx: &mut Tx<'_>,
     children: Vec<Child>,
     generation: u64,
+    parent: Priority,
     forced_at_ms: Option<i64>,
     now: i64,
 ) -> Result<Vec<Job>, StoreError> {
+    let priority = match parent {
+        Priority::Scheduled => Priority::Scheduled,
+        Priority::Interactive | Priority::Bulk => Priority::Bulk,
+    };
     let mut jobs = Vec::new();
     for child in children {
         let sig = child.signature;
@@ -161,7 +193,7 @@ fn claim_children(
         let template = Job {
             signature: sig,
             generation,
-            priority: Priority::Bulk,
+            priority,
             forced_at_ms,
             fanout: child.fanout,
             queued_at_ms: now,
@@ -210,7 +242,7 @@ impl Handler<Prepare> for CacheKeeper {
                 fanout: msg.fanout,
                 queued_at_ms: now,
             };
-            prepared.claimed = claim(tx, template)?;
+            prepared.claimed = claim_over_scheduled(tx, template)?;
             prepared.already_queued = prepared.claimed.is_none();
             Ok(prepared)
         })
@@ -245,6 +277,7 @@ impl Handler<Complete> for CacheKeeper {
                 tx,
                 msg.children,
                 generation,
+                msg.job.priority,
                 msg.job.forced_at_ms,
                 fetched_at_ms,
             )?;
@@ -322,7 +355,41 @@ impl Handler<ClaimChildren> for CacheKeeper {
 
     fn handle(&mut self, msg: ClaimChildren, _: &mut Self::Context) -> Self::Result {
         let generation = self.next_generation();
-        self.store
-            .write(|tx| claim_children(tx, msg.children, generation, msg.forced_at_ms, now_ms()))
+        self.store.write(|tx| {
+            claim_children(
+                tx,
+                msg.children,
+                generation,
+                Priority::Bulk,
+                msg.forced_at_ms,
+                now_ms(),
+            )
+        })
+    }
+}
+
+impl Handler<ClaimRefresh> for CacheKeeper {
+    type Result = Result<Option<Job>, StoreError>;
+
+    fn handle(&mut self, msg: ClaimRefresh, _: &mut Self::Context) -> Self::Result {
+        let generation = self.next_generation();
+        self.store.write(|tx| {
+            let now = now_ms();
+            // A refresh that failed for good waits out the failure TTL, like a GET would.
+            if tx.failure_in_force(&msg.signature, now)?.is_some() {
+                return Ok(None);
+            }
+            claim(
+                tx,
+                Job {
+                    signature: msg.signature,
+                    generation,
+                    priority: Priority::Scheduled,
+                    forced_at_ms: None,
+                    fanout: Fanout::All,
+                    queued_at_ms: now,
+                },
+            )
+        })
     }
 }

@@ -74,6 +74,11 @@ pub enum Failed {
     Upstream(FailedBody),
 }
 
+/// The team import is not tracked.
+#[derive(IntoResponses)]
+#[response(status = 404)]
+pub struct NotTracked(pub ErrorBody);
+
 /// The store failed.
 #[derive(IntoResponses)]
 #[response(status = 500)]
