@@ -67,13 +67,15 @@ async fn a_direct_match_request_overtakes_a_large_team_fan_out() {
     })
     .await
     .expect("the direct request is served in the next window");
+    // Not yet done: still in JetStream, or delivered and held by the dispatcher for a free
+    // slot (unacked), which depends on when its batch pull ran.
     let status: Value = t.queue_status_now().await;
+    let od = &status["services"]["opendota"];
+    let not_done =
+        od["queuedByPriority"]["bulk"].as_u64().unwrap() + od["unacked"].as_u64().unwrap();
     assert!(
-        status["services"]["opendota"]["queuedByPriority"]["bulk"]
-            .as_u64()
-            .unwrap()
-            >= 10,
-        "most of the fan-out is still queued: {status}"
+        not_done >= 10,
+        "most of the fan-out is still waiting: {status}"
     );
     let stats = t.upstream_stats().await;
     let fetched = team_matches
