@@ -10,15 +10,8 @@
 # here when missing). Loopback only; every process it starts is stopped on exit or Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
-export RUST_LOG="${RUST_LOG:-warn}"
-
-BASELINE=""
-case "${1:-}" in
-    --baseline) BASELINE=1 ;;
-    "") ;;
-    *) echo "usage: bench/readpath.sh [--baseline]" >&2; exit 2 ;;
-esac
+source bench/lib.sh
+bench_args "$@"
 
 apt_install() {
     local sudo=""
@@ -27,33 +20,6 @@ apt_install() {
 }
 command -v wrk >/dev/null || apt_install wrk
 command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || apt_install nginx-light
-command -v nats-server >/dev/null || { echo "nats-server not found (apt-get install nats-server)" >&2; exit 1; }
-
-echo "== cargo build --release"
-cargo build --release --quiet
-
-OUT="$(mktemp -t dota-bench-readpath-XXXXXX.json)"
-DRIVER_PID=""
-cleanup() {
-    if [[ -n "$DRIVER_PID" ]] && kill -0 "$DRIVER_PID" 2>/dev/null; then
-        kill -TERM "$DRIVER_PID" 2>/dev/null || true
-        wait "$DRIVER_PID" 2>/dev/null || true
-    fi
-    rm -f "$OUT"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 echo "== read path: ours vs nginx, team view, queue status"
-timeout --signal=TERM --kill-after=30 600 python3 bench/readpath.py "$OUT" &
-DRIVER_PID=$!
-wait "$DRIVER_PID"
-DRIVER_PID=""
-
-if [[ -n "$BASELINE" ]]; then
-    cp "$OUT" bench/readpath-baseline.json
-    python3 bench/readpath_report.py BENCHMARKS.md --baseline bench/readpath-baseline.json
-else
-    python3 bench/readpath_report.py BENCHMARKS.md --baseline bench/readpath-baseline.json --latest "$OUT"
-fi
-echo "== results written to BENCHMARKS.md"
+bench_run readpath 600 bench/readpath.py

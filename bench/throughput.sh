@@ -11,42 +11,8 @@
 # is stopped on exit or Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
-export RUST_LOG="${RUST_LOG:-warn}"
-
-BASELINE=""
-case "${1:-}" in
-    --baseline) BASELINE=1 ;;
-    "") ;;
-    *) echo "usage: bench/throughput.sh [--baseline]" >&2; exit 2 ;;
-esac
-command -v nats-server >/dev/null || { echo "nats-server not found (apt-get install nats-server)" >&2; exit 1; }
-
-echo "== cargo build --release"
-cargo build --release --quiet
-
-OUT="$(mktemp -t dota-bench-throughput-XXXXXX.json)"
-DRIVER_PID=""
-cleanup() {
-    if [[ -n "$DRIVER_PID" ]] && kill -0 "$DRIVER_PID" 2>/dev/null; then
-        kill -TERM "$DRIVER_PID" 2>/dev/null || true
-        wait "$DRIVER_PID" 2>/dev/null || true
-    fi
-    rm -f "$OUT"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+source bench/lib.sh
+bench_args "$@"
 
 echo "== throughput: scenarios ${BENCH_ONLY:-a,b,c}"
-timeout --signal=TERM --kill-after=30 900 python3 bench/throughput.py "$OUT" --only "${BENCH_ONLY:-a,b,c}" &
-DRIVER_PID=$!
-wait "$DRIVER_PID"
-DRIVER_PID=""
-
-if [[ -n "$BASELINE" ]]; then
-    cp "$OUT" bench/throughput-baseline.json
-    python3 bench/throughput_report.py BENCHMARKS.md --baseline bench/throughput-baseline.json
-else
-    python3 bench/throughput_report.py BENCHMARKS.md --baseline bench/throughput-baseline.json --latest "$OUT"
-fi
-echo "== results written to BENCHMARKS.md"
+bench_run throughput 900 bench/throughput.py --only "${BENCH_ONLY:-a,b,c}"
