@@ -6,10 +6,9 @@
 use crate::common;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use common::fixtures::row;
-use common::{Fixtures, spawn_app_with, wait_for};
+use common::{Fixtures, spawn_app_with};
 use dota_orchestrator::app::Application;
 use dota_orchestrator::config::ApiKey;
 use dota_orchestrator::fixture_upstream::FixtureConfig;
@@ -56,20 +55,7 @@ fn recording_into(dir: &Path) -> impl FnOnce(&mut dota_orchestrator::config::Set
 
 /// Waits until the import's matches and players are all ready; returns the view.
 async fn wait_complete(t: &common::TestApp) -> Value {
-    wait_for(Duration::from_secs(60), || async {
-        let r = t.get(&import_path()).await;
-        if r.status() != 200 {
-            return None;
-        }
-        let v: Value = r.json().await.ok()?;
-        let p = &v["progress"];
-        let done = p["matchesTotal"].as_u64()? > 0
-            && p["matchesReady"] == p["matchesTotal"]
-            && p["playersReady"] == p["playersTotal"];
-        done.then_some(v)
-    })
-    .await
-    .expect("import completes")
+    t.wait_import_complete(&import_path()).await
 }
 
 /// What a dashboard reads after the import: the team view and every match and player body.

@@ -40,20 +40,7 @@ fn import_path(team: u64, league: u64) -> String {
 }
 
 async fn wait_complete(t: &common::TestApp, path: &str) -> Value {
-    wait_for(Duration::from_secs(60), || async {
-        let r = t.get(path).await;
-        if r.status() != 200 {
-            return None;
-        }
-        let v: Value = r.json().await.ok()?;
-        let p = &v["progress"];
-        let done = p["matchesTotal"].as_u64()? > 0
-            && p["matchesReady"] == p["matchesTotal"]
-            && p["playersReady"] == p["playersTotal"];
-        done.then_some(v)
-    })
-    .await
-    .expect("import completes")
+    t.wait_import_complete(path).await
 }
 
 #[actix_rt::test]

@@ -179,6 +179,25 @@ impl TestApp {
         })
     }
 
+    /// Polls the team import at `path` until every match and every player of them is ready,
+    /// and returns that view.
+    pub async fn wait_import_complete(&self, path: &str) -> Value {
+        wait_for(Duration::from_secs(60), || async {
+            let r = self.get(path).await;
+            if r.status() != 200 {
+                return None;
+            }
+            let v: Value = r.json().await.ok()?;
+            let p = &v["progress"];
+            let done = p["matchesTotal"].as_u64()? > 0
+                && p["matchesReady"] == p["matchesTotal"]
+                && p["playersReady"] == p["playersTotal"];
+            done.then_some(v)
+        })
+        .await
+        .expect("import completes")
+    }
+
     /// Polls GET `path` until its status is `want`, returning the final JSON body.
     pub async fn wait_status(&self, path: &str, want: u16) -> Value {
         wait_for(WAIT, || async {
