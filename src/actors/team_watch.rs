@@ -14,7 +14,7 @@ use tokio::sync::watch;
 
 use super::cache_keeper::{CacheKeeper, MarkAnnounced};
 use super::pipeline::Pipeline;
-use crate::bus::subjects;
+use crate::bus::results;
 use crate::config::PlayerSides;
 use crate::domain::{ResourceKind, Signature};
 use crate::store::{Store, StoreError};
@@ -35,14 +35,8 @@ pub struct TeamWatch {
 
 impl TeamWatch {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        let mut events = match self.pipeline.nats.subscribe(subjects::READY_ALL).await {
-            Ok(ready) => match self.pipeline.nats.subscribe(subjects::FAILED_ALL).await {
-                Ok(failed) => Some(futures::stream::select(ready, failed)),
-                Err(err) => {
-                    tracing::warn!(%err, "team watch runs on its tick only");
-                    None
-                }
-            },
+        let mut events = match results::follow(&self.pipeline.nats).await {
+            Ok(events) => Some(events),
             Err(err) => {
                 tracing::warn!(%err, "team watch runs on its tick only");
                 None

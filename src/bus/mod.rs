@@ -4,6 +4,7 @@
 pub mod embedded;
 pub mod pid_file;
 pub mod queue;
+pub mod results;
 mod spawner;
 pub mod subjects;
 pub mod wire;

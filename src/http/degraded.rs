@@ -11,10 +11,9 @@ use super::ApiState;
 use super::bodies::{Accepted, Envelope};
 use super::bypass::Bypass;
 use super::reply::{ApiError, json};
-use super::representation::Representation;
+use super::representation::respond_plain;
 use super::resources::{CACHE_STATUS_HEADER, FRESH, Verb, mark_cache_status, respond_served};
 use crate::domain::Signature;
-use crate::encoding::ContentTag;
 
 /// `X-Cache-Status` of a reply fetched around the store.
 const BYPASS: &str = "bypass";
@@ -96,12 +95,6 @@ pub async fn bypass(
             "the store is degraded and the direct fetch of {sig} failed: {e}"
         ))
     })?;
-    // Not stored, so not compressed: sent as fetched, with a tag like any other 200.
-    Ok(Representation {
-        tag: ContentTag::of(&body),
-        identity: &body,
-        gzip: None,
-        br: None,
-    }
-    .respond(headers, BYPASS))
+    // Not stored, so not compressed: sent as fetched.
+    Ok(respond_plain(&body, headers, BYPASS))
 }

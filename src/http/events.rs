@@ -25,7 +25,7 @@ use super::ApiState;
 use super::openapi::responses::{BadRequest, Unavailable};
 use super::reply::ApiError;
 use super::router::Request;
-use crate::bus::subjects;
+use crate::bus::results;
 use crate::domain::ResourceKind;
 
 /// Events buffered per connection between NATS and the client's socket. A page renders a
@@ -187,22 +187,9 @@ pub async fn get_events(
     let subscribe_error = |e: async_nats::SubscribeError| {
         ApiError::Unavailable(format!("could not subscribe to events: {e}"))
     };
-    let ready = nats
-        .subscribe(subjects::READY_ALL)
-        .await
-        .map_err(subscribe_error)?;
-    let failed = nats
-        .subscribe(subjects::FAILED_ALL)
-        .await
-        .map_err(subscribe_error)?;
+    let events = results::follow(nats).await.map_err(subscribe_error)?;
     let (tx, mut rx) = mpsc::channel(EVENT_BUFFER);
-    tokio::spawn(forward(
-        futures::stream::select(ready, failed),
-        filter,
-        tx,
-        state.closing.clone(),
-        permit,
-    ));
+    tokio::spawn(forward(events, filter, tx, state.closing.clone(), permit));
     let frames = futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
         .map(|frame: Frame| Ok::<_, Infallible>(frame.into_event()));
     let stream = warp::sse::keep_alive().interval(KEEP_ALIVE).stream(frames);

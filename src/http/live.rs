@@ -21,7 +21,7 @@ use super::queue_snapshot::QueueSnapshots;
 use super::reply::ApiError;
 use super::router::Request;
 use super::status::QueueStatus;
-use crate::bus::subjects;
+use crate::bus::results;
 
 /// Ready/failed events kept for a page that opens.
 pub const RECENT_EVENTS: usize = 50;
@@ -89,9 +89,7 @@ impl RecentEvents {
         nats: async_nats::Client,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<(), async_nats::SubscribeError> {
-        let ready = nats.subscribe(subjects::READY_ALL).await?;
-        let failed = nats.subscribe(subjects::FAILED_ALL).await?;
-        let mut messages = futures::stream::select(ready, failed);
+        let mut messages = results::follow(&nats).await?;
         loop {
             let message = tokio::select! {
                 message = messages.next() => message,
@@ -111,12 +109,10 @@ impl RecentEvents {
 pub fn status_json(snapshots: &QueueSnapshots) -> Option<(String, String)> {
     let snapshot = snapshots.latest().ok()?;
     let services = serde_json::to_string(&snapshot.services).ok()?;
-    let body = QueueStatus {
-        as_of: snapshot.as_of_rfc3339(),
-        services: &snapshot.services,
-        timestamp: chrono::Utc::now().to_rfc3339(),
-    };
-    Some((services, serde_json::to_string(&body).ok()?))
+    Some((
+        services,
+        serde_json::to_string(&QueueStatus::of(&snapshot)).ok()?,
+    ))
 }
 
 /// Status bodies as they change: the current one at once, then one whenever the services'

@@ -52,6 +52,18 @@ pub fn preferred(accept_encoding: Option<&str>) -> Encoding {
     }
 }
 
+/// A body that has no stored encodings (rendered for one request, or fetched around the store):
+/// sent plain, with a tag computed from it like any other 200.
+pub fn respond_plain(body: &Bytes, headers: &HeaderMap, cache_status: &'static str) -> Response {
+    Representation {
+        tag: ContentTag::of(body),
+        identity: body,
+        gzip: None,
+        br: None,
+    }
+    .respond(headers, cache_status)
+}
+
 impl Representation<'_> {
     /// The answer to a GET with `headers`: 304 when the client's copy is current, else 200 with
     /// the preferred encoding that exists. `cache_status` goes in `x-cache-status`.

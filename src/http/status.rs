@@ -13,7 +13,7 @@ use warp::reply::Response;
 use super::ApiState;
 use super::bodies::{Health, HealthStatus, Readiness, ReadyState};
 use super::openapi::responses::Unavailable;
-use super::queue_snapshot::ServiceStatus;
+use super::queue_snapshot::{QueueSnapshot, ServiceStatus};
 use super::reply::{ApiError, json, typed};
 use super::router::Request;
 use crate::actors::cache_keeper::ProbeWrite;
@@ -50,12 +50,19 @@ pub struct QueueStatus<'a> {
 )]
 pub async fn get_queue_status(state: ApiState, _: Request) -> Result<Response, ApiError> {
     let snapshot = state.queue_status.latest()?;
-    let body = QueueStatus {
-        as_of: snapshot.as_of_rfc3339(),
-        services: &snapshot.services,
-        timestamp: chrono::Utc::now().to_rfc3339(),
-    };
-    Ok(json(StatusCode::OK, &body))
+    Ok(json(StatusCode::OK, &QueueStatus::of(&snapshot)))
+}
+
+impl<'a> QueueStatus<'a> {
+    /// The body for `snapshot`, answered now (the one shape of `/api/queue/status` and of the
+    /// live feeds).
+    pub fn of(snapshot: &'a QueueSnapshot) -> Self {
+        Self {
+            as_of: snapshot.as_of_rfc3339(),
+            services: &snapshot.services,
+            timestamp: chrono::Utc::now().to_rfc3339(),
+        }
+    }
 }
 
 #[utoipa::path(

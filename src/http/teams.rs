@@ -23,11 +23,10 @@ use super::openapi::responses::{
 };
 use super::params::ResourceQuery;
 use super::reply::{ApiError, json};
-use super::representation::{Representation, preferred};
+use super::representation::{preferred, respond_plain};
 use super::resources::{self, FRESH, STALE_REFRESHING, Verb};
 use super::router::Request;
 use crate::domain::{Fanout, LeagueId, MatchId, Service, Signature, TeamId};
-use crate::encoding::ContentTag;
 use crate::metrics as m;
 use crate::team::record::TeamRecord;
 use crate::team::view::{self, TeamProgressView, TeamViewBody};
@@ -133,14 +132,7 @@ async fn render(
 
 /// A view rendered for this request only (stale or degraded): sent plain, with its tag.
 fn respond_once(body: Vec<u8>, headers: &HeaderMap, cache_status: &'static str) -> Response {
-    let body = Bytes::from(body);
-    Representation {
-        tag: ContentTag::of(&body),
-        identity: &body,
-        gzip: None,
-        br: None,
-    }
-    .respond(headers, cache_status)
+    respond_plain(&Bytes::from(body), headers, cache_status)
 }
 
 /// The read path of GET: the rendered view of a fresh import, kept in the hot cache until any

@@ -26,7 +26,7 @@ use super::events::Streams;
 use super::live::{Relayed, status_changes};
 use super::reply::{ApiError, json};
 use super::router::Request;
-use crate::bus::subjects;
+use crate::bus::results;
 use crate::domain::ResourceKind;
 
 /// Messages that may wait for one client before it is dropped as too slow.
@@ -192,12 +192,9 @@ async fn session(state: ApiState, socket: WebSocket, _permit: OwnedSemaphorePerm
     };
 
     let nats = &state.pipeline.nats;
-    let (ready, failed) = match (
-        nats.subscribe(subjects::READY_ALL).await,
-        nats.subscribe(subjects::FAILED_ALL).await,
-    ) {
-        (Ok(r), Ok(f)) => (r, f),
-        _ => {
+    let mut events = match results::follow(nats).await {
+        Ok(events) => events,
+        Err(_) => {
             let _ = tx.try_send(Message::close_with(
                 1011u16,
                 "could not subscribe to events",
@@ -207,7 +204,6 @@ async fn session(state: ApiState, socket: WebSocket, _permit: OwnedSemaphorePerm
             return;
         }
     };
-    let mut events = futures::stream::select(ready, failed);
     let history = ServerMessage::History {
         events: state.recent.snapshot(),
     };

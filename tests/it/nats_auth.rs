@@ -309,6 +309,15 @@ async fn a_creds_file_logs_in_to_an_operator_mode_server() {
     fetch_then_stop(app, 602).await;
 }
 
+/// An external server at `url` that takes no credentials.
+fn without_auth(url: String) -> NatsMode {
+    NatsMode::External {
+        url,
+        auth: NatsAuth::None,
+        tls_ca: None,
+    }
+}
+
 /// `--nats-url` may list a cluster's nodes, comma-separated: the client connects to one that
 /// answers (here the first is down) and the app works through it. A malformed entry is a
 /// start-up error that names the flag.
@@ -325,21 +334,16 @@ async fn a_nats_url_listing_several_nodes_joins_one_that_answers() {
     let down_url = format!("nats://{}", down.local_addr().unwrap());
     drop(down);
 
-    let mode = |url: String| NatsMode::External {
-        url,
-        auth: NatsAuth::None,
-        tls_ca: None,
-    };
     let err = start_up_error(
         data.path(),
         &upstream,
-        mode(format!("{},nats://[::1", nats.url)),
+        without_auth(format!("{},nats://[::1", nats.url)),
     )
     .await;
     assert!(err.contains("invalid --nats-url"), "{err}");
 
     let mut settings = test_settings(data.path(), &upstream);
-    settings.nats = mode(format!("{down_url}, {}", nats.url));
+    settings.nats = without_auth(format!("{down_url}, {}", nats.url));
     let app = Application::build(settings)
         .await
         .expect("starts through the node that answers");
@@ -366,11 +370,7 @@ async fn instances_with_their_own_store_on_one_server_keep_their_queues_apart() 
     for _ in 0..2 {
         let data = tempfile::tempdir().unwrap();
         let mut settings = test_settings(data.path(), &upstream);
-        settings.nats = NatsMode::External {
-            url: nats.url.clone(),
-            auth: NatsAuth::None,
-            tls_ca: None,
-        };
+        settings.nats = without_auth(nats.url.clone());
         apps.push(Application::build(settings).await.expect("starts"));
         data_dirs.push(data);
     }
