@@ -111,6 +111,10 @@ pub enum AppError {
     Requeue(#[source] PipelineError),
     #[error(transparent)]
     RecordDir(#[from] RecordDirError),
+    #[error("shared store: {0}")]
+    Shared(#[from] crate::shared::SharedError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
 }
 
 /// The running service.
@@ -144,6 +148,8 @@ pub struct Application {
     scheduler: Option<JoinHandle<()>>,
     /// Keeps the last ready/failed events for pages that open.
     recent_events: JoinHandle<()>,
+    /// With `--store nats`: the replica's watch and the lease keeper.
+    shared_tasks: Vec<JoinHandle<()>>,
     hot: HotCache,
 }
 
@@ -171,11 +177,14 @@ impl Application {
         let keeper_store = store.clone();
         // One thread: CacheKeeper is the single writer, and redb serialises writers anyway.
         let keeper = SyncArbiter::start(1, move || CacheKeeper::new(keeper_store.clone()));
+        let replicas = usize::from(settings.nats_replicas);
+        let shared = start::shared_store(&settings, &nats, &nats_url).await?;
         // The embedded server's queue is ours alone; on a shared server this instance, with its
-        // private redb, gets a queue of its own (see `QueueNames::private`).
-        let names = match embedded {
-            Some(_) => QueueNames::shared(),
-            None => QueueNames::private(&start::instance_id(&settings.data_dir)?),
+        // private redb, gets a queue of its own (see `QueueNames::private`); with the shared
+        // store every instance takes from one queue, since any of them can finish any job.
+        let names = match (&shared, &embedded) {
+            (Some(_), _) | (None, Some(_)) => QueueNames::shared(),
+            (None, None) => QueueNames::private(&start::instance_id(&settings.data_dir)?),
         };
         let queue = JobQueue::setup(
             nats.clone(),
@@ -185,6 +194,7 @@ impl Application {
             // Room for every job the lanes may run plus a batch held per priority.
             u32::try_from(settings.max_in_flight.max(settings.workers) * 2 + 2 * MAX_BATCH)
                 .unwrap_or(u32::MAX),
+            replicas,
         )
         .await?;
         let activity = Arc::new(Activity::default());
@@ -197,8 +207,12 @@ impl Application {
             store: store.clone(),
             activity: activity.clone(),
             retry: settings.retry,
+            shared: shared.clone(),
         };
         start::recover_claims(&pipeline).await?;
+        let shared_tasks = shared
+            .map(|shared| start::replicate(shared, &pipeline, &shutdown_rx))
+            .unwrap_or_default();
 
         let (spare, reserve) = reserve::watch_reserve(
             upstreams.limiter.clone(),
@@ -289,6 +303,7 @@ impl Application {
             reserve,
             scheduler,
             recent_events,
+            shared_tasks,
             hot,
         })
     }
@@ -344,6 +359,7 @@ impl Application {
             reserve,
             scheduler,
             recent_events,
+            shared_tasks,
             ..
         } = self;
         let deadline = tokio::time::Instant::now() + STOP_BUDGET;
@@ -376,6 +392,9 @@ impl Application {
             let _ = scheduler.await;
         }
         let _ = recent_events.await;
+        for task in shared_tasks {
+            let _ = task.await;
+        }
         drop(keeper);
         wait_until(deadline, || activity.busy() == 0, "jobs in hand to finish").await;
         wait_until(

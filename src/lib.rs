@@ -10,6 +10,8 @@
 //! - [`actors`]: CacheKeeper, RateLimiter, MatchFetcher, PlayerFetcher and the job pipeline.
 //! - [`bus`]: the embedded nats-server, subject names, wire types, the JetStream job queue.
 //! - [`store`]: redb tables, records and reads.
+//! - [`shared`]: with `--store nats`, the state every instance shares in JetStream (KV, Object
+//!   Store, claims under a lease) and the watch that keeps the local redb a replica of it.
 //! - [`encoding`]: entity tags and the gzip/brotli forms of stored bodies, made once.
 //! - [`team`]: the team import record and its progress view.
 //! - [`upstream`]: the rate-limited HTTP client, OpenDota calls, the Dotabuff page parser.
@@ -28,6 +30,7 @@ pub mod encoding;
 pub mod fixture_upstream;
 pub mod http;
 pub mod metrics;
+pub mod shared;
 pub mod store;
 pub mod team;
 pub mod upstream;

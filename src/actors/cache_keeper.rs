@@ -6,9 +6,11 @@
 //!
 //! Messages and their handlers: [`claims`] (the claim lifecycle of fetched resources) and
 //! [`upkeep`] (invalidation, raw pages, announced imports) and [`tracking`] (team imports the
-//! refresh scheduler keeps fresh).
+//! refresh scheduler keeps fresh) and [`replica`] (with `--store nats`, applying the shared
+//! store's changes to this replica).
 
 mod claims;
+mod replica;
 mod tracking;
 mod upkeep;
 
@@ -18,6 +20,7 @@ pub use claims::{
     Child, ClaimChildren, ClaimRefresh, Complete, Completed, Fail, Prepare, Prepared, Release,
     RequeueAll,
 };
+pub use replica::{Apply, Change, ForgetClaims};
 pub use tracking::{Track, Untrack};
 pub use upkeep::{Invalidate, Invalidated, MarkAnnounced, ProbeWrite, StorePage};
 

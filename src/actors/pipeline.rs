@@ -25,8 +25,10 @@ use crate::config::RetryPolicy;
 use crate::domain::Job;
 use crate::domain::{Service, Signature};
 use crate::encoding::Encoded;
+use crate::store::Failure;
 use crate::metrics as m;
-use crate::store::Store;
+use crate::shared::{Claim, SharedError, SharedStore};
+use crate::store::{EntryMeta, Store, now_ms};
 use crate::upstream::error::{Disposition, UpstreamError};
 
 /// How often a worker tells JetStream it still holds a job (must be well under `ACK_WAIT`).
@@ -126,6 +128,9 @@ pub struct Pipeline {
     pub store: Store,
     pub activity: Arc<Activity>,
     pub retry: RetryPolicy,
+    /// With `--store nats`: the shared store, which decides claims and freshness (the local
+    /// store is then its replica).
+    pub shared: Option<SharedStore>,
     /// Turns true at shutdown: a job still waiting (for rate budget or the upstream) is
     /// handed back to JetStream at once instead of holding up the stop.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
@@ -140,29 +145,88 @@ pub enum PipelineError {
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
     Bus(#[from] crate::bus::queue::BusError),
+    #[error(transparent)]
+    Shared(#[from] SharedError),
 }
 
 impl Pipeline {
     /// Publishes jobs that were claimed in CacheKeeper; a job that cannot be published is
     /// released so the next request claims it again.
+    /// With `--store nats`, each job is first claimed in the shared store (see
+    /// [`Self::claim_shared`]).
     pub async fn publish_claimed(&self, jobs: Vec<Job>) -> Result<(), PipelineError> {
-        let mut first_err = None;
+        let mut first_err: Option<PipelineError> = None;
         for job in jobs {
+            if let Some(shared) = &self.shared {
+                match self.claim_shared(shared, &job).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        self.keeper.send(Release { job }).await??;
+                        continue;
+                    }
+                    Err(err) => {
+                        tracing::error!(signature = %job.signature, %err, "could not claim the job in the shared store; releasing it");
+                        self.keeper.send(Release { job }).await??;
+                        first_err.get_or_insert(err.into());
+                        continue;
+                    }
+                }
+            }
             match self.queue.publish(&job).await {
                 Ok(_) => {
                     metrics::counter!(m::JOBS_QUEUED, "kind" => job.signature.kind().as_str(), "priority" => job.priority.as_str()).increment(1);
                 }
                 Err(err) => {
                     tracing::error!(signature = %job.signature, %err, "could not queue job; releasing its claim");
+                    if let Some(shared) = &self.shared {
+                        shared.release(&job).await?;
+                    }
                     self.keeper.send(Release { job }).await??;
-                    first_err.get_or_insert(err);
+                    first_err.get_or_insert(err.into());
                 }
             }
         }
         match first_err {
-            Some(err) => Err(err.into()),
+            Some(err) => Err(err),
             None => Ok(()),
         }
+    }
+
+    /// With `--store nats`: claims `job` in the shared store. False when it must not be
+    /// queued: another claim holds the resource, or the resource is stored fresh there (the
+    /// replica had not seen it yet; it is copied there now). The freshness check comes after
+    /// the claim, so a store that another instance finished before we claimed is always seen:
+    /// it writes the entry before it releases its claim. A forced job invalidates what was
+    /// fetched before it was asked for.
+    async fn claim_shared(&self, shared: &SharedStore, job: &Job) -> Result<bool, SharedError> {
+        let sig = job.signature;
+        if let Some(forced_at) = job.forced_at_ms {
+            shared.invalidate(&sig, Some(forced_at)).await?;
+        }
+        if let Claim::Held(holder) = shared.claim(job).await? {
+            tracing::debug!(signature = %sig, owner = %holder.owner, "claimed by another instance");
+            return Ok(false);
+        }
+        if job.is_forced() {
+            return Ok(true);
+        }
+        let Some((record, _)) = shared.entry(&sig).await? else {
+            return Ok(true);
+        };
+        if !self.store.is_fresh(sig.kind(), &record.meta, now_ms()) {
+            return Ok(true);
+        }
+        shared.release(job).await?;
+        if let Some(body) = shared.body(&sig, &record).await? {
+            let change = crate::shared::mirror::replica_entry(sig, record, body).await;
+            if let Some(change) = change {
+                let applied = self.keeper.send(crate::actors::cache_keeper::Apply(vec![change])).await;
+                if !matches!(applied, Ok(Ok(_))) {
+                    tracing::warn!(signature = %sig, "could not copy a shared entry to the replica; the watch will");
+                }
+            }
+        }
+        Ok(false)
     }
 
     /// Runs one delivered job to its end in its own `job{kind,id,attempt}` span. Never
@@ -201,15 +265,15 @@ impl Pipeline {
         metrics::counter!(m::JOBS_STARTED, "kind" => kind, "priority" => job.priority.as_str())
             .increment(1);
 
-        match self.store.in_flight(&sig) {
-            Ok(Some(claim)) if claim.generation == job.generation => {}
-            Ok(_) => {
+        match self.is_current(&job).await {
+            Ok(true) => {}
+            Ok(false) => {
                 tracing::debug!("stale job (claim gone or superseded); dropping it");
                 ack(&message, AckKind::Ack).await;
                 return;
             }
             Err(err) => {
-                tracing::error!(%err, "could not read the in-flight set");
+                tracing::error!(%err, "could not read the claims");
                 ack(&message, AckKind::Nak(Some(self.retry.backoff(attempt)))).await;
                 return;
             }
@@ -248,6 +312,51 @@ impl Pipeline {
         self.activity.end(sig, outcome);
     }
 
+    /// Whether a delivered job is still to be done: its claim is current. With `--store nats`
+    /// this instance then owns the claim (a job of a dead instance is taken over; one whose
+    /// claim expired is claimed again), unless the resource was stored after the job was queued
+    /// (by a run that died before it released the claim).
+    async fn is_current(&self, job: &Job) -> Result<bool, PipelineError> {
+        let Some(shared) = &self.shared else {
+            let claim = self.store.in_flight(&job.signature)?;
+            return Ok(claim.is_some_and(|c| c.generation == job.generation));
+        };
+        if let Some((record, _)) = shared.entry(&job.signature).await? {
+            if !record.meta.invalidated && record.meta.fetched_at_ms >= job.queued_at_ms {
+                shared.release(job).await?;
+                return Ok(false);
+            }
+        }
+        Ok(shared.take_over(job).await?)
+    }
+
+    /// With `--store nats`: stores the body in the shared store (the commit point every
+    /// instance sees) if the claim is still this job's; returns the metadata written, which
+    /// the replica copy must match. `Ok(None)`: the job became stale.
+    async fn store_shared(
+        &self,
+        shared: &SharedStore,
+        job: &Job,
+        body: &[u8],
+        encoded: Option<&Encoded>,
+        summary: Option<&[u8]>,
+    ) -> Result<Option<EntryMeta>, SharedError> {
+        let sig = job.signature;
+        let current = shared.current_claim(&sig).await?;
+        if current.is_none_or(|(c, _)| c.job.generation != job.generation) {
+            return Ok(None);
+        }
+        let meta = EntryMeta {
+            fetched_at_ms: now_ms(),
+            invalidated: false,
+            bytes: body.len() as u64,
+            tag: encoded.map(|e| e.tag),
+        };
+        shared.put_entry(&sig, meta, body, summary).await?;
+        shared.clear_failure(&sig).await?;
+        Ok(Some(meta))
+    }
+
     async fn finish(
         &self,
         job: &Job,
@@ -261,12 +370,33 @@ impl Pipeline {
             ack(message, AckKind::Nak(Some(self.retry.backoff(attempt)))).await;
             return None;
         };
+        let mut fetched_at_ms = None;
+        if let Some(shared) = &self.shared {
+            match self
+                .store_shared(shared, job, &body, encoded.as_ref(), summary.as_deref())
+                .await
+            {
+                Ok(Some(meta)) => fetched_at_ms = Some(meta.fetched_at_ms),
+                Ok(None) => {
+                    tracing::debug!("claim superseded while fetching; dropping the result");
+                    ack(message, AckKind::Ack).await;
+                    return None;
+                }
+                Err(err) => {
+                    tracing::error!(%err, "storing the result in the shared store failed; will retry");
+                    ack(message, AckKind::Nak(Some(self.retry.backoff(attempt)))).await;
+                    return None;
+                }
+            }
+        }
         let complete = Complete {
             job: job.clone(),
             body,
             encoded,
             summary,
             children: fetched.children,
+            fetched_at_ms,
+            claim_checked: self.shared.is_some(),
         };
         let completed = match self.keeper.send(complete).await {
             Ok(Ok(c)) => c,
@@ -290,6 +420,7 @@ impl Pipeline {
         if let Err(err) = self.publish_claimed(completed.children).await {
             tracing::warn!(%err, "some fan-out jobs could not be queued; they retry on the next request");
         }
+        self.release_shared(job).await;
         ack(message, AckKind::Ack).await;
         if announce {
             self.announce_ready(job.signature, completed.fetched_at_ms)
@@ -327,13 +458,36 @@ impl Pipeline {
             err.to_string()
         };
         tracing::warn!(%reason, "failed permanently");
+        let failure = Failure {
+            reason: reason.clone(),
+            not_found,
+            failed_at_ms: now_ms(),
+            attempts: attempt,
+        };
+        if let Some(shared) = &self.shared {
+            let current = shared.current_claim(&job.signature).await;
+            let recorded = match current {
+                Ok(Some((c, _))) if c.job.generation == job.generation => {
+                    shared.put_failure(&job.signature, &failure).await
+                }
+                Ok(_) => {
+                    ack(message, AckKind::Ack).await;
+                    return None;
+                }
+                Err(err) => Err(err),
+            };
+            if let Err(err) = recorded {
+                tracing::error!(%err, "could not record the failure in the shared store; will retry");
+                ack(message, AckKind::Nak(Some(self.retry.backoff(attempt)))).await;
+                return None;
+            }
+        }
         let recorded = self
             .keeper
             .send(Fail {
                 job: job.clone(),
-                reason: reason.clone(),
-                not_found,
-                attempts: attempt,
+                failure,
+                claim_checked: self.shared.is_some(),
             })
             .await;
         if !matches!(recorded, Ok(Ok(_))) {
@@ -341,6 +495,7 @@ impl Pipeline {
             ack(message, AckKind::Nak(Some(self.retry.backoff(attempt)))).await;
             return None;
         }
+        self.release_shared(job).await;
         ack(message, AckKind::Term).await;
         let event = FailedEvent {
             kind: job.signature.kind().as_str().to_string(),
@@ -353,6 +508,16 @@ impl Pipeline {
             .await;
         metrics::counter!(m::JOBS_FAILED, "kind" => job.signature.kind().as_str(), "priority" => job.priority.as_str()).increment(1);
         Some(false)
+    }
+
+    /// With `--store nats`: ends the job's shared claim once its outcome is stored. A failure
+    /// here only delays others by the lease: the claim expires.
+    async fn release_shared(&self, job: &Job) {
+        if let Some(shared) = &self.shared {
+            if let Err(err) = shared.release(job).await {
+                tracing::warn!(%err, "could not release the shared claim; it expires with its lease");
+            }
+        }
     }
 
     /// Publishes `dota.ready.<kind>.<id>`.

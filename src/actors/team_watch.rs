@@ -75,6 +75,18 @@ impl TeamWatch {
             if !progress(&self.store, &record, self.sides)?.is_complete() {
                 continue;
             }
+            // With `--store nats` every instance watches; the one whose compare-and-swap wins
+            // announces, the others only note it.
+            let first = match &self.pipeline.shared {
+                Some(shared) => match shared.mark_announced(&sig, meta.fetched_at_ms).await {
+                    Ok(first) => first,
+                    Err(err) => {
+                        tracing::warn!(%err, "could not record an announcement in the shared store");
+                        continue;
+                    }
+                },
+                None => true,
+            };
             match self
                 .keeper
                 .send(MarkAnnounced {
@@ -83,10 +95,11 @@ impl TeamWatch {
                 })
                 .await
             {
-                Ok(Ok(())) => {
+                Ok(Ok(())) if first => {
                     tracing::info!(signature = %sig, "team import complete");
                     self.pipeline.announce_ready(sig, meta.fetched_at_ms).await;
                 }
+                Ok(Ok(())) => {}
                 Ok(Err(err)) => return Err(err),
                 Err(err) => tracing::warn!(%err, "cache keeper unavailable"),
             }

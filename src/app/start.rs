@@ -11,7 +11,7 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::AppError;
-use crate::actors::cache_keeper::RequeueAll;
+use crate::actors::cache_keeper::{ForgetClaims, RequeueAll};
 use crate::actors::fetcher::{FetchJobs, Fetcher};
 use crate::actors::league_fetcher::{LeagueFetcher, LeagueJobs};
 use crate::actors::match_fetcher::{MatchFetcher, MatchJobs};
@@ -22,7 +22,7 @@ use crate::actors::rate_limiter::{BudgetSnapshot, LimiterBudget, RateLimiter, Sn
 use crate::actors::reserve::SpareBudget;
 use crate::actors::team_importer::{TeamImporter, TeamJobs};
 use crate::bus::embedded::{EmbeddedNats, EmbeddedNatsConfig};
-use crate::config::{NatsAuth, NatsMode, Settings};
+use crate::config::{NatsAuth, NatsMode, Settings, StoreBackend};
 #[cfg(feature = "fixture-upstream")]
 use crate::fixture_upstream::{FixtureConfig, FixtureUpstream};
 use crate::http::queue_snapshot::{QueueCollector, QueueSnapshots};
@@ -31,6 +31,8 @@ use crate::upstream::client::UpstreamClient;
 use crate::upstream::dotabuff::Dotabuff;
 use crate::upstream::in_flight::{InFlight, Lane};
 use crate::upstream::opendota::OpenDota;
+use crate::shared::SharedStore;
+use crate::shared::mirror::Mirror;
 use crate::upstream::recorder::Recorder;
 
 /// With `--record-dir`, the recorder, once the directory proved writable. Before anything else
@@ -372,11 +374,61 @@ pub(super) fn fetchers(
     }
 }
 
+/// With `--store nats`: refuses a server older than 2.12 (naming the version found), then
+/// opens the shared buckets. `None` with `--store redb`.
+pub(super) async fn shared_store(
+    settings: &Settings,
+    nats: &async_nats::Client,
+    url: &str,
+) -> Result<Option<SharedStore>, AppError> {
+    if settings.store != StoreBackend::Nats {
+        return Ok(None);
+    }
+    settings.validate()?;
+    crate::shared::check_server(nats, url)?;
+    let shared = SharedStore::open(
+        async_nats::jetstream::new(nats.clone()),
+        usize::from(settings.nats_replicas),
+        instance_id(&settings.data_dir)?,
+        settings.shared_tuning,
+    )
+    .await?;
+    tracing::info!(replicas = settings.nats_replicas, instance = shared.instance(), "shared store on JetStream");
+    Ok(Some(shared))
+}
+
+/// With `--store nats`: starts the watch that keeps redb a replica of the shared store, and
+/// the task that renews this instance's claims.
+pub(super) fn replicate(
+    shared: SharedStore,
+    pipeline: &Pipeline,
+    shutdown: &watch::Receiver<bool>,
+) -> Vec<JoinHandle<()>> {
+    let mirror = Mirror {
+        shared: shared.clone(),
+        keeper: pipeline.keeper.clone(),
+        store: pipeline.store.clone(),
+    };
+    vec![
+        tokio::spawn(mirror.run(shutdown.clone())),
+        tokio::spawn(shared.keep_leases(shutdown.clone())),
+    ]
+}
+
 /// Re-queues every claim found in the database under a new generation (see [`RequeueAll`]),
 /// so work queued before a stop or crash is done now, not after JetStream's ack wait. The queue
 /// is private to this instance (the embedded server's, or its own on a shared server), so the
 /// old queue is purged first: see `JobQueue::discard_all`.
+///
+/// With `--store nats` the queue and the claims are shared: nothing is purged or re-queued
+/// (queued jobs wait in the replicated stream; jobs this instance held are redelivered after
+/// the ack wait, and their claims taken over by whoever runs them). The replica's claims are
+/// forgotten; the claims watch replays the live ones.
 pub(super) async fn recover_claims(pipeline: &Pipeline) -> Result<(), AppError> {
+    if pipeline.shared.is_some() {
+        pipeline.keeper.send(ForgetClaims).await??;
+        return Ok(());
+    }
     pipeline.queue.discard_all().await?;
     let jobs = pipeline.keeper.send(RequeueAll).await??;
     if !jobs.is_empty() {

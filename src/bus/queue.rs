@@ -97,13 +97,15 @@ pub struct JobQueue {
 
 impl JobQueue {
     /// Creates (or reuses, across restarts) the stream and the consumers for `kinds`.
-    /// `max_attempts` bounds deliveries per job; `max_ack_pending` bounds jobs held at once per consumer.
+    /// `max_attempts` bounds deliveries per job; `max_ack_pending` bounds jobs held at once per consumer;
+    /// `replicas` is the stream's number of copies on a cluster.
     pub async fn setup(
         client: async_nats::Client,
         names: QueueNames,
         kinds: &[ResourceKind],
         max_attempts: u32,
         max_ack_pending: u32,
+        replicas: usize,
     ) -> Result<Self, BusError> {
         let js = jetstream::new(client);
         js.get_or_create_stream(jetstream::stream::Config {
@@ -115,6 +117,7 @@ impl JobQueue {
             max_messages: MAX_QUEUED_JOBS,
             max_message_size: MAX_JOB_BYTES,
             discard: DiscardPolicy::New,
+            num_replicas: replicas,
             ..Default::default()
         })
         .await

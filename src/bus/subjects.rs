@@ -19,6 +19,13 @@ pub const READY_ALL: &str = "dota.ready.>";
 /// Wildcard for every "resource failed permanently" event.
 pub const FAILED_ALL: &str = "dota.failed.>";
 
+/// `--store nats`: KV bucket of stored resources, failures, announcements and tracked imports.
+pub const DATA_BUCKET: &str = "dota_data";
+/// `--store nats`: KV bucket of claims (per-key TTL: the lease).
+pub const CLAIMS_BUCKET: &str = "dota_claims";
+/// `--store nats`: Object Store bucket of bodies over the KV value limit.
+pub const BODIES_BUCKET: &str = "dota_bodies";
+
 /// The stream, subject and consumer names of one job queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueNames {

@@ -320,6 +320,18 @@ impl Args for NatsMode {
     }
 }
 
+/// Where the state lives that instances would share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    /// This instance's redb file (default): one instance, zero config.
+    #[default]
+    Redb,
+    /// JetStream KV and Object Store on `--nats-url`, shared by every instance; redb keeps a
+    /// replica for reads. Needs nats-server 2.12 or newer.
+    Nats,
+}
+
 /// Where team match lists come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]

@@ -31,7 +31,7 @@ pub use file::ConfigFile;
 pub use groups::{
     DEFAULT_DOTABUFF_PER_MINUTE, DEFAULT_EMBEDDED_NATS_PORT, DEFAULT_OPENDOTA_PER_DAY,
     DEFAULT_OPENDOTA_PER_MINUTE, NatsAuth, NatsMode, PlayerSides, RateLimits, RetryPolicy,
-    TeamSource, Ttls,
+    StoreBackend, TeamSource, Ttls,
 };
 pub use secrets::{AdminToken, ApiKey, NatsToken};
 use values::{http_url, positive};
@@ -85,6 +85,20 @@ pub struct Settings {
     pub data_dir: PathBuf,
     #[command(flatten)]
     pub nats: NatsMode,
+    /// Where shared state lives: `redb` (this instance's file) or `nats` (JetStream on
+    /// `--nats-url`, shared by every instance of a cluster; needs nats-server 2.12+).
+    #[arg(long, env = "DOTA_STORE", value_enum, default_value_t = StoreBackend::default())]
+    pub store: StoreBackend,
+    /// Copies JetStream keeps of the job queue and, with `--store nats`, of the shared store,
+    /// claims and rate counters (3 on a 3-node cluster survives the loss of a node).
+    #[arg(
+        long,
+        env = "DOTA_NATS_REPLICAS",
+        value_name = "N",
+        default_value_t = 1,
+        value_parser = clap::value_parser!(u8).range(1..=5),
+    )]
+    pub nats_replicas: u8,
     /// OpenDota API base URL.
     #[arg(
         long,
@@ -206,6 +220,9 @@ pub struct Settings {
     /// clock; tests move it to skip real waits for the next window.
     #[arg(skip)]
     pub clock: Clock,
+    /// Runtime only: claim lease and KV value limit of `--store nats` (tests shorten them).
+    #[arg(skip)]
+    pub shared_tuning: crate::shared::SharedTuning,
 }
 
 impl Settings {
@@ -229,6 +246,14 @@ impl Settings {
                     self.retry.max_delay.as_millis(),
                     self.retry.base_delay.as_millis()
                 ),
+            });
+        }
+        if self.store == StoreBackend::Nats && !matches!(self.nats, NatsMode::External { .. }) {
+            return Err(ConfigError::Invalid {
+                name: "store",
+                reason: "`nats` keeps the shared state on the NATS cluster every instance joins: \
+                         give it with --nats-url"
+                    .to_string(),
             });
         }
         Ok(())

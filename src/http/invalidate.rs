@@ -232,6 +232,18 @@ pub async fn post_invalidate(state: ApiState, req: Request) -> Result<Response, 
                 .collect(),
         })
         .await??;
+    if let Some(shared) = &state.pipeline.shared {
+        for sig in &counts.touched {
+            shared
+                .invalidate(sig, None)
+                .await
+                .map_err(|e| ApiError::Unavailable(format!("shared store: {e}")))?;
+            shared
+                .clear_failure(sig)
+                .await
+                .map_err(|e| ApiError::Unavailable(format!("shared store: {e}")))?;
+        }
+    }
     let invalidated: Vec<Done> = accepted
         .into_iter()
         .map(|(kind, id, t)| {

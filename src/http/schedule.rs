@@ -62,8 +62,17 @@ pub async fn track(state: &ApiState, sig: Signature) {
         signature: sig,
         requested_at_ms: now_ms(),
     };
+    let requested_at_ms = msg.requested_at_ms;
     match state.keeper.send(msg).await {
-        Ok(Ok(())) => refresh.recent.insert(sig, ()),
+        Ok(Ok(())) => {
+            if let Some(shared) = &state.pipeline.shared {
+                if let Err(err) = shared.put_tracked(&sig, requested_at_ms).await {
+                    tracing::warn!(%err, signature = %sig, "could not track a team import in the shared store");
+                    return;
+                }
+            }
+            refresh.recent.insert(sig, ());
+        }
         Ok(Err(err)) => tracing::warn!(%err, signature = %sig, "could not track a team import"),
         Err(err) => tracing::warn!(%err, signature = %sig, "could not track a team import"),
     }
@@ -218,6 +227,12 @@ pub async fn delete_team_matches(state: ApiState, req: Request) -> Result<Respon
         .send(untrack)
         .await
         .map_err(|e| ApiError::Unavailable(format!("cache keeper unavailable: {e}")))??;
+    if let Some(shared) = &state.pipeline.shared {
+        shared
+            .remove_tracked(&sig)
+            .await
+            .map_err(|e| ApiError::Unavailable(format!("shared store: {e}")))?;
+    }
     state.refresh.recent.invalidate(&sig);
     if !was_tracked {
         let body = ErrorBody {

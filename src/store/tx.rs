@@ -184,6 +184,18 @@ impl Tx<'_> {
         Ok(keys.len())
     }
 
+    /// When the announced import of `sig` was fetched, if one was announced.
+    pub fn announced(&self, sig: &Signature) -> Result<Option<i64>, StoreError> {
+        let table = self.txn.open_table(tables::ANNOUNCED)?;
+        Ok(table.get(sig.to_string().as_str())?.map(|v| v.value()))
+    }
+
+    /// When the tracked import `sig` was last requested, if it is tracked.
+    pub fn tracked_at(&self, sig: &Signature) -> Result<Option<i64>, StoreError> {
+        let table = self.txn.open_table(tables::TRACKED)?;
+        Ok(table.get(sig.to_string().as_str())?.map(|v| v.value()))
+    }
+
     /// Tracks the team import `sig`, last requested at `requested_at_ms` (an earlier time
     /// than the one stored is ignored).
     pub fn put_tracked(&mut self, sig: &Signature, requested_at_ms: i64) -> Result<(), StoreError> {
@@ -217,13 +229,25 @@ impl Tx<'_> {
         extras: Extras<'_>,
         fetched_at_ms: i64,
     ) -> Result<(), StoreError> {
-        self.touched.push(*sig);
         let meta = EntryMeta {
             fetched_at_ms,
             invalidated: false,
             bytes: body.len() as u64,
             tag: extras.encoded.map(|e| e.tag),
         };
+        self.put_entry_as(sig, body, extras, meta)
+    }
+
+    /// Stores `body` with the metadata another instance wrote for it (`--store nats`: this
+    /// database is a replica of the shared store).
+    pub fn put_entry_as(
+        &mut self,
+        sig: &Signature,
+        body: &[u8],
+        extras: Extras<'_>,
+        meta: EntryMeta,
+    ) -> Result<(), StoreError> {
+        self.touched.push(*sig);
         let key = sig.to_string();
         let put = |table, value: Option<&[u8]>| -> Result<(), StoreError> {
             let mut table = self.txn.open_table(table)?;

@@ -57,6 +57,12 @@ pub struct Complete {
     /// Resources this one refers to (a match's players, a team's matches), each with its own
     /// fan-out.
     pub children: Vec<Child>,
+    /// When it was fetched, if the caller already wrote that elsewhere (`--store nats`: the
+    /// shared entry, which this replica copy must match); else now.
+    pub fetched_at_ms: Option<i64>,
+    /// The claim was checked in the shared store (`--store nats`); the local claims are only
+    /// its replica, which may lag, so they are not checked again.
+    pub claim_checked: bool,
 }
 
 /// A resource to claim as bulk work.
@@ -109,9 +115,9 @@ pub struct Completed {
 #[rtype(result = "Result<bool, StoreError>")]
 pub struct Fail {
     pub job: Job,
-    pub reason: String,
-    pub not_found: bool,
-    pub attempts: u64,
+    pub failure: Failure,
+    /// As in [`Complete`]: the claim was checked in the shared store.
+    pub claim_checked: bool,
 }
 
 /// Publishing a claimed job failed: give the claim back so the next request can retry.
@@ -257,9 +263,9 @@ impl Handler<Complete> for CacheKeeper {
         let store = self.store.clone();
         store.write(|tx| {
             let sig = msg.job.signature;
-            let fetched_at_ms = now_ms();
-            let current = tx.in_flight(&sig)?;
-            if current.map(|c| c.generation) != Some(msg.job.generation) {
+            let fetched_at_ms = msg.fetched_at_ms.unwrap_or_else(now_ms);
+            let current = tx.in_flight(&sig)?.map(|c| c.generation) == Some(msg.job.generation);
+            if !current && !msg.claim_checked {
                 return Ok(Completed {
                     stored: false,
                     fetched_at_ms,
@@ -271,7 +277,9 @@ impl Handler<Complete> for CacheKeeper {
                 summary: msg.summary.as_deref(),
             };
             tx.put_entry(&sig, &msg.body, extras, fetched_at_ms)?;
-            tx.clear_in_flight(&sig)?;
+            if current {
+                tx.clear_in_flight(&sig)?;
+            }
             tx.clear_failure(&sig)?;
             let children = claim_children(
                 tx,
@@ -296,19 +304,14 @@ impl Handler<Fail> for CacheKeeper {
     fn handle(&mut self, msg: Fail, _: &mut Self::Context) -> Self::Result {
         self.store.write(|tx| {
             let sig = msg.job.signature;
-            if tx.in_flight(&sig)?.map(|c| c.generation) != Some(msg.job.generation) {
+            let current = tx.in_flight(&sig)?.map(|c| c.generation) == Some(msg.job.generation);
+            if !current && !msg.claim_checked {
                 return Ok(false);
             }
-            tx.clear_in_flight(&sig)?;
-            tx.put_failure(
-                &sig,
-                &Failure {
-                    reason: msg.reason,
-                    not_found: msg.not_found,
-                    failed_at_ms: now_ms(),
-                    attempts: msg.attempts,
-                },
-            )?;
+            if current {
+                tx.clear_in_flight(&sig)?;
+            }
+            tx.put_failure(&sig, &msg.failure)?;
             Ok(true)
         })
     }

@@ -39,6 +39,9 @@ pub struct Invalidate {
 pub struct Invalidated {
     pub signatures: Vec<(Signature, bool)>,
     pub teams: Vec<(TeamId, usize)>,
+    /// Every resource invalidated or whose failure was forgotten (the teams' imports
+    /// included): what `--store nats` invalidates in the shared store too.
+    pub touched: Vec<Signature>,
 }
 
 impl Handler<Invalidate> for CacheKeeper {
@@ -54,6 +57,7 @@ impl Handler<Invalidate> for CacheKeeper {
                 let existed = tx.invalidate(&sig)?;
                 tx.clear_failure(&sig)?;
                 out.signatures.push((sig, existed));
+                out.touched.push(sig);
             }
             for team in msg.teams {
                 let mut n = 0;
@@ -65,6 +69,7 @@ impl Handler<Invalidate> for CacheKeeper {
                         n += 1;
                     }
                     tx.clear_failure(sig)?;
+                    out.touched.push(*sig);
                 }
                 tx.remove_pages_with_prefix(&Dotabuff::team_pages_key_prefix(team))?;
                 out.teams.push((team, n));

@@ -1,0 +1,137 @@
+//! With `--store nats`, the local redb is a replica of the shared store: [`Apply`] writes what
+//! the KV watches saw another instance (or this one) write, so reads, the hot cache (whose
+//! epochs every write bumps) and team views follow the shared state. Changes come in batches
+//! (whatever the watches delivered meanwhile) and cost one write transaction per batch; a
+//! change the replica already has is skipped, so the replay of the current state at every
+//! start writes nothing new.
+
+use actix::{Handler, Message};
+
+use super::CacheKeeper;
+use crate::domain::{Job, Signature};
+use crate::encoding::Encoded;
+use crate::store::{EntryMeta, Extras, Failure, StoreError, Tx};
+
+/// One change seen in the shared store.
+#[derive(Debug)]
+pub enum Change {
+    /// A stored resource.
+    Entry {
+        signature: Signature,
+        meta: EntryMeta,
+        body: Vec<u8>,
+        encoded: Option<Encoded>,
+        summary: Option<Vec<u8>>,
+    },
+    /// A stored copy was marked invalidated (its body is unchanged).
+    Invalidated(Signature),
+    /// A failure was recorded (`Some`) or cleared (`None`).
+    Failure(Signature, Option<Failure>),
+    /// A claim was made or renewed (`Some`), or ended or expired (`None`).
+    Claim(Signature, Option<Job>),
+    /// A team import was announced complete.
+    Announced(Signature, i64),
+    /// A team import was tracked (`Some`: last requested then) or untracked.
+    Tracked(Signature, Option<i64>),
+}
+
+/// Apply changes seen in the shared store; returns how many changed the replica.
+#[derive(Message)]
+#[rtype(result = "Result<usize, StoreError>")]
+pub struct Apply(pub Vec<Change>);
+
+/// At start-up with `--store nats`: forget the claims of the last run's replica; the claims
+/// watch replays the live ones.
+#[derive(Message)]
+#[rtype(result = "Result<usize, StoreError>")]
+pub struct ForgetClaims;
+
+/// Applies `change` in `tx`; whether it changed anything.
+fn apply(tx: &mut Tx<'_>, change: Change) -> Result<bool, StoreError> {
+    match change {
+        Change::Entry {
+            signature,
+            meta,
+            body,
+            encoded,
+            summary,
+        } => {
+            if tx.meta(&signature)? == Some(meta) {
+                return Ok(false);
+            }
+            let extras = Extras {
+                encoded: encoded.as_ref(),
+                summary: summary.as_deref(),
+            };
+            tx.put_entry_as(&signature, &body, extras, meta)?;
+        }
+        Change::Invalidated(sig) => {
+            if !tx.meta(&sig)?.is_some_and(|m| !m.invalidated) {
+                return Ok(false);
+            }
+            tx.invalidate(&sig)?;
+        }
+        Change::Failure(sig, failure) => {
+            if tx.failure(&sig)? == failure {
+                return Ok(false);
+            }
+            match &failure {
+                Some(failure) => tx.put_failure(&sig, failure)?,
+                None => tx.clear_failure(&sig)?,
+            }
+        }
+        Change::Claim(sig, job) => {
+            if tx.in_flight(&sig)? == job {
+                return Ok(false);
+            }
+            match &job {
+                Some(job) => tx.put_in_flight(&sig, job)?,
+                None => tx.clear_in_flight(&sig)?,
+            }
+        }
+        Change::Announced(sig, fetched_at_ms) => {
+            if tx.announced(&sig)? == Some(fetched_at_ms) {
+                return Ok(false);
+            }
+            tx.put_announced(&sig, fetched_at_ms)?;
+        }
+        Change::Tracked(sig, requested_at_ms) => match requested_at_ms {
+            Some(at) => {
+                if tx.tracked_at(&sig)? == Some(at) {
+                    return Ok(false);
+                }
+                tx.put_tracked(&sig, at)?;
+            }
+            None => return tx.remove_tracked(&sig),
+        },
+    }
+    Ok(true)
+}
+
+impl Handler<Apply> for CacheKeeper {
+    type Result = Result<usize, StoreError>;
+
+    fn handle(&mut self, msg: Apply, _: &mut Self::Context) -> Self::Result {
+        self.store.write(|tx| {
+            let mut changed = 0;
+            for change in msg.0 {
+                changed += usize::from(apply(tx, change)?);
+            }
+            Ok(changed)
+        })
+    }
+}
+
+impl Handler<ForgetClaims> for CacheKeeper {
+    type Result = Result<usize, StoreError>;
+
+    fn handle(&mut self, _: ForgetClaims, _: &mut Self::Context) -> Self::Result {
+        let claims = self.store.all_in_flight()?;
+        self.store.write(|tx| {
+            for (sig, _) in &claims {
+                tx.clear_in_flight(sig)?;
+            }
+            Ok(claims.len())
+        })
+    }
+}

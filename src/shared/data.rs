@@ -1,0 +1,278 @@
+//! Stored records in the shared data bucket: a resource is its body (`b.<sig>`, or an Object
+//! Store object when larger than the value limit) and its [`EntryRecord`] (`m.<sig>`), written
+//! in that order, so the record is the commit point: whoever sees a record finds its body.
+//! Failures (`f.`), announcements (`a.`) and tracked imports (`t.`) are small JSON records.
+//! Freshness is judged at read time from `fetchedAtMs` and the configured TTLs, exactly as
+//! with redb: a stale copy is still served while its refresh is queued, so entries carry no
+//! per-key TTL.
+
+use async_nats::jetstream::kv;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncReadExt;
+
+use super::keys::{self, Record};
+use super::{SharedError, SharedStore};
+use crate::domain::Signature;
+use crate::store::{EntryMeta, Failure};
+
+/// Where a stored body is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum BodyPlace {
+    /// In the data bucket, under `b.<sig>`.
+    Kv,
+    /// In the Object Store, named by the signature.
+    Object,
+}
+
+/// What `m.<sig>` holds: the entry's metadata, its team-view summary, where its body is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EntryRecord {
+    pub meta: EntryMeta,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<serde_json::Value>,
+    pub body: BodyPlace,
+    /// The instance that fetched it.
+    pub by: String,
+}
+
+impl EntryRecord {
+    /// The summary as the bytes redb keeps.
+    pub fn summary_bytes(&self) -> Option<Vec<u8>> {
+        self.summary
+            .as_ref()
+            .and_then(|s| serde_json::to_vec(s).ok())
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, SharedError> {
+    serde_json::from_slice(bytes).map_err(|source| SharedError::Decode {
+        key: key.to_string(),
+        source,
+    })
+}
+
+fn encode<T: Serialize>(key: &str, value: &T) -> Result<Bytes, SharedError> {
+    serde_json::to_vec(value)
+        .map(Bytes::from)
+        .map_err(|source| SharedError::Decode {
+            key: key.to_string(),
+            source,
+        })
+}
+
+/// A live value of `entry`: `None` for a delete or purge marker.
+fn live(entry: Option<kv::Entry>) -> Option<kv::Entry> {
+    entry.filter(|e| e.operation == kv::Operation::Put && !e.value.is_empty())
+}
+
+impl SharedStore {
+    /// Stores `body` as the copy of `sig` described by `meta`: body first, then the record.
+    pub async fn put_entry(
+        &self,
+        sig: &Signature,
+        meta: EntryMeta,
+        body: &[u8],
+        summary: Option<&[u8]>,
+    ) -> Result<EntryRecord, SharedError> {
+        let place = if body.len() > self.inner.tuning.value_limit {
+            let mut reader = body;
+            self.inner
+                .bodies
+                .put(keys::object(sig).as_str(), &mut reader)
+                .await
+                .map_err(SharedError::boxed("store a body in the object store"))?;
+            BodyPlace::Object
+        } else {
+            self.inner
+                .data
+                .put(keys::record(Record::Body, sig), Bytes::copy_from_slice(body))
+                .await
+                .map_err(SharedError::boxed("store a body"))?;
+            BodyPlace::Kv
+        };
+        let record = EntryRecord {
+            meta,
+            summary: summary.and_then(|s| serde_json::from_slice(s).ok()),
+            body: place,
+            by: self.inner.instance.clone(),
+        };
+        let key = keys::record(Record::Meta, sig);
+        self.inner
+            .data
+            .put(&key, encode(&key, &record)?)
+            .await
+            .map_err(SharedError::boxed("store an entry"))?;
+        Ok(record)
+    }
+
+    /// The stored record of `sig`, with its revision.
+    pub async fn entry(&self, sig: &Signature) -> Result<Option<(EntryRecord, u64)>, SharedError> {
+        let key = keys::record(Record::Meta, sig);
+        let entry = self
+            .inner
+            .data
+            .entry(&key)
+            .await
+            .map_err(SharedError::boxed("read an entry"))?;
+        live(entry)
+            .map(|e| Ok((decode(&key, &e.value)?, e.revision)))
+            .transpose()
+    }
+
+    /// The body `record` points at; `None` if it is gone (overwritten by a newer store whose
+    /// record follows).
+    pub async fn body(
+        &self,
+        sig: &Signature,
+        record: &EntryRecord,
+    ) -> Result<Option<Vec<u8>>, SharedError> {
+        match record.body {
+            BodyPlace::Kv => Ok(self
+                .inner
+                .data
+                .get(keys::record(Record::Body, sig))
+                .await
+                .map_err(SharedError::boxed("read a body"))?
+                .map(|b| b.to_vec())),
+            BodyPlace::Object => {
+                let mut object = match self.inner.bodies.get(keys::object(sig)).await {
+                    Ok(object) => object,
+                    Err(err)
+                        if err.kind() == async_nats::jetstream::object_store::GetErrorKind::NotFound =>
+                    {
+                        return Ok(None);
+                    }
+                    Err(err) => return Err(SharedError::boxed("read a body object")(err)),
+                };
+                let mut body = Vec::new();
+                object
+                    .read_to_end(&mut body)
+                    .await
+                    .map_err(SharedError::boxed("read a body object"))?;
+                Ok(Some(body))
+            }
+        }
+    }
+
+    /// Marks the stored copy of `sig` invalidated (served as stale, never `ready`), when it was
+    /// fetched before `before_ms` (a forced refresh leaves alone what was fetched after it was
+    /// asked for); false when nothing is stored or it already was. Compare-and-swap, retried
+    /// on a concurrent write.
+    pub async fn invalidate(&self, sig: &Signature, before_ms: Option<i64>) -> Result<bool, SharedError> {
+        let key = keys::record(Record::Meta, sig);
+        for _ in 0..5 {
+            let Some((mut record, revision)) = self.entry(sig).await? else {
+                return Ok(false);
+            };
+            let refreshed_since = before_ms.is_some_and(|b| record.meta.fetched_at_ms >= b);
+            if record.meta.invalidated || refreshed_since {
+                return Ok(false);
+            }
+            record.meta.invalidated = true;
+            match self
+                .inner
+                .data
+                .update(&key, encode(&key, &record)?, revision)
+                .await
+            {
+                Ok(_) => return Ok(true),
+                Err(err) if err.kind() == kv::UpdateErrorKind::WrongLastRevision => continue,
+                Err(err) => return Err(SharedError::boxed("invalidate an entry")(err)),
+            }
+        }
+        Ok(false)
+    }
+
+    pub async fn failure(&self, sig: &Signature) -> Result<Option<Failure>, SharedError> {
+        let key = keys::record(Record::Failure, sig);
+        let entry = self
+            .inner
+            .data
+            .entry(&key)
+            .await
+            .map_err(SharedError::boxed("read a failure"))?;
+        live(entry).map(|e| decode(&key, &e.value)).transpose()
+    }
+
+    pub async fn put_failure(&self, sig: &Signature, failure: &Failure) -> Result<(), SharedError> {
+        let key = keys::record(Record::Failure, sig);
+        self.inner
+            .data
+            .put(&key, encode(&key, failure)?)
+            .await
+            .map_err(SharedError::boxed("store a failure"))?;
+        Ok(())
+    }
+
+    pub async fn clear_failure(&self, sig: &Signature) -> Result<(), SharedError> {
+        if self.failure(sig).await?.is_none() {
+            return Ok(());
+        }
+        self.inner
+            .data
+            .delete(keys::record(Record::Failure, sig))
+            .await
+            .map_err(SharedError::boxed("clear a failure"))
+    }
+
+    /// Records that the team import `sig` fetched at `fetched_at_ms` was announced complete;
+    /// true only for the one instance whose compare-and-swap wins, which then announces it.
+    pub async fn mark_announced(&self, sig: &Signature, fetched_at_ms: i64) -> Result<bool, SharedError> {
+        let key = keys::record(Record::Announced, sig);
+        let entry = self
+            .inner
+            .data
+            .entry(&key)
+            .await
+            .map_err(SharedError::boxed("read an announcement"))?;
+        let value = encode(&key, &fetched_at_ms)?;
+        let written = match entry {
+            Some(e) if e.operation == kv::Operation::Put => {
+                if decode::<i64>(&key, &e.value).ok() == Some(fetched_at_ms) {
+                    return Ok(false);
+                }
+                self.inner.data.update(&key, value, e.revision).await.map(drop)
+            }
+            Some(e) => self.inner.data.update(&key, value, e.revision).await.map(drop),
+            None => self.inner.data.update(&key, value, 0).await.map(drop),
+        };
+        match written {
+            Ok(()) => Ok(true),
+            Err(err) if err.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(false),
+            Err(err) => Err(SharedError::boxed("record an announcement")(err)),
+        }
+    }
+
+    /// When the announced import of `sig` was fetched, if one was announced.
+    pub async fn announced(&self, sig: &Signature) -> Result<Option<i64>, SharedError> {
+        let key = keys::record(Record::Announced, sig);
+        let entry = self
+            .inner
+            .data
+            .entry(&key)
+            .await
+            .map_err(SharedError::boxed("read an announcement"))?;
+        live(entry).map(|e| decode(&key, &e.value)).transpose()
+    }
+
+    pub async fn put_tracked(&self, sig: &Signature, requested_at_ms: i64) -> Result<(), SharedError> {
+        let key = keys::record(Record::Tracked, sig);
+        self.inner
+            .data
+            .put(&key, encode(&key, &requested_at_ms)?)
+            .await
+            .map_err(SharedError::boxed("track an import"))?;
+        Ok(())
+    }
+
+    pub async fn remove_tracked(&self, sig: &Signature) -> Result<(), SharedError> {
+        self.inner
+            .data
+            .delete(keys::record(Record::Tracked, sig))
+            .await
+            .map_err(SharedError::boxed("untrack an import"))
+    }
+}

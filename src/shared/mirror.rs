@@ -1,0 +1,242 @@
+//! Keeps this instance's redb a replica of the shared store: two KV watches (the data bucket's
+//! records and the claims bucket) replay the current state at start, then deliver every change
+//! from any instance, its own included; each batch of what arrived meanwhile is applied by the
+//! CacheKeeper in one write transaction ([`Apply`]). A write there bumps the resource's epoch,
+//! which is what drops it from this instance's hot cache: no instance keeps serving a body
+//! after another one invalidated or refreshed it, once the watch has delivered the change
+//! (milliseconds on a healthy cluster). A watch that fails is opened again (a full replay,
+//! which skips what the replica already has).
+
+use std::time::Duration;
+
+use actix::Addr;
+use async_nats::jetstream::kv;
+use futures::{FutureExt, StreamExt};
+use tokio::sync::watch;
+
+use super::keys::{self, Record};
+use super::{ClaimRecord, EntryRecord, SharedError, SharedStore};
+use crate::actors::cache_keeper::{Apply, CacheKeeper, Change};
+use crate::domain::Signature;
+use crate::encoding::Encoded;
+use crate::store::Store;
+
+/// Most changes applied in one write transaction.
+const MAX_BATCH: usize = 256;
+/// Pause before a failed watch is opened again.
+const REOPEN_AFTER: Duration = Duration::from_secs(1);
+
+/// Which bucket an entry came from.
+#[derive(Debug, Clone, Copy)]
+enum Bucket {
+    Data,
+    Claims,
+}
+
+/// The replica's feeder (see the module docs).
+pub struct Mirror {
+    pub shared: SharedStore,
+    pub keeper: Addr<CacheKeeper>,
+    pub store: Store,
+}
+
+impl Mirror {
+    /// Runs until shutdown.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            let events = match self.open().await {
+                Ok(events) => events,
+                Err(err) => {
+                    tracing::warn!(%err, "could not watch the shared store; retrying");
+                    tokio::select! {
+                        _ = shutdown.wait_for(|stop| *stop) => return,
+                        _ = tokio::time::sleep(REOPEN_AFTER) => continue,
+                    }
+                }
+            };
+            tokio::pin!(events);
+            loop {
+                let first = tokio::select! {
+                    _ = shutdown.wait_for(|stop| *stop) => return,
+                    next = events.next() => next,
+                };
+                let Some(first) = first else {
+                    tracing::warn!("a shared-store watch ended; opening it again");
+                    break;
+                };
+                let mut batch = vec![first];
+                while batch.len() < MAX_BATCH {
+                    match events.next().now_or_never() {
+                        Some(Some(next)) => batch.push(next),
+                        _ => break,
+                    }
+                }
+                let mut entries = Vec::with_capacity(batch.len());
+                let mut failed = false;
+                for (bucket, entry) in batch {
+                    match entry {
+                        Ok(entry) => entries.push((bucket, entry)),
+                        Err(err) => {
+                            tracing::warn!(%err, "a shared-store watch failed; opening it again");
+                            failed = true;
+                        }
+                    }
+                }
+                self.apply(entries).await;
+                if failed {
+                    break;
+                }
+            }
+            tokio::select! {
+                _ = shutdown.wait_for(|stop| *stop) => return,
+                _ = tokio::time::sleep(REOPEN_AFTER) => {}
+            }
+        }
+    }
+
+    /// Both watches, merged, each from the current state on.
+    async fn open(
+        &self,
+    ) -> Result<
+        impl futures::Stream<Item = (Bucket, Result<kv::Entry, kv::WatcherError>)> + use<>,
+        SharedError,
+    > {
+        let inner = &self.shared.inner;
+        let data = inner
+            .data
+            .watch_many_with_history(["m.>", "f.>", "a.>", "t.>"])
+            .await
+            .map_err(SharedError::boxed("watch the data bucket"))?;
+        let claims = inner
+            .claims
+            .watch_with_history(">")
+            .await
+            .map_err(SharedError::boxed("watch the claims bucket"))?;
+        Ok(futures::stream::select(
+            data.map(|e| (Bucket::Data, e)),
+            claims.map(|e| (Bucket::Claims, e)),
+        ))
+    }
+
+    async fn apply(&self, entries: Vec<(Bucket, kv::Entry)>) {
+        let mut changes = Vec::with_capacity(entries.len());
+        for (bucket, entry) in entries {
+            let change = match bucket {
+                Bucket::Claims => claim_change(&entry),
+                Bucket::Data => self.data_change(&entry).await,
+            };
+            match change {
+                Ok(Some(change)) => changes.push(change),
+                Ok(None) => {}
+                Err(err) => tracing::warn!(key = %entry.key, %err, "skipping a shared record"),
+            }
+        }
+        if changes.is_empty() {
+            return;
+        }
+        match self.keeper.send(Apply(changes)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(err)) => tracing::error!(%err, "could not apply shared changes to the replica"),
+            Err(err) => tracing::error!(%err, "cache keeper unavailable for shared changes"),
+        }
+    }
+
+    /// What a data-bucket entry changes in the replica, if anything.
+    async fn data_change(&self, entry: &kv::Entry) -> Result<Option<Change>, SharedError> {
+        let Some((record, sig)) = keys::parse_record(&entry.key) else {
+            return Ok(None);
+        };
+        let live = entry.operation == kv::Operation::Put && !entry.value.is_empty();
+        let decode = |what| {
+            move |source| SharedError::Decode {
+                key: format!("{what} {}", entry.key),
+                source,
+            }
+        };
+        Ok(match (record, live) {
+            (Record::Meta, true) => {
+                let record: EntryRecord =
+                    serde_json::from_slice(&entry.value).map_err(decode("entry"))?;
+                self.entry_change(sig, record).await?
+            }
+            (Record::Failure, true) => Some(Change::Failure(
+                sig,
+                Some(serde_json::from_slice(&entry.value).map_err(decode("failure"))?),
+            )),
+            (Record::Failure, false) => Some(Change::Failure(sig, None)),
+            (Record::Announced, true) => Some(Change::Announced(
+                sig,
+                serde_json::from_slice(&entry.value).map_err(decode("announcement"))?,
+            )),
+            (Record::Tracked, true) => Some(Change::Tracked(
+                sig,
+                Some(serde_json::from_slice(&entry.value).map_err(decode("tracked import"))?),
+            )),
+            (Record::Tracked, false) => Some(Change::Tracked(sig, None)),
+            (Record::Meta | Record::Announced | Record::Body, _) => None,
+        })
+    }
+
+    /// A stored entry: nothing when the replica has it, an invalidation when only that
+    /// changed, else the whole entry (its encodings made here, off the keeper's thread).
+    async fn entry_change(
+        &self,
+        sig: Signature,
+        record: EntryRecord,
+    ) -> Result<Option<Change>, SharedError> {
+        let local = self.store.meta(&sig).ok().flatten();
+        if local == Some(record.meta) {
+            return Ok(None);
+        }
+        let same_body = local.is_some_and(|l| {
+            l.fetched_at_ms == record.meta.fetched_at_ms
+                && l.tag == record.meta.tag
+                && l.bytes == record.meta.bytes
+        });
+        if same_body && record.meta.invalidated {
+            return Ok(Some(Change::Invalidated(sig)));
+        }
+        // Gone: a newer store replaced it, and its own record follows.
+        let Some(body) = self.shared.body(&sig, &record).await? else {
+            return Ok(None);
+        };
+        Ok(replica_entry(sig, record, body).await)
+    }
+}
+
+/// The replica's copy of a shared entry, with its encodings made on the blocking pool.
+/// `None` only if making them panicked (the body went with it).
+pub async fn replica_entry(sig: Signature, record: EntryRecord, body: Vec<u8>) -> Option<Change> {
+    let summary = record.summary_bytes();
+    let meta = record.meta;
+    let (body, encoded) = tokio::task::spawn_blocking(move || {
+        let encoded = Encoded::of(&body).ok();
+        (body, encoded)
+    })
+    .await
+    .inspect_err(|err| tracing::error!(%err, "encoding a shared body panicked"))
+    .ok()?;
+    Some(Change::Entry {
+        signature: sig,
+        meta,
+        body,
+        encoded,
+        summary,
+    })
+}
+
+/// What a claims-bucket entry changes in the replica.
+fn claim_change(entry: &kv::Entry) -> Result<Option<Change>, SharedError> {
+    let Some(sig) = keys::parse(&entry.key) else {
+        return Ok(None);
+    };
+    if entry.operation != kv::Operation::Put || entry.value.is_empty() {
+        return Ok(Some(Change::Claim(sig, None)));
+    }
+    let record: ClaimRecord =
+        serde_json::from_slice(&entry.value).map_err(|source| SharedError::Decode {
+            key: entry.key.clone(),
+            source,
+        })?;
+    Ok(Some(Change::Claim(sig, Some(record.job))))
+}

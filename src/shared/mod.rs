@@ -1,0 +1,192 @@
+//! State shared by every instance of a `--store nats` deployment, kept in JetStream itself
+//! (replicated by the NATS cluster, nothing home-made): stored resources, failures,
+//! announcements and tracked imports in the KV bucket [`DATA_BUCKET`] (bodies over the value
+//! limit in the Object Store [`BODIES_BUCKET`]), and claims under a lease in the KV bucket
+//! [`CLAIMS_BUCKET`].
+//!
+//! JetStream is the source of truth. Each instance keeps its redb file as a replica of it
+//! ([`mirror`] applies every change it watches), so reads, the hot cache and team views work
+//! exactly as with `--store redb`, and a KV watch event is what invalidates an instance's hot
+//! cache. Whatever decides whether an upstream call is made (a claim, "is it stored fresh?")
+//! is asked of JetStream, never of the replica, which may lag by the watch's delivery.
+//!
+//! [`claims`] owns the claim protocol, [`data`] the stored records, [`keys`] how a signature
+//! becomes a key.
+
+pub mod claims;
+pub mod data;
+pub mod keys;
+pub mod mirror;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_nats::jetstream::{self, kv, object_store};
+
+use crate::bus::subjects::{BODIES_BUCKET, CLAIMS_BUCKET, DATA_BUCKET};
+use crate::domain::Signature;
+
+pub use claims::{Claim, ClaimRecord};
+pub use data::EntryRecord;
+
+/// How long a claim lives without renewal: the owner renews every third of it while the job is
+/// queued or running, so a dead owner's claims are free again this long after it died.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+/// Largest body kept in the KV bucket itself; larger ones go to the Object Store. Under the
+/// server's default `max_payload` (1 MiB) with room for headers.
+pub const DEFAULT_VALUE_LIMIT: usize = 900 * 1024;
+/// How long the marker a lease expiry leaves behind is kept (a watcher sees it as a delete).
+const MARKER_TTL: Duration = Duration::from_secs(60);
+
+/// Failures of the shared store. JetStream's own error is the source; every one is transient
+/// for the caller (the job is retried, the request answered 503).
+#[derive(Debug, thiserror::Error)]
+pub enum SharedError {
+    #[error("--store nats needs nats-server 2.12 or newer (per-key TTL, counters, correct compare-and-swap in clusters); the server at {url} is {found}")]
+    ServerTooOld { url: String, found: String },
+    #[error("jetstream: {op}: {source}")]
+    Nats {
+        op: &'static str,
+        source: async_nats::Error,
+    },
+    #[error("shared record {key} is unreadable: {source}")]
+    Decode {
+        key: String,
+        source: serde_json::Error,
+    },
+}
+
+impl SharedError {
+    fn boxed<E: std::error::Error + Send + Sync + 'static>(op: &'static str) -> impl FnOnce(E) -> Self {
+        move |source| Self::Nats {
+            op,
+            source: Box::new(source),
+        }
+    }
+}
+
+/// Tuning of the shared store; the defaults suit production, tests shorten them.
+#[derive(Debug, Clone, Copy)]
+pub struct SharedTuning {
+    /// Claim lease (see [`DEFAULT_LEASE`]).
+    pub lease: Duration,
+    /// Largest body kept in KV (see [`DEFAULT_VALUE_LIMIT`]).
+    pub value_limit: usize,
+}
+
+impl Default for SharedTuning {
+    fn default() -> Self {
+        Self {
+            lease: DEFAULT_LEASE,
+            value_limit: DEFAULT_VALUE_LIMIT,
+        }
+    }
+}
+
+/// A claim this instance holds: what it renews, and with which revision.
+#[derive(Debug, Clone)]
+struct Held {
+    generation: u64,
+    revision: u64,
+    /// The claim record, written again on each renewal.
+    value: bytes::Bytes,
+}
+
+/// Handle to the shared store. Cheap to clone.
+#[derive(Clone)]
+pub struct SharedStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    js: jetstream::Context,
+    data: kv::Store,
+    claims: kv::Store,
+    bodies: object_store::ObjectStore,
+    instance: String,
+    tuning: SharedTuning,
+    held: Mutex<HashMap<Signature, Held>>,
+}
+
+/// Refuses a server too old for the shared store, naming the version found.
+pub fn check_server(client: &async_nats::Client, url: &str) -> Result<(), SharedError> {
+    let found = client.server_info().version;
+    let mut parts = found.trim_start_matches('v').split(['.', '-']);
+    let mut number = || parts.next().and_then(|p| p.parse::<u64>().ok());
+    match (number(), number()) {
+        (Some(major), Some(minor)) if (major, minor) >= (2, 12) => Ok(()),
+        _ => Err(SharedError::ServerTooOld {
+            url: url.to_string(),
+            found,
+        }),
+    }
+}
+
+impl SharedStore {
+    /// Creates (or reuses) the buckets with `replicas` copies each.
+    pub async fn open(
+        js: jetstream::Context,
+        replicas: usize,
+        instance: String,
+        tuning: SharedTuning,
+    ) -> Result<Self, SharedError> {
+        let data = js
+            .create_or_update_key_value(kv::Config {
+                bucket: DATA_BUCKET.to_string(),
+                description: "dota-orchestrator: stored resources, failures, announcements".into(),
+                history: 1,
+                num_replicas: replicas,
+                max_value_size: i32::try_from(tuning.value_limit + 64 * 1024).unwrap_or(i32::MAX),
+                ..Default::default()
+            })
+            .await
+            .map_err(SharedError::boxed("create the data bucket"))?;
+        let claims = js
+            .create_or_update_key_value(kv::Config {
+                bucket: CLAIMS_BUCKET.to_string(),
+                description: "dota-orchestrator: claims on resources being fetched".into(),
+                history: 1,
+                num_replicas: replicas,
+                limit_markers: Some(MARKER_TTL),
+                ..Default::default()
+            })
+            .await
+            .map_err(SharedError::boxed("create the claims bucket"))?;
+        let bodies = match js.get_object_store(BODIES_BUCKET).await {
+            Ok(store) => store,
+            Err(_) => js
+                .create_object_store(object_store::Config {
+                    bucket: BODIES_BUCKET.to_string(),
+                    description: Some("dota-orchestrator: bodies over the KV value limit".into()),
+                    num_replicas: replicas,
+                    ..Default::default()
+                })
+                .await
+                .map_err(SharedError::boxed("create the bodies object store"))?,
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                js,
+                data,
+                claims,
+                bodies,
+                instance,
+                tuning,
+                held: Mutex::default(),
+            }),
+        })
+    }
+
+    /// This instance's ID, the owner named in its claims.
+    pub fn instance(&self) -> &str {
+        &self.inner.instance
+    }
+
+    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<Signature, Held>> {
+        self.inner
+            .held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
