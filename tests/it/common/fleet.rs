@@ -1,0 +1,240 @@
+//! A fleet of service instances with `--store nats` on one real 3-node JetStream cluster
+//! ([`NatsCluster`]), all fetching from one fixture upstream over HTTP: in-process instances
+//! (`Application::build`, like every other test) and, for "the process dies" tests, instances
+//! run as child processes of the real binary that a test can kill with SIGKILL.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use dota_orchestrator::app::Application;
+use dota_orchestrator::clock::Clock;
+use dota_orchestrator::config::{NatsAuth, NatsMode, Settings, StoreBackend};
+use dota_orchestrator::fixture_upstream::{FixtureConfig, FixtureUpstream};
+use dota_orchestrator::shared::SharedTuning;
+use serde_json::Value;
+
+use super::cluster::NatsCluster;
+use super::{Fixtures, init_tracing, start_upstream, test_settings};
+
+/// Replicas of every stream and bucket: all three nodes hold a copy.
+pub const REPLICAS: u8 = 3;
+
+/// One in-process instance.
+pub struct Member {
+    pub app: Option<Application>,
+    pub base: String,
+    pub data_dir: tempfile::TempDir,
+}
+
+/// The cluster, the upstream and the instances.
+pub struct Fleet {
+    pub cluster: NatsCluster,
+    pub upstream: FixtureUpstream,
+    pub fixtures: Fixtures,
+    pub clock: Clock,
+    pub http: reqwest::Client,
+    pub members: Vec<Member>,
+}
+
+impl Fleet {
+    /// Starts the cluster, the upstream and `instances` in-process instances, each tweaked by
+    /// `tweak` (applied to every instance, and again on restarts).
+    pub async fn start(
+        instances: usize,
+        fixtures: Fixtures,
+        upstream: FixtureConfig,
+        tweak: fn(&mut Settings),
+    ) -> Fleet {
+        init_tracing();
+        let cluster = NatsCluster::start(3).await;
+        let clock = upstream.clock.clone();
+        let upstream = start_upstream(&fixtures, upstream).await;
+        let mut fleet = Fleet {
+            cluster,
+            upstream,
+            fixtures,
+            clock,
+            http: reqwest::Client::new(),
+            members: Vec::new(),
+        };
+        for _ in 0..instances {
+            let data_dir = tempfile::tempdir().expect("temp data dir");
+            let app = fleet.build(data_dir.path(), tweak).await;
+            fleet.members.push(Member {
+                base: format!("http://{}", app.http_addr()),
+                app: Some(app),
+                data_dir,
+            });
+        }
+        fleet
+    }
+
+    /// Settings of an instance of this fleet on `data_dir`.
+    pub fn settings(&self, data_dir: &Path) -> Settings {
+        let mut s = test_settings(data_dir, &self.upstream);
+        s.nats = NatsMode::External {
+            url: self.cluster.url(),
+            auth: NatsAuth::None,
+            tls_ca: None,
+        };
+        s.store = StoreBackend::Nats;
+        s.nats_replicas = REPLICAS;
+        s.shared_tuning = SharedTuning {
+            lease: Duration::from_secs(3),
+            ..SharedTuning::default()
+        };
+        s.clock = self.clock.clone();
+        s
+    }
+
+    async fn build(&self, data_dir: &Path, tweak: fn(&mut Settings)) -> Application {
+        let mut settings = self.settings(data_dir);
+        tweak(&mut settings);
+        Application::build(settings).await.expect("instance starts")
+    }
+
+    pub fn base(&self, i: usize) -> &str {
+        &self.members[i].base
+    }
+
+    pub async fn post(&self, i: usize, path: &str) -> reqwest::Response {
+        self.http
+            .post(format!("{}{path}", self.base(i)))
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    pub async fn get(&self, i: usize, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.base(i)))
+            .send()
+            .await
+            .expect("GET")
+    }
+
+    /// The fixture upstream's request log.
+    pub async fn upstream_stats(&self) -> Value {
+        reqwest::get(format!("http://{}/_stats", self.upstream.addr()))
+            .await
+            .expect("stats")
+            .json()
+            .await
+            .expect("stats JSON")
+    }
+
+    /// Requests the upstream answered for `path` (e.g. `/opendota/matches/7`).
+    pub async fn requests(&self, path: &str) -> u64 {
+        self.upstream_stats().await["paths"][path]["requests"]
+            .as_u64()
+            .unwrap_or(0)
+    }
+
+    /// Paths the upstream was asked for more than once, with their counts.
+    pub async fn repeated_requests(&self) -> Vec<(String, u64)> {
+        let stats = self.upstream_stats().await;
+        stats["paths"]
+            .as_object()
+            .map(|paths| {
+                paths
+                    .iter()
+                    .filter_map(|(p, v)| {
+                        let n = v["requests"].as_u64().unwrap_or(0);
+                        (n > 1).then(|| (p.clone(), n))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Stops instance `i` gracefully, keeping its data dir.
+    pub async fn stop(&mut self, i: usize) {
+        if let Some(app) = self.members[i].app.take() {
+            app.stop().await;
+        }
+    }
+
+    /// Starts instance `i` again, on its own data dir or, with `fresh_dir`, an empty one.
+    pub async fn restart(&mut self, i: usize, fresh_dir: bool, tweak: fn(&mut Settings)) {
+        self.stop(i).await;
+        if fresh_dir {
+            self.members[i].data_dir = tempfile::tempdir().expect("temp data dir");
+        }
+        let app = self.build(self.members[i].data_dir.path(), tweak).await;
+        self.members[i].base = format!("http://{}", app.http_addr());
+        self.members[i].app = Some(app);
+    }
+
+    /// Runs an instance as a child process of the real binary, with default claim lease and
+    /// rate limits matching the in-process instances. Killed on drop.
+    pub async fn spawn_process(&self) -> ProcessMember {
+        let data_dir = tempfile::tempdir().expect("temp data dir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let settings = self.settings(data_dir.path());
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_dota-orchestrator"));
+        cmd.arg("serve")
+            .arg("--http-addr")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--data-dir")
+            .arg(data_dir.path())
+            .arg("--nats-url")
+            .arg(self.cluster.url())
+            .arg("--store")
+            .arg("nats")
+            .arg("--nats-replicas")
+            .arg(REPLICAS.to_string())
+            .arg("--opendota-url")
+            .arg(&settings.opendota_url)
+            .arg("--dotabuff-url")
+            .arg(&settings.dotabuff_url)
+            .arg("--opendota-rate-limit-per-min")
+            .arg(settings.limits.opendota_per_minute.to_string())
+            .arg("--dotabuff-rate-limit-per-min")
+            .arg(settings.limits.dotabuff_per_minute.to_string())
+            .arg("--retry-base-ms")
+            .arg(settings.retry.base_delay.as_millis().to_string())
+            .arg("--retry-max-ms")
+            .arg(settings.retry.max_delay.as_millis().to_string())
+            .env_remove("DOTA_CONFIG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let child = cmd.spawn().expect("spawn the service binary");
+        let base = format!("http://127.0.0.1:{port}");
+        let up = super::wait_for(super::WAIT, || async {
+            let r = reqwest::get(format!("{base}/readyz")).await.ok()?;
+            r.status().is_success().then_some(())
+        })
+        .await;
+        assert!(up.is_some(), "the child instance became ready");
+        ProcessMember {
+            child,
+            base,
+            _data_dir: data_dir,
+        }
+    }
+}
+
+/// An instance running as a child process.
+pub struct ProcessMember {
+    child: Child,
+    pub base: String,
+    _data_dir: tempfile::TempDir,
+}
+
+impl ProcessMember {
+    /// SIGKILL: no shutdown, no nak, no release.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ProcessMember {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -1,0 +1,214 @@
+//! Scale-out (`--store nats`): several instances on one real 3-node JetStream cluster share
+//! one store, one set of claims and one job queue. Each test starts its own cluster on free
+//! ports and its instances against one fixture upstream, and checks what a user of several
+//! instances would: one upstream call per resource whichever instance is asked, nothing lost
+//! when an instance or a node dies, nothing refetched after restarts, invalidations seen by
+//! every instance.
+
+use std::time::Duration;
+
+use crate::common;
+
+use common::fixtures::{Row, row, ten_players};
+use common::fleet::Fleet;
+use common::{Fixtures, wait_for};
+use dota_orchestrator::config::{AdminToken, Settings};
+use dota_orchestrator::fixture_upstream::FixtureConfig;
+use serde_json::Value;
+
+const TEAM: u64 = 9517508;
+const LEAGUE: u64 = 16435;
+const FIRST_MATCH: u64 = 8_100_000_000;
+const FIRST_PLAYER: u64 = 420_000_000;
+
+/// A team with `matches` matches in [`LEAGUE`] (Dotabuff pages of four rows), each with ten
+/// players of its own: `1 + matches + 10 * matches` upstream calls for a whole import.
+fn team_fixtures(matches: u64) -> Fixtures {
+    let fx = Fixtures::new();
+    let rows: Vec<Row> = (0..matches).map(|i| row(FIRST_MATCH + i, LEAGUE)).collect();
+    let pages: Vec<Vec<Row>> = rows
+        .chunks(4)
+        .map(|c| c.iter().map(|r| row(r.match_id, r.league_id)).collect())
+        .collect();
+    fx.dotabuff_team(TEAM, "Maple Syrup", &pages);
+    for i in 0..matches {
+        fx.match_with_players(FIRST_MATCH + i, &ten_players(FIRST_PLAYER + i * 10));
+    }
+    fx
+}
+
+fn team_path() -> String {
+    format!("/api/teams/{TEAM}/matches?leagueId={LEAGUE}")
+}
+
+fn progress_path() -> String {
+    format!("{}&include=progress", team_path())
+}
+
+fn no_tweak(_: &mut Settings) {}
+
+/// Polls the team's progress on instance `i` until every match and player is ready.
+async fn wait_import_complete(fleet: &Fleet, i: usize, limit: Duration) -> Value {
+    wait_for(limit, || async {
+        let r = fleet.get(i, &progress_path()).await;
+        if r.status() != 200 {
+            return None;
+        }
+        let v: Value = r.json().await.ok()?;
+        let p = &v["progress"];
+        let done = p["matchesTotal"].as_u64()? > 0
+            && p["matchesReady"] == p["matchesTotal"]
+            && p["playersReady"] == p["playersTotal"];
+        done.then_some(v)
+    })
+    .await
+    .unwrap_or_else(|| panic!("the import completes on instance {i} within {limit:?}"))
+}
+
+async fn wait_fresh(fleet: &Fleet, i: usize, path: &str) -> reqwest::Response {
+    wait_for(common::WAIT, || async {
+        let r = fleet.get(i, path).await;
+        let fresh = r.status() == 200
+            && r.headers().get("x-cache-status").and_then(|v| v.to_str().ok()) == Some("fresh");
+        fresh.then_some(r)
+    })
+    .await
+    .unwrap_or_else(|| panic!("{path} is served fresh by instance {i}"))
+}
+
+#[actix_rt::test]
+async fn data_stored_through_one_instance_is_served_by_the_others_without_a_second_call() {
+    let fleet = Fleet::start(3, team_fixtures(3), FixtureConfig::default(), no_tweak).await;
+    let path = format!("/api/matches/{FIRST_MATCH}");
+    assert_eq!(fleet.post(0, &path).await.status(), 202);
+    let body0 = wait_fresh(&fleet, 0, &path).await.bytes().await.unwrap();
+    for i in [1, 2] {
+        // A POST on another instance finds it ready: no second claim, no second call.
+        let resp = fleet.post(i, &path).await;
+        assert_eq!(resp.status(), 200, "instance {i} answers ready");
+        let body = wait_fresh(&fleet, i, &path).await.bytes().await.unwrap();
+        assert_eq!(body, body0, "instance {i} serves the same body");
+    }
+    assert_eq!(
+        fleet
+            .requests(&format!("/opendota/matches/{FIRST_MATCH}"))
+            .await,
+        1
+    );
+}
+
+#[actix_rt::test]
+async fn the_same_resources_posted_to_two_instances_at_once_are_fetched_once() {
+    let fleet = Fleet::start(
+        2,
+        team_fixtures(6),
+        FixtureConfig {
+            latency: Duration::from_millis(150),
+            ..FixtureConfig::default()
+        },
+        no_tweak,
+    )
+    .await;
+    // Every match and player, each POSTed to both instances at the same moment.
+    let mut paths: Vec<String> = (0..6)
+        .map(|i| format!("/api/matches/{}", FIRST_MATCH + i))
+        .collect();
+    paths.extend((0..20).map(|i| format!("/api/players/{}", FIRST_PLAYER + i)));
+    let posts = paths.iter().map(|p| async {
+        let (a, b) = tokio::join!(fleet.post(0, p), fleet.post(1, p));
+        (a.status(), b.status())
+    });
+    for (a, b) in futures::future::join_all(posts).await {
+        assert!(a.is_success() && b.is_success(), "{a} {b}");
+    }
+    for p in &paths {
+        wait_fresh(&fleet, 1, p).await;
+    }
+    let repeated = fleet.repeated_requests().await;
+    assert!(
+        repeated.is_empty(),
+        "every resource fetched once: {repeated:?}"
+    );
+}
+
+#[actix_rt::test]
+async fn a_restart_of_every_instance_refetches_nothing_even_on_an_empty_data_dir() {
+    let mut fleet = Fleet::start(2, team_fixtures(4), FixtureConfig::default(), no_tweak).await;
+    assert_eq!(fleet.post(0, &team_path()).await.status(), 202);
+    wait_import_complete(&fleet, 1, Duration::from_secs(60)).await;
+    let total = fleet.upstream_stats().await["total"].as_u64().unwrap();
+    assert_eq!(total, 1 + 4 + 40, "one call per resource");
+
+    fleet.restart(0, false, no_tweak).await;
+    fleet.restart(1, true, no_tweak).await;
+    // The instance that lost its replica is filled from the shared store by its watch.
+    wait_import_complete(&fleet, 1, common::WAIT).await;
+    wait_import_complete(&fleet, 0, common::WAIT).await;
+    for i in [0, 1] {
+        assert_eq!(fleet.post(i, &team_path()).await.status(), 200);
+        for m in 0..4 {
+            let path = format!("/api/matches/{}", FIRST_MATCH + m);
+            assert_eq!(fleet.post(i, &path).await.status(), 200, "{path} on {i}");
+        }
+    }
+    assert_eq!(
+        fleet.upstream_stats().await["total"].as_u64().unwrap(),
+        total,
+        "nothing refetched"
+    );
+}
+
+fn with_admin_token(s: &mut Settings) {
+    s.admin_token = AdminToken::new("cluster-admin".to_string());
+}
+
+#[actix_rt::test]
+async fn an_invalidation_through_one_instance_is_seen_by_all() {
+    let fleet = Fleet::start(
+        3,
+        team_fixtures(1),
+        FixtureConfig {
+            latency: Duration::from_millis(1500),
+            ..FixtureConfig::default()
+        },
+        with_admin_token,
+    )
+    .await;
+    let path = format!("/api/matches/{FIRST_MATCH}");
+    fleet.post(0, &path).await;
+    for i in 0..3 {
+        // Served, and so kept in each instance's hot cache.
+        wait_fresh(&fleet, i, &path).await;
+        wait_fresh(&fleet, i, &path).await;
+    }
+    let resp = fleet
+        .http
+        .post(format!("{}/api/cache/invalidate", fleet.base(0)))
+        .bearer_auth("cluster-admin")
+        .json(&serde_json::json!({"items": [{"type": "matches", "id": FIRST_MATCH.to_string()}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    // No instance keeps answering `fresh` with the invalidated copy: each serves it as stale
+    // while the one refetch (1.5 s at the upstream) runs.
+    for i in [1, 2, 0] {
+        let stale = wait_for(Duration::from_secs(5), || async {
+            let r = fleet.get(i, &path).await;
+            let status = r.headers().get("x-cache-status")?.to_str().ok()?.to_string();
+            (status != "fresh").then_some(status)
+        })
+        .await;
+        assert!(stale.is_some(), "instance {i} saw the invalidation");
+    }
+    for i in 0..3 {
+        wait_fresh(&fleet, i, &path).await;
+    }
+    assert_eq!(
+        fleet
+            .requests(&format!("/opendota/matches/{FIRST_MATCH}"))
+            .await,
+        2,
+        "one refetch for all three instances"
+    );
+}
