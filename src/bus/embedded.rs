@@ -109,10 +109,11 @@ impl EmbeddedNats {
     ) -> Result<Self, EmbeddedNatsError> {
         let explicit = server_bin.map(Path::to_path_buf);
         // `find` runs each candidate's `--version`: blocking work.
-        let found =
-            tokio::task::spawn_blocking(move || server_bin::find(explicit.as_deref(), MIN_EMBEDDED))
-                .await
-                .map_err(|err| EmbeddedNatsError::Spawn(std::io::Error::other(err)))??;
+        let found = tokio::task::spawn_blocking(move || {
+            server_bin::find(explicit.as_deref(), MIN_EMBEDDED)
+        })
+        .await
+        .map_err(|err| EmbeddedNatsError::Spawn(std::io::Error::other(err)))??;
         let binary = found.path;
         if !config.conf.is_file() {
             return Err(EmbeddedNatsError::ConfigMissing(config.conf));

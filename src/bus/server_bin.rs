@@ -176,7 +176,10 @@ pub fn candidates() -> Vec<PathBuf> {
         std::env::current_dir().ok(),
         Some(PathBuf::from(env!("CARGO_MANIFEST_DIR"))),
     ];
-    let venvs = project.into_iter().flatten().map(|dir| dir.join(PROJECT_VENV_BIN));
+    let venvs = project
+        .into_iter()
+        .flatten()
+        .map(|dir| dir.join(PROJECT_VENV_BIN));
     let on_path = std::env::split_paths(&path_var)
         .chain(SYSTEM_DIRS.iter().map(PathBuf::from))
         // A relative entry would depend on the current directory; it is no place to look.
@@ -267,7 +270,10 @@ mod tests {
     fn a_missing_explicit_binary_is_an_error_naming_it() {
         let err = find(Some(Path::new("/nonexistent/nats-server")), MIN_EMBEDDED).unwrap_err();
         assert!(matches!(err, ServerBinError::ExplicitMissing { .. }));
-        assert!(err.to_string().contains("/nonexistent/nats-server"), "{err}");
+        assert!(
+            err.to_string().contains("/nonexistent/nats-server"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -276,14 +282,20 @@ mod tests {
         let not_exec = dir.path().join("nats-server");
         std::fs::write(&not_exec, "not a program").unwrap();
         let err = find(Some(&not_exec), MIN_EMBEDDED).unwrap_err();
-        assert!(matches!(err, ServerBinError::ExplicitNotRunnable { .. }), "{err}");
+        assert!(
+            matches!(err, ServerBinError::ExplicitNotRunnable { .. }),
+            "{err}"
+        );
         assert!(err.to_string().contains(&not_exec.display().to_string()));
 
         let liar = dir.path().join("liar");
         std::fs::write(&liar, "#!/bin/sh\necho 'hello'\n").unwrap();
         std::fs::set_permissions(&liar, std::fs::Permissions::from_mode(0o755)).unwrap();
         let err = find(Some(&liar), MIN_EMBEDDED).unwrap_err();
-        assert!(err.to_string().contains("not a nats-server version"), "{err}");
+        assert!(
+            err.to_string().contains("not a nats-server version"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -306,9 +318,16 @@ mod tests {
         let found = first_new_enough([old.clone(), new.clone()], MIN_SHARED_STORE).unwrap();
         assert_eq!(found.path, new);
         // The first new-enough one wins, even if a later one is newer.
-        assert_eq!(first_new_enough([old.clone(), new], MIN_EMBEDDED).unwrap().path, old);
+        assert_eq!(
+            first_new_enough([old.clone(), new], MIN_EMBEDDED)
+                .unwrap()
+                .path,
+            old
+        );
         let err = first_new_enough([old], MIN_SHARED_STORE).unwrap_err();
-        assert!(matches!(err, ServerBinError::TooOld { ref candidates, .. } if candidates.len() == 1));
+        assert!(
+            matches!(err, ServerBinError::TooOld { ref candidates, .. } if candidates.len() == 1)
+        );
         let err = first_new_enough([], MIN_EMBEDDED).unwrap_err();
         assert!(matches!(err, ServerBinError::NotFound));
     }

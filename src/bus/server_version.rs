@@ -133,7 +133,10 @@ mod tests {
             "99999999999.0.0",
         ] {
             let err = text.parse::<ServerVersion>().unwrap_err();
-            assert!(err.to_string().contains("not a nats-server version"), "{text}");
+            assert!(
+                err.to_string().contains("not a nats-server version"),
+                "{text}"
+            );
         }
     }
 
