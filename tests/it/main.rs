@@ -10,6 +10,7 @@ mod common;
 
 mod api_contract;
 mod bounded_input;
+mod cluster;
 mod crash_restart;
 mod dashboards;
 mod day_budget;

@@ -4,6 +4,7 @@
 //! condition with a deadline, never by fixed sleeps.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod fixtures;
 pub mod queue;
 
