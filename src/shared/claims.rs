@@ -73,7 +73,9 @@ impl SharedStore {
             .map_err(SharedError::boxed("publish a claim"))?;
         match sent.await {
             Ok(ack) => Ok(Some(ack.sequence)),
-            Err(err) if err.kind() == PublishErrorKind::WrongLastSequence => Ok(None),
+            Err(err) if err.kind() == PublishErrorKind::WrongLastSequence || super::is_cas_conflict(&err) => {
+                Ok(None)
+            }
             Err(err) => Err(SharedError::boxed("publish a claim")(err)),
         }
     }
@@ -210,7 +212,12 @@ impl SharedStore {
                 .await
             {
                 Ok(()) => return Ok(()),
-                Err(err) if err.kind() == kv::UpdateErrorKind::WrongLastRevision => continue,
+                Err(err)
+                    if err.kind() == kv::UpdateErrorKind::WrongLastRevision
+                        || super::is_cas_conflict(&err) =>
+                {
+                    continue;
+                }
                 Err(err) => return Err(SharedError::boxed("release a claim")(err)),
             }
         }

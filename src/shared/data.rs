@@ -179,7 +179,12 @@ impl SharedStore {
                 .await
             {
                 Ok(_) => return Ok(true),
-                Err(err) if err.kind() == kv::UpdateErrorKind::WrongLastRevision => continue,
+                Err(err)
+                    if err.kind() == kv::UpdateErrorKind::WrongLastRevision
+                        || super::is_cas_conflict(&err) =>
+                {
+                    continue;
+                }
                 Err(err) => return Err(SharedError::boxed("invalidate an entry")(err)),
             }
         }
@@ -241,7 +246,12 @@ impl SharedStore {
         };
         match written {
             Ok(()) => Ok(true),
-            Err(err) if err.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(false),
+            Err(err)
+                if err.kind() == kv::UpdateErrorKind::WrongLastRevision
+                    || super::is_cas_conflict(&err) =>
+            {
+                Ok(false)
+            }
             Err(err) => Err(SharedError::boxed("record an announcement")(err)),
         }
     }

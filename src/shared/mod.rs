@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, kv, object_store};
 
+use crate::bus::server_version::{MIN_SHARED_STORE, ServerVersion};
 use crate::bus::subjects::{BODIES_BUCKET, CLAIMS_BUCKET, DATA_BUCKET};
 use crate::domain::Signature;
 
@@ -43,7 +44,7 @@ const MARKER_TTL: Duration = Duration::from_secs(60);
 /// for the caller (the job is retried, the request answered 503).
 #[derive(Debug, thiserror::Error)]
 pub enum SharedError {
-    #[error("--store nats needs nats-server 2.12 or newer (per-key TTL, counters, correct compare-and-swap in clusters); the server at {url} is {found}")]
+    #[error("--store nats needs nats-server {MIN_SHARED_STORE} or newer (per-key TTL, counters, correct compare-and-swap in clusters); the server at {url} is {found}")]
     ServerTooOld { url: String, found: String },
     #[error("jetstream: {op}: {source}")]
     Nats {
@@ -64,6 +65,26 @@ impl SharedError {
             source: Box::new(source),
         }
     }
+}
+
+/// Whether a JetStream error, anywhere in its source chain, says an expected last sequence
+/// did not match: a lost compare-and-swap. Servers answer 10071, or 10164 when the expected
+/// sequence was 0 ("must not exist"); async-nats 0.51 maps only the first to its error kind.
+pub(crate) fn is_cas_conflict(err: &(dyn std::error::Error + 'static)) -> bool {
+    use async_nats::jetstream::ErrorCode;
+    let mut next = Some(err);
+    while let Some(err) = next {
+        if let Some(js) = err.downcast_ref::<async_nats::jetstream::Error>() {
+            let code = js.error_code();
+            if code == ErrorCode::STREAM_WRONG_LAST_SEQUENCE
+                || code == ErrorCode::STREAM_WRONG_LAST_SEQUENCE_CONSTANT
+            {
+                return true;
+            }
+        }
+        next = err.source();
+    }
+    false
 }
 
 /// Tuning of the shared store; the defaults suit production, tests shorten them.
@@ -110,12 +131,10 @@ struct Inner {
 }
 
 /// Refuses a server too old for the shared store, naming the version found.
-pub fn check_server(client: &async_nats::Client, url: &str) -> Result<(), SharedError> {
+pub fn check_server(client: &async_nats::Client, url: &str) -> Result<ServerVersion, SharedError> {
     let found = client.server_info().version;
-    let mut parts = found.trim_start_matches('v').split(['.', '-']);
-    let mut number = || parts.next().and_then(|p| p.parse::<u64>().ok());
-    match (number(), number()) {
-        (Some(major), Some(minor)) if (major, minor) >= (2, 12) => Ok(()),
+    match found.parse::<ServerVersion>() {
+        Ok(version) if version >= MIN_SHARED_STORE => Ok(version),
         _ => Err(SharedError::ServerTooOld {
             url: url.to_string(),
             found,

@@ -10,6 +10,7 @@ mod common;
 
 mod api_contract;
 mod bounded_input;
+mod cluster;
 mod crash_restart;
 mod dashboards;
 mod day_budget;
@@ -31,6 +32,7 @@ mod pipeline;
 mod priority;
 mod queue_status;
 mod rate_limits;
+mod scale_out;
 mod read_path;
 mod record_replay;
 mod refresh;

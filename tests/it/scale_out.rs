@@ -113,7 +113,7 @@ async fn the_same_resources_posted_to_two_instances_at_once_are_fetched_once() {
     let mut paths: Vec<String> = (0..6)
         .map(|i| format!("/api/matches/{}", FIRST_MATCH + i))
         .collect();
-    paths.extend((0..20).map(|i| format!("/api/players/{}", FIRST_PLAYER + i)));
+    paths.extend((0..20).map(|i| format!("/api/players/{}/data", FIRST_PLAYER + i)));
     let posts = paths.iter().map(|p| async {
         let (a, b) = tokio::join!(fleet.post(0, p), fleet.post(1, p));
         (a.status(), b.status())

@@ -4,6 +4,8 @@
 //! condition with a deadline, never by fixed sleeps.
 #![allow(dead_code)]
 
+pub mod cluster;
+pub mod fleet;
 pub mod fixtures;
 pub mod queue;
 
