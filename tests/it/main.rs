@@ -35,6 +35,7 @@ mod read_path;
 mod record_replay;
 mod refresh;
 mod restart;
+mod shared_budget;
 mod shutdown;
 mod slow_parse;
 mod status_page;
