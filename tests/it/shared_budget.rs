@@ -209,7 +209,8 @@ async fn three_instances_grant_the_limit_once_per_minute_and_the_rest_in_the_nex
         }
     }
     wait_for(WAIT, || async {
-        (granted(&instances) == 10 && waits(&instances) >= 5).then_some(())
+        let finished = calls.iter().filter(|c| c.is_finished()).count();
+        (granted(&instances) == 10 && waits(&instances) >= 5 && finished == 10).then_some(())
     })
     .await
     .unwrap_or_else(|| {
@@ -224,7 +225,11 @@ async fn three_instances_grant_the_limit_once_per_minute_and_the_rest_in_the_nex
         10,
         "never more than the limit in a minute"
     );
-    assert_eq!(calls.iter().filter(|c| c.is_finished()).count(), 10);
+    assert_eq!(
+        calls.iter().filter(|c| c.is_finished()).count(),
+        10,
+        "the waiting five are still waiting"
+    );
     wait_counts(
         &instances[0].budget,
         WindowCounts {
@@ -258,12 +263,28 @@ async fn three_instances_grant_the_limit_once_per_minute_and_the_rest_in_the_nex
             .all(|i| i.budget.stats(Service::OpenDota).fallbacks_total == 0)
     );
 
-    // Heartbeats: all three counted; one that stops leaves the count at once (next beat).
+    // Heartbeats: all three counted, and a key nobody refreshes (a killed instance) expires by
+    // its TTL. The ghost's TTL outlasts one count (every 5 s), so it is seen before it goes.
+    let client = async_nats::connect(&server.url).await.expect("connects");
+    let mut ttl = async_nats::HeaderMap::new();
+    ttl.insert("Nats-TTL", "8");
+    async_nats::jetstream::new(client)
+        .publish_with_headers("$KV.dota_instances.ghost", ttl, "live".into())
+        .await
+        .unwrap()
+        .await
+        .expect("ghost heartbeat stored");
+    wait_for(WAIT, || async {
+        (instances[0].budget.live_instances() == 4).then_some(())
+    })
+    .await
+    .expect("three live instances and the ghost");
     wait_for(WAIT, || async {
         (instances[0].budget.live_instances() == 3).then_some(())
     })
     .await
-    .expect("three live instances");
+    .expect("the ghost's key expired");
+    // One that stops deletes its key: it leaves the count at the next beat.
     instances[2].stop().await;
     wait_for(WAIT, || async {
         (instances[0].budget.live_instances() == 2).then_some(())

@@ -76,7 +76,6 @@ impl Counters {
                 max_bytes: MAX_BYTES,
                 num_replicas: replicas.max(1),
                 storage: stream::StorageType::File,
-                allow_direct: true,
                 ..Default::default()
             })
             .await

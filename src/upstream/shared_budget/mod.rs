@@ -12,6 +12,8 @@
 //! it had reached the limit already. There is no queue across instances, so a caller is not
 //! guaranteed a place in the next window, but every window grants its full limit to whoever
 //! increments first, and each instance has at most its in-flight bound of callers racing.
+//! A refused caller has already spent a local grant; that happens only in a window that is full
+//! for everyone, so the local limiter's count errs high only where no call could go anyway.
 //!
 //! **Corrections.** `observe` raises a counter to what the upstream reports it has seen
 //! (`limit - remaining`), never lowers it; a 429 raises the minute counter to the limit, so
