@@ -41,6 +41,7 @@ use crate::metrics::MetricsError;
 use crate::store::{Store, StoreError, StoreHealth};
 use crate::upstream::error::UpstreamError;
 use crate::upstream::recorder::RecordDirError;
+use crate::upstream::shared_budget::SharedBudget;
 use start::Fetchers;
 
 /// Job kinds this build fetches.
@@ -113,6 +114,8 @@ pub enum AppError {
     RecordDir(#[from] RecordDirError),
     #[error("shared store: {0}")]
     Shared(#[from] crate::shared::SharedError),
+    #[error("shared rate budget: {0}")]
+    SharedBudget(#[from] crate::upstream::shared_budget::SharedBudgetError),
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
 }
@@ -150,6 +153,9 @@ pub struct Application {
     recent_events: JoinHandle<()>,
     /// With `--store nats`: the replica's watch and the lease keeper.
     shared_tasks: Vec<JoinHandle<()>>,
+    /// With `--store nats`: the rate budget shared by every instance (its heartbeat ends at
+    /// shutdown).
+    shared_budget: Option<SharedBudget>,
     hot: HotCache,
 }
 
@@ -173,12 +179,17 @@ impl Application {
         let (embedded, nats_url, nats) = start::nats(&settings).await?;
 
         let store = Store::open(&settings.data_dir.join(DB_FILE), settings.ttls)?;
-        let upstreams = start::upstreams(&settings, recorder)?;
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let shared = start::shared_store(&settings, &nats, &nats_url).await?;
+        let budget_setup = shared
+            .as_ref()
+            .map(|_| (async_nats::jetstream::new(nats.clone()), shutdown_rx.clone()));
+        let (upstreams, shared_budget) =
+            start::upstreams(&settings, recorder, budget_setup).await?;
         let keeper_store = store.clone();
         // One thread: CacheKeeper is the single writer, and redb serialises writers anyway.
         let keeper = SyncArbiter::start(1, move || CacheKeeper::new(keeper_store.clone()));
         let replicas = usize::from(settings.nats_replicas);
-        let shared = start::shared_store(&settings, &nats, &nats_url).await?;
         // The embedded server's queue is ours alone; on a shared server this instance, with its
         // private redb, gets a queue of its own (see `QueueNames::private`); with the shared
         // store every instance takes from one queue, since any of them can finish any job.
@@ -198,7 +209,6 @@ impl Application {
         )
         .await?;
         let activity = Arc::new(Activity::default());
-        let (shutdown, shutdown_rx) = watch::channel(false);
         let pipeline = Pipeline {
             shutdown: shutdown_rx.clone(),
             queue,
@@ -304,6 +314,7 @@ impl Application {
             scheduler,
             recent_events,
             shared_tasks,
+            shared_budget,
             hot,
         })
     }
@@ -360,6 +371,7 @@ impl Application {
             scheduler,
             recent_events,
             shared_tasks,
+            shared_budget,
             ..
         } = self;
         let deadline = tokio::time::Instant::now() + STOP_BUDGET;
@@ -394,6 +406,9 @@ impl Application {
         let _ = recent_events.await;
         for task in shared_tasks {
             let _ = task.await;
+        }
+        if let Some(budget) = shared_budget {
+            let _ = tokio::time::timeout_at(deadline, budget.stopped()).await;
         }
         drop(keeper);
         wait_until(deadline, || activity.busy() == 0, "jobs in hand to finish").await;

@@ -34,6 +34,14 @@ pub const RATE_LIMIT_WAITS: &str = "dota_rate_limit_waits_total";
 pub const RATE_LIMIT_WAIT_SECONDS: &str = "dota_rate_limit_wait_seconds";
 /// Budget left in the current window. Labels: service, window (minute, day).
 pub const RATE_LIMIT_REMAINING: &str = "dota_rate_limit_remaining";
+/// Upstream calls granted by the shared (all-instance) budget. Labels: service.
+pub const SHARED_BUDGET_GRANTS: &str = "dota_shared_budget_grants_total";
+/// Times a call was told to wait for the next window by the shared budget. Labels: service,
+/// window (minute, day).
+pub const SHARED_BUDGET_WAITS: &str = "dota_shared_budget_waits_total";
+/// Calls granted on this instance's fallback share (limit ÷ live instances) because the shared
+/// counters could not be reached. Labels: service.
+pub const SHARED_BUDGET_FALLBACKS: &str = "dota_shared_budget_fallbacks_total";
 /// Cache lookups from the API. Labels: kind, result (hit, miss, expired).
 pub const CACHE_LOOKUPS: &str = "dota_cache_lookups_total";
 /// Bytes of ready responses held by the in-memory hot cache (bodies and their encodings).
@@ -138,6 +146,18 @@ pub fn describe() {
         RATE_LIMIT_REMAINING,
         "Rate budget left in the current window."
     );
+    describe_counter!(
+        SHARED_BUDGET_GRANTS,
+        "Upstream calls granted by the budget shared by every instance."
+    );
+    describe_counter!(
+        SHARED_BUDGET_WAITS,
+        "Times a call waited for the next window of the shared budget."
+    );
+    describe_counter!(
+        SHARED_BUDGET_FALLBACKS,
+        "Calls granted on this instance's share (limit / live instances) while the shared counters were unreachable."
+    );
     describe_counter!(CACHE_LOOKUPS, "Cache lookups from the API by result.");
     describe_gauge!(
         HOT_CACHE_BYTES,
@@ -200,6 +220,12 @@ fn export_counters_at_zero() {
     }
     for service in Service::ALL.map(Service::as_str) {
         metrics::counter!(RATE_LIMIT_WAITS, "service" => service).increment(0);
+        metrics::counter!(SHARED_BUDGET_GRANTS, "service" => service).increment(0);
+        metrics::counter!(SHARED_BUDGET_FALLBACKS, "service" => service).increment(0);
+        for window in ["minute", "day"] {
+            metrics::counter!(SHARED_BUDGET_WAITS, "service" => service, "window" => window)
+                .increment(0);
+        }
         // Gauges too: the lanes set their real values when the app builds.
         metrics::gauge!(UPSTREAM_IN_FLIGHT, "service" => service).set(0.0);
         metrics::gauge!(UPSTREAM_IN_FLIGHT_LIMIT, "service" => service).set(0.0);

@@ -33,7 +33,9 @@ use crate::upstream::in_flight::{InFlight, Lane};
 use crate::upstream::opendota::OpenDota;
 use crate::shared::SharedStore;
 use crate::shared::mirror::Mirror;
+use crate::upstream::budget::Budget;
 use crate::upstream::recorder::Recorder;
+use crate::upstream::shared_budget::{EgressIdentity, SharedBudget, SharedBudgetConfig};
 
 /// With `--record-dir`, the recorder, once the directory proved writable. Before anything else
 /// starts, so a wrong directory stops start-up at once.
@@ -233,17 +235,35 @@ pub(super) struct Upstreams {
 
 /// Starts the supervised RateLimiter on `settings.clock` and the clients that wait on it, both
 /// writing accepted answers to `recorder` when there is one.
-pub(super) fn upstreams(
+/// With `--store nats` (`shared_budget`: the JetStream context and the shutdown signal), every
+/// call is also counted against the budget every instance shares, which is returned too.
+pub(super) async fn upstreams(
     settings: &Settings,
     recorder: Option<Recorder>,
-) -> Result<Upstreams, AppError> {
+    shared_budget: Option<(async_nats::jetstream::Context, watch::Receiver<bool>)>,
+) -> Result<(Upstreams, Option<SharedBudget>), AppError> {
     let (limits, clock) = (settings.limits, settings.clock.clone());
     let limiter = Supervisor::start(move |_| RateLimiter::new(limits, clock.clone()));
-    let budget = LimiterBudget::new(limiter.clone(), settings.clock.clone());
+    let local: Arc<dyn Budget> =
+        Arc::new(LimiterBudget::new(limiter.clone(), settings.clock.clone()));
+    let (budget, shared) = match shared_budget {
+        Some((js, shutdown)) => {
+            let config = SharedBudgetConfig {
+                limits,
+                identity: EgressIdentity::of_api_key(settings.opendota_api_key.as_ref()),
+                instance_id: instance_id(&settings.data_dir)?,
+                replicas: usize::from(settings.nats_replicas),
+                clock: settings.clock.clone(),
+            };
+            let shared = SharedBudget::start(js, local, config, shutdown).await?;
+            (Arc::new(shared.clone()) as Arc<dyn Budget>, Some(shared))
+        }
+        None => (local, None),
+    };
     let in_flight = InFlight::new(settings.max_in_flight, limits.opendota_per_minute);
-    let client = UpstreamClient::new(Arc::new(budget), in_flight.clone())
+    let client = UpstreamClient::new(budget, in_flight.clone())
         .map_err(AppError::UpstreamClient)?;
-    Ok(Upstreams {
+    let upstreams = Upstreams {
         limiter,
         in_flight,
         opendota: OpenDota::new(
@@ -253,7 +273,8 @@ pub(super) fn upstreams(
         )
         .recording(recorder.clone()),
         dotabuff: Dotabuff::new(client, &settings.dotabuff_url).recording(recorder),
-    })
+    };
+    Ok((upstreams, shared))
 }
 
 /// Addresses of the supervised fetchers; dropping them lets the actors stop at shutdown.

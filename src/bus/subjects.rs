@@ -7,6 +7,10 @@
 //! An instance with its own redb file on a shared NATS server keeps its work in a queue of its
 //! own ([`QueueNames::private`]): `dota.q.<instance>.<priority>.<kind>` in stream
 //! `DOTA_JOBS_<INSTANCE>`, so no other instance can take (and, lacking the claim, drop) its jobs.
+//!
+//! The shared rate budget (`upstream::shared_budget`) counts calls in JetStream counters on
+//! `dota.budget.<service>.<identity>.minute.<unix-minute>` and `.day.<yyyymmdd>` (stream
+//! [`BUDGET_STREAM`]); live instances keep a heartbeat key in KV bucket [`INSTANCES_BUCKET`].
 
 use crate::domain::{Priority, ResourceKind, Signature};
 
@@ -25,6 +29,29 @@ pub const DATA_BUCKET: &str = "dota_data";
 pub const CLAIMS_BUCKET: &str = "dota_claims";
 /// `--store nats`: Object Store bucket of bodies over the KV value limit.
 pub const BODIES_BUCKET: &str = "dota_bodies";
+/// The counter stream (`allow_msg_counter`) of the shared rate budget.
+pub const BUDGET_STREAM: &str = "DOTA_BUDGET";
+/// Subjects captured by [`BUDGET_STREAM`].
+pub const BUDGET_SUBJECTS: &str = "dota.budget.>";
+/// KV bucket in which every instance sharing the budget keeps a heartbeat key (per-key TTL).
+pub const INSTANCES_BUCKET: &str = "dota_instances";
+
+/// Counter subject of `service`'s calls by egress `identity` in the UTC minute `unix_minute`
+/// (`unix_secs / 60`).
+pub fn budget_minute(service: &str, identity: &str, unix_minute: u64) -> String {
+    format!("dota.budget.{service}.{identity}.minute.{unix_minute}")
+}
+
+/// Counter subject of `service`'s calls by egress `identity` on the UTC day `yyyymmdd`.
+pub fn budget_day(service: &str, identity: &str, yyyymmdd: &str) -> String {
+    format!("dota.budget.{service}.{identity}.day.{yyyymmdd}")
+}
+
+/// Subject of `instance`'s heartbeat key in [`INSTANCES_BUCKET`] (the KV layout
+/// `$KV.<bucket>.<key>`), published directly so it can carry a per-key TTL.
+pub fn instance_heartbeat(instance: &str) -> String {
+    format!("$KV.{INSTANCES_BUCKET}.{instance}")
+}
 
 /// The stream, subject and consumer names of one job queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,6 +136,20 @@ mod tests {
             QueueNames::shared().job(Priority::Interactive, ResourceKind::Match),
             "dota.jobs.interactive.match"
         );
+    }
+
+    #[test]
+    fn budget_subjects_follow_the_documented_shape() {
+        assert_eq!(
+            budget_minute("opendota", "anonymous", 28_800_000),
+            "dota.budget.opendota.anonymous.minute.28800000"
+        );
+        assert_eq!(
+            budget_day("dotabuff", "0a1b", "20241004"),
+            "dota.budget.dotabuff.0a1b.day.20241004"
+        );
+        assert!(budget_minute("opendota", "x", 1).starts_with(&BUDGET_SUBJECTS[..12]));
+        assert_eq!(instance_heartbeat("i1"), "$KV.dota_instances.i1");
     }
 
     #[test]

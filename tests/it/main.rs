@@ -37,6 +37,7 @@ mod read_path;
 mod record_replay;
 mod refresh;
 mod restart;
+mod shared_budget;
 mod shutdown;
 mod slow_parse;
 mod status_page;

@@ -212,3 +212,124 @@ async fn an_invalidation_through_one_instance_is_seen_by_all() {
         "one refetch for all three instances"
     );
 }
+
+fn sixty_per_minute(s: &mut Settings) {
+    s.limits.opendota_per_minute = 60;
+}
+
+#[actix_rt::test]
+async fn three_instances_share_one_budget_and_earn_no_429_across_windows() {
+    // 2 Dotabuff pages + 6 matches + 60 players: 66 OpenDota calls, more than one minute's 60.
+    let clock = common::clock_at_a_minute_start();
+    let fleet = Fleet::start(
+        3,
+        team_fixtures(6),
+        FixtureConfig {
+            rate_limit_per_min: Some(60),
+            clock: clock.clone(),
+            ..FixtureConfig::default()
+        },
+        sixty_per_minute,
+    )
+    .await;
+    assert_eq!(fleet.post(0, &team_path()).await.status(), 202);
+    // When the calls stop (the minute's budget is spent), move the shared clock to just
+    // before the minute ends: the window is still crossed for real, by instances and upstream.
+    let last_total = std::cell::Cell::new(0);
+    let done = wait_for(Duration::from_secs(90), || async {
+        let r = fleet.get(1, &progress_path()).await;
+        let v: Value = r.json().await.ok()?;
+        let p = &v["progress"];
+        if p["matchesTotal"].as_u64().unwrap_or(0) > 0
+            && p["matchesReady"] == p["matchesTotal"]
+            && p["playersReady"] == p["playersTotal"]
+        {
+            return Some(());
+        }
+        let total = fleet.upstream_stats().await["total"].as_u64().unwrap_or(0);
+        if total == last_total.get() && total >= 60 {
+            let now = clock.now().duration_since(std::time::UNIX_EPOCH).unwrap();
+            let minute_end = Duration::from_secs((now.as_secs() / 60 + 1) * 60);
+            let target = minute_end - Duration::from_millis(300);
+            if target > now {
+                clock.set(std::time::UNIX_EPOCH + target);
+            }
+        }
+        last_total.set(total);
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        None
+    })
+    .await;
+    let stats = fleet.upstream_stats().await;
+    assert!(done.is_some(), "the import completes: {stats}");
+    assert_eq!(stats["rateLimited"], 0, "no 429 from the upstream: {stats}");
+    let opendota: u64 = stats["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(p, _)| p.starts_with("/opendota/"))
+        .map(|(_, v)| v["requests"].as_u64().unwrap())
+        .sum();
+    assert_eq!(opendota, 66, "one call each, over two windows: {stats}");
+}
+
+/// Slow enough that an import is still running when an instance or a node is killed.
+fn slow_upstream() -> FixtureConfig {
+    FixtureConfig {
+        latency: Duration::from_millis(250),
+        ..FixtureConfig::default()
+    }
+}
+
+/// Patient retries: a leader election after a node dies fails writes for several seconds.
+fn patient(s: &mut Settings) {
+    s.retry.max_attempts = 12;
+    s.retry.base_delay = Duration::from_millis(500);
+    s.retry.max_delay = Duration::from_secs(4);
+}
+
+#[actix_rt::test]
+async fn when_an_instance_is_killed_mid_import_the_survivors_finish_it() {
+    let fleet = Fleet::start(2, team_fixtures(8), slow_upstream(), patient).await;
+    let mut doomed = fleet.spawn_process().await;
+    let resp = fleet
+        .http
+        .post(format!("{}{}", doomed.base, team_path()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    // Kill it once the import is well under way: some work done, most of it queued or in hand.
+    wait_for(common::WAIT, || async {
+        let total = fleet.upstream_stats().await["total"].as_u64()?;
+        (total >= 12).then_some(())
+    })
+    .await
+    .expect("the import starts");
+    doomed.kill();
+    // Jobs it held come back after JetStream's ack wait (60 s); its claims expire with their
+    // lease and are taken over.
+    let v = wait_import_complete(&fleet, 0, Duration::from_secs(150)).await;
+    assert_eq!(v["progress"]["failed"], 0, "{v}");
+    assert_eq!(v["progress"]["matchesTotal"], 8, "{v}");
+    assert_eq!(v["progress"]["playersTotal"], 80, "{v}");
+    wait_import_complete(&fleet, 1, common::WAIT).await;
+}
+
+#[actix_rt::test]
+async fn when_a_nats_node_is_killed_mid_import_the_import_goes_on() {
+    let mut fleet = Fleet::start(3, team_fixtures(8), slow_upstream(), patient).await;
+    assert_eq!(fleet.post(0, &team_path()).await.status(), 202);
+    wait_for(common::WAIT, || async {
+        let total = fleet.upstream_stats().await["total"].as_u64()?;
+        (total >= 12).then_some(())
+    })
+    .await
+    .expect("the import starts");
+    fleet.cluster.kill(0);
+    let v = wait_import_complete(&fleet, 1, Duration::from_secs(120)).await;
+    assert_eq!(v["progress"]["failed"], 0, "{v}");
+    for i in [0, 2] {
+        wait_import_complete(&fleet, i, common::WAIT).await;
+    }
+}

@@ -1,0 +1,461 @@
+//! One rate budget shared by every instance that calls the upstreams with the same egress
+//! identity (OpenDota counts per API key, or per IP without one). [`SharedBudget`] is a
+//! [`Budget`] that wraps this process's own (the `RateLimiter`, which keeps local pacing and
+//! 429 pauses) and adds JetStream counters ([`counter`]) per service, identity and window: a UTC
+//! minute and, where the service has one, a UTC day. The start-up code builds it with
+//! [`SharedBudget::start`] and hands it to the upstream client in place of the local budget.
+//!
+//! **Acquire.** First the local budget, then +1 on the minute counter and (OpenDota) +1 on the
+//! day counter. A total over the limit is taken back (-1) and the caller sleeps until the next
+//! window (or until the injected clock moves), then starts over. No caller is ever refused
+//! because of another's pending take-back: a total only exceeds the limit when the count before
+//! it had reached the limit already. There is no queue across instances, so a caller is not
+//! guaranteed a place in the next window, but every window grants its full limit to whoever
+//! increments first, and each instance has at most its in-flight bound of callers racing.
+//! A refused caller has already spent a local grant; that happens only in a window that is full
+//! for everyone, so the local limiter's count errs high only where no call could go anyway.
+//!
+//! **Corrections.** `observe` raises a counter to what the upstream reports it has seen
+//! (`limit - remaining`), never lowers it; a 429 raises the minute counter to the limit, so
+//! every instance waits for the next window. Both run as bounded background tasks.
+//!
+//! **Counters unreachable** (an error, or no answer within [`counter::OP_TIMEOUT`]): we do not
+//! fail closed, which would stop every import whenever NATS has a hiccup (a leader election takes
+//! 4-8 s). Each instance instead falls back to its fair share, limit ÷ live instances (rounded
+//! down) per window, counting every grant this process made in that window, on the counters or
+//! not. Live instances come from heartbeat keys with a per-key TTL in KV bucket
+//! `dota_instances` ([`instances`]), counted every 5 s while NATS answers; the last count is the
+//! one used. So instances that all lose the counters together stay within the limit, except in
+//! a window where some had already spent more than their share before the outage; and an
+//! instance cut off alone adds at most its share on top of what the others count. After a
+//! failure the counters are retried after [`RETRY_COUNTERS_AFTER`], so a dead server costs one
+//! timeout per interval, not one per call.
+
+pub mod counter;
+pub mod instances;
+pub mod windows;
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use async_nats::jetstream;
+use futures::future::BoxFuture;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinHandle;
+
+use self::counter::{CounterError, Counters, StreamSetupError};
+use self::instances::{Instances, InstancesError};
+pub use self::windows::{EgressIdentity, ServiceLimits, WindowKind};
+use self::windows::{LocalShare, correction, counter_subject};
+use crate::actors::rate_limiter::MAX_SLEEP;
+use crate::clock::Clock;
+use crate::config::RateLimits;
+use crate::domain::Service;
+use crate::metrics;
+use crate::upstream::budget::{Budget, BudgetUnavailable, Remaining};
+
+/// After a failed counter operation, calls go straight to the fallback share for this long
+/// before the counters are tried again.
+pub const RETRY_COUNTERS_AFTER: Duration = Duration::from_secs(5);
+
+/// Most corrections (`observe`, `rate_limited`) running at once; one more is dropped with a debug
+/// log. Each is two counter operations of ~1 ms, and the client sends at most one per call.
+const MAX_CORRECTIONS_IN_FLIGHT: usize = 16;
+
+/// Setting up the shared budget failed at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum SharedBudgetError {
+    #[error(transparent)]
+    Counters(#[from] StreamSetupError),
+    #[error(transparent)]
+    Instances(#[from] InstancesError),
+}
+
+/// What [`SharedBudget::start`] needs besides the JetStream context and the local budget.
+#[derive(Debug, Clone)]
+pub struct SharedBudgetConfig {
+    /// The limits over every instance (the same flags as the local limiter's).
+    pub limits: RateLimits,
+    /// Who OpenDota counts our calls against ([`EgressIdentity::of_api_key`]). Dotabuff is
+    /// always anonymous.
+    pub identity: EgressIdentity,
+    /// This instance's ID: its heartbeat key (letters, digits, `-`, `_`, `=`).
+    pub instance_id: String,
+    /// Copies of the counter stream and the instances bucket (`--nats-replicas`).
+    pub replicas: usize,
+    /// The wall clock the windows follow (`Settings::clock`).
+    pub clock: Clock,
+}
+
+/// Counts of one service's acquires through this handle since start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SharedBudgetStats {
+    /// Calls granted (on the counters or on the fallback share).
+    pub granted_total: u64,
+    /// Of those, granted on the fallback share while the counters were unreachable.
+    pub fallbacks_total: u64,
+    /// Times a caller was told to wait for the next window.
+    pub waits_total: u64,
+}
+
+/// A service's counters in the windows holding "now".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowCounts {
+    /// Calls counted in the current UTC minute by every instance.
+    pub minute: i64,
+    /// Calls counted in the current UTC day; `None` where the service has no day budget.
+    pub day: Option<i64>,
+}
+
+/// The shared [`Budget`]. Cheap to clone; clones share everything.
+#[derive(Clone)]
+pub struct SharedBudget {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    local: Arc<dyn Budget>,
+    counters: Counters,
+    limits: RateLimits,
+    identity: EgressIdentity,
+    clock: Clock,
+    live: Arc<AtomicUsize>,
+    /// Per service ([`Service::ALL`] order): this process's grants per window.
+    spent: [Mutex<LocalShare>; 2],
+    stats: [ServiceStats; 2],
+    /// While `Some(t)` and before `t`, the counters are skipped (see [`RETRY_COUNTERS_AFTER`]).
+    counters_down_until: Mutex<Option<tokio::time::Instant>>,
+    corrections: Arc<Semaphore>,
+    runtime: tokio::runtime::Handle,
+    heartbeat: Mutex<Option<JoinHandle<()>>>,
+}
+
+#[derive(Default)]
+struct ServiceStats {
+    granted: AtomicU64,
+    fallbacks: AtomicU64,
+    waits: AtomicU64,
+}
+
+/// The outcome of one try at the shared budget.
+enum Take {
+    Granted { fallback: bool },
+    Wait(WindowKind),
+}
+
+fn slot(service: Service) -> usize {
+    match service {
+        Service::OpenDota => 0,
+        Service::Dotabuff => 1,
+    }
+}
+
+impl SharedBudget {
+    /// Creates (or reuses) the counter stream and the instances bucket with `config.replicas`
+    /// copies, beats once, and starts the heartbeat, which runs until `shutdown` turns true and
+    /// then deletes this instance's key. Must run inside a tokio runtime, which the background
+    /// corrections are spawned on.
+    pub async fn start(
+        js: jetstream::Context,
+        local: Arc<dyn Budget>,
+        config: SharedBudgetConfig,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<Self, SharedBudgetError> {
+        let counters = Counters::open(js.clone(), config.replicas).await?;
+        let instances = Instances::open(js, config.replicas, config.instance_id).await?;
+        let live = instances.live();
+        let heartbeat = instances.run(shutdown);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                local,
+                counters,
+                limits: config.limits,
+                identity: config.identity,
+                clock: config.clock,
+                live,
+                spent: Default::default(),
+                stats: Default::default(),
+                counters_down_until: Mutex::new(None),
+                corrections: Arc::new(Semaphore::new(MAX_CORRECTIONS_IN_FLIGHT)),
+                runtime: tokio::runtime::Handle::current(),
+                heartbeat: Mutex::new(Some(heartbeat)),
+            }),
+        })
+    }
+
+    /// Instances sharing the budget at the last count (at least 1: this one).
+    pub fn live_instances(&self) -> usize {
+        self.inner.live.load(Ordering::Relaxed).max(1)
+    }
+
+    /// This handle's counts for `service` since start.
+    pub fn stats(&self, service: Service) -> SharedBudgetStats {
+        let stats = &self.inner.stats[slot(service)];
+        SharedBudgetStats {
+            granted_total: stats.granted.load(Ordering::Relaxed),
+            fallbacks_total: stats.fallbacks.load(Ordering::Relaxed),
+            waits_total: stats.waits.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Reads `service`'s counters for the windows holding "now" on the budget's clock.
+    pub async fn counts(&self, service: Service) -> Result<WindowCounts, CounterError> {
+        let inner = &self.inner;
+        let now = inner.clock.now();
+        let subject = |kind| counter_subject(service, inner.identity(service), kind, now);
+        let minute = inner.counters.read(&subject(WindowKind::Minute)).await?;
+        let day = match ServiceLimits::of(&inner.limits, service).per_day {
+            Some(_) => Some(inner.counters.read(&subject(WindowKind::Day)).await?),
+            None => None,
+        };
+        Ok(WindowCounts { minute, day })
+    }
+
+    /// Resolves once the heartbeat has stopped (after `shutdown` turned true) and this
+    /// instance's key is deleted. Returns at once if already awaited.
+    pub async fn stopped(&self) {
+        let task = self
+            .inner
+            .heartbeat
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(task) = task
+            && let Err(err) = task.await
+        {
+            tracing::warn!(%err, "budget heartbeat task ended abnormally");
+        }
+    }
+
+    /// Loops: local grant, then the shared one; sleeps to the next window when refused.
+    async fn acquire_loop(&self, service: Service) -> Result<Duration, BudgetUnavailable> {
+        let inner = &self.inner;
+        let mut waited = Duration::ZERO;
+        loop {
+            waited += inner.local.acquire(service).await?;
+            // Subscribed before reading the clock, so a move during the take is seen.
+            let mut moves = inner.clock.subscribe();
+            let now = inner.clock.now();
+            let stats = &inner.stats[slot(service)];
+            match inner.take(service, now).await {
+                Take::Granted { fallback } => {
+                    stats.granted.fetch_add(1, Ordering::Relaxed);
+                    let service_label = service.as_str();
+                    ::metrics::counter!(metrics::SHARED_BUDGET_GRANTS, "service" => service_label)
+                        .increment(1);
+                    if fallback {
+                        stats.fallbacks.fetch_add(1, Ordering::Relaxed);
+                        ::metrics::counter!(metrics::SHARED_BUDGET_FALLBACKS, "service" => service_label)
+                            .increment(1);
+                    }
+                    return Ok(waited);
+                }
+                Take::Wait(kind) => {
+                    stats.waits.fetch_add(1, Ordering::Relaxed);
+                    ::metrics::counter!(
+                        metrics::SHARED_BUDGET_WAITS,
+                        "service" => service.as_str(),
+                        "window" => kind.as_str()
+                    )
+                    .increment(1);
+                    let wait = kind.wait_for_next(now).min(MAX_SLEEP);
+                    let started = tokio::time::Instant::now();
+                    waited += tokio::select! {
+                        () = tokio::time::sleep(wait) => wait,
+                        () = moves.moved() => started.elapsed(),
+                    };
+                }
+            }
+        }
+    }
+}
+
+impl Inner {
+    fn identity(&self, service: Service) -> &EgressIdentity {
+        static ANONYMOUS: std::sync::LazyLock<EgressIdentity> =
+            std::sync::LazyLock::new(EgressIdentity::anonymous);
+        match service {
+            Service::OpenDota => &self.identity,
+            Service::Dotabuff => &ANONYMOUS,
+        }
+    }
+
+    fn spent(&self, service: Service) -> std::sync::MutexGuard<'_, LocalShare> {
+        self.spent[slot(service)]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// False while the counters are known to be unreachable.
+    fn counters_usable(&self) -> bool {
+        let down = self
+            .counters_down_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        down.is_none_or(|until| tokio::time::Instant::now() >= until)
+    }
+
+    fn counters_failed(&self, err: &CounterError) {
+        let mut down = self
+            .counters_down_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if down.is_none() {
+            tracing::warn!(%err, live_instances = self.live.load(Ordering::Relaxed),
+                "rate budget counters unreachable; using this instance's share of the limits");
+        }
+        *down = Some(tokio::time::Instant::now() + RETRY_COUNTERS_AFTER);
+    }
+
+    fn counters_answered(&self) {
+        let mut down = self
+            .counters_down_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if down.take().is_some() {
+            tracing::info!("rate budget counters reachable again");
+        }
+    }
+
+    /// One try at a grant at `now`: on the counters if they answer, else on the local share.
+    async fn take(&self, service: Service, now: SystemTime) -> Take {
+        let limits = ServiceLimits::of(&self.limits, service);
+        if self.counters_usable() {
+            match self.take_counted(service, limits, now).await {
+                Ok(Ok(())) => {
+                    self.counters_answered();
+                    self.spent(service).record(now);
+                    return Take::Granted { fallback: false };
+                }
+                Ok(Err(kind)) => {
+                    self.counters_answered();
+                    return Take::Wait(kind);
+                }
+                Err(err) => self.counters_failed(&err),
+            }
+        }
+        let live = self.live.load(Ordering::Relaxed);
+        match self.spent(service).try_take(now, limits, live) {
+            Ok(()) => Take::Granted { fallback: true },
+            Err(kind) => Take::Wait(kind),
+        }
+    }
+
+    /// +1 on the minute counter, then on the day counter; a total over its limit is taken back
+    /// (with the minute's +1 when the day refuses). A failed take-back only over-counts, which
+    /// errs on the safe side, so it is logged and not retried.
+    async fn take_counted(
+        &self,
+        service: Service,
+        limits: ServiceLimits,
+        now: SystemTime,
+    ) -> Result<Result<(), WindowKind>, CounterError> {
+        let identity = self.identity(service);
+        let minute = counter_subject(service, identity, WindowKind::Minute, now);
+        let total = self.counters.add(&minute, 1).await?;
+        if total > i64::from(limits.per_minute) {
+            self.take_back(&minute).await;
+            return Ok(Err(WindowKind::Minute));
+        }
+        let Some(per_day) = limits.per_day else {
+            return Ok(Ok(()));
+        };
+        let day = counter_subject(service, identity, WindowKind::Day, now);
+        let total = self.counters.add(&day, 1).await?;
+        if total > i64::from(per_day) {
+            self.take_back(&day).await;
+            self.take_back(&minute).await;
+            return Ok(Err(WindowKind::Day));
+        }
+        Ok(Ok(()))
+    }
+
+    async fn take_back(&self, subject: &str) {
+        if let Err(err) = self.counters.add(subject, -1).await {
+            tracing::debug!(%err, subject, "taking back a refused increment failed; over-counted by one");
+        }
+    }
+
+    /// Raises the `kind` counter holding `now` to at least `used`.
+    async fn raise_to(
+        &self,
+        service: Service,
+        kind: WindowKind,
+        now: SystemTime,
+        limit: u32,
+        remaining: i64,
+    ) {
+        let subject = counter_subject(service, self.identity(service), kind, now);
+        let raised = async {
+            let counter = self.counters.read(&subject).await?;
+            if let Some(by) = correction(limit, remaining, counter) {
+                self.counters.add(&subject, by).await?;
+                tracing::debug!(
+                    subject,
+                    by,
+                    "shared budget counter raised to the upstream's count"
+                );
+            }
+            Ok::<_, CounterError>(())
+        };
+        if let Err(err) = raised.await {
+            tracing::debug!(%err, subject, "could not correct the shared budget counter");
+        }
+    }
+
+    /// Runs `correction` in the background, unless the counters are down or too many run.
+    fn spawn_correction<F>(self: &Arc<Self>, correction: impl FnOnce(Arc<Self>) -> F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        if !self.counters_usable() {
+            return;
+        }
+        let Ok(permit) = self.corrections.clone().try_acquire_owned() else {
+            tracing::debug!("too many shared budget corrections in flight; dropping one");
+            return;
+        };
+        let work = correction(self.clone());
+        self.runtime.spawn(async move {
+            work.await;
+            drop(permit);
+        });
+    }
+}
+
+impl Budget for SharedBudget {
+    fn acquire(&self, service: Service) -> BoxFuture<'_, Result<Duration, BudgetUnavailable>> {
+        Box::pin(self.acquire_loop(service))
+    }
+
+    fn observe(&self, service: Service, remaining: Remaining) {
+        self.inner.local.observe(service, remaining);
+        let now = self.inner.clock.now();
+        let limits = ServiceLimits::of(&self.inner.limits, service);
+        self.inner.spawn_correction(move |inner| async move {
+            if let Some(left) = remaining.minute {
+                inner
+                    .raise_to(service, WindowKind::Minute, now, limits.per_minute, left)
+                    .await;
+            }
+            if let (Some(left), Some(per_day)) = (remaining.day, limits.per_day) {
+                inner
+                    .raise_to(service, WindowKind::Day, now, per_day, left)
+                    .await;
+            }
+        });
+    }
+
+    fn rate_limited(&self, service: Service) {
+        self.inner.local.rate_limited(service);
+        let now = self.inner.clock.now();
+        let limit = ServiceLimits::of(&self.inner.limits, service).per_minute;
+        // "None left" raises the minute counter to the limit: every instance waits.
+        self.inner.spawn_correction(move |inner| async move {
+            inner
+                .raise_to(service, WindowKind::Minute, now, limit, 0)
+                .await;
+        });
+    }
+}
