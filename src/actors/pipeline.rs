@@ -33,6 +33,12 @@ use crate::upstream::error::{Disposition, UpstreamError};
 
 /// How often a worker tells JetStream it still holds a job (must be well under `ACK_WAIT`).
 const PROGRESS_EVERY: Duration = Duration::from_secs(15);
+/// How long the fan-out of a stored resource keeps trying to queue a job: longer than a NATS
+/// leader election (4-8 s seen on a 3-node cluster), well under `ACK_WAIT`.
+const FANOUT_PATIENCE: Duration = Duration::from_secs(30);
+/// First and largest pause between those tries.
+const FANOUT_RETRY_FIRST: Duration = Duration::from_millis(200);
+const FANOUT_RETRY_MAX: Duration = Duration::from_secs(4);
 
 impl RetryPolicy {
     /// Backoff after failed attempt `attempt` (1-based): base·2^(attempt-1), capped, with
@@ -151,44 +157,68 @@ pub enum PipelineError {
 
 impl Pipeline {
     /// Publishes jobs that were claimed in CacheKeeper; a job that cannot be published is
-    /// released so the next request claims it again.
-    /// With `--store nats`, each job is first claimed in the shared store (see
-    /// [`Self::claim_shared`]).
+    /// released so the next request claims it again. With `--store nats`, each job is first
+    /// claimed in the shared store (see [`Self::claim_shared`]).
     pub async fn publish_claimed(&self, jobs: Vec<Job>) -> Result<(), PipelineError> {
+        self.publish_within(jobs, Duration::ZERO).await
+    }
+
+    /// Like [`Self::publish_claimed`], retrying a job that fails for up to `patience`: the
+    /// fan-out of a stored resource has no request to retry it, and must ride out a NATS
+    /// leader election (seconds) rather than be lost.
+    async fn publish_within(&self, jobs: Vec<Job>, patience: Duration) -> Result<(), PipelineError> {
+        let deadline = tokio::time::Instant::now() + patience;
         let mut first_err: Option<PipelineError> = None;
         for job in jobs {
-            if let Some(shared) = &self.shared {
-                match self.claim_shared(shared, &job).await {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        self.keeper.send(Release { job }).await??;
-                        continue;
+            let mut delay = FANOUT_RETRY_FIRST;
+            loop {
+                match self.queue_one(&job).await {
+                    Ok(()) => break,
+                    Err(err) if tokio::time::Instant::now() + delay < deadline => {
+                        tracing::warn!(signature = %job.signature, %err, retry_in_ms = delay.as_millis() as u64, "could not queue a job; retrying");
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(FANOUT_RETRY_MAX);
                     }
                     Err(err) => {
-                        tracing::error!(signature = %job.signature, %err, "could not claim the job in the shared store; releasing it");
-                        self.keeper.send(Release { job }).await??;
-                        first_err.get_or_insert(err.into());
-                        continue;
+                        tracing::error!(signature = %job.signature, %err, "could not queue job; releasing its claim");
+                        self.give_back(&job).await;
+                        first_err.get_or_insert(err);
+                        break;
                     }
-                }
-            }
-            match self.queue.publish(&job).await {
-                Ok(_) => {
-                    metrics::counter!(m::JOBS_QUEUED, "kind" => job.signature.kind().as_str(), "priority" => job.priority.as_str()).increment(1);
-                }
-                Err(err) => {
-                    tracing::error!(signature = %job.signature, %err, "could not queue job; releasing its claim");
-                    if let Some(shared) = &self.shared {
-                        shared.release(&job).await?;
-                    }
-                    self.keeper.send(Release { job }).await??;
-                    first_err.get_or_insert(err.into());
                 }
             }
         }
         match first_err {
             Some(err) => Err(err),
             None => Ok(()),
+        }
+    }
+
+    /// Claims `job` in the shared store (with `--store nats`) and publishes it. `Ok` also when
+    /// it must not be queued after all; its local claim is then given back.
+    async fn queue_one(&self, job: &Job) -> Result<(), PipelineError> {
+        if let Some(shared) = &self.shared {
+            if !self.claim_shared(shared, job).await? {
+                self.keeper.send(Release { job: job.clone() }).await??;
+                return Ok(());
+            }
+        }
+        self.queue.publish(job).await?;
+        metrics::counter!(m::JOBS_QUEUED, "kind" => job.signature.kind().as_str(), "priority" => job.priority.as_str()).increment(1);
+        Ok(())
+    }
+
+    /// Ends the claims of a job that could not be queued, so the next request claims it.
+    async fn give_back(&self, job: &Job) {
+        if let Some(shared) = &self.shared {
+            if let Err(err) = shared.release(job).await {
+                tracing::warn!(%err, "could not release the shared claim; it expires with its lease");
+            }
+        }
+        match self.keeper.send(Release { job: job.clone() }).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => tracing::error!(%err, "could not release a claim"),
+            Err(err) => tracing::error!(%err, "cache keeper unavailable to release a claim"),
         }
     }
 
@@ -203,9 +233,14 @@ impl Pipeline {
         if let Some(forced_at) = job.forced_at_ms {
             shared.invalidate(&sig, Some(forced_at)).await?;
         }
-        if let Claim::Held(holder) = shared.claim(job).await? {
-            tracing::debug!(signature = %sig, owner = %holder.owner, "claimed by another instance");
-            return Ok(false);
+        match shared.claim(job).await? {
+            Claim::Made => {}
+            // Ours already: an earlier attempt at queueing this job claimed it.
+            Claim::Held(holder) if holder.job.generation == job.generation => {}
+            Claim::Held(holder) => {
+                tracing::debug!(signature = %sig, owner = %holder.owner, "claimed by another instance");
+                return Ok(false);
+            }
         }
         if job.is_forced() {
             return Ok(true);
@@ -417,7 +452,10 @@ impl Pipeline {
         }
         // Children are claimed in the same transaction that stored this resource; a crash
         // before they are published leaves claims that start-up recovery re-publishes.
-        if let Err(err) = self.publish_claimed(completed.children).await {
+        if let Err(err) = self
+            .publish_within(completed.children, FANOUT_PATIENCE)
+            .await
+        {
             tracing::warn!(%err, "some fan-out jobs could not be queued; they retry on the next request");
         }
         self.release_shared(job).await;

@@ -242,6 +242,8 @@ impl SharedStore {
             (sig, held, renewed)
         });
         let mut renewals = renewals.buffer_unordered(RENEWALS_IN_FLIGHT);
+        let mut failed = 0usize;
+        let mut last_err = None;
         while let Some((sig, before, renewed)) = renewals.next().await {
             let mut table = self.held();
             // Released or replaced meanwhile: the table already says what is current.
@@ -261,8 +263,14 @@ impl SharedStore {
                     tracing::debug!(signature = %sig, "claim taken over or ended; no longer renewed");
                     table.remove(&sig);
                 }
-                Err(err) => tracing::warn!(signature = %sig, %err, "could not renew a claim's lease"),
+                Err(err) => {
+                    failed += 1;
+                    last_err = Some(err);
+                }
             }
+        }
+        if let Some(err) = last_err {
+            tracing::warn!(failed, %err, "could not renew the leases of some claims");
         }
     }
 
