@@ -398,3 +398,43 @@ async fn instances_with_their_own_store_on_one_server_keep_their_queues_apart() 
         app.stop().await;
     }
 }
+
+/// `--store nats` needs per-key TTL, counters and a correct compare-and-swap in clusters:
+/// Debian's nats-server 2.9 has none of them, and start-up refuses it, naming the version it
+/// found. Without `--nats-url` there is no cluster to share: that is refused too.
+#[actix_rt::test]
+async fn the_shared_store_refuses_a_server_older_than_2_12_naming_its_version() {
+    common::init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let nats = NatsServer::start(dir.path(), "", "nats").await;
+    let version = dota_orchestrator::bus::server_bin::version_of(Path::new("/usr/sbin/nats-server"))
+        .expect("Debian's nats-server reports its version");
+    assert!(
+        version < dota_orchestrator::bus::server_version::MIN_SHARED_STORE,
+        "this test needs Debian's old nats-server, found {version}"
+    );
+    let fx = Fixtures::new();
+    let upstream = common::start_upstream(&fx, FixtureConfig::default()).await;
+    let data = tempfile::tempdir().unwrap();
+    let mut settings = test_settings(data.path(), &upstream);
+    settings.nats = without_auth(nats.url.clone());
+    settings.store = dota_orchestrator::config::StoreBackend::Nats;
+    let err = Application::build(settings)
+        .await
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        err.contains("2.12") && err.contains(&version.to_string()) && err.contains(&nats.url),
+        "{err}"
+    );
+
+    let mut settings = test_settings(data.path(), &upstream);
+    settings.store = dota_orchestrator::config::StoreBackend::Nats;
+    let err = Application::build(settings)
+        .await
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(err.contains("--nats-url"), "{err}");
+}
