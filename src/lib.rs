@@ -8,7 +8,7 @@
 //! - [`config`]: settings from defaults < TOML file < env < flags; the CLI.
 //! - [`domain`]: typed IDs, resource kinds, priorities and signatures.
 //! - [`actors`]: CacheKeeper, RateLimiter, MatchFetcher, PlayerFetcher and the job pipeline.
-//! - [`bus`]: the embedded nats-server, subject names, wire types, the JetStream job queue.
+//! - [`bus`]: the embedded nats-server (which binary, which version), subject names, wire types, the JetStream job queue.
 //! - [`store`]: redb tables, records and reads.
 //! - [`encoding`]: entity tags and the gzip/brotli forms of stored bodies, made once.
 //! - [`team`]: the team import record and its progress view.
