@@ -44,6 +44,7 @@ for candidate in "$nats_venv/bin/nats-server" "$(command -v nats-server || true)
   fi
 done
 [ "$want_nats_venv" = 0 ] || need_venv
+
 if [ "${DOTA_WITH_TEST_DEPS:-0}" = 1 ]; then
   # promtool validates /metrics; chromium drives the status page test.
   command -v promtool >/dev/null 2>&1 || missing+=(prometheus)

@@ -8,7 +8,7 @@
 //! - [`config`]: settings from defaults < TOML file < env < flags; the CLI.
 //! - [`domain`]: typed IDs, resource kinds, priorities and signatures.
 //! - [`actors`]: CacheKeeper, RateLimiter, MatchFetcher, PlayerFetcher and the job pipeline.
-//! - [`bus`]: the embedded nats-server, subject names, wire types, the JetStream job queue.
+//! - [`bus`]: the embedded nats-server (which binary, which version), subject names, wire types, the JetStream job queue.
 //! - [`store`]: redb tables, records and reads.
 //! - [`shared`]: with `--store nats`, the state every instance shares in JetStream (KV, Object
 //!   Store, claims under a lease) and the watch that keeps the local redb a replica of it.

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, kv, stream};
 use bytes::Bytes;
-use common::cluster::NatsCluster;
+use common::cluster::{NatsCluster, wait_stream_leader};
 use common::wait_for;
 use dota_orchestrator::bus::server_version::MIN_SHARED_STORE;
 
@@ -45,7 +45,13 @@ async fn an_r3_bucket_is_read_through_another_node_and_written_after_a_node_dies
         })
         .await
         .expect("R3 bucket created on node 0");
-    kv0.put("k", Bytes::from_static(b"v1")).await.expect("put");
+    wait_stream_leader(&js0, "KV_harness_r3").await;
+    // Retried: node 0 may not yet know over its routes where the new stream listens.
+    let put = wait_for(Duration::from_secs(10), || async {
+        kv0.put("k", Bytes::from_static(b"v1")).await.ok()
+    })
+    .await;
+    assert!(put.is_some(), "put through node 0");
 
     let js2 = jetstream_on(&cluster, 2).await;
     let kv2 = js2.get_key_value("harness_r3").await.expect("bucket seen");
@@ -114,6 +120,7 @@ async fn counter_increments_from_concurrent_clients_each_get_a_distinct_total() 
     })
     .await
     .expect("R3 counter stream");
+    wait_stream_leader(&js, "HARNESS_COUNTERS").await;
 
     let mut tasks = Vec::new();
     for c in 0..CLIENTS {
@@ -121,14 +128,7 @@ async fn counter_increments_from_concurrent_clients_each_get_a_distinct_total() 
         tasks.push(tokio::spawn(async move {
             let mut values = Vec::new();
             for _ in 0..PER_CLIENT {
-                let mut headers = HeaderMap::new();
-                headers.insert("Nats-Incr", "1");
-                let ack = js
-                    .publish_with_headers("harness.counter.calls", headers, Bytes::new())
-                    .await
-                    .expect("publish")
-                    .await
-                    .expect("ack");
+                let ack = increment(&js).await;
                 let value = ack.value.expect("a counter stream acks with the total");
                 values.push(value.parse::<u64>().expect("an integer total"));
             }
@@ -157,5 +157,35 @@ async fn counter_increments_from_concurrent_clients_each_get_a_distinct_total() 
             totals.last(),
             &missing[..missing.len().min(20)]
         );
+    }
+}
+
+/// Attempts of one increment that found no stream: see [`increment`].
+const NO_STREAM_ATTEMPTS: u32 = 50;
+
+/// Adds 1 to the counter. A node that has not yet learned of a new stream's subjects over the
+/// routes answers "no responders" (async-nats: `StreamNotFound`) for a moment after the stream
+/// has a leader: nothing was stored, so trying again cannot count twice. Any other error
+/// (a timeout above all: the increment may have landed) fails the test.
+async fn increment(js: &jetstream::Context) -> jetstream::publish::PublishAck {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-Incr", "1");
+        let sent = js
+            .publish_with_headers("harness.counter.calls", headers, Bytes::new())
+            .await
+            .expect("publish");
+        match sent.await {
+            Ok(ack) => return ack,
+            Err(err)
+                if err.kind() == jetstream::context::PublishErrorKind::StreamNotFound
+                    && attempt < NO_STREAM_ATTEMPTS =>
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(err) => panic!("increment failed after {attempt} attempts: {err}"),
+        }
     }
 }

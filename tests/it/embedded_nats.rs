@@ -1,14 +1,17 @@
 //! The embedded nats-server is supervised: when it dies it is restarted on the same port and
 //! store, the service reconnects, and queued work survives; a taken port is a clear error.
+//! `--nats-server-bin` picks the binary, and a missing one is named.
 
 use crate::common;
 
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use common::fixtures::ten_players;
 use common::{Fixtures, spawn_app, test_settings, wait_for};
 use dota_orchestrator::app::Application;
+use dota_orchestrator::bus::embedded::{EmbeddedNats, EmbeddedNatsConfig};
 use dota_orchestrator::config::NatsMode;
 
 #[actix_rt::test]
@@ -74,4 +77,34 @@ async fn a_taken_nats_port_is_a_clear_error() {
         err.contains(&port.to_string()) && err.contains("taken"),
         "{err}"
     );
+}
+
+#[actix_rt::test]
+async fn an_explicit_server_bin_is_the_one_run_and_a_missing_one_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = EmbeddedNatsConfig {
+        conf: common::repo_path("nats.conf"),
+        store_dir: dir.path().join("nats"),
+        port: 0,
+    };
+    let missing = Path::new("/nonexistent/nats-server");
+    let err = match EmbeddedNats::start_with_server_bin(config.clone(), Some(missing)).await {
+        Ok(_) => panic!("a missing --nats-server-bin must not start"),
+        Err(err) => err.to_string(),
+    };
+    assert!(
+        err.contains("--nats-server-bin /nonexistent/nats-server"),
+        "{err}"
+    );
+    assert!(err.contains("--nats-url"), "{err}");
+
+    // Debian's 2.9 is new enough for the embedded mode, and is run even when the project
+    // venv holds a newer one.
+    let debian = Path::new("/usr/sbin/nats-server");
+    let server = EmbeddedNats::start_with_server_bin(config, Some(debian))
+        .await
+        .expect("starts on Debian's nats-server");
+    let exe = std::fs::read_link(format!("/proc/{}/exe", server.pid())).unwrap();
+    assert_eq!(exe, debian);
+    server.stop().await;
 }

@@ -218,6 +218,24 @@ impl Drop for NatsCluster {
     }
 }
 
+/// Waits until `stream` has a leader and returns its name. Creating an R3 stream (or KV
+/// bucket) returns once the meta leader has placed it, before its own replicas have elected a
+/// leader: a write in that gap fails with "stream not found". Writes right after a create must
+/// wait for this (or retry), in tests and in the service alike.
+pub async fn wait_stream_leader(js: &async_nats::jetstream::Context, stream: &str) -> String {
+    let leader = wait_for(FORM_TIMEOUT, || async {
+        let info = js.get_stream(stream).await.ok()?.info().await.ok()?.clone();
+        info.cluster?.leader.filter(|l| !l.is_empty())
+    })
+    .await;
+    leader.unwrap_or_else(|| {
+        panic!(
+            "stream {stream} had no leader within {}s",
+            FORM_TIMEOUT.as_secs()
+        )
+    })
+}
+
 /// `count` distinct free loopback ports. All are held until all are chosen, so none repeats;
 /// another process may still take one before nats-server binds it (rare; the test then fails
 /// with the node's log).
