@@ -97,11 +97,14 @@ pub(super) async fn nats(
     let base = async_nats::ConnectOptions::new().name("dota-orchestrator");
     let (embedded, url, options, tls) = match &settings.nats {
         NatsMode::Embedded { conf, port } => {
-            let server = EmbeddedNats::start(EmbeddedNatsConfig {
-                conf: conf.clone(),
-                store_dir: settings.data_dir.join("nats"),
-                port: *port,
-            })
+            let server = EmbeddedNats::start_with_server_bin(
+                EmbeddedNatsConfig {
+                    conf: conf.clone(),
+                    store_dir: settings.data_dir.join("nats"),
+                    port: *port,
+                },
+                settings.nats_server_bin.as_deref(),
+            )
             .await?;
             let url = server.url().to_string();
             (Some(server), url, base, false)
