@@ -2,6 +2,7 @@
 //! durable JetStream job queue. Actors talk to each other through these subjects.
 
 pub mod embedded;
+pub mod leader;
 pub mod pid_file;
 pub mod queue;
 pub mod results;

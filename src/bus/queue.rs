@@ -122,6 +122,7 @@ impl JobQueue {
         })
         .await
         .map_err(BusError::CreateStream)?;
+        super::leader::wait_for_leader(&js, names.stream()).await;
         let stream = js
             .get_stream(names.stream())
             .await

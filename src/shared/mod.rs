@@ -184,6 +184,13 @@ impl SharedStore {
                 .await
                 .map_err(SharedError::boxed("create the bodies object store"))?,
         };
+        for stream in [
+            format!("KV_{DATA_BUCKET}"),
+            format!("KV_{CLAIMS_BUCKET}"),
+            format!("OBJ_{BODIES_BUCKET}"),
+        ] {
+            crate::bus::leader::wait_for_leader(&js, &stream).await;
+        }
         Ok(Self {
             inner: Arc::new(Inner {
                 js,

@@ -333,3 +333,48 @@ async fn when_a_nats_node_is_killed_mid_import_the_import_goes_on() {
         wait_import_complete(&fleet, i, common::WAIT).await;
     }
 }
+
+fn tiny_kv_values(s: &mut Settings) {
+    s.shared_tuning.value_limit = 1024;
+}
+
+#[actix_rt::test]
+async fn bodies_over_the_kv_value_limit_go_to_the_object_store_and_are_served_everywhere() {
+    let fleet = Fleet::start(2, team_fixtures(1), FixtureConfig::default(), tiny_kv_values).await;
+    let path = format!("/api/matches/{FIRST_MATCH}");
+    fleet.post(0, &path).await;
+    let body0 = wait_fresh(&fleet, 0, &path).await.bytes().await.unwrap();
+    assert!(body0.len() > 1024, "the match is over the limit: {}", body0.len());
+    let body1 = wait_fresh(&fleet, 1, &path).await.bytes().await.unwrap();
+    assert_eq!(body1, body0);
+
+    // Where it is: an object named by the signature, and no body in the KV bucket.
+    let client = async_nats::connect(fleet.cluster.node_url(1)).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let objects = js.get_object_store("dota_bodies").await.unwrap();
+    let info = objects
+        .info(format!("match.{FIRST_MATCH}"))
+        .await
+        .expect("the body is an object");
+    assert_eq!(info.size, body0.len());
+    let kv = js.get_key_value("dota_data").await.unwrap();
+    assert!(
+        kv.get(format!("b.match.{FIRST_MATCH}"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        kv.get(format!("m.match.{FIRST_MATCH}"))
+            .await
+            .unwrap()
+            .is_some(),
+        "its record is in KV"
+    );
+    assert_eq!(
+        fleet
+            .requests(&format!("/opendota/matches/{FIRST_MATCH}"))
+            .await,
+        1
+    );
+}
