@@ -223,7 +223,7 @@ impl Pipeline {
     }
 
     /// With `--store nats`: claims `job` in the shared store. False when it must not be
-    /// queued: another claim holds the resource, or the resource is stored fresh there (the
+    /// queued: another claim holds the resource, or a newer copy is stored fresh there (the
     /// replica had not seen it yet; it is copied there now). The freshness check comes after
     /// the claim, so a store that another instance finished before we claimed is always seen:
     /// it writes the entry before it releases its claim. A forced job invalidates what was
@@ -248,7 +248,12 @@ impl Pipeline {
         let Some((record, _)) = shared.entry(&sig).await? else {
             return Ok(true);
         };
-        if !self.store.is_fresh(sig.kind(), &record.meta, now_ms()) {
+        // The claim was decided on the replica's copy: it stands unless the shared store
+        // holds a newer copy that is fresh (the replica had not seen it yet). Comparing with
+        // the replica, not only freshness, keeps scheduled refreshes of fresh records going.
+        let replica = self.store.meta(&sig).ok().flatten();
+        let newer = replica.is_none_or(|r| record.meta.fetched_at_ms > r.fetched_at_ms);
+        if !newer || !self.store.is_fresh(sig.kind(), &record.meta, now_ms()) {
             return Ok(true);
         }
         shared.release(job).await?;

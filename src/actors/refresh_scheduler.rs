@@ -7,8 +7,9 @@
 //! work too. TeamWatch announces the refreshed import when it completes, as for any newer record.
 //!
 //! Runs as a task beside the actors, on a [`TICK`]. Times are the store's (`store::now_ms`,
-//! the system clock), like the freshness they are measured against. Single instance only: with
-//! a shared store several instances would each refresh (see the README).
+//! the system clock), like the freshness they are measured against. With `--store nats` every
+//! instance runs a scheduler over the shared tracked imports, and the shared claim lets exactly
+//! one of them run each refresh (the others find it claimed, or already refreshed).
 
 use std::time::Duration;
 

@@ -378,3 +378,56 @@ async fn bodies_over_the_kv_value_limit_go_to_the_object_store_and_are_served_ev
         1
     );
 }
+
+fn auto_refresh(s: &mut Settings) {
+    s.auto_refresh = true;
+    s.ttls.teams = Duration::from_secs(6);
+}
+
+#[actix_rt::test]
+async fn with_three_instances_exactly_one_runs_each_scheduled_refresh() {
+    let fleet = Fleet::start(3, team_fixtures(2), FixtureConfig::default(), auto_refresh).await;
+    let client = async_nats::connect(fleet.cluster.node_url(2)).await.unwrap();
+    let mut announced = client
+        .subscribe(format!("dota.ready.team.{TEAM}.{LEAGUE}"))
+        .await
+        .unwrap();
+    client.flush().await.unwrap();
+    let page = format!("/dotabuff/esports/teams/{TEAM}/matches");
+
+    assert_eq!(fleet.post(0, &team_path()).await.status(), 202);
+    wait_import_complete(&fleet, 2, common::WAIT).await;
+    // Every instance sees the import as tracked (the shared store's tracked imports).
+    for i in 0..3 {
+        let tracked = wait_for(common::WAIT, || async {
+            let v: Value = fleet.get(i, "/api/refresh/schedule").await.json().await.ok()?;
+            (v["tracked"].as_array()?.len() == 1).then_some(())
+        })
+        .await;
+        assert!(tracked.is_some(), "instance {i} lists the tracked import");
+    }
+    // At 90 % of the 6 s team TTL all three schedulers find it due; one refresh runs.
+    wait_for(common::WAIT, || async {
+        (fleet.requests(&page).await >= 2).then_some(())
+    })
+    .await
+    .expect("the import is refreshed");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(fleet.requests(&page).await, 2, "one refresh, by one instance");
+    // Announced once per stored record: the first import and the refresh.
+    let mut events = 0;
+    while tokio::time::timeout(Duration::from_millis(500), futures::StreamExt::next(&mut announced))
+        .await
+        .is_ok()
+    {
+        events += 1;
+    }
+    assert_eq!(events, 2, "the import and its refresh, each announced once");
+    let repeated: Vec<_> = fleet
+        .repeated_requests()
+        .await
+        .into_iter()
+        .filter(|(p, _)| p != &page)
+        .collect();
+    assert!(repeated.is_empty(), "no match or player refetched: {repeated:?}");
+}
