@@ -181,9 +181,12 @@ impl Application {
         let store = Store::open(&settings.data_dir.join(DB_FILE), settings.ttls)?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let shared = start::shared_store(&settings, &nats, &nats_url).await?;
-        let budget_setup = shared
-            .as_ref()
-            .map(|_| (async_nats::jetstream::new(nats.clone()), shutdown_rx.clone()));
+        let budget_setup = shared.as_ref().map(|_| {
+            (
+                async_nats::jetstream::new(nats.clone()),
+                shutdown_rx.clone(),
+            )
+        });
         let (upstreams, shared_budget) =
             start::upstreams(&settings, recorder, budget_setup).await?;
         let keeper_store = store.clone();

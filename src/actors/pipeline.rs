@@ -25,9 +25,9 @@ use crate::config::RetryPolicy;
 use crate::domain::Job;
 use crate::domain::{Service, Signature};
 use crate::encoding::Encoded;
-use crate::store::Failure;
 use crate::metrics as m;
 use crate::shared::{Claim, SharedError, SharedStore};
+use crate::store::Failure;
 use crate::store::{EntryMeta, Store, now_ms};
 use crate::upstream::error::{Disposition, UpstreamError};
 
@@ -166,7 +166,11 @@ impl Pipeline {
     /// Like [`Self::publish_claimed`], retrying a job that fails for up to `patience`: the
     /// fan-out of a stored resource has no request to retry it, and must ride out a NATS
     /// leader election (seconds) rather than be lost.
-    async fn publish_within(&self, jobs: Vec<Job>, patience: Duration) -> Result<(), PipelineError> {
+    async fn publish_within(
+        &self,
+        jobs: Vec<Job>,
+        patience: Duration,
+    ) -> Result<(), PipelineError> {
         let deadline = tokio::time::Instant::now() + patience;
         let mut first_err: Option<PipelineError> = None;
         for job in jobs {
@@ -260,7 +264,10 @@ impl Pipeline {
         if let Some(body) = shared.body(&sig, &record).await? {
             let change = crate::shared::mirror::replica_entry(sig, record, body).await;
             if let Some(change) = change {
-                let applied = self.keeper.send(crate::actors::cache_keeper::Apply(vec![change])).await;
+                let applied = self
+                    .keeper
+                    .send(crate::actors::cache_keeper::Apply(vec![change]))
+                    .await;
                 if !matches!(applied, Ok(Ok(_))) {
                     tracing::warn!(signature = %sig, "could not copy a shared entry to the replica; the watch will");
                 }

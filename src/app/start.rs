@@ -27,13 +27,13 @@ use crate::config::{NatsAuth, NatsMode, Settings, StoreBackend};
 use crate::fixture_upstream::{FixtureConfig, FixtureUpstream};
 use crate::http::queue_snapshot::{QueueCollector, QueueSnapshots};
 use crate::http::{self, ApiState};
+use crate::shared::SharedStore;
+use crate::shared::mirror::Mirror;
+use crate::upstream::budget::Budget;
 use crate::upstream::client::UpstreamClient;
 use crate::upstream::dotabuff::Dotabuff;
 use crate::upstream::in_flight::{InFlight, Lane};
 use crate::upstream::opendota::OpenDota;
-use crate::shared::SharedStore;
-use crate::shared::mirror::Mirror;
-use crate::upstream::budget::Budget;
 use crate::upstream::recorder::Recorder;
 use crate::upstream::shared_budget::{EgressIdentity, SharedBudget, SharedBudgetConfig};
 
@@ -264,8 +264,8 @@ pub(super) async fn upstreams(
         None => (local, None),
     };
     let in_flight = InFlight::new(settings.max_in_flight, limits.opendota_per_minute);
-    let client = UpstreamClient::new(budget, in_flight.clone())
-        .map_err(AppError::UpstreamClient)?;
+    let client =
+        UpstreamClient::new(budget, in_flight.clone()).map_err(AppError::UpstreamClient)?;
     let upstreams = Upstreams {
         limiter,
         in_flight,
@@ -417,7 +417,11 @@ pub(super) async fn shared_store(
         settings.shared_tuning,
     )
     .await?;
-    tracing::info!(replicas = settings.nats_replicas, instance = shared.instance(), "shared store on JetStream");
+    tracing::info!(
+        replicas = settings.nats_replicas,
+        instance = shared.instance(),
+        "shared store on JetStream"
+    );
     Ok(Some(shared))
 }
 

@@ -73,7 +73,10 @@ impl SharedStore {
             .map_err(SharedError::boxed("publish a claim"))?;
         match sent.await {
             Ok(ack) => Ok(Some(ack.sequence)),
-            Err(err) if err.kind() == PublishErrorKind::WrongLastSequence || super::is_cas_conflict(&err) => {
+            Err(err)
+                if err.kind() == PublishErrorKind::WrongLastSequence
+                    || super::is_cas_conflict(&err) =>
+            {
                 Ok(None)
             }
             Err(err) => Err(SharedError::boxed("publish a claim")(err)),
@@ -100,10 +103,11 @@ impl SharedStore {
         if entry.operation != kv::Operation::Put || entry.value.is_empty() {
             return Ok(None);
         }
-        let record = serde_json::from_slice(&entry.value).map_err(|source| SharedError::Decode {
-            key: entry.key.clone(),
-            source,
-        })?;
+        let record =
+            serde_json::from_slice(&entry.value).map_err(|source| SharedError::Decode {
+                key: entry.key.clone(),
+                source,
+            })?;
         Ok(Some((record, entry.revision)))
     }
 
@@ -148,7 +152,10 @@ impl SharedStore {
                 Some(marker) => marker.revision,
                 None => 0,
             };
-            if let Some(revision) = self.write_claim(&job.signature, value.clone(), expected).await? {
+            if let Some(revision) = self
+                .write_claim(&job.signature, value.clone(), expected)
+                .await?
+            {
                 self.hold(job, revision, value);
                 return Ok(Claim::Made);
             }
@@ -174,8 +181,9 @@ impl SharedStore {
                     if record.job.generation != job.generation {
                         return Ok(false);
                     }
-                    if let Some(new) =
-                        self.write_claim(&job.signature, value.clone(), revision).await?
+                    if let Some(new) = self
+                        .write_claim(&job.signature, value.clone(), revision)
+                        .await?
                     {
                         self.hold(job, new, value);
                         return Ok(true);
@@ -208,7 +216,11 @@ impl SharedStore {
             match self
                 .inner
                 .claims
-                .purge_expect_revision_with_ttl(keys::of(&job.signature), revision, super::MARKER_TTL)
+                .purge_expect_revision_with_ttl(
+                    keys::of(&job.signature),
+                    revision,
+                    super::MARKER_TTL,
+                )
                 .await
             {
                 Ok(()) => return Ok(()),
@@ -238,7 +250,9 @@ impl SharedStore {
             .map(|(sig, held)| (*sig, held.clone()))
             .collect();
         let renewals = futures::stream::iter(held).map(|(sig, held)| async move {
-            let renewed = self.write_claim(&sig, held.value.clone(), held.revision).await;
+            let renewed = self
+                .write_claim(&sig, held.value.clone(), held.revision)
+                .await;
             (sig, held, renewed)
         });
         let mut renewals = renewals.buffer_unordered(RENEWALS_IN_FLIGHT);
@@ -247,9 +261,9 @@ impl SharedStore {
         while let Some((sig, before, renewed)) = renewals.next().await {
             let mut table = self.held();
             // Released or replaced meanwhile: the table already says what is current.
-            let unchanged = table
-                .get(&sig)
-                .is_some_and(|h| h.generation == before.generation && h.revision == before.revision);
+            let unchanged = table.get(&sig).is_some_and(|h| {
+                h.generation == before.generation && h.revision == before.revision
+            });
             if !unchanged {
                 continue;
             }

@@ -88,7 +88,10 @@ impl SharedStore {
         } else {
             self.inner
                 .data
-                .put(keys::record(Record::Body, sig), Bytes::copy_from_slice(body))
+                .put(
+                    keys::record(Record::Body, sig),
+                    Bytes::copy_from_slice(body),
+                )
                 .await
                 .map_err(SharedError::boxed("store a body"))?;
             BodyPlace::Kv
@@ -141,7 +144,8 @@ impl SharedStore {
                 let mut object = match self.inner.bodies.get(keys::object(sig)).await {
                     Ok(object) => object,
                     Err(err)
-                        if err.kind() == async_nats::jetstream::object_store::GetErrorKind::NotFound =>
+                        if err.kind()
+                            == async_nats::jetstream::object_store::GetErrorKind::NotFound =>
                     {
                         return Ok(None);
                     }
@@ -161,7 +165,11 @@ impl SharedStore {
     /// fetched before `before_ms` (a forced refresh leaves alone what was fetched after it was
     /// asked for); false when nothing is stored or it already was. Compare-and-swap, retried
     /// on a concurrent write.
-    pub async fn invalidate(&self, sig: &Signature, before_ms: Option<i64>) -> Result<bool, SharedError> {
+    pub async fn invalidate(
+        &self,
+        sig: &Signature,
+        before_ms: Option<i64>,
+    ) -> Result<bool, SharedError> {
         let key = keys::record(Record::Meta, sig);
         for _ in 0..5 {
             let Some((mut record, revision)) = self.entry(sig).await? else {
@@ -225,7 +233,11 @@ impl SharedStore {
 
     /// Records that the team import `sig` fetched at `fetched_at_ms` was announced complete;
     /// true only for the one instance whose compare-and-swap wins, which then announces it.
-    pub async fn mark_announced(&self, sig: &Signature, fetched_at_ms: i64) -> Result<bool, SharedError> {
+    pub async fn mark_announced(
+        &self,
+        sig: &Signature,
+        fetched_at_ms: i64,
+    ) -> Result<bool, SharedError> {
         let key = keys::record(Record::Announced, sig);
         let entry = self
             .inner
@@ -239,9 +251,18 @@ impl SharedStore {
                 if decode::<i64>(&key, &e.value).ok() == Some(fetched_at_ms) {
                     return Ok(false);
                 }
-                self.inner.data.update(&key, value, e.revision).await.map(drop)
+                self.inner
+                    .data
+                    .update(&key, value, e.revision)
+                    .await
+                    .map(drop)
             }
-            Some(e) => self.inner.data.update(&key, value, e.revision).await.map(drop),
+            Some(e) => self
+                .inner
+                .data
+                .update(&key, value, e.revision)
+                .await
+                .map(drop),
             None => self.inner.data.update(&key, value, 0).await.map(drop),
         };
         match written {
@@ -268,7 +289,11 @@ impl SharedStore {
         live(entry).map(|e| decode(&key, &e.value)).transpose()
     }
 
-    pub async fn put_tracked(&self, sig: &Signature, requested_at_ms: i64) -> Result<(), SharedError> {
+    pub async fn put_tracked(
+        &self,
+        sig: &Signature,
+        requested_at_ms: i64,
+    ) -> Result<(), SharedError> {
         let key = keys::record(Record::Tracked, sig);
         self.inner
             .data

@@ -85,7 +85,13 @@ mod tests {
         ];
         for sig in sigs {
             assert_eq!(parse(&of(&sig)), Some(sig));
-            for r in [Record::Meta, Record::Body, Record::Failure, Record::Announced, Record::Tracked] {
+            for r in [
+                Record::Meta,
+                Record::Body,
+                Record::Failure,
+                Record::Announced,
+                Record::Tracked,
+            ] {
                 assert_eq!(parse_record(&record(r, &sig)), Some((r, sig)));
             }
         }

@@ -44,7 +44,9 @@ const MARKER_TTL: Duration = Duration::from_secs(60);
 /// for the caller (the job is retried, the request answered 503).
 #[derive(Debug, thiserror::Error)]
 pub enum SharedError {
-    #[error("--store nats needs nats-server {MIN_SHARED_STORE} or newer (per-key TTL, counters, correct compare-and-swap in clusters); the server at {url} is {found}")]
+    #[error(
+        "--store nats needs nats-server {MIN_SHARED_STORE} or newer (per-key TTL, counters, correct compare-and-swap in clusters); the server at {url} is {found}"
+    )]
     ServerTooOld { url: String, found: String },
     #[error("jetstream: {op}: {source}")]
     Nats {
@@ -59,7 +61,9 @@ pub enum SharedError {
 }
 
 impl SharedError {
-    fn boxed<E: std::error::Error + Send + Sync + 'static>(op: &'static str) -> impl FnOnce(E) -> Self {
+    fn boxed<E: std::error::Error + Send + Sync + 'static>(
+        op: &'static str,
+    ) -> impl FnOnce(E) -> Self {
         move |source| Self::Nats {
             op,
             source: Box::new(source),

@@ -407,8 +407,9 @@ async fn the_shared_store_refuses_a_server_older_than_2_12_naming_its_version() 
     common::init_tracing();
     let dir = tempfile::tempdir().unwrap();
     let nats = NatsServer::start(dir.path(), "", "nats").await;
-    let version = dota_orchestrator::bus::server_bin::version_of(Path::new("/usr/sbin/nats-server"))
-        .expect("Debian's nats-server reports its version");
+    let version =
+        dota_orchestrator::bus::server_bin::version_of(Path::new("/usr/sbin/nats-server"))
+            .expect("Debian's nats-server reports its version");
     assert!(
         version < dota_orchestrator::bus::server_version::MIN_SHARED_STORE,
         "this test needs Debian's old nats-server, found {version}"

@@ -69,7 +69,10 @@ async fn wait_fresh(fleet: &Fleet, i: usize, path: &str) -> reqwest::Response {
     wait_for(common::WAIT, || async {
         let r = fleet.get(i, path).await;
         let fresh = r.status() == 200
-            && r.headers().get("x-cache-status").and_then(|v| v.to_str().ok()) == Some("fresh");
+            && r.headers()
+                .get("x-cache-status")
+                .and_then(|v| v.to_str().ok())
+                == Some("fresh");
         fresh.then_some(r)
     })
     .await
@@ -195,7 +198,12 @@ async fn an_invalidation_through_one_instance_is_seen_by_all() {
     for i in [1, 2, 0] {
         let stale = wait_for(Duration::from_secs(5), || async {
             let r = fleet.get(i, &path).await;
-            let status = r.headers().get("x-cache-status")?.to_str().ok()?.to_string();
+            let status = r
+                .headers()
+                .get("x-cache-status")?
+                .to_str()
+                .ok()?
+                .to_string();
             (status != "fresh").then_some(status)
         })
         .await;
@@ -340,16 +348,28 @@ fn tiny_kv_values(s: &mut Settings) {
 
 #[actix_rt::test]
 async fn bodies_over_the_kv_value_limit_go_to_the_object_store_and_are_served_everywhere() {
-    let fleet = Fleet::start(2, team_fixtures(1), FixtureConfig::default(), tiny_kv_values).await;
+    let fleet = Fleet::start(
+        2,
+        team_fixtures(1),
+        FixtureConfig::default(),
+        tiny_kv_values,
+    )
+    .await;
     let path = format!("/api/matches/{FIRST_MATCH}");
     fleet.post(0, &path).await;
     let body0 = wait_fresh(&fleet, 0, &path).await.bytes().await.unwrap();
-    assert!(body0.len() > 1024, "the match is over the limit: {}", body0.len());
+    assert!(
+        body0.len() > 1024,
+        "the match is over the limit: {}",
+        body0.len()
+    );
     let body1 = wait_fresh(&fleet, 1, &path).await.bytes().await.unwrap();
     assert_eq!(body1, body0);
 
     // Where it is: an object named by the signature, and no body in the KV bucket.
-    let client = async_nats::connect(fleet.cluster.node_url(1)).await.unwrap();
+    let client = async_nats::connect(fleet.cluster.node_url(1))
+        .await
+        .unwrap();
     let js = async_nats::jetstream::new(client);
     let objects = js.get_object_store("dota_bodies").await.unwrap();
     let info = objects
@@ -387,7 +407,9 @@ fn auto_refresh(s: &mut Settings) {
 #[actix_rt::test]
 async fn with_three_instances_exactly_one_runs_each_scheduled_refresh() {
     let fleet = Fleet::start(3, team_fixtures(2), FixtureConfig::default(), auto_refresh).await;
-    let client = async_nats::connect(fleet.cluster.node_url(2)).await.unwrap();
+    let client = async_nats::connect(fleet.cluster.node_url(2))
+        .await
+        .unwrap();
     let mut announced = client
         .subscribe(format!("dota.ready.team.{TEAM}.{LEAGUE}"))
         .await
@@ -400,7 +422,12 @@ async fn with_three_instances_exactly_one_runs_each_scheduled_refresh() {
     // Every instance sees the import as tracked (the shared store's tracked imports).
     for i in 0..3 {
         let tracked = wait_for(common::WAIT, || async {
-            let v: Value = fleet.get(i, "/api/refresh/schedule").await.json().await.ok()?;
+            let v: Value = fleet
+                .get(i, "/api/refresh/schedule")
+                .await
+                .json()
+                .await
+                .ok()?;
             (v["tracked"].as_array()?.len() == 1).then_some(())
         })
         .await;
@@ -413,12 +440,19 @@ async fn with_three_instances_exactly_one_runs_each_scheduled_refresh() {
     .await
     .expect("the import is refreshed");
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(fleet.requests(&page).await, 2, "one refresh, by one instance");
+    assert_eq!(
+        fleet.requests(&page).await,
+        2,
+        "one refresh, by one instance"
+    );
     // Announced once per stored record: the first import and the refresh.
     let mut events = 0;
-    while tokio::time::timeout(Duration::from_millis(500), futures::StreamExt::next(&mut announced))
-        .await
-        .is_ok()
+    while tokio::time::timeout(
+        Duration::from_millis(500),
+        futures::StreamExt::next(&mut announced),
+    )
+    .await
+    .is_ok()
     {
         events += 1;
     }
@@ -429,5 +463,8 @@ async fn with_three_instances_exactly_one_runs_each_scheduled_refresh() {
         .into_iter()
         .filter(|(p, _)| p != &page)
         .collect();
-    assert!(repeated.is_empty(), "no match or player refetched: {repeated:?}");
+    assert!(
+        repeated.is_empty(),
+        "no match or player refetched: {repeated:?}"
+    );
 }

@@ -5,8 +5,8 @@
 #![allow(dead_code)]
 
 pub mod cluster;
-pub mod fleet;
 pub mod fixtures;
+pub mod fleet;
 pub mod queue;
 
 use std::future::Future;
