@@ -65,11 +65,11 @@ pub async fn track(state: &ApiState, sig: Signature) {
     let requested_at_ms = msg.requested_at_ms;
     match state.keeper.send(msg).await {
         Ok(Ok(())) => {
-            if let Some(shared) = &state.pipeline.shared {
-                if let Err(err) = shared.put_tracked(&sig, requested_at_ms).await {
-                    tracing::warn!(%err, signature = %sig, "could not track a team import in the shared store");
-                    return;
-                }
+            if let Some(shared) = &state.pipeline.shared
+                && let Err(err) = shared.put_tracked(&sig, requested_at_ms).await
+            {
+                tracing::warn!(%err, signature = %sig, "could not track a team import in the shared store");
+                return;
             }
             refresh.recent.insert(sig, ());
         }

@@ -66,7 +66,7 @@ fn apply(tx: &mut Tx<'_>, change: Change) -> Result<bool, StoreError> {
             tx.put_entry_as(&signature, &body, extras, meta)?;
         }
         Change::Invalidated(sig) => {
-            if !tx.meta(&sig)?.is_some_and(|m| !m.invalidated) {
+            if tx.meta(&sig)?.is_none_or(|m| m.invalidated) {
                 return Ok(false);
             }
             tx.invalidate(&sig)?;

@@ -5,10 +5,11 @@
 //! `Progress` acks while it waits for rate budget) → `Complete` in CacheKeeper → publish the
 //! fan-out it claimed → ack → `dota.ready.*` event. Transient failures nak with exponential
 //! backoff and jitter until the last attempt; permanent ones are recorded and announced.
+//! With `--store nats` the claim checks, the store and the release also go through the shared
+//! store ([`shared`]); [`activity`] keeps the per-service board.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::Addr;
@@ -17,19 +18,23 @@ use rand::Rng;
 use serde::Serialize;
 use tracing::Instrument;
 
+mod activity;
+mod shared;
+
 use super::cache_keeper::{CacheKeeper, Child, Complete, Fail, Release};
 use crate::bus::queue::{Delivery, JobQueue};
 use crate::bus::subjects;
 use crate::bus::wire::{FailedEvent, ReadyEvent};
 use crate::config::RetryPolicy;
 use crate::domain::Job;
-use crate::domain::{Service, Signature};
+use crate::domain::Signature;
 use crate::encoding::Encoded;
 use crate::metrics as m;
-use crate::shared::{Claim, SharedError, SharedStore};
+use crate::shared::{SharedError, SharedStore};
 use crate::store::Failure;
-use crate::store::{EntryMeta, Store, now_ms};
+use crate::store::{Store, now_ms};
 use crate::upstream::error::{Disposition, UpstreamError};
+pub use activity::{Activity, ServiceActivity};
 
 /// How often a worker tells JetStream it still holds a job (must be well under `ACK_WAIT`).
 const PROGRESS_EVERY: Duration = Duration::from_secs(15);
@@ -49,58 +54,6 @@ impl RetryPolicy {
             .min(20);
         let raw = self.base_delay.saturating_mul(1 << exp).min(self.max_delay);
         raw.mul_f64(rand::rng().random_range(0.5..1.5))
-    }
-}
-
-/// Per-service counters and the signatures being worked on, for `/api/queue/status`.
-#[derive(Default)]
-pub struct Activity {
-    inner: Mutex<BTreeMap<Service, ServiceActivity>>,
-}
-
-#[derive(Debug, Default, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ServiceActivity {
-    pub active_signatures: BTreeSet<Signature>,
-    pub completed: u64,
-    pub failed: u64,
-}
-
-impl Activity {
-    fn with<T>(&self, service: Service, f: impl FnOnce(&mut ServiceActivity) -> T) -> T {
-        let mut guard = match self.inner.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        f(guard.entry(service).or_default())
-    }
-
-    /// Marks `sig` active; false when another worker already holds it.
-    fn begin(&self, sig: Signature) -> bool {
-        self.with(sig.service(), |a| a.active_signatures.insert(sig))
-    }
-
-    fn end(&self, sig: Signature, outcome: Option<bool>) {
-        self.with(sig.service(), |a| {
-            a.active_signatures.remove(&sig);
-            match outcome {
-                Some(true) => a.completed += 1,
-                Some(false) => a.failed += 1,
-                None => {}
-            }
-        });
-    }
-
-    pub fn snapshot(&self, service: Service) -> ServiceActivity {
-        self.with(service, |a| a.clone())
-    }
-
-    /// Number of jobs being worked on right now, across services.
-    pub fn busy(&self) -> usize {
-        Service::ALL
-            .iter()
-            .map(|s| self.with(*s, |a| a.active_signatures.len()))
-            .sum()
     }
 }
 
@@ -201,11 +154,11 @@ impl Pipeline {
     /// Claims `job` in the shared store (with `--store nats`) and publishes it. `Ok` also when
     /// it must not be queued after all; its local claim is then given back.
     async fn queue_one(&self, job: &Job) -> Result<(), PipelineError> {
-        if let Some(shared) = &self.shared {
-            if !self.claim_shared(shared, job).await? {
-                self.keeper.send(Release { job: job.clone() }).await??;
-                return Ok(());
-            }
+        if let Some(shared) = &self.shared
+            && !self.claim_shared(shared, job).await?
+        {
+            self.keeper.send(Release { job: job.clone() }).await??;
+            return Ok(());
         }
         self.queue.publish(job).await?;
         metrics::counter!(m::JOBS_QUEUED, "kind" => job.signature.kind().as_str(), "priority" => job.priority.as_str()).increment(1);
@@ -214,66 +167,16 @@ impl Pipeline {
 
     /// Ends the claims of a job that could not be queued, so the next request claims it.
     async fn give_back(&self, job: &Job) {
-        if let Some(shared) = &self.shared {
-            if let Err(err) = shared.release(job).await {
-                tracing::warn!(%err, "could not release the shared claim; it expires with its lease");
-            }
+        if let Some(shared) = &self.shared
+            && let Err(err) = shared.release(job).await
+        {
+            tracing::warn!(%err, "could not release the shared claim; it expires with its lease");
         }
         match self.keeper.send(Release { job: job.clone() }).await {
             Ok(Ok(())) => {}
             Ok(Err(err)) => tracing::error!(%err, "could not release a claim"),
             Err(err) => tracing::error!(%err, "cache keeper unavailable to release a claim"),
         }
-    }
-
-    /// With `--store nats`: claims `job` in the shared store. False when it must not be
-    /// queued: another claim holds the resource, or a newer copy is stored fresh there (the
-    /// replica had not seen it yet; it is copied there now). The freshness check comes after
-    /// the claim, so a store that another instance finished before we claimed is always seen:
-    /// it writes the entry before it releases its claim. A forced job invalidates what was
-    /// fetched before it was asked for.
-    async fn claim_shared(&self, shared: &SharedStore, job: &Job) -> Result<bool, SharedError> {
-        let sig = job.signature;
-        if let Some(forced_at) = job.forced_at_ms {
-            shared.invalidate(&sig, Some(forced_at)).await?;
-        }
-        match shared.claim(job).await? {
-            Claim::Made => {}
-            // Ours already: an earlier attempt at queueing this job claimed it.
-            Claim::Held(holder) if holder.job.generation == job.generation => {}
-            Claim::Held(holder) => {
-                tracing::debug!(signature = %sig, owner = %holder.owner, "claimed by another instance");
-                return Ok(false);
-            }
-        }
-        if job.is_forced() {
-            return Ok(true);
-        }
-        let Some((record, _)) = shared.entry(&sig).await? else {
-            return Ok(true);
-        };
-        // The claim was decided on the replica's copy: it stands unless the shared store
-        // holds a newer copy that is fresh (the replica had not seen it yet). Comparing with
-        // the replica, not only freshness, keeps scheduled refreshes of fresh records going.
-        let replica = self.store.meta(&sig).ok().flatten();
-        let newer = replica.is_none_or(|r| record.meta.fetched_at_ms > r.fetched_at_ms);
-        if !newer || !self.store.is_fresh(sig.kind(), &record.meta, now_ms()) {
-            return Ok(true);
-        }
-        shared.release(job).await?;
-        if let Some(body) = shared.body(&sig, &record).await? {
-            let change = crate::shared::mirror::replica_entry(sig, record, body).await;
-            if let Some(change) = change {
-                let applied = self
-                    .keeper
-                    .send(crate::actors::cache_keeper::Apply(vec![change]))
-                    .await;
-                if !matches!(applied, Ok(Ok(_))) {
-                    tracing::warn!(signature = %sig, "could not copy a shared entry to the replica; the watch will");
-                }
-            }
-        }
-        Ok(false)
     }
 
     /// Runs one delivered job to its end in its own `job{kind,id,attempt}` span. Never
@@ -357,51 +260,6 @@ impl Pipeline {
             Err(err) => self.fail(&job, err, &message, attempt).await,
         };
         self.activity.end(sig, outcome);
-    }
-
-    /// Whether a delivered job is still to be done: its claim is current. With `--store nats`
-    /// this instance then owns the claim (a job of a dead instance is taken over; one whose
-    /// claim expired is claimed again), unless the resource was stored after the job was queued
-    /// (by a run that died before it released the claim).
-    async fn is_current(&self, job: &Job) -> Result<bool, PipelineError> {
-        let Some(shared) = &self.shared else {
-            let claim = self.store.in_flight(&job.signature)?;
-            return Ok(claim.is_some_and(|c| c.generation == job.generation));
-        };
-        if let Some((record, _)) = shared.entry(&job.signature).await? {
-            if !record.meta.invalidated && record.meta.fetched_at_ms >= job.queued_at_ms {
-                shared.release(job).await?;
-                return Ok(false);
-            }
-        }
-        Ok(shared.take_over(job).await?)
-    }
-
-    /// With `--store nats`: stores the body in the shared store (the commit point every
-    /// instance sees) if the claim is still this job's; returns the metadata written, which
-    /// the replica copy must match. `Ok(None)`: the job became stale.
-    async fn store_shared(
-        &self,
-        shared: &SharedStore,
-        job: &Job,
-        body: &[u8],
-        encoded: Option<&Encoded>,
-        summary: Option<&[u8]>,
-    ) -> Result<Option<EntryMeta>, SharedError> {
-        let sig = job.signature;
-        let current = shared.current_claim(&sig).await?;
-        if current.is_none_or(|(c, _)| c.job.generation != job.generation) {
-            return Ok(None);
-        }
-        let meta = EntryMeta {
-            fetched_at_ms: now_ms(),
-            invalidated: false,
-            bytes: body.len() as u64,
-            tag: encoded.map(|e| e.tag),
-        };
-        shared.put_entry(&sig, meta, body, summary).await?;
-        shared.clear_failure(&sig).await?;
-        Ok(Some(meta))
     }
 
     async fn finish(
@@ -558,16 +416,6 @@ impl Pipeline {
             .await;
         metrics::counter!(m::JOBS_FAILED, "kind" => job.signature.kind().as_str(), "priority" => job.priority.as_str()).increment(1);
         Some(false)
-    }
-
-    /// With `--store nats`: ends the job's shared claim once its outcome is stored. A failure
-    /// here only delays others by the lease: the claim expires.
-    async fn release_shared(&self, job: &Job) {
-        if let Some(shared) = &self.shared {
-            if let Err(err) = shared.release(job).await {
-                tracing::warn!(%err, "could not release the shared claim; it expires with its lease");
-            }
-        }
     }
 
     /// Publishes `dota.ready.<kind>.<id>`.
