@@ -32,7 +32,9 @@ pub use claims::{Claim, ClaimRecord};
 pub use data::EntryRecord;
 
 /// How long a claim lives without renewal: the owner renews every third of it while the job is
-/// queued or running, so a dead owner's claims are free again this long after it died.
+/// queued or running, so a dead owner's claims are free again this long after it died. Keep it
+/// under the job queue's ack wait (60 s): a job a dead instance held comes back after the ack
+/// wait, and by then the claims it made for the job's fan-out must be free to be made again.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 /// Largest body kept in the KV bucket itself; larger ones go to the Object Store. Under the
 /// server's default `max_payload` (1 MiB) with room for headers.

@@ -468,3 +468,52 @@ async fn with_three_instances_exactly_one_runs_each_scheduled_refresh() {
         "no match or player refetched: {repeated:?}"
     );
 }
+
+#[actix_rt::test]
+async fn a_claim_whose_owner_stops_renewing_it_expires_and_can_be_claimed_again() {
+    use dota_orchestrator::domain::{Fanout, Job, MatchId, Priority, Signature};
+    use dota_orchestrator::shared::{Claim, SharedStore, SharedTuning};
+    common::init_tracing();
+    let cluster = common::cluster::NatsCluster::start(3).await;
+    let open = |instance: &str| {
+        let (url, instance) = (cluster.node_url(0), instance.to_string());
+        async move {
+            let client = async_nats::connect(url).await.unwrap();
+            let tuning = SharedTuning {
+                lease: Duration::from_secs(2),
+                ..SharedTuning::default()
+            };
+            SharedStore::open(async_nats::jetstream::new(client), 3, instance, tuning)
+                .await
+                .unwrap()
+        }
+    };
+    // The owner claims and then never renews: it "died" (no lease keeper runs here).
+    let owner = open("owner").await;
+    let survivor = open("survivor").await;
+    let job = |generation| Job {
+        signature: Signature::Match(MatchId::new(77).unwrap()),
+        generation,
+        priority: Priority::Interactive,
+        forced_at_ms: None,
+        fanout: Fanout::All,
+        queued_at_ms: 0,
+    };
+    assert_eq!(owner.claim(&job(1)).await.unwrap(), Claim::Made);
+    match survivor.claim(&job(2)).await.unwrap() {
+        Claim::Held(holder) => {
+            assert_eq!(holder.owner, "owner");
+            assert_eq!(holder.job.generation, 1);
+        }
+        Claim::Made => panic!("a live claim is exclusive"),
+    }
+    let claimed = wait_for(Duration::from_secs(10), || async {
+        (survivor.claim(&job(2)).await.unwrap() == Claim::Made).then_some(())
+    })
+    .await;
+    assert!(claimed.is_some(), "the lease expired and the survivor claimed it");
+    // The survivor's claim carries the lease too, and the late owner cannot take it back.
+    assert!(!owner.take_over(&job(1)).await.unwrap());
+    let (current, _) = survivor.current_claim(&job(2).signature).await.unwrap().unwrap();
+    assert_eq!(current.owner, "survivor");
+}

@@ -215,7 +215,7 @@ impl Pipeline {
         metrics::counter!(m::JOBS_STARTED, "kind" => kind, "priority" => job.priority.as_str())
             .increment(1);
 
-        match self.is_current(&job).await {
+        match self.is_current(&job, attempt).await {
             Ok(true) => {}
             Ok(false) => {
                 tracing::debug!("stale job (claim gone or superseded); dropping it");

@@ -62,20 +62,29 @@ impl Pipeline {
     }
 
     /// Whether a delivered job is still to be done: its claim is current. With `--store nats`
-    /// this instance then owns the claim (a job of a dead instance is taken over; one whose
-    /// claim expired is claimed again), unless the resource was stored after the job was queued
-    /// (by a run that died before it released the claim).
-    pub(super) async fn is_current(&self, job: &Job) -> Result<bool, PipelineError> {
+    /// this instance then owns the claim: a live claim of this job is taken over (its holder
+    /// died, or handed it back); an expired one is claimed again, unless the resource was
+    /// stored after the job was queued and this is its first delivery (another delivery did
+    /// it). A redelivered job whose resource is stored is run again all the same: its last
+    /// holder may have died after storing it and before queueing its fan-out, which only a
+    /// new run queues (one upstream call more, after a crash, rather than a lost import).
+    pub(super) async fn is_current(&self, job: &Job, attempt: u64) -> Result<bool, PipelineError> {
         let Some(shared) = &self.shared else {
             let claim = self.store.in_flight(&job.signature)?;
             return Ok(claim.is_some_and(|c| c.generation == job.generation));
         };
-        if let Some((record, _)) = shared.entry(&job.signature).await?
-            && !record.meta.invalidated
-            && record.meta.fetched_at_ms >= job.queued_at_ms
-        {
-            shared.release(job).await?;
-            return Ok(false);
+        match shared.current_claim(&job.signature).await? {
+            Some((claim, _)) if claim.job.generation != job.generation => return Ok(false),
+            Some(_) => {}
+            None if attempt <= 1 => {
+                if let Some((record, _)) = shared.entry(&job.signature).await?
+                    && !record.meta.invalidated
+                    && record.meta.fetched_at_ms >= job.queued_at_ms
+                {
+                    return Ok(false);
+                }
+            }
+            None => {}
         }
         Ok(shared.take_over(job).await?)
     }
