@@ -209,6 +209,7 @@ impl Application {
             u32::try_from(settings.max_in_flight.max(settings.workers) * 2 + 2 * MAX_BATCH)
                 .unwrap_or(u32::MAX),
             replicas,
+            settings.job_ack_wait.unwrap_or(crate::bus::queue::ACK_WAIT),
         )
         .await?;
         let activity = Arc::new(Activity::default());

@@ -9,7 +9,7 @@
 //! restarts it, and unacked jobs are redelivered by JetStream.
 //!
 //! Invariants: a pull request is read until it ends (never dropped while the server may still
-//! deliver into it); a held job gets `Progress` every [`PROGRESS_EVERY`] until it starts; at
+//! deliver into it); a held job gets `Progress` every quarter of the ack wait until it starts; at
 //! shutdown held jobs and late deliveries are handed back (nak) and running jobs finish.
 //!
 //! `MatchFetcher` and `PlayerFetcher` are this actor with their own [`FetchJobs`].
@@ -34,9 +34,6 @@ use crate::upstream::in_flight::Lane;
 
 /// Pause before a restarted fetcher pulls again, so a NATS outage is not a hot loop.
 const RESTART_PAUSE: Duration = Duration::from_secs(1);
-/// How often a held job (delivered, waiting for a slot) tells JetStream it is still held;
-/// well under `ACK_WAIT`, as the pipeline does for running jobs.
-const PROGRESS_EVERY: Duration = Duration::from_secs(15);
 
 /// How one kind of job is fetched.
 pub trait FetchJobs: Clone + Unpin + 'static {
@@ -168,7 +165,7 @@ impl<J: FetchJobs> Dispatcher<J> {
     async fn dispatch(&mut self, shutdown: &mut watch::Receiver<bool>) -> Result<(), BusError> {
         let mut changed = self.lane.subscribe();
         let mut spare = self.spare.clone();
-        let mut progress = tokio::time::interval(PROGRESS_EVERY);
+        let mut progress = tokio::time::interval(self.pipeline.queue.progress_every());
         progress.tick().await;
         loop {
             if *shutdown.borrow_and_update() {

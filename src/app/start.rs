@@ -414,7 +414,9 @@ pub(super) async fn shared_store(
         async_nats::jetstream::new(nats.clone()),
         usize::from(settings.nats_replicas),
         instance_id(&settings.data_dir)?,
-        settings.shared_tuning,
+        settings
+            .shared_tuning
+            .with_lease_secs(settings.claim_lease_secs),
     )
     .await?;
     tracing::info!(

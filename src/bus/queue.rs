@@ -93,12 +93,16 @@ pub struct JobQueue {
     js: jetstream::Context,
     names: Arc<QueueNames>,
     consumers: Arc<HashMap<(Priority, ResourceKind), PullConsumer>>,
+    /// How long a delivered job may go without an ack or `Progress` ([`ACK_WAIT`] unless a
+    /// test shortens it).
+    ack_wait: Duration,
 }
 
 impl JobQueue {
     /// Creates (or reuses, across restarts) the stream and the consumers for `kinds`.
     /// `max_attempts` bounds deliveries per job; `max_ack_pending` bounds jobs held at once per consumer;
-    /// `replicas` is the stream's number of copies on a cluster.
+    /// `replicas` is the stream's number of copies on a cluster; `ack_wait` is how long a job may
+    /// be held without a sign of life ([`ACK_WAIT`] in production).
     pub async fn setup(
         client: async_nats::Client,
         names: QueueNames,
@@ -106,6 +110,7 @@ impl JobQueue {
         max_attempts: u32,
         max_ack_pending: u32,
         replicas: usize,
+        ack_wait: Duration,
     ) -> Result<Self, BusError> {
         let js = jetstream::new(client);
         js.get_or_create_stream(jetstream::stream::Config {
@@ -135,7 +140,7 @@ impl JobQueue {
                     durable_name: Some(name.clone()),
                     filter_subject: names.job(priority, kind),
                     ack_policy: AckPolicy::Explicit,
-                    ack_wait: ACK_WAIT,
+                    ack_wait,
                     // One spare delivery so the worker itself always sees the last
                     // attempt and records the failure, instead of JetStream silently
                     // giving up on the message.
@@ -163,7 +168,13 @@ impl JobQueue {
             js,
             names: Arc::new(names),
             consumers: Arc::new(consumers),
+            ack_wait,
         })
+    }
+
+    /// How often a worker holding a job says so (`Progress`): a quarter of the ack wait.
+    pub fn progress_every(&self) -> Duration {
+        self.ack_wait / 4
     }
 
     fn consumer(&self, priority: Priority, kind: ResourceKind) -> Result<&PullConsumer, BusError> {

