@@ -15,14 +15,16 @@ anything? Two parts, every process started here and stopped on exit (see common.
      calendar-window floor (the third window opens, plus one round trip) and the rate floor the
      brief names (calls / N minutes, what even spacing would take). Checked: 0 upstream 429s,
      one call per resource, and how many OpenDota calls each instance made (/metrics).
-  b  Read throughput of ready matches with wrk (`-t2 -c64 -d8s`, bench/readpath.lua): a league
+  b  Read throughput of ready matches with wrk (`-t2 -c64 -d6s`, bench/readpath.lua): a league
      match (~17 KB) and the parsed match (~290 KB), with the hot cache on (`--hot-cache-mb 64`,
-     a hit) and off (`--hot-cache-mb 0`, every read from redb), for `--store nats` (one instance
+     a hit) and off (`--hot-cache-mb 0`, every read from redb), for `--store nats` (instances
      on a 3-node R3 cluster) and `--store redb` (embedded NATS, the same nats-server binary),
-     side by side. Reads never touch JetStream on the hot path (redb is a replica), so nats/redb
-     should be about 1.0. The hot-cache-off run restarts the instance on the same data dir.
+     side by side. Four instances run at once (store x hot cache); 3 rounds over every cell,
+     nats and redb back to back in alternating order; medians reported. Reads never touch
+     JetStream on the hot path (redb is a replica), so nats/redb should be about 1.0.
 
-Usage: scaleout.py OUT.json [--only a,b] [--per-min 120] [--matches 24] [--duration 8]
+Usage: scaleout.py OUT.json [--only a,b] [--per-min 120] [--matches 24] [--duration 6]
+                            [--rounds 3]
 """
 
 import argparse
@@ -32,6 +34,7 @@ import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -98,6 +101,7 @@ class Cluster:
     """NODES nats-server processes routed to each other on free loopback ports, stores in `work`."""
 
     def __init__(self, work, server):
+        os.makedirs(work, exist_ok=True)
         ports = free_ports(3 * NODES)
         client, route, monitor = ports[:NODES], ports[NODES:2 * NODES], ports[2 * NODES:]
         routes = ",".join(f"nats://127.0.0.1:{p}" for p in route)
@@ -268,36 +272,60 @@ def league_match_id(data, manifest):
     return str(next(i for i in ids if str(i) != manifest["largeMatchId"]))
 
 
-def reads_for_store(store, args, server, data, manifest):
-    """wrk on both bodies with the hot cache on, then off (same data dir, restarted)."""
-    work = common.tempdir(f"scaleout-b-{store}")
-    cluster = Cluster(work, server) if store == "nats" else None
+def reads(args, server, data, manifest):
+    """Four instances up at once (nats and redb, hot cache 64 MiB and 0), then `rounds` rounds
+    of wrk over every (body, hot cache) cell, nats and redb back to back in alternating order,
+    so that the machine's drift (other builds share the 2 cores) hits both stores alike. The
+    medians per cell are what the report compares."""
+    work = common.tempdir("scaleout-b")
+    cluster = Cluster(os.path.join(work, "cluster"), server)
     fixture = common.start_fixture(work, 0, data_dir=data)
     bodies = [("match", f"/api/matches/{league_match_id(data, manifest)}"),
               ("parsed match", f"/api/matches/{manifest['largeMatchId']}")]
     wrk_args = types.SimpleNamespace(threads=2, connections=64, duration=args.duration)
-    saved, rows = {}, []
-    for hot_mb in (64, 0):
-        svc = start_instance(work, "svc", fixture, 1_000_000, hot_mb, store, server, cluster)
+    svcs = {(store, hot): start_instance(work, f"{store}-hot{hot}", fixture, 1_000_000, hot,
+                                         store, server, cluster)
+            for store in ("nats", "redb") for hot in (64, 0)}
+    saved = {}
+    for name, path in bodies:
+        for (store, hot), svc in svcs.items():
+            body = readpath.store(svc.addr, path)
+            saved.setdefault(name, body)
+            if json.loads(body) != json.loads(saved[name]):
+                raise RuntimeError(f"{store} hot={hot} serves another body for {path}")
+    samples = {}
+    for rnd in range(args.rounds):
         for name, path in bodies:
-            if name not in saved:
-                saved[name] = readpath.store(svc.addr, path)
-            # The probe also warms the hot cache before wrk starts.
-            p = readpath.probe(svc.addr, path, False, saved[name])
-            if p["status"] != 200 or not p["decodesToSavedBody"]:
-                raise RuntimeError(f"{store} hot={hot_mb}: GET {path} does not serve the saved "
-                                   f"body: {p}")
-            w = readpath.run_wrk(f"http://{svc.addr}{path}", False, wrk_args)
-            rows.append({"store": store, "body": name, "path": path, "hotCacheMb": hot_mb,
-                         "bodyBytes": len(saved[name]), "probe": p, "wrk": w})
-            print(f"  {store:4} hot {hot_mb:>2} MiB {name:12} {w['requestsPerS']:>9} req/s  "
-                  f"p50 {w['latency_us']['p50'] / 1000:.2f} ms  "
-                  f"p99 {w['latency_us']['p99'] / 1000:.2f} ms  errors {w['errorsTotal']}",
-                  flush=True)
+            for hot in (64, 0):
+                stores = ("nats", "redb") if rnd % 2 == 0 else ("redb", "nats")
+                for store in stores:
+                    svc = svcs[(store, hot)]
+                    # The probe checks the body and (re)warms the hot cache before wrk.
+                    p = readpath.probe(svc.addr, path, False, saved[name])
+                    if p["status"] != 200 or not p["decodesToSavedBody"]:
+                        raise RuntimeError(f"{store} hot={hot}: GET {path}: {p}")
+                    w = readpath.run_wrk(f"http://{svc.addr}{path}", False, wrk_args)
+                    samples.setdefault((store, name, hot), []).append(w)
+                    print(f"  round {rnd + 1} {store:4} hot {hot:>2} MiB {name:12} "
+                          f"{w['requestsPerS']:>9} req/s  p99 {w['latency_us']['p99'] / 1000:.2f} ms"
+                          f"  errors {w['errorsTotal']}", flush=True)
+    rows = []
+    for (store, name, hot), ws in samples.items():
+        rows.append({
+            "store": store, "body": name, "path": dict(bodies)[name], "hotCacheMb": hot,
+            "bodyBytes": len(saved[name]), "rounds": len(ws),
+            "requestsPerS": statistics.median(w["requestsPerS"] for w in ws),
+            "p50Ms": statistics.median(w["latency_us"]["p50"] for w in ws) / 1000,
+            "p99Ms": statistics.median(w["latency_us"]["p99"] for w in ws) / 1000,
+            "requestsPerSRange": [min(w["requestsPerS"] for w in ws),
+                                  max(w["requestsPerS"] for w in ws)],
+            "errorsTotal": sum(w["errorsTotal"] for w in ws),
+            "wrkArgv": ws[0]["argv"], "wrk": ws,
+        })
+    for svc in svcs.values():
         svc.stop()
     fixture.stop()
-    if cluster:
-        cluster.stop()
+    cluster.stop()
     common.remove_tempdir(work)
     return rows
 
@@ -308,10 +336,12 @@ def main():
     ap.add_argument("--only", default="a,b")
     ap.add_argument("--per-min", type=int, default=120, help="the total OpenDota budget (part a)")
     ap.add_argument("--matches", type=int, default=24, help="league size (part a); 10 players each")
-    ap.add_argument("--duration", type=int, default=8, help="seconds per wrk run (part b)")
+    ap.add_argument("--duration", type=int, default=6, help="seconds per wrk run (part b)")
+    ap.add_argument("--rounds", type=int, default=3, help="wrk runs per cell (part b)")
     args = ap.parse_args()
-    if not 1 <= args.duration <= 120 or not 1 <= args.matches <= 300 or args.per_min < 1:
-        sys.exit("--duration must be 1..120, --matches 1..300, --per-min >= 1")
+    if not 1 <= args.duration <= 120 or not 1 <= args.rounds <= 10 \
+            or not 1 <= args.matches <= 300 or args.per_min < 1:
+        sys.exit("--duration must be 1..120, --rounds 1..10, --matches 1..300, --per-min >= 1")
     started = time.monotonic()
     server, version = find_server()
     work = common.tempdir("scaleout-data")
@@ -334,8 +364,7 @@ def main():
     if "b" in parts:
         print("scaleout b: wrk on ready matches, hot cache on/off, --store nats vs redb",
               flush=True)
-        result["reads"] = (reads_for_store("nats", args, server, data, manifest)
-                           + reads_for_store("redb", args, server, data, manifest))
+        result["reads"] = reads(args, server, data, manifest)
     result["load"]["end"] = common.load_average()
     result["seconds"] = round(time.monotonic() - started, 1)
     common.write_json(args.out, result)

@@ -57,29 +57,30 @@ def reads_table(rows):
     by = {(r["store"], r["body"], r["hotCacheMb"]): r for r in rows}
     keys = []
     for r in rows:
-        k = (r["body"], r["hotCacheMb"])
-        if k not in keys:
-            keys.append(k)
-    lines = ["| body | hot cache | nats req/s | nats p50 | nats p99 | redb req/s | redb p50 "
-             "| redb p99 | **nats/redb req/s** | nats/redb p99 | errors |",
+        if (r["body"], r["hotCacheMb"]) not in keys:
+            keys.append((r["body"], r["hotCacheMb"]))
+    lines = ["| body | hot cache | nats req/s (range) | nats p50 | nats p99 | redb req/s (range) "
+             "| redb p50 | redb p99 | **nats/redb req/s** | nats/redb p99 | errors |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for body, hot in keys:
         n, r = by.get(("nats", body, hot)), by.get(("redb", body, hot))
         if not n or not r:
             continue
-        nw, rw = n["wrk"], r["wrk"]
         label = f"{hot} MiB (hit)" if hot else "0 (off: miss)"
+
+        def cell(x):
+            lo, hi = x["requestsPerSRange"]
+            return (f"{x['requestsPerS']:,.0f} ({lo:,.0f}-{hi:,.0f}) | {x['p50Ms']:.2f} ms "
+                    f"| {x['p99Ms']:.2f} ms")
+
         lines.append(
-            f"| {body} ({n['bodyBytes'] / 1024:.0f} KiB) | {label} "
-            f"| {nw['requestsPerS']:,.0f} | {nw['latency_us']['p50'] / 1000:.2f} ms "
-            f"| {nw['latency_us']['p99'] / 1000:.2f} ms "
-            f"| {rw['requestsPerS']:,.0f} | {rw['latency_us']['p50'] / 1000:.2f} ms "
-            f"| {rw['latency_us']['p99'] / 1000:.2f} ms "
-            f"| **{nw['requestsPerS'] / rw['requestsPerS']:.2f}** "
-            f"| {nw['latency_us']['p99'] / rw['latency_us']['p99']:.2f} "
-            f"| {nw['errorsTotal'] + rw['errorsTotal']} |")
-    argv = rows[0]["wrk"]["argv"] if rows else ""
-    lines += ["", f"wrk: `{argv}` per cell, one after another on the same 2 cores."]
+            f"| {body} ({n['bodyBytes'] / 1024:.0f} KiB) | {label} | {cell(n)} | {cell(r)} "
+            f"| **{n['requestsPerS'] / r['requestsPerS']:.2f}** | {n['p99Ms'] / r['p99Ms']:.2f} "
+            f"| {n['errorsTotal'] + r['errorsTotal']} |")
+    if rows:
+        lines += ["", f"Medians of {rows[0]['rounds']} wrk runs per cell (`{rows[0]['wrkArgv']}`), "
+                      "nats and redb back to back in alternating order, four instances up at "
+                      "once on the same 2 cores."]
     return "\n".join(lines)
 
 
