@@ -2,12 +2,12 @@
 //! durable JetStream job queue. Actors talk to each other through these subjects.
 
 pub mod embedded;
-pub mod leader;
 pub mod pid_file;
 pub mod queue;
 pub mod results;
 pub mod server_bin;
 pub mod server_version;
+pub mod setup;
 mod spawner;
 pub mod subjects;
 pub mod wire;

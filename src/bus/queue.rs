@@ -113,21 +113,23 @@ impl JobQueue {
         ack_wait: Duration,
     ) -> Result<Self, BusError> {
         let js = jetstream::new(client);
-        js.get_or_create_stream(jetstream::stream::Config {
-            name: names.stream().to_string(),
-            subjects: vec![names.all_subjects()],
-            retention: RetentionPolicy::WorkQueue,
-            storage: StorageType::File,
-            duplicate_window: DUPLICATE_WINDOW,
-            max_messages: MAX_QUEUED_JOBS,
-            max_message_size: MAX_JOB_BYTES,
-            discard: DiscardPolicy::New,
-            num_replicas: replicas,
-            ..Default::default()
+        super::setup::with_retries("create the jobs stream", || {
+            js.get_or_create_stream(jetstream::stream::Config {
+                name: names.stream().to_string(),
+                subjects: vec![names.all_subjects()],
+                retention: RetentionPolicy::WorkQueue,
+                storage: StorageType::File,
+                duplicate_window: DUPLICATE_WINDOW,
+                max_messages: MAX_QUEUED_JOBS,
+                max_message_size: MAX_JOB_BYTES,
+                discard: DiscardPolicy::New,
+                num_replicas: replicas,
+                ..Default::default()
+            })
         })
         .await
         .map_err(BusError::CreateStream)?;
-        super::leader::wait_for_leader(&js, names.stream()).await;
+        super::setup::wait_for_leader(&js, names.stream()).await;
         let stream = js
             .get_stream(names.stream())
             .await
@@ -148,8 +150,10 @@ impl JobQueue {
                     max_ack_pending: i64::from(max_ack_pending),
                     ..Default::default()
                 };
-                let mut consumer: PullConsumer = stream
-                    .get_or_create_consumer(&name, config.clone())
+                let mut consumer: PullConsumer =
+                    super::setup::with_retries("create a job consumer", || {
+                        stream.get_or_create_consumer(&name, config.clone())
+                    })
                     .await
                     .map_err(BusError::CreateConsumer)?;
                 // A consumer kept from an earlier run keeps its old bound (say, before

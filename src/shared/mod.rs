@@ -166,8 +166,8 @@ impl SharedStore {
         instance: String,
         tuning: SharedTuning,
     ) -> Result<Self, SharedError> {
-        let data = js
-            .create_or_update_key_value(kv::Config {
+        let data = crate::bus::setup::with_retries("create the data bucket", || {
+            js.create_or_update_key_value(kv::Config {
                 bucket: DATA_BUCKET.to_string(),
                 description: "dota-orchestrator: stored resources, failures, announcements".into(),
                 history: 1,
@@ -175,10 +175,11 @@ impl SharedStore {
                 max_value_size: i32::try_from(tuning.value_limit + 64 * 1024).unwrap_or(i32::MAX),
                 ..Default::default()
             })
-            .await
-            .map_err(SharedError::boxed("create the data bucket"))?;
-        let claims = js
-            .create_or_update_key_value(kv::Config {
+        })
+        .await
+        .map_err(SharedError::boxed("create the data bucket"))?;
+        let claims = crate::bus::setup::with_retries("create the claims bucket", || {
+            js.create_or_update_key_value(kv::Config {
                 bucket: CLAIMS_BUCKET.to_string(),
                 description: "dota-orchestrator: claims on resources being fetched".into(),
                 history: 1,
@@ -186,26 +187,33 @@ impl SharedStore {
                 limit_markers: Some(MARKER_TTL),
                 ..Default::default()
             })
-            .await
-            .map_err(SharedError::boxed("create the claims bucket"))?;
-        let bodies = match js.get_object_store(BODIES_BUCKET).await {
-            Ok(store) => store,
-            Err(_) => js
-                .create_object_store(object_store::Config {
-                    bucket: BODIES_BUCKET.to_string(),
-                    description: Some("dota-orchestrator: bodies over the KV value limit".into()),
-                    num_replicas: replicas,
-                    ..Default::default()
-                })
-                .await
-                .map_err(SharedError::boxed("create the bodies object store"))?,
-        };
+        })
+        .await
+        .map_err(SharedError::boxed("create the claims bucket"))?;
+        let bodies = crate::bus::setup::with_retries("create the bodies object store", || async {
+            match js.get_object_store(BODIES_BUCKET).await {
+                Ok(store) => Ok(store),
+                Err(_) => {
+                    js.create_object_store(object_store::Config {
+                        bucket: BODIES_BUCKET.to_string(),
+                        description: Some(
+                            "dota-orchestrator: bodies over the KV value limit".into(),
+                        ),
+                        num_replicas: replicas,
+                        ..Default::default()
+                    })
+                    .await
+                }
+            }
+        })
+        .await
+        .map_err(SharedError::boxed("create the bodies object store"))?;
         for stream in [
             format!("KV_{DATA_BUCKET}"),
             format!("KV_{CLAIMS_BUCKET}"),
             format!("OBJ_{BODIES_BUCKET}"),
         ] {
-            crate::bus::leader::wait_for_leader(&js, &stream).await;
+            crate::bus::setup::wait_for_leader(&js, &stream).await;
         }
         Ok(Self {
             inner: Arc::new(Inner {

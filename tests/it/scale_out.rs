@@ -524,3 +524,32 @@ async fn a_claim_whose_owner_stops_renewing_it_expires_and_can_be_claimed_again(
         .unwrap();
     assert_eq!(current.owner, "survivor");
 }
+
+#[actix_rt::test]
+async fn instances_started_together_on_a_fresh_cluster_all_come_up() {
+    // Each races the others to create the same streams and buckets.
+    let fleet = Fleet::start(0, team_fixtures(1), FixtureConfig::default(), no_tweak).await;
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let builds = dirs.iter().map(|d| {
+        dota_orchestrator::app::Application::build(fleet.settings(d.path()))
+    });
+    let apps: Vec<_> = futures::future::join_all(builds)
+        .await
+        .into_iter()
+        .map(|app| app.expect("every instance starts"))
+        .collect();
+    let path = format!("/api/matches/{FIRST_MATCH}");
+    let url = |i: usize| format!("http://{}{path}", apps[i].http_addr());
+    assert_eq!(fleet.http.post(url(0)).send().await.unwrap().status(), 202);
+    for i in 0..3 {
+        let ready = wait_for(common::WAIT, || async {
+            let r = fleet.http.get(url(i)).send().await.ok()?;
+            (r.status() == 200).then_some(())
+        })
+        .await;
+        assert!(ready.is_some(), "instance {i} serves it");
+    }
+    for app in apps {
+        app.stop().await;
+    }
+}

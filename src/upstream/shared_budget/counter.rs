@@ -64,8 +64,8 @@ impl Counters {
     /// Creates [`BUDGET_STREAM`] with `replicas` copies, or reuses it as it is (another
     /// instance made it; its replica count wins).
     pub async fn open(js: jetstream::Context, replicas: usize) -> Result<Self, StreamSetupError> {
-        let stream = js
-            .get_or_create_stream(stream::Config {
+        let stream = crate::bus::setup::with_retries("create the budget stream", || {
+            js.get_or_create_stream(stream::Config {
                 name: BUDGET_STREAM.to_string(),
                 description: Some("Shared upstream rate budget: one counter per window".into()),
                 subjects: vec![BUDGET_SUBJECTS.to_string()],
@@ -78,8 +78,9 @@ impl Counters {
                 storage: stream::StorageType::File,
                 ..Default::default()
             })
-            .await
-            .map_err(StreamSetupError)?;
+        })
+        .await
+        .map_err(StreamSetupError)?;
         Ok(Self { js, stream })
     }
 

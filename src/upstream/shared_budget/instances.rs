@@ -65,8 +65,8 @@ impl Instances {
         if !valid {
             return Err(InstancesError::InvalidId(instance_id));
         }
-        let bucket = js
-            .create_or_update_key_value(kv::Config {
+        let bucket = crate::bus::setup::with_retries("create the instances bucket", || {
+            js.create_or_update_key_value(kv::Config {
                 bucket: INSTANCES_BUCKET.to_string(),
                 description: "Instances sharing the rate budget (heartbeat keys)".to_string(),
                 history: 1,
@@ -76,8 +76,9 @@ impl Instances {
                 limit_markers: Some(MARKER_TTL),
                 ..Default::default()
             })
-            .await
-            .map_err(InstancesError::Bucket)?;
+        })
+        .await
+        .map_err(InstancesError::Bucket)?;
         let instances = Self {
             js,
             bucket,
