@@ -5,7 +5,8 @@
 //! which is what drops it from this instance's hot cache: no instance keeps serving a body
 //! after another one invalidated or refreshed it, once the watch has delivered the change
 //! (milliseconds on a healthy cluster). A watch that fails is opened again (a full replay,
-//! which skips what the replica already has).
+//! which skips what the replica already has); so is one whose record or body could not be read
+//! or applied (a leader election), so no change is lost.
 
 use std::time::Duration;
 
@@ -23,8 +24,10 @@ use crate::store::Store;
 
 /// Most changes applied in one write transaction.
 const MAX_BATCH: usize = 256;
-/// Pause before a failed watch is opened again.
+/// Pause before a failed watch is opened again, doubled on each failure in a row up to
+/// [`REOPEN_AFTER_MAX`] (a replay reads every record).
 const REOPEN_AFTER: Duration = Duration::from_secs(1);
+const REOPEN_AFTER_MAX: Duration = Duration::from_secs(30);
 
 /// Which bucket an entry came from.
 #[derive(Debug, Clone, Copy)]
@@ -43,54 +46,67 @@ pub struct Mirror {
 impl Mirror {
     /// Runs until shutdown.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut pause = REOPEN_AFTER;
         loop {
-            let events = match self.open().await {
-                Ok(events) => events,
-                Err(err) => {
-                    tracing::warn!(%err, "could not watch the shared store; retrying");
-                    tokio::select! {
-                        _ = shutdown.wait_for(|stop| *stop) => return,
-                        _ = tokio::time::sleep(REOPEN_AFTER) => continue,
+            match self.open().await {
+                Ok(events) => {
+                    if self.follow(events, &mut shutdown, &mut pause).await {
+                        return;
                     }
                 }
-            };
-            tokio::pin!(events);
-            loop {
-                let first = tokio::select! {
-                    _ = shutdown.wait_for(|stop| *stop) => return,
-                    next = events.next() => next,
-                };
-                let Some(first) = first else {
-                    tracing::warn!("a shared-store watch ended; opening it again");
-                    break;
-                };
-                let mut batch = vec![first];
-                while batch.len() < MAX_BATCH {
-                    match events.next().now_or_never() {
-                        Some(Some(next)) => batch.push(next),
-                        _ => break,
-                    }
-                }
-                let mut entries = Vec::with_capacity(batch.len());
-                let mut failed = false;
-                for (bucket, entry) in batch {
-                    match entry {
-                        Ok(entry) => entries.push((bucket, entry)),
-                        Err(err) => {
-                            tracing::warn!(%err, "a shared-store watch failed; opening it again");
-                            failed = true;
-                        }
-                    }
-                }
-                self.apply(entries).await;
-                if failed {
-                    break;
-                }
+                Err(err) => tracing::warn!(%err, "could not watch the shared store; retrying"),
             }
             tokio::select! {
                 _ = shutdown.wait_for(|stop| *stop) => return,
-                _ = tokio::time::sleep(REOPEN_AFTER) => {}
+                _ = tokio::time::sleep(pause) => {}
             }
+            pause = (pause * 2).min(REOPEN_AFTER_MAX);
+        }
+    }
+
+    /// Applies what `events` deliver until they fail, end, or leave a change unapplied (the
+    /// caller then opens them again); true at shutdown. A batch applied whole resets `pause`.
+    async fn follow(
+        &self,
+        events: impl futures::Stream<Item = (Bucket, Result<kv::Entry, kv::WatcherError>)>,
+        shutdown: &mut watch::Receiver<bool>,
+        pause: &mut Duration,
+    ) -> bool {
+        tokio::pin!(events);
+        loop {
+            let first = tokio::select! {
+                _ = shutdown.wait_for(|stop| *stop) => return true,
+                next = events.next() => next,
+            };
+            let Some(first) = first else {
+                tracing::warn!("a shared-store watch ended; opening it again");
+                return false;
+            };
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match events.next().now_or_never() {
+                    Some(Some(next)) => batch.push(next),
+                    _ => break,
+                }
+            }
+            let mut entries = Vec::with_capacity(batch.len());
+            let mut failed = false;
+            for (bucket, entry) in batch {
+                match entry {
+                    Ok(entry) => entries.push((bucket, entry)),
+                    Err(err) => {
+                        tracing::warn!(%err, "a shared-store watch failed; opening it again");
+                        failed = true;
+                    }
+                }
+            }
+            // A record whose body could not be read is not lost: the watch is opened again,
+            // and its replay brings every record the replica lacks.
+            let complete = self.apply(entries).await;
+            if failed || !complete {
+                return false;
+            }
+            *pause = REOPEN_AFTER;
         }
     }
 
@@ -118,8 +134,11 @@ impl Mirror {
         ))
     }
 
-    async fn apply(&self, entries: Vec<(Bucket, kv::Entry)>) {
+    /// Applies what `entries` change; false when some could not be read or applied now (the
+    /// caller replays the watch), true when all are in the replica (or unreadable for good).
+    async fn apply(&self, entries: Vec<(Bucket, kv::Entry)>) -> bool {
         let mut changes = Vec::with_capacity(entries.len());
+        let mut complete = true;
         for (bucket, entry) in entries {
             let change = match bucket {
                 Bucket::Claims => claim_change(&entry),
@@ -128,16 +147,28 @@ impl Mirror {
             match change {
                 Ok(Some(change)) => changes.push(change),
                 Ok(None) => {}
-                Err(err) => tracing::warn!(key = %entry.key, %err, "skipping a shared record"),
+                Err(err @ SharedError::Decode { .. }) => {
+                    tracing::warn!(key = %entry.key, %err, "skipping an unreadable shared record");
+                }
+                Err(err) => {
+                    tracing::warn!(key = %entry.key, %err, "could not read a shared record; replaying the watch");
+                    complete = false;
+                }
             }
         }
         if changes.is_empty() {
-            return;
+            return complete;
         }
         match self.keeper.send(Apply(changes)).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(err)) => tracing::error!(%err, "could not apply shared changes to the replica"),
-            Err(err) => tracing::error!(%err, "cache keeper unavailable for shared changes"),
+            Ok(Ok(_)) => complete,
+            Ok(Err(err)) => {
+                tracing::error!(%err, "could not apply shared changes to the replica; replaying the watch");
+                false
+            }
+            Err(err) => {
+                tracing::error!(%err, "cache keeper unavailable for shared changes; replaying the watch");
+                false
+            }
         }
     }
 

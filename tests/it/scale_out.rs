@@ -530,9 +530,9 @@ async fn instances_started_together_on_a_fresh_cluster_all_come_up() {
     // Each races the others to create the same streams and buckets.
     let fleet = Fleet::start(0, team_fixtures(1), FixtureConfig::default(), no_tweak).await;
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let builds = dirs.iter().map(|d| {
-        dota_orchestrator::app::Application::build(fleet.settings(d.path()))
-    });
+    let builds = dirs
+        .iter()
+        .map(|d| dota_orchestrator::app::Application::build(fleet.settings(d.path())));
     let apps: Vec<_> = futures::future::join_all(builds)
         .await
         .into_iter()
