@@ -69,6 +69,42 @@ fn live(entry: Option<kv::Entry>) -> Option<kv::Entry> {
 }
 
 impl SharedStore {
+    /// The live `record` of `sig`, decoded, with its revision.
+    async fn read<T: serde::de::DeserializeOwned>(
+        &self,
+        record: Record,
+        sig: &Signature,
+        op: &'static str,
+    ) -> Result<Option<(T, u64)>, SharedError> {
+        let key = keys::record(record, sig);
+        let entry = self
+            .inner
+            .data
+            .entry(&key)
+            .await
+            .map_err(SharedError::boxed(op))?;
+        live(entry)
+            .map(|e| Ok((decode(&key, &e.value)?, e.revision)))
+            .transpose()
+    }
+
+    /// Writes `record` of `sig` as JSON, whatever was there.
+    async fn write<T: Serialize>(
+        &self,
+        record: Record,
+        sig: &Signature,
+        value: &T,
+        op: &'static str,
+    ) -> Result<(), SharedError> {
+        let key = keys::record(record, sig);
+        self.inner
+            .data
+            .put(&key, encode(&key, value)?)
+            .await
+            .map_err(SharedError::boxed(op))?;
+        Ok(())
+    }
+
     /// Stores `body` as the copy of `sig` described by `meta`: body first, then the record.
     pub async fn put_entry(
         &self,
@@ -102,27 +138,14 @@ impl SharedStore {
             body: place,
             by: self.inner.instance.clone(),
         };
-        let key = keys::record(Record::Meta, sig);
-        self.inner
-            .data
-            .put(&key, encode(&key, &record)?)
-            .await
-            .map_err(SharedError::boxed("store an entry"))?;
+        self.write(Record::Meta, sig, &record, "store an entry")
+            .await?;
         Ok(record)
     }
 
     /// The stored record of `sig`, with its revision.
     pub async fn entry(&self, sig: &Signature) -> Result<Option<(EntryRecord, u64)>, SharedError> {
-        let key = keys::record(Record::Meta, sig);
-        let entry = self
-            .inner
-            .data
-            .entry(&key)
-            .await
-            .map_err(SharedError::boxed("read an entry"))?;
-        live(entry)
-            .map(|e| Ok((decode(&key, &e.value)?, e.revision)))
-            .transpose()
+        self.read(Record::Meta, sig, "read an entry").await
     }
 
     /// The body `record` points at; `None` if it is gone (overwritten by a newer store whose
@@ -200,24 +223,15 @@ impl SharedStore {
     }
 
     pub async fn failure(&self, sig: &Signature) -> Result<Option<Failure>, SharedError> {
-        let key = keys::record(Record::Failure, sig);
-        let entry = self
-            .inner
-            .data
-            .entry(&key)
-            .await
-            .map_err(SharedError::boxed("read a failure"))?;
-        live(entry).map(|e| decode(&key, &e.value)).transpose()
+        Ok(self
+            .read(Record::Failure, sig, "read a failure")
+            .await?
+            .map(|(f, _)| f))
     }
 
     pub async fn put_failure(&self, sig: &Signature, failure: &Failure) -> Result<(), SharedError> {
-        let key = keys::record(Record::Failure, sig);
-        self.inner
-            .data
-            .put(&key, encode(&key, failure)?)
+        self.write(Record::Failure, sig, failure, "store a failure")
             .await
-            .map_err(SharedError::boxed("store a failure"))?;
-        Ok(())
     }
 
     pub async fn clear_failure(&self, sig: &Signature) -> Result<(), SharedError> {
@@ -279,14 +293,10 @@ impl SharedStore {
 
     /// When the announced import of `sig` was fetched, if one was announced.
     pub async fn announced(&self, sig: &Signature) -> Result<Option<i64>, SharedError> {
-        let key = keys::record(Record::Announced, sig);
-        let entry = self
-            .inner
-            .data
-            .entry(&key)
-            .await
-            .map_err(SharedError::boxed("read an announcement"))?;
-        live(entry).map(|e| decode(&key, &e.value)).transpose()
+        Ok(self
+            .read(Record::Announced, sig, "read an announcement")
+            .await?
+            .map(|(at, _)| at))
     }
 
     pub async fn put_tracked(
@@ -294,13 +304,8 @@ impl SharedStore {
         sig: &Signature,
         requested_at_ms: i64,
     ) -> Result<(), SharedError> {
-        let key = keys::record(Record::Tracked, sig);
-        self.inner
-            .data
-            .put(&key, encode(&key, &requested_at_ms)?)
+        self.write(Record::Tracked, sig, &requested_at_ms, "track an import")
             .await
-            .map_err(SharedError::boxed("track an import"))?;
-        Ok(())
     }
 
     pub async fn remove_tracked(&self, sig: &Signature) -> Result<(), SharedError> {

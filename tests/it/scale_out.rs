@@ -50,16 +50,7 @@ fn no_tweak(_: &mut Settings) {}
 /// Polls the team's progress on instance `i` until every match and player is ready.
 async fn wait_import_complete(fleet: &Fleet, i: usize, limit: Duration) -> Value {
     wait_for(limit, || async {
-        let r = fleet.get(i, &progress_path()).await;
-        if r.status() != 200 {
-            return None;
-        }
-        let v: Value = r.json().await.ok()?;
-        let p = &v["progress"];
-        let done = p["matchesTotal"].as_u64()? > 0
-            && p["matchesReady"] == p["matchesTotal"]
-            && p["playersReady"] == p["playersTotal"];
-        done.then_some(v)
+        common::import_complete(fleet.get(i, &progress_path()).await).await
     })
     .await
     .unwrap_or_else(|| panic!("the import completes on instance {i} within {limit:?}"))
@@ -245,12 +236,9 @@ async fn three_instances_share_one_budget_and_earn_no_429_across_windows() {
     // before the minute ends: the window is still crossed for real, by instances and upstream.
     let last_total = std::cell::Cell::new(0);
     let done = wait_for(Duration::from_secs(90), || async {
-        let r = fleet.get(1, &progress_path()).await;
-        let v: Value = r.json().await.ok()?;
-        let p = &v["progress"];
-        if p["matchesTotal"].as_u64().unwrap_or(0) > 0
-            && p["matchesReady"] == p["matchesTotal"]
-            && p["playersReady"] == p["playersTotal"]
+        if common::import_complete(fleet.get(1, &progress_path()).await)
+            .await
+            .is_some()
         {
             return Some(());
         }

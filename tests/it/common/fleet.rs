@@ -118,12 +118,7 @@ impl Fleet {
 
     /// The fixture upstream's request log.
     pub async fn upstream_stats(&self) -> Value {
-        reqwest::get(format!("http://{}/_stats", self.upstream.addr()))
-            .await
-            .expect("stats")
-            .json()
-            .await
-            .expect("stats JSON")
+        super::upstream_stats(&self.upstream).await
     }
 
     /// Requests the upstream answered for `path` (e.g. `/opendota/matches/7`).

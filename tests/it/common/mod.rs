@@ -185,16 +185,7 @@ impl TestApp {
     /// and returns that view.
     pub async fn wait_import_complete(&self, path: &str) -> Value {
         wait_for(Duration::from_secs(60), || async {
-            let r = self.get(path).await;
-            if r.status() != 200 {
-                return None;
-            }
-            let v: Value = r.json().await.ok()?;
-            let p = &v["progress"];
-            let done = p["matchesTotal"].as_u64()? > 0
-                && p["matchesReady"] == p["matchesTotal"]
-                && p["playersReady"] == p["playersTotal"];
-            done.then_some(v)
+            import_complete(self.get(path).await).await
         })
         .await
         .expect("import completes")
@@ -216,12 +207,7 @@ impl TestApp {
 
     /// The fixture upstream's request counters.
     pub async fn upstream_stats(&self) -> Value {
-        reqwest::get(format!("http://{}/_stats", self.upstream.addr()))
-            .await
-            .expect("stats")
-            .json()
-            .await
-            .expect("stats JSON")
+        upstream_stats(&self.upstream).await
     }
 
     /// How many times the upstream was asked for `path` (e.g. `/opendota/matches/1`).
@@ -300,6 +286,30 @@ impl TestApp {
         self.clock.set(target);
         true
     }
+}
+
+/// The view of a `?include=progress` team answer once every match and every player of them is
+/// ready; `None` before (or on any other answer).
+pub async fn import_complete(resp: reqwest::Response) -> Option<Value> {
+    if resp.status() != 200 {
+        return None;
+    }
+    let v: Value = resp.json().await.ok()?;
+    let p = &v["progress"];
+    let done = p["matchesTotal"].as_u64()? > 0
+        && p["matchesReady"] == p["matchesTotal"]
+        && p["playersReady"] == p["playersTotal"];
+    done.then_some(v)
+}
+
+/// The fixture upstream's request log (`/_stats`).
+pub async fn upstream_stats(upstream: &FixtureUpstream) -> Value {
+    reqwest::get(format!("http://{}/_stats", upstream.addr()))
+        .await
+        .expect("stats")
+        .json()
+        .await
+        .expect("stats JSON")
 }
 
 /// A clock shared by a test's fixture upstream and service, set 1 s into a calendar minute so
