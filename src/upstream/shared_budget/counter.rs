@@ -81,6 +81,7 @@ impl Counters {
         })
         .await
         .map_err(StreamSetupError)?;
+        crate::bus::setup::wait_for_leader(&js, BUDGET_STREAM).await;
         Ok(Self { js, stream })
     }
 

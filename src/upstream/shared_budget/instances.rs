@@ -85,8 +85,14 @@ impl Instances {
             instance_id,
             live: Arc::new(AtomicUsize::new(1)),
         };
-        instances.beat().await.map_err(InstancesError::Heartbeat)?;
-        instances.count().await.map_err(InstancesError::Heartbeat)?;
+        // A new bucket on a cluster answers "no stream" until it has a leader.
+        crate::bus::setup::wait_for_leader(&instances.js, &format!("KV_{INSTANCES_BUCKET}")).await;
+        crate::bus::setup::with_retries("first heartbeat", || instances.beat())
+            .await
+            .map_err(InstancesError::Heartbeat)?;
+        crate::bus::setup::with_retries("count live instances", || instances.count())
+            .await
+            .map_err(InstancesError::Heartbeat)?;
         Ok(instances)
     }
 
