@@ -81,6 +81,8 @@ async fn a_taken_nats_port_is_a_clear_error() {
 
 #[actix_rt::test]
 async fn an_explicit_server_bin_is_the_one_run_and_a_missing_one_is_named() {
+    // Installs the TLS provider reqwest needs, whichever test runs first.
+    common::init_tracing();
     let dir = tempfile::tempdir().unwrap();
     let config = EmbeddedNatsConfig {
         conf: common::repo_path("nats.conf"),
