@@ -6,7 +6,8 @@
 //! after another one invalidated or refreshed it, once the watch has delivered the change
 //! (milliseconds on a healthy cluster). A watch that fails is opened again (a full replay,
 //! which skips what the replica already has); so is one whose record or body could not be read
-//! or applied (a leader election), so no change is lost.
+//! or applied (a leader election), so no change is lost, and so is a watch that delivers
+//! nothing while its bucket moves on (its consumer went with a dead node).
 
 use std::time::Duration;
 
@@ -28,6 +29,9 @@ const MAX_BATCH: usize = 256;
 /// [`REOPEN_AFTER_MAX`] (a replay reads every record).
 const REOPEN_AFTER: Duration = Duration::from_secs(1);
 const REOPEN_AFTER_MAX: Duration = Duration::from_secs(30);
+/// How often a quiet watch is checked against its bucket: every write to a watched bucket is
+/// followed by a record the watches deliver within milliseconds.
+const STALL_CHECK: Duration = Duration::from_secs(5);
 
 /// Which bucket an entry came from.
 #[derive(Debug, Clone, Copy)]
@@ -73,11 +77,29 @@ impl Mirror {
         pause: &mut Duration,
     ) -> bool {
         tokio::pin!(events);
+        let mut check = tokio::time::interval(STALL_CHECK);
+        check.tick().await;
+        let mut sequences = self.sequences().await;
+        let mut delivered = false;
         loop {
-            let first = tokio::select! {
+            let woke = tokio::select! {
                 _ = shutdown.wait_for(|stop| *stop) => return true,
-                next = events.next() => next,
+                _ = check.tick() => None,
+                next = events.next() => Some(next),
             };
+            let Some(first) = woke else {
+                // The buckets moved on and the watches delivered nothing meanwhile: a watch
+                // whose consumer went with a dead node can stall without an error.
+                let now = self.sequences().await;
+                if sequences.is_some() && now.is_some() && now != sequences && !delivered {
+                    tracing::warn!("a shared-store watch stalled; opening it again");
+                    return false;
+                }
+                sequences = now;
+                delivered = false;
+                continue;
+            };
+            delivered = true;
             let Some(first) = first else {
                 tracing::warn!("a shared-store watch ended; opening it again");
                 return false;
@@ -108,6 +130,14 @@ impl Mirror {
             }
             *pause = REOPEN_AFTER;
         }
+    }
+
+    /// The last sequences of the data and claims buckets' streams; `None` when unreadable.
+    async fn sequences(&self) -> Option<(u64, u64)> {
+        let inner = &self.shared.inner;
+        let data = inner.data.stream.get_info().await.ok()?;
+        let claims = inner.claims.stream.get_info().await.ok()?;
+        Some((data.state.last_sequence, claims.state.last_sequence))
     }
 
     /// Both watches, merged, each from the current state on.
