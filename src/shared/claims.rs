@@ -37,6 +37,19 @@ pub struct ClaimRecord {
     pub job: Job,
 }
 
+/// The claim `entry` holds; `None` for a marker (the claim ended or its lease expired).
+pub(crate) fn claim_of(entry: &kv::Entry) -> Result<Option<ClaimRecord>, SharedError> {
+    if !super::is_live(entry) {
+        return Ok(None);
+    }
+    serde_json::from_slice(&entry.value)
+        .map(Some)
+        .map_err(|source| SharedError::Decode {
+            key: entry.key.clone(),
+            source,
+        })
+}
+
 /// What [`SharedStore::claim`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
@@ -100,15 +113,7 @@ impl SharedStore {
         let Some(entry) = self.claim_entry(sig).await? else {
             return Ok(None);
         };
-        if entry.operation != kv::Operation::Put || entry.value.is_empty() {
-            return Ok(None);
-        }
-        let record =
-            serde_json::from_slice(&entry.value).map_err(|source| SharedError::Decode {
-                key: entry.key.clone(),
-                source,
-            })?;
-        Ok(Some((record, entry.revision)))
+        Ok(claim_of(&entry)?.map(|record| (record, entry.revision)))
     }
 
     fn record(&self, job: &Job) -> Result<Bytes, SharedError> {
@@ -140,16 +145,10 @@ impl SharedStore {
         let value = self.record(job)?;
         for _ in 0..CAS_ATTEMPTS {
             let expected = match self.claim_entry(&job.signature).await? {
-                Some(entry) if entry.operation == kv::Operation::Put && !entry.value.is_empty() => {
-                    let record = serde_json::from_slice(&entry.value).map_err(|source| {
-                        SharedError::Decode {
-                            key: entry.key.clone(),
-                            source,
-                        }
-                    })?;
-                    return Ok(Claim::Held(record));
-                }
-                Some(marker) => marker.revision,
+                Some(entry) => match claim_of(&entry)? {
+                    Some(record) => return Ok(Claim::Held(record)),
+                    None => entry.revision,
+                },
                 None => 0,
             };
             if let Some(revision) = self

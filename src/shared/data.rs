@@ -65,7 +65,7 @@ fn encode<T: Serialize>(key: &str, value: &T) -> Result<Bytes, SharedError> {
 
 /// A live value of `entry`: `None` for a delete or purge marker.
 fn live(entry: Option<kv::Entry>) -> Option<kv::Entry> {
-    entry.filter(|e| e.operation == kv::Operation::Put && !e.value.is_empty())
+    entry.filter(super::is_live)
 }
 
 impl SharedStore {

@@ -17,7 +17,7 @@ use futures::{FutureExt, StreamExt};
 use tokio::sync::watch;
 
 use super::keys::{self, Record};
-use super::{ClaimRecord, EntryRecord, SharedError, SharedStore};
+use super::{EntryRecord, SharedError, SharedStore};
 use crate::actors::cache_keeper::{Apply, CacheKeeper, Change};
 use crate::domain::Signature;
 use crate::encoding::Encoded;
@@ -207,7 +207,7 @@ impl Mirror {
         let Some((record, sig)) = keys::parse_record(&entry.key) else {
             return Ok(None);
         };
-        let live = entry.operation == kv::Operation::Put && !entry.value.is_empty();
+        let live = super::is_live(entry);
         let decode = |what| {
             move |source| SharedError::Decode {
                 key: format!("{what} {}", entry.key),
@@ -291,13 +291,6 @@ fn claim_change(entry: &kv::Entry) -> Result<Option<Change>, SharedError> {
     let Some(sig) = keys::parse(&entry.key) else {
         return Ok(None);
     };
-    if entry.operation != kv::Operation::Put || entry.value.is_empty() {
-        return Ok(Some(Change::Claim(sig, None)));
-    }
-    let record: ClaimRecord =
-        serde_json::from_slice(&entry.value).map_err(|source| SharedError::Decode {
-            key: entry.key.clone(),
-            source,
-        })?;
-    Ok(Some(Change::Claim(sig, Some(record.job))))
+    let job = super::claims::claim_of(entry)?.map(|record| record.job);
+    Ok(Some(Change::Claim(sig, job)))
 }

@@ -73,6 +73,11 @@ impl SharedError {
     }
 }
 
+/// Whether a KV entry holds a value: not a delete, purge or lease-expiry marker.
+pub(crate) fn is_live(entry: &kv::Entry) -> bool {
+    entry.operation == kv::Operation::Put && !entry.value.is_empty()
+}
+
 /// Whether a JetStream error, anywhere in its source chain, says an expected last sequence
 /// did not match: a lost compare-and-swap. Servers answer 10071, or 10164 when the expected
 /// sequence was 0 ("must not exist"); async-nats 0.51 maps only the first to its error kind.
