@@ -50,6 +50,9 @@ pub const HOT_CACHE_BYTES: &str = "dota_hot_cache_bytes";
 pub const HOT_CACHE_CAPACITY_BYTES: &str = "dota_hot_cache_capacity_bytes";
 /// Resources and views held by the hot cache.
 pub const HOT_CACHE_ENTRIES: &str = "dota_hot_cache_entries";
+/// Reads of fresh resources through the hot cache. Labels: result (hit: served from memory;
+/// miss: read from redb and kept). Not counted while the cache is off (`--hot-cache-mb 0`).
+pub const HOT_CACHE_LOOKUPS: &str = "dota_hot_cache_lookups_total";
 /// Requests answered 304 Not Modified (the client's `If-None-Match` was current).
 pub const NOT_MODIFIED: &str = "dota_http_not_modified_total";
 /// HTTP requests served. Labels: route, method, status.
@@ -76,6 +79,9 @@ pub const STATUS_ERROR: &str = "error";
 const STATUS_CLASSES: [&str; 5] = [STATUS_2XX, STATUS_4XX, STATUS_429, STATUS_5XX, STATUS_ERROR];
 /// `result` values of [`CACHE_LOOKUPS`].
 const CACHE_RESULTS: [&str; 3] = ["hit", "miss", "expired"];
+/// `result` values of [`HOT_CACHE_LOOKUPS`].
+pub const HOT_HIT: &str = "hit";
+pub const HOT_MISS: &str = "miss";
 
 /// Latency buckets (seconds) shared by the HTTP and upstream histograms.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -172,6 +178,10 @@ pub fn describe() {
         "Resources and team views held by the hot cache."
     );
     describe_counter!(
+        HOT_CACHE_LOOKUPS,
+        "Reads of fresh resources through the hot cache: hit (memory) or miss (redb)."
+    );
+    describe_counter!(
         NOT_MODIFIED,
         "Requests answered 304 because the client's copy was current."
     );
@@ -206,6 +216,9 @@ fn export_counters_at_zero() {
     metrics::counter!(NOT_MODIFIED).increment(0);
     for result in ["ok", "error"] {
         metrics::counter!(STORE_WRITES, "result" => result).increment(0);
+    }
+    for result in [HOT_HIT, HOT_MISS] {
+        metrics::counter!(HOT_CACHE_LOOKUPS, "result" => result).increment(0);
     }
     for kind in ResourceKind::ALL.map(ResourceKind::as_str) {
         for priority in Priority::ALL.map(Priority::as_str) {
