@@ -41,6 +41,8 @@ struct MonitoredNats {
 
 impl MonitoredNats {
     async fn start() -> MonitoredNats {
+        // Installs the TLS provider reqwest needs (it is built without a default one).
+        common::init_tracing();
         let found = server_bin::find(None, MIN_SHARED_STORE)
             .unwrap_or_else(|err| panic!("--store nats needs nats-server >= 2.12: {err}"));
         let store = tempfile::tempdir().expect("temp store");
