@@ -10,8 +10,8 @@ use yaml_rust2::{Yaml, YamlLoader};
 
 use crate::common;
 use crate::dashboards::{
-    ALERTS_SERIES, SCRAPE_LABELS, all_exprs, label_names, load_dashboard, metric_names,
-    promtool, scrape_after_real_work,
+    ALERTS_SERIES, SCRAPE_LABELS, all_exprs, label_names, load_dashboard, metric_names, promtool,
+    scrape_after_real_work,
 };
 
 const RULES: &str = "dashboards/alerts.yml";
@@ -41,7 +41,10 @@ fn rules() -> Vec<Rule> {
         .iter()
         .flat_map(|g| g["rules"].as_vec().expect("rules").iter())
         .map(|r| Rule {
-            name: r["alert"].as_str().expect("every rule is an alert").to_string(),
+            name: r["alert"]
+                .as_str()
+                .expect("every rule is an alert")
+                .to_string(),
             expr: r["expr"].as_str().expect("expr").to_string(),
             annotations: r["annotations"].clone(),
         })
@@ -79,8 +82,7 @@ fn anchor(heading: &str) -> String {
 #[test]
 fn alert_rules_pass_their_promtool_unit_tests() {
     let rules = common::repo_path(RULES);
-    let Some((ok, said)) = promtool(&["check", "rules", rules.to_str().expect("UTF-8")], "")
-    else {
+    let Some((ok, said)) = promtool(&["check", "rules", rules.to_str().expect("UTF-8")], "") else {
         return;
     };
     assert!(ok, "promtool check rules:\n{said}");

@@ -92,7 +92,10 @@ fn the_systemd_unit_has_what_a_supervisor_of_this_service_needs() {
         values.last().expect("a value")
     };
     let user = one("User");
-    assert!(!user.is_empty() && user != "root", "a dedicated user: {user}");
+    assert!(
+        !user.is_empty() && user != "root",
+        "a dedicated user: {user}"
+    );
     assert_eq!(one("Restart"), "on-failure");
     // The service stops its embedded nats-server itself, after its naks went out.
     assert_eq!(one("KillMode"), "mixed");
@@ -262,8 +265,10 @@ fn the_deployment_runs_the_shared_store_probes_its_routes_and_fits_the_stop_budg
     // Secrets by reference only.
     let env = container["env"].as_vec().expect("env");
     assert!(
-        env.iter().any(|e| e["name"].as_str() == Some("DOTA_OPENDOTA_API_KEY")
-            && e["valueFrom"]["secretKeyRef"]["name"].as_str() == Some("dota-orchestrator-secrets"))
+        env.iter()
+            .any(|e| e["name"].as_str() == Some("DOTA_OPENDOTA_API_KEY")
+                && e["valueFrom"]["secretKeyRef"]["name"].as_str()
+                    == Some("dota-orchestrator-secrets"))
     );
     assert!(!objects.contains_key("Secret"), "no secret values in git");
     // The ConfigMap's TOML is a valid settings file for this service.
