@@ -179,7 +179,7 @@ pub fn describe() {
     );
     describe_counter!(
         HOT_CACHE_LOOKUPS,
-        "Reads of fresh resources through the hot cache: hit (memory) or miss (redb)."
+        "Hot cache reads: hit (memory) or miss (redb)."
     );
     describe_counter!(
         NOT_MODIFIED,

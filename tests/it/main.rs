@@ -19,6 +19,7 @@ mod day_budget;
 mod demo;
 mod demo_data_set;
 mod deploy;
+mod docs;
 mod embedded_nats;
 mod events;
 mod failures;
