@@ -68,6 +68,9 @@ pub const STORE_WRITES: &str = "dota_store_writes_total";
 /// Size of the redb file.
 pub const STORE_SIZE_BYTES: &str = "dota_store_size_bytes";
 pub const STORE_DEGRADED: &str = "dota_store_degraded";
+/// Background tasks that panicked (a restartable one is started again after a pause). Labels:
+/// task ([`TaskName`]).
+pub const TASK_PANICS: &str = "dota_task_panics_total";
 
 /// `status_class` values of [`UPSTREAM_REQUESTS`].
 pub const STATUS_2XX: &str = "2xx";
@@ -82,6 +85,66 @@ const CACHE_RESULTS: [&str; 3] = ["hit", "miss", "expired"];
 /// `result` values of [`HOT_CACHE_LOOKUPS`].
 pub const HOT_HIT: &str = "hit";
 pub const HOT_MISS: &str = "miss";
+
+/// `task` values of [`TASK_PANICS`]: every background task the supervisor (`crate::tasks`)
+/// runs. Declared here, with the metric, so the label set stays small and fixed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaskName {
+    /// The warp server.
+    Http,
+    /// The queue status snapshot (and queue gauges).
+    QueueStatus,
+    /// The NATS and store gauges.
+    Gauges,
+    /// Team import completion.
+    TeamWatch,
+    /// The scheduled-work gate (`--refresh-reserve`).
+    Reserve,
+    /// With `--auto-refresh`, the refresh scheduler.
+    RefreshScheduler,
+    /// The last ready/failed events for pages that open.
+    RecentEvents,
+    /// The in-flight limits following the rate budget.
+    InFlight,
+    /// With `--store nats`: the replica's watch.
+    Mirror,
+    /// With `--store nats`: claim lease renewal.
+    Leases,
+    /// With `--store nats`: the shared budget's heartbeat.
+    BudgetHeartbeat,
+}
+
+impl TaskName {
+    pub const ALL: [TaskName; 11] = [
+        TaskName::Http,
+        TaskName::QueueStatus,
+        TaskName::Gauges,
+        TaskName::TeamWatch,
+        TaskName::Reserve,
+        TaskName::RefreshScheduler,
+        TaskName::RecentEvents,
+        TaskName::InFlight,
+        TaskName::Mirror,
+        TaskName::Leases,
+        TaskName::BudgetHeartbeat,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskName::Http => "http",
+            TaskName::QueueStatus => "queue_status",
+            TaskName::Gauges => "gauges",
+            TaskName::TeamWatch => "team_watch",
+            TaskName::Reserve => "reserve",
+            TaskName::RefreshScheduler => "refresh_scheduler",
+            TaskName::RecentEvents => "recent_events",
+            TaskName::InFlight => "in_flight",
+            TaskName::Mirror => "mirror",
+            TaskName::Leases => "leases",
+            TaskName::BudgetHeartbeat => "budget_heartbeat",
+        }
+    }
+}
 
 /// Latency buckets (seconds) shared by the HTTP and upstream histograms.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -204,6 +267,7 @@ pub fn describe() {
         STORE_DEGRADED,
         "1 while redb writes fail (reads served, misses bypass the store), else 0."
     );
+    describe_counter!(TASK_PANICS, "Background tasks that panicked, by task.");
 }
 
 /// Exports every counter series at zero from the start, for every combination of its (small,
@@ -214,6 +278,9 @@ fn export_counters_at_zero() {
     use crate::domain::{Priority, ResourceKind, Service};
     metrics::counter!(NATS_SERVER_RESTARTS).increment(0);
     metrics::counter!(NOT_MODIFIED).increment(0);
+    for task in TaskName::ALL.map(TaskName::as_str) {
+        metrics::counter!(TASK_PANICS, "task" => task).increment(0);
+    }
     for result in ["ok", "error"] {
         metrics::counter!(STORE_WRITES, "result" => result).increment(0);
     }
