@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use super::cache_keeper::Child;
 use super::fetcher::Fetcher;
-use super::opendota_jobs::{OpenDotaJobs, OpenDotaKind};
+use super::opendota_jobs::{FetchResult, OpenDotaJobs, OpenDotaKind};
 use super::pipeline::Fetched;
 use crate::domain::{Fanout, LeagueId, MatchId, ResourceKind, Service, Signature};
 use crate::upstream::error::UpstreamError;
@@ -40,18 +40,7 @@ impl OpenDotaKind for Leagues {
     const KIND: ResourceKind = ResourceKind::League;
     type Id = LeagueId;
 
-    fn id(signature: Signature) -> Option<LeagueId> {
-        match signature {
-            Signature::League(id) => Some(id),
-            _ => None,
-        }
-    }
-
-    async fn fetch(
-        opendota: OpenDota,
-        id: LeagueId,
-        fanout: Fanout,
-    ) -> Result<Fetched, UpstreamError> {
+    async fn fetch(opendota: OpenDota, id: LeagueId, fanout: Fanout) -> FetchResult {
         let info = opendota.get_league(id).await?;
         let match_ids = opendota.get_league_match_ids(id).await?;
         let text = |key: &str| info.get(key).and_then(Value::as_str).map(str::to_string);
@@ -69,6 +58,13 @@ impl OpenDotaKind for Leagues {
             match_ids,
         };
         Ok(Fetched::new(encode(&record)?, children))
+    }
+
+    fn id(signature: Signature) -> Option<LeagueId> {
+        match signature {
+            Signature::League(id) => Some(id),
+            _ => None,
+        }
     }
 }
 

@@ -4,11 +4,10 @@
 
 use super::cache_keeper::Child;
 use super::fetcher::Fetcher;
-use super::opendota_jobs::{OpenDotaJobs, OpenDotaKind};
+use super::opendota_jobs::{FetchResult, OpenDotaJobs, OpenDotaKind};
 use super::pipeline::Fetched;
 use crate::domain::{Fanout, MatchId, ResourceKind, Signature};
 use crate::team::summary;
-use crate::upstream::error::UpstreamError;
 use crate::upstream::opendota::OpenDota;
 
 /// The supervised match fetcher actor.
@@ -21,18 +20,7 @@ impl OpenDotaKind for Matches {
     const KIND: ResourceKind = ResourceKind::Match;
     type Id = MatchId;
 
-    fn id(signature: Signature) -> Option<MatchId> {
-        match signature {
-            Signature::Match(id) => Some(id),
-            _ => None,
-        }
-    }
-
-    async fn fetch(
-        opendota: OpenDota,
-        id: MatchId,
-        fanout: Fanout,
-    ) -> Result<Fetched, UpstreamError> {
+    async fn fetch(opendota: OpenDota, id: MatchId, fanout: Fanout) -> FetchResult {
         // Parsed and checked on the blocking pool (see `upstream::off_thread`).
         let (body, summary) = opendota.get_match_with(id, summary::of_match).await?;
         let players = body.sides.players_for(fanout);
@@ -45,5 +33,12 @@ impl OpenDotaKind for Matches {
                 .collect(),
             summary,
         })
+    }
+
+    fn id(signature: Signature) -> Option<MatchId> {
+        match signature {
+            Signature::Match(id) => Some(id),
+            _ => None,
+        }
     }
 }

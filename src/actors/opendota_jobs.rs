@@ -12,19 +12,22 @@ use crate::domain::{Fanout, Job, ResourceKind, Signature};
 use crate::upstream::error::UpstreamError;
 use crate::upstream::opendota::OpenDota;
 
+/// What one fetch of an OpenDota kind ends with.
+pub type FetchResult = Result<Fetched, UpstreamError>;
+
 /// One OpenDota job kind.
 pub trait OpenDotaKind: 'static {
     const KIND: ResourceKind;
     /// The ID its jobs carry.
     type Id: Copy + 'static;
-    /// The ID of `signature`; `None` when it is of another kind.
-    fn id(signature: Signature) -> Option<Self::Id>;
     /// The kind's calls, the parse of what they answer, and the children of the result.
     fn fetch(
         opendota: OpenDota,
         id: Self::Id,
         fanout: Fanout,
-    ) -> impl Future<Output = Result<Fetched, UpstreamError>> + 'static;
+    ) -> impl Future<Output = FetchResult> + 'static;
+    /// The ID of `signature`; `None` when it is of another kind.
+    fn id(signature: Signature) -> Option<Self::Id>;
 }
 
 /// The [`FetchJobs`] of an OpenDota kind `K`.
@@ -64,7 +67,7 @@ impl<K: OpenDotaKind> FetchJobs for OpenDotaJobs<K> {
     const KIND: ResourceKind = K::KIND;
     const NAME: &'static str = actor_name(K::KIND);
 
-    fn fetch(&self, job: Job) -> impl Future<Output = Result<Fetched, UpstreamError>> + 'static {
+    fn fetch(&self, job: Job) -> impl Future<Output = FetchResult> + 'static {
         let opendota = self.opendota.clone();
         async move {
             let Some(id) = K::id(job.signature) else {

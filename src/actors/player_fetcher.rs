@@ -1,11 +1,10 @@
 //! `PlayerFetcher`: fetches `/players/{id}` (profile, rank tier, MMR estimate) from OpenDota.
 
 use super::fetcher::Fetcher;
-use super::opendota_jobs::{OpenDotaJobs, OpenDotaKind};
+use super::opendota_jobs::{FetchResult, OpenDotaJobs, OpenDotaKind};
 use super::pipeline::Fetched;
 use crate::domain::{Fanout, PlayerId, ResourceKind, Signature};
 use crate::team::summary;
-use crate::upstream::error::UpstreamError;
 use crate::upstream::opendota::OpenDota;
 
 /// The supervised player fetcher actor.
@@ -18,14 +17,7 @@ impl OpenDotaKind for Players {
     const KIND: ResourceKind = ResourceKind::Player;
     type Id = PlayerId;
 
-    fn id(signature: Signature) -> Option<PlayerId> {
-        match signature {
-            Signature::Player(id) => Some(id),
-            _ => None,
-        }
-    }
-
-    async fn fetch(opendota: OpenDota, id: PlayerId, _: Fanout) -> Result<Fetched, UpstreamError> {
+    async fn fetch(opendota: OpenDota, id: PlayerId, _: Fanout) -> FetchResult {
         let (body, summary) = opendota
             .get_player_with(id, move |value| summary::of_player(id, value))
             .await?;
@@ -34,5 +26,12 @@ impl OpenDotaKind for Players {
             children: Vec::new(),
             summary,
         })
+    }
+
+    fn id(signature: Signature) -> Option<PlayerId> {
+        match signature {
+            Signature::Player(id) => Some(id),
+            _ => None,
+        }
     }
 }

@@ -8,10 +8,9 @@ use utoipa::ToSchema;
 
 use super::fetcher::Fetcher;
 use super::league_fetcher::encode;
-use super::opendota_jobs::{OpenDotaJobs, OpenDotaKind};
+use super::opendota_jobs::{FetchResult, OpenDotaJobs, OpenDotaKind};
 use super::pipeline::Fetched;
 use crate::domain::{Fanout, PlayerId, ResourceKind, Signature};
-use crate::upstream::error::UpstreamError;
 use crate::upstream::opendota::OpenDota;
 
 /// The supervised player stats fetcher actor.
@@ -145,14 +144,7 @@ impl OpenDotaKind for PlayerStats {
     const KIND: ResourceKind = ResourceKind::PlayerStats;
     type Id = PlayerId;
 
-    fn id(signature: Signature) -> Option<PlayerId> {
-        match signature {
-            Signature::PlayerStats(id) => Some(id),
-            _ => None,
-        }
-    }
-
-    async fn fetch(opendota: OpenDota, id: PlayerId, _: Fanout) -> Result<Fetched, UpstreamError> {
+    async fn fetch(opendota: OpenDota, id: PlayerId, _: Fanout) -> FetchResult {
         let wl = opendota.get_player_wl(id).await?;
         let heroes = opendota.get_player_list(id, "heroes").await?;
         let recent = opendota.get_player_list(id, "recentMatches").await?;
@@ -160,6 +152,13 @@ impl OpenDotaKind for PlayerStats {
             encode(&build_stats(id, &wl, &heroes, &recent))?,
             Vec::new(),
         ))
+    }
+
+    fn id(signature: Signature) -> Option<PlayerId> {
+        match signature {
+            Signature::PlayerStats(id) => Some(id),
+            _ => None,
+        }
     }
 }
 
