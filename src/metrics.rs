@@ -227,6 +227,12 @@ pub fn describe() {
         SHARED_BUDGET_FALLBACKS,
         "Calls granted on this instance's share (limit / live instances) while the shared counters were unreachable."
     );
+    describe_read_side();
+}
+
+/// The `# HELP` lines of the read side, the store and the service's own health.
+fn describe_read_side() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
     describe_counter!(CACHE_LOOKUPS, "Cache lookups from the API by result.");
     describe_gauge!(
         HOT_CACHE_BYTES,
