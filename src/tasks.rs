@@ -73,7 +73,7 @@ impl Tasks {
 
     /// Runs `make()` until it returns. When it panics before the stop, it is logged, counted
     /// and started again from `make()` after a pause ([`FIRST_BACKOFF`] doubling up to
-    /// [`MAX_BACKOFF`]).
+    /// [`MAX_BACKOFF`], and back to the first after a run longer than that).
     pub fn spawn_restarting<F, Fut>(&self, name: TaskName, mut make: F)
     where
         F: FnMut() -> Fut + Send + 'static,
@@ -89,10 +89,12 @@ impl Tasks {
     {
         let (token, abandon) = (self.token.clone(), self.abandon.clone());
         let running = Running::enter(&self.running, name);
-        let mut backoff = self.first_backoff;
+        let first_backoff = self.first_backoff;
+        let mut backoff = first_backoff;
         self.tracker.spawn(async move {
             let _running = running;
             while let Some(task) = make() {
+                let started = Instant::now();
                 let outcome = tokio::select! {
                     outcome = AssertUnwindSafe(task).catch_unwind() => outcome,
                     () = abandon.cancelled() => return,
@@ -101,6 +103,10 @@ impl Tasks {
                 panicked(name, panic.as_ref());
                 if !restart || token.is_cancelled() {
                     return;
+                }
+                // A run that lasted a while starts the pauses over.
+                if started.elapsed() > MAX_BACKOFF {
+                    backoff = first_backoff;
                 }
                 tracing::warn!(
                     task = name.as_str(),
