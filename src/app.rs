@@ -23,6 +23,7 @@ use crate::actors::cache_keeper::CacheKeeper;
 use crate::actors::pipeline::{Activity, Pipeline, PipelineError};
 use crate::actors::refresh_scheduler::{RefreshScheduler, Rules};
 use crate::actors::reserve;
+use crate::actors::store_port::StorePort;
 use crate::actors::team_watch::TeamWatch;
 use crate::bus::embedded::{EmbeddedNats, EmbeddedNatsError};
 use crate::bus::queue::{BusError, JobQueue, MAX_BATCH};
@@ -106,8 +107,6 @@ pub enum AppError {
     Metrics(#[from] MetricsError),
     #[error("could not build the upstream HTTP client: {0}")]
     UpstreamClient(#[source] UpstreamError),
-    #[error("the cache keeper did not answer at start-up: {0}")]
-    Keeper(#[from] actix::MailboxError),
     #[error("re-queuing left-over work: {0}")]
     Requeue(#[source] PipelineError),
     #[error(transparent)]
@@ -221,7 +220,7 @@ impl Application {
             store: store.clone(),
             activity: activity.clone(),
             retry: settings.retry,
-            shared: shared.clone(),
+            stores: StorePort::new(keeper.clone(), store.clone(), shared.clone()),
         };
         start::recover_claims(&pipeline).await?;
         let shared_tasks = shared
@@ -252,7 +251,6 @@ impl Application {
         let team_watch = tokio::spawn(
             TeamWatch {
                 store: store.clone(),
-                keeper: keeper.clone(),
                 pipeline: pipeline.clone(),
                 sides: settings.team_players,
             }

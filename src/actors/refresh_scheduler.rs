@@ -16,7 +16,7 @@ use std::time::Duration;
 use actix::Addr;
 use tokio::sync::watch;
 
-use super::cache_keeper::{CacheKeeper, ClaimRefresh, Untrack};
+use super::cache_keeper::{CacheKeeper, ClaimRefresh};
 use super::pipeline::Pipeline;
 use crate::domain::Signature;
 use crate::store::{EntryMeta, Store, StoreError, now_ms};
@@ -114,15 +114,15 @@ impl RefreshScheduler {
         for tracked in self.rules.schedule(&self.store)? {
             let sig = tracked.signature;
             if now >= tracked.tracked_until_ms {
-                let untrack = Untrack {
-                    signature: sig,
-                    if_requested_at_ms: Some(tracked.last_requested_ms),
-                };
-                match self.keeper.send(untrack).await {
-                    Ok(Ok(true)) => tracing::info!(signature = %sig, "no longer tracked"),
-                    Ok(Ok(false)) => {}
-                    Ok(Err(err)) => return Err(err),
-                    Err(err) => tracing::warn!(%err, "cache keeper unavailable"),
+                let expired = self
+                    .pipeline
+                    .stores
+                    .expire_tracked(sig, tracked.last_requested_ms)
+                    .await;
+                match expired {
+                    Ok(true) => tracing::info!(signature = %sig, "no longer tracked"),
+                    Ok(false) => {}
+                    Err(err) => tracing::warn!(%err, signature = %sig, "could not stop tracking"),
                 }
                 continue;
             }

@@ -308,11 +308,52 @@ impl SharedStore {
             .await
     }
 
-    pub async fn remove_tracked(&self, sig: &Signature) -> Result<(), SharedError> {
+    /// Stops tracking the import `sig`; whether it was tracked.
+    pub async fn remove_tracked(&self, sig: &Signature) -> Result<bool, SharedError> {
+        if self.tracked(sig).await?.is_none() {
+            return Ok(false);
+        }
         self.inner
             .data
             .delete(keys::record(Record::Tracked, sig))
             .await
-            .map_err(SharedError::boxed("untrack an import"))
+            .map_err(SharedError::boxed("untrack an import"))?;
+        Ok(true)
+    }
+
+    /// Stops tracking the import `sig` if its last request is still the one at
+    /// `requested_at_ms` (compare-and-swap). False when a later request keeps it tracked.
+    pub async fn expire_tracked(
+        &self,
+        sig: &Signature,
+        requested_at_ms: i64,
+    ) -> Result<bool, SharedError> {
+        let Some((at, revision)) = self.tracked(sig).await? else {
+            return Ok(true);
+        };
+        if at != requested_at_ms {
+            return Ok(false);
+        }
+        let deleted = self
+            .inner
+            .data
+            .delete_expect_revision(keys::record(Record::Tracked, sig), Some(revision))
+            .await;
+        match deleted {
+            Ok(()) => Ok(true),
+            Err(err)
+                if err.kind() == kv::DeleteErrorKind::WrongLastRevision
+                    || super::is_cas_conflict(&err) =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(SharedError::boxed("expire a tracked import")(err)),
+        }
+    }
+
+    /// When the tracked import `sig` was last requested, with its revision.
+    async fn tracked(&self, sig: &Signature) -> Result<Option<(i64, u64)>, SharedError> {
+        self.read(Record::Tracked, sig, "read a tracked import")
+            .await
     }
 }
