@@ -1,6 +1,6 @@
 //! The refresh scheduler (`--auto-refresh`): keeps tracked team imports fresh by themselves.
 //! A team import requested in the last `--track-days` days is tracked (redb `tracked_v1`,
-//! written through CacheKeeper's `Track`); at [`REFRESH_AT_PERCENT`] of its record's TTL the
+//! written through `StorePort::track`); at [`REFRESH_AT_PERCENT`] of its record's TTL the
 //! scheduler claims it again as scheduled work ([`ClaimRefresh`]) and publishes the job. The
 //! TeamImporter then re-reads its Dotabuff pages past the page cache (or OpenDota's list), and
 //! only matches not stored fresh (the new ones) are queued, with their players, as scheduled

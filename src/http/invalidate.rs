@@ -212,20 +212,13 @@ pub async fn post_invalidate(state: ApiState, req: Request) -> Result<Response, 
             Err(error) => errors.push(Refused { error, item }),
         }
     }
-    let signatures = accepted
-        .iter()
-        .filter_map(|(_, _, t)| match t {
-            Target::One(sig) => Some(*sig),
-            Target::Team(_) => None,
-        })
-        .collect();
-    let teams = accepted
-        .iter()
-        .filter_map(|(_, _, t)| match t {
-            Target::Team(team) => Some(*team),
-            Target::One(_) => None,
-        })
-        .collect();
+    let (mut signatures, mut teams) = (Vec::new(), Vec::new());
+    for (_, _, t) in &accepted {
+        match t {
+            Target::One(sig) => signatures.push(*sig),
+            Target::Team(team) => teams.push(*team),
+        }
+    }
     let counts = state.pipeline.stores.invalidate(signatures, teams).await?;
     let invalidated: Vec<Done> = accepted
         .into_iter()

@@ -235,14 +235,31 @@ impl SharedStore {
     }
 
     pub async fn clear_failure(&self, sig: &Signature) -> Result<(), SharedError> {
-        if self.failure(sig).await?.is_none() {
-            return Ok(());
+        self.delete(Record::Failure, sig, "clear a failure")
+            .await
+            .map(drop)
+    }
+
+    /// Deletes `record` of `sig` if it holds a value; whether it did.
+    async fn delete(
+        &self,
+        record: Record,
+        sig: &Signature,
+        op: &'static str,
+    ) -> Result<bool, SharedError> {
+        if self
+            .read::<serde_json::Value>(record, sig, op)
+            .await?
+            .is_none()
+        {
+            return Ok(false);
         }
         self.inner
             .data
-            .delete(keys::record(Record::Failure, sig))
+            .delete(keys::record(record, sig))
             .await
-            .map_err(SharedError::boxed("clear a failure"))
+            .map_err(SharedError::boxed(op))?;
+        Ok(true)
     }
 
     /// Records that the team import `sig` fetched at `fetched_at_ms` was announced complete;
@@ -310,15 +327,7 @@ impl SharedStore {
 
     /// Stops tracking the import `sig`; whether it was tracked.
     pub async fn remove_tracked(&self, sig: &Signature) -> Result<bool, SharedError> {
-        if self.tracked(sig).await?.is_none() {
-            return Ok(false);
-        }
-        self.inner
-            .data
-            .delete(keys::record(Record::Tracked, sig))
-            .await
-            .map_err(SharedError::boxed("untrack an import"))?;
-        Ok(true)
+        self.delete(Record::Tracked, sig, "untrack an import").await
     }
 
     /// Stops tracking the import `sig` if its last request is still the one at
@@ -328,7 +337,8 @@ impl SharedStore {
         sig: &Signature,
         requested_at_ms: i64,
     ) -> Result<bool, SharedError> {
-        let Some((at, revision)) = self.tracked(sig).await? else {
+        let tracked = self.read::<i64>(Record::Tracked, sig, "read a tracked import");
+        let Some((at, revision)) = tracked.await? else {
             return Ok(true);
         };
         if at != requested_at_ms {
@@ -349,11 +359,5 @@ impl SharedStore {
             }
             Err(err) => Err(SharedError::boxed("expire a tracked import")(err)),
         }
-    }
-
-    /// When the tracked import `sig` was last requested, with its revision.
-    async fn tracked(&self, sig: &Signature) -> Result<Option<(i64, u64)>, SharedError> {
-        self.read(Record::Tracked, sig, "read a tracked import")
-            .await
     }
 }

@@ -256,19 +256,8 @@ impl Pipeline {
             summary,
             children: fetched.children,
         };
-        let completed = match self.stores.store(job, entry).await {
-            Ok(Some(completed)) => completed,
-            Ok(None) => {
-                tracing::debug!("claim superseded while fetching; dropping the result");
-                ack(message, AckKind::Ack).await;
-                return None;
-            }
-            Err(err) => {
-                tracing::error!(%err, "storing the result failed; will retry");
-                ack(message, AckKind::Nak(Some(self.retry.backoff(attempt)))).await;
-                return None;
-            }
-        };
+        let stored = self.stores.store(job, entry).await;
+        let completed = self.written(stored, "result", message, attempt).await?;
         // Children are claimed in the same transaction that stored this resource; a crash
         // before they are published leaves claims that start-up recovery re-publishes.
         if let Err(err) = self
@@ -321,19 +310,9 @@ impl Pipeline {
             failed_at_ms: now_ms(),
             attempts: attempt,
         };
-        match self.stores.fail(job, failure).await {
-            Ok(true) => {}
-            Ok(false) => {
-                tracing::debug!("claim superseded while fetching; dropping the failure");
-                ack(message, AckKind::Ack).await;
-                return None;
-            }
-            Err(err) => {
-                tracing::error!(%err, "could not record the failure; will retry");
-                ack(message, AckKind::Nak(Some(self.retry.backoff(attempt)))).await;
-                return None;
-            }
-        }
+        let recorded = self.stores.fail(job, failure).await;
+        let recorded = recorded.map(|current| current.then_some(()));
+        self.written(recorded, "failure", message, attempt).await?;
         self.stores.end_claim(job).await;
         ack(message, AckKind::Term).await;
         let event = FailedEvent {
@@ -347,6 +326,31 @@ impl Pipeline {
             .await;
         metrics::counter!(m::JOBS_FAILED, "kind" => job.signature.kind().as_str(), "priority" => job.priority.as_str()).increment(1);
         Some(false)
+    }
+
+    /// `Some` when the job's outcome (its `what`) was written. A stale job (`Ok(None)`: its
+    /// claim was superseded while it ran) is acked and dropped; a failed write is nak'ed, so
+    /// the job is retried.
+    async fn written<T>(
+        &self,
+        written: Result<Option<T>, StorePortError>,
+        what: &str,
+        message: &async_nats::jetstream::Message,
+        attempt: u64,
+    ) -> Option<T> {
+        match written {
+            Ok(Some(value)) => Some(value),
+            Ok(None) => {
+                tracing::debug!("claim superseded while fetching; dropping the {what}");
+                ack(message, AckKind::Ack).await;
+                None
+            }
+            Err(err) => {
+                tracing::error!(%err, "could not store the {what}; will retry");
+                ack(message, AckKind::Nak(Some(self.retry.backoff(attempt)))).await;
+                None
+            }
+        }
     }
 
     /// At start-up: queues again the work the last run left (see

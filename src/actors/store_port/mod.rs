@@ -26,17 +26,20 @@
 //! invalidation served by one instance only, or a tracked import that only one scheduler
 //! knows.
 //!
-//! [`shared`] holds the shared backend's claim protocol and writes; [`replica`] holds the
-//! CacheKeeper writes both backends end with.
+//! [`shared`] holds the shared backend's claim protocol and writes. Both backends end with
+//! the CacheKeeper's write to redb: with the shared backend the claim was then checked in the
+//! shared store (`claim_checked`), and the fetch time is the one written there.
 
-mod replica;
 mod shared;
 #[cfg(test)]
 mod tests;
 
-use actix::Addr;
+use actix::{Addr, Handler, Message};
 
-use super::cache_keeper::{CacheKeeper, Child, Completed, Invalidate, Invalidated};
+use super::cache_keeper::{
+    CacheKeeper, Child, Complete, Completed, Fail, ForgetClaims, Invalidate, Invalidated,
+    MarkAnnounced, Release, RequeueAll, Track, Untrack,
+};
 use crate::bus::queue::{BusError, JobQueue};
 use crate::domain::{Job, Signature, TeamId};
 use crate::encoding::Encoded;
@@ -114,7 +117,9 @@ impl StorePort {
         if let Backend::Shared(shared) = &self.backend {
             release(shared, job).await;
         }
-        self.release_replica(job).await;
+        if let Err(err) = self.keep(Release { job: job.clone() }).await {
+            tracing::error!(%err, "could not release a claim");
+        }
     }
 
     /// A delivered job: whether it is still to be done, because its claim is this job's.
@@ -145,9 +150,16 @@ impl StorePort {
                 None => return Ok(None),
             },
         };
-        let completed = self
-            .complete_replica(job, entry, fetched_at_ms, claim_checked)
-            .await?;
+        let complete = Complete {
+            job: job.clone(),
+            body: entry.body,
+            encoded: entry.encoded,
+            summary: entry.summary,
+            children: entry.children,
+            fetched_at_ms,
+            claim_checked,
+        };
+        let completed = self.keep(complete).await?;
         Ok(completed.stored.then_some(completed))
     }
 
@@ -164,7 +176,12 @@ impl StorePort {
                 true
             }
         };
-        self.fail_replica(job, failure, claim_checked).await
+        let fail = Fail {
+            job: job.clone(),
+            failure,
+            claim_checked,
+        };
+        self.keep(fail).await
     }
 
     /// The outcome of `job` is stored and its fan-out queued: ends the claim other instances
@@ -189,7 +206,7 @@ impl StorePort {
                 shared.clear_failure(sig).await?;
             }
         }
-        Ok(self.keeper.send(msg).await??)
+        self.keep(msg).await
     }
 
     /// Tracks the team import `sig`, last requested at `requested_at_ms`, for the refresh
@@ -198,7 +215,11 @@ impl StorePort {
         if let Backend::Shared(shared) = &self.backend {
             shared.put_tracked(&sig, requested_at_ms).await?;
         }
-        self.track_replica(sig, requested_at_ms).await
+        let track = Track {
+            signature: sig,
+            requested_at_ms,
+        };
+        self.keep(track).await
     }
 
     /// Stops tracking the team import `sig`, as asked. Returns whether it was tracked.
@@ -207,7 +228,11 @@ impl StorePort {
             Backend::Local => false,
             Backend::Shared(shared) => shared.remove_tracked(&sig).await?,
         };
-        Ok(self.untrack_replica(sig, None).await? || was_shared)
+        let untrack = Untrack {
+            signature: sig,
+            if_requested_at_ms: None,
+        };
+        Ok(self.keep(untrack).await? || was_shared)
     }
 
     /// Stops tracking the team import `sig` because its last request, at `requested_at_ms`,
@@ -223,7 +248,11 @@ impl StorePort {
         {
             return Ok(false);
         }
-        self.untrack_replica(sig, Some(requested_at_ms)).await
+        let untrack = Untrack {
+            signature: sig,
+            if_requested_at_ms: Some(requested_at_ms),
+        };
+        self.keep(untrack).await
     }
 
     /// Records that the team import `sig`, fetched at `fetched_at_ms`, is complete. True when
@@ -236,12 +265,16 @@ impl StorePort {
         sig: Signature,
         fetched_at_ms: i64,
     ) -> Result<bool, StorePortError> {
+        let mark = MarkAnnounced {
+            signature: sig,
+            fetched_at_ms,
+        };
         let Backend::Shared(shared) = &self.backend else {
-            self.announced_replica(sig, fetched_at_ms).await?;
+            self.keep(mark).await?;
             return Ok(true);
         };
         let first = shared.mark_announced(&sig, fetched_at_ms).await?;
-        if let Err(err) = self.announced_replica(sig, fetched_at_ms).await {
+        if let Err(err) = self.keep(mark).await {
             tracing::warn!(%err, signature = %sig, "could not record an announcement in the replica; the mirror will");
         }
         Ok(first)
@@ -259,13 +292,23 @@ impl StorePort {
         match &self.backend {
             Backend::Local => {
                 queue.discard_all().await?;
-                self.requeue_replica().await
+                self.keep(RequeueAll).await
             }
             Backend::Shared(_) => {
-                self.forget_replica_claims().await?;
+                self.keep(ForgetClaims).await?;
                 Ok(Vec::new())
             }
         }
+    }
+
+    /// Has the CacheKeeper write `msg` to redb.
+    async fn keep<M, R>(&self, msg: M) -> Result<R, StorePortError>
+    where
+        M: Message<Result = Result<R, StoreError>> + Send + 'static,
+        R: Send + 'static,
+        CacheKeeper: Handler<M>,
+    {
+        Ok(self.keeper.send(msg).await??)
     }
 }
 

@@ -31,7 +31,7 @@ impl StorePort {
         if self.claim_shared(shared, job).await? {
             return Ok(true);
         }
-        self.keeper.send(Release { job: job.clone() }).await??;
+        self.keep(Release { job: job.clone() }).await?;
         Ok(false)
     }
 
