@@ -63,6 +63,20 @@ fn encode<T: Serialize>(key: &str, value: &T) -> Result<Bytes, SharedError> {
         })
 }
 
+/// Whether a compare-and-swap wrote: false when another writer came first.
+fn swapped(written: Result<(), kv::UpdateError>, op: &'static str) -> Result<bool, SharedError> {
+    match written {
+        Ok(()) => Ok(true),
+        Err(err)
+            if err.kind() == kv::UpdateErrorKind::WrongLastRevision
+                || super::is_cas_conflict(&err) =>
+        {
+            Ok(false)
+        }
+        Err(err) => Err(SharedError::boxed(op)(err)),
+    }
+}
+
 /// A live value of `entry`: `None` for a delete or purge marker.
 fn live(entry: Option<kv::Entry>) -> Option<kv::Entry> {
     entry.filter(super::is_live)
@@ -296,16 +310,7 @@ impl SharedStore {
                 .map(drop),
             None => self.inner.data.update(&key, value, 0).await.map(drop),
         };
-        match written {
-            Ok(()) => Ok(true),
-            Err(err)
-                if err.kind() == kv::UpdateErrorKind::WrongLastRevision
-                    || super::is_cas_conflict(&err) =>
-            {
-                Ok(false)
-            }
-            Err(err) => Err(SharedError::boxed("record an announcement")(err)),
-        }
+        swapped(written, "record an announcement")
     }
 
     /// When the announced import of `sig` was fetched, if one was announced.
@@ -349,15 +354,6 @@ impl SharedStore {
             .data
             .delete_expect_revision(keys::record(Record::Tracked, sig), Some(revision))
             .await;
-        match deleted {
-            Ok(()) => Ok(true),
-            Err(err)
-                if err.kind() == kv::DeleteErrorKind::WrongLastRevision
-                    || super::is_cas_conflict(&err) =>
-            {
-                Ok(false)
-            }
-            Err(err) => Err(SharedError::boxed("expire a tracked import")(err)),
-        }
+        swapped(deleted, "expire a tracked import")
     }
 }

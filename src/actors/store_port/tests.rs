@@ -54,6 +54,10 @@ fn a_match() -> Signature {
     Signature::Match(MatchId::new(7).unwrap())
 }
 
+fn an_import() -> Signature {
+    Signature::Team(TeamId::new(9).unwrap(), LeagueId::new(16435).unwrap())
+}
+
 fn entry(children: Vec<Child>) -> Entry {
     Entry {
         body: br#"{"match_id":7}"#.to_vec(),
@@ -139,10 +143,7 @@ async fn a_superseded_job_writes_nothing() {
 #[actix_rt::test]
 async fn tracking_is_written_once_and_a_later_request_outlives_an_expiry() {
     let t = local();
-    let import = Signature::Team(
-        crate::domain::TeamId::new(9).unwrap(),
-        LeagueId::new(16435).unwrap(),
-    );
+    let import = an_import();
     t.port.track(import, 1_000).await.unwrap();
     assert_eq!(t.store.tracked_at(&import).unwrap(), Some(1_000));
     t.port.track(import, 2_000).await.unwrap();
@@ -181,10 +182,7 @@ async fn an_invalidation_marks_the_stored_copy_and_a_failed_one_leaves_it() {
 #[actix_rt::test]
 async fn with_one_store_this_instance_announces_every_completion() {
     let t = local();
-    let import = Signature::Team(
-        crate::domain::TeamId::new(9).unwrap(),
-        LeagueId::new(16435).unwrap(),
-    );
+    let import = an_import();
     assert!(t.port.mark_announced(import, 10).await.unwrap());
     assert_eq!(t.store.announced(&import).unwrap(), Some(10));
     t.fail_writes(true);
