@@ -51,15 +51,20 @@ export interface LiveFeed {
   readonly state: LiveConnection;
 }
 
-/** What the feed needs of a WebSocket: the browser's, or `ws` in Node. */
+/**
+ * What the feed needs of a WebSocket: the browser's, or `ws` in Node. The handlers' event
+ * parameters are `any` because each implementation declares its own event classes, and a
+ * handler property only accepts handlers for a type it can pass; the feed reads `data` of a
+ * message and `code`/`reason` of a close, which both have.
+ */
 export interface WebSocketLike {
   readonly readyState: number;
   send(data: string): void;
   close(code?: number, reason?: string): void;
-  onopen: ((event: unknown) => void) | null;
-  onmessage: ((event: { data: unknown }) => void) | null;
-  onclose: ((event: { code: number; reason: string }) => void) | null;
-  onerror: ((event: unknown) => void) | null;
+  onopen: ((event: any) => void) | null;
+  onmessage: ((event: any) => void) | null;
+  onclose: ((event: any) => void) | null;
+  onerror: ((event: any) => void) | null;
 }
 
 type ServerMessage =
@@ -171,13 +176,13 @@ export function openLive(
       ws.send(subscribe);
       setState("open");
     };
-    ws.onmessage = (event) => {
+    ws.onmessage = (event: { data: unknown }) => {
       if (socket === ws) onMessage(event.data);
     };
     ws.onerror = () => {
       // A close follows; reconnecting is decided there.
     };
-    ws.onclose = (event) => {
+    ws.onclose = (event: { code: number; reason: string }) => {
       if (socket !== ws) return;
       socket = undefined;
       setState("closed");
