@@ -26,8 +26,13 @@ import {
 import type { paths } from "./schema.js";
 
 export interface ClientOptions {
-  /** Where the service is, e.g. `http://127.0.0.1:8080` (no trailing `/api`). */
+  /**
+   * Where the service is, e.g. `http://127.0.0.1:8080` (no trailing `/api`). In a browser it may
+   * be `""` (the page's origin), for an app that proxies `/api` to the service.
+   */
   baseUrl: string;
+  /** Where `live()` connects, when not at `baseUrl` (e.g. HTTP through a proxy, the WebSocket straight to the service). */
+  liveBaseUrl?: string;
   /** A `fetch` to use instead of `globalThis.fetch` (tests count requests with it). */
   fetch?: (input: Request) => Promise<Response>;
   /** A WebSocket constructor for `live()`; defaults to `globalThis.WebSocket` (browsers, Node 22+). */
@@ -290,7 +295,7 @@ export function createClient(options: ClientOptions): OrchestratorClient {
     },
 
     live(filter = {}, liveOptions = {}) {
-      return openLive(baseUrl, filter, liveOptions, options.WebSocket);
+      return openLive(options.liveBaseUrl ?? baseUrl, filter, liveOptions, options.WebSocket);
     },
   };
   return client;

@@ -77,8 +77,10 @@ function eventKey(e: LiveEvent): string {
   return `${e.type}|${e.event.signature}|${at}`;
 }
 
+/** The feed's URL: `baseUrl` (absolute, or relative to the page) with `ws:`/`wss:` and `/api/ws`. */
 export function wsUrl(baseUrl: string): string {
-  const url = new URL(`${baseUrl.replace(/\/+$/, "")}/api/ws`);
+  const page = (globalThis as { location?: { href: string } }).location?.href;
+  const url = new URL(`${baseUrl.replace(/\/+$/, "")}/api/ws`, page);
   url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
   return url.toString();
 }
