@@ -56,6 +56,10 @@ export default async function setup(project: TestProject) {
       // Scripted upstream faults are retried within a second or two.
       "--retry-base-ms", "300",
       "--retry-max-ms", "2000",
+      // Budgets no test reaches: with OpenDota's default 60 calls a calendar minute, the
+      // imports of one run could wait up to a minute for the next window.
+      "--opendota-rate-limit-per-min", "6000",
+      "--dotabuff-rate-limit-per-min", "600",
     ],
     {
       cwd: root,

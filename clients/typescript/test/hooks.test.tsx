@@ -72,10 +72,10 @@ describe("useQueueStatus", () => {
 });
 
 describe("useTeamImport", () => {
-  it("follows the import to complete, then stops polling", async () => {
+  it("follows the import to complete, then stops polling", { timeout: 60_000 }, async () => {
     const { wrapper, calls } = setup();
     const { result } = renderHook(() => useTeamImport(9517508, 16435), { wrapper });
-    await waitFor(() => expect(result.current.isComplete).toBe(true), { timeout: 25_000 });
+    await waitFor(() => expect(result.current.isComplete).toBe(true), { timeout: 45_000 });
     const view = result.current.view!;
     expect(view.matchIds).toHaveLength(9);
     expect(result.current.progress?.matchesReady).toBe(9);
