@@ -16,7 +16,7 @@ import { useEffect, useState } from "react";
 import type { PollResult } from "../client.js";
 import { ApiError, FailedError } from "../errors.js";
 import type { LiveConnection, LiveEvent, LiveFilter } from "../live.js";
-import { isComplete, type Id, type Resource, type ResourceBody, type Schemas } from "../resources.js";
+import { isComplete, resourceKey, type Id, type Resource, type ResourceBody, type Schemas } from "../resources.js";
 import { useOrchestrator } from "./context.js";
 
 const NS = "dota-orchestrator";
@@ -90,7 +90,8 @@ function useResource<R extends Resource>(
   const enabled = options.enabled ?? true;
   const query = useQuery<PollResult<ResourceBody<R>>, Error>(
     {
-      queryKey: [NS, client.baseUrl, resource] as QueryKey,
+      // By value: `useMatch(1)` and `useMatch("1")` are one query.
+      queryKey: [NS, client.baseUrl, resourceKey(resource)] as QueryKey,
       queryFn: ({ signal }) => client.poll(resource, { signal }),
       enabled,
       refetchInterval: (q) => {
