@@ -131,7 +131,7 @@ export function usePlayerStats(id: Id, options: UseResourceOptions = {}) {
 }
 
 export interface UseTeamImportOptions {
-  /** Re-import even if fresh: one `POST ?force=true` when the hook first runs for this import, then the hook waits for the refreshed import. Needs the admin token when one is configured. */
+  /** Re-import even if fresh: one `POST ?force=true` when the hook first runs for this import (the progress then counts the refetched matches and players again). Needs the admin token when one is configured. */
   force?: boolean;
   /** Default true. */
   enabled?: boolean;
@@ -162,8 +162,6 @@ export interface UseTeamImportResult {
   isPolling: boolean;
 }
 
-const STALE_REFRESHING = "stale; refresh queued";
-
 /** A team's import in one league: its progress while it runs, then its full view. Stops polling once complete. */
 export function useTeamImport(teamId: Id, leagueId: Id, options: UseTeamImportOptions = {}): UseTeamImportResult {
   const { client, queryClient } = useOrchestrator();
@@ -186,8 +184,7 @@ export function useTeamImport(teamId: Id, leagueId: Id, options: UseTeamImportOp
           return { state: "queued", progress: previous?.progress, view: previous?.view, matchIds: ids, nextPollMs: p.retryAfterMs };
         }
         const progress = p.body.progress;
-        const refreshing = force && p.cacheStatus === STALE_REFRESHING;
-        if (!isComplete(progress) || refreshing) {
+        if (!isComplete(progress)) {
           return {
             state: "importing",
             progress,
