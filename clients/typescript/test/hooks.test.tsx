@@ -52,6 +52,23 @@ describe("useQueueStatus", () => {
     }
   });
 
+  it("renders N active requests for each service, as the replaced system's guide shows it", async () => {
+    function Services() {
+      const { status } = useQueueStatus({ pollingInterval: 2000, enabled: true });
+      return (
+        <ul>
+          {Object.entries(status?.services || {}).map(([service, data]) => (
+            <li key={service}>{`${service}: ${data.activeSignatures} active requests`}</li>
+          ))}
+        </ul>
+      );
+    }
+    const { wrapper } = setup();
+    render(<Services />, { wrapper });
+    const items = await screen.findAllByText(/^(dotabuff|opendota): \d+ active requests$/);
+    expect(items.map((i) => i.textContent?.split(":")[0])).toEqual(["dotabuff", "opendota"]);
+  });
+
   it("renders N active requests for each service (QueueStatusIndicator)", async () => {
     const { wrapper } = setup();
     render(<QueueStatusIndicator serviceNames={["dotabuff", "opendota"]} showDetails={true} compact={false} />, {
