@@ -122,13 +122,18 @@ export interface OrchestratorClient {
   live(filter?: LiveFilter, options?: LiveOptions): LiveFeed;
 }
 
-/** Parses `Retry-After` (seconds or an HTTP date) into milliseconds. */
+/**
+ * Shortest wait between two polls of one resource (ms), whatever `Retry-After` says: a `0` (or
+ * a date in the past) must not turn the loop into a busy one.
+ */
+export const MIN_POLL_MS = 250;
+
+/** Parses `Retry-After` (seconds or an HTTP date) into milliseconds, at least {@link MIN_POLL_MS}. */
 export function retryAfterMs(value: string | null, fallbackMs: number): number {
-  if (value === null) return fallbackMs;
+  if (value === null) return Math.max(MIN_POLL_MS, fallbackMs);
   const trimmed = value.trim();
-  if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000;
-  const at = Date.parse(trimmed);
-  return Number.isNaN(at) ? fallbackMs : Math.max(0, at - Date.now());
+  const at = /^\d+$/.test(trimmed) ? Date.now() + Number(trimmed) * 1000 : Date.parse(trimmed);
+  return Number.isNaN(at) ? Math.max(MIN_POLL_MS, fallbackMs) : Math.max(MIN_POLL_MS, at - Date.now());
 }
 
 /** Resolves after `ms`, or rejects with the signal's reason as soon as it aborts. */

@@ -5,6 +5,7 @@
  */
 export {
   createClient,
+  MIN_POLL_MS,
   retryAfterMs,
   type ClientOptions,
   type OrchestratorClient,

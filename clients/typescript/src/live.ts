@@ -125,14 +125,18 @@ export function openLive(
   const admits = (e: LiveEvent) =>
     (kinds.size === 0 || kinds.has(e.event.kind)) && (ids.size === 0 || ids.has(e.event.id));
 
-  const deliver = (e: LiveEvent) => {
-    if (!admits(e)) return;
+  /** Remembers `e`; false when it was delivered (or skipped) before. */
+  const remember = (e: LiveEvent) => {
     const key = eventKey(e);
-    if (seen.has(key)) return;
+    if (seen.has(key)) return false;
     seen.add(key);
     seenOrder.push(key);
     if (seenOrder.length > SEEN_EVENTS) seen.delete(seenOrder.shift() as string);
-    options.onEvent?.(e);
+    return true;
+  };
+
+  const deliver = (e: LiveEvent) => {
+    if (admits(e) && remember(e)) options.onEvent?.(e);
   };
 
   const onMessage = (data: unknown) => {
@@ -147,11 +151,7 @@ export function openLive(
         attempt = 0;
         if (firstHistory && filter.history === false) {
           // Not delivered, but remembered: a reconnect must not deliver them either.
-          for (const e of message.events) {
-            const key = eventKey(e);
-            seen.add(key);
-            seenOrder.push(key);
-          }
+          message.events.forEach(remember);
         } else {
           message.events.forEach(deliver);
         }
