@@ -247,12 +247,19 @@ export function useLiveEvents(filter: LiveFilter = {}, options: UseLiveEventsOpt
   const key = JSON.stringify(filter);
   useEffect(() => {
     if (!enabled) return;
-    const feed = client.live(JSON.parse(key) as LiveFilter, {
-      onEvent: (e) => setEvents((list) => [...list, e].slice(-max)),
-      onStatus: setStatus,
-      onConnection: setConnection,
-      onError: setError,
-    });
+    let feed: ReturnType<typeof client.live>;
+    try {
+      feed = client.live(JSON.parse(key) as LiveFilter, {
+        onEvent: (e) => setEvents((list) => [...list, e].slice(-max)),
+        onStatus: setStatus,
+        onConnection: setConnection,
+        onError: setError,
+      });
+    } catch (e) {
+      // No WebSocket in this environment: reported, not thrown at the page.
+      setError(e instanceof Error ? e : new Error(String(e)));
+      return;
+    }
     return () => feed.close();
   }, [client, key, enabled, max]);
   return { events, status, connection, error };
