@@ -8,9 +8,12 @@ use std::time::Duration;
 
 use actix::Addr;
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use super::rate_limiter::{BudgetSnapshot, DayBudget, RateLimiter, Snapshot};
 use crate::domain::Service;
+use crate::metrics::TaskName;
+use crate::tasks::Tasks;
 
 /// How often the gate follows the day's budget. A scheduled job started just before the gate
 /// closes still runs: the reserve is a target, not a hard limit.
@@ -51,38 +54,50 @@ fn spare(budgets: &[BudgetSnapshot], reserve_percent: u8) -> bool {
         .is_none_or(|day| above_reserve(day, reserve_percent))
 }
 
-/// The gate, closed until the first reading, and the task that keeps it in step with the
-/// limiter until shutdown.
+/// The gate, closed until the first reading, kept in step with the limiter by a task of
+/// `tasks` until shutdown.
 pub fn watch_reserve(
     limiter: Addr<RateLimiter>,
     reserve_percent: u8,
-    mut shutdown: watch::Receiver<bool>,
-) -> (SpareBudget, tokio::task::JoinHandle<()>) {
+    tasks: &Tasks,
+) -> SpareBudget {
     let (tx, rx) = watch::channel(false);
-    let task = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(CHECK_EVERY);
-        loop {
-            tokio::select! {
-                _ = shutdown.wait_for(|stop| *stop) => return,
-                _ = tick.tick() => {}
-            }
-            match limiter.send(Snapshot).await {
-                Ok(budgets) => {
-                    let open = spare(&budgets, reserve_percent);
-                    tx.send_if_modified(|was| {
-                        let changed = *was != open;
-                        if changed {
-                            tracing::info!(open, reserve_percent, "scheduled work gate");
-                        }
-                        *was = open;
-                        changed
-                    });
-                }
-                Err(err) => tracing::warn!(%err, "rate limiter unavailable; gate unchanged"),
-            }
-        }
+    let shutdown = tasks.token();
+    tasks.spawn_restarting(TaskName::Reserve, move || {
+        let (limiter, tx, shutdown) = (limiter.clone(), tx.clone(), shutdown.clone());
+        async move { follow(limiter, reserve_percent, tx, shutdown).await }
     });
-    (SpareBudget(rx), task)
+    SpareBudget(rx)
+}
+
+/// Reads the limiter every [`CHECK_EVERY`] and opens or closes the gate, until `shutdown`.
+async fn follow(
+    limiter: Addr<RateLimiter>,
+    reserve_percent: u8,
+    tx: watch::Sender<bool>,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(CHECK_EVERY);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match limiter.send(Snapshot).await {
+            Ok(budgets) => {
+                let open = spare(&budgets, reserve_percent);
+                tx.send_if_modified(|was| {
+                    let changed = *was != open;
+                    if changed {
+                        tracing::info!(open, reserve_percent, "scheduled work gate");
+                    }
+                    *was = open;
+                    changed
+                });
+            }
+            Err(err) => tracing::warn!(%err, "rate limiter unavailable; gate unchanged"),
+        }
+    }
 }
 
 #[cfg(test)]
