@@ -175,22 +175,6 @@ async fn fresh_view(
     )))
 }
 
-fn summary(
-    status: Accepted,
-    sig: Signature,
-    team: TeamId,
-    league: LeagueId,
-    ids: &[MatchId],
-) -> TeamSummary {
-    TeamSummary {
-        league_id: league,
-        match_ids: ids.to_vec(),
-        signature: sig,
-        status,
-        team_id: team,
-    }
-}
-
 const DESCRIPTION: &str = "`leagueId` comes from the query or, for POST, the JSON body (400 \
     when neither has it). `force=true` (query or body) re-scrapes the team's pages and refetches \
     every match and player; when an admin token is configured it needs \
@@ -289,8 +273,15 @@ impl Import {
         })
     }
 
+    /// The import's summary with `status` and the match IDs known so far.
     fn summary(&self, status: Accepted, ids: &[MatchId]) -> TeamSummary {
-        summary(status, self.sig, self.team, self.league, ids)
+        TeamSummary {
+            league_id: self.league,
+            match_ids: ids.to_vec(),
+            signature: self.sig,
+            status,
+            team_id: self.team,
+        }
     }
 
     fn location(&self) -> String {
