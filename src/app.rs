@@ -33,7 +33,7 @@ use crate::config::Settings;
 use crate::domain::ResourceKind;
 #[cfg(feature = "fixture-upstream")]
 use crate::fixture_upstream::FixtureUpstream;
-use crate::http::hot::HotCache;
+use crate::read::hot::HotCache;
 use crate::store::{Store, StoreHealth};
 use crate::tasks::Tasks;
 pub use error::AppError;

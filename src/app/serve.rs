@@ -15,13 +15,13 @@ use crate::actors::cache_keeper::CacheKeeper;
 use crate::actors::pipeline::Pipeline;
 use crate::actors::refresh_scheduler::Rules;
 use crate::config::Settings;
-use crate::http::bypass::Bypass;
-use crate::http::hot::HotCache;
-use crate::http::live::RecentEvents;
-use crate::http::queue_snapshot::QueueCollector;
-use crate::http::schedule::RefreshState;
 use crate::http::{self, ApiState, Shared};
 use crate::metrics::TaskName;
+use crate::read::bypass::Bypass;
+use crate::read::hot::HotCache;
+use crate::read::live::RecentEvents;
+use crate::read::queue_snapshot::QueueCollector;
+use crate::read::refresh::RefreshState;
 use crate::store::Store;
 use crate::tasks::Tasks;
 
@@ -68,7 +68,7 @@ pub(super) async fn http(
     let token = tasks.token();
     let gauges = state.clone();
     tasks.spawn_restarting(TaskName::Gauges, move || {
-        http::status::refresh_gauges(gauges.clone(), token.clone())
+        http::routes::status::refresh_gauges(gauges.clone(), token.clone())
     });
     let addr = listen(settings.http_addr, state, closing, tasks).await?;
     Ok((addr, hot))

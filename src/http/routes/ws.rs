@@ -8,26 +8,30 @@
 //! A message that is not valid JSON, or not a subscription, closes that socket with close code
 //! 1003 and a reason; other sockets go on. A client that reads slower than messages arrive is
 //! dropped once [`SOCKET_BUFFER`] messages wait for it: nothing is buffered without bound.
+//!
+//! The upgrade is routed like any request (the router hands the handshake over in
+//! `Request::upgrade`), and every socket takes a slot of the server's one stream cap
+//! (`http::streams`, shared with the event streams).
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
 
-use futures::{SinkExt, StreamExt};
+use futures::stream::{SplitSink, SplitStream};
+use futures::{SinkExt, Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
-use warp::Filter;
-use warp::filters::ws::{Message, WebSocket, Ws};
+use tokio::task::JoinHandle;
+use warp::filters::ws::{Message, WebSocket};
 use warp::http::StatusCode;
 use warp::reply::{Reply, Response};
 
-use super::ApiState;
-use super::events::Streams;
-use super::live::{Relayed, status_changes};
-use super::reply::{ApiError, json};
-use super::router::Request;
 use crate::bus::results;
 use crate::domain::ResourceKind;
+use crate::http::ApiState;
+use crate::http::bodies::ErrorBody;
+use crate::http::reply::{ApiError, json};
+use crate::http::router::Request;
+use crate::http::streams::Streams;
+use crate::read::live::{Relayed, status_changes};
 
 /// Messages that may wait for one client before it is dropped as too slow.
 pub const SOCKET_BUFFER: usize = 256;
@@ -35,6 +39,12 @@ pub const SOCKET_BUFFER: usize = 256;
 const UNSUPPORTED_DATA: u16 = 1003;
 /// Close code for a client dropped as too slow ("try again later").
 const TRY_AGAIN_LATER: u16 = 1013;
+/// Close code for a server that cannot serve the socket ("internal error").
+const INTERNAL_ERROR: u16 = 1011;
+/// Close code for a server that is going away (shutting down).
+const GOING_AWAY: u16 = 1001;
+/// Largest message a client may send (a subscription is a few hundred bytes).
+const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
 
 /// What a client may send.
 #[derive(Debug, Deserialize)]
@@ -113,29 +123,6 @@ enum ServerMessage<'a> {
     },
 }
 
-/// The upgrade itself, served before the router: warp's `ws()` filter needs the raw request.
-pub fn upgrade(
-    state: ApiState,
-    streams: Streams,
-) -> impl warp::Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
-    warp::path!("api" / "ws")
-        .and(warp::get())
-        .and(warp::ws())
-        .and_then(move |ws: Ws| {
-            let (state, streams) = (state.clone(), streams.clone());
-            async move {
-                let resp = match streams.acquire() {
-                    Ok(permit) => ws
-                        .max_message_size(64 * 1024)
-                        .on_upgrade(move |socket| session(state, socket, permit))
-                        .into_response(),
-                    Err(err) => err.into_response(),
-                };
-                Ok::<_, warp::Rejection>(resp)
-            }
-        })
-}
-
 #[utoipa::path(
     get,
     path = "/api/ws",
@@ -156,127 +143,161 @@ pub fn upgrade(
         crate::http::openapi::responses::Unavailable
     )
 )]
-pub async fn get_ws(_: ApiState, _: Request) -> Result<Response, ApiError> {
-    // Reached only by requests the upgrade filter did not take.
-    Ok(json(
-        StatusCode::UPGRADE_REQUIRED,
-        &crate::http::bodies::ErrorBody {
-            error: "this route is a WebSocket: send Connection: Upgrade and Upgrade: websocket"
-                .to_string(),
-        },
-    ))
+pub async fn get_ws(
+    state: ApiState,
+    mut req: Request,
+    streams: Streams,
+) -> Result<Response, ApiError> {
+    let Some(upgrade) = req.upgrade.take() else {
+        return Ok(json(
+            StatusCode::UPGRADE_REQUIRED,
+            &ErrorBody {
+                error: "this route is a WebSocket: send Connection: Upgrade and Upgrade: websocket"
+                    .to_string(),
+            },
+        ));
+    };
+    let permit = streams.acquire()?;
+    Ok(upgrade
+        .max_message_size(MAX_CLIENT_MESSAGE)
+        .on_upgrade(move |socket| session(state, socket, permit))
+        .into_response())
 }
 
 /// One socket's life: a writer task drains the bounded queue into the socket; this task feeds
 /// the queue from NATS and the status feed, and reads the client's subscriptions.
 async fn session(state: ApiState, socket: WebSocket, _permit: OwnedSemaphorePermit) {
-    let (mut sink, mut incoming) = socket.split();
-    let (tx, mut rx) = mpsc::channel::<Message>(SOCKET_BUFFER);
-    let writer = tokio::spawn(async move {
-        while let Some(message) = rx.recv().await {
-            if sink.send(message).await.is_err() {
-                return;
-            }
-        }
-        let _ = sink.close().await;
-    });
-    let filter = Arc::new(RwLock::new(EventFilter::default()));
-    let too_slow = Arc::new(AtomicBool::new(false));
-    let send = |message: Message| match tx.try_send(message) {
-        Ok(()) => true,
-        Err(mpsc::error::TrySendError::Full(_)) => {
-            too_slow.store(true, Ordering::Relaxed);
-            false
-        }
-        Err(mpsc::error::TrySendError::Closed(_)) => false,
-    };
-
-    let nats = &state.pipeline.nats;
-    let mut events = match results::follow(nats).await {
+    let (sink, incoming) = socket.split();
+    let mut outbox = Outbox::open(sink);
+    let events = match results::follow(&state.pipeline.nats).await {
         Ok(events) => events,
         Err(_) => {
-            let _ = tx.try_send(Message::close_with(
-                1011u16,
-                "could not subscribe to events",
-            ));
-            drop(tx);
-            let _ = writer.await;
-            return;
+            let reason = "could not subscribe to events".to_string();
+            return outbox.finish(Some((INTERNAL_ERROR, reason))).await;
         }
     };
-    let history = ServerMessage::History {
+    outbox.send_json(&ServerMessage::History {
         events: state.recent.snapshot(),
-    };
-    if let Ok(text) = serde_json::to_string(&history) {
-        send(Message::text(text));
-    }
+    });
+    let close = relay(&state, &mut outbox, incoming, events).await;
+    outbox.finish(close).await;
+}
+
+/// Feeds `outbox` with the events and statuses the client's subscription admits, and reads the
+/// client's messages, until the socket ends, the server closes or the client is too slow.
+/// Returns the close frame to send (code and reason), if any.
+async fn relay(
+    state: &ApiState,
+    outbox: &mut Outbox,
+    mut incoming: SplitStream<WebSocket>,
+    mut events: impl Stream<Item = async_nats::Message> + Unpin,
+) -> Option<(u16, String)> {
+    let mut filter = EventFilter::default();
     let mut statuses = Box::pin(status_changes(
         state.queue_status.clone(),
         state.closing.clone(),
     ));
     let mut closing = state.closing.clone();
-    let close = loop {
-        if too_slow.load(Ordering::Relaxed) {
-            break Some((
-                TRY_AGAIN_LATER,
-                "too slow: messages were waiting".to_string(),
-            ));
+    loop {
+        if outbox.too_slow {
+            let reason = "too slow: messages were waiting".to_string();
+            return Some((TRY_AGAIN_LATER, reason));
         }
         tokio::select! {
             incoming = incoming.next() => match incoming {
                 Some(Ok(message)) if message.is_text() => {
-                    let text = message.to_str().unwrap_or_default();
-                    match parse_subscription(text) {
-                        Ok(new) => {
-                            *filter.write().unwrap_or_else(PoisonError::into_inner) = new;
-                        }
-                        Err(why) => break Some((UNSUPPORTED_DATA, why)),
+                    match parse_subscription(message.to_str().unwrap_or_default()) {
+                        Ok(new) => filter = new,
+                        Err(why) => return Some((UNSUPPORTED_DATA, why)),
                     }
                 }
                 Some(Ok(message)) if message.is_binary() => {
-                    break Some((UNSUPPORTED_DATA, "binary messages are not understood".to_string()));
+                    return Some((UNSUPPORTED_DATA, "binary messages are not understood".to_string()));
                 }
-                Some(Ok(message)) if message.is_close() => break None,
+                Some(Ok(message)) if message.is_close() => return None,
                 Some(Ok(_)) => {}
-                Some(Err(_)) | None => break None,
+                Some(Err(_)) | None => return None,
             },
             event = events.next() => {
-                let Some(event) = event else { break None };
-                let Some(relayed) = Relayed::from_message(&event) else { continue };
-                if filter.read().unwrap_or_else(PoisonError::into_inner).admits(&relayed)
-                    && let Ok(text) = serde_json::to_string(&relayed)
+                let event = event?;
+                if let Some(relayed) = Relayed::from_message(&event)
+                    && filter.admits(&relayed)
                 {
-                    send(Message::text(text));
+                    outbox.send_json(&relayed);
                 }
             }
             status = statuses.next() => {
-                let Some(body) = status else { break None };
-                let wanted = !filter.read().unwrap_or_else(PoisonError::into_inner).no_status;
-                if wanted
+                let body = status?;
+                if !filter.no_status
                     && let Ok(raw) = serde_json::value::RawValue::from_string(body)
-                    && let Ok(text) = serde_json::to_string(&ServerMessage::Status { status: &raw })
                 {
-                    send(Message::text(text));
+                    outbox.send_json(&ServerMessage::Status { status: &raw });
                 }
             }
-            _ = closing.wait_for(|c| *c) => break Some((1001, "the server is shutting down".to_string())),
+            _ = closing.wait_for(|c| *c) => {
+                return Some((GOING_AWAY, "the server is shutting down".to_string()));
+            }
         }
-    };
-    match close {
-        Some((code, reason)) if code == TRY_AGAIN_LATER => {
-            // The queue is full: the close frame could not wait its turn. Drop the connection.
-            tracing::info!(%reason, "dropping a WebSocket client");
-            writer.abort();
+    }
+}
+
+/// The sending side of one socket: a queue of at most [`SOCKET_BUFFER`] messages that a writer
+/// task drains into the socket. Never waits on the client: a full queue marks it too slow.
+struct Outbox {
+    tx: mpsc::Sender<Message>,
+    writer: JoinHandle<()>,
+    too_slow: bool,
+}
+
+impl Outbox {
+    fn open(mut sink: SplitSink<WebSocket, Message>) -> Self {
+        let (tx, mut rx) = mpsc::channel::<Message>(SOCKET_BUFFER);
+        let writer = tokio::spawn(async move {
+            while let Some(message) = rx.recv().await {
+                if sink.send(message).await.is_err() {
+                    return;
+                }
+            }
+            let _ = sink.close().await;
+        });
+        Self {
+            tx,
+            writer,
+            too_slow: false,
         }
-        Some((code, reason)) => {
-            tracing::debug!(code, %reason, "closing a WebSocket");
-            let _ = tx.try_send(Message::close_with(code, reason));
-            drop(tx);
-            let _ = writer.await;
+    }
+
+    /// Queues `value` as a JSON text message.
+    fn send_json(&mut self, value: &impl Serialize) {
+        let Ok(text) = serde_json::to_string(value) else {
+            return;
+        };
+        match self.tx.try_send(Message::text(text)) {
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => self.too_slow = true,
         }
-        None => {
-            drop(tx);
-            let _ = writer.await;
+    }
+
+    /// Ends the socket: after the queued messages and the close frame `close` (code, reason),
+    /// or at once for a client too slow to read (its queue is full, so a close frame could not
+    /// wait its turn).
+    async fn finish(self, close: Option<(u16, String)>) {
+        let Self { tx, writer, .. } = self;
+        match close {
+            Some((code, reason)) if code == TRY_AGAIN_LATER => {
+                tracing::info!(%reason, "dropping a WebSocket client");
+                writer.abort();
+                return;
+            }
+            Some((code, reason)) => {
+                tracing::debug!(code, %reason, "closing a WebSocket");
+                let _ = tx.try_send(Message::close_with(code, reason));
+            }
+            None => {}
+        }
+        drop(tx);
+        if let Err(err) = writer.await {
+            tracing::warn!(%err, "a WebSocket writer failed");
         }
     }
 }

@@ -1,4 +1,6 @@
-//! `GET /api/events`: relays the core-NATS result events (`dota.ready.>`, `dota.failed.>`) to
+//! The Server-Sent Event streams: `GET /api/events` and `GET /api/queue/events`.
+//!
+//! `GET /api/events` relays the core-NATS result events (`dota.ready.>`, `dota.failed.>`) to
 //! HTTP clients as Server-Sent Events, so a browser can follow the pipeline without a NATS
 //! client. Each SSE event is named `ready` or `failed` and carries the event JSON exactly as
 //! published (see [`crate::bus::wire`]); there is no `id:`, because the relay cannot replay
@@ -8,33 +10,36 @@
 //! Every connection owns two NATS subscriptions and one forwarding task that drains them into a
 //! bounded channel of [`EVENT_BUFFER`] events. A client that reads slower than events arrive
 //! loses events rather than growing memory: the forwarder counts what it dropped and, once there
-//! is room again, sends a `lagged` event `{"dropped": n}`. The number of open streams is capped
-//! at [`MAX_STREAMS`] (503 beyond it). Listed in [`super::table`].
+//! is room again, sends a `lagged` event `{"dropped": n}`.
+//!
+//! `GET /api/queue/events` carries the queue status on every change, at most once a second
+//! (`read::live::status_changes`), as `status` events.
+//!
+//! Every stream takes a slot of the server's one stream cap (`http::streams`, shared with the
+//! WebSocket; 503 beyond it).
 
 use std::collections::BTreeSet;
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
 use warp::reply::{Reply, Response};
 use warp::sse::Event;
 
-use super::ApiState;
-use super::openapi::responses::{BadRequest, Unavailable};
-use super::reply::ApiError;
-use super::router::Request;
 use crate::bus::results;
 use crate::domain::ResourceKind;
+use crate::http::ApiState;
+use crate::http::openapi::responses::{BadRequest, Unavailable};
+use crate::http::reply::ApiError;
+use crate::http::router::Request;
+use crate::http::streams::Streams;
+use crate::read::live::status_changes;
 
 /// Events buffered per connection between NATS and the client's socket. A page renders a
 /// handful of events per second; 256 absorbs a burst (a team import finishing dozens of players
 /// at once) while keeping a stalled client's cost around 256 × ~200 bytes.
 pub const EVENT_BUFFER: usize = 256;
-/// Concurrent event streams per instance. Each holds two NATS subscriptions and a task; the
-/// status page needs one per open tab.
-pub const MAX_STREAMS: usize = 64;
 /// Silence after which a keep-alive comment is sent, so proxies keep the connection open and a
 /// vanished client is noticed on the next write.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -136,26 +141,6 @@ fn parse_subject(subject: &str) -> Option<(Outcome, ResourceKind)> {
     Some((outcome, kind))
 }
 
-/// The open-stream budget of one server: [`MAX_STREAMS`] permits.
-#[derive(Clone)]
-pub struct Streams(Arc<Semaphore>);
-
-impl Default for Streams {
-    fn default() -> Self {
-        Self(Arc::new(Semaphore::new(MAX_STREAMS)))
-    }
-}
-
-impl Streams {
-    /// A slot for one more open stream, or a 503 when all [`MAX_STREAMS`] are taken.
-    pub fn acquire(&self) -> Result<OwnedSemaphorePermit, ApiError> {
-        self.0
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| ApiError::Unavailable("too many open event streams".to_string()))
-    }
-}
-
 #[utoipa::path(
     get,
     path = "/api/events",
@@ -244,8 +229,47 @@ async fn forward(
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/queue/events",
+    tag = "events",
+    summary = "Server-sent queue status, on every change",
+    description = "A `text/event-stream` of `status` events, each carrying the body \
+        `/api/queue/status` would answer: one at once, then one whenever a service's queue, \
+        work or budget changes, at most one a second.",
+    responses(
+        (status = 200, description = "The status stream; it stays open.", body = String,
+            content_type = "text/event-stream",
+            example = "event: status\ndata: {\"asOf\":\"2026-11-30T03:00:00.000Z\",\"services\":{},\"timestamp\":\"2026-11-30T03:00:00.100+00:00\"}\n\n"),
+        Unavailable
+    )
+)]
+pub async fn get_queue_events(
+    state: ApiState,
+    req: Request,
+    streams: Streams,
+) -> Result<Response, ApiError> {
+    if !req.query()?.is_empty() {
+        return Err(ApiError::BadRequest(
+            "this stream takes no query parameters".to_string(),
+        ));
+    }
+    let permit = streams.acquire()?;
+    let frames =
+        status_changes(state.queue_status.clone(), state.closing.clone()).map(move |body| {
+            let _held = &permit;
+            Ok::<_, Infallible>(Event::default().event("status").data(body))
+        });
+    let stream = warp::sse::keep_alive().interval(KEEP_ALIVE).stream(frames);
+    Ok(warp::sse::reply(stream).into_response())
+}
+
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use tokio::sync::Semaphore;
+
     use super::*;
 
     fn q(pairs: &[(&str, &str)]) -> Vec<(String, String)> {

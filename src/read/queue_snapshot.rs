@@ -6,8 +6,9 @@
 //!
 //! Invariants: a snapshot's `as_of` is taken before any part of it is read, so it reflects
 //! every change made before `as_of`. A failed refresh keeps the previous snapshot; readers get
-//! it while it is at most [`STALE_AFTER`] old and an [`ApiError::Unavailable`] naming the last
-//! failure after that (NATS gone for good), never silently old numbers.
+//! it while it is at most [`STALE_AFTER`] old and a [`StatusUnavailable`] naming the last
+//! failure after that (NATS gone for good), never silently old numbers. [`QueueStatus`] is the
+//! one body made of a snapshot, for `/api/queue/status` and the live feeds alike.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -20,7 +21,6 @@ use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
 use utoipa::ToSchema;
 
-use super::reply::ApiError;
 use crate::actors::pipeline::Activity;
 use crate::actors::rate_limiter::{BudgetSnapshot, RateLimiter, Snapshot};
 use crate::bus::queue::{BusError, JobQueue};
@@ -125,6 +125,39 @@ pub enum CollectError {
     Limiter(#[from] MailboxError),
 }
 
+/// No snapshot recent enough to serve; says why (the HTTP side answers it with a 503).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("queue status unavailable: {0}")]
+pub struct StatusUnavailable(String);
+
+// Fields in alphabetical order, as the `json!` map this replaced wrote them.
+/// Every upstream service's queue, work and budget, from the latest background snapshot.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QueueStatus<'a> {
+    /// When the snapshot was taken (RFC 3339, UTC, milliseconds): the body reflects every
+    /// change made before then. Refreshed in the background at least once a second.
+    #[schema(format = DateTime)]
+    pub as_of: String,
+    /// By service (`opendota`, `dotabuff`).
+    pub services: &'a BTreeMap<&'static str, ServiceStatus>,
+    /// When this answer was made (RFC 3339).
+    #[schema(format = DateTime)]
+    pub timestamp: String,
+}
+
+impl<'a> QueueStatus<'a> {
+    /// The body for `snapshot`, answered now (the one shape of `/api/queue/status` and of the
+    /// live feeds).
+    pub fn of(snapshot: &'a QueueSnapshot) -> Self {
+        Self {
+            as_of: snapshot.as_of_rfc3339(),
+            services: &snapshot.services,
+            timestamp: chrono::Utc::now().to_rfc3339(),
+        }
+    }
+}
+
 /// What the collector last published.
 #[derive(Default)]
 struct Latest {
@@ -146,7 +179,7 @@ impl QueueSnapshots {
     }
 
     /// The latest snapshot, if it is at most [`STALE_AFTER`] old.
-    pub fn latest(&self) -> Result<Arc<QueueSnapshot>, ApiError> {
+    pub fn latest(&self) -> Result<Arc<QueueSnapshot>, StatusUnavailable> {
         let latest = self.0.borrow();
         let why = || {
             latest
@@ -156,15 +189,12 @@ impl QueueSnapshots {
         };
         match &latest.snapshot {
             Some(s) if s.taken.elapsed() <= STALE_AFTER => Ok(s.clone()),
-            Some(s) => Err(ApiError::Unavailable(format!(
-                "queue status unavailable: the last snapshot is from {} ({})",
+            Some(s) => Err(StatusUnavailable(format!(
+                "the last snapshot is from {} ({})",
                 s.as_of_rfc3339(),
                 why()
             ))),
-            None => Err(ApiError::Unavailable(format!(
-                "queue status unavailable: {}",
-                why()
-            ))),
+            None => Err(StatusUnavailable(why())),
         }
     }
 }

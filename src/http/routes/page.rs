@@ -2,17 +2,17 @@
 //! and vanilla JS, no external resources) compiled into the binary with `include_str!`, so the
 //! page always matches the API of the build that serves it. The page polls
 //! `/api/queue/status`, follows `/api/events` and drives team imports through
-//! `/api/teams/{teamId}/matches`. Listed in [`super::table`].
+//! `/api/teams/{teamId}/matches`. Listed in `http::table`.
 
 use warp::http::{HeaderValue, StatusCode, header};
 use warp::reply::Response;
 
-use super::ApiState;
-use super::reply::{self, ApiError};
-use super::router::Request;
+use crate::http::ApiState;
+use crate::http::reply::{self, ApiError};
+use crate::http::router::Request;
 
 /// The page, as committed.
-const INDEX_HTML: &str = include_str!("assets/index.html");
+const INDEX_HTML: &str = include_str!("../assets/index.html");
 
 #[utoipa::path(
     get,

@@ -1,39 +1,19 @@
 //! Operational routes: `/api/queue/status` (per-service queue, in-flight work, counters and
-//! rate budget, served from the background snapshot of [`super::queue_snapshot`]), `/healthz`
+//! rate budget, served from the background snapshot of `read::queue_snapshot`), `/healthz`
 //! (process up), `/readyz` (NATS connected, redb open; `degraded` while redb writes fail),
 //! `/metrics`.
 
-use std::collections::BTreeMap;
-
-use serde::Serialize;
-use utoipa::ToSchema;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-use super::ApiState;
-use super::bodies::{Health, HealthStatus, Readiness, ReadyState};
-use super::openapi::responses::Unavailable;
-use super::queue_snapshot::{QueueSnapshot, ServiceStatus};
-use super::reply::{ApiError, json, typed};
-use super::router::Request;
 use crate::actors::cache_keeper::ProbeWrite;
+use crate::http::ApiState;
+use crate::http::bodies::{Health, HealthStatus, Readiness, ReadyState};
+use crate::http::openapi::responses::Unavailable;
+use crate::http::reply::{ApiError, json, typed};
+use crate::http::router::Request;
 use crate::metrics as m;
-
-// Fields in alphabetical order, as the `json!` map this replaced wrote them.
-/// Every upstream service's queue, work and budget, from the latest background snapshot.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct QueueStatus<'a> {
-    /// When the snapshot was taken (RFC 3339, UTC, milliseconds): the body reflects every
-    /// change made before then. Refreshed in the background at least once a second.
-    #[schema(format = DateTime)]
-    pub as_of: String,
-    /// By service (`opendota`, `dotabuff`).
-    pub services: &'a BTreeMap<&'static str, ServiceStatus>,
-    /// When this answer was made (RFC 3339).
-    #[schema(format = DateTime)]
-    pub timestamp: String,
-}
+use crate::read::queue_snapshot::QueueStatus;
 
 #[utoipa::path(
     get,
@@ -51,18 +31,6 @@ pub struct QueueStatus<'a> {
 pub async fn get_queue_status(state: ApiState, _: Request) -> Result<Response, ApiError> {
     let snapshot = state.queue_status.latest()?;
     Ok(json(StatusCode::OK, &QueueStatus::of(&snapshot)))
-}
-
-impl<'a> QueueStatus<'a> {
-    /// The body for `snapshot`, answered now (the one shape of `/api/queue/status` and of the
-    /// live feeds).
-    pub fn of(snapshot: &'a QueueSnapshot) -> Self {
-        Self {
-            as_of: snapshot.as_of_rfc3339(),
-            services: &snapshot.services,
-            timestamp: chrono::Utc::now().to_rfc3339(),
-        }
-    }
 }
 
 #[utoipa::path(

@@ -9,11 +9,11 @@ use utoipa::ToSchema;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-use super::ApiState;
-use super::openapi::responses::{BadRequest, Internal, Unauthorized, Unavailable};
-use super::reply::{ApiError, json};
-use super::router::Request;
 use crate::domain::{LeagueId, MatchId, PlayerId, Signature, TeamId};
+use crate::http::ApiState;
+use crate::http::openapi::responses::{BadRequest, Internal, Unauthorized, Unavailable};
+use crate::http::reply::{ApiError, json};
+use crate::http::router::Request;
 
 /// Items accepted in one request; a bound on the work one call can cause.
 pub const MAX_ITEMS: usize = 1000;
@@ -202,7 +202,7 @@ fn read_items(body: &[u8]) -> Result<Vec<Value>, ApiError> {
     )
 )]
 pub async fn post_invalidate(state: ApiState, req: Request) -> Result<Response, ApiError> {
-    super::require_admin(&state, req.authorization.as_deref())?;
+    crate::http::require_admin(&state, req.authorization.as_deref())?;
     let items = read_items(&req.body)?;
     let mut errors = Vec::new();
     let mut accepted = Vec::new();

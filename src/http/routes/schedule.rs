@@ -4,61 +4,34 @@
 //! `DELETE /api/teams/{id}/matches?leagueId=L&track=false` stops tracking one (admin token
 //! when configured; 404 when it is not tracked).
 //!
-//! A request is written to redb at most once per [`TRACK_RESOLUTION`] per import (remembered
-//! in memory), so the read path stays free of writes.
+//! A request is written to redb at most once per `read::refresh::TRACK_RESOLUTION` per import
+//! (remembered in memory, see `read::refresh`), so the read path stays free of writes.
 
-use std::time::Duration;
-
-use moka::sync::Cache;
 use serde::Serialize;
 use utoipa::ToSchema;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-use super::ApiState;
-use super::bodies::ErrorBody;
-use super::openapi::responses::{BadRequest, Internal, NotTracked, Unauthorized, Unavailable};
-use super::reply::{ApiError, json};
-use super::router::Request;
-use crate::actors::refresh_scheduler::{Rules, Tracked};
+use crate::actors::refresh_scheduler::Tracked;
 use crate::domain::{IdError, LeagueId, Signature, TeamId};
+use crate::http::ApiState;
+use crate::http::bodies::ErrorBody;
+use crate::http::openapi::responses::{
+    BadRequest, Internal, NotTracked, Unauthorized, Unavailable,
+};
+use crate::http::reply::{ApiError, json};
+use crate::http::router::Request;
 use crate::store::now_ms;
-
-/// How stale a tracked import's last request time may be: well under a day, the unit of
-/// `--track-days`.
-pub const TRACK_RESOLUTION: Duration = Duration::from_secs(60);
-/// Imports remembered as recently tracked; beyond it one is simply written again.
-const RECENT_CAPACITY: u64 = 100_000;
-
-/// The scheduling rules and the recently tracked imports.
-pub struct RefreshState {
-    rules: Rules,
-    auto_refresh: bool,
-    recent: Cache<Signature, ()>,
-}
-
-impl RefreshState {
-    pub fn new(rules: Rules, auto_refresh: bool) -> Self {
-        Self {
-            rules,
-            auto_refresh,
-            recent: Cache::builder()
-                .max_capacity(RECENT_CAPACITY)
-                .time_to_live(TRACK_RESOLUTION)
-                .build(),
-        }
-    }
-}
 
 /// Records a request for the team import `sig`. A failure is logged and does not fail the
 /// request: the import itself does not depend on it.
 pub async fn track(state: &ApiState, sig: Signature) {
     let refresh = &state.refresh;
-    if refresh.recent.contains_key(&sig) {
+    if refresh.tracked_lately(&sig) {
         return;
     }
     match state.pipeline.stores.track(sig, now_ms()).await {
-        Ok(()) => refresh.recent.insert(sig, ()),
+        Ok(()) => refresh.remember(sig),
         Err(err) => tracing::warn!(%err, signature = %sig, "could not track a team import"),
     }
 }
@@ -134,13 +107,13 @@ fn entry(t: Tracked) -> Option<TrackedImport> {
     )
 )]
 pub async fn get_schedule(state: ApiState, _req: Request) -> Result<Response, ApiError> {
-    let rules = state.refresh.rules;
+    let rules = state.refresh.rules();
     let store = state.store.clone();
     let tracked = tokio::task::spawn_blocking(move || rules.schedule(&store))
         .await
         .map_err(|e| ApiError::internal("reading the schedule failed", e))??;
     let body = ScheduleBody {
-        auto_refresh: state.refresh.auto_refresh,
+        auto_refresh: state.refresh.auto_refresh(),
         tracked: tracked.into_iter().filter_map(entry).collect(),
         track_days: rules.track_days,
     };
@@ -201,10 +174,10 @@ pub async fn delete_team_matches(state: ApiState, req: Request) -> Result<Respon
         .parse()
         .map_err(|e: IdError| ApiError::BadRequest(e.to_string()))?;
     let league = untrack_query(&req.query()?)?;
-    super::require_admin(&state, req.authorization.as_deref())?;
+    crate::http::require_admin(&state, req.authorization.as_deref())?;
     let sig = Signature::Team(team, league);
     let was_tracked = state.pipeline.stores.untrack(sig).await?;
-    state.refresh.recent.invalidate(&sig);
+    state.refresh.forget(&sig);
     if !was_tracked {
         let body = ErrorBody {
             error: format!("{sig} is not tracked"),

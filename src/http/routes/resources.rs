@@ -4,35 +4,23 @@
 //! while a refresh runs, and reports a permanent failure. The routes and their documentation
 //! are at the end of this file, one `resource_routes!` each.
 
-use bytes::Bytes;
-use serde::Serialize;
-use warp::http::{HeaderMap, HeaderValue, StatusCode, header};
+use warp::http::HeaderMap;
 use warp::reply::Response;
 
-use super::ApiState;
-use super::bodies::{Accepted, Envelope, FailedBody, FailedStatus};
-use super::params::ResourceQuery;
-use super::reply::{ApiError, json};
-use super::representation::Representation;
-use super::router::Request;
+use super::Verb;
+use super::degraded;
+use super::replies::{failed, queued, ready};
 use crate::actors::cache_keeper::{Child, ClaimChildren, Prepare, Prepared};
 use crate::actors::league_fetcher::LeagueRecord;
 use crate::domain::{Fanout, Priority, Signature};
-use crate::encoding::ContentTag;
+use crate::http::ApiState;
+use crate::http::bodies::Envelope;
+use crate::http::params::ResourceQuery;
+use crate::http::reply::ApiError;
+use crate::http::representation::{CacheStatus, respond, respond_served};
+use crate::http::router::Request;
 use crate::metrics as m;
-use crate::store::Served;
-
-/// Seconds a client is told to wait before polling again.
-const RETRY_AFTER_SECS: &str = "2";
-/// Header telling whether a 200 body is fresh, stale (with a refresh queued) or fetched
-/// around a degraded store (`bypass`).
-pub const CACHE_STATUS_HEADER: &str = "x-cache-status";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verb {
-    Post,
-    Get,
-}
+use crate::read::bypass::Direct;
 
 /// Handles POST or GET on the resource `sig`; `location` is the GET URL to poll.
 pub async fn handle(
@@ -54,7 +42,7 @@ pub async fn handle(
             .increment(1);
         return Ok(match verb {
             Verb::Post => ready(sig),
-            Verb::Get => entry.representation().respond(headers, FRESH),
+            Verb::Get => respond(&entry.representation(), headers, CacheStatus::Fresh),
         });
     }
     let fanout = match sig {
@@ -67,7 +55,7 @@ pub async fn handle(
         // CacheKeeper could not write: serve around the store instead of failing.
         Err(err) if state.store.degraded() => {
             tracing::debug!(%err, "CacheKeeper could not decide");
-            return super::degraded::reply(&state, verb, sig, headers).await;
+            return degraded::reply(&state, verb, sig, headers).await;
         }
         Err(err) => return Err(err),
     };
@@ -77,9 +65,9 @@ pub async fn handle(
         && prepared.entry.is_none()
         && prepared.failure.is_none()
         && state.store.degraded()
-        && super::bypass::Bypass::supports(&sig)
+        && let Some(direct) = Direct::of(sig)
     {
-        return super::degraded::bypass(&state, sig, headers).await;
+        return degraded::bypass(&state, direct, headers).await;
     }
     if let Signature::League(_) = sig
         && query.queue_matches
@@ -88,22 +76,6 @@ pub async fn handle(
         queue_stored_league_matches(&state, sig).await?;
     }
     reply(&state, verb, sig, &prepared, &location, headers)
-}
-
-/// `x-cache-status` of a fresh copy.
-pub const FRESH: &str = "fresh";
-/// `x-cache-status` of a stale copy served while its refresh is queued.
-pub const STALE_REFRESHING: &str = "stale; refresh queued";
-
-/// 200 `{"status":"ready"}`.
-fn ready(sig: Signature) -> Response {
-    json(
-        StatusCode::OK,
-        &Envelope {
-            signature: sig,
-            status: Accepted::Ready,
-        },
-    )
 }
 
 /// Asks CacheKeeper what to do, records the cache lookup, and publishes the job it claimed.
@@ -197,98 +169,13 @@ fn get_reply(
     if prepared.entry.is_some()
         && let Some(served) = state.store.served(&sig)?
     {
-        let status = if prepared.fresh {
-            FRESH
-        } else {
-            STALE_REFRESHING
-        };
+        let status = CacheStatus::stored(prepared.fresh);
         return Ok(respond_served(served, headers, status));
     }
     if let Some(failure) = &prepared.failure {
         return Ok(failed(state, sig, failure));
     }
     Ok(queued(sig, location))
-}
-
-/// A stored copy read from redb, served with its stored encodings (a body stored before they
-/// were kept goes out plain, with a tag computed now).
-pub fn respond_served(served: Served, headers: &HeaderMap, cache_status: &'static str) -> Response {
-    let tag = served
-        .meta
-        .tag
-        .unwrap_or_else(|| ContentTag::of(&served.body));
-    let (identity, gzip, br) = (
-        Bytes::from(served.body),
-        served.gzip.map(Bytes::from),
-        served.br.map(Bytes::from),
-    );
-    Representation {
-        tag,
-        identity: &identity,
-        gzip: gzip.as_ref(),
-        br: br.as_ref(),
-    }
-    .respond(headers, cache_status)
-}
-
-/// Says whether a 200 body is fresh or stale with a refresh queued.
-pub fn mark_cache_status(resp: &mut Response, fresh: bool) {
-    let status = if fresh { FRESH } else { STALE_REFRESHING };
-    resp.headers_mut()
-        .insert(CACHE_STATUS_HEADER, HeaderValue::from_static(status));
-}
-
-/// `{"status":"failed"}`: 404 when the upstream has no such resource, else 502. `retryAt` and
-/// `Retry-After` say when the failure TTL ends and a GET queues a new attempt.
-pub fn failed(state: &ApiState, sig: Signature, failure: &crate::store::Failure) -> Response {
-    let status = if failure.not_found {
-        StatusCode::NOT_FOUND
-    } else {
-        StatusCode::BAD_GATEWAY
-    };
-    let retry_at_ms = failure.retry_at_ms(state.store.failure_ttl());
-    let body = FailedBody {
-        error: failure.reason.clone(),
-        retry_at: rfc3339(retry_at_ms),
-        signature: sig,
-        status: FailedStatus::Failed,
-    };
-    let mut resp = json(status, &body);
-    // Whole seconds, rounded up so a client that waits exactly that long finds it expired.
-    let wait_ms = retry_at_ms.saturating_sub(crate::store::now_ms()).max(0);
-    let wait_secs = (wait_ms.saturating_add(999)) / 1000;
-    resp.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(wait_secs));
-    resp
-}
-
-/// Unix milliseconds as RFC 3339 in UTC (the far future when out of chrono's range).
-fn rfc3339(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC)
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
-/// 202 `{"status":"queued"}` with where to poll and when.
-pub fn queued(sig: Signature, location: &str) -> Response {
-    let body = Envelope {
-        signature: sig,
-        status: Accepted::Queued,
-    };
-    queued_with(&body, location)
-}
-
-/// 202 with `body` and the polling headers.
-pub fn queued_with(body: &impl Serialize, location: &str) -> Response {
-    let mut resp = json(StatusCode::ACCEPTED, body);
-    if let Ok(loc) = HeaderValue::from_str(location) {
-        resp.headers_mut().insert(header::LOCATION, loc);
-    }
-    resp.headers_mut().insert(
-        header::RETRY_AFTER,
-        HeaderValue::from_static(RETRY_AFTER_SECS),
-    );
-    resp
 }
 
 /// How a resource route's path ID becomes a signature and a polling URL, and which query keys

@@ -14,20 +14,22 @@ use utoipa::ToSchema;
 use warp::http::{HeaderMap, StatusCode, header};
 use warp::reply::Response;
 
-use super::ApiState;
-use super::bodies::{Accepted, TeamSummary};
-use super::hot::{ViewEntry, ViewPart};
 use super::invalidate::ItemId;
-use super::openapi::responses::{
+use super::replies::{failed, queued_with};
+use super::{Verb, degraded, resources, schedule};
+use crate::actors::cache_keeper::Prepared;
+use crate::domain::{Fanout, LeagueId, MatchId, Service, Signature, TeamId};
+use crate::http::bodies::{Accepted, TeamSummary};
+use crate::http::openapi::responses::{
     BadRequest, Failed, Internal, NotModified, Queued, Unauthorized, Unavailable,
 };
-use super::params::ResourceQuery;
-use super::reply::{ApiError, json};
-use super::representation::{preferred, respond_plain};
-use super::resources::{self, FRESH, STALE_REFRESHING, Verb};
-use super::router::Request;
-use crate::domain::{Fanout, LeagueId, MatchId, Service, Signature, TeamId};
+use crate::http::params::ResourceQuery;
+use crate::http::reply::{ApiError, json};
+use crate::http::representation::{CacheStatus, preferred, respond, respond_plain};
+use crate::http::router::Request;
+use crate::http::{ApiState, require_admin};
 use crate::metrics as m;
+use crate::read::hot::{ViewEntry, ViewPart};
 use crate::team::record::TeamRecord;
 use crate::team::view::{self, TeamProgressView, TeamViewBody};
 
@@ -85,16 +87,15 @@ async fn degraded_reply(
     {
         let fresh = state.store.fresh(&sig)?.unwrap_or(false);
         let body = render(state, record, part, day_spent_until(state)).await?;
-        let mut resp = respond_once(body, headers, FRESH);
-        super::degraded::mark_stored_cache_status(&mut resp, fresh);
-        return Ok(resp);
+        let status = CacheStatus::stored_while_degraded(fresh);
+        return Ok(respond_once(body, headers, status));
     }
-    Err(super::degraded::cannot_queue(sig))
+    Err(degraded::cannot_queue(sig))
 }
 
 /// `Some(resetsAt)` while the import's next calls wait for the next UTC day: the matches and
 /// players of an import are OpenDota calls, and only OpenDota has a day budget. From the latest
-/// queue snapshot (at most `queue_snapshot::REFRESH` behind the limiter); none while that is
+/// queue snapshot (at most `read::queue_snapshot::REFRESH` behind the limiter); none while that is
 /// unavailable.
 fn day_spent_until(state: &ApiState) -> Option<String> {
     let snapshot = state.queue_status.latest().ok()?;
@@ -131,7 +132,7 @@ async fn render(
 }
 
 /// A view rendered for this request only (stale or degraded): sent plain, with its tag.
-fn respond_once(body: Vec<u8>, headers: &HeaderMap, cache_status: &'static str) -> Response {
+fn respond_once(body: Vec<u8>, headers: &HeaderMap, cache_status: CacheStatus) -> Response {
     respond_plain(&Bytes::from(body), headers, cache_status)
 }
 
@@ -167,23 +168,11 @@ async fn fresh_view(
             .and_then(|v| v.to_str().ok()),
     );
     entry.encode(wanted).await;
-    Ok(Some(entry.representation().respond(headers, FRESH)))
-}
-
-fn summary(
-    status: Accepted,
-    sig: Signature,
-    team: TeamId,
-    league: LeagueId,
-    ids: &[MatchId],
-) -> TeamSummary {
-    TeamSummary {
-        league_id: league,
-        match_ids: ids.to_vec(),
-        signature: sig,
-        status,
-        team_id: team,
-    }
+    Ok(Some(respond(
+        &entry.representation(),
+        headers,
+        CacheStatus::Fresh,
+    )))
 }
 
 const DESCRIPTION: &str = "`leagueId` comes from the query or, for POST, the JSON body (400 \
@@ -247,93 +236,141 @@ pub async fn post_team_matches(state: ApiState, req: Request) -> Result<Response
     handle(state, Verb::Post, req).await
 }
 
-async fn handle(state: ApiState, verb: Verb, req: Request) -> Result<Response, ApiError> {
-    let team: TeamId = req
-        .param("id")
-        .parse()
-        .map_err(|e: crate::domain::IdError| ApiError::BadRequest(e.to_string()))?;
-    let keys = match verb {
-        Verb::Get => GET_QUERY_KEYS,
-        Verb::Post => QUERY_KEYS,
-    };
-    let query = ResourceQuery::parse(&req.query()?, keys)?;
-    let (league, force) = league(&query, &req.body)?;
-    if force {
-        super::require_admin(&state, req.authorization.as_deref())?;
-    }
-    let part = if query.progress_only {
-        ViewPart::Progress
-    } else {
-        ViewPart::Full
-    };
-    let sig = Signature::Team(team, league);
-    super::schedule::track(&state, sig).await;
-    let headers = &req.headers;
-    // The read path: a fresh import is answered without the CacheKeeper.
-    if !force {
-        let answer = match verb {
-            Verb::Get => fresh_view(&state, sig, part, headers).await?,
-            Verb::Post => match state.hot.fresh(&state.store, sig).await? {
-                Some(stored) => {
-                    let record: TeamRecord =
-                        serde_json::from_slice(stored.body()).map_err(|e| {
-                            ApiError::internal("the stored team record is unreadable", e)
-                        })?;
-                    let body = summary(Accepted::Ready, sig, team, league, &record.match_ids);
-                    Some(json(StatusCode::OK, &body))
-                }
-                None => None,
-            },
+/// One team import request, as parsed.
+struct Import {
+    verb: Verb,
+    sig: Signature,
+    team: TeamId,
+    league: LeagueId,
+    force: bool,
+    part: ViewPart,
+}
+
+impl Import {
+    fn parse(verb: Verb, req: &Request) -> Result<Self, ApiError> {
+        let team: TeamId = req
+            .param("id")
+            .parse()
+            .map_err(|e: crate::domain::IdError| ApiError::BadRequest(e.to_string()))?;
+        let keys = match verb {
+            Verb::Get => GET_QUERY_KEYS,
+            Verb::Post => QUERY_KEYS,
         };
-        if let Some(resp) = answer {
-            metrics::counter!(m::CACHE_LOOKUPS, "kind" => sig.kind().as_str(), "result" => "hit")
-                .increment(1);
-            return Ok(resp);
+        let query = ResourceQuery::parse(&req.query()?, keys)?;
+        let (league, force) = league(&query, &req.body)?;
+        let part = if query.progress_only {
+            ViewPart::Progress
+        } else {
+            ViewPart::Full
+        };
+        Ok(Self {
+            verb,
+            sig: Signature::Team(team, league),
+            team,
+            league,
+            force,
+            part,
+        })
+    }
+
+    /// The import's summary with `status` and the match IDs known so far.
+    fn summary(&self, status: Accepted, ids: &[MatchId]) -> TeamSummary {
+        TeamSummary {
+            league_id: self.league,
+            match_ids: ids.to_vec(),
+            signature: self.sig,
+            status,
+            team_id: self.team,
         }
     }
-    let location = format!("/api/teams/{team}/matches?leagueId={league}");
-    let prepared = match resources::prepare(&state, verb, sig, force, Fanout::All).await {
+
+    fn location(&self) -> String {
+        format!("/api/teams/{}/matches?leagueId={}", self.team, self.league)
+    }
+}
+
+async fn handle(state: ApiState, verb: Verb, req: Request) -> Result<Response, ApiError> {
+    let import = Import::parse(verb, &req)?;
+    if import.force {
+        require_admin(&state, req.authorization.as_deref())?;
+    }
+    let sig = import.sig;
+    schedule::track(&state, sig).await;
+    let headers = &req.headers;
+    // The read path: a fresh import is answered without the CacheKeeper.
+    if !import.force
+        && let Some(resp) = fresh_answer(&state, &import, headers).await?
+    {
+        metrics::counter!(m::CACHE_LOOKUPS, "kind" => sig.kind().as_str(), "result" => "hit")
+            .increment(1);
+        return Ok(resp);
+    }
+    let prepared = match resources::prepare(&state, verb, sig, import.force, Fanout::All).await {
         Ok(prepared) => prepared,
         // CacheKeeper could not write: serve a stored import around it instead of failing.
         Err(err) if state.store.degraded() => {
             tracing::debug!(%err, "CacheKeeper could not decide");
-            return degraded_reply(&state, verb, sig, part, headers).await;
+            return degraded_reply(&state, verb, sig, import.part, headers).await;
         }
         Err(err) => return Err(err),
     };
+    prepared_reply(&state, &import, &prepared, headers).await
+}
+
+/// The read path's answer: the view of a fresh import (GET) or `ready` (POST); `None` when
+/// the import is not stored fresh.
+async fn fresh_answer(
+    state: &ApiState,
+    import: &Import,
+    headers: &HeaderMap,
+) -> Result<Option<Response>, ApiError> {
+    let sig = import.sig;
+    match import.verb {
+        Verb::Get => fresh_view(state, sig, import.part, headers).await,
+        Verb::Post => match state.hot.fresh(&state.store, sig).await? {
+            Some(stored) => {
+                let record: TeamRecord = serde_json::from_slice(stored.body())
+                    .map_err(|e| ApiError::internal("the stored team record is unreadable", e))?;
+                let body = import.summary(Accepted::Ready, &record.match_ids);
+                Ok(Some(json(StatusCode::OK, &body)))
+            }
+            None => Ok(None),
+        },
+    }
+}
+
+/// The answer once CacheKeeper has decided: `ready` or `queued` for POST; for GET the stored
+/// import's view (fresh, or stale with a refresh queued), else its failure, else `queued`.
+async fn prepared_reply(
+    state: &ApiState,
+    import: &Import,
+    prepared: &Prepared,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let sig = import.sig;
     let record = match prepared.entry {
-        Some(_) => stored_record(&state, &sig)?,
+        Some(_) => stored_record(state, &sig)?,
         None => None,
     };
     let ids = record
         .as_ref()
         .map(|r| r.match_ids.clone())
         .unwrap_or_default();
-    match verb {
-        Verb::Post if prepared.fresh => Ok(json(
-            StatusCode::OK,
-            &summary(Accepted::Ready, sig, team, league, &ids),
-        )),
-        Verb::Post => Ok(resources::queued_with(
-            &summary(Accepted::Queued, sig, team, league, &ids),
-            &location,
-        )),
+    let queued = || queued_with(&import.summary(Accepted::Queued, &ids), &import.location());
+    match import.verb {
+        Verb::Post if prepared.fresh => {
+            Ok(json(StatusCode::OK, &import.summary(Accepted::Ready, &ids)))
+        }
+        Verb::Post => Ok(queued()),
         Verb::Get => match record {
             Some(record) => {
-                let body = render(&state, record, part, day_spent_until(&state)).await?;
-                let status = if prepared.fresh {
-                    FRESH
-                } else {
-                    STALE_REFRESHING
-                };
+                let body = render(state, record, import.part, day_spent_until(state)).await?;
+                let status = CacheStatus::stored(prepared.fresh);
                 Ok(respond_once(body, headers, status))
             }
             None => match &prepared.failure {
-                Some(failure) => Ok(resources::failed(&state, sig, failure)),
-                None => Ok(resources::queued_with(
-                    &summary(Accepted::Queued, sig, team, league, &ids),
-                    &location,
-                )),
+                Some(failure) => Ok(failed(state, sig, failure)),
+                None => Ok(queued()),
             },
         },
     }

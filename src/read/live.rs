@@ -1,10 +1,9 @@
-//! Live feeds for dashboards that should not poll: `GET /api/queue/events` (Server-Sent Events
-//! carrying the queue status on every change, at most once a second), the status feed the
-//! WebSocket (`super::ws`) shares, and the last [`RECENT_EVENTS`] ready/failed events, kept so
-//! a page that opens shows what just happened instead of an empty feed.
+//! What the live feeds for dashboards that should not poll send, kept apart from how they send
+//! it: the queue status on every change, at most once a second ([`status_changes`], read by
+//! `GET /api/queue/events` and the WebSocket), and the last [`RECENT_EVENTS`] ready/failed
+//! events, kept so a page that opens shows what just happened instead of an empty feed.
 
 use std::collections::VecDeque;
-use std::convert::Infallible;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -12,16 +11,8 @@ use futures::StreamExt;
 use serde::Serialize;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use warp::reply::{Reply, Response};
-use warp::sse::Event;
 
-use super::ApiState;
-use super::events::{KEEP_ALIVE, Streams};
-use super::openapi::responses::Unavailable;
-use super::queue_snapshot::QueueSnapshots;
-use super::reply::ApiError;
-use super::router::Request;
-use super::status::QueueStatus;
+use super::queue_snapshot::{QueueSnapshots, QueueStatus};
 use crate::bus::results;
 
 /// Ready/failed events kept for a page that opens.
@@ -143,39 +134,4 @@ pub fn status_changes(
             }
         },
     )
-}
-
-#[utoipa::path(
-    get,
-    path = "/api/queue/events",
-    tag = "events",
-    summary = "Server-sent queue status, on every change",
-    description = "A `text/event-stream` of `status` events, each carrying the body \
-        `/api/queue/status` would answer: one at once, then one whenever a service's queue, \
-        work or budget changes, at most one a second.",
-    responses(
-        (status = 200, description = "The status stream; it stays open.", body = String,
-            content_type = "text/event-stream",
-            example = "event: status\ndata: {\"asOf\":\"2026-11-30T03:00:00.000Z\",\"services\":{},\"timestamp\":\"2026-11-30T03:00:00.100+00:00\"}\n\n"),
-        Unavailable
-    )
-)]
-pub async fn get_queue_events(
-    state: ApiState,
-    req: Request,
-    streams: Streams,
-) -> Result<Response, ApiError> {
-    if !req.query()?.is_empty() {
-        return Err(ApiError::BadRequest(
-            "this stream takes no query parameters".to_string(),
-        ));
-    }
-    let permit = streams.acquire()?;
-    let frames =
-        status_changes(state.queue_status.clone(), state.closing.clone()).map(move |body| {
-            let _held = &permit;
-            Ok::<_, Infallible>(Event::default().event("status").data(body))
-        });
-    let stream = warp::sse::keep_alive().interval(KEEP_ALIVE).stream(frames);
-    Ok(warp::sse::reply(stream).into_response())
 }

@@ -18,9 +18,8 @@ use std::sync::{Arc, OnceLock};
 use bytes::Bytes;
 use moka::sync::Cache;
 
-use super::representation::Representation;
 use crate::domain::Signature;
-use crate::encoding::{self, ContentTag, Encoding};
+use crate::encoding::{self, ContentTag, Encoding, Representation};
 use crate::metrics as m;
 use crate::store::{EntryMeta, Served, Store, StoreError, now_ms};
 
