@@ -49,7 +49,7 @@ fn rules() -> Vec<Rule> {
             annotations: r["annotations"].clone(),
         })
         .collect();
-    assert_eq!(rules.len(), 8, "the eight alerts of issue 22");
+    assert_eq!(rules.len(), 9, "the eight alerts of issue 22 and task panics");
     rules
 }
 
