@@ -22,7 +22,6 @@ use tokio::task::JoinHandle;
 use crate::actors::cache_keeper::CacheKeeper;
 use crate::actors::pipeline::{Activity, Pipeline, PipelineError};
 use crate::actors::refresh_scheduler::{RefreshScheduler, Rules};
-use crate::actors::reserve;
 use crate::actors::team_watch::TeamWatch;
 use crate::bus::embedded::{EmbeddedNats, EmbeddedNatsError};
 use crate::bus::queue::{BusError, JobQueue, MAX_BATCH};
@@ -39,9 +38,10 @@ use crate::http::schedule::RefreshState;
 use crate::http::{ApiState, Shared};
 use crate::metrics::MetricsError;
 use crate::store::{Store, StoreError, StoreHealth};
+use crate::upstream::budget::reserve;
+use crate::upstream::budget::shared::SharedBudget;
 use crate::upstream::error::UpstreamError;
 use crate::upstream::recorder::RecordDirError;
-use crate::upstream::shared_budget::SharedBudget;
 use start::Fetchers;
 
 /// Job kinds this build fetches.
@@ -115,7 +115,7 @@ pub enum AppError {
     #[error("shared store: {0}")]
     Shared(#[from] crate::shared::SharedError),
     #[error("shared rate budget: {0}")]
-    SharedBudget(#[from] crate::upstream::shared_budget::SharedBudgetError),
+    SharedBudget(#[from] crate::upstream::budget::shared::SharedBudgetError),
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
 }

@@ -18,8 +18,7 @@ use crate::actors::match_fetcher::{MatchFetcher, MatchJobs};
 use crate::actors::pipeline::Pipeline;
 use crate::actors::player_fetcher::{PlayerFetcher, PlayerJobs};
 use crate::actors::player_stats_fetcher::{PlayerStatsFetcher, PlayerStatsJobs};
-use crate::actors::rate_limiter::{BudgetSnapshot, LimiterBudget, RateLimiter, Snapshot};
-use crate::actors::reserve::SpareBudget;
+use crate::actors::rate_limiter::{LimiterBudget, RateLimiter, Snapshot};
 use crate::actors::team_importer::{TeamImporter, TeamJobs};
 use crate::bus::embedded::{EmbeddedNats, EmbeddedNatsConfig};
 use crate::config::{NatsAuth, NatsMode, Settings, StoreBackend};
@@ -29,13 +28,14 @@ use crate::http::queue_snapshot::{QueueCollector, QueueSnapshots};
 use crate::http::{self, ApiState};
 use crate::shared::SharedStore;
 use crate::shared::mirror::Mirror;
-use crate::upstream::budget::Budget;
+use crate::upstream::budget::reserve::SpareBudget;
+use crate::upstream::budget::shared::{EgressIdentity, SharedBudget, SharedBudgetConfig};
+use crate::upstream::budget::{Budget, BudgetSnapshot};
 use crate::upstream::client::UpstreamClient;
 use crate::upstream::dotabuff::Dotabuff;
 use crate::upstream::in_flight::{InFlight, Lane};
 use crate::upstream::opendota::OpenDota;
 use crate::upstream::recorder::Recorder;
-use crate::upstream::shared_budget::{EgressIdentity, SharedBudget, SharedBudgetConfig};
 
 /// With `--record-dir`, the recorder, once the directory proved writable. Before anything else
 /// starts, so a wrong directory stops start-up at once.

@@ -1,16 +1,22 @@
 //! The reserve of OpenDota's day budget kept for people (`--refresh-reserve`, a percentage of
 //! the daily limit): scheduled work (refreshes of tracked team imports and their fan-out) only
-//! starts while more than that is left today. [`watch_reserve`] reads the RateLimiter's budget
-//! every [`CHECK_EVERY`] and opens or closes the [`SpareBudget`] gate the fetchers' dispatchers
-//! follow.
+//! starts while more than that is left today. [`watch_reserve`] reads the local budget (from
+//! whoever owns it: [`ReadBudgets`]) every [`CHECK_EVERY`] and opens or closes the
+//! [`SpareBudget`] gate the fetchers' dispatchers follow.
 
 use std::time::Duration;
 
-use actix::Addr;
+use futures::future::BoxFuture;
 use tokio::sync::watch;
 
-use super::rate_limiter::{BudgetSnapshot, DayBudget, RateLimiter, Snapshot};
+use super::BudgetUnavailable;
+use super::snapshot::{BudgetSnapshot, DayBudget};
 use crate::domain::Service;
+
+/// Reads every service's budget (the `RateLimiter` actor's address implements it).
+pub trait ReadBudgets: Send + 'static {
+    fn read(&self) -> BoxFuture<'_, Result<Vec<BudgetSnapshot>, BudgetUnavailable>>;
+}
 
 /// How often the gate follows the day's budget. A scheduled job started just before the gate
 /// closes still runs: the reserve is a target, not a hard limit.
@@ -54,7 +60,7 @@ fn spare(budgets: &[BudgetSnapshot], reserve_percent: u8) -> bool {
 /// The gate, closed until the first reading, and the task that keeps it in step with the
 /// limiter until shutdown.
 pub fn watch_reserve(
-    limiter: Addr<RateLimiter>,
+    limiter: impl ReadBudgets,
     reserve_percent: u8,
     mut shutdown: watch::Receiver<bool>,
 ) -> (SpareBudget, tokio::task::JoinHandle<()>) {
@@ -66,7 +72,7 @@ pub fn watch_reserve(
                 _ = shutdown.wait_for(|stop| *stop) => return,
                 _ = tick.tick() => {}
             }
-            match limiter.send(Snapshot).await {
+            match limiter.read().await {
                 Ok(budgets) => {
                     let open = spare(&budgets, reserve_percent);
                     tx.send_if_modified(|was| {
@@ -78,7 +84,9 @@ pub fn watch_reserve(
                         changed
                     });
                 }
-                Err(err) => tracing::warn!(%err, "rate limiter unavailable; gate unchanged"),
+                Err(err) => {
+                    tracing::warn!(err = %err.0, "rate limiter unavailable; gate unchanged")
+                }
             }
         }
     });

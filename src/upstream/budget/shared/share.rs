@@ -1,21 +1,16 @@
 //! Pure rules of the shared budget, with the time passed in so each is unit-tested at exact
-//! instants: which counter subjects a call at some instant increments, how long a refused
-//! caller waits, how an upstream's `Remaining` report corrects a counter, and the fallback
-//! [`LocalShare`] (this process's grants per window, capped at limit ÷ live instances while the
-//! counters cannot be reached). Only [`SharedBudget`](super::SharedBudget) calls into it.
+//! instants: which counter subjects a call at some instant increments, how an upstream's
+//! `Remaining` report corrects a counter, and the fallback [`LocalShare`] (this process's grants
+//! per window, capped at limit ÷ live instances while the counters cannot be reached). Only
+//! [`SharedBudget`](super::SharedBudget) calls into it.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
-use crate::actors::rate_window::WINDOW_MARGIN;
 use crate::bus::subjects;
-use crate::config::RateLimits;
 use crate::config::secrets::ApiKey;
 use crate::domain::Service;
-
-/// Length of a minute window in seconds (OpenDota's calendar minute).
-const MINUTE_SECS: u64 = 60;
-/// Length of a day window in seconds; unix time has no leap seconds, so this is the UTC day.
-const DAY_SECS: u64 = 86_400;
+use crate::upstream::budget::limits::ServiceLimits;
+use crate::upstream::budget::window::{Count, Window, seen_by_upstream};
 
 /// Who the upstream counts our calls against: a short hash of the OpenDota API key (the key
 /// itself never leaves the process), or `anonymous` (no key: OpenDota counts per IP; Dotabuff
@@ -47,104 +42,27 @@ impl EgressIdentity {
     }
 }
 
-/// The two counting windows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WindowKind {
-    /// The UTC calendar minute.
-    Minute,
-    /// The UTC calendar day.
-    Day,
-}
-
-impl WindowKind {
-    /// Label value for metrics.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            WindowKind::Minute => "minute",
-            WindowKind::Day => "day",
-        }
-    }
-
-    fn len_secs(self) -> u64 {
-        match self {
-            WindowKind::Minute => MINUTE_SECS,
-            WindowKind::Day => DAY_SECS,
-        }
-    }
-
-    /// Index of the window holding `now` (`unix_secs / len`).
-    pub fn index_at(self, now: SystemTime) -> u64 {
-        since_epoch(now).as_secs() / self.len_secs()
-    }
-
-    /// Time from `now` until the next window of this kind starts, plus [`WINDOW_MARGIN`] so a
-    /// caller woken by it lands inside the new window.
-    pub fn wait_for_next(self, now: SystemTime) -> Duration {
-        let next = Duration::from_secs(
-            self.index_at(now)
-                .saturating_add(1)
-                .saturating_mul(self.len_secs()),
-        );
-        next.saturating_sub(since_epoch(now)) + WINDOW_MARGIN
-    }
-}
-
-/// A clock before 1970 is broken beyond repair; reading it as the epoch keeps arithmetic total.
-fn since_epoch(now: SystemTime) -> Duration {
-    now.duration_since(UNIX_EPOCH).unwrap_or_default()
-}
-
-/// One service's limits as the shared budget applies them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ServiceLimits {
-    /// Calls per UTC minute, over every instance.
-    pub per_minute: u32,
-    /// Calls per UTC day, where the upstream has a day budget (OpenDota).
-    pub per_day: Option<u32>,
-}
-
-impl ServiceLimits {
-    /// The limits of `service` in `limits`; a limit of 0 is raised to 1 as the local limiter
-    /// does, so a refused caller always has a next window to wait for.
-    pub fn of(limits: &RateLimits, service: Service) -> Self {
-        match service {
-            Service::OpenDota => Self {
-                per_minute: limits.opendota_per_minute.max(1),
-                per_day: Some(limits.opendota_per_day.max(1)),
-            },
-            Service::Dotabuff => Self {
-                per_minute: limits.dotabuff_per_minute.max(1),
-                per_day: None,
-            },
-        }
-    }
-
-    /// The limit of one window kind; `None` for a day where the service has no day budget.
-    pub fn of_kind(self, kind: WindowKind) -> Option<u32> {
-        match kind {
-            WindowKind::Minute => Some(self.per_minute),
-            WindowKind::Day => self.per_day,
-        }
-    }
-}
-
-/// The counter subject of `service`'s `kind` window holding `now` for `identity`.
+/// The counter subject of `service`'s `window` holding `now` for `identity`: the UTC day by
+/// its date, shorter windows by their index.
 pub fn counter_subject(
     service: Service,
     identity: &EgressIdentity,
-    kind: WindowKind,
+    window: Window,
     now: SystemTime,
 ) -> String {
-    match kind {
-        WindowKind::Minute => {
-            subjects::budget_minute(service.as_str(), identity.as_str(), kind.index_at(now))
-        }
-        WindowKind::Day => {
+    match window {
+        Window::Day => {
             let day = chrono::DateTime::<chrono::Utc>::from(now)
                 .format("%Y%m%d")
                 .to_string();
             subjects::budget_day(service.as_str(), identity.as_str(), &day)
         }
+        Window::Second | Window::Minute | Window::Hour => subjects::budget_window(
+            service.as_str(),
+            identity.as_str(),
+            window.as_str(),
+            window.index_at(now),
+        ),
     }
 }
 
@@ -152,7 +70,7 @@ pub fn counter_subject(
 /// calls left of `limit`: the upstream has seen `limit - remaining` calls (our grants that have
 /// not reached it yet are not among them, so a higher counter is kept). `None`: no raise.
 pub fn correction(limit: u32, remaining: i64, counter: i64) -> Option<i64> {
-    let used = i64::from(limit).saturating_sub(remaining);
+    let used = seen_by_upstream(limit, remaining);
     (used > counter).then(|| used - counter)
 }
 
@@ -164,65 +82,51 @@ pub fn share(limit: u32, live_instances: usize) -> u32 {
     limit / live
 }
 
-/// This process's grants in one window.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct Spent {
-    index: u64,
-    used: u32,
-}
-
-impl Spent {
-    fn used_in(self, index: u64) -> u32 {
-        if index == self.index { self.used } else { 0 }
-    }
-
-    fn record(&mut self, index: u64) {
-        if index != self.index {
-            *self = Spent { index, used: 0 };
-        }
-        self.used = self.used.saturating_add(1);
-    }
-}
-
-/// This process's own grants per window for one service, counted always (on the counters or
-/// not), so a fallback that starts mid-window counts what this process already spent in it.
+/// This process's own grants per window (every length) for one service, counted always (on the
+/// counters or not), so a fallback that starts mid-window counts what this process already spent
+/// in it.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LocalShare {
-    minute: Spent,
-    day: Spent,
+    /// In [`Window::ALL`] order.
+    spent: [Count; Window::ALL.len()],
 }
 
 impl LocalShare {
     /// Counts a grant made at `now`.
     pub fn record(&mut self, now: SystemTime) {
-        self.minute.record(WindowKind::Minute.index_at(now));
-        self.day.record(WindowKind::Day.index_at(now));
+        for (window, count) in Window::ALL.into_iter().zip(&mut self.spent) {
+            count.add_one(window.index_at(now));
+        }
     }
 
     /// Grants one call at `now` within this instance's share of `limits` over `live` instances,
-    /// and counts it; or names the spent window.
+    /// and counts it; or names the spent window (the shortest, when several are).
     pub fn try_take(
         &mut self,
         now: SystemTime,
-        limits: ServiceLimits,
+        limits: &ServiceLimits,
         live: usize,
-    ) -> Result<(), WindowKind> {
-        let minute = WindowKind::Minute.index_at(now);
-        if self.minute.used_in(minute) >= share(limits.per_minute, live) {
-            return Err(WindowKind::Minute);
-        }
-        if let Some(per_day) = limits.per_day
-            && self.day.used_in(WindowKind::Day.index_at(now)) >= share(per_day, live)
-        {
-            return Err(WindowKind::Day);
+    ) -> Result<(), Window> {
+        for limit in &limits.windows {
+            let window = limit.window;
+            if self.spent(window).used_in(window.index_at(now)) >= share(limit.limit, live) {
+                return Err(window);
+            }
         }
         self.record(now);
         Ok(())
+    }
+
+    fn spent(&self, window: Window) -> Count {
+        let slot = Window::ALL.iter().position(|w| *w == window);
+        slot.map(|slot| self.spent[slot]).unwrap_or_default()
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
     use super::*;
 
     /// 2024-10-04T00:00:10Z: 10 s into a minute and into a day.
@@ -248,28 +152,16 @@ mod tests {
         let id = EgressIdentity::anonymous();
         let now = at(10);
         assert_eq!(
-            counter_subject(Service::OpenDota, &id, WindowKind::Minute, now),
+            counter_subject(Service::OpenDota, &id, Window::Minute, now),
             "dota.budget.opendota.anonymous.minute.28800000"
         );
         assert_eq!(
-            counter_subject(Service::OpenDota, &id, WindowKind::Day, now),
+            counter_subject(Service::OpenDota, &id, Window::Day, now),
             "dota.budget.opendota.anonymous.day.20241004"
         );
         assert_eq!(
-            counter_subject(Service::Dotabuff, &id, WindowKind::Minute, at(60)),
+            counter_subject(Service::Dotabuff, &id, Window::Minute, at(60)),
             "dota.budget.dotabuff.anonymous.minute.28800001"
-        );
-    }
-
-    #[test]
-    fn a_refused_caller_waits_for_the_next_window_plus_the_margin() {
-        assert_eq!(
-            WindowKind::Minute.wait_for_next(at(10)),
-            Duration::from_secs(50) + WINDOW_MARGIN
-        );
-        assert_eq!(
-            WindowKind::Day.wait_for_next(at(10)),
-            Duration::from_secs(86_390) + WINDOW_MARGIN
         );
     }
 
@@ -289,10 +181,10 @@ mod tests {
 
     #[test]
     fn the_fallback_share_counts_what_this_process_spent_in_the_window() {
-        let limits = ServiceLimits {
-            per_minute: 10,
-            per_day: Some(100),
-        };
+        let limits = ServiceLimits::burst(
+            Service::OpenDota,
+            &[(Window::Minute, 10), (Window::Day, 100)],
+        );
         assert_eq!(share(10, 3), 3);
         assert_eq!(share(10, 0), 10, "at least this instance is live");
         assert_eq!(share(2, 3), 0);
@@ -303,15 +195,15 @@ mod tests {
         spent.record(at(11));
         // Two instances: a share of 5 a minute, 2 already used.
         for _ in 0..3 {
-            assert_eq!(spent.try_take(at(12), limits, 2), Ok(()));
+            assert_eq!(spent.try_take(at(12), &limits, 2), Ok(()));
         }
-        assert_eq!(spent.try_take(at(12), limits, 2), Err(WindowKind::Minute));
+        assert_eq!(spent.try_take(at(12), &limits, 2), Err(Window::Minute));
         // The next minute has a fresh share; the day keeps counting.
-        assert_eq!(spent.try_take(at(60), limits, 2), Ok(()));
-        let tight = ServiceLimits {
-            per_minute: 10,
-            per_day: Some(12),
-        };
-        assert_eq!(spent.try_take(at(61), tight, 2), Err(WindowKind::Day));
+        assert_eq!(spent.try_take(at(60), &limits, 2), Ok(()));
+        let tight = ServiceLimits::burst(
+            Service::OpenDota,
+            &[(Window::Minute, 10), (Window::Day, 12)],
+        );
+        assert_eq!(spent.try_take(at(61), &tight, 2), Err(Window::Day));
     }
 }
