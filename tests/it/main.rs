@@ -16,6 +16,7 @@ mod dashboards;
 mod day_budget;
 mod demo;
 mod demo_data_set;
+mod docs;
 mod embedded_nats;
 mod events;
 mod failures;
