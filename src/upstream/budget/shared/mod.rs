@@ -3,14 +3,14 @@
 //! [`Budget`] that wraps this process's own (the `RateLimiter`, which keeps local pacing and
 //! 429 pauses) and adds JetStream counters ([`counter`]) per service, identity and window: each
 //! window the service declares in [`Limits`] (OpenDota: the UTC minute and the UTC day;
-//! Dotabuff: the minute). The start-up code builds it with
-//! [`SharedBudget::start`] and hands it to the upstream client in place of the local budget.
+//! Dotabuff: the minute). The start-up code builds it with [`SharedBudget::start`] and hands it
+//! to the upstream client in place of the local budget.
 //!
 //! **Acquire.** First the local budget, then +1 on each window's counter, shortest first. A
 //! total over the limit is taken back (-1, with the shorter windows' +1) and the caller sleeps
-//! until the next window (or until the injected clock moves), then starts over. No caller is ever refused
-//! because of another's pending take-back: a total only exceeds the limit when the count before
-//! it had reached the limit already. There is no queue across instances, so a caller is not
+//! until the next window (or until the injected clock moves), then starts over. No caller is
+//! ever refused because of another's pending take-back: a total only exceeds the limit when the
+//! count before it had reached the limit already. There is no queue across instances, so a caller is not
 //! guaranteed a place in the next window, but every window grants its full limit to whoever
 //! increments first, and each instance has at most its in-flight bound of callers racing.
 //! A refused caller has already spent a local grant; that happens only in a window that is full

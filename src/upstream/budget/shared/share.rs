@@ -57,7 +57,10 @@ pub fn counter_subject(
                 .to_string();
             subjects::budget_day(service.as_str(), identity.as_str(), &day)
         }
-        Window::Second | Window::Minute | Window::Hour => subjects::budget_window(
+        Window::Minute => {
+            subjects::budget_minute(service.as_str(), identity.as_str(), window.index_at(now))
+        }
+        Window::Second | Window::Hour => subjects::budget_window(
             service.as_str(),
             identity.as_str(),
             window.as_str(),
