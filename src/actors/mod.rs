@@ -18,6 +18,7 @@ pub mod cache_keeper;
 pub mod fetcher;
 pub mod league_fetcher;
 pub mod match_fetcher;
+pub mod opendota_jobs;
 pub mod pipeline;
 pub mod player_fetcher;
 pub mod player_stats_fetcher;

@@ -14,7 +14,7 @@
 use std::time::Duration;
 
 use actix::Addr;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use super::cache_keeper::{CacheKeeper, ClaimRefresh, Untrack};
 use super::pipeline::Pipeline;
@@ -83,6 +83,7 @@ impl Rules {
     }
 }
 
+#[derive(Clone)]
 pub struct RefreshScheduler {
     pub store: Store,
     pub keeper: Addr<CacheKeeper>,
@@ -91,7 +92,7 @@ pub struct RefreshScheduler {
 }
 
 impl RefreshScheduler {
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(self, shutdown: CancellationToken) {
         tracing::info!(
             track_days = self.rules.track_days,
             "scheduled refresh of tracked team imports is on"
@@ -99,7 +100,7 @@ impl RefreshScheduler {
         let mut tick = tokio::time::interval(TICK);
         loop {
             tokio::select! {
-                _ = shutdown.wait_for(|stop| *stop) => return,
+                () = shutdown.cancelled() => return,
                 _ = tick.tick() => {}
             }
             if let Err(err) = self.check().await {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use actix::Addr;
 use futures::StreamExt;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use super::cache_keeper::{CacheKeeper, MarkAnnounced};
 use super::pipeline::Pipeline;
@@ -26,6 +26,7 @@ const TICK: Duration = Duration::from_secs(1);
 /// Shortest gap between two checks while events stream in.
 const DEBOUNCE: Duration = Duration::from_millis(200);
 
+#[derive(Clone)]
 pub struct TeamWatch {
     pub store: Store,
     pub keeper: Addr<CacheKeeper>,
@@ -34,7 +35,7 @@ pub struct TeamWatch {
 }
 
 impl TeamWatch {
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(self, shutdown: CancellationToken) {
         let mut events = match results::follow(&self.pipeline.nats).await {
             Ok(events) => Some(events),
             Err(err) => {
@@ -45,7 +46,7 @@ impl TeamWatch {
         let mut tick = tokio::time::interval(TICK);
         loop {
             tokio::select! {
-                _ = shutdown.wait_for(|stop| *stop) => return,
+                () = shutdown.cancelled() => return,
                 _ = tick.tick() => {}
                 Some(_) = async {
                     match events.as_mut() {

@@ -14,7 +14,7 @@ use std::time::Duration;
 use actix::Addr;
 use async_nats::jetstream::kv;
 use futures::{FutureExt, StreamExt};
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use super::keys::{self, Record};
 use super::{EntryRecord, SharedError, SharedStore};
@@ -41,6 +41,7 @@ enum Bucket {
 }
 
 /// The replica's feeder (see the module docs).
+#[derive(Clone)]
 pub struct Mirror {
     pub shared: SharedStore,
     pub keeper: Addr<CacheKeeper>,
@@ -49,19 +50,19 @@ pub struct Mirror {
 
 impl Mirror {
     /// Runs until shutdown.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(self, shutdown: CancellationToken) {
         let mut pause = REOPEN_AFTER;
         loop {
             match self.open().await {
                 Ok(events) => {
-                    if self.follow(events, &mut shutdown, &mut pause).await {
+                    if self.follow(events, &shutdown, &mut pause).await {
                         return;
                     }
                 }
                 Err(err) => tracing::warn!(%err, "could not watch the shared store; retrying"),
             }
             tokio::select! {
-                _ = shutdown.wait_for(|stop| *stop) => return,
+                () = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(pause) => {}
             }
             pause = (pause * 2).min(REOPEN_AFTER_MAX);
@@ -73,7 +74,7 @@ impl Mirror {
     async fn follow(
         &self,
         events: impl futures::Stream<Item = (Bucket, Result<kv::Entry, kv::WatcherError>)>,
-        shutdown: &mut watch::Receiver<bool>,
+        shutdown: &CancellationToken,
         pause: &mut Duration,
     ) -> bool {
         tokio::pin!(events);
@@ -83,7 +84,7 @@ impl Mirror {
         let mut delivered = false;
         loop {
             let woke = tokio::select! {
-                _ = shutdown.wait_for(|stop| *stop) => return true,
+                () = shutdown.cancelled() => return true,
                 _ = check.tick() => None,
                 next = events.next() => Some(next),
             };

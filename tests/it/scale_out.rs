@@ -12,6 +12,7 @@ use crate::common;
 use common::fixtures::{Row, row, ten_players};
 use common::fleet::Fleet;
 use common::{Fixtures, wait_for};
+use dota_orchestrator::app::{Application, Hooks};
 use dota_orchestrator::config::{AdminToken, Settings};
 use dota_orchestrator::fixture_upstream::FixtureConfig;
 use serde_json::Value;
@@ -330,16 +331,17 @@ async fn when_a_nats_node_is_killed_mid_import_the_import_goes_on() {
     }
 }
 
-fn tiny_kv_values(s: &mut Settings) {
-    s.shared_tuning.value_limit = 1024;
+fn tiny_kv_values(h: &mut Hooks) {
+    h.shared_tuning.value_limit = 1024;
 }
 
 #[actix_rt::test]
 async fn bodies_over_the_kv_value_limit_go_to_the_object_store_and_are_served_everywhere() {
-    let fleet = Fleet::start(
+    let fleet = Fleet::start_with_hooks(
         2,
         team_fixtures(1),
         FixtureConfig::default(),
+        no_tweak,
         tiny_kv_values,
     )
     .await;
@@ -520,7 +522,7 @@ async fn instances_started_together_on_a_fresh_cluster_all_come_up() {
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     let builds = dirs
         .iter()
-        .map(|d| dota_orchestrator::app::Application::build(fleet.settings(d.path())));
+        .map(|d| Application::build(fleet.settings(d.path()), fleet.hooks.clone()));
     let apps: Vec<_> = futures::future::join_all(builds)
         .await
         .into_iter()

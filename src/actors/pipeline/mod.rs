@@ -88,9 +88,9 @@ pub struct Pipeline {
     /// With `--store nats`: the shared store, which decides claims and freshness (the local
     /// store is then its replica).
     pub shared: Option<SharedStore>,
-    /// Turns true at shutdown: a job still waiting (for rate budget or the upstream) is
+    /// Cancelled at shutdown: a job still waiting (for rate budget or the upstream) is
     /// handed back to JetStream at once instead of holding up the stop.
-    pub shutdown: tokio::sync::watch::Receiver<bool>,
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 /// Failures of the pipeline itself (not of the upstream); the job is nak'ed and retried.
@@ -236,12 +236,11 @@ impl Pipeline {
         tokio::pin!(work);
         let mut progress = tokio::time::interval(self.queue.progress_every());
         progress.tick().await;
-        let mut shutdown = self.shutdown.clone();
         let result = loop {
             tokio::select! {
                 result = &mut work => break result,
                 _ = progress.tick() => ack(&message, AckKind::Progress).await,
-                _ = shutdown.wait_for(|stop| *stop) => {
+                () = self.shutdown.cancelled() => {
                     tracing::info!("shutting down; handing the job back to the queue");
                     ack(&message, AckKind::Nak(None)).await;
                     self.activity.end(sig, None);
