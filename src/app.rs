@@ -26,6 +26,7 @@ use actix::{Addr, SyncArbiter};
 
 use crate::actors::cache_keeper::CacheKeeper;
 use crate::actors::pipeline::{Activity, Pipeline};
+use crate::actors::store_port::StorePort;
 use crate::bus::embedded::EmbeddedNats;
 use crate::config::Settings;
 use crate::domain::ResourceKind;
@@ -109,7 +110,7 @@ impl Application {
             store: store.clone(),
             activity: activity.clone(),
             retry: settings.retry,
-            shared: shared.clone(),
+            stores: StorePort::new(keeper.clone(), store.clone(), shared.clone()),
         };
         start::recover_claims(&pipeline).await?;
         if let Some(shared) = shared {

@@ -64,8 +64,6 @@ pub enum AppError {
     Metrics(#[from] MetricsError),
     #[error("could not build the upstream HTTP client: {0}")]
     UpstreamClient(#[source] UpstreamError),
-    #[error("the cache keeper did not answer at start-up: {0}")]
-    Keeper(#[from] actix::MailboxError),
     #[error("re-queuing left-over work: {0}")]
     Requeue(#[source] PipelineError),
     #[error(transparent)]

@@ -13,7 +13,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::nats::instance_id;
 use super::{AppError, Hooks, KINDS};
-use crate::actors::cache_keeper::{ForgetClaims, RequeueAll};
 use crate::actors::fetcher::{FetchJobs, Fetcher};
 use crate::actors::league_fetcher::LeagueFetcher;
 use crate::actors::match_fetcher::MatchFetcher;
@@ -328,7 +327,6 @@ pub(super) fn watch_teams(settings: &Settings, pipeline: &Pipeline, tasks: &Task
     }
     let watch = TeamWatch {
         store: pipeline.store.clone(),
-        keeper: pipeline.keeper.clone(),
         pipeline: pipeline.clone(),
         sides: settings.team_players,
     };
@@ -374,7 +372,7 @@ pub(super) async fn shared_store(
 pub(super) fn replicate(shared: SharedStore, pipeline: &Pipeline, tasks: &Tasks) {
     let mirror = Mirror {
         shared: shared.clone(),
-        keeper: pipeline.keeper.clone(),
+        replica: pipeline.keeper.clone().recipient(),
         store: pipeline.store.clone(),
     };
     let token = tasks.token();
@@ -385,27 +383,8 @@ pub(super) fn replicate(shared: SharedStore, pipeline: &Pipeline, tasks: &Tasks)
     });
 }
 
-/// Re-queues every claim found in the database under a new generation (see [`RequeueAll`]),
-/// so work queued before a stop or crash is done now, not after JetStream's ack wait. The queue
-/// is private to this instance (the embedded server's, or its own on a shared server), so the
-/// old queue is purged first: see `JobQueue::discard_all`.
-///
-/// With `--store nats` the queue and the claims are shared: nothing is purged or re-queued
-/// (queued jobs wait in the replicated stream; jobs this instance held are redelivered after
-/// the ack wait, and their claims taken over by whoever runs them). The replica's claims are
-/// forgotten; the claims watch replays the live ones.
+/// Queues again the work left by the last run (see `StorePort::recover_claims`), so work
+/// queued before a stop or crash is done now, not after JetStream's ack wait.
 pub(super) async fn recover_claims(pipeline: &Pipeline) -> Result<(), AppError> {
-    if pipeline.shared.is_some() {
-        pipeline.keeper.send(ForgetClaims).await??;
-        return Ok(());
-    }
-    pipeline.queue.discard_all().await?;
-    let jobs = pipeline.keeper.send(RequeueAll).await??;
-    if !jobs.is_empty() {
-        tracing::info!(count = jobs.len(), "re-queuing work left from the last run");
-    }
-    pipeline
-        .publish_claimed(jobs)
-        .await
-        .map_err(AppError::Requeue)
+    pipeline.recover().await.map_err(AppError::Requeue)
 }

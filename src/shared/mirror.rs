@@ -1,26 +1,24 @@
 //! Keeps this instance's redb a replica of the shared store: two KV watches (the data bucket's
 //! records and the claims bucket) replay the current state at start, then deliver every change
-//! from any instance, its own included; each batch of what arrived meanwhile is applied by the
-//! CacheKeeper in one write transaction ([`Apply`]). A write there bumps the resource's epoch,
-//! which is what drops it from this instance's hot cache: no instance keeps serving a body
-//! after another one invalidated or refreshed it, once the watch has delivered the change
-//! (milliseconds on a healthy cluster). A watch that fails is opened again (a full replay,
-//! which skips what the replica already has); so is one whose record or body could not be read
-//! or applied (a leader election), so no change is lost, and so is a watch that delivers
-//! nothing while its bucket moves on (its consumer went with a dead node).
+//! from any instance, its own included; each batch of what arrived meanwhile is sent as one
+//! [`Apply`] to the [`ReplicaHandle`], which applies it in one write transaction. A write
+//! there bumps the resource's epoch, which is what drops it from this instance's hot cache: no
+//! instance keeps serving a body after another one invalidated or refreshed it, once the watch
+//! has delivered the change (milliseconds on a healthy cluster). A watch that fails is opened
+//! again (a full replay, which skips what the replica already has); so is one whose record or
+//! body could not be read or applied (a leader election), so no change is lost, and so is a
+//! watch that delivers nothing while its bucket moves on (its consumer went with a dead node).
 
 use std::time::Duration;
 
-use actix::Addr;
 use async_nats::jetstream::kv;
 use futures::{FutureExt, StreamExt};
 use tokio_util::sync::CancellationToken;
 
 use super::keys::{self, Record};
+use super::replica::{self, Apply, Change, ReplicaHandle};
 use super::{EntryRecord, SharedError, SharedStore};
-use crate::actors::cache_keeper::{Apply, CacheKeeper, Change};
 use crate::domain::Signature;
-use crate::encoding::Encoded;
 use crate::store::Store;
 
 /// Most changes applied in one write transaction.
@@ -44,7 +42,9 @@ enum Bucket {
 #[derive(Clone)]
 pub struct Mirror {
     pub shared: SharedStore,
-    pub keeper: Addr<CacheKeeper>,
+    /// Applies the changes to the replica.
+    pub replica: ReplicaHandle,
+    /// Reads the replica, to skip what it already has.
     pub store: Store,
 }
 
@@ -190,14 +190,14 @@ impl Mirror {
         if changes.is_empty() {
             return complete;
         }
-        match self.keeper.send(Apply(changes)).await {
+        match self.replica.send(Apply(changes)).await {
             Ok(Ok(_)) => complete,
             Ok(Err(err)) => {
                 tracing::error!(%err, "could not apply shared changes to the replica; replaying the watch");
                 false
             }
             Err(err) => {
-                tracing::error!(%err, "cache keeper unavailable for shared changes; replaying the watch");
+                tracing::error!(%err, "the replica's keeper is unavailable for shared changes; replaying the watch");
                 false
             }
         }
@@ -262,29 +262,8 @@ impl Mirror {
         let Some(body) = self.shared.body(&sig, &record).await? else {
             return Ok(None);
         };
-        Ok(replica_entry(sig, record, body).await)
+        Ok(replica::entry(sig, record, body).await)
     }
-}
-
-/// The replica's copy of a shared entry, with its encodings made on the blocking pool.
-/// `None` only if making them panicked (the body went with it).
-pub async fn replica_entry(sig: Signature, record: EntryRecord, body: Vec<u8>) -> Option<Change> {
-    let summary = record.summary_bytes();
-    let meta = record.meta;
-    let (body, encoded) = tokio::task::spawn_blocking(move || {
-        let encoded = Encoded::of(&body).ok();
-        (body, encoded)
-    })
-    .await
-    .inspect_err(|err| tracing::error!(%err, "encoding a shared body panicked"))
-    .ok()?;
-    Some(Change::Entry {
-        signature: sig,
-        meta,
-        body,
-        encoded,
-        summary,
-    })
 }
 
 /// What a claims-bucket entry changes in the replica.

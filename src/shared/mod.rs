@@ -11,12 +11,13 @@
 //! is asked of JetStream, never of the replica, which may lag by the watch's delivery.
 //!
 //! [`claims`] owns the claim protocol, [`data`] the stored records, [`keys`] how a signature
-//! becomes a key.
+//! becomes a key, [`replica`] what the replica is handed.
 
 pub mod claims;
 pub mod data;
 pub mod keys;
 pub mod mirror;
+pub mod replica;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -213,6 +213,49 @@ async fn an_invalidation_through_one_instance_is_seen_by_all() {
     );
 }
 
+/// Whether instance `i` lists the team import, the only one, as tracked (read from its
+/// replica).
+async fn lists_tracked(fleet: &Fleet, i: usize) -> bool {
+    let v: Value = match fleet.get(i, "/api/refresh/schedule").await.json().await {
+        Ok(v) => v,
+        Err(_) => return false,
+    };
+    v["tracked"].as_array().is_some_and(|t| t.len() == 1)
+}
+
+/// The store interface writes the shared store first, then the replica. So a write whose
+/// replica half fails is still committed for every instance, and the mirror brings it into
+/// the replica that missed it once that replica takes writes again. The other order would have
+/// stopped at the failed local write, and no other instance would ever see the change.
+#[actix_rt::test]
+async fn a_write_whose_replica_half_fails_is_seen_everywhere_and_healed_by_the_mirror() {
+    let fleet = Fleet::start(2, team_fixtures(1), FixtureConfig::default(), no_tweak).await;
+    let health = fleet.members[0]
+        .app
+        .as_ref()
+        .expect("running")
+        .store_health()
+        .clone();
+    health.set_fail_writes(true);
+    // Tracks the import; instance 0's redb refuses its half of the write.
+    fleet.get(0, &team_path()).await;
+    wait_for(common::WAIT, || async {
+        lists_tracked(&fleet, 1).await.then_some(())
+    })
+    .await
+    .expect("committed in the shared store: instance 1 lists the import");
+    assert!(
+        !lists_tracked(&fleet, 0).await,
+        "instance 0's replica could not take it yet"
+    );
+    health.set_fail_writes(false);
+    wait_for(Duration::from_secs(45), || async {
+        lists_tracked(&fleet, 0).await.then_some(())
+    })
+    .await
+    .expect("the mirror brings the import into instance 0's replica");
+}
+
 fn sixty_per_minute(s: &mut Settings) {
     s.limits.opendota_per_minute = 60;
 }
