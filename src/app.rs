@@ -26,7 +26,6 @@ use actix::{Addr, SyncArbiter};
 
 use crate::actors::cache_keeper::CacheKeeper;
 use crate::actors::pipeline::{Activity, Pipeline};
-use crate::actors::reserve;
 use crate::actors::store_port::StorePort;
 use crate::bus::embedded::EmbeddedNats;
 use crate::config::Settings;
@@ -36,6 +35,7 @@ use crate::fixture_upstream::FixtureUpstream;
 use crate::read::hot::HotCache;
 use crate::store::{Store, StoreHealth};
 use crate::tasks::Tasks;
+use crate::upstream::budget::reserve;
 pub use error::AppError;
 pub use hooks::Hooks;
 use start::Fetchers;

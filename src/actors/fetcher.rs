@@ -5,7 +5,7 @@
 //! through the [`Pipeline`], as long as its [`Lane`] has a free slot (the lane's limit follows
 //! the rate budget; see `upstream::in_flight`). Scheduled jobs are pulled and started only
 //! while the [`SpareBudget`] gate is open (the day's budget is above the reserve kept for
-//! people; see `actors::reserve`). A broken consumer stops the actor (`ctx.stop()`); its Supervisor
+//! people; see `upstream::budget::reserve`). A broken consumer stops the actor (`ctx.stop()`); its Supervisor
 //! restarts it, and unacked jobs are redelivered by JetStream.
 //!
 //! Invariants: a pull request is read until it ends (never dropped while the server may still
@@ -26,10 +26,10 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::pipeline::{Fetched, Pipeline};
-use super::reserve::SpareBudget;
 use crate::bus::queue::{BusError, Delivery, Pull};
 use crate::domain::Job;
 use crate::domain::{Priority, ResourceKind};
+use crate::upstream::budget::reserve::SpareBudget;
 use crate::upstream::error::UpstreamError;
 use crate::upstream::in_flight::Lane;
 

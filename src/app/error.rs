@@ -71,7 +71,7 @@ pub enum AppError {
     #[error("shared store: {0}")]
     Shared(#[from] crate::shared::SharedError),
     #[error("shared rate budget: {0}")]
-    SharedBudget(#[from] crate::upstream::shared_budget::SharedBudgetError),
+    SharedBudget(#[from] crate::upstream::budget::shared::SharedBudgetError),
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
 }

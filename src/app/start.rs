@@ -20,9 +20,8 @@ use crate::actors::opendota_jobs::OpenDotaJobs;
 use crate::actors::pipeline::Pipeline;
 use crate::actors::player_fetcher::PlayerFetcher;
 use crate::actors::player_stats_fetcher::PlayerStatsFetcher;
-use crate::actors::rate_limiter::{BudgetSnapshot, LimiterBudget, RateLimiter, Snapshot};
+use crate::actors::rate_limiter::{LimiterBudget, RateLimiter, Snapshot};
 use crate::actors::refresh_scheduler::{RefreshScheduler, Rules};
-use crate::actors::reserve::SpareBudget;
 use crate::actors::team_importer::{TeamImporter, TeamJobs};
 use crate::actors::team_watch::TeamWatch;
 use crate::bus::queue::{JobQueue, MAX_BATCH};
@@ -35,13 +34,14 @@ use crate::metrics::TaskName;
 use crate::shared::SharedStore;
 use crate::shared::mirror::Mirror;
 use crate::tasks::Tasks;
-use crate::upstream::budget::Budget;
+use crate::upstream::budget::reserve::SpareBudget;
+use crate::upstream::budget::shared::{EgressIdentity, SharedBudget, SharedBudgetConfig};
+use crate::upstream::budget::{Budget, BudgetSnapshot};
 use crate::upstream::client::UpstreamClient;
 use crate::upstream::dotabuff::Dotabuff;
 use crate::upstream::in_flight::{InFlight, Lane};
 use crate::upstream::opendota::OpenDota;
 use crate::upstream::recorder::Recorder;
-use crate::upstream::shared_budget::{EgressIdentity, SharedBudget, SharedBudgetConfig};
 
 /// Creates the data directory (redb file, embedded NATS store, instance ID).
 pub(super) fn data_dir(settings: &Settings) -> Result<(), AppError> {

@@ -22,11 +22,12 @@ use tokio::time::{Instant, MissedTickBehavior};
 use utoipa::ToSchema;
 
 use crate::actors::pipeline::Activity;
-use crate::actors::rate_limiter::{BudgetSnapshot, RateLimiter, Snapshot};
+use crate::actors::rate_limiter::{RateLimiter, Snapshot};
 use crate::bus::queue::{BusError, JobQueue};
 use crate::domain::{Priority, ResourceKind, Service, Signature};
 use crate::metrics::{self as m, TaskName};
 use crate::tasks::Tasks;
+use crate::upstream::budget::BudgetSnapshot;
 
 /// Time between two collections. The issue asks for a status at most 1 s old; one collection
 /// is ~10 JetStream consumer-info requests (~2 ms), so twice a second costs well under 1% of

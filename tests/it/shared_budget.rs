@@ -1,4 +1,4 @@
-//! The rate budget shared by instances (`upstream::shared_budget`) against a real nats-server,
+//! The rate budget shared by instances (`upstream::budget::shared`) against a real nats-server,
 //! version 2.12 or later (JetStream counters, per-key TTL), each handle wrapping a real
 //! `RateLimiter` of its own as its local budget. Windows follow an injected clock standing 10 s into a minute, moved
 //! a minute on to open the next window instead of waiting for it. The server comes from
@@ -20,10 +20,10 @@ use dota_orchestrator::clock::Clock;
 use dota_orchestrator::config::{ApiKey, RateLimits};
 use dota_orchestrator::domain::Service;
 use dota_orchestrator::tasks::Tasks;
-use dota_orchestrator::upstream::budget::{Budget, Remaining};
-use dota_orchestrator::upstream::shared_budget::{
+use dota_orchestrator::upstream::budget::shared::{
     EgressIdentity, SharedBudget, SharedBudgetConfig, WindowCounts,
 };
+use dota_orchestrator::upstream::budget::{Budget, Remaining};
 
 /// Long enough for a heartbeat round (5 s) and a counter timeout (2 s) on a loaded machine.
 const WAIT: Duration = Duration::from_secs(20);

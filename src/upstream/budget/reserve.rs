@@ -1,19 +1,25 @@
 //! The reserve of OpenDota's day budget kept for people (`--refresh-reserve`, a percentage of
 //! the daily limit): scheduled work (refreshes of tracked team imports and their fan-out) only
-//! starts while more than that is left today. [`watch_reserve`] reads the RateLimiter's budget
-//! every [`CHECK_EVERY`] and opens or closes the [`SpareBudget`] gate the fetchers' dispatchers
-//! follow.
+//! starts while more than that is left today. [`watch_reserve`] reads the local budget (from
+//! whoever owns it: [`ReadBudgets`]) every [`CHECK_EVERY`] and opens or closes the
+//! [`SpareBudget`] gate the fetchers' dispatchers follow.
 
 use std::time::Duration;
 
-use actix::Addr;
+use futures::future::BoxFuture;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::rate_limiter::{BudgetSnapshot, DayBudget, RateLimiter, Snapshot};
+use super::BudgetUnavailable;
+use super::snapshot::{BudgetSnapshot, DayBudget};
 use crate::domain::Service;
 use crate::metrics::TaskName;
 use crate::tasks::Tasks;
+
+/// Reads every service's budget (the `RateLimiter` actor's address implements it).
+pub trait ReadBudgets: Clone + Send + 'static {
+    fn read(&self) -> BoxFuture<'_, Result<Vec<BudgetSnapshot>, BudgetUnavailable>>;
+}
 
 /// How often the gate follows the day's budget. A scheduled job started just before the gate
 /// closes still runs: the reserve is a target, not a hard limit.
@@ -56,11 +62,7 @@ fn spare(budgets: &[BudgetSnapshot], reserve_percent: u8) -> bool {
 
 /// The gate, closed until the first reading, kept in step with the limiter by a task of
 /// `tasks` until shutdown.
-pub fn watch_reserve(
-    limiter: Addr<RateLimiter>,
-    reserve_percent: u8,
-    tasks: &Tasks,
-) -> SpareBudget {
+pub fn watch_reserve(limiter: impl ReadBudgets, reserve_percent: u8, tasks: &Tasks) -> SpareBudget {
     let (tx, rx) = watch::channel(false);
     let shutdown = tasks.token();
     tasks.spawn_restarting(TaskName::Reserve, move || {
@@ -72,7 +74,7 @@ pub fn watch_reserve(
 
 /// Reads the limiter every [`CHECK_EVERY`] and opens or closes the gate, until `shutdown`.
 async fn follow(
-    limiter: Addr<RateLimiter>,
+    limiter: impl ReadBudgets,
     reserve_percent: u8,
     tx: watch::Sender<bool>,
     shutdown: CancellationToken,
@@ -83,7 +85,7 @@ async fn follow(
             () = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        match limiter.send(Snapshot).await {
+        match limiter.read().await {
             Ok(budgets) => {
                 let open = spare(&budgets, reserve_percent);
                 tx.send_if_modified(|was| {
@@ -95,7 +97,7 @@ async fn follow(
                     changed
                 });
             }
-            Err(err) => tracing::warn!(%err, "rate limiter unavailable; gate unchanged"),
+            Err(err) => tracing::warn!(err = %err.0, "rate limiter unavailable; gate unchanged"),
         }
     }
 }

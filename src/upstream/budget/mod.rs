@@ -1,8 +1,34 @@
-//! The rate budget as the upstream client sees it: wait for a grant before a call, report what
-//! the upstream said about its budget after it, and report a 429. [`Budget`] is owned here so
-//! the client depends on nothing above it; the `RateLimiter` actor serves it
-//! (`actors::rate_limiter::LimiterBudget`), and a test can drive the client with any other
-//! implementation without an actix System.
+//! The rate budget: every rule about when an upstream call may go, in one module.
+//!
+//! - [`window`]: calendar windows of any length (second, minute, hour, UTC day), the one piece
+//!   of time arithmetic the rest stands on; [`limits`]: each service's budget declared as a set
+//!   of windows with a limit each, and how calls are paced within them.
+//! - The local budget, pure and clock-passed: [`fixed`] (per-window counts kept in step with the
+//!   upstream's, OpenDota), [`steady`] (even spacing, Dotabuff), and [`local`], which holds one of
+//!   those per service and answers grants, reports and [`snapshot`]s. The `RateLimiter` actor
+//!   owns a [`LocalBudget`] and serves it as a [`Budget`].
+//! - [`shared`]: the decorator that makes one budget of every instance's (JetStream counters).
+//! - [`wait`]: the one loop that sleeps until a grant, or wakes when the clock is moved.
+//! - [`reserve`]: the gate that lets scheduled work start only while the day's budget is above
+//!   the reserve kept for people.
+//!
+//! [`Budget`] is what the upstream client waits on: wait for a grant before a call, report what
+//! the upstream said about its budget after it, and report a 429. It is owned here so the client
+//! depends on nothing above it, and a test can drive the client with any implementation without
+//! an actix System.
+
+pub mod fixed;
+pub mod limits;
+pub mod local;
+pub mod reserve;
+pub mod shared;
+pub mod snapshot;
+pub mod steady;
+pub mod wait;
+pub mod window;
+
+pub use self::local::{Grant, LocalBudget};
+pub use self::snapshot::{BudgetSnapshot, DayBudget};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,6 +36,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use reqwest::header::HeaderMap;
 
+use self::window::Window;
 use crate::domain::Service;
 
 /// OpenDota's remaining-budget headers.
@@ -45,6 +72,15 @@ impl Remaining {
             day: header(REMAINING_DAY),
         };
         (remaining.minute.is_some() || remaining.day.is_some()).then_some(remaining)
+    }
+
+    /// What was reported for `window`; `None` for a window the upstream does not report.
+    pub fn of(self, window: Window) -> Option<i64> {
+        match window {
+            Window::Minute => self.minute,
+            Window::Day => self.day,
+            Window::Second | Window::Hour => None,
+        }
     }
 }
 

@@ -1,23 +1,24 @@
 //! One rate budget shared by every instance that calls the upstreams with the same egress
 //! identity (OpenDota counts per API key, or per IP without one). [`SharedBudget`] is a
 //! [`Budget`] that wraps this process's own (the `RateLimiter`, which keeps local pacing and
-//! 429 pauses) and adds JetStream counters ([`counter`]) per service, identity and window: a UTC
-//! minute and, where the service has one, a UTC day. The start-up code builds it with
-//! [`SharedBudget::start`] and hands it to the upstream client in place of the local budget.
+//! 429 pauses) and adds JetStream counters ([`counter`]) per service, identity and window: each
+//! window the service declares in [`Limits`] (OpenDota: the UTC minute and the UTC day;
+//! Dotabuff: the minute). The start-up code builds it with [`SharedBudget::start`] and hands it
+//! to the upstream client in place of the local budget.
 //!
-//! **Acquire.** First the local budget, then +1 on the minute counter and (OpenDota) +1 on the
-//! day counter. A total over the limit is taken back (-1) and the caller sleeps until the next
-//! window (or until the injected clock moves), then starts over. No caller is ever refused
-//! because of another's pending take-back: a total only exceeds the limit when the count before
-//! it had reached the limit already. There is no queue across instances, so a caller is not
+//! **Acquire.** First the local budget, then +1 on each window's counter, shortest first. A
+//! total over the limit is taken back (-1, with the shorter windows' +1) and the caller sleeps
+//! until the next window (or until the injected clock moves), then starts over. No caller is
+//! ever refused because of another's pending take-back: a total only exceeds the limit when the
+//! count before it had reached the limit already. There is no queue across instances, so a caller is not
 //! guaranteed a place in the next window, but every window grants its full limit to whoever
 //! increments first, and each instance has at most its in-flight bound of callers racing.
 //! A refused caller has already spent a local grant; that happens only in a window that is full
 //! for everyone, so the local limiter's count errs high only where no call could go anyway.
 //!
 //! **Corrections.** `observe` raises a counter to what the upstream reports it has seen
-//! (`limit - remaining`), never lowers it; a 429 raises the minute counter to the limit, so
-//! every instance waits for the next window. Both run as bounded background tasks.
+//! (`limit - remaining`), never lowers it; a 429 raises the shortest window's counter to the
+//! limit, so every instance waits for the next window. Both run as bounded background tasks.
 //!
 //! **Counters unreachable** (an error, or no answer within [`counter::OP_TIMEOUT`]): we do not
 //! fail closed, which would stop every import whenever NATS has a hiccup (a leader election takes
@@ -33,7 +34,7 @@
 
 pub mod counter;
 pub mod instances;
-pub mod windows;
+pub mod share;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -45,15 +46,16 @@ use tokio::sync::Semaphore;
 
 use self::counter::{CounterError, Counters, StreamSetupError};
 use self::instances::{Instances, InstancesError};
-pub use self::windows::{EgressIdentity, ServiceLimits, WindowKind};
-use self::windows::{LocalShare, correction, counter_subject};
-use crate::actors::rate_limiter::MAX_SLEEP;
+pub use self::share::EgressIdentity;
+use self::share::{LocalShare, correction, counter_subject};
+use super::limits::{Limits, PerService};
+use super::window::Window;
+use super::{Budget, BudgetUnavailable, Grant, Remaining, wait};
 use crate::clock::Clock;
 use crate::config::RateLimits;
 use crate::domain::Service;
 use crate::metrics::{self, TaskName};
 use crate::tasks::Tasks;
-use crate::upstream::budget::{Budget, BudgetUnavailable, Remaining};
 
 /// After a failed counter operation, calls go straight to the fallback share for this long
 /// before the counters are tried again.
@@ -117,13 +119,13 @@ pub struct SharedBudget {
 struct Inner {
     local: Arc<dyn Budget>,
     counters: Counters,
-    limits: RateLimits,
+    limits: Limits,
     identity: EgressIdentity,
     clock: Clock,
     live: Arc<AtomicUsize>,
-    /// Per service ([`Service::ALL`] order): this process's grants per window.
-    spent: [Mutex<LocalShare>; 2],
-    stats: [ServiceStats; 2],
+    /// This process's grants per window.
+    spent: PerService<Mutex<LocalShare>>,
+    stats: PerService<ServiceStats>,
     /// While `Some(t)` and before `t`, the counters are skipped (see [`RETRY_COUNTERS_AFTER`]).
     counters_down_until: Mutex<Option<tokio::time::Instant>>,
     corrections: Arc<Semaphore>,
@@ -140,14 +142,7 @@ struct ServiceStats {
 /// The outcome of one try at the shared budget.
 enum Take {
     Granted { fallback: bool },
-    Wait(WindowKind),
-}
-
-fn slot(service: Service) -> usize {
-    match service {
-        Service::OpenDota => 0,
-        Service::Dotabuff => 1,
-    }
+    Wait(Window),
 }
 
 impl SharedBudget {
@@ -169,7 +164,7 @@ impl SharedBudget {
             inner: Arc::new(Inner {
                 local,
                 counters,
-                limits: config.limits,
+                limits: Limits::new(&config.limits),
                 identity: config.identity,
                 clock: config.clock,
                 live,
@@ -189,7 +184,7 @@ impl SharedBudget {
 
     /// This handle's counts for `service` since start.
     pub fn stats(&self, service: Service) -> SharedBudgetStats {
-        let stats = &self.inner.stats[slot(service)];
+        let stats = self.inner.stats.of(service);
         SharedBudgetStats {
             granted_total: stats.granted.load(Ordering::Relaxed),
             fallbacks_total: stats.fallbacks.load(Ordering::Relaxed),
@@ -201,10 +196,10 @@ impl SharedBudget {
     pub async fn counts(&self, service: Service) -> Result<WindowCounts, CounterError> {
         let inner = &self.inner;
         let now = inner.clock.now();
-        let subject = |kind| counter_subject(service, inner.identity(service), kind, now);
-        let minute = inner.counters.read(&subject(WindowKind::Minute)).await?;
-        let day = match ServiceLimits::of(&inner.limits, service).per_day {
-            Some(_) => Some(inner.counters.read(&subject(WindowKind::Day)).await?),
+        let subject = |window| counter_subject(service, inner.identity(service), window, now);
+        let minute = inner.counters.read(&subject(Window::Minute)).await?;
+        let day = match inner.limits.of(service).limit(Window::Day) {
+            Some(_) => Some(inner.counters.read(&subject(Window::Day)).await?),
             None => None,
         };
         Ok(WindowCounts { minute, day })
@@ -213,43 +208,10 @@ impl SharedBudget {
     /// Loops: local grant, then the shared one; sleeps to the next window when refused.
     async fn acquire_loop(&self, service: Service) -> Result<Duration, BudgetUnavailable> {
         let inner = &self.inner;
-        let mut waited = Duration::ZERO;
-        loop {
-            waited += inner.local.acquire(service).await?;
-            // Subscribed before reading the clock, so a move during the take is seen.
-            let mut moves = inner.clock.subscribe();
-            let now = inner.clock.now();
-            let stats = &inner.stats[slot(service)];
-            match inner.take(service, now).await {
-                Take::Granted { fallback } => {
-                    stats.granted.fetch_add(1, Ordering::Relaxed);
-                    let service_label = service.as_str();
-                    ::metrics::counter!(metrics::SHARED_BUDGET_GRANTS, "service" => service_label)
-                        .increment(1);
-                    if fallback {
-                        stats.fallbacks.fetch_add(1, Ordering::Relaxed);
-                        ::metrics::counter!(metrics::SHARED_BUDGET_FALLBACKS, "service" => service_label)
-                            .increment(1);
-                    }
-                    return Ok(waited);
-                }
-                Take::Wait(kind) => {
-                    stats.waits.fetch_add(1, Ordering::Relaxed);
-                    ::metrics::counter!(
-                        metrics::SHARED_BUDGET_WAITS,
-                        "service" => service.as_str(),
-                        "window" => kind.as_str()
-                    )
-                    .increment(1);
-                    let wait = kind.wait_for_next(now).min(MAX_SLEEP);
-                    let started = tokio::time::Instant::now();
-                    waited += tokio::select! {
-                        () = tokio::time::sleep(wait) => wait,
-                        () = moves.moved() => started.elapsed(),
-                    };
-                }
-            }
-        }
+        wait::until_granted(&inner.clock, Some(&*inner.local), service, || {
+            inner.ask(service)
+        })
+        .await
     }
 }
 
@@ -264,7 +226,8 @@ impl Inner {
     }
 
     fn spent(&self, service: Service) -> std::sync::MutexGuard<'_, LocalShare> {
-        self.spent[slot(service)]
+        self.spent
+            .of(service)
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
@@ -300,55 +263,81 @@ impl Inner {
         }
     }
 
+    /// One ask in the wait loop, at "now": a grant, or the wait until the refusing window ends;
+    /// either counted in the stats and metrics.
+    async fn ask(&self, service: Service) -> Result<Grant, BudgetUnavailable> {
+        let now = self.clock.now();
+        let stats = self.stats.of(service);
+        let service_label = service.as_str();
+        match self.take(service, now).await {
+            Take::Granted { fallback } => {
+                stats.granted.fetch_add(1, Ordering::Relaxed);
+                ::metrics::counter!(metrics::SHARED_BUDGET_GRANTS, "service" => service_label)
+                    .increment(1);
+                if fallback {
+                    stats.fallbacks.fetch_add(1, Ordering::Relaxed);
+                    ::metrics::counter!(metrics::SHARED_BUDGET_FALLBACKS, "service" => service_label)
+                        .increment(1);
+                }
+                Ok(Grant::Granted)
+            }
+            Take::Wait(window) => {
+                stats.waits.fetch_add(1, Ordering::Relaxed);
+                ::metrics::counter!(
+                    metrics::SHARED_BUDGET_WAITS,
+                    "service" => service_label,
+                    "window" => window.as_str()
+                )
+                .increment(1);
+                Ok(Grant::Wait(window.wait_for_next(now)))
+            }
+        }
+    }
+
     /// One try at a grant at `now`: on the counters if they answer, else on the local share.
     async fn take(&self, service: Service, now: SystemTime) -> Take {
-        let limits = ServiceLimits::of(&self.limits, service);
         if self.counters_usable() {
-            match self.take_counted(service, limits, now).await {
+            match self.take_counted(service, now).await {
                 Ok(Ok(())) => {
                     self.counters_answered();
                     self.spent(service).record(now);
                     return Take::Granted { fallback: false };
                 }
-                Ok(Err(kind)) => {
+                Ok(Err(window)) => {
                     self.counters_answered();
-                    return Take::Wait(kind);
+                    return Take::Wait(window);
                 }
                 Err(err) => self.counters_failed(&err),
             }
         }
         let live = self.live.load(Ordering::Relaxed);
+        let limits = self.limits.of(service);
         match self.spent(service).try_take(now, limits, live) {
             Ok(()) => Take::Granted { fallback: true },
-            Err(kind) => Take::Wait(kind),
+            Err(window) => Take::Wait(window),
         }
     }
 
-    /// +1 on the minute counter, then on the day counter; a total over its limit is taken back
-    /// (with the minute's +1 when the day refuses). A failed take-back only over-counts, which
-    /// errs on the safe side, so it is logged and not retried.
+    /// +1 on each window's counter, shortest first; a total over its limit is taken back, with
+    /// the +1 of every shorter window. A failed take-back only over-counts, which errs on the
+    /// safe side, so it is logged and not retried.
     async fn take_counted(
         &self,
         service: Service,
-        limits: ServiceLimits,
         now: SystemTime,
-    ) -> Result<Result<(), WindowKind>, CounterError> {
+    ) -> Result<Result<(), Window>, CounterError> {
         let identity = self.identity(service);
-        let minute = counter_subject(service, identity, WindowKind::Minute, now);
-        let total = self.counters.add(&minute, 1).await?;
-        if total > i64::from(limits.per_minute) {
-            self.take_back(&minute).await;
-            return Ok(Err(WindowKind::Minute));
-        }
-        let Some(per_day) = limits.per_day else {
-            return Ok(Ok(()));
-        };
-        let day = counter_subject(service, identity, WindowKind::Day, now);
-        let total = self.counters.add(&day, 1).await?;
-        if total > i64::from(per_day) {
-            self.take_back(&day).await;
-            self.take_back(&minute).await;
-            return Ok(Err(WindowKind::Day));
+        let mut counted = Vec::new();
+        for limit in &self.limits.of(service).windows {
+            let subject = counter_subject(service, identity, limit.window, now);
+            let total = self.counters.add(&subject, 1).await?;
+            counted.push(subject);
+            if total > i64::from(limit.limit) {
+                for subject in counted.iter().rev() {
+                    self.take_back(subject).await;
+                }
+                return Ok(Err(limit.window));
+            }
         }
         Ok(Ok(()))
     }
@@ -359,16 +348,17 @@ impl Inner {
         }
     }
 
-    /// Raises the `kind` counter holding `now` to at least `used`.
+    /// Raises the `window` counter holding `now` to what the upstream has seen: `limit -
+    /// remaining`.
     async fn raise_to(
         &self,
         service: Service,
-        kind: WindowKind,
+        window: Window,
         now: SystemTime,
         limit: u32,
         remaining: i64,
     ) {
-        let subject = counter_subject(service, self.identity(service), kind, now);
+        let subject = counter_subject(service, self.identity(service), window, now);
         let raised = async {
             let counter = self.counters.read(&subject).await?;
             if let Some(by) = correction(limit, remaining, counter) {
@@ -414,17 +404,17 @@ impl Budget for SharedBudget {
     fn observe(&self, service: Service, remaining: Remaining) {
         self.inner.local.observe(service, remaining);
         let now = self.inner.clock.now();
-        let limits = ServiceLimits::of(&self.inner.limits, service);
+        let reported: Vec<_> = self
+            .inner
+            .limits
+            .of(service)
+            .windows
+            .iter()
+            .filter_map(|l| Some((l.window, l.limit, remaining.of(l.window)?)))
+            .collect();
         self.inner.spawn_correction(move |inner| async move {
-            if let Some(left) = remaining.minute {
-                inner
-                    .raise_to(service, WindowKind::Minute, now, limits.per_minute, left)
-                    .await;
-            }
-            if let (Some(left), Some(per_day)) = (remaining.day, limits.per_day) {
-                inner
-                    .raise_to(service, WindowKind::Day, now, per_day, left)
-                    .await;
+            for (window, limit, left) in reported {
+                inner.raise_to(service, window, now, limit, left).await;
             }
         });
     }
@@ -432,11 +422,13 @@ impl Budget for SharedBudget {
     fn rate_limited(&self, service: Service) {
         self.inner.local.rate_limited(service);
         let now = self.inner.clock.now();
-        let limit = ServiceLimits::of(&self.inner.limits, service).per_minute;
-        // "None left" raises the minute counter to the limit: every instance waits.
+        let Some(shortest) = self.inner.limits.of(service).shortest() else {
+            return;
+        };
+        // "None left" raises the shortest window's counter to the limit: every instance waits.
         self.inner.spawn_correction(move |inner| async move {
             inner
-                .raise_to(service, WindowKind::Minute, now, limit, 0)
+                .raise_to(service, shortest.window, now, shortest.limit, 0)
                 .await;
         });
     }
