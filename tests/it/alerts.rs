@@ -49,7 +49,11 @@ fn rules() -> Vec<Rule> {
             annotations: r["annotations"].clone(),
         })
         .collect();
-    assert_eq!(rules.len(), 9, "the eight alerts of issue 22 and task panics");
+    assert_eq!(
+        rules.len(),
+        9,
+        "the eight alerts of issue 22 and task panics"
+    );
     rules
 }
 

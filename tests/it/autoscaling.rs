@@ -21,7 +21,6 @@ use dota_orchestrator::config::{NatsAuth, NatsMode, StoreBackend};
 use dota_orchestrator::fixture_upstream::FixtureConfig;
 use serde_json::Value;
 
-use crate::common::fixtures::{Row, row, ten_players};
 use crate::common::{self, Fixtures, TestApp, spawn_app_with, wait_for};
 use crate::deploy::keda_jetstream_trigger;
 
@@ -148,15 +147,14 @@ impl Scaler {
 /// A team with `matches` matches of ten players each in [`LEAGUE`].
 fn team_fixtures(matches: u64) -> Fixtures {
     let fx = Fixtures::new();
-    let rows: Vec<Row> = (0..matches).map(|i| row(FIRST_MATCH + i, LEAGUE)).collect();
-    let pages: Vec<Vec<Row>> = rows
-        .chunks(10)
-        .map(|c| c.iter().map(|r| row(r.match_id, r.league_id)).collect())
-        .collect();
-    fx.dotabuff_team(TEAM, "Lag Watchers", &pages);
-    for i in 0..matches {
-        fx.match_with_players(FIRST_MATCH + i, &ten_players(FIRST_PLAYER + i * 10));
-    }
+    fx.league_team(
+        TEAM,
+        "Lag Watchers",
+        LEAGUE,
+        matches,
+        10,
+        (FIRST_MATCH, FIRST_PLAYER),
+    );
     fx
 }
 

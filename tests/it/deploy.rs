@@ -23,10 +23,18 @@ use crate::dashboards::metric_names;
 const UNIT: &str = "deploy/systemd/dota-orchestrator.service";
 const KUBE_DIR: &str = "deploy/kubernetes";
 
-/// Output of `program args`, or `None` (the test skips) when the program is missing outside CI.
-fn run_tool(program: &str, args: &[&str], install_hint: &str) -> Option<std::process::Output> {
+/// Runs a tool: whether it succeeded and what it said (stdout, then stderr); `None` (a skip,
+/// refused under CI) when it is not installed.
+fn run_tool(program: &str, args: &[&str], install_hint: &str) -> Option<(bool, String)> {
     match Command::new(program).args(args).output() {
-        Ok(out) => Some(out),
+        Ok(out) => Some((
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             assert!(
                 std::env::var_os("CI").is_none(),
@@ -133,7 +141,7 @@ fn the_systemd_unit_passes_systemd_analyze_verify() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("dota-orchestrator.service");
     std::fs::write(&path, text).expect("write unit");
-    let Some(out) = run_tool(
+    let Some((ok, said)) = run_tool(
         "systemd-analyze",
         &["verify", path.to_str().expect("UTF-8 path")],
         "it comes with systemd (apt-get install systemd)",
@@ -141,13 +149,8 @@ fn the_systemd_unit_passes_systemd_analyze_verify() {
         return;
     };
     // verify exits 0 on unknown keys and bad values ("..., ignoring"): any word is a finding.
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert!(
-        out.status.success() && said.trim().is_empty(),
+        ok && said.trim().is_empty(),
         "systemd-analyze verify {UNIT}:\n{said}"
     );
 }
@@ -193,19 +196,14 @@ fn kubernetes_manifests_pass_kubernetes_validate() {
         .collect();
     let mut args = vec!["--strict"];
     args.extend(files.iter().map(String::as_str));
-    let Some(out) = run_tool(
+    let Some((ok, said)) = run_tool(
         "kubernetes-validate",
         &args,
         "DOTA_WITH_TEST_DEPS=1 scripts/install-deps.sh installs it from PyPI",
     ) else {
         return;
     };
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "kubernetes-validate:\n{said}");
+    assert!(ok, "kubernetes-validate:\n{said}");
     // Every core object was checked against a schema; only KEDA's CRD has none bundled (its
     // fields are checked below).
     for line in said.lines().filter(|l| l.starts_with("WARN")) {

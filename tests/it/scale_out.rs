@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use crate::common;
 
-use common::fixtures::{Row, row, ten_players};
 use common::fleet::Fleet;
 use common::{Fixtures, wait_for};
 use dota_orchestrator::app::{Application, Hooks};
@@ -26,15 +25,14 @@ const FIRST_PLAYER: u64 = 420_000_000;
 /// players of its own: `1 + matches + 10 * matches` upstream calls for a whole import.
 fn team_fixtures(matches: u64) -> Fixtures {
     let fx = Fixtures::new();
-    let rows: Vec<Row> = (0..matches).map(|i| row(FIRST_MATCH + i, LEAGUE)).collect();
-    let pages: Vec<Vec<Row>> = rows
-        .chunks(4)
-        .map(|c| c.iter().map(|r| row(r.match_id, r.league_id)).collect())
-        .collect();
-    fx.dotabuff_team(TEAM, "Maple Syrup", &pages);
-    for i in 0..matches {
-        fx.match_with_players(FIRST_MATCH + i, &ten_players(FIRST_PLAYER + i * 10));
-    }
+    fx.league_team(
+        TEAM,
+        "Maple Syrup",
+        LEAGUE,
+        matches,
+        4,
+        (FIRST_MATCH, FIRST_PLAYER),
+    );
     fx
 }
 
