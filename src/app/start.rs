@@ -34,9 +34,9 @@ use crate::metrics::TaskName;
 use crate::shared::SharedStore;
 use crate::shared::mirror::Mirror;
 use crate::tasks::Tasks;
+use crate::upstream::budget::Budget;
 use crate::upstream::budget::reserve::SpareBudget;
 use crate::upstream::budget::shared::{EgressIdentity, SharedBudget, SharedBudgetConfig};
-use crate::upstream::budget::{Budget, BudgetSnapshot};
 use crate::upstream::client::UpstreamClient;
 use crate::upstream::dotabuff::Dotabuff;
 use crate::upstream::in_flight::{InFlight, Lane};
@@ -164,22 +164,11 @@ fn follow_budget(in_flight: &InFlight, limiter: &Addr<RateLimiter>, tasks: &Task
             let limiter = limiter.clone();
             async move {
                 let budgets = limiter.send(Snapshot).await.ok()?;
-                Some(budgets.iter().map(|b| (b.service, grantable(b))).collect())
+                Some(budgets.iter().map(|b| (b.service, b.grantable())).collect())
             }
         };
         in_flight.clone().refresh(read, token.clone())
     });
-}
-
-/// Calls a service's budget can grant right now: none while it is paused, else what is left
-/// of both its minute and its day.
-fn grantable(budget: &BudgetSnapshot) -> u32 {
-    if budget.paused_for_ms > 0 {
-        return 0;
-    }
-    budget
-        .remaining_minute
-        .min(budget.remaining_day.unwrap_or(u32::MAX))
 }
 
 /// Which JetStream queue this instance takes from. The embedded server's queue is ours alone;

@@ -36,6 +36,18 @@ pub struct BudgetSnapshot {
     pub waits_total: u64,
 }
 
+impl BudgetSnapshot {
+    /// Calls this budget can grant right now: none while it is paused, else what is left of
+    /// both its minute and its day.
+    pub fn grantable(&self) -> u32 {
+        if self.paused_for_ms > 0 {
+            return 0;
+        }
+        self.remaining_minute
+            .min(self.remaining_day.unwrap_or(u32::MAX))
+    }
+}
+
 /// One service's budget for the current UTC day, in a [`BudgetSnapshot`].
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
