@@ -1,5 +1,7 @@
-//! `LeagueFetcher`: a league's info (`/leagues/{id}`: name, tier) and its match IDs
-//! (`/leagues/{id}/matchIds`, all tiers), stored as one [`LeagueRecord`]. The league's matches
+//! `LeagueFetcher`: a league's info (`/leagues/{id}`: name, tier) and its match IDs, stored as
+//! one [`LeagueRecord`]. The match IDs come from Steam's league history when Steam is
+//! configured (OpenDota's `/leagues/{id}/matchIds` has no amateur leagues; the history is the
+//! one the team imports share, see `league_history`), else from OpenDota. The league's matches
 //! are queued only when the request asked for it (`?queueMatches=true`), as the job's fan-out
 //! says.
 
@@ -9,6 +11,7 @@ use utoipa::ToSchema;
 
 use super::cache_keeper::Child;
 use super::fetcher::{FetchJobs, Fetcher, wrong_kind};
+use super::league_history::{HistoryError, HistorySource, LeagueHistories};
 use super::pipeline::Fetched;
 use crate::domain::{Fanout, Job, LeagueId, MatchId, ResourceKind, Service, Signature};
 use crate::upstream::error::UpstreamError;
@@ -35,6 +38,8 @@ pub struct LeagueRecord {
 #[derive(Clone)]
 pub struct LeagueJobs {
     pub opendota: OpenDota,
+    /// Steam's league histories, when `--steam-api-key` is set.
+    pub history: Option<(HistorySource, LeagueHistories)>,
 }
 
 impl FetchJobs for LeagueJobs {
@@ -45,13 +50,30 @@ impl FetchJobs for LeagueJobs {
         &self,
         job: Job,
     ) -> impl std::future::Future<Output = Result<Fetched, UpstreamError>> + 'static {
-        let opendota = self.opendota.clone();
+        let (opendota, history) = (self.opendota.clone(), self.history.clone());
         async move {
             let Signature::League(id) = job.signature else {
                 return Err(wrong_kind(&job, ResourceKind::League));
             };
-            let info = opendota.get_league(id).await?;
-            let match_ids = opendota.get_league_match_ids(id).await?;
+            let (info, match_ids) = match history {
+                Some((source, histories)) => {
+                    let history = histories.load(&source, id, job.is_forced()).await;
+                    let mut ids: Vec<MatchId> = history
+                        .map_err(into_upstream)?
+                        .rows
+                        .iter()
+                        .map(|r| r.match_id)
+                        .collect();
+                    ids.sort_unstable_by(|a, b| b.cmp(a));
+                    ids.dedup();
+                    // OpenDota may not know an amateur league: its name is a bonus here.
+                    (opendota.get_league(id).await.unwrap_or_default(), ids)
+                }
+                None => (
+                    opendota.get_league(id).await?,
+                    opendota.get_league_match_ids(id).await?,
+                ),
+            };
             let text = |key: &str| info.get(key).and_then(Value::as_str).map(str::to_string);
             let children = match job.fanout {
                 Fanout::None => Vec::new(),
@@ -68,6 +90,24 @@ impl FetchJobs for LeagueJobs {
             };
             Ok(Fetched::new(encode(&record)?, children))
         }
+    }
+}
+
+/// A history that could not be read fails the job as its upstream failure would; Steam's
+/// own refusals (a refused key, a private history) are permanent.
+fn into_upstream(err: HistoryError) -> UpstreamError {
+    use crate::upstream::steam::SteamError;
+    use crate::upstream::stratz::StratzError;
+    match err {
+        HistoryError::Steam(SteamError::Upstream(e)) | HistoryError::Stratz(StratzError::Upstream(e)) => e,
+        // A refused key or a private history: asking again cannot help.
+        other => UpstreamError::InvalidId {
+            service: match other {
+                HistoryError::Stratz(_) => Service::Stratz,
+                HistoryError::Steam(_) => Service::Steam,
+            },
+            message: other.to_string(),
+        },
     }
 }
 

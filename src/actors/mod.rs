@@ -17,6 +17,7 @@
 pub mod cache_keeper;
 pub mod fetcher;
 pub mod league_fetcher;
+pub mod league_history;
 pub mod match_fetcher;
 pub mod pipeline;
 pub mod player_fetcher;

@@ -14,6 +14,7 @@ use super::AppError;
 use crate::actors::cache_keeper::{ForgetClaims, RequeueAll};
 use crate::actors::fetcher::{FetchJobs, Fetcher};
 use crate::actors::league_fetcher::{LeagueFetcher, LeagueJobs};
+use crate::actors::league_history::HistorySources;
 use crate::actors::match_fetcher::{MatchFetcher, MatchJobs};
 use crate::actors::pipeline::Pipeline;
 use crate::actors::player_fetcher::{PlayerFetcher, PlayerJobs};
@@ -234,6 +235,7 @@ pub(super) struct Upstreams {
     pub in_flight: InFlight,
     pub opendota: OpenDota,
     pub dotabuff: Dotabuff,
+    pub sources: HistorySources,
 }
 
 /// Starts the supervised RateLimiter on `settings.clock` and the clients that wait on it, both
@@ -275,6 +277,7 @@ pub(super) async fn upstreams(
             settings.opendota_api_key.clone(),
         )
         .recording(recorder.clone()),
+        sources: HistorySources::new(&settings.sources, &client, recorder.clone()),
         dotabuff: Dotabuff::new(client, &settings.dotabuff_url).recording(recorder),
     };
     Ok((upstreams, shared))
@@ -339,15 +342,13 @@ pub(super) fn fetchers(
     ));
     let lane = upstreams.in_flight.lane(crate::domain::Service::OpenDota);
     let opendota = &upstreams.opendota;
-    let teams = TeamJobs {
-        dotabuff: upstreams.dotabuff.clone(),
-        opendota: opendota.clone(),
-        store: pipeline.store.clone(),
-        keeper: pipeline.keeper.clone(),
-        source: settings.team_source,
-        sides: settings.team_players,
-        page_ttl: settings.ttls.teams,
-    };
+    let teams = TeamJobs::new(
+        settings,
+        (upstreams.dotabuff.clone(), opendota.clone()),
+        &upstreams.sources,
+        pipeline.store.clone(),
+        pipeline.keeper.clone(),
+    );
     let opendota = || opendota.clone();
     Fetchers {
         matches: fetcher(
@@ -380,6 +381,7 @@ pub(super) fn fetchers(
         leagues: fetcher(
             LeagueJobs {
                 opendota: opendota(),
+                history: teams.steam_history(),
             },
             pipeline,
             lane,

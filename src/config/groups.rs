@@ -61,6 +61,8 @@ pub struct RateLimits {
         value_parser = positive::<u32>,
     )]
     pub dotabuff_per_minute: u32,
+    #[command(flatten)]
+    pub sources: super::sources::SourceLimits,
 }
 
 impl Default for RateLimits {

@@ -212,7 +212,8 @@ fn defaults_are_the_documented_numbers() {
     assert_eq!(s.workers, 2);
     assert_eq!(s.max_in_flight, 64);
     assert_eq!(s.demo_data(), None);
-    assert_eq!(s.team_source, TeamSource::Dotabuff);
+    assert_eq!(s.team_source, None);
+    assert_eq!(s.team_chain().to_string(), "dotabuff,opendota");
     assert_eq!(s.team_players, PlayerSides::Both);
     assert!(s.opendota_api_key.is_none() && s.admin_token.is_none());
     // The groups' own defaults are the same declarations.

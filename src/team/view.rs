@@ -277,6 +277,7 @@ mod tests {
             match_ids: vec![m1, m2],
             match_ids_by_league: Default::default(),
             source: super::super::record::Source::OpenDota,
+            sources_tried: Vec::new(),
             fallback_reason: None,
             listed_matches: Vec::new(),
             pages: 0,

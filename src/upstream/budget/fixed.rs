@@ -143,7 +143,11 @@ mod tests {
 
     /// What the upstream reports in a response's headers.
     fn reported(minute: Option<i64>, day: Option<i64>) -> Reported {
-        Reported { minute, day }
+        Reported {
+            minute,
+            day,
+            ..Reported::default()
+        }
     }
 
     /// How much of the minute and the day is left at some instant.
