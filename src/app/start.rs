@@ -76,6 +76,12 @@ pub(super) async fn demo_upstream(
     .await?;
     settings.opendota_url = upstream.opendota_url();
     settings.dotabuff_url = upstream.dotabuff_url();
+    settings.sources.steam_url = upstream.steam_url();
+    settings.sources.stratz_url = upstream.stratz_url();
+    // The demo imports through Steam, as a user with a key would; the fixture takes any key.
+    if settings.sources.steam_api_key.is_none() {
+        settings.sources.steam_api_key = crate::config::SteamKey::new("demo".to_string());
+    }
     tracing::info!(addr = %upstream.addr(), dir = %dir.display(), "demo mode: fixture upstream serving the bundled data set");
     Ok(Some(upstream))
 }

@@ -44,6 +44,8 @@ pub fn test_settings(data_dir: &Path, upstream: &FixtureUpstream) -> Settings {
     let mut s = local_settings(data_dir);
     s.opendota_url = upstream.opendota_url();
     s.dotabuff_url = upstream.dotabuff_url();
+    s.sources.steam_url = upstream.steam_url();
+    s.sources.stratz_url = upstream.stratz_url();
     s
 }
 
