@@ -311,3 +311,45 @@ async fn a_league_takes_its_match_ids_from_the_steam_history() {
     let _ = Duration::ZERO;
     t.shutdown().await;
 }
+
+#[actix_rt::test]
+async fn the_demo_imports_a_team_through_steam() {
+    let demo = common::spawn_demo_app().await;
+    let path = "/api/teams/9517508/matches?leagueId=16435";
+    demo.post(path).await;
+    let url = format!("{}{}", demo.base, path);
+    let http = demo.http.clone();
+    let view = wait_for(Duration::from_secs(60), || {
+        let (http, url) = (http.clone(), url.clone());
+        async move { common::import_complete(http.get(&url).send().await.ok()?).await }
+    })
+    .await
+    .expect("demo import completes");
+    assert_eq!(view["source"], "steam");
+    assert_eq!(view["teamName"], "Maple Syrup");
+    assert_eq!(view["matchIds"].as_array().unwrap().len(), 9);
+    // The status shows Steam's budget windows, and STRATZ's four.
+    let status: Value = http
+        .get(format!("{}/api/queue/status", demo.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let windows = |service: &str| -> Vec<(String, u64)> {
+        status["services"][service]["budget"]["windows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| (w["window"].as_str().unwrap().to_string(), w["limit"].as_u64().unwrap()))
+            .collect()
+    };
+    assert_eq!(
+        windows("steam"),
+        [("minute".to_string(), 60), ("day".to_string(), 100_000)]
+    );
+    let stratz: Vec<u64> = windows("stratz").into_iter().map(|(_, l)| l).collect();
+    assert_eq!(stratz, [20, 250, 2000, 10_000]);
+    demo.shutdown().await;
+}

@@ -102,6 +102,17 @@ impl FixedWindows {
         })
     }
 
+    /// Every window at `now`, shortest first: the window, its limit, what is left.
+    pub fn each(&self, now: SystemTime) -> Vec<(Window, u32, u32)> {
+        self.windows
+            .iter()
+            .map(|(limit, count)| {
+                let used = count.used_in(limit.window.index_at(now));
+                (limit.window, limit.limit, limit.limit.saturating_sub(used))
+            })
+            .collect()
+    }
+
     fn find(&self, window: Window) -> Option<&(WindowLimit, Count)> {
         self.windows
             .iter()
