@@ -334,17 +334,6 @@ pub enum StoreBackend {
     Nats,
 }
 
-/// Where team match lists come from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum TeamSource {
-    /// Dotabuff pages, OpenDota when Dotabuff fails (default).
-    #[default]
-    Dotabuff,
-    /// OpenDota `/teams/{id}/matches` only.
-    Opendota,
-}
-
 /// Whose players a team import fetches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]

@@ -32,10 +32,10 @@ pub use file::ConfigFile;
 pub use groups::{
     DEFAULT_DOTABUFF_PER_MINUTE, DEFAULT_EMBEDDED_NATS_PORT, DEFAULT_OPENDOTA_PER_DAY,
     DEFAULT_OPENDOTA_PER_MINUTE, NatsAuth, NatsMode, PlayerSides, RateLimits, RetryPolicy,
-    StoreBackend, TeamSource, Ttls,
+    StoreBackend, Ttls,
 };
 pub use secrets::{AdminToken, ApiKey, NatsToken, StratzToken, SteamKey};
-pub use sources::{SourceLimits, SourceSettings};
+pub use sources::{SourceLimits, SourceSettings, TeamSource};
 use values::{http_url, positive};
 
 /// Invalid settings. Each message names the setting (and the file, for file values); bad flag

@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use clap::Args;
+use serde::Deserialize;
 
-use super::groups::TeamSource;
 use super::secrets::{StratzToken, SteamKey};
 use super::values::{http_url, positive, secs};
 use crate::domain::{Source, SourceChain};
@@ -16,6 +16,17 @@ use crate::domain::{Source, SourceChain};
 pub const DEFAULT_STEAM_PER_MINUTE: u32 = 60;
 /// Steam's default calls per UTC day: 100,000 a key.
 pub const DEFAULT_STEAM_PER_DAY: u32 = 100_000;
+
+/// Where team match lists come from: the older, one-source setting (`--team-source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum TeamSource {
+    /// Dotabuff pages, OpenDota when Dotabuff fails (the chain `dotabuff,opendota`).
+    #[default]
+    Dotabuff,
+    /// OpenDota `/teams/{id}/matches` only.
+    Opendota,
+}
 
 /// Where league and team match lists come from, and what the API sources need.
 #[derive(Debug, Clone, PartialEq, Eq, Args)]

@@ -177,28 +177,6 @@ pub(crate) fn routes(
         .then(|tail: Tail, query: String, shared: Arc<Shared>| {
             answer_upstream(shared, Upstream::Dotabuff, tail, query, Serve::File)
         });
-    let steam = warp::get()
-        .and(warp::path("steam"))
-        .and(warp::path::tail())
-        .and(query.clone())
-        .and(state.clone())
-        .then(|tail: Tail, query: String, shared: Arc<Shared>| {
-            answer_upstream(shared, Upstream::Steam, tail, query, Serve::Steam)
-        });
-    let stratz = warp::post()
-        .and(warp::path!("stratz" / "graphql"))
-        .and(warp::header::optional::<String>("authorization"))
-        .and(warp::body::content_length_limit(MAX_FAULT_BODY_BYTES))
-        .and(warp::body::bytes())
-        .and(state.clone())
-        .then(|auth: Option<String>, body: Bytes, shared: Arc<Shared>| {
-            let ask = StratzAsk::parse(&body);
-            let query = ask.as_ref().map(StratzAsk::query).unwrap_or_default();
-            let authorized = auth.is_some_and(|a| a.len() > "Bearer ".len());
-            let serve = Serve::Stratz { ask, authorized };
-            answer_stratz(shared, query, serve)
-        });
-
     let fault_body = warp::body::content_length_limit(MAX_FAULT_BODY_BYTES)
         .and(warp::body::bytes())
         .map(Some)
@@ -227,19 +205,18 @@ pub(crate) fn routes(
         );
     let reset = warp::post()
         .and(warp::path!("_reset"))
-        .and(state)
+        .and(state.clone())
         .map(|shared: Arc<Shared>| {
             lock(&shared.stats).reset();
             json_response(StatusCode::OK, r#"{"ok":true}"#)
         });
+    let sources = source_routes(state);
     let not_found = warp::any().map(|| error_response(StatusCode::NOT_FOUND, "Not Found"));
 
     opendota
         .or(dotabuff)
         .unify()
-        .or(steam)
-        .unify()
-        .or(stratz)
+        .or(sources)
         .unify()
         .or(add_fault)
         .unify()
@@ -251,6 +228,36 @@ pub(crate) fn routes(
         .unify()
         .or(not_found)
         .unify()
+}
+
+/// `GET /steam/*` and `POST /stratz/graphql`, answered from the paged files.
+fn source_routes(
+    state: impl Filter<Extract = (Arc<Shared>,), Error = Infallible> + Clone + Send + Sync + 'static,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone + Send + Sync + 'static {
+    let query = warp::query::raw().or(warp::any().map(String::new)).unify();
+    let steam = warp::get()
+        .and(warp::path("steam"))
+        .and(warp::path::tail())
+        .and(query)
+        .and(state.clone())
+        .then(|tail: Tail, query: String, shared: Arc<Shared>| {
+            answer_upstream(shared, Upstream::Steam, tail, query, Serve::Steam)
+        });
+    let stratz = warp::post()
+        .and(warp::path!("stratz" / "graphql"))
+        .and(warp::header::optional::<String>("authorization"))
+        .and(warp::body::content_length_limit(MAX_FAULT_BODY_BYTES))
+        .and(warp::body::bytes())
+        .and(state.clone())
+        .then(|auth: Option<String>, body: Bytes, shared: Arc<Shared>| {
+            let ask = StratzAsk::parse(&body);
+            let query = ask.as_ref().map(StratzAsk::query).unwrap_or_default();
+            let authorized = auth.is_some_and(|a| a.len() > "Bearer ".len());
+            let serve = Serve::Stratz { ask, authorized };
+            answer_stratz(shared, query, serve)
+        });
+
+    steam.or(stratz).unify()
 }
 
 fn add_fault(body: Option<Bytes>, shared: Arc<Shared>) -> Response {
