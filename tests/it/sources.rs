@@ -353,3 +353,97 @@ async fn the_demo_imports_a_team_through_steam() {
     assert_eq!(stratz, [20, 250, 2000, 10_000]);
     demo.shutdown().await;
 }
+
+/// Copies every file below `from` into `fx` (a recorded session becomes a replay's data).
+fn copy_into(fx: &Fixtures, from: &std::path::Path, rel: &str) {
+    for entry in std::fs::read_dir(from.join(rel)).unwrap() {
+        let entry = entry.unwrap();
+        let name = format!("{rel}/{}", entry.file_name().to_string_lossy());
+        if entry.file_type().unwrap().is_dir() {
+            copy_into(fx, from, &name);
+        } else {
+            fx.raw(&name, std::fs::read(entry.path()).unwrap());
+        }
+    }
+}
+
+#[actix_rt::test]
+async fn steam_and_stratz_answers_are_recorded_without_their_secrets_and_replay() {
+    const STRATZ_LEAGUE: u64 = 16500;
+    let fx = Fixtures::new();
+    amateur_league(&fx);
+    let stratz_rows: Vec<(u64, u64, u64)> =
+        vec![(8_018_000_101, OTHER_TEAM, 7), (8_018_000_102, 5, 6)];
+    fx.stratz_league(STRATZ_LEAGUE, &stratz_rows);
+    let players: Vec<Option<u64>> = (0..10).map(|i| Some(50_010 + i)).collect();
+    fx.match_with_players(8_018_000_101, &players);
+    let recorded = tempfile::tempdir().unwrap();
+    let dir = recorded.path().to_path_buf();
+    let tweak = move |s: &mut Settings| {
+        s.record_dir = Some(dir);
+        s.sources.steam_api_key = Some("steam-secret-key-123".parse().unwrap());
+        s.sources.stratz_token = Some("stratz-secret-token-456".parse().unwrap());
+        s.sources.team_sources = Some("steam,stratz".parse().unwrap());
+    };
+    let t = spawn_app_with(fx, FixtureConfig::default(), tweak).await;
+    let steam_path = import_path(TEAM);
+    let stratz_path = format!("/api/teams/{OTHER_TEAM}/matches?leagueId={STRATZ_LEAGUE}");
+    t.post(&steam_path).await;
+    let steam_view = t.wait_import_complete(&steam_path).await;
+    t.post(&stratz_path).await;
+    let stratz_view = t.wait_import_complete(&stratz_path).await;
+    assert_eq!(stratz_view["source"], "stratz");
+    t.shutdown().await;
+
+    let root = recorded.path();
+    for file in [
+        format!("steam/leagues/{LEAGUE}.json"),
+        format!("steam/teams/{TEAM}.json"),
+        format!("stratz/leagues/{STRATZ_LEAGUE}.json"),
+    ] {
+        assert!(root.join(&file).is_file(), "{file} recorded");
+    }
+    let mut all = String::new();
+    for sub in ["steam", "stratz"] {
+        let replay = Fixtures::new();
+        copy_into(&replay, root, sub);
+        for entry in walk(&replay.dir().join(sub)) {
+            all.push_str(&std::fs::read_to_string(entry).unwrap());
+        }
+    }
+    assert!(!all.contains("steam-secret-key-123") && !all.contains("stratz-secret-token-456"));
+
+    // Replay: the recorded directory alone answers the same imports.
+    let replay = Fixtures::new();
+    for sub in ["opendota", "steam", "stratz"] {
+        copy_into(&replay, root, sub);
+    }
+    let tweak = |s: &mut Settings| {
+        s.sources.steam_api_key = Some("another-key".parse().unwrap());
+        s.sources.stratz_token = Some("another-token".parse().unwrap());
+        s.sources.team_sources = Some("steam,stratz".parse().unwrap());
+    };
+    let t = spawn_app_with(replay, FixtureConfig::default(), tweak).await;
+    t.post(&steam_path).await;
+    let view = t.wait_import_complete(&steam_path).await;
+    assert_eq!(view["matchIds"], steam_view["matchIds"]);
+    assert_eq!(view["teamName"], "Maple Syrup");
+    assert_eq!(calls_under(&t, HISTORY).await, 3);
+    t.post(&stratz_path).await;
+    let view = t.wait_import_complete(&stratz_path).await;
+    assert_eq!(view["matchIds"], stratz_view["matchIds"]);
+    t.shutdown().await;
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}

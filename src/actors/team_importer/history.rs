@@ -45,13 +45,19 @@ impl TeamJobs {
         league: LeagueId,
         force: bool,
     ) -> Result<FromHistory, HistoryError> {
-        let history = self.histories.load(source, league, force).await?;
+        // The name is asked for while the history pages: one round trip less on the way to
+        // the record (and to the first match and player jobs).
+        let (history, steam_name) = tokio::join!(
+            self.histories.load(source, league, force),
+            self.steam_team_name(source, team, force)
+        );
+        let history = history?;
         if history.rows.is_empty() {
             return Ok(FromHistory::Empty);
         }
         let (listed, players) = team_rows(&history, team, league, self.sides);
         let team_name = match source {
-            HistorySource::Steam(_) => self.steam_team_name(source, team, force).await,
+            HistorySource::Steam(_) => steam_name,
             HistorySource::Stratz(_) => name_in_rows(&history.rows, team),
         };
         let source = match source {
