@@ -99,7 +99,8 @@ fn into_upstream(err: HistoryError) -> UpstreamError {
     use crate::upstream::steam::SteamError;
     use crate::upstream::stratz::StratzError;
     match err {
-        HistoryError::Steam(SteamError::Upstream(e)) | HistoryError::Stratz(StratzError::Upstream(e)) => e,
+        HistoryError::Steam(SteamError::Upstream(e))
+        | HistoryError::Stratz(StratzError::Upstream(e)) => e,
         // A refused key or a private history: asking again cannot help.
         other => UpstreamError::InvalidId {
             service: match other {

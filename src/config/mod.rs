@@ -34,7 +34,7 @@ pub use groups::{
     DEFAULT_OPENDOTA_PER_MINUTE, NatsAuth, NatsMode, PlayerSides, RateLimits, RetryPolicy,
     StoreBackend, Ttls,
 };
-pub use secrets::{AdminToken, ApiKey, NatsToken, StratzToken, SteamKey};
+pub use secrets::{AdminToken, ApiKey, NatsToken, SteamKey, StratzToken};
 pub use sources::{SourceLimits, SourceSettings, TeamSource};
 use values::{http_url, positive};
 

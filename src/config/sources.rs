@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::Args;
 use serde::Deserialize;
 
-use super::secrets::{StratzToken, SteamKey};
+use super::secrets::{SteamKey, StratzToken};
 use super::values::{http_url, positive, secs};
 use crate::domain::{Source, SourceChain};
 
@@ -220,7 +220,10 @@ mod tests {
     #[test]
     fn the_default_chain_puts_steam_first_only_with_a_key() {
         let chain = |s: SourceSettings, legacy| s.chain(legacy).to_string();
-        assert_eq!(chain(settings(None, false, false), None), "dotabuff,opendota");
+        assert_eq!(
+            chain(settings(None, false, false), None),
+            "dotabuff,opendota"
+        );
         assert_eq!(
             chain(settings(None, true, false), None),
             "steam,dotabuff,opendota"
@@ -233,7 +236,13 @@ mod tests {
         // Listed sources without their secret are left out; the list wins over the old flag.
         let listed = Some("stratz,dotabuff,steam");
         assert_eq!(chain(settings(listed, false, false), od), "dotabuff");
-        assert_eq!(chain(settings(listed, true, true), None), "stratz,dotabuff,steam");
-        assert_eq!(chain(settings(Some("steam"), false, false), None), "opendota");
+        assert_eq!(
+            chain(settings(listed, true, true), None),
+            "stratz,dotabuff,steam"
+        );
+        assert_eq!(
+            chain(settings(Some("steam"), false, false), None),
+            "opendota"
+        );
     }
 }

@@ -79,8 +79,7 @@ pub(crate) const STEAM_FORBIDDEN_PAGE: &str = "<html><head><title>Forbidden</tit
 <h1>Forbidden</h1>Access is denied. Retrying will not help. Please verify your <pre>key=</pre> parameter.\
 </body></html>";
 /// Steam's answer when busy (HTTP 503).
-pub(crate) const STEAM_BUSY_PAGE: &str =
-    "<html><head><title>Service Unavailable</title></head><body><h1>Service Unavailable</h1></body></html>";
+pub(crate) const STEAM_BUSY_PAGE: &str = "<html><head><title>Service Unavailable</title></head><body><h1>Service Unavailable</h1></body></html>";
 
 /// Why a fault spec was refused (answered 400 with the message).
 #[derive(Debug, thiserror::Error)]
@@ -114,7 +113,10 @@ pub(crate) enum FaultReply {
     Reset,
     Hang(Duration),
     /// A status with an HTML body, whatever the upstream's own content type.
-    Page { status: StatusCode, body: Bytes },
+    Page {
+        status: StatusCode,
+        body: Bytes,
+    },
 }
 
 impl FaultReply {

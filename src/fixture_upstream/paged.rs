@@ -109,7 +109,10 @@ async fn team_at_or_after(dir: &Path, start: u64) -> Value {
     if let Ok(mut entries) = tokio::fs::read_dir(dir.join("steam/teams")).await {
         while let Ok(Some(entry)) = entries.next_entry().await {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if let Some(id) = name.strip_suffix(".json").and_then(|n| n.parse::<u64>().ok()) {
+            if let Some(id) = name
+                .strip_suffix(".json")
+                .and_then(|n| n.parse::<u64>().ok())
+            {
                 ids.push(id);
             }
         }

@@ -165,9 +165,11 @@ impl UpstreamClient {
             Ok(_) => m::STATUS_2XX,
             Err(UpstreamError::RateLimited { .. }) => m::STATUS_429,
             Err(UpstreamError::NotFound { .. } | UpstreamError::InvalidId { .. }) => m::STATUS_4XX,
-            Err(
-                UpstreamError::Status { status, .. } | UpstreamError::Challenge { status, .. },
-            ) if *status < 500 => m::STATUS_4XX,
+            Err(UpstreamError::Status { status, .. } | UpstreamError::Challenge { status, .. })
+                if *status < 500 =>
+            {
+                m::STATUS_4XX
+            }
             Err(UpstreamError::Challenge { .. }) => m::STATUS_5XX,
             Err(UpstreamError::Status { .. }) => m::STATUS_5XX,
             Err(_) => m::STATUS_ERROR,

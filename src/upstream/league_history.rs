@@ -302,10 +302,7 @@ mod tests {
             })
         );
         let accounts: Vec<_> = page.rows[0].players.iter().map(|p| p.account).collect();
-        assert_eq!(
-            accounts,
-            [PlayerId::new(11), None, None, PlayerId::new(12)]
-        );
+        assert_eq!(accounts, [PlayerId::new(11), None, None, PlayerId::new(12)]);
         assert_eq!(page.rows[0].players[3].radiant, Some(false));
         assert_eq!(page.rows[0].side_of(TeamId::new(8).unwrap()), Some(false));
 
@@ -322,9 +319,13 @@ mod tests {
             read_steam_page(at, &private).unwrap(),
             Err(SteamRefusal::Private)
         );
-        let error = json!({"result": {"status": 2, "statusDetail": "Error retrieving match data."}});
+        let error =
+            json!({"result": {"status": 2, "statusDetail": "Error retrieving match data."}});
         let refusal = read_steam_page(at, &error).unwrap().unwrap_err();
-        assert!(refusal.to_string().contains("Error retrieving"), "{refusal}");
+        assert!(
+            refusal.to_string().contains("Error retrieving"),
+            "{refusal}"
+        );
         assert!(read_steam_page(at, &json!({"oops": 1})).is_err());
     }
 
@@ -344,7 +345,9 @@ mod tests {
         assert_eq!(page.rows[0].players[1].account, None);
         let short = json!({"data": {"league": {"matches": [row(1)]}}});
         assert_eq!(
-            read_stratz_page(Cursor::Stratz { skip: 0 }, &short).unwrap().next,
+            read_stratz_page(Cursor::Stratz { skip: 0 }, &short)
+                .unwrap()
+                .next,
             None
         );
         let errors = json!({"errors": [{"message": "league not found"}], "data": null});

@@ -91,9 +91,15 @@ async fn an_amateur_league_imports_through_steam_while_dotabuff_challenges_and_o
  {
     let fx = Fixtures::new();
     let ours = amateur_league(&fx);
-    let t = spawn_app_with(fx, FixtureConfig::default(), with_steam("dotabuff,opendota,steam")).await;
+    let t = spawn_app_with(
+        fx,
+        FixtureConfig::default(),
+        with_steam("dotabuff,opendota,steam"),
+    )
+    .await;
     let dotabuff_page = format!("/dotabuff/esports/teams/{TEAM}/matches");
-    t.fault_spec(&json!({"path": dotabuff_page, "kind": "challenge"})).await;
+    t.fault_spec(&json!({"path": dotabuff_page, "kind": "challenge"}))
+        .await;
 
     let path = import_path(TEAM);
     t.post(&path).await;
@@ -121,9 +127,14 @@ async fn an_amateur_league_imports_through_steam_while_dotabuff_challenges_and_o
     assert_eq!(view["progress"]["playersReady"].as_u64().unwrap(), players);
     // Three pages, three calls; one team name call.
     assert_eq!(calls_under(&t, HISTORY).await, 3);
-    assert_eq!(t.upstream_requests(HISTORY).await, 0, "page 1 names the league");
     assert_eq!(
-        t.upstream_requests(&format!("{HISTORY}?league_id={LEAGUE}")).await,
+        t.upstream_requests(HISTORY).await,
+        0,
+        "page 1 names the league"
+    );
+    assert_eq!(
+        t.upstream_requests(&format!("{HISTORY}?league_id={LEAGUE}"))
+            .await,
         1
     );
     for start in [1150, 1050] {
@@ -133,11 +144,14 @@ async fn an_amateur_league_imports_through_steam_while_dotabuff_challenges_and_o
     assert_eq!(calls_under(&t, TEAM_INFO).await, 1);
     // Never an anonymous account, and every player fetched once.
     assert_eq!(
-        t.upstream_requests(&format!("/opendota/players/{ANONYMOUS}")).await,
+        t.upstream_requests(&format!("/opendota/players/{ANONYMOUS}"))
+            .await,
         0
     );
     for id in 10_000..10_015 {
-        let asked = t.upstream_requests(&format!("/opendota/players/{id}")).await;
+        let asked = t
+            .upstream_requests(&format!("/opendota/players/{id}"))
+            .await;
         assert!(asked <= 1, "player {id} fetched {asked} times");
     }
 
@@ -150,7 +164,10 @@ async fn an_amateur_league_imports_through_steam_while_dotabuff_challenges_and_o
     assert_eq!(calls_under(&t, HISTORY).await, 3);
     // Dotabuff is paused after its challenge: skipped without a call.
     assert_eq!(tried(&view)[0], ("dotabuff".into(), "skipped".into()));
-    assert_eq!(calls_under(&t, &format!("/dotabuff/esports/teams/{OTHER_TEAM}")).await, 0);
+    assert_eq!(
+        calls_under(&t, &format!("/dotabuff/esports/teams/{OTHER_TEAM}")).await,
+        0
+    );
     t.shutdown().await;
 }
 
@@ -189,7 +206,8 @@ async fn a_refused_steam_key_moves_on_at_once_and_pauses_steam() {
     fx.opendota_team(OTHER_TEAM, "Night Owls", &[(1249, LEAGUE)]);
     let t = spawn_app_with(fx, FixtureConfig::default(), with_steam("steam,opendota")).await;
     let first = format!("{HISTORY}?league_id={LEAGUE}");
-    t.fault_spec(&json!({"path": first, "kind": "steam_forbidden"})).await;
+    t.fault_spec(&json!({"path": first, "kind": "steam_forbidden"}))
+        .await;
     let path = import_path(TEAM);
     t.post(&path).await;
     let view = t.wait_import_complete(&path).await;
@@ -214,7 +232,8 @@ async fn steam_busy_is_retried_with_backoff_and_the_import_goes_through_steam() 
     amateur_league(&fx);
     let t = spawn_app_with(fx, FixtureConfig::default(), with_steam("steam,opendota")).await;
     let first = format!("{HISTORY}?league_id={LEAGUE}");
-    t.fault_spec(&json!({"path": first, "kind": "steam_busy", "count": 1})).await;
+    t.fault_spec(&json!({"path": first, "kind": "steam_busy", "count": 1}))
+        .await;
     t.fault(&first, 429, Some(1), None).await;
     let path = import_path(TEAM);
     t.post(&path).await;
@@ -232,7 +251,12 @@ async fn a_private_history_is_a_final_answer_and_a_team_in_no_source_gets_an_emp
         json!({"result": {"status": 15, "statusDetail": "Cannot get match history for a user that hasn't allowed it."}}).to_string(),
     );
     fx.opendota_team(TEAM, "Maple Syrup", &[(77, 1)]);
-    let t = spawn_app_with(fx, FixtureConfig::default(), with_steam("steam,dotabuff,opendota")).await;
+    let t = spawn_app_with(
+        fx,
+        FixtureConfig::default(),
+        with_steam("steam,dotabuff,opendota"),
+    )
+    .await;
     let path = import_path(TEAM);
     t.post(&path).await;
     let view = t.wait_status(&path, 200).await;
@@ -257,7 +281,11 @@ async fn stratz_fills_the_same_history_and_its_graphql_errors_are_garbled_answer
     let rows: Vec<(u64, u64, u64)> = (1..=130)
         .map(|i| {
             let id = 8_018_000_000 + i;
-            if i % 40 == 0 { (id, TEAM, 7) } else { (id, 5, 6) }
+            if i % 40 == 0 {
+                (id, TEAM, 7)
+            } else {
+                (id, 5, 6)
+            }
         })
         .collect();
     fx.stratz_league(LEAGUE, &rows);
@@ -292,7 +320,10 @@ async fn stratz_fills_the_same_history_and_its_graphql_errors_are_garbled_answer
     let view = t.wait_import_complete(&other).await;
     assert_eq!(view["source"], "opendota");
     let reason = view["sourcesTried"][0]["reason"].as_str().unwrap();
-    assert!(reason.contains("garbled") && reason.contains("Too many requests"), "{reason}");
+    assert!(
+        reason.contains("garbled") && reason.contains("Too many requests"),
+        "{reason}"
+    );
     t.shutdown().await;
 }
 
@@ -342,7 +373,12 @@ async fn the_demo_imports_a_team_through_steam() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|w| (w["window"].as_str().unwrap().to_string(), w["limit"].as_u64().unwrap()))
+            .map(|w| {
+                (
+                    w["window"].as_str().unwrap().to_string(),
+                    w["limit"].as_u64().unwrap(),
+                )
+            })
             .collect()
     };
     assert_eq!(

@@ -144,7 +144,15 @@ impl TeamJobs {
             (None, Some(err)) => return Err(err),
             (None, None) => {
                 let last = tried.last().map_or(Source::OpenDota, |t| t.source);
-                TeamRecord::from_matches(team, league, None, &Default::default(), Vec::new(), last, 0)
+                TeamRecord::from_matches(
+                    team,
+                    league,
+                    None,
+                    &Default::default(),
+                    Vec::new(),
+                    last,
+                    0,
+                )
             }
         };
         record.sources_tried = tried;
@@ -152,7 +160,13 @@ impl TeamJobs {
         Ok((record, Vec::new()))
     }
 
-    async fn try_source(&self, source: Source, team: TeamId, league: LeagueId, force: bool) -> Tried {
+    async fn try_source(
+        &self,
+        source: Source,
+        team: TeamId,
+        league: LeagueId,
+        force: bool,
+    ) -> Tried {
         match source {
             Source::Dotabuff => match self.scrape(team, league, force).await {
                 Ok(record) => covered_if_listed(record, "dotabuff"),
@@ -190,7 +204,13 @@ impl TeamJobs {
         }
     }
 
-    async fn try_history(&self, source: &HistorySource, team: TeamId, league: LeagueId, force: bool) -> Tried {
+    async fn try_history(
+        &self,
+        source: &HistorySource,
+        team: TeamId,
+        league: LeagueId,
+        force: bool,
+    ) -> Tried {
         match self.history_record(source, team, league, force).await {
             Ok(FromHistory::Listed { record, players }) => Tried::Answered { record, players },
             Ok(FromHistory::Empty) => Tried::Uncovered {
@@ -223,12 +243,12 @@ fn covered_if_listed(record: TeamRecord, name: &str) -> Tried {
 fn history_failure(err: HistoryError) -> Tried {
     let reason = err.to_string();
     match err {
-        HistoryError::Steam(SteamError::KeyRefused) | HistoryError::Stratz(StratzError::TokenRefused(_)) => {
-            failed(reason, true, None)
-        }
+        HistoryError::Steam(SteamError::KeyRefused)
+        | HistoryError::Stratz(StratzError::TokenRefused(_)) => failed(reason, true, None),
         HistoryError::Steam(SteamError::Refused(_)) => failed(reason, false, None),
         HistoryError::Steam(ref e) if e.is_down() => failed(reason, true, None),
-        HistoryError::Steam(SteamError::Upstream(e)) | HistoryError::Stratz(StratzError::Upstream(e)) => {
+        HistoryError::Steam(SteamError::Upstream(e))
+        | HistoryError::Stratz(StratzError::Upstream(e)) => {
             let down = matches!(e, UpstreamError::Status { status, .. } if status >= 500);
             failed(reason, down, Some(e))
         }

@@ -138,8 +138,14 @@ mod tests {
         );
         // STRATZ's spelling, all four windows.
         let mut stratz = HeaderMap::new();
-        for (window, left) in [("second", "19"), ("minute", "249"), ("hour", "1999"), ("day", "9990")] {
-            let name = reqwest::header::HeaderName::try_from(format!("x-ratelimit-remaining-{window}"));
+        for (window, left) in [
+            ("second", "19"),
+            ("minute", "249"),
+            ("hour", "1999"),
+            ("day", "9990"),
+        ] {
+            let name =
+                reqwest::header::HeaderName::try_from(format!("x-ratelimit-remaining-{window}"));
             stratz.insert(name.unwrap(), HeaderValue::from_static(left));
         }
         assert_eq!(
