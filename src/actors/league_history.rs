@@ -108,8 +108,11 @@ pub struct LeagueHistories {
     keeper: Addr<CacheKeeper>,
     ttl: Duration,
     recorder: Option<Recorder>,
-    locks: Arc<Mutex<HashMap<(Service, LeagueId), Arc<tokio::sync::Mutex<()>>>>>,
+    locks: Arc<Mutex<HashMap<(Service, LeagueId), LoadLock>>>,
 }
+
+/// Held while one league's history is loaded from one source.
+type LoadLock = Arc<tokio::sync::Mutex<()>>;
 
 impl LeagueHistories {
     pub fn new(
@@ -174,7 +177,7 @@ impl LeagueHistories {
         Ok(history)
     }
 
-    fn lock_of(&self, service: Service, league: LeagueId) -> Arc<tokio::sync::Mutex<()>> {
+    fn lock_of(&self, service: Service, league: LeagueId) -> LoadLock {
         let mut locks = self.locks.lock().unwrap_or_else(PoisonError::into_inner);
         locks.entry((service, league)).or_default().clone()
     }

@@ -212,7 +212,10 @@ impl TeamJobs {
         force: bool,
     ) -> Tried {
         match self.history_record(source, team, league, force).await {
-            Ok(FromHistory::Listed { record, players }) => Tried::Answered { record, players },
+            Ok(FromHistory::Listed { record, players }) => Tried::Answered {
+                record: *record,
+                players,
+            },
             Ok(FromHistory::Empty) => Tried::Uncovered {
                 record: None,
                 reason: format!("{}: the league history is empty", source.service()),

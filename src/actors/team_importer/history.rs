@@ -24,7 +24,7 @@ use crate::upstream::league_history::HistoryRow;
 pub(super) enum FromHistory {
     /// The league's history lists it; `players` are the accounts to queue at once.
     Listed {
-        record: TeamRecord,
+        record: Box<TeamRecord>,
         players: Vec<PlayerId>,
     },
     /// The source has no history of the league.
@@ -73,7 +73,10 @@ impl TeamJobs {
             source,
             history.pages,
         );
-        Ok(FromHistory::Listed { record, players })
+        Ok(FromHistory::Listed {
+            record: Box::new(record),
+            players,
+        })
     }
 
     /// The team's name from Steam, cached for the team TTL; `None` when unknown or unreachable
@@ -128,7 +131,7 @@ fn team_rows(
         .filter(|r| r.side_of(team).is_some())
         .collect();
     // Newest first, as the other sources list them.
-    rows.sort_by(|a, b| b.match_id.cmp(&a.match_id));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.match_id));
     for row in rows {
         let Some(radiant) = row.side_of(team) else {
             continue;
