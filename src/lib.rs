@@ -19,6 +19,8 @@
 //! - `fixture_upstream`: the file-backed OpenDota/Dotabuff imitation for tests and `--demo`
 //!   (cargo feature `fixture-upstream`, on by default).
 //! - [`metrics`]: every metric name, and the Prometheus recorder.
+//! - [`tasks`]: the supervisor of background tasks (one tracker, one stop token; panics are
+//!   logged, counted and, for long-running loops, restarted).
 pub mod actors;
 pub mod app;
 pub mod bus;
@@ -32,5 +34,6 @@ pub mod http;
 pub mod metrics;
 pub mod shared;
 pub mod store;
+pub mod tasks;
 pub mod team;
 pub mod upstream;

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
-use dota_orchestrator::app::Application;
+use dota_orchestrator::app::{Application, Hooks};
 use dota_orchestrator::config::{ConfigFile, ServeArgs};
 #[cfg(feature = "fixture-upstream")]
 use dota_orchestrator::fixture_upstream::{FixtureConfig, FixtureUpstream};
@@ -118,7 +118,7 @@ async fn wait_for_signal() -> anyhow::Result<()> {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let settings = args.into_settings().context("invalid settings")?;
-    let app = Application::build(settings)
+    let app = Application::build(settings, Hooks::default())
         .await
         .context("start-up failed")?;
     println!("dota-orchestrator listening on http://{}", app.http_addr());

@@ -1,9 +1,9 @@
 //! `LeagueFetcher`: a league's info (`/leagues/{id}`: name, tier) and its match IDs, stored as
 //! one [`LeagueRecord`]. The match IDs come from Steam's league history when Steam is
-//! configured (OpenDota's `/leagues/{id}/matchIds` has no amateur leagues; the history is the
-//! one the team imports share, see `league_history`), else from OpenDota. The league's matches
-//! are queued only when the request asked for it (`?queueMatches=true`), as the job's fan-out
-//! says.
+//! configured ([`LeagueJobs`]: OpenDota's `/leagues/{id}/matchIds` has no amateur leagues; the
+//! history is the one the team imports share, see `league_history`), else from OpenDota
+//! ([`Leagues`]). The league's matches are queued only when the request asked for it
+//! (`?queueMatches=true`), as the job's fan-out says.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 use super::cache_keeper::Child;
 use super::fetcher::{FetchJobs, Fetcher, wrong_kind};
 use super::league_history::{HistoryError, HistorySource, LeagueHistories};
+use super::opendota_jobs::{FetchResult, OpenDotaKind};
 use super::pipeline::Fetched;
 use crate::domain::{Fanout, Job, LeagueId, MatchId, ResourceKind, Service, Signature};
 use crate::upstream::error::UpstreamError;
@@ -35,6 +36,28 @@ pub struct LeagueRecord {
     pub tier: Option<String>,
 }
 
+/// League jobs: two calls, one record; the matches are children only when asked for.
+pub enum Leagues {}
+
+impl OpenDotaKind for Leagues {
+    const KIND: ResourceKind = ResourceKind::League;
+    type Id = LeagueId;
+
+    async fn fetch(opendota: OpenDota, id: LeagueId, fanout: Fanout) -> FetchResult {
+        let info = opendota.get_league(id).await?;
+        let match_ids = opendota.get_league_match_ids(id).await?;
+        record(id, &info, match_ids, fanout)
+    }
+
+    fn id(signature: Signature) -> Option<LeagueId> {
+        match signature {
+            Signature::League(id) => Some(id),
+            _ => None,
+        }
+    }
+}
+
+/// The league jobs: [`Leagues`] (OpenDota alone), or with Steam the match IDs from its history.
 #[derive(Clone)]
 pub struct LeagueJobs {
     pub opendota: OpenDota,
@@ -46,50 +69,49 @@ impl FetchJobs for LeagueJobs {
     const KIND: ResourceKind = ResourceKind::League;
     const NAME: &'static str = "LeagueFetcher";
 
-    fn fetch(
-        &self,
-        job: Job,
-    ) -> impl std::future::Future<Output = Result<Fetched, UpstreamError>> + 'static {
+    fn fetch(&self, job: Job) -> impl std::future::Future<Output = FetchResult> + 'static {
         let (opendota, history) = (self.opendota.clone(), self.history.clone());
         async move {
-            let Signature::League(id) = job.signature else {
+            let Some(id) = Leagues::id(job.signature) else {
                 return Err(wrong_kind(&job, ResourceKind::League));
             };
-            let (info, match_ids) = match history {
-                Some((source, histories)) => {
-                    let history = histories.load(&source, id, job.is_forced()).await;
-                    let mut ids: Vec<MatchId> = history
-                        .map_err(into_upstream)?
-                        .rows
-                        .iter()
-                        .map(|r| r.match_id)
-                        .collect();
-                    ids.sort_unstable_by(|a, b| b.cmp(a));
-                    ids.dedup();
-                    // OpenDota may not know an amateur league: its name is a bonus here.
-                    (opendota.get_league(id).await.unwrap_or_default(), ids)
-                }
-                None => (
-                    opendota.get_league(id).await?,
-                    opendota.get_league_match_ids(id).await?,
-                ),
+            let Some((source, histories)) = history else {
+                return Leagues::fetch(opendota, id, job.fanout).await;
             };
-            let text = |key: &str| info.get(key).and_then(Value::as_str).map(str::to_string);
-            let children = match job.fanout {
-                Fanout::None => Vec::new(),
-                Fanout::All | Fanout::TeamSide(_) => match_ids
-                    .iter()
-                    .map(|m| Child::new(Signature::Match(*m)))
-                    .collect(),
-            };
-            let record = LeagueRecord {
-                league_id: id,
-                name: text("name"),
-                tier: text("tier"),
-                match_ids,
-            };
-            Ok(Fetched::new(encode(&record)?, children))
+            let history = histories.load(&source, id, job.is_forced()).await;
+            let mut ids: Vec<MatchId> = history
+                .map_err(into_upstream)?
+                .rows
+                .iter()
+                .map(|r| r.match_id)
+                .collect();
+            ids.sort_unstable_by(|a, b| b.cmp(a));
+            ids.dedup();
+            // OpenDota may not know an amateur league: its name is a bonus here.
+            let info = opendota.get_league(id).await.unwrap_or_default();
+            record(id, &info, ids, job.fanout)
         }
+    }
+}
+
+/// The stored record (OpenDota's `info` names the league) and, when asked, its matches.
+fn record(id: LeagueId, info: &Value, match_ids: Vec<MatchId>, fanout: Fanout) -> FetchResult {
+    {
+        let text = |key: &str| info.get(key).and_then(Value::as_str).map(str::to_string);
+        let children = match fanout {
+            Fanout::None => Vec::new(),
+            Fanout::All | Fanout::TeamSide(_) => match_ids
+                .iter()
+                .map(|m| Child::new(Signature::Match(*m)))
+                .collect(),
+        };
+        let record = LeagueRecord {
+            league_id: id,
+            name: text("name"),
+            tier: text("tier"),
+            match_ids,
+        };
+        Ok(Fetched::new(encode(&record)?, children))
     }
 }
 
@@ -101,7 +123,6 @@ fn into_upstream(err: HistoryError) -> UpstreamError {
     match err {
         HistoryError::Steam(SteamError::Upstream(e))
         | HistoryError::Stratz(StratzError::Upstream(e)) => e,
-        // A refused key or a private history: asking again cannot help.
         other => UpstreamError::InvalidId {
             service: match other {
                 HistoryError::Stratz(_) => Service::Stratz,

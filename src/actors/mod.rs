@@ -10,6 +10,9 @@
 //! - [`refresh_scheduler::RefreshScheduler`] (with `--auto-refresh`) sends `ClaimRefresh` to
 //!   CacheKeeper for tracked team imports about to expire and publishes them as scheduled work,
 //!   which the fetchers start only while `upstream::budget::reserve::SpareBudget` is open.
+//! - Whatever writes a claim, a result, a failure, an invalidation, a tracked import or an
+//!   announcement says so to [`store_port::StorePort`], which writes the shared store (with
+//!   `--store nats`) and then CacheKeeper, in that one order.
 //!
 //! Start order: RateLimiter, CacheKeeper, fetchers. Stop order is the reverse: fetchers finish
 //! their current job, then CacheKeeper lets go of the database.
@@ -19,10 +22,12 @@ pub mod fetcher;
 pub mod league_fetcher;
 pub mod league_history;
 pub mod match_fetcher;
+pub mod opendota_jobs;
 pub mod pipeline;
 pub mod player_fetcher;
 pub mod player_stats_fetcher;
 pub mod rate_limiter;
 pub mod refresh_scheduler;
+pub mod store_port;
 pub mod team_importer;
 pub mod team_watch;

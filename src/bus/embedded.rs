@@ -127,47 +127,7 @@ impl EmbeddedNats {
         // Before any port is probed: a left-over server holds the port and the store.
         let pid_file = PidFile::new(&store_dir);
         pid_file.stop_leftover(STOP_TIMEOUT).await?;
-        // A port picked here is free when probed but may be taken (by any process's outgoing
-        // connection, even) before nats-server binds it; then pick again. A port the operator
-        // chose is never swapped silently.
-        let mut attempt = 0;
-        let (launch, child) = loop {
-            attempt += 1;
-            let port = claim_port(config.port)?;
-            let monitor_port = claim_port(0)?;
-            let launch = Launch {
-                binary: binary.clone(),
-                conf: config.conf.clone(),
-                log_file: store_dir.join("nats-server.log"),
-                store_dir: store_dir.clone(),
-                pid_file: pid_file.clone(),
-                port,
-                monitor_port,
-            };
-            // A fresh log per attempt, so the tail read on failure is this attempt's.
-            let _ = std::fs::remove_file(&launch.log_file);
-            let child = launch.spawn().await?;
-            match launch.wait_healthy(child).await {
-                Ok(child) => break (launch, child),
-                Err(EmbeddedNatsError::NotReady { log_tail, .. })
-                    if attempt < PORT_ATTEMPTS && log_tail.contains("address already in use") =>
-                {
-                    tracing::warn!(
-                        port,
-                        monitor_port,
-                        "a port was taken before nats-server bound it; picking others"
-                    );
-                }
-                Err(EmbeddedNatsError::NotReady { log_tail, .. })
-                    if config.port != 0
-                        && log_tail.contains(&format!(":{port}"))
-                        && log_tail.contains("address already in use") =>
-                {
-                    return Err(EmbeddedNatsError::PortTaken { port });
-                }
-                Err(err) => return Err(err),
-            }
-        };
+        let (launch, child) = launch_healthy(&config, &binary, &store_dir, &pid_file).await?;
         let port = launch.port;
         tracing::info!(
             port,
@@ -216,6 +176,55 @@ impl EmbeddedNats {
         let _ = self.shutdown.send(true);
         if let Err(err) = self.supervisor.await {
             tracing::warn!(%err, "nats-server supervisor ended abnormally");
+        }
+    }
+}
+
+/// Spawns nats-server and waits until it is healthy. A port picked here is free when probed but
+/// may be taken (by any process's outgoing connection, even) before nats-server binds it; then
+/// it picks again. A port the operator chose is never swapped silently.
+async fn launch_healthy(
+    config: &EmbeddedNatsConfig,
+    binary: &Path,
+    store_dir: &Path,
+    pid_file: &PidFile,
+) -> Result<(Launch, Child), EmbeddedNatsError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let port = claim_port(config.port)?;
+        let monitor_port = claim_port(0)?;
+        let launch = Launch {
+            binary: binary.to_path_buf(),
+            conf: config.conf.clone(),
+            log_file: store_dir.join("nats-server.log"),
+            store_dir: store_dir.to_path_buf(),
+            pid_file: pid_file.clone(),
+            port,
+            monitor_port,
+        };
+        // A fresh log per attempt, so the tail read on failure is this attempt's.
+        let _ = std::fs::remove_file(&launch.log_file);
+        let child = launch.spawn().await?;
+        match launch.wait_healthy(child).await {
+            Ok(child) => return Ok((launch, child)),
+            Err(EmbeddedNatsError::NotReady { log_tail, .. })
+                if attempt < PORT_ATTEMPTS && log_tail.contains("address already in use") =>
+            {
+                tracing::warn!(
+                    port,
+                    monitor_port,
+                    "a port was taken before nats-server bound it; picking others"
+                );
+            }
+            Err(EmbeddedNatsError::NotReady { log_tail, .. })
+                if config.port != 0
+                    && log_tail.contains(&format!(":{port}"))
+                    && log_tail.contains("address already in use") =>
+            {
+                return Err(EmbeddedNatsError::PortTaken { port });
+            }
+            Err(err) => return Err(err),
         }
     }
 }

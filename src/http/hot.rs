@@ -195,9 +195,11 @@ impl HotCache {
             && let Some(entry) = cache.get(&sig)
         {
             if current(store, &sig, &entry)? {
-                return Ok(store
-                    .is_fresh(sig.kind(), &entry.meta, now)
-                    .then_some(entry));
+                let fresh = store.is_fresh(sig.kind(), &entry.meta, now);
+                if fresh {
+                    metrics::counter!(m::HOT_CACHE_LOOKUPS, "result" => m::HOT_HIT).increment(1);
+                }
+                return Ok(fresh.then_some(entry));
             }
             cache.invalidate(&sig);
         }
@@ -214,6 +216,7 @@ impl HotCache {
         };
         let entry = Arc::new(entry);
         if let Some(cache) = &self.resources {
+            metrics::counter!(m::HOT_CACHE_LOOKUPS, "result" => m::HOT_MISS).increment(1);
             cache.insert(sig, entry.clone());
         }
         Ok(Some(entry))

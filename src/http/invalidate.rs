@@ -13,7 +13,6 @@ use super::ApiState;
 use super::openapi::responses::{BadRequest, Internal, Unauthorized, Unavailable};
 use super::reply::{ApiError, json};
 use super::router::Request;
-use crate::actors::cache_keeper::Invalidate;
 use crate::domain::{LeagueId, MatchId, PlayerId, Signature, TeamId};
 
 /// Items accepted in one request; a bound on the work one call can cause.
@@ -213,37 +212,14 @@ pub async fn post_invalidate(state: ApiState, req: Request) -> Result<Response, 
             Err(error) => errors.push(Refused { error, item }),
         }
     }
-    let counts = state
-        .keeper
-        .send(Invalidate {
-            signatures: accepted
-                .iter()
-                .filter_map(|(_, _, t)| match t {
-                    Target::One(sig) => Some(*sig),
-                    Target::Team(_) => None,
-                })
-                .collect(),
-            teams: accepted
-                .iter()
-                .filter_map(|(_, _, t)| match t {
-                    Target::Team(team) => Some(*team),
-                    Target::One(_) => None,
-                })
-                .collect(),
-        })
-        .await??;
-    if let Some(shared) = &state.pipeline.shared {
-        for sig in &counts.touched {
-            shared
-                .invalidate(sig, None)
-                .await
-                .map_err(|e| ApiError::Unavailable(format!("shared store: {e}")))?;
-            shared
-                .clear_failure(sig)
-                .await
-                .map_err(|e| ApiError::Unavailable(format!("shared store: {e}")))?;
+    let (mut signatures, mut teams) = (Vec::new(), Vec::new());
+    for (_, _, t) in &accepted {
+        match t {
+            Target::One(sig) => signatures.push(*sig),
+            Target::Team(team) => teams.push(*team),
         }
     }
+    let counts = state.pipeline.stores.invalidate(signatures, teams).await?;
     let invalidated: Vec<Done> = accepted
         .into_iter()
         .map(|(kind, id, t)| {

@@ -11,6 +11,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use serde::Serialize;
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 use warp::reply::{Reply, Response};
 use warp::sse::Event;
 
@@ -87,13 +88,13 @@ impl RecentEvents {
     pub async fn follow(
         self,
         nats: async_nats::Client,
-        mut shutdown: watch::Receiver<bool>,
+        shutdown: CancellationToken,
     ) -> Result<(), async_nats::SubscribeError> {
         let mut messages = results::follow(&nats).await?;
         loop {
             let message = tokio::select! {
                 message = messages.next() => message,
-                _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
+                () = shutdown.cancelled() => return Ok(()),
             };
             let Some(message) = message else {
                 return Ok(());

@@ -17,7 +17,6 @@ use actix::{Addr, MailboxError};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 use utoipa::ToSchema;
 
@@ -26,7 +25,8 @@ use crate::actors::pipeline::Activity;
 use crate::actors::rate_limiter::{RateLimiter, Snapshot};
 use crate::bus::queue::{BusError, JobQueue};
 use crate::domain::{Priority, ResourceKind, Service, Signature};
-use crate::metrics as m;
+use crate::metrics::{self as m, TaskName};
+use crate::tasks::Tasks;
 use crate::upstream::budget::BudgetSnapshot;
 
 /// Time between two collections. The issue asks for a status at most 1 s old; one collection
@@ -181,26 +181,27 @@ pub struct QueueCollector {
 impl QueueCollector {
     /// Collects once before returning, so the route has a snapshot from its first request
     /// (a failure there is logged and left to the next refresh: the route answers 503 until
-    /// one succeeds), then refreshes every [`REFRESH`] on a task that ends when `shutdown`
-    /// turns true, abandoning a collection in progress.
-    pub async fn start(
-        self,
-        mut shutdown: watch::Receiver<bool>,
-    ) -> (QueueSnapshots, JoinHandle<()>) {
+    /// one succeeds), then refreshes every [`REFRESH`] on a task of `tasks` that ends at
+    /// shutdown, abandoning a collection in progress.
+    pub async fn start(self, tasks: &Tasks) -> QueueSnapshots {
         let (tx, rx) = watch::channel(Latest::default());
         self.refresh(&tx).await;
-        let task = tokio::spawn(async move {
-            let mut tick = tokio::time::interval_at(Instant::now() + REFRESH, REFRESH);
-            // After a slow collection, wait a full period rather than catch up in a burst.
-            tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = shutdown.wait_for(|stop| *stop) => return,
-                    () = async { tick.tick().await; self.refresh(&tx).await } => {}
+        let (collector, shutdown) = (Arc::new(self), tasks.token());
+        tasks.spawn_restarting(TaskName::QueueStatus, move || {
+            let (collector, tx, shutdown) = (collector.clone(), tx.clone(), shutdown.clone());
+            async move {
+                let mut tick = tokio::time::interval_at(Instant::now() + REFRESH, REFRESH);
+                // After a slow collection, wait a full period rather than catch up in a burst.
+                tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+                loop {
+                    tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        () = async { tick.tick().await; collector.refresh(&tx).await } => {}
+                    }
                 }
             }
         });
-        (QueueSnapshots(rx), task)
+        QueueSnapshots(rx)
     }
 
     /// One collection, published; the gauges follow a successful one. A failure is logged

@@ -97,6 +97,17 @@ impl From<actix::MailboxError> for ApiError {
     }
 }
 
+impl From<crate::actors::store_port::StorePortError> for ApiError {
+    fn from(e: crate::actors::store_port::StorePortError) -> Self {
+        use crate::actors::store_port::StorePortError as E;
+        match e {
+            E::Keeper(e) => e.into(),
+            E::Store(e) => e.into(),
+            E::Shared(_) | E::Bus(_) => ApiError::Unavailable(e.to_string()),
+        }
+    }
+}
+
 /// A JSON reply with `status`.
 pub fn json<T: Serialize>(status: StatusCode, body: &T) -> Response {
     match serde_json::to_vec(body) {

@@ -20,7 +20,6 @@ use super::bodies::ErrorBody;
 use super::openapi::responses::{BadRequest, Internal, NotTracked, Unauthorized, Unavailable};
 use super::reply::{ApiError, json};
 use super::router::Request;
-use crate::actors::cache_keeper::{Track, Untrack};
 use crate::actors::refresh_scheduler::{Rules, Tracked};
 use crate::domain::{IdError, LeagueId, Signature, TeamId};
 use crate::store::now_ms;
@@ -58,22 +57,8 @@ pub async fn track(state: &ApiState, sig: Signature) {
     if refresh.recent.contains_key(&sig) {
         return;
     }
-    let msg = Track {
-        signature: sig,
-        requested_at_ms: now_ms(),
-    };
-    let requested_at_ms = msg.requested_at_ms;
-    match state.keeper.send(msg).await {
-        Ok(Ok(())) => {
-            if let Some(shared) = &state.pipeline.shared
-                && let Err(err) = shared.put_tracked(&sig, requested_at_ms).await
-            {
-                tracing::warn!(%err, signature = %sig, "could not track a team import in the shared store");
-                return;
-            }
-            refresh.recent.insert(sig, ());
-        }
-        Ok(Err(err)) => tracing::warn!(%err, signature = %sig, "could not track a team import"),
+    match state.pipeline.stores.track(sig, now_ms()).await {
+        Ok(()) => refresh.recent.insert(sig, ()),
         Err(err) => tracing::warn!(%err, signature = %sig, "could not track a team import"),
     }
 }
@@ -218,21 +203,7 @@ pub async fn delete_team_matches(state: ApiState, req: Request) -> Result<Respon
     let league = untrack_query(&req.query()?)?;
     super::require_admin(&state, req.authorization.as_deref())?;
     let sig = Signature::Team(team, league);
-    let untrack = Untrack {
-        signature: sig,
-        if_requested_at_ms: None,
-    };
-    let was_tracked = state
-        .keeper
-        .send(untrack)
-        .await
-        .map_err(|e| ApiError::Unavailable(format!("cache keeper unavailable: {e}")))??;
-    if let Some(shared) = &state.pipeline.shared {
-        shared
-            .remove_tracked(&sig)
-            .await
-            .map_err(|e| ApiError::Unavailable(format!("shared store: {e}")))?;
-    }
+    let was_tracked = state.pipeline.stores.untrack(sig).await?;
     state.refresh.recent.invalidate(&sig);
     if !was_tracked {
         let body = ErrorBody {

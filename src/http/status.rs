@@ -84,12 +84,12 @@ pub async fn get_healthz(_: ApiState, _: Request) -> Result<Response, ApiError> 
 pub const GAUGE_REFRESH: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Refreshes the gauges every [`GAUGE_REFRESH`] until `shutdown` turns true.
-pub async fn refresh_gauges(state: ApiState, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+pub async fn refresh_gauges(state: ApiState, shutdown: tokio_util::sync::CancellationToken) {
     let mut tick = tokio::time::interval(GAUGE_REFRESH);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = shutdown.wait_for(|stop| *stop) => return,
+            () = shutdown.cancelled() => return,
         }
         probe_store(&state).await;
         update_local_gauges(&state);

@@ -8,13 +8,16 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use super::BudgetUnavailable;
 use super::snapshot::{BudgetSnapshot, DayBudget};
 use crate::domain::Service;
+use crate::metrics::TaskName;
+use crate::tasks::Tasks;
 
 /// Reads every service's budget (the `RateLimiter` actor's address implements it).
-pub trait ReadBudgets: Send + 'static {
+pub trait ReadBudgets: Clone + Send + 'static {
     fn read(&self) -> BoxFuture<'_, Result<Vec<BudgetSnapshot>, BudgetUnavailable>>;
 }
 
@@ -57,40 +60,46 @@ fn spare(budgets: &[BudgetSnapshot], reserve_percent: u8) -> bool {
         .is_none_or(|day| above_reserve(day, reserve_percent))
 }
 
-/// The gate, closed until the first reading, and the task that keeps it in step with the
-/// limiter until shutdown.
-pub fn watch_reserve(
+/// The gate, closed until the first reading, kept in step with the limiter by a task of
+/// `tasks` until shutdown.
+pub fn watch_reserve(limiter: impl ReadBudgets, reserve_percent: u8, tasks: &Tasks) -> SpareBudget {
+    let (tx, rx) = watch::channel(false);
+    let shutdown = tasks.token();
+    tasks.spawn_restarting(TaskName::Reserve, move || {
+        let (limiter, tx, shutdown) = (limiter.clone(), tx.clone(), shutdown.clone());
+        async move { follow(limiter, reserve_percent, tx, shutdown).await }
+    });
+    SpareBudget(rx)
+}
+
+/// Reads the limiter every [`CHECK_EVERY`] and opens or closes the gate, until `shutdown`.
+async fn follow(
     limiter: impl ReadBudgets,
     reserve_percent: u8,
-    mut shutdown: watch::Receiver<bool>,
-) -> (SpareBudget, tokio::task::JoinHandle<()>) {
-    let (tx, rx) = watch::channel(false);
-    let task = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(CHECK_EVERY);
-        loop {
-            tokio::select! {
-                _ = shutdown.wait_for(|stop| *stop) => return,
-                _ = tick.tick() => {}
-            }
-            match limiter.read().await {
-                Ok(budgets) => {
-                    let open = spare(&budgets, reserve_percent);
-                    tx.send_if_modified(|was| {
-                        let changed = *was != open;
-                        if changed {
-                            tracing::info!(open, reserve_percent, "scheduled work gate");
-                        }
-                        *was = open;
-                        changed
-                    });
-                }
-                Err(err) => {
-                    tracing::warn!(err = %err.0, "rate limiter unavailable; gate unchanged")
-                }
-            }
+    tx: watch::Sender<bool>,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(CHECK_EVERY);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
         }
-    });
-    (SpareBudget(rx), task)
+        match limiter.read().await {
+            Ok(budgets) => {
+                let open = spare(&budgets, reserve_percent);
+                tx.send_if_modified(|was| {
+                    let changed = *was != open;
+                    if changed {
+                        tracing::info!(open, reserve_percent, "scheduled work gate");
+                    }
+                    *was = open;
+                    changed
+                });
+            }
+            Err(err) => tracing::warn!(err = %err.0, "rate limiter unavailable; gate unchanged"),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -126,11 +126,12 @@ pub fn seen_by_upstream(limit: u32, remaining: i64) -> i64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    /// 2024-10-04T00:00:10Z: 10 s into a minute and into a day.
-    fn at(secs_after: u64) -> SystemTime {
+    /// `secs_after` 2024-10-04T00:00:00Z, a UTC midnight (so also the start of a minute and an
+    /// hour): `at(10)` is 10 s into a minute and into a day.
+    pub(crate) fn at(secs_after: u64) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(1_728_000_000 + secs_after)
     }
 

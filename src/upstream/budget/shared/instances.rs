@@ -14,8 +14,7 @@ use async_nats::HeaderMap;
 use async_nats::jetstream::{self, kv};
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::bus::subjects::{INSTANCES_BUCKET, instance_heartbeat};
 
@@ -101,38 +100,31 @@ impl Instances {
         self.live.clone()
     }
 
-    /// Beats and recounts every [`HEARTBEAT_EVERY`] until `shutdown` turns true (or its sender
-    /// is gone), then deletes this instance's key.
-    pub fn run(self, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
-        tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(HEARTBEAT_EVERY);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            ticks.tick().await; // The first tick is immediate; `open` has just beaten.
-            loop {
-                tokio::select! {
-                    _ = ticks.tick() => {}
-                    changed = shutdown.changed() => {
-                        if changed.is_err() || *shutdown.borrow() {
-                            break;
-                        }
-                        continue;
-                    }
-                }
-                if let Err(err) = self.beat().await {
-                    tracing::warn!(%err, "budget heartbeat failed; keeping the last live count");
-                    continue;
-                }
-                if let Err(err) = self.count().await {
-                    tracing::warn!(%err, "counting live instances failed; keeping the last count");
-                }
+    /// Beats and recounts every [`HEARTBEAT_EVERY`] until `shutdown`, then deletes this
+    /// instance's key.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut ticks = tokio::time::interval(HEARTBEAT_EVERY);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks.tick().await; // The first tick is immediate; `open` has just beaten.
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                () = shutdown.cancelled() => break,
             }
-            let gone = tokio::time::timeout(OP_TIMEOUT, self.bucket.delete(&self.instance_id));
-            match gone.await {
-                Ok(Ok(())) => tracing::debug!("budget heartbeat key deleted"),
-                Ok(Err(err)) => tracing::warn!(%err, "could not delete the heartbeat key"),
-                Err(_) => tracing::warn!("deleting the heartbeat key timed out; it will expire"),
+            if let Err(err) = self.beat().await {
+                tracing::warn!(%err, "budget heartbeat failed; keeping the last live count");
+                continue;
             }
-        })
+            if let Err(err) = self.count().await {
+                tracing::warn!(%err, "counting live instances failed; keeping the last count");
+            }
+        }
+        let gone = tokio::time::timeout(OP_TIMEOUT, self.bucket.delete(&self.instance_id));
+        match gone.await {
+            Ok(Ok(())) => tracing::debug!("budget heartbeat key deleted"),
+            Ok(Err(err)) => tracing::warn!(%err, "could not delete the heartbeat key"),
+            Err(_) => tracing::warn!("deleting the heartbeat key timed out; it will expire"),
+        }
     }
 
     /// Publishes this instance's key with a TTL (the KV API has no put with TTL).

@@ -3,14 +3,14 @@
 //! [`Budget`] that wraps this process's own (the `RateLimiter`, which keeps local pacing and
 //! 429 pauses) and adds JetStream counters ([`counter`]) per service, identity and window: each
 //! window the service declares in [`Limits`] (OpenDota: the UTC minute and the UTC day;
-//! Dotabuff: the minute). The start-up code builds it with
-//! [`SharedBudget::start`] and hands it to the upstream client in place of the local budget.
+//! Dotabuff: the minute). The start-up code builds it with [`SharedBudget::start`] and hands it
+//! to the upstream client in place of the local budget.
 //!
 //! **Acquire.** First the local budget, then +1 on each window's counter, shortest first. A
 //! total over the limit is taken back (-1, with the shorter windows' +1) and the caller sleeps
-//! until the next window (or until the injected clock moves), then starts over. No caller is ever refused
-//! because of another's pending take-back: a total only exceeds the limit when the count before
-//! it had reached the limit already. There is no queue across instances, so a caller is not
+//! until the next window (or until the injected clock moves), then starts over. No caller is
+//! ever refused because of another's pending take-back: a total only exceeds the limit when the
+//! count before it had reached the limit already. There is no queue across instances, so a caller is not
 //! guaranteed a place in the next window, but every window grants its full limit to whoever
 //! increments first, and each instance has at most its in-flight bound of callers racing.
 //! A refused caller has already spent a local grant; that happens only in a window that is full
@@ -42,8 +42,7 @@ use std::time::{Duration, SystemTime};
 
 use async_nats::jetstream;
 use futures::future::BoxFuture;
-use tokio::sync::{Semaphore, watch};
-use tokio::task::JoinHandle;
+use tokio::sync::Semaphore;
 
 use self::counter::{CounterError, Counters, StreamSetupError};
 use self::instances::{Instances, InstancesError};
@@ -55,7 +54,8 @@ use super::{Budget, BudgetUnavailable, Grant, Remaining, wait};
 use crate::clock::Clock;
 use crate::config::RateLimits;
 use crate::domain::Service;
-use crate::metrics;
+use crate::metrics::{self, TaskName};
+use crate::tasks::Tasks;
 
 /// After a failed counter operation, calls go straight to the fallback share for this long
 /// before the counters are tried again.
@@ -130,7 +130,6 @@ struct Inner {
     counters_down_until: Mutex<Option<tokio::time::Instant>>,
     corrections: Arc<Semaphore>,
     runtime: tokio::runtime::Handle,
-    heartbeat: Mutex<Option<JoinHandle<()>>>,
 }
 
 #[derive(Default)]
@@ -148,19 +147,19 @@ enum Take {
 
 impl SharedBudget {
     /// Creates (or reuses) the counter stream and the instances bucket with `config.replicas`
-    /// copies, beats once, and starts the heartbeat, which runs until `shutdown` turns true and
+    /// copies, beats once, and starts the heartbeat on `tasks`, which runs until their stop and
     /// then deletes this instance's key. Must run inside a tokio runtime, which the background
     /// corrections are spawned on.
     pub async fn start(
         js: jetstream::Context,
         local: Arc<dyn Budget>,
         config: SharedBudgetConfig,
-        shutdown: watch::Receiver<bool>,
+        tasks: &Tasks,
     ) -> Result<Self, SharedBudgetError> {
         let counters = Counters::open(js.clone(), config.replicas).await?;
         let instances = Instances::open(js, config.replicas, config.instance_id).await?;
         let live = instances.live();
-        let heartbeat = instances.run(shutdown);
+        tasks.spawn(TaskName::BudgetHeartbeat, instances.run(tasks.token()));
         Ok(Self {
             inner: Arc::new(Inner {
                 local,
@@ -174,7 +173,6 @@ impl SharedBudget {
                 counters_down_until: Mutex::new(None),
                 corrections: Arc::new(Semaphore::new(MAX_CORRECTIONS_IN_FLIGHT)),
                 runtime: tokio::runtime::Handle::current(),
-                heartbeat: Mutex::new(Some(heartbeat)),
             }),
         })
     }
@@ -205,22 +203,6 @@ impl SharedBudget {
             None => None,
         };
         Ok(WindowCounts { minute, day })
-    }
-
-    /// Resolves once the heartbeat has stopped (after `shutdown` turned true) and this
-    /// instance's key is deleted. Returns at once if already awaited.
-    pub async fn stopped(&self) {
-        let task = self
-            .inner
-            .heartbeat
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(task) = task
-            && let Err(err) = task.await
-        {
-            tracing::warn!(%err, "budget heartbeat task ended abnormally");
-        }
     }
 
     /// Loops: local grant, then the shared one; sleeps to the next window when refused.

@@ -57,7 +57,10 @@ pub fn counter_subject(
                 .to_string();
             subjects::budget_day(service.as_str(), identity.as_str(), &day)
         }
-        Window::Second | Window::Minute | Window::Hour => subjects::budget_window(
+        Window::Minute => {
+            subjects::budget_minute(service.as_str(), identity.as_str(), window.index_at(now))
+        }
+        Window::Second | Window::Hour => subjects::budget_window(
             service.as_str(),
             identity.as_str(),
             window.as_str(),
@@ -125,14 +128,8 @@ impl LocalShare {
 
 #[cfg(test)]
 mod tests {
-    use std::time::{Duration, UNIX_EPOCH};
-
     use super::*;
-
-    /// 2024-10-04T00:00:10Z: 10 s into a minute and into a day.
-    fn at(secs_after: u64) -> SystemTime {
-        UNIX_EPOCH + Duration::from_secs(1_728_000_000 + secs_after)
-    }
+    use crate::upstream::budget::window::tests::at;
 
     #[test]
     fn identities_hash_the_key_and_never_show_it() {
