@@ -5,6 +5,7 @@
 //! a background task starts it on the [`Tasks`] it is given; each returns what the running
 //! application keeps.
 
+#[cfg(feature = "fixture-upstream")]
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -27,6 +28,7 @@ use crate::actors::team_importer::{TeamImporter, TeamJobs};
 use crate::actors::team_watch::TeamWatch;
 use crate::bus::queue::{JobQueue, MAX_BATCH};
 use crate::bus::subjects::QueueNames;
+#[cfg(feature = "fixture-upstream")]
 use crate::clock::Clock;
 use crate::config::{Settings, StoreBackend};
 #[cfg(feature = "fixture-upstream")]
