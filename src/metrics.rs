@@ -32,7 +32,7 @@ pub const RATE_LIMIT_WAITS: &str = "dota_rate_limit_waits_total";
 /// How long each upstream call waited for rate budget (0 when it went at once); `_sum` is the
 /// total time spent waiting. Labels: service.
 pub const RATE_LIMIT_WAIT_SECONDS: &str = "dota_rate_limit_wait_seconds";
-/// Budget left in the current window. Labels: service, window (minute, day).
+/// Budget left in the current window. Labels: service, window (second, minute, hour, day).
 pub const RATE_LIMIT_REMAINING: &str = "dota_rate_limit_remaining";
 /// Upstream calls granted by the shared (all-instance) budget. Labels: service.
 pub const SHARED_BUDGET_GRANTS: &str = "dota_shared_budget_grants_total";

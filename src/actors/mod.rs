@@ -20,6 +20,7 @@
 pub mod cache_keeper;
 pub mod fetcher;
 pub mod league_fetcher;
+pub mod league_history;
 pub mod match_fetcher;
 pub mod opendota_jobs;
 pub mod pipeline;

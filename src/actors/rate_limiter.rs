@@ -40,10 +40,8 @@ pub struct Acquire {
 pub struct Observe {
     /// The upstream that answered.
     pub service: Service,
-    /// Calls left in the upstream's current minute window, if reported; may be negative.
-    pub remaining_minute: Option<i64>,
-    /// Calls left in the upstream's current day window, if reported; may be negative.
-    pub remaining_day: Option<i64>,
+    /// Calls left in each of the upstream's current windows, as reported; may be negative.
+    pub remaining: Remaining,
 }
 
 /// The upstream answered 429 Too Many Requests. OpenDota: the current minute counts as spent
@@ -113,11 +111,8 @@ impl Handler<Observe> for RateLimiter {
     type Result = ();
 
     fn handle(&mut self, msg: Observe, _ctx: &mut Self::Context) {
-        let reported = Remaining {
-            minute: msg.remaining_minute,
-            day: msg.remaining_day,
-        };
-        self.budget.observe(msg.service, self.clock.now(), reported);
+        self.budget
+            .observe(msg.service, self.clock.now(), msg.remaining);
     }
 }
 
@@ -178,11 +173,7 @@ impl Budget for LimiterBudget {
     }
 
     fn observe(&self, service: Service, remaining: Remaining) {
-        self.limiter.do_send(Observe {
-            service,
-            remaining_minute: remaining.minute,
-            remaining_day: remaining.day,
-        });
+        self.limiter.do_send(Observe { service, remaining });
     }
 
     fn rate_limited(&self, service: Service) {
@@ -208,6 +199,7 @@ mod tests {
             opendota_per_minute,
             opendota_per_day: 3000,
             dotabuff_per_minute,
+            sources: Default::default(),
         }
     }
 
@@ -290,8 +282,11 @@ mod tests {
         let limiter = RateLimiter::new(limits(60, 30), ten_seconds_into_a_minute()).start();
         let observe = Observe {
             service: Service::OpenDota,
-            remaining_minute: Some(5),
-            remaining_day: Some(-2),
+            remaining: Remaining {
+                minute: Some(5),
+                day: Some(-2),
+                ..Remaining::default()
+            },
         };
         limiter.send(observe).await.unwrap();
         let snapshots = limiter.send(Snapshot).await.unwrap();

@@ -5,6 +5,7 @@
 //! a background task starts it on the [`Tasks`] it is given; each returns what the running
 //! application keeps.
 
+#[cfg(feature = "fixture-upstream")]
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -14,7 +15,8 @@ use tokio_util::sync::CancellationToken;
 use super::nats::instance_id;
 use super::{AppError, Hooks, KINDS};
 use crate::actors::fetcher::{FetchJobs, Fetcher};
-use crate::actors::league_fetcher::LeagueFetcher;
+use crate::actors::league_fetcher::{LeagueFetcher, LeagueJobs};
+use crate::actors::league_history::HistorySources;
 use crate::actors::match_fetcher::MatchFetcher;
 use crate::actors::opendota_jobs::OpenDotaJobs;
 use crate::actors::pipeline::Pipeline;
@@ -26,6 +28,7 @@ use crate::actors::team_importer::{TeamImporter, TeamJobs};
 use crate::actors::team_watch::TeamWatch;
 use crate::bus::queue::{JobQueue, MAX_BATCH};
 use crate::bus::subjects::QueueNames;
+#[cfg(feature = "fixture-upstream")]
 use crate::clock::Clock;
 use crate::config::{Settings, StoreBackend};
 #[cfg(feature = "fixture-upstream")]
@@ -90,6 +93,12 @@ pub(super) async fn demo_upstream(
     .await?;
     settings.opendota_url = upstream.opendota_url();
     settings.dotabuff_url = upstream.dotabuff_url();
+    settings.sources.steam_url = upstream.steam_url();
+    settings.sources.stratz_url = upstream.stratz_url();
+    // The demo imports through Steam, as a user with a key would; the fixture takes any key.
+    if settings.sources.steam_api_key.is_none() {
+        settings.sources.steam_api_key = crate::config::SteamKey::new("demo".to_string());
+    }
     tracing::info!(addr = %upstream.addr(), dir = %dir.display(), "demo mode: fixture upstream serving the bundled data set");
     Ok(Some(upstream))
 }
@@ -109,6 +118,7 @@ pub(super) struct Upstreams {
     pub in_flight: InFlight,
     pub opendota: OpenDota,
     pub dotabuff: Dotabuff,
+    pub sources: HistorySources,
 }
 
 /// Starts the supervised RateLimiter on `hooks.clock` and the clients that wait on it, both
@@ -151,6 +161,7 @@ pub(super) async fn upstreams(
             settings.opendota_api_key.clone(),
         )
         .recording(recorder.clone()),
+        sources: HistorySources::new(&settings.sources, &client, recorder.clone()),
         dotabuff: Dotabuff::new(client, &settings.dotabuff_url).recording(recorder),
     })
 }
@@ -275,20 +286,22 @@ pub(super) fn fetchers(
     };
     let lane = upstreams.in_flight.lane(crate::domain::Service::OpenDota);
     let opendota = &upstreams.opendota;
-    let teams = TeamJobs {
-        dotabuff: upstreams.dotabuff.clone(),
-        opendota: upstreams.opendota.clone(),
-        store: pipeline.store.clone(),
-        keeper: pipeline.keeper.clone(),
-        source: settings.team_source,
-        sides: settings.team_players,
-        page_ttl: settings.ttls.teams,
+    let teams = TeamJobs::new(
+        settings,
+        (upstreams.dotabuff.clone(), opendota.clone()),
+        &upstreams.sources,
+        pipeline.store.clone(),
+        pipeline.keeper.clone(),
+    );
+    let leagues = LeagueJobs {
+        opendota: opendota.clone(),
+        history: teams.steam_history(),
     };
     Fetchers {
         matches: start.fetcher(OpenDotaJobs::new(opendota.clone()), lane),
         players: start.fetcher(OpenDotaJobs::new(opendota.clone()), lane),
         player_stats: start.fetcher(OpenDotaJobs::new(opendota.clone()), lane),
-        leagues: start.fetcher(OpenDotaJobs::new(opendota.clone()), lane),
+        leagues: start.fetcher(leagues, lane),
         // Their Dotabuff pages go one at a time anyway (its steady spacing); their OpenDota
         // calls take OpenDota call slots.
         teams: start.fetcher(teams, &Lane::fixed(settings.workers)),

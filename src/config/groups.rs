@@ -61,6 +61,8 @@ pub struct RateLimits {
         value_parser = positive::<u32>,
     )]
     pub dotabuff_per_minute: u32,
+    #[command(flatten)]
+    pub sources: super::sources::SourceLimits,
 }
 
 impl Default for RateLimits {
@@ -330,17 +332,6 @@ pub enum StoreBackend {
     /// JetStream KV and Object Store on `--nats-url`, shared by every instance; redb keeps a
     /// replica for reads. Needs nats-server 2.12 or newer.
     Nats,
-}
-
-/// Where team match lists come from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum TeamSource {
-    /// Dotabuff pages, OpenDota when Dotabuff fails (default).
-    #[default]
-    Dotabuff,
-    /// OpenDota `/teams/{id}/matches` only.
-    Opendota,
 }
 
 /// Whose players a team import fetches.

@@ -13,6 +13,7 @@
 pub mod file;
 pub mod groups;
 pub mod secrets;
+pub mod sources;
 pub mod values;
 
 #[cfg(test)]
@@ -29,9 +30,10 @@ pub use file::ConfigFile;
 pub use groups::{
     DEFAULT_DOTABUFF_PER_MINUTE, DEFAULT_EMBEDDED_NATS_PORT, DEFAULT_OPENDOTA_PER_DAY,
     DEFAULT_OPENDOTA_PER_MINUTE, NatsAuth, NatsMode, PlayerSides, RateLimits, RetryPolicy,
-    StoreBackend, TeamSource, Ttls,
+    StoreBackend, Ttls,
 };
-pub use secrets::{AdminToken, ApiKey, NatsToken};
+pub use secrets::{AdminToken, ApiKey, NatsToken, SteamKey, StratzToken};
+pub use sources::{SourceLimits, SourceSettings, TeamSource};
 use values::{http_url, positive};
 
 /// Default bound on OpenDota calls in flight (`--max-in-flight`).
@@ -198,9 +200,11 @@ pub struct Settings {
     /// key). Checked at start-up: a directory that cannot be written stops the service.
     #[arg(long, env = "DOTA_RECORD_DIR", value_name = "DIR")]
     pub record_dir: Option<PathBuf>,
-    /// Where team match lists come from: dotabuff (OpenDota as fallback) or opendota only.
-    #[arg(long, env = "DOTA_TEAM_SOURCE", value_enum, default_value_t = TeamSource::default())]
-    pub team_source: TeamSource,
+    /// Older form of --team-sources: dotabuff (OpenDota as fallback) or opendota only.
+    #[arg(long, env = "DOTA_TEAM_SOURCE", value_enum)]
+    pub team_source: Option<TeamSource>,
+    #[command(flatten)]
+    pub sources: SourceSettings,
     /// Whose players a team import fetches: both sides of every match, or the team's side only.
     #[arg(long, env = "DOTA_TEAM_PLAYERS", value_enum, default_value_t = PlayerSides::default())]
     pub team_players: PlayerSides,
@@ -242,6 +246,11 @@ impl Settings {
     /// The built-in defaults (no flags, no environment, no file): a run from the repository root.
     pub fn defaults() -> Self {
         builtin()
+    }
+
+    /// The sources a team import tries, in order (see [`SourceSettings::chain`]).
+    pub fn team_chain(&self) -> crate::domain::SourceChain {
+        self.sources.chain(self.team_source)
     }
 
     /// The demo data set to serve, when demo mode is on.

@@ -1,4 +1,5 @@
-//! The secrets among the settings: the OpenDota API key, the admin token and the NATS token. Their `Debug`
+//! The secrets among the settings: the OpenDota API key, the Steam Web API key, the STRATZ
+//! token, the admin token and the NATS token. Their `Debug`
 //! never shows the value, their flags hide environment and default values in `--help`, and an
 //! empty value is refused rather than quietly meaning "none" (an admin token that is empty by
 //! mistake must not turn authentication off).
@@ -44,6 +45,16 @@ secret!(
 );
 
 secret!(
+    /// A Steam Web API key; only the Steam client reads it, to send it as `key`.
+    SteamKey
+);
+
+secret!(
+    /// A STRATZ API token; only the STRATZ client reads it, to send it as a bearer token.
+    StratzToken
+);
+
+secret!(
     /// The admin token that the invalidation API and forced team refreshes require.
     AdminToken
 );
@@ -72,6 +83,12 @@ mod tests {
         assert_eq!(
             format!("{key:?} {token:?}"),
             "ApiKey(<redacted>) AdminToken(<redacted>)"
+        );
+        let steam: SteamKey = "steam-key".parse().unwrap();
+        let stratz: StratzToken = "stratz-token".parse().unwrap();
+        assert_eq!(
+            format!("{steam:?} {stratz:?}"),
+            "SteamKey(<redacted>) StratzToken(<redacted>)"
         );
     }
 

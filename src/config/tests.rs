@@ -212,7 +212,8 @@ fn defaults_are_the_documented_numbers() {
     assert_eq!(s.workers, 2);
     assert_eq!(s.max_in_flight, 64);
     assert_eq!(s.demo_data(), None);
-    assert_eq!(s.team_source, TeamSource::Dotabuff);
+    assert_eq!(s.team_source, None);
+    assert_eq!(s.team_chain().to_string(), "dotabuff,opendota");
     assert_eq!(s.team_players, PlayerSides::Both);
     assert!(s.opendota_api_key.is_none() && s.admin_token.is_none());
     // The groups' own defaults are the same declarations.
@@ -336,10 +337,12 @@ enableAutoRefresh = false
 fn secrets_stay_out_of_debug_and_help() {
     let file = File::new(
         "opendota_api_key = \"key-from-file\"\nadmin_token = \"token-from-file\"\n\
-         nats_url = \"nats://10.0.0.1:4222\"\nnats_token = \"nats-from-file\"\n",
+         nats_url = \"nats://10.0.0.1:4222\"\nnats_token = \"nats-from-file\"\n\
+         steam_api_key = \"steam-from-file\"\nstratz_token = \"stratz-from-file\"\n",
     );
     let s = parse(&["--config", file.arg()]).unwrap();
     assert!(s.opendota_api_key.is_some() && s.admin_token.is_some());
+    assert!(s.sources.steam_api_key.is_some() && s.sources.stratz_token.is_some());
     assert!(matches!(
         s.nats,
         NatsMode::External {
@@ -357,7 +360,13 @@ fn secrets_stay_out_of_debug_and_help() {
         .to_string();
     assert!(help.contains("--admin-token") && help.contains("--nats-token"));
     assert!(!help.contains("from-file"), "{help}");
-    for secret in ["opendota_api_key", "admin_token", "nats_token"] {
+    for secret in [
+        "opendota_api_key",
+        "admin_token",
+        "nats_token",
+        "steam_api_key",
+        "stratz_token",
+    ] {
         let cmd = serve_command();
         let arg = cmd.get_arguments().find(|a| a.get_id() == secret).unwrap();
         assert!(arg.is_hide_env_values_set() && arg.is_hide_default_value_set());

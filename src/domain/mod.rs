@@ -4,7 +4,9 @@
 pub mod ids;
 pub mod job;
 pub mod resource;
+pub mod source;
 
 pub use ids::{IdError, LeagueId, MatchId, PlayerId, TeamId};
 pub use job::{Fanout, Job};
 pub use resource::{Priority, ResourceKind, Service, Signature, SignatureError};
+pub use source::{Source, SourceChain};

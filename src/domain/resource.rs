@@ -61,15 +61,26 @@ impl fmt::Display for ResourceKind {
 pub enum Service {
     OpenDota,
     Dotabuff,
+    /// The Steam Web API (`IDOTA2Match_570`): league histories and team names.
+    Steam,
+    /// STRATZ's GraphQL API: league match lists.
+    Stratz,
 }
 
 impl Service {
-    pub const ALL: [Service; 2] = [Service::OpenDota, Service::Dotabuff];
+    pub const ALL: [Service; 4] = [
+        Service::OpenDota,
+        Service::Dotabuff,
+        Service::Steam,
+        Service::Stratz,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Service::OpenDota => "opendota",
             Service::Dotabuff => "dotabuff",
+            Service::Steam => "steam",
+            Service::Stratz => "stratz",
         }
     }
 }

@@ -5,7 +5,10 @@
 //! A fault is one of the [`FaultKind`]s a real CDN or upstream produces: a chosen status and
 //! body (the default), the file cut in half with status 200 (`truncate`), a bot-check HTML
 //! page with status 200 (`html`), a connection cut after the headers (`reset`), or no answer
-//! for `ms` milliseconds and then a cut (`hang`).
+//! for `ms` milliseconds and then a cut (`hang`); and the refusals of the real sources: the bot
+//! challenge page a CDN puts in front of Dotabuff (`challenge`: HTTP 403, "Just a moment..."),
+//! Steam's refused key (`steam_forbidden`: HTTP 403 with Valve's HTML page) and Steam busy
+//! (`steam_busy`: HTTP 503 with its HTML page).
 //!
 //! Several faults on the same path fire in the order they were added (first one until it is
 //! used up, then the next), so a test can script e.g. "two 500s, then one 429".
@@ -46,7 +49,7 @@ pub(crate) struct FaultSpec {
 
 /// The misbehaviours a fault can script (`kind` in a [`FaultSpec`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub(crate) enum FaultKind {
     /// Answer `status` with `body`.
     #[default]
@@ -59,7 +62,24 @@ pub(crate) enum FaultKind {
     Reset,
     /// Answer nothing for `ms`, then cut the connection.
     Hang,
+    /// Answer 403 with a bot challenge page ("Just a moment...").
+    Challenge,
+    /// Answer 403 with the HTML page Steam sends for a refused key.
+    SteamForbidden,
+    /// Answer 503 with the HTML page Steam sends when busy.
+    SteamBusy,
 }
+
+/// The challenge page a CDN answers programs with, in front of Dotabuff.
+pub(crate) const CHALLENGE_PAGE: &str = "<!DOCTYPE html><html lang=\"en-US\"><head><title>Just a moment...</title>\
+<meta http-equiv=\"refresh\" content=\"390\"></head><body><div id=\"challenge-platform\">\
+<noscript>Enable JavaScript and cookies to continue</noscript></div></body></html>";
+/// Steam's answer to a refused key (HTTP 403).
+pub(crate) const STEAM_FORBIDDEN_PAGE: &str = "<html><head><title>Forbidden</title></head><body>\
+<h1>Forbidden</h1>Access is denied. Retrying will not help. Please verify your <pre>key=</pre> parameter.\
+</body></html>";
+/// Steam's answer when busy (HTTP 503).
+pub(crate) const STEAM_BUSY_PAGE: &str = "<html><head><title>Service Unavailable</title></head><body><h1>Service Unavailable</h1></body></html>";
 
 /// Why a fault spec was refused (answered 400 with the message).
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +112,11 @@ pub(crate) enum FaultReply {
     Html,
     Reset,
     Hang(Duration),
+    /// A status with an HTML body, whatever the upstream's own content type.
+    Page {
+        status: StatusCode,
+        body: Bytes,
+    },
 }
 
 impl FaultReply {
@@ -121,7 +146,18 @@ impl FaultReply {
             FaultKind::Hang => {
                 FaultReply::Hang(spec.ms.map_or(DEFAULT_HANG, Duration::from_millis))
             }
+            FaultKind::Challenge => html_status(StatusCode::FORBIDDEN, CHALLENGE_PAGE),
+            FaultKind::SteamForbidden => html_status(StatusCode::FORBIDDEN, STEAM_FORBIDDEN_PAGE),
+            FaultKind::SteamBusy => html_status(StatusCode::SERVICE_UNAVAILABLE, STEAM_BUSY_PAGE),
         })
+    }
+}
+
+/// A status answered with an HTML page.
+fn html_status(status: StatusCode, page: &'static str) -> FaultReply {
+    FaultReply::Page {
+        status,
+        body: Bytes::from_static(page.as_bytes()),
     }
 }
 

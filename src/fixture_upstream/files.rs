@@ -17,6 +17,8 @@ use crate::upstream::layout::AnswerFile;
 pub(crate) enum Upstream {
     OpenDota,
     Dotabuff,
+    Steam,
+    Stratz,
 }
 
 impl Upstream {
@@ -29,7 +31,7 @@ impl Upstream {
     /// definition, RFC 8259); Dotabuff pages contain non-ASCII team names, so HTML says so.
     pub(crate) fn content_type(self) -> &'static str {
         match self {
-            Upstream::OpenDota => "application/json",
+            Upstream::OpenDota | Upstream::Steam | Upstream::Stratz => "application/json",
             Upstream::Dotabuff => "text/html; charset=utf-8",
         }
     }
@@ -39,6 +41,8 @@ impl Upstream {
         match self {
             Upstream::OpenDota => Service::OpenDota,
             Upstream::Dotabuff => Service::Dotabuff,
+            Upstream::Steam => Service::Steam,
+            Upstream::Stratz => Service::Stratz,
         }
     }
 }
@@ -67,18 +71,45 @@ impl UpstreamRequest {
     }
 
     /// Key under which `/_stats` counts this request: the bare path for OpenDota, the path plus
-    /// `?page=N` for a Dotabuff request that names a page.
+    /// `?page=N` for a Dotabuff request that names a page, the path plus the query without the
+    /// key for Steam (`...GetMatchHistory/v1/?league_id=L&start_at_match_id=M`), and
+    /// `/stratz/graphql?id=L&skip=S` for STRATZ.
     pub(crate) fn stats_key(&self) -> String {
+        if matches!(self.upstream, Upstream::Steam | Upstream::Stratz) {
+            let public: Vec<&str> = self
+                .query
+                .split('&')
+                .filter(|pair| !pair.is_empty() && !pair.starts_with("key="))
+                .collect();
+            return match public.is_empty() {
+                true => self.path.clone(),
+                false => format!("{}?{}", self.path, public.join("&")),
+            };
+        }
         match self.file.page() {
             Some(page) => format!("{}?page={}", self.path, page),
             None => self.path.clone(),
         }
     }
 
+    /// The path below the service, as received.
+    pub(crate) fn tail(&self) -> &str {
+        let prefix = self.upstream.segment().len() + 2;
+        self.path.get(prefix..).unwrap_or_default()
+    }
+
+    /// The raw query string.
+    pub(crate) fn query(&self) -> &str {
+        &self.query
+    }
+
     /// Fault paths that match this request, most specific first. OpenDota faults match the bare
     /// path only; Dotabuff faults also match the exact path+query and the normalized `?page=N`.
     pub(crate) fn fault_keys(&self) -> Vec<String> {
         let mut keys = Vec::with_capacity(3);
+        if matches!(self.upstream, Upstream::Steam | Upstream::Stratz) {
+            keys.push(self.stats_key());
+        }
         if self.upstream == Upstream::Dotabuff {
             if !self.query.is_empty() {
                 keys.push(format!("{}?{}", self.path, self.query));

@@ -1,10 +1,12 @@
-//! Fixture upstream: a real HTTP server that imitates OpenDota and Dotabuff from files on disk.
+//! Fixture upstream: a real HTTP server that imitates OpenDota, Dotabuff, the Steam Web API and
+//! STRATZ from files on disk.
 //! Integration tests, benchmarks and `--demo` mode point the service's upstream URLs at it
 //! ([`FixtureUpstream::opendota_url`], [`FixtureUpstream::dotabuff_url`]); tests script upstream
 //! misbehaviour over HTTP (`/_faults`) and read what the service asked for (`/_stats`).
 //!
 //! Files: [`routes`] (HTTP surface and answer order), [`files`] (path → file mapping),
-//! [`limits`] (OpenDota rate windows), [`faults`] (scripted faults), [`stats`] (counters).
+//! [`limits`] (OpenDota rate windows), [`paged`] (Steam and STRATZ pages), [`faults`]
+//! (scripted faults), [`stats`] (counters).
 //! The data layout is documented in `fixtures/demo/README.md`.
 //!
 //! Lifecycle: [`FixtureUpstream::start`] serves on a listener the caller bound (port 0 in tests);
@@ -14,6 +16,7 @@
 mod faults;
 mod files;
 mod limits;
+mod paged;
 mod routes;
 mod stats;
 
@@ -123,6 +126,16 @@ impl FixtureUpstream {
     /// Base URL to use in place of `https://api.opendota.com/api`.
     pub fn opendota_url(&self) -> String {
         format!("http://{}/opendota", self.addr)
+    }
+
+    /// Base URL to use in place of `https://api.steampowered.com`.
+    pub fn steam_url(&self) -> String {
+        format!("http://{}/steam", self.addr)
+    }
+
+    /// Base URL to use in place of `https://api.stratz.com`.
+    pub fn stratz_url(&self) -> String {
+        format!("http://{}/stratz", self.addr)
     }
 
     /// Base URL to use in place of `https://www.dotabuff.com`.

@@ -1,8 +1,9 @@
 //! HTTP surface of the fixture upstream: the warp filters, the shared request state, and the
 //! order in which one upstream request is answered. Built by [`super::FixtureUpstream::start`].
 //!
-//! Routes: `GET /opendota/*` and `GET /dotabuff/*` (see [`super::files`]), `POST`/`DELETE
-//! /_faults`, `GET /_stats`, `POST /_reset`; anything else is a 404 JSON body.
+//! Routes: `GET /opendota/*` and `GET /dotabuff/*` (see [`super::files`]), `GET /steam/*` and
+//! `POST /stratz/graphql` (paged from files, see [`super::paged`]), `POST`/`DELETE /_faults`,
+//! `GET /_stats`, `POST /_reset`; anything else is a 404 JSON body.
 //!
 //! An upstream request is answered by the first of these that applies:
 //! 1. an injected fault with status 429 (consumes no rate budget, like a real 429);
@@ -17,7 +18,8 @@
 //! Steps 1–4 run under one lock so concurrent requests see a consistent budget and fault table.
 //! Every upstream answer is counted in the stats, then delayed by the configured latency.
 //! `/opendota` answers carry `X-Rate-Limit-Remaining-Minute`/`-Day` for each configured limit;
-//! an unlimited window's header is omitted.
+//! an unlimited window's header is omitted. `/stratz` answers carry STRATZ's
+//! `X-RateLimit-Remaining-{Second,Minute,Hour,Day}` (counted, never refused).
 
 use std::convert::Infallible;
 use std::path::PathBuf;
@@ -35,6 +37,7 @@ use super::FixtureConfig;
 use super::faults::{FaultReply, FaultTable};
 use super::files::{Upstream, UpstreamRequest};
 use super::limits::{Admission, RateWindows, Remaining, unix_now};
+use super::paged::{self, StratzAsk, StratzCounts};
 use super::stats::Stats;
 use crate::clock::Clock;
 
@@ -62,6 +65,20 @@ pub(crate) struct Shared {
     /// Faults and rate windows, decided together (steps 1–4 of the module docs).
     gate: Mutex<Gate>,
     stats: Mutex<Stats>,
+    stratz: Mutex<StratzCounts>,
+}
+
+/// How a request that reaches its file is answered.
+enum Serve {
+    /// The file as it is (OpenDota, Dotabuff).
+    File,
+    /// A page of a Steam file.
+    Steam,
+    /// A page of a STRATZ file: what the body asked, and whether a token came with it.
+    Stratz {
+        ask: Option<StratzAsk>,
+        authorized: bool,
+    },
 }
 
 #[derive(Debug)]
@@ -90,6 +107,7 @@ impl Shared {
                 windows: RateWindows::new(config.rate_limit_per_min, config.daily_limit),
             }),
             stats: Mutex::new(Stats::default()),
+            stratz: Mutex::new(StratzCounts::default()),
         }
     }
 
@@ -149,7 +167,7 @@ pub(crate) fn routes(
         .and(query)
         .and(state.clone())
         .then(|tail: Tail, query: String, shared: Arc<Shared>| {
-            answer_upstream(shared, Upstream::OpenDota, tail, query)
+            answer_upstream(shared, Upstream::OpenDota, tail, query, Serve::File)
         });
     let dotabuff = warp::get()
         .and(warp::path("dotabuff"))
@@ -157,9 +175,8 @@ pub(crate) fn routes(
         .and(query)
         .and(state.clone())
         .then(|tail: Tail, query: String, shared: Arc<Shared>| {
-            answer_upstream(shared, Upstream::Dotabuff, tail, query)
+            answer_upstream(shared, Upstream::Dotabuff, tail, query, Serve::File)
         });
-
     let fault_body = warp::body::content_length_limit(MAX_FAULT_BODY_BYTES)
         .and(warp::body::bytes())
         .map(Some)
@@ -188,15 +205,18 @@ pub(crate) fn routes(
         );
     let reset = warp::post()
         .and(warp::path!("_reset"))
-        .and(state)
+        .and(state.clone())
         .map(|shared: Arc<Shared>| {
             lock(&shared.stats).reset();
             json_response(StatusCode::OK, r#"{"ok":true}"#)
         });
+    let sources = source_routes(state);
     let not_found = warp::any().map(|| error_response(StatusCode::NOT_FOUND, "Not Found"));
 
     opendota
         .or(dotabuff)
+        .unify()
+        .or(sources)
         .unify()
         .or(add_fault)
         .unify()
@@ -210,6 +230,36 @@ pub(crate) fn routes(
         .unify()
 }
 
+/// `GET /steam/*` and `POST /stratz/graphql`, answered from the paged files.
+fn source_routes(
+    state: impl Filter<Extract = (Arc<Shared>,), Error = Infallible> + Clone + Send + Sync + 'static,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone + Send + Sync + 'static {
+    let query = warp::query::raw().or(warp::any().map(String::new)).unify();
+    let steam = warp::get()
+        .and(warp::path("steam"))
+        .and(warp::path::tail())
+        .and(query)
+        .and(state.clone())
+        .then(|tail: Tail, query: String, shared: Arc<Shared>| {
+            answer_upstream(shared, Upstream::Steam, tail, query, Serve::Steam)
+        });
+    let stratz = warp::post()
+        .and(warp::path!("stratz" / "graphql"))
+        .and(warp::header::optional::<String>("authorization"))
+        .and(warp::body::content_length_limit(MAX_FAULT_BODY_BYTES))
+        .and(warp::body::bytes())
+        .and(state.clone())
+        .then(|auth: Option<String>, body: Bytes, shared: Arc<Shared>| {
+            let ask = StratzAsk::parse(&body);
+            let query = ask.as_ref().map(StratzAsk::query).unwrap_or_default();
+            let authorized = auth.is_some_and(|a| a.len() > "Bearer ".len());
+            let serve = Serve::Stratz { ask, authorized };
+            answer_stratz(shared, query, serve)
+        });
+
+    steam.or(stratz).unify()
+}
+
 fn add_fault(body: Option<Bytes>, shared: Arc<Shared>) -> Response {
     let Some(body) = body else {
         let message = format!("fault body required, at most {MAX_FAULT_BODY_BYTES} bytes");
@@ -221,19 +271,49 @@ fn add_fault(body: Option<Bytes>, shared: Arc<Shared>) -> Response {
     }
 }
 
+async fn answer_stratz(shared: Arc<Shared>, query: String, serve: Serve) -> Response {
+    let mut response = answer(shared.clone(), Upstream::Stratz, "graphql", query, serve).await;
+    let now = unix_now(&shared.clock);
+    for (window, left) in lock(&shared.stratz).count(now) {
+        if let Ok(name) = HeaderName::try_from(format!("x-ratelimit-remaining-{window}")) {
+            response.headers_mut().insert(name, HeaderValue::from(left));
+        }
+    }
+    response
+}
+
 async fn answer_upstream(
     shared: Arc<Shared>,
     upstream: Upstream,
     tail: Tail,
     query: String,
+    serve: Serve,
+) -> Response {
+    answer(shared, upstream, tail.as_str(), query, serve).await
+}
+
+async fn answer(
+    shared: Arc<Shared>,
+    upstream: Upstream,
+    tail: &str,
+    query: String,
+    serve: Serve,
 ) -> Response {
     let _counted = InFlight::begin(&shared);
-    let req = UpstreamRequest::parse(upstream, tail.as_str(), &query);
+    let req = UpstreamRequest::parse(upstream, tail, &query);
     let (action, remaining) = shared.decide(&req);
-    let mut response = match action {
-        Action::Reply(reply) => fault_response(&shared, &req, reply).await,
-        Action::RateLimited => error_response(StatusCode::TOO_MANY_REQUESTS, "rate limit exceeded"),
-        Action::ServeFile => serve_file(&shared, &req, |body| body).await,
+    let mut response = match (action, serve) {
+        (Action::Reply(reply), _) => fault_response(&shared, &req, reply).await,
+        (Action::RateLimited, _) => {
+            error_response(StatusCode::TOO_MANY_REQUESTS, "rate limit exceeded")
+        }
+        (Action::ServeFile, Serve::File) => serve_file(&shared, &req, |body| body).await,
+        (Action::ServeFile, Serve::Steam) => {
+            paged_response(paged::steam(&shared.dir, req.tail(), req.query()).await)
+        }
+        (Action::ServeFile, Serve::Stratz { ask, authorized }) => {
+            paged_response(paged::stratz(&shared.dir, ask, authorized).await)
+        }
     };
     lock(&shared.stats).record(&req.stats_key(), response.status());
     if let Some(remaining) = remaining {
@@ -248,6 +328,13 @@ async fn answer_upstream(
     if !shared.latency.is_zero() {
         tokio::time::sleep(shared.latency).await;
     }
+    response
+}
+
+fn paged_response(paged: paged::Paged) -> Response {
+    let content_type = if paged.html { HTML } else { JSON };
+    let mut response = with_content_type(Response::new(paged.body.into()), content_type);
+    *response.status_mut() = paged.status;
     response
 }
 
@@ -305,6 +392,11 @@ async fn fault_response(shared: &Shared, req: &UpstreamRequest, reply: FaultRepl
         // A complete, well-framed answer whose content stops halfway: only parsing notices.
         FaultReply::Truncate => serve_file(shared, req, |body| body.slice(..body.len() / 2)).await,
         FaultReply::Html => with_content_type(Response::new(BOT_CHECK_PAGE.into()), HTML),
+        FaultReply::Page { status, body } => {
+            let mut response = with_content_type(Response::new(body.into()), HTML);
+            *response.status_mut() = status;
+            response
+        }
         FaultReply::Reset => reset_response(),
         FaultReply::Hang(duration) => {
             tokio::time::sleep(duration).await;

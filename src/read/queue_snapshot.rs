@@ -106,11 +106,9 @@ impl QueueSnapshot {
             }
             metrics::gauge!(m::QUEUE_IN_FLIGHT, "service" => service).set(status.unacked as f64);
             if let Some(b) = &status.budget {
-                metrics::gauge!(m::RATE_LIMIT_REMAINING, "service" => service, "window" => "minute")
-                    .set(f64::from(b.remaining_minute));
-                if let Some(day) = b.remaining_day {
-                    metrics::gauge!(m::RATE_LIMIT_REMAINING, "service" => service, "window" => "day")
-                        .set(f64::from(day));
+                for w in &b.windows {
+                    metrics::gauge!(m::RATE_LIMIT_REMAINING, "service" => service, "window" => w.window)
+                        .set(f64::from(w.remaining));
                 }
             }
         }

@@ -1,5 +1,7 @@
-//! The team record stored for `team:{teamId}:{leagueId}`: built from Dotabuff's team matches
-//! pages, or from OpenDota's `/teams/{id}/matches` when Dotabuff fails or is configured off.
+//! The team record stored for `team:{teamId}:{leagueId}`: built by the first source of the
+//! import's chain (`--team-sources`) that answered for the league: a Steam or STRATZ league
+//! history, Dotabuff's team matches pages, or OpenDota's `/teams/{id}/matches`. It says which
+//! source answered (`source`) and what became of every source tried (`sourcesTried`).
 
 use std::collections::BTreeMap;
 
@@ -8,12 +10,30 @@ use utoipa::ToSchema;
 
 use crate::domain::{LeagueId, MatchId, TeamId};
 
-/// Where the match IDs came from.
+pub use crate::domain::Source;
+
+/// What became of one source of the chain in one import.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
-pub enum Source {
-    Dotabuff,
-    OpenDota,
+pub enum Outcome {
+    /// It listed the league's matches for the team (or covers the league and lists none).
+    Answered,
+    /// It failed (refused, down, garbled, a bot challenge); the next source was tried.
+    Failed,
+    /// It does not cover the league (e.g. an empty league history, an empty team list).
+    Uncovered,
+    /// Not asked: paused after an earlier failure (`--source-cooldown-secs`), or not configured.
+    Skipped,
+}
+
+/// One source tried by an import, in chain order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceTried {
+    pub source: Source,
+    pub outcome: Outcome,
+    /// Why it failed, was skipped or did not cover the league; `None` when it answered.
+    pub reason: Option<String>,
 }
 
 /// One match of the team as the source lists it.
@@ -42,13 +62,18 @@ pub struct TeamRecord {
     pub match_ids: Vec<MatchId>,
     /// Every league seen while importing, with its matches.
     pub match_ids_by_league: BTreeMap<LeagueId, Vec<MatchId>>,
+    /// The source that answered; with no source answering, the last one tried.
     pub source: Source,
+    /// Every source tried, in chain order, with its outcome (empty in records stored before
+    /// source chains).
+    #[serde(default)]
+    pub sources_tried: Vec<SourceTried>,
     /// Why Dotabuff was not used, when the source is OpenDota.
     pub fallback_reason: Option<String>,
     /// The requested league's matches as the source listed them (date, opponent, result).
     /// Named apart from the view's `matches` (summaries of the stored matches).
     pub listed_matches: Vec<TeamMatch>,
-    /// Dotabuff pages read (0 for OpenDota).
+    /// Pages read: Dotabuff pages, or league history pages (Steam, STRATZ); 0 for OpenDota.
     pub pages: u32,
 }
 
@@ -84,6 +109,7 @@ impl TeamRecord {
             match_ids: matches.iter().map(|m| m.match_id).collect(),
             match_ids_by_league: by_league,
             source,
+            sources_tried: Vec::new(),
             fallback_reason: None,
             listed_matches: matches,
             pages,

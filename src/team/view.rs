@@ -79,6 +79,9 @@ pub struct TeamProgressView {
 
 /// What GET on a team import serves: the whole view, or with `include=progress` the progress
 /// only (one schema in the API document, as one operation answers both).
+// One value per response, built and serialised at once: boxing the larger variant would only
+// add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum TeamViewBody {
@@ -277,6 +280,7 @@ mod tests {
             match_ids: vec![m1, m2],
             match_ids_by_league: Default::default(),
             source: super::super::record::Source::OpenDota,
+            sources_tried: Vec::new(),
             fallback_reason: None,
             listed_matches: Vec::new(),
             pages: 0,

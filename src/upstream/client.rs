@@ -2,8 +2,10 @@
 //! `--max-in-flight` per service), wait for the [`Budget`]'s grant, send, report the
 //! upstream's remaining-budget headers back, pause on 429, classify the outcome and record
 //! metrics. The client knows the budget only as the trait `upstream` owns, so it runs (and is
-//! tested) without an actix System. Bodies are read with a size cap. The OpenDota API key travels as a query
-//! parameter and is stripped from every error and log line.
+//! tested) without an actix System. Bodies are read with a size cap. The OpenDota and Steam keys
+//! travel as query parameters and the STRATZ token as a bearer header; none reaches an error or
+//! a log line (errors drop the URL, logs carry the path only). A Dotabuff answer that is a bot
+//! challenge page is told apart from other refusals ([`UpstreamError::Challenge`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,6 +29,8 @@ pub const MAX_RATE_LIMITED_TRIES: u32 = 5;
 const MAX_ERROR_BODY_BYTES: usize = 4 * 1024;
 /// Sent to OpenDota, which asks API users to identify themselves.
 const API_USER_AGENT: &str = concat!("dota-orchestrator/", env!("CARGO_PKG_VERSION"));
+/// STRATZ asks API clients to send this User-Agent.
+const STRATZ_USER_AGENT: &str = "STRATZ_API";
 /// Dotabuff answers unknown user agents with 429; look like a browser.
 const BROWSER_USER_AGENT: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36";
 
@@ -44,6 +48,12 @@ pub struct Request<'a> {
     pub url: String,
     pub query: Vec<(&'a str, String)>,
     pub max_bytes: usize,
+}
+
+/// What makes a request a POST: a JSON body and the bearer token it is sent with (STRATZ).
+pub struct Post<'a> {
+    pub json: serde_json::Value,
+    pub bearer: &'a str,
 }
 
 impl UpstreamClient {
@@ -70,6 +80,15 @@ impl UpstreamClient {
 
     /// Sends `req` within the rate budget and returns the body of a 2xx answer.
     pub async fn get(&self, req: Request<'_>) -> Result<Bytes, UpstreamError> {
+        self.call(req, None).await
+    }
+
+    /// POSTs `post`'s JSON body with its bearer token, as [`Self::get`] sends a GET.
+    pub async fn post(&self, req: Request<'_>, post: Post<'_>) -> Result<Bytes, UpstreamError> {
+        self.call(req, Some(post)).await
+    }
+
+    async fn call(&self, req: Request<'_>, post: Option<Post<'_>>) -> Result<Bytes, UpstreamError> {
         let service = req.service;
         let mut tries = 0;
         loop {
@@ -85,11 +104,13 @@ impl UpstreamClient {
                 metrics::counter!(m::RATE_LIMIT_WAITS, "service" => service.as_str()).increment(1);
             }
             // Dotabuff is not asked twice: its 429 means "go away", and the caller has a fallback.
+            // Steam and STRATZ: twice, then the chain moves on to the next source.
             let max_tries = match service {
                 Service::OpenDota => MAX_RATE_LIMITED_TRIES,
                 Service::Dotabuff => 1,
+                Service::Steam | Service::Stratz => 2,
             };
-            let sent = self.send_once(&req).await;
+            let sent = self.send_once(&req, post.as_ref()).await;
             slot.answered();
             drop(slot);
             match sent {
@@ -106,16 +127,27 @@ impl UpstreamClient {
         }
     }
 
-    async fn send_once(&self, req: &Request<'_>) -> Result<Bytes, UpstreamError> {
+    async fn send_once(
+        &self,
+        req: &Request<'_>,
+        post: Option<&Post<'_>>,
+    ) -> Result<Bytes, UpstreamError> {
         let service = req.service;
         let user_agent = match service {
-            Service::OpenDota => API_USER_AGENT,
+            Service::OpenDota | Service::Steam => API_USER_AGENT,
+            Service::Stratz => STRATZ_USER_AGENT,
             Service::Dotabuff => BROWSER_USER_AGENT,
         };
         let started = Instant::now();
-        let sent = self
-            .http
-            .get(&req.url)
+        let builder = match post {
+            Some(post) => self
+                .http
+                .post(&req.url)
+                .bearer_auth(post.bearer)
+                .json(&post.json),
+            None => self.http.get(&req.url),
+        };
+        let sent = builder
             .query(&req.query)
             .header(reqwest::header::USER_AGENT, user_agent)
             .send()
@@ -133,7 +165,12 @@ impl UpstreamClient {
             Ok(_) => m::STATUS_2XX,
             Err(UpstreamError::RateLimited { .. }) => m::STATUS_429,
             Err(UpstreamError::NotFound { .. } | UpstreamError::InvalidId { .. }) => m::STATUS_4XX,
-            Err(UpstreamError::Status { status, .. }) if *status < 500 => m::STATUS_4XX,
+            Err(UpstreamError::Status { status, .. } | UpstreamError::Challenge { status, .. })
+                if *status < 500 =>
+            {
+                m::STATUS_4XX
+            }
+            Err(UpstreamError::Challenge { .. }) => m::STATUS_5XX,
             Err(UpstreamError::Status { .. }) => m::STATUS_5XX,
             Err(_) => m::STATUS_ERROR,
         };
@@ -166,6 +203,21 @@ async fn read_response(
     if status == StatusCode::TOO_MANY_REQUESTS {
         return Err(UpstreamError::RateLimited { service, tries: 1 });
     }
+    if service == Service::Dotabuff && (status.as_u16() == 403 || status.as_u16() == 503) {
+        // A challenge page ("Just a moment...") is a refusal of programs, not a broken page.
+        if let Ok(body) = read_body(service, &mut resp, MAX_ERROR_BODY_BYTES * 16).await
+            && is_challenge_page(&body)
+        {
+            return Err(UpstreamError::Challenge {
+                service,
+                status: status.as_u16(),
+            });
+        }
+        return Err(UpstreamError::Status {
+            service,
+            status: status.as_u16(),
+        });
+    }
     if status.is_client_error() && service == Service::OpenDota {
         // A short error body may be OpenDota's verdict on the ID; anything else is a status.
         if let Ok(body) = read_body(service, &mut resp, MAX_ERROR_BODY_BYTES).await
@@ -190,6 +242,19 @@ async fn read_response(
         });
     }
     read_body(service, &mut resp, max_bytes).await
+}
+
+/// Whether `body` is a bot challenge page (Cloudflare's "Just a moment..." interstitial and its
+/// kin) rather than the page asked for. Used on error answers and on 200 pages that do not parse.
+pub fn is_challenge_page(body: &[u8]) -> bool {
+    const MARKERS: [&str; 4] = [
+        "just a moment...",
+        "challenge-platform",
+        "cf-chl",
+        "checking your browser",
+    ];
+    let text = String::from_utf8_lossy(&body[..body.len().min(64 * 1024)]).to_ascii_lowercase();
+    MARKERS.iter().any(|marker| text.contains(marker))
 }
 
 /// The whole body, at most `max_bytes` of it.
@@ -264,7 +329,7 @@ mod tests {
             Box::pin(async { Ok(Duration::ZERO) })
         }
         fn observe(&self, service: Service, remaining: Remaining) {
-            let Remaining { minute, day } = remaining;
+            let Remaining { minute, day, .. } = remaining;
             let event = format!("observe {service} {minute:?} {day:?}");
             self.events.lock().unwrap().push(event);
         }

@@ -21,6 +21,10 @@ pub enum UpstreamError {
     InvalidId { service: Service, message: String },
     #[error("{service} answered HTTP {status}")]
     Status { service: Service, status: u16 },
+    /// A bot challenge page in place of the resource (Dotabuff behind its CDN): programs are
+    /// refused, so asking again soon cannot help; the caller moves on to another source.
+    #[error("{service}: bot challenge (HTTP {status})")]
+    Challenge { service: Service, status: u16 },
     #[error("{service} kept answering 429 (rate limit exceeded) after {tries} tries")]
     RateLimited { service: Service, tries: u32 },
     /// Connect failure, reset, timeout, or a connection cut mid-body.
@@ -67,6 +71,7 @@ impl UpstreamError {
             // mangled request now and then; only 404 and an explicit invalid-id answer are
             // the upstream's verdict on the resource.
             UpstreamError::Status { .. }
+            | UpstreamError::Challenge { .. }
             | UpstreamError::RateLimited { .. }
             | UpstreamError::Transport { .. }
             | UpstreamError::Garbled { .. }

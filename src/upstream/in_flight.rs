@@ -258,11 +258,14 @@ impl Drop for CallPermit {
 pub struct InFlight {
     opendota: Arc<Lane>,
     dotabuff: Arc<Lane>,
+    steam: Arc<Lane>,
+    stratz: Arc<Lane>,
 }
 
 impl InFlight {
     /// OpenDota up to `max_in_flight` calls at `opendota_per_minute` sustained; Dotabuff one
-    /// at a time (its spacing allows no more).
+    /// at a time (its spacing allows no more); Steam and STRATZ one at a time too: a league
+    /// history is paged in sequence (each page names the next), and a team name is one call.
     pub fn new(max_in_flight: usize, opendota_per_minute: u32) -> Self {
         Self {
             opendota: Arc::new(Lane::new(
@@ -271,6 +274,8 @@ impl InFlight {
                 opendota_per_minute,
             )),
             dotabuff: Arc::new(Lane::new(Some(Service::Dotabuff), 1, 1)),
+            steam: Arc::new(Lane::new(Some(Service::Steam), 1, 1)),
+            stratz: Arc::new(Lane::new(Some(Service::Stratz), 1, 1)),
         }
     }
 
@@ -278,6 +283,8 @@ impl InFlight {
         match service {
             Service::OpenDota => &self.opendota,
             Service::Dotabuff => &self.dotabuff,
+            Service::Steam => &self.steam,
+            Service::Stratz => &self.stratz,
         }
     }
 

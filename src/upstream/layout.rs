@@ -9,6 +9,12 @@
 //!   ignored);
 //! - `GET {dotabuff}/P` → `dotabuff/P.html`; `?page=N` → `dotabuff/P.page-N.html`, and for
 //!   `N = 1` also `dotabuff/P.html` when the numbered file is absent.
+//! - Steam and STRATZ page their answers by cursor, so their files hold the whole of what the
+//!   pages hold, and the fixture upstream pages them as the real services do:
+//!   `steam/leagues/L.json` (a league's history, `{"matches":[rows as GetMatchHistory sends
+//!   them]}`), `steam/teams/T.json` (the GetTeamInfoByTeamID answer for team T) and
+//!   `stratz/leagues/L.json` (the league's matches, as STRATZ's `league.matches` lists them).
+//!   Their tails are these paths (`leagues/L`, `teams/T`); the query is ignored.
 //!
 //! Safety: the request path is parsed once into validated segments; an empty segment (which
 //! covers absolute paths and `//`), `.`/`..`, backslashes, colons, NUL and percent-escapes are
@@ -34,7 +40,7 @@ impl AnswerFile {
     /// `esports/teams/5/matches`); `query` the raw query string without `?`, possibly empty.
     pub fn parse(service: Service, tail: &str, query: &str) -> Self {
         let page = match service {
-            Service::OpenDota => None,
+            Service::OpenDota | Service::Steam | Service::Stratz => None,
             Service::Dotabuff => query_param(query, "page").map(str::to_owned),
         };
         Self {
@@ -62,7 +68,7 @@ impl AnswerFile {
         base.extend(parents);
         let file = |suffix: &str| base.join(format!("{last}{suffix}"));
         match (self.service, &self.page) {
-            (Service::OpenDota, _) => vec![file(".json")],
+            (Service::OpenDota | Service::Steam | Service::Stratz, _) => vec![file(".json")],
             (Service::Dotabuff, None) => vec![file(".html")],
             (Service::Dotabuff, Some(raw)) => match raw.parse::<u32>() {
                 Ok(1) => vec![file(".page-1.html"), file(".html")],

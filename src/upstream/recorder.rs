@@ -28,7 +28,7 @@ use super::layout::AnswerFile;
 use crate::domain::Service;
 
 /// Query parameters that are secrets and never reach the layout (nor, so, a file name).
-const SECRET_PARAMS: [&str; 1] = ["api_key"];
+const SECRET_PARAMS: [&str; 2] = ["api_key", "key"];
 /// Recorded files are data for anyone replaying them, not secrets: `rw-r--r--`, not the 0600 a
 /// temp file starts with.
 const FILE_MODE: u32 = 0o644;
@@ -84,6 +84,12 @@ impl Recorder {
     /// The directory answers are written to.
     pub fn dir(&self) -> &Path {
         &self.inner.dir
+    }
+
+    /// Records `body` as the data file `{service}/{tail}.json` that the fixture upstream pages
+    /// from (Steam and STRATZ, see [`super::layout`]). Call only with accepted answers.
+    pub async fn record_file(&self, service: Service, tail: &str, body: Bytes) {
+        self.record(service, tail, &[], body).await;
     }
 
     /// Records `body` as the answer to `GET {service base}/{tail}?{query}` (the request as

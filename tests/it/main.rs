@@ -44,6 +44,7 @@ mod scale_out;
 mod shared_budget;
 mod shutdown;
 mod slow_parse;
+mod sources;
 mod status_page;
 mod store_degraded;
 mod teams;

@@ -54,7 +54,8 @@ fn assert_fresh(status: &Value) -> DateTime<Utc> {
 /// `length` is `queued`, `processing` is "in flight or unacked".
 fn assert_consistent(status: &Value) {
     let services = status["services"].as_object().expect("services");
-    assert_eq!(services.len(), 2, "{status}");
+    // OpenDota, Dotabuff, Steam, STRATZ.
+    assert_eq!(services.len(), 4, "{status}");
     for (name, s) in services {
         let count = s["activeSignatures"]
             .as_u64()

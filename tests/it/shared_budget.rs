@@ -98,6 +98,7 @@ fn limits(per_minute: u32, per_day: u32) -> RateLimits {
         opendota_per_minute: per_minute,
         opendota_per_day: per_day,
         dotabuff_per_minute: 30,
+        sources: Default::default(),
     }
 }
 
@@ -316,6 +317,7 @@ async fn remaining_headers_and_429s_raise_the_shared_count_for_every_instance() 
         Remaining {
             minute: Some(9),
             day: Some(999),
+            ..Remaining::default()
         },
     );
     // It has seen more (another program on the same key): raised to its count.
@@ -324,6 +326,7 @@ async fn remaining_headers_and_429s_raise_the_shared_count_for_every_instance() 
         Remaining {
             minute: Some(3),
             day: Some(990),
+            ..Remaining::default()
         },
     );
     wait_counts(

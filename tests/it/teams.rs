@@ -196,7 +196,7 @@ async fn opendota_only_mode_never_asks_dotabuff() {
     three_page_team(&fx);
     fx.opendota_team(TEAM, "Maple Syrup", &[(101, LEAGUE)]);
     let t = spawn_app_with(fx, FixtureConfig::default(), |s| {
-        s.team_source = dota_orchestrator::config::TeamSource::Opendota;
+        s.team_source = Some(dota_orchestrator::config::TeamSource::Opendota);
     })
     .await;
     let path = import_path(TEAM, LEAGUE);

@@ -14,9 +14,15 @@ use super::window::{Count, Window, seen_by_upstream};
 /// mailbox, the HTTP client and the network, and may be counted by the upstream in the *next*
 /// window, on top of that window's full budget. 300 ms covers a request's usual time to reach the
 /// upstream and modest clock skew; it costs at most 0.5 % of each minute. The end of an hour or a
-/// day is also the end of a minute, so for those it costs nothing more (a second window would
-/// lose 30 % to it: give such a window a guard of its own when one is declared).
+/// day is also the end of a minute, so for those it costs nothing more. A second window (STRATZ)
+/// would lose 30 % to it, so a window's guard is at most a twentieth of it ([`guard_of`]: 50 ms
+/// of a second).
 pub const GUARD: Duration = Duration::from_millis(300);
+
+/// The guard band of `window`: [`GUARD`], or a twentieth of a shorter window.
+pub fn guard_of(window: Window) -> Duration {
+    GUARD.min(Duration::from_millis(window.len_secs() * 1000 / 20))
+}
 
 /// A budget of calls per calendar window, counted the way the upstream counts them.
 ///
@@ -54,7 +60,9 @@ impl FixedWindows {
     pub fn check(&self, now: SystemTime) -> Result<(), Duration> {
         for (limit, count) in self.windows.iter().rev() {
             let window = limit.window;
-            if count.used_in(window.index_at(now)) >= limit.limit || window.left_at(now) <= GUARD {
+            if count.used_in(window.index_at(now)) >= limit.limit
+                || window.left_at(now) <= guard_of(window)
+            {
                 return Err(window.wait_for_next(now));
             }
         }
@@ -102,6 +110,17 @@ impl FixedWindows {
         })
     }
 
+    /// Every window at `now`, shortest first: the window, its limit, what is left.
+    pub fn each(&self, now: SystemTime) -> Vec<(Window, u32, u32)> {
+        self.windows
+            .iter()
+            .map(|(limit, count)| {
+                let used = count.used_in(limit.window.index_at(now));
+                (limit.window, limit.limit, limit.limit.saturating_sub(used))
+            })
+            .collect()
+    }
+
     fn find(&self, window: Window) -> Option<&(WindowLimit, Count)> {
         self.windows
             .iter()
@@ -143,7 +162,11 @@ mod tests {
 
     /// What the upstream reports in a response's headers.
     fn reported(minute: Option<i64>, day: Option<i64>) -> Reported {
-        Reported { minute, day }
+        Reported {
+            minute,
+            day,
+            ..Reported::default()
+        }
     }
 
     /// How much of the minute and the day is left at some instant.

@@ -90,6 +90,8 @@ fn at_least_one(service: Service, window: Window, limit: u32) -> u32 {
 pub struct PerService<T> {
     opendota: T,
     dotabuff: T,
+    steam: T,
+    stratz: T,
 }
 
 impl<T> PerService<T> {
@@ -98,6 +100,8 @@ impl<T> PerService<T> {
         Self {
             opendota: make(Service::OpenDota),
             dotabuff: make(Service::Dotabuff),
+            steam: make(Service::Steam),
+            stratz: make(Service::Stratz),
         }
     }
 
@@ -105,6 +109,8 @@ impl<T> PerService<T> {
         match service {
             Service::OpenDota => &self.opendota,
             Service::Dotabuff => &self.dotabuff,
+            Service::Steam => &self.steam,
+            Service::Stratz => &self.stratz,
         }
     }
 
@@ -112,6 +118,8 @@ impl<T> PerService<T> {
         match service {
             Service::OpenDota => &mut self.opendota,
             Service::Dotabuff => &mut self.dotabuff,
+            Service::Steam => &mut self.steam,
+            Service::Stratz => &mut self.stratz,
         }
     }
 
@@ -126,8 +134,10 @@ pub type Limits = PerService<ServiceLimits>;
 
 impl Limits {
     /// The budgets `limits` configures: OpenDota per UTC minute and UTC day, Dotabuff spaced
-    /// evenly per minute.
+    /// evenly per minute, Steam per UTC minute and day, STRATZ in its four published windows
+    /// (second, minute, hour, UTC day).
     pub fn new(limits: &RateLimits) -> Self {
+        let sources = &limits.sources;
         Self::from_fn(|service| match service {
             Service::OpenDota => ServiceLimits::burst(
                 service,
@@ -137,6 +147,22 @@ impl Limits {
                 ],
             ),
             Service::Dotabuff => ServiceLimits::steady(service, limits.dotabuff_per_minute),
+            Service::Steam => ServiceLimits::burst(
+                service,
+                &[
+                    (Window::Minute, sources.steam_per_minute),
+                    (Window::Day, sources.steam_per_day),
+                ],
+            ),
+            Service::Stratz => ServiceLimits::burst(
+                service,
+                &[
+                    (Window::Second, sources.stratz_per_second),
+                    (Window::Minute, sources.stratz_per_minute),
+                    (Window::Hour, sources.stratz_per_hour),
+                    (Window::Day, sources.stratz_per_day),
+                ],
+            ),
         })
     }
 }
@@ -151,6 +177,7 @@ mod tests {
             opendota_per_minute: 0,
             opendota_per_day: 3000,
             dotabuff_per_minute: 0,
+            sources: Default::default(),
         });
         let opendota = limits.of(Service::OpenDota);
         assert_eq!(opendota.limit(Window::Minute), Some(1));
@@ -162,6 +189,20 @@ mod tests {
             (Pacing::Steady, Some(1))
         );
         assert_eq!(dotabuff.limit(Window::Day), None);
+        let steam = limits.of(Service::Steam);
+        assert_eq!(steam.limit(Window::Minute), Some(60));
+        assert_eq!(steam.limit(Window::Day), Some(100_000));
+        let stratz = limits.of(Service::Stratz);
+        let windows: Vec<_> = stratz.windows.iter().map(|w| (w.window, w.limit)).collect();
+        assert_eq!(
+            windows,
+            [
+                (Window::Second, 20),
+                (Window::Minute, 250),
+                (Window::Hour, 2000),
+                (Window::Day, 10_000)
+            ]
+        );
         let hourly =
             ServiceLimits::burst(Service::OpenDota, &[(Window::Day, 9), (Window::Hour, 2)]);
         assert_eq!(

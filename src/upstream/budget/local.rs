@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use super::Remaining;
 use super::fixed::FixedWindows;
 use super::limits::{Limits, Pacing, PerService, ServiceLimits};
-use super::snapshot::{BudgetSnapshot, DayBudget, millis, rfc3339_secs};
+use super::snapshot::{BudgetSnapshot, DayBudget, WindowBudget, millis, rfc3339_secs};
 use super::steady::SteadySpacing;
 use super::window::Window;
 use crate::domain::Service;
@@ -105,6 +105,16 @@ impl ServiceBudget {
                     paused_for_ms: millis(wait),
                     granted_total,
                     waits_total,
+                    windows: windows
+                        .each(now)
+                        .into_iter()
+                        .map(|(window, limit, remaining)| WindowBudget {
+                            window: window.as_str(),
+                            limit,
+                            remaining,
+                            resets_at: rfc3339_secs(window.ends_at(now)),
+                        })
+                        .collect(),
                 }
             }
             Pacer::Steady(spacing) => {
@@ -119,6 +129,12 @@ impl ServiceBudget {
                     paused_for_ms: millis(wait),
                     granted_total,
                     waits_total,
+                    windows: vec![WindowBudget {
+                        window: Window::Minute.as_str(),
+                        limit: spacing.per_minute(),
+                        remaining: u32::from(wait.is_zero()),
+                        resets_at: rfc3339_secs(now + wait),
+                    }],
                 }
             }
         }

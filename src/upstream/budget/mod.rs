@@ -28,7 +28,7 @@ pub mod wait;
 pub mod window;
 
 pub use self::local::{Grant, LocalBudget};
-pub use self::snapshot::{BudgetSnapshot, DayBudget};
+pub use self::snapshot::{BudgetSnapshot, DayBudget, WindowBudget};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,8 +39,12 @@ use reqwest::header::HeaderMap;
 use self::window::Window;
 use crate::domain::Service;
 
-/// OpenDota's remaining-budget headers.
+/// The remaining-budget headers, per window: OpenDota's `x-rate-limit-remaining-{minute,day}`
+/// and STRATZ's `x-ratelimit-remaining-{second,minute,hour,day}`.
+const REMAINING_PREFIXES: [&str; 2] = ["x-rate-limit-remaining-", "x-ratelimit-remaining-"];
+#[cfg(test)]
 const REMAINING_MINUTE: &str = "x-rate-limit-remaining-minute";
+#[cfg(test)]
 const REMAINING_DAY: &str = "x-rate-limit-remaining-day";
 
 /// The budget could not answer (the limiter behind it is gone). Transient for the caller.
@@ -49,11 +53,16 @@ const REMAINING_DAY: &str = "x-rate-limit-remaining-day";
 pub struct BudgetUnavailable(#[source] pub Arc<dyn std::error::Error + Send + Sync>);
 
 /// What an upstream reported about its budget in one response (OpenDota's
-/// `X-Rate-Limit-Remaining-Minute` / `-Day`); either may be negative.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// `X-Rate-Limit-Remaining-Minute` / `-Day`, STRATZ's `X-RateLimit-Remaining-Second` /
+/// `-Minute` / `-Hour` / `-Day`); any may be negative.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Remaining {
+    /// Calls left in the upstream's current second window, if reported.
+    pub second: Option<i64>,
     /// Calls left in the upstream's current minute window, if reported.
     pub minute: Option<i64>,
+    /// Calls left in the upstream's current hour window, if reported.
+    pub hour: Option<i64>,
     /// Calls left in the upstream's current day window, if reported.
     pub day: Option<i64>,
 }
@@ -61,25 +70,30 @@ pub struct Remaining {
 impl Remaining {
     /// Reads the headers of a response; `None` when it reports neither window.
     pub fn from_headers(headers: &HeaderMap) -> Option<Self> {
-        let header = |name: &str| {
-            headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<i64>().ok())
+        let header = |window: &str| {
+            REMAINING_PREFIXES.iter().find_map(|prefix| {
+                headers
+                    .get(format!("{prefix}{window}"))
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<i64>().ok())
+            })
         };
         let remaining = Self {
-            minute: header(REMAINING_MINUTE),
-            day: header(REMAINING_DAY),
+            second: header("second"),
+            minute: header("minute"),
+            hour: header("hour"),
+            day: header("day"),
         };
-        (remaining.minute.is_some() || remaining.day.is_some()).then_some(remaining)
+        (remaining != Self::default()).then_some(remaining)
     }
 
     /// What was reported for `window`; `None` for a window the upstream does not report.
     pub fn of(self, window: Window) -> Option<i64> {
         match window {
+            Window::Second => self.second,
             Window::Minute => self.minute,
+            Window::Hour => self.hour,
             Window::Day => self.day,
-            Window::Second | Window::Hour => None,
         }
     }
 }
@@ -110,7 +124,7 @@ mod tests {
             Remaining::from_headers(&headers),
             Some(Remaining {
                 minute: Some(-2),
-                day: None
+                ..Remaining::default()
             })
         );
         headers.insert(REMAINING_DAY, HeaderValue::from_static("2990"));
@@ -118,8 +132,29 @@ mod tests {
         assert_eq!(
             Remaining::from_headers(&headers),
             Some(Remaining {
-                minute: None,
-                day: Some(2990)
+                day: Some(2990),
+                ..Remaining::default()
+            })
+        );
+        // STRATZ's spelling, all four windows.
+        let mut stratz = HeaderMap::new();
+        for (window, left) in [
+            ("second", "19"),
+            ("minute", "249"),
+            ("hour", "1999"),
+            ("day", "9990"),
+        ] {
+            let name =
+                reqwest::header::HeaderName::try_from(format!("x-ratelimit-remaining-{window}"));
+            stratz.insert(name.unwrap(), HeaderValue::from_static(left));
+        }
+        assert_eq!(
+            Remaining::from_headers(&stratz),
+            Some(Remaining {
+                second: Some(19),
+                minute: Some(249),
+                hour: Some(1999),
+                day: Some(9990)
             })
         );
     }

@@ -34,6 +34,23 @@ pub struct BudgetSnapshot {
     pub granted_total: u64,
     /// Acquires answered with [`Grant::Wait`] since start.
     pub waits_total: u64,
+    /// Every window of the budget, shortest first (STRATZ: second, minute, hour, day).
+    pub windows: Vec<WindowBudget>,
+}
+
+/// One window of a service's budget, in a [`BudgetSnapshot`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WindowBudget {
+    /// `second`, `minute`, `hour` or `day` (calendar windows, UTC).
+    pub window: &'static str,
+    /// Configured calls per window.
+    pub limit: u32,
+    /// Calls left in the current window.
+    pub remaining: u32,
+    /// When the current window ends (RFC 3339, UTC, whole seconds).
+    #[schema(format = DateTime)]
+    pub resets_at: String,
 }
 
 impl BudgetSnapshot {

@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod fixtures;
 pub mod fleet;
 pub mod queue;
+pub mod sources;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -44,6 +45,8 @@ pub fn test_settings(data_dir: &Path, upstream: &FixtureUpstream) -> Settings {
     let mut s = local_settings(data_dir);
     s.opendota_url = upstream.opendota_url();
     s.dotabuff_url = upstream.dotabuff_url();
+    s.sources.steam_url = upstream.steam_url();
+    s.sources.stratz_url = upstream.stratz_url();
     s
 }
 

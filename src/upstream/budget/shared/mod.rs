@@ -221,7 +221,9 @@ impl Inner {
             std::sync::LazyLock::new(EgressIdentity::anonymous);
         match service {
             Service::OpenDota => &self.identity,
-            Service::Dotabuff => &ANONYMOUS,
+            // Steam and STRATZ count per key, and a deployment's instances share one key:
+            // one counter per service for all of them.
+            Service::Dotabuff | Service::Steam | Service::Stratz => &ANONYMOUS,
         }
     }
 
