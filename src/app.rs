@@ -118,6 +118,10 @@ pub enum AppError {
     SharedBudget(#[from] crate::upstream::shared_budget::SharedBudgetError),
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Events(#[from] crate::events::EventsError),
+    #[error("webhooks: {0}")]
+    Webhooks(#[from] crate::webhooks::WebhookError),
 }
 
 /// The running service.
@@ -157,6 +161,8 @@ pub struct Application {
     /// shutdown).
     shared_budget: Option<SharedBudget>,
     hot: HotCache,
+    /// The webhook dispatcher, deliverer and endpoint watch.
+    webhook_tasks: Vec<JoinHandle<()>>,
 }
 
 impl Application {
@@ -212,6 +218,8 @@ impl Application {
             settings.job_ack_wait.unwrap_or(crate::bus::queue::ACK_WAIT),
         )
         .await?;
+        let (webhooks, webhook_tasks) =
+            start::events(&settings, &nats, replicas, &shutdown_rx).await?;
         let activity = Arc::new(Activity::default());
         let pipeline = Pipeline {
             shutdown: shutdown_rx.clone(),
@@ -289,6 +297,7 @@ impl Application {
                 hot: hot.clone(),
                 recent: recent.clone(),
                 refresh: RefreshState::new(rules, settings.auto_refresh),
+                webhooks,
             })
         };
         let http = start::http(settings.http_addr, queue_collector, state, &shutdown_rx).await?;
@@ -320,6 +329,7 @@ impl Application {
             shared_tasks,
             shared_budget,
             hot,
+            webhook_tasks,
         })
     }
 
@@ -376,6 +386,7 @@ impl Application {
             recent_events,
             shared_tasks,
             shared_budget,
+            webhook_tasks,
             ..
         } = self;
         let deadline = tokio::time::Instant::now() + STOP_BUDGET;
@@ -408,6 +419,9 @@ impl Application {
             let _ = scheduler.await;
         }
         let _ = recent_events.await;
+        for task in webhook_tasks {
+            let _ = task.await;
+        }
         for task in shared_tasks {
             let _ = task.await;
         }

@@ -65,6 +65,28 @@ pub const STORE_WRITES: &str = "dota_store_writes_total";
 /// Size of the redb file.
 pub const STORE_SIZE_BYTES: &str = "dota_store_size_bytes";
 pub const STORE_DEGRADED: &str = "dota_store_degraded";
+/// Ready/failed events published. Labels: outcome (ready, failed), result (stored, duplicate:
+/// another instance stored it first, core_only: the stream was unreachable).
+pub const EVENTS_PUBLISHED: &str = "dota_events_published_total";
+/// Webhook delivery attempts. Labels: outcome (delivered, retrying, exhausted, gone, refused,
+/// dropped).
+pub const WEBHOOK_DELIVERIES: &str = "dota_webhook_deliveries_total";
+/// Duration of one webhook delivery attempt (the HTTP call).
+pub const WEBHOOK_ATTEMPT_SECONDS: &str = "dota_webhook_attempt_duration_seconds";
+/// From an event's time (fetch or failure) to its successful delivery to an endpoint.
+pub const WEBHOOK_LATENCY_SECONDS: &str = "dota_webhook_delivery_latency_seconds";
+/// Webhook endpoints registered, and those disabled (410 or 5 days of failures).
+pub const WEBHOOK_ENDPOINTS: &str = "dota_webhook_endpoints";
+pub const WEBHOOK_ENDPOINTS_DISABLED: &str = "dota_webhook_endpoints_disabled";
+/// `outcome` values of [`WEBHOOK_DELIVERIES`].
+pub const WEBHOOK_OUTCOMES: [&str; 6] = [
+    "delivered",
+    "retrying",
+    "exhausted",
+    "gone",
+    "refused",
+    "dropped",
+];
 
 /// `status_class` values of [`UPSTREAM_REQUESTS`].
 pub const STATUS_2XX: &str = "2xx";
@@ -111,6 +133,7 @@ pub fn install() -> Result<PrometheusHandle, MetricsError> {
 /// metrics` flags families without one.
 pub fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_events();
     describe_counter!(JOBS_QUEUED, "Jobs published to the queue.");
     describe_counter!(
         JOBS_STARTED,
@@ -196,12 +219,46 @@ pub fn describe() {
     );
 }
 
+/// The `# HELP` lines of the event and webhook metrics.
+fn describe_events() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        EVENTS_PUBLISHED,
+        "Ready/failed events published, by whether the stream stored them."
+    );
+    describe_counter!(WEBHOOK_DELIVERIES, "Webhook delivery attempts by outcome.");
+    describe_histogram!(
+        WEBHOOK_ATTEMPT_SECONDS,
+        "Duration of one webhook delivery attempt in seconds."
+    );
+    describe_histogram!(
+        WEBHOOK_LATENCY_SECONDS,
+        "Seconds from an event's time to its delivery to an endpoint."
+    );
+    describe_gauge!(WEBHOOK_ENDPOINTS, "Webhook endpoints registered.");
+    describe_gauge!(
+        WEBHOOK_ENDPOINTS_DISABLED,
+        "Webhook endpoints disabled (410 or 5 days of failures)."
+    );
+}
+
 /// Exports every counter series at zero from the start, for every combination of its (small,
 /// fixed) labels: a series that appears only on its first event reads "No data" on a
 /// dashboard, and `increase()` misses that first event. HTTP route counters are left to the
 /// routes, whose status label is open-ended.
 fn export_counters_at_zero() {
     use crate::domain::{Priority, ResourceKind, Service};
+    for outcome in WEBHOOK_OUTCOMES {
+        metrics::counter!(WEBHOOK_DELIVERIES, "outcome" => outcome).increment(0);
+    }
+    for outcome in ["ready", "failed"] {
+        for result in ["stored", "duplicate", "core_only"] {
+            metrics::counter!(EVENTS_PUBLISHED, "outcome" => outcome, "result" => result)
+                .increment(0);
+        }
+    }
+    metrics::gauge!(WEBHOOK_ENDPOINTS).set(0.0);
+    metrics::gauge!(WEBHOOK_ENDPOINTS_DISABLED).set(0.0);
     metrics::counter!(NATS_SERVER_RESTARTS).increment(0);
     metrics::counter!(NOT_MODIFIED).increment(0);
     for result in ["ok", "error"] {

@@ -454,6 +454,18 @@ pub(super) fn replicate(
 /// (queued jobs wait in the replicated stream; jobs this instance held are redelivered after
 /// the ack wait, and their claims taken over by whoever runs them). The replica's claims are
 /// forgotten; the claims watch replays the live ones.
+/// The durable event stream `DOTA_EVENTS`, then the webhook endpoints and their delivery.
+pub(super) async fn events(
+    settings: &Settings,
+    nats: &async_nats::Client,
+    replicas: usize,
+    shutdown: &watch::Receiver<bool>,
+) -> Result<(crate::webhooks::Webhooks, Vec<JoinHandle<()>>), AppError> {
+    let js = async_nats::jetstream::new(nats.clone());
+    crate::events::stream::setup(&js, &settings.events, replicas).await?;
+    Ok(crate::webhooks::Webhooks::start(nats, &settings.events, replicas, shutdown).await?)
+}
+
 pub(super) async fn recover_claims(pipeline: &Pipeline) -> Result<(), AppError> {
     if pipeline.shared.is_some() {
         pipeline.keeper.send(ForgetClaims).await??;

@@ -10,6 +10,7 @@
 //! settings (figment would need serde defaults and clap defaults kept in step, or help without
 //! defaults), and the file's values go through the flags' own parsers and checks.
 
+pub mod events;
 pub mod file;
 pub mod groups;
 pub mod secrets;
@@ -27,6 +28,7 @@ use clap::{Args, Command, FromArgMatches};
 
 use crate::clock::Clock;
 
+pub use events::{EventSettings, RetrySchedule};
 pub use file::ConfigFile;
 pub use groups::{
     DEFAULT_DOTABUFF_PER_MINUTE, DEFAULT_EMBEDDED_NATS_PORT, DEFAULT_OPENDOTA_PER_DAY,
@@ -233,6 +235,8 @@ pub struct Settings {
         value_parser = clap::value_parser!(u8).range(0..=100),
     )]
     pub refresh_reserve: u8,
+    #[command(flatten)]
+    pub events: EventSettings,
     /// Runtime only (no flag, env or file key): the wall clock of the rate windows. The system
     /// clock; tests move it to skip real waits for the next window.
     #[arg(skip)]

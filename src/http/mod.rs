@@ -26,6 +26,7 @@ pub mod router;
 pub mod schedule;
 pub mod status;
 pub mod teams;
+pub mod webhooks;
 pub mod ws;
 
 use std::convert::Infallible;
@@ -67,6 +68,8 @@ pub struct Shared {
     pub recent: live::RecentEvents,
     /// Tracked team imports and the refresh rules (see [`schedule`]).
     pub refresh: schedule::RefreshState,
+    /// Webhook endpoints (see [`webhooks`]).
+    pub webhooks: crate::webhooks::Webhooks,
 }
 
 /// When an admin token is configured, the request must carry `Authorization: Bearer <token>`.
@@ -115,6 +118,13 @@ pub fn table() -> Vec<Route> {
         }),
         Route::new::<ws::__path_get_ws>(ws::get_ws),
         Route::new::<openapi::__path_get_openapi>(openapi::get_openapi),
+        Route::new::<webhooks::__path_get_asyncapi>(webhooks::get_asyncapi),
+        Route::new::<webhooks::__path_post_webhook>(webhooks::post_webhook),
+        Route::new::<webhooks::__path_list_webhooks>(webhooks::list_webhooks),
+        Route::new::<webhooks::__path_get_webhook>(webhooks::get_webhook),
+        Route::new::<webhooks::__path_delete_webhook>(webhooks::delete_webhook),
+        Route::new::<webhooks::__path_rotate_webhook_secret>(webhooks::rotate_webhook_secret),
+        Route::new::<webhooks::__path_get_webhook_deliveries>(webhooks::get_webhook_deliveries),
         Route::new::<status::__path_get_healthz>(status::get_healthz),
         Route::new::<status::__path_get_readyz>(status::get_readyz),
         Route::new::<status::__path_get_metrics>(status::get_metrics),

@@ -29,6 +29,7 @@ use crate::config::RetryPolicy;
 use crate::domain::Job;
 use crate::domain::Signature;
 use crate::encoding::Encoded;
+use crate::events::{Envelope, Outcome};
 use crate::metrics as m;
 use crate::shared::{SharedError, SharedStore};
 use crate::store::Failure;
@@ -403,14 +404,16 @@ impl Pipeline {
         }
         self.release_shared(job).await;
         ack(message, AckKind::Term).await;
+        let failed_at_ms = chrono::Utc::now().timestamp_millis();
         let event = FailedEvent {
             kind: job.signature.kind().as_str().to_string(),
             id: job.signature.subject_id(),
             signature: job.signature,
             error: reason,
-            failed_at: chrono::Utc::now().to_rfc3339(),
+            failed_at: rfc3339(failed_at_ms),
         };
-        self.announce(subjects::failed(&job.signature), &event)
+        let envelope = Envelope::new(Outcome::Failed, job.signature, failed_at_ms);
+        self.announce(subjects::failed(&job.signature), &envelope, &event)
             .await;
         metrics::counter!(m::JOBS_FAILED, "kind" => job.signature.kind().as_str(), "priority" => job.priority.as_str()).increment(1);
         Some(false)
@@ -418,19 +421,19 @@ impl Pipeline {
 
     /// Publishes `dota.ready.<kind>.<id>`.
     pub async fn announce_ready(&self, signature: Signature, fetched_at_ms: i64) {
-        let fetched_at = chrono::DateTime::from_timestamp_millis(fetched_at_ms)
-            .unwrap_or_default()
-            .to_rfc3339();
         let event = ReadyEvent {
             kind: signature.kind().as_str().to_string(),
             id: signature.subject_id(),
             signature,
-            fetched_at,
+            fetched_at: rfc3339(fetched_at_ms),
         };
-        self.announce(subjects::ready(&signature), &event).await;
+        let envelope = Envelope::new(Outcome::Ready, signature, fetched_at_ms);
+        self.announce(subjects::ready(&signature), &envelope, &event)
+            .await;
     }
 
-    async fn announce<T: Serialize>(&self, subject: String, event: &T) {
+    /// Into `DOTA_EVENTS` and to every subscriber, with its CloudEvents headers.
+    async fn announce<T: Serialize>(&self, subject: String, envelope: &Envelope, event: &T) {
         let payload = match serde_json::to_vec(event) {
             Ok(p) => p,
             Err(err) => {
@@ -438,10 +441,14 @@ impl Pipeline {
                 return;
             }
         };
-        if let Err(err) = self.nats.publish(subject, payload.into()).await {
-            tracing::warn!(%err, "could not publish event");
-        }
+        crate::events::announce(&self.nats, subject, envelope, payload.into()).await;
     }
+}
+
+fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339()
 }
 
 /// What is stored beside a fetched body: its tag and compressed forms and its team-view
