@@ -8,6 +8,7 @@
 mod chromium;
 mod common;
 
+
 mod api_contract;
 mod bounded_input;
 mod cluster;
@@ -18,6 +19,7 @@ mod demo;
 mod demo_data_set;
 mod docs;
 mod embedded_nats;
+mod event_stream;
 mod events;
 mod failures;
 mod fault_mix;
@@ -45,3 +47,4 @@ mod status_page;
 mod store_degraded;
 mod teams;
 mod throughput;
+mod webhooks;

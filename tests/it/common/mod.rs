@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod fixtures;
 pub mod fleet;
 pub mod queue;
+pub mod receiver;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
