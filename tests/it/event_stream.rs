@@ -60,7 +60,7 @@ fn header(message: &async_nats::Message, name: &str) -> String {
         .unwrap_or_default()
 }
 
-#[tokio::test]
+#[actix_rt::test]
 async fn a_durable_consumer_stopped_during_an_import_receives_every_event_of_it() {
     let t = spawn_app(team(3)).await;
     let nats = async_nats::connect(t.app().nats_url()).await.unwrap();
@@ -110,7 +110,7 @@ fn check(doc: &Value, pointer: &str, instance: &Value) -> Result<(), String> {
     if errors.is_empty() { Ok(()) } else { Err(errors.join("; ")) }
 }
 
-#[tokio::test]
+#[actix_rt::test]
 async fn live_events_match_the_asyncapi_document() {
     let t = spawn_app(team(2)).await;
     let doc: Value = t.get("/api/asyncapi.json").await.json().await.unwrap();
@@ -166,7 +166,7 @@ fn allow_private(s: &mut Settings) {
     s.events.webhook_allow_private = true;
 }
 
-#[tokio::test]
+#[actix_rt::test]
 async fn with_three_instances_each_event_is_stored_once_and_delivered_once() {
     let mut fleet = Fleet::start(3, team(3), FixtureConfig::default(), allow_private).await;
     let receiver = Receiver::start(&[]).await;
@@ -208,4 +208,34 @@ async fn with_three_instances_each_event_is_stored_once_and_delivered_once() {
     for i in 0..3 {
         fleet.stop(i).await;
     }
+}
+
+#[test]
+fn the_asyncapi_document_is_printed_by_the_cli_and_valid_for_the_asyncapi_parser() {
+    let doc = dota_orchestrator::events::asyncapi::document();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dota-orchestrator"))
+        .arg("asyncapi")
+        .output()
+        .expect("run dota-orchestrator asyncapi");
+    assert!(out.status.success());
+    let printed: Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    assert_eq!(printed, doc);
+    let parser = common::repo_path("tests/asyncapi");
+    if !parser.join("node_modules/@asyncapi/parser").exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "@asyncapi/parser missing: run DOTA_WITH_TEST_DEPS=1 scripts/install-deps.sh"
+        );
+        eprintln!("skipping @asyncapi/parser: npm ci --prefix tests/asyncapi first");
+        return;
+    }
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), serde_json::to_vec_pretty(&doc).unwrap()).unwrap();
+    let out = std::process::Command::new("node")
+        .arg(parser.join("validate.mjs"))
+        .arg(file.path())
+        .output()
+        .expect("run node");
+    let report = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{report}");
 }

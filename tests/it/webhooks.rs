@@ -93,7 +93,7 @@ fn verify(secret: &str, received: &[Received]) {
     );
 }
 
-#[tokio::test]
+#[actix_rt::test]
 async fn a_receiver_that_fails_twice_gets_the_event_on_the_third_attempt_with_the_same_id() {
     let t = app(fast_schedule).await;
     let receiver = Receiver::start(&[500, 503]).await;
@@ -129,7 +129,7 @@ async fn a_receiver_that_fails_twice_gets_the_event_on_the_third_attempt_with_th
     t.shutdown().await;
 }
 
-#[tokio::test]
+#[actix_rt::test]
 async fn a_restart_between_attempts_loses_nothing() {
     fn slow_second(s: &mut Settings) {
         s.events.webhook_allow_private = true;
@@ -148,7 +148,7 @@ async fn a_restart_between_attempts_loses_nothing() {
     t.shutdown().await;
 }
 
-#[tokio::test]
+#[actix_rt::test]
 async fn a_410_disables_the_endpoint() {
     let t = app(fast_schedule).await;
     let receiver = Receiver::start(&[410]).await;
@@ -170,7 +170,7 @@ async fn a_410_disables_the_endpoint() {
     t.shutdown().await;
 }
 
-#[tokio::test]
+#[actix_rt::test]
 async fn a_hanging_receiver_does_not_hold_up_another_endpoint() {
     let t = app(fast_schedule).await;
     let hanging = Receiver::start(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0]).await;
@@ -190,7 +190,7 @@ async fn a_hanging_receiver_does_not_hold_up_another_endpoint() {
     t.shutdown().await;
 }
 
-#[tokio::test]
+#[actix_rt::test]
 async fn private_urls_unknown_events_and_bad_bodies_are_refused() {
     let t = app(|_| {}).await;
     let refused = [
@@ -224,7 +224,7 @@ async fn private_urls_unknown_events_and_bad_bodies_are_refused() {
     t.shutdown().await;
 }
 
-#[tokio::test]
+#[actix_rt::test]
 async fn endpoints_are_listed_rotated_and_deleted() {
     let t = app(fast_schedule).await;
     let receiver = Receiver::start(&[]).await;
