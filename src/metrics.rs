@@ -258,6 +258,9 @@ fn export_counters_at_zero() {
         }
     }
     metrics::gauge!(WEBHOOK_ENDPOINTS).set(0.0);
+    // Registered, so their (empty) series are on /metrics before the first delivery.
+    metrics::histogram!(WEBHOOK_ATTEMPT_SECONDS);
+    metrics::histogram!(WEBHOOK_LATENCY_SECONDS);
     metrics::gauge!(WEBHOOK_ENDPOINTS_DISABLED).set(0.0);
     metrics::counter!(NATS_SERVER_RESTARTS).increment(0);
     metrics::counter!(NOT_MODIFIED).increment(0);

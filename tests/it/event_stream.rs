@@ -201,7 +201,7 @@ async fn with_three_instances_each_event_is_stored_once_and_delivered_once() {
     }
     assert!(ids.values().all(|n| *n == 1), "{ids:?}");
     // And stored once.
-    let js = jetstream::new(async_nats::connect(fleet.cluster.url()).await.unwrap());
+    let js = jetstream::new(async_nats::connect(fleet.cluster.node_url(0)).await.unwrap());
     let mut stream = js.get_stream("DOTA_EVENTS").await.unwrap();
     let info = stream.info().await.unwrap();
     assert_eq!(info.state.messages, expected as u64, "{:?}", info.state);
