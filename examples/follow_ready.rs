@@ -59,7 +59,7 @@ fn header(message: &async_nats::Message, name: &str) -> String {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let args = args()?;
     let nats = async_nats::connect(&args.nats_url).await?;
     let js = jetstream::new(nats);

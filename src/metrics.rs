@@ -124,6 +124,7 @@ pub fn install() -> Result<PrometheusHandle, MetricsError> {
         .set_buckets_for_metric(Matcher::Suffix("_seconds".to_string()), LATENCY_BUCKETS)?
         .install_recorder()?;
     describe();
+    describe_events();
     export_counters_at_zero();
     *slot = Some(handle.clone());
     Ok(handle)
@@ -133,7 +134,6 @@ pub fn install() -> Result<PrometheusHandle, MetricsError> {
 /// metrics` flags families without one.
 pub fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram};
-    describe_events();
     describe_counter!(JOBS_QUEUED, "Jobs published to the queue.");
     describe_counter!(
         JOBS_STARTED,
@@ -259,8 +259,8 @@ fn export_counters_at_zero() {
     }
     metrics::gauge!(WEBHOOK_ENDPOINTS).set(0.0);
     // Registered, so their (empty) series are on /metrics before the first delivery.
-    metrics::histogram!(WEBHOOK_ATTEMPT_SECONDS);
-    metrics::histogram!(WEBHOOK_LATENCY_SECONDS);
+    let _ = metrics::histogram!(WEBHOOK_ATTEMPT_SECONDS);
+    let _ = metrics::histogram!(WEBHOOK_LATENCY_SECONDS);
     metrics::gauge!(WEBHOOK_ENDPOINTS_DISABLED).set(0.0);
     metrics::counter!(NATS_SERVER_RESTARTS).increment(0);
     metrics::counter!(NOT_MODIFIED).increment(0);

@@ -462,7 +462,11 @@ pub(super) async fn events(
     shutdown: &watch::Receiver<bool>,
 ) -> Result<(crate::webhooks::Webhooks, Vec<JoinHandle<()>>), AppError> {
     let js = async_nats::jetstream::new(nats.clone());
-    crate::events::stream::setup(&js, &settings.events, replicas).await?;
+    let retention = crate::events::Retention {
+        max_age: settings.events.retention,
+        max_bytes: settings.events.max_bytes,
+    };
+    crate::events::stream::setup(&js, retention, replicas).await?;
     Ok(crate::webhooks::Webhooks::start(nats, &settings.events, replicas, shutdown).await?)
 }
 

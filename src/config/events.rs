@@ -30,7 +30,10 @@ impl RetrySchedule {
             .map(|step| duration(step.trim()))
             .collect::<Result<Vec<_>, _>>()?;
         if steps.is_empty() || steps.len() > MAX_SCHEDULE_STEPS {
-            return Err(format!("1 to {MAX_SCHEDULE_STEPS} steps, not {}", steps.len()));
+            return Err(format!(
+                "1 to {MAX_SCHEDULE_STEPS} steps, not {}",
+                steps.len()
+            ));
         }
         Ok(Self(steps))
     }

@@ -6,9 +6,9 @@
 //! CI validates it with `@asyncapi/parser` and a test checks live events against it.
 
 use serde_json::{Map, Value, json};
-use utoipa::{PartialSchema, ToSchema};
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::Schema;
+use utoipa::{PartialSchema, ToSchema};
 
 use super::envelope::{self as ce, EventName, Outcome};
 use crate::bus::wire::{FailedEvent, ReadyEvent};
@@ -82,7 +82,10 @@ fn headers(name: EventName) -> Value {
 fn message(name: EventName) -> Value {
     let (payload, summary) = match name.outcome {
         Outcome::Ready => ("ReadyEvent", "stored and fresh"),
-        Outcome::Failed => ("FailedEvent", "failed permanently (e.g. the upstream has no such resource)"),
+        Outcome::Failed => (
+            "FailedEvent",
+            "failed permanently (e.g. the upstream has no such resource)",
+        ),
     };
     json!({
         "name": key(name),
@@ -123,11 +126,14 @@ pub fn document() -> Value {
             "parameters": params,
             "messages": {key.clone(): {"$ref": format!("#/components/messages/{key}")}}
         }));
-        operations.insert(format!("publish{}{}", key[..1].to_uppercase(), &key[1..]), json!({
-            "action": "send",
-            "channel": {"$ref": format!("#/channels/{key}")},
-            "messages": [{"$ref": format!("#/channels/{key}/messages/{key}")}]
-        }));
+        operations.insert(
+            format!("publish{}{}", key[..1].to_uppercase(), &key[1..]),
+            json!({
+                "action": "send",
+                "channel": {"$ref": format!("#/channels/{key}")},
+                "messages": [{"$ref": format!("#/channels/{key}/messages/{key}")}]
+            }),
+        );
         messages.insert(key, message(name));
     }
     json!({

@@ -182,6 +182,9 @@ mod tests {
             assert_eq!(EventName::parse(bad), None, "{bad}");
         }
         let sig = Signature::Match(MatchId::new(1).unwrap());
-        assert_eq!(Envelope::new(Outcome::Failed, sig, 0).id, "failed:match:1@0");
+        assert_eq!(
+            Envelope::new(Outcome::Failed, sig, 0).id,
+            "failed:match:1@0"
+        );
     }
 }

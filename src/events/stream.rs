@@ -14,7 +14,6 @@ use bytes::Bytes;
 use super::Envelope;
 use crate::bus::setup::{wait_for_leader, with_retries};
 use crate::bus::subjects::{EVENTS_STREAM, FAILED_ALL, READY_ALL};
-use crate::config::EventSettings;
 
 /// Window in which a repeated `Nats-Msg-Id` is dropped: longer than any gap between two
 /// instances announcing the same team import (TeamWatch ticks), short enough to keep the
@@ -33,15 +32,22 @@ pub enum EventsError {
     Publish(#[from] jetstream::context::PublishError),
 }
 
-/// The stream's configuration from the settings.
-pub fn config(settings: &EventSettings, replicas: usize) -> stream::Config {
+/// How long and how much the stream keeps (`--events-retention-secs`, `--events-max-bytes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub max_age: Duration,
+    pub max_bytes: i64,
+}
+
+/// The stream's configuration.
+pub fn config(retention: Retention, replicas: usize) -> stream::Config {
     stream::Config {
         name: EVENTS_STREAM.to_string(),
         subjects: vec![READY_ALL.to_string(), FAILED_ALL.to_string()],
         retention: stream::RetentionPolicy::Limits,
         discard: stream::DiscardPolicy::Old,
-        max_age: settings.retention,
-        max_bytes: settings.max_bytes,
+        max_age: retention.max_age,
+        max_bytes: retention.max_bytes,
         duplicate_window: DUPLICATE_WINDOW,
         num_replicas: replicas,
         storage: stream::StorageType::File,
@@ -53,10 +59,10 @@ pub fn config(settings: &EventSettings, replicas: usize) -> stream::Config {
 /// starting together on a cluster race; the step is retried).
 pub async fn setup(
     js: &jetstream::Context,
-    settings: &EventSettings,
+    retention: Retention,
     replicas: usize,
 ) -> Result<(), EventsError> {
-    let config = config(settings, replicas);
+    let config = config(retention, replicas);
     with_retries("create the event stream", || {
         js.create_or_update_stream(config.clone())
     })

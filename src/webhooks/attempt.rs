@@ -18,6 +18,9 @@ use crate::events::Envelope;
 use crate::events::envelope::CONTENT_TYPE as JSON;
 use crate::metrics as m;
 
+/// Idle connections kept per receiver host (as many as attempts may run at once per endpoint,
+/// `deliver::PER_ENDPOINT`).
+const IDLE_PER_HOST: usize = 8;
 /// Each attempt's limit, connection included.
 pub const TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -27,12 +30,17 @@ pub fn client(allow_private: bool) -> reqwest::Result<reqwest::Client> {
     let builder = reqwest::Client::builder()
         .timeout(TIMEOUT)
         .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("dota-orchestrator-webhooks/", env!("CARGO_PKG_VERSION")))
-        .pool_max_idle_per_host(super::deliver::PER_ENDPOINT);
+        .user_agent(concat!(
+            "dota-orchestrator-webhooks/",
+            env!("CARGO_PKG_VERSION")
+        ))
+        .pool_max_idle_per_host(IDLE_PER_HOST);
     if allow_private {
         builder.build()
     } else {
-        builder.dns_resolver(std::sync::Arc::new(GuardedResolver)).build()
+        builder
+            .dns_resolver(std::sync::Arc::new(GuardedResolver))
+            .build()
     }
 }
 
@@ -136,7 +144,10 @@ impl Attempt {
             .post(url)
             .headers(self.headers.clone())
             .header(CONTENT_TYPE, JSON)
-            .header(USER_AGENT, concat!("dota-orchestrator-webhooks/", env!("CARGO_PKG_VERSION")))
+            .header(
+                USER_AGENT,
+                concat!("dota-orchestrator-webhooks/", env!("CARGO_PKG_VERSION")),
+            )
             .header("webhook-id", &self.webhook_id)
             .header("webhook-timestamp", timestamp.to_string())
             .header("webhook-signature", signature)
@@ -236,7 +247,10 @@ mod tests {
         );
         let later = (chrono::Utc::now() + chrono::Duration::seconds(90)).to_rfc2822();
         let wait = retry_after(&HeaderValue::from_str(&later).unwrap()).unwrap();
-        assert!(wait > Duration::from_secs(80) && wait <= Duration::from_secs(90), "{wait:?}");
+        assert!(
+            wait > Duration::from_secs(80) && wait <= Duration::from_secs(90),
+            "{wait:?}"
+        );
         assert_eq!(retry_after(&HeaderValue::from_static("soon")), None);
     }
 }

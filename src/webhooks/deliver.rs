@@ -129,12 +129,7 @@ async fn wait_for_slot(
     }
 }
 
-async fn deliver(
-    hooks: Webhooks,
-    slots: &Slots,
-    all: Arc<Semaphore>,
-    message: jetstream::Message,
-) {
+async fn deliver(hooks: Webhooks, slots: &Slots, all: Arc<Semaphore>, message: jetstream::Message) {
     let endpoint = message
         .subject
         .rsplit('.')
@@ -233,7 +228,9 @@ async fn failed(
         .and_then(|n| hooks.schedule.before(n));
     let kind = match next {
         Some(step) => {
-            let after = retry_after.map(|d| d.min(MAX_RETRY_AFTER)).unwrap_or_default();
+            let after = retry_after
+                .map(|d| d.min(MAX_RETRY_AFTER))
+                .unwrap_or_default();
             AckKind::Nak(Some(step.max(after)))
         }
         None => AckKind::Term,

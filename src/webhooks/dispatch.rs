@@ -118,7 +118,10 @@ async fn dispatch(js: &jetstream::Context, registry: &Registry, message: jetstre
             continue;
         }
         let mut headers: HeaderMap = envelope.headers();
-        headers.insert(H_MSG_ID, format!("{}/{}", envelope.id, endpoint.id).as_str());
+        headers.insert(
+            H_MSG_ID,
+            format!("{}/{}", envelope.id, endpoint.id).as_str(),
+        );
         headers.insert(H_EVENT_SUBJECT, message.subject.as_str());
         let queued = async {
             js.publish_with_headers(

@@ -12,7 +12,9 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 /// Why a URL is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GuardError {
-    #[error("{host} resolves to {addr}, a loopback, private or link-local address (allowed only with --webhook-allow-private)")]
+    #[error(
+        "{host} resolves to {addr}, a loopback, private or link-local address (allowed only with --webhook-allow-private)"
+    )]
     Private { host: String, addr: IpAddr },
     #[error("{host} does not resolve: {reason}")]
     Unresolved { host: String, reason: String },
@@ -110,7 +112,8 @@ impl Resolve for GuardedResolver {
                 (true, Some(first)) => Err(Box::new(GuardError::Private {
                     host,
                     addr: first.ip(),
-                }) as Box<dyn std::error::Error + Send + Sync>),
+                })
+                    as Box<dyn std::error::Error + Send + Sync>),
                 _ => Ok(Box::new(allowed.into_iter()) as Addrs),
             }
         })
@@ -124,8 +127,18 @@ mod tests {
     #[test]
     fn internal_addresses_are_recognised() {
         for internal in [
-            "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "0.0.0.0",
-            "100.64.0.1", "::1", "fd00::1", "fe80::1", "::ffff:127.0.0.1", "224.0.0.1",
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "224.0.0.1",
         ] {
             assert!(is_internal(internal.parse().unwrap()), "{internal}");
         }
@@ -136,7 +149,12 @@ mod tests {
 
     #[tokio::test]
     async fn private_urls_are_refused_unless_allowed() {
-        for url in ["http://127.0.0.1:9/h", "http://localhost/h", "http://[::1]/", "http://10.0.0.1/"] {
+        for url in [
+            "http://127.0.0.1:9/h",
+            "http://localhost/h",
+            "http://[::1]/",
+            "http://10.0.0.1/",
+        ] {
             let url = reqwest::Url::parse(url).unwrap();
             assert!(check_url(&url, false).await.is_err(), "{url}");
             assert!(check_url(&url, true).await.is_ok(), "{url}");

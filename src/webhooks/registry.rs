@@ -100,7 +100,12 @@ impl Registry {
         &self,
         id: &EndpointId,
     ) -> Result<Option<(EndpointRecord, u64)>, WebhookError> {
-        let Some(entry) = self.kv.entry(id.as_str()).await.map_err(WebhookError::backend)? else {
+        let Some(entry) = self
+            .kv
+            .entry(id.as_str())
+            .await
+            .map_err(WebhookError::backend)?
+        else {
             return Ok(None);
         };
         if entry.operation != kv::Operation::Put {

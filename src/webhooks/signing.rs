@@ -62,7 +62,12 @@ mod tests {
         assert!(new.starts_with("whsec_"));
         let now = chrono::Utc::now().timestamp();
         let body = br#"{"kind":"match"}"#;
-        let sig = signature([old.as_str(), new.as_str()].into_iter(), "ready:match:1@0", now, body);
+        let sig = signature(
+            [old.as_str(), new.as_str()].into_iter(),
+            "ready:match:1@0",
+            now,
+            body,
+        );
         assert_eq!(sig.split(' ').count(), 2);
         for secret in [&old, &new] {
             let mut headers = reqwest::header::HeaderMap::new();

@@ -65,7 +65,10 @@ async fn a_durable_consumer_stopped_during_an_import_receives_every_event_of_it(
     let t = spawn_app(team(3)).await;
     let nats = async_nats::connect(t.app().nats_url()).await.unwrap();
     let js = jetstream::new(nats);
-    let stream = js.get_stream("DOTA_EVENTS").await.expect("DOTA_EVENTS exists");
+    let stream = js
+        .get_stream("DOTA_EVENTS")
+        .await
+        .expect("DOTA_EVENTS exists");
     let config = consumer::pull::Config {
         durable_name: Some("test-follower".to_string()),
         deliver_policy: consumer::DeliverPolicy::New,
@@ -75,8 +78,10 @@ async fn a_durable_consumer_stopped_during_an_import_receives_every_event_of_it(
     let follower = stream.create_consumer(config).await.unwrap();
     t.post(&import_path()).await;
     t.post(&format!("/api/matches/{MISSING_MATCH}")).await;
-    t.wait_import_complete(&format!("{}&include=progress", import_path())).await;
-    t.wait_status(&format!("/api/matches/{MISSING_MATCH}"), 404).await;
+    t.wait_import_complete(&format!("{}&include=progress", import_path()))
+        .await;
+    t.wait_status(&format!("/api/matches/{MISSING_MATCH}"), 404)
+        .await;
     // Back: everything that happened meanwhile, once, with its envelope.
     let got = drain(&follower, Duration::from_secs(2)).await;
     let mut ids = BTreeMap::new();
@@ -97,7 +102,10 @@ async fn a_durable_consumer_stopped_during_an_import_receives_every_event_of_it(
         .iter()
         .find(|m| m.subject.as_str() == format!("dota.failed.match.{MISSING_MATCH}"))
         .expect("the failure is stored");
-    assert_eq!(header(failed, "ce-subject"), format!("match:{MISSING_MATCH}"));
+    assert_eq!(
+        header(failed, "ce-subject"),
+        format!("match:{MISSING_MATCH}")
+    );
     t.shutdown().await;
 }
 
@@ -106,8 +114,15 @@ fn check(doc: &Value, pointer: &str, instance: &Value) -> Result<(), String> {
     let mut schema = doc.clone();
     schema["$ref"] = json!(format!("#{pointer}"));
     let validator = jsonschema::validator_for(&schema).map_err(|e| e.to_string())?;
-    let errors: Vec<String> = validator.iter_errors(instance).map(|e| e.to_string()).collect();
-    if errors.is_empty() { Ok(()) } else { Err(errors.join("; ")) }
+    let errors: Vec<String> = validator
+        .iter_errors(instance)
+        .map(|e| e.to_string())
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("; "))
+    }
 }
 
 #[actix_rt::test]
@@ -120,8 +135,10 @@ async fn live_events_match_the_asyncapi_document() {
     let mut failed = nats.subscribe("dota.failed.>").await.unwrap();
     t.post(&import_path()).await;
     t.post(&format!("/api/matches/{MISSING_MATCH}")).await;
-    t.wait_import_complete(&format!("{}&include=progress", import_path())).await;
-    t.wait_status(&format!("/api/matches/{MISSING_MATCH}"), 404).await;
+    t.wait_import_complete(&format!("{}&include=progress", import_path()))
+        .await;
+    t.wait_status(&format!("/api/matches/{MISSING_MATCH}"), 404)
+        .await;
     let mut seen = Vec::new();
     for sub in [&mut ready, &mut failed] {
         while let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(500), sub.next()).await {
@@ -156,8 +173,12 @@ async fn live_events_match_the_asyncapi_document() {
         let message = format!("/components/messages/{key}");
         check(&doc, &format!("{message}/payload"), &payload)
             .unwrap_or_else(|e| panic!("{} payload {payload}: {e}", m.subject));
-        check(&doc, &format!("{message}/headers"), &Value::Object(headers.clone()))
-            .unwrap_or_else(|e| panic!("{} headers {headers:?}: {e}", m.subject));
+        check(
+            &doc,
+            &format!("{message}/headers"),
+            &Value::Object(headers.clone()),
+        )
+        .unwrap_or_else(|e| panic!("{} headers {headers:?}: {e}", m.subject));
     }
     t.shutdown().await;
 }
@@ -173,7 +194,9 @@ async fn with_three_instances_each_event_is_stored_once_and_delivered_once() {
     let resp = fleet
         .http
         .post(format!("{}/api/webhooks", fleet.base(0)))
-        .json(&json!({"url": receiver.url, "events": ["team.ready", "match.ready", "player.ready"]}))
+        .json(
+            &json!({"url": receiver.url, "events": ["team.ready", "match.ready", "player.ready"]}),
+        )
         .send()
         .await
         .unwrap();
@@ -201,7 +224,11 @@ async fn with_three_instances_each_event_is_stored_once_and_delivered_once() {
     }
     assert!(ids.values().all(|n| *n == 1), "{ids:?}");
     // And stored once.
-    let js = jetstream::new(async_nats::connect(fleet.cluster.node_url(0)).await.unwrap());
+    let js = jetstream::new(
+        async_nats::connect(fleet.cluster.node_url(0))
+            .await
+            .unwrap(),
+    );
     let mut stream = js.get_stream("DOTA_EVENTS").await.unwrap();
     let info = stream.info().await.unwrap();
     assert_eq!(info.state.messages, expected as u64, "{:?}", info.state);
@@ -236,6 +263,7 @@ fn the_asyncapi_document_is_printed_by_the_cli_and_valid_for_the_asyncapi_parser
         .arg(file.path())
         .output()
         .expect("run node");
-    let report = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let report =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{report}");
 }

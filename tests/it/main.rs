@@ -8,7 +8,6 @@
 mod chromium;
 mod common;
 
-
 mod api_contract;
 mod bounded_input;
 mod cluster;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::common;
 
-use common::receiver::{Receiver, Received};
+use common::receiver::{Received, Receiver};
 use common::{Fixtures, TestApp, spawn_app_with};
 use dota_orchestrator::config::{RetrySchedule, Settings};
 use dota_orchestrator::fixture_upstream::FixtureConfig;
@@ -69,7 +69,10 @@ fn verify(secret: &str, received: &[Received]) {
             "{} missing: run DOTA_WITH_TEST_DEPS=1 scripts/install-deps.sh",
             python.display()
         );
-        eprintln!("skipping the PyPI standardwebhooks check: {} missing", python.display());
+        eprintln!(
+            "skipping the PyPI standardwebhooks check: {} missing",
+            python.display()
+        );
         return;
     }
     let lines: String = received
@@ -84,7 +87,12 @@ fn verify(secret: &str, received: &[Received]) {
         .spawn()
         .expect("run the Python verifier");
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(lines.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(lines.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
@@ -102,10 +110,16 @@ async fn a_receiver_that_fails_twice_gets_the_event_on_the_third_attempt_with_th
     let got = receiver.wait_for(3, common::WAIT).await;
     let ids: Vec<&str> = got.iter().map(|r| r.header("webhook-id")).collect();
     assert!(ids.iter().all(|i| *i == ids[0]), "{ids:?}");
-    assert!(ids[0].starts_with(&format!("ready:match:{MATCH}@")), "{ids:?}");
+    assert!(
+        ids[0].starts_with(&format!("ready:match:{MATCH}@")),
+        "{ids:?}"
+    );
     let body: Value = serde_json::from_str(&got[2].body).unwrap();
     assert_eq!(body["signature"], format!("match:{MATCH}"));
-    assert_eq!(got[2].header("ce-type"), "com.dota-orchestrator.match.ready");
+    assert_eq!(
+        got[2].header("ce-type"),
+        "com.dota-orchestrator.match.ready"
+    );
     assert_eq!(got[2].header("ce-id"), ids[0]);
     verify(&secret, &got);
     // Nothing more: the third attempt succeeded.
@@ -156,7 +170,12 @@ async fn a_410_disables_the_endpoint() {
     t.post(&format!("/api/matches/{MATCH}")).await;
     receiver.wait_for(1, common::WAIT).await;
     let record = common::wait_for(common::WAIT, || async {
-        let v: Value = t.get(&format!("/api/webhooks/{id}")).await.json().await.ok()?;
+        let v: Value = t
+            .get(&format!("/api/webhooks/{id}"))
+            .await
+            .json()
+            .await
+            .ok()?;
         v["disabled"].is_object().then_some(v)
     })
     .await
@@ -164,7 +183,8 @@ async fn a_410_disables_the_endpoint() {
     assert_eq!(record["disabled"]["reason"], "gone");
     // Nothing more goes to it.
     t.post(&format!("/api/matches/{}", MATCH + 1)).await;
-    t.get_when_ready(&format!("/api/matches/{}", MATCH + 1)).await;
+    t.get_when_ready(&format!("/api/matches/{}", MATCH + 1))
+        .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(receiver.received().len(), 1);
     t.shutdown().await;

@@ -15,7 +15,6 @@ use std::time::Duration;
 use actix::Addr;
 use async_nats::jetstream::AckKind;
 use rand::Rng;
-use serde::Serialize;
 use tracing::Instrument;
 
 mod activity;
@@ -23,13 +22,10 @@ mod shared;
 
 use super::cache_keeper::{CacheKeeper, Child, Complete, Fail, Release};
 use crate::bus::queue::{Delivery, JobQueue};
-use crate::bus::subjects;
-use crate::bus::wire::{FailedEvent, ReadyEvent};
 use crate::config::RetryPolicy;
 use crate::domain::Job;
 use crate::domain::Signature;
 use crate::encoding::Encoded;
-use crate::events::{Envelope, Outcome};
 use crate::metrics as m;
 use crate::shared::{SharedError, SharedStore};
 use crate::store::Failure;
@@ -404,51 +400,15 @@ impl Pipeline {
         }
         self.release_shared(job).await;
         ack(message, AckKind::Term).await;
-        let failed_at_ms = chrono::Utc::now().timestamp_millis();
-        let event = FailedEvent {
-            kind: job.signature.kind().as_str().to_string(),
-            id: job.signature.subject_id(),
-            signature: job.signature,
-            error: reason,
-            failed_at: rfc3339(failed_at_ms),
-        };
-        let envelope = Envelope::new(Outcome::Failed, job.signature, failed_at_ms);
-        self.announce(subjects::failed(&job.signature), &envelope, &event)
-            .await;
+        crate::events::announce_failed(&self.nats, job.signature, reason).await;
         metrics::counter!(m::JOBS_FAILED, "kind" => job.signature.kind().as_str(), "priority" => job.priority.as_str()).increment(1);
         Some(false)
     }
 
-    /// Publishes `dota.ready.<kind>.<id>`.
+    /// Publishes `dota.ready.<kind>.<id>` (also into `DOTA_EVENTS`).
     pub async fn announce_ready(&self, signature: Signature, fetched_at_ms: i64) {
-        let event = ReadyEvent {
-            kind: signature.kind().as_str().to_string(),
-            id: signature.subject_id(),
-            signature,
-            fetched_at: rfc3339(fetched_at_ms),
-        };
-        let envelope = Envelope::new(Outcome::Ready, signature, fetched_at_ms);
-        self.announce(subjects::ready(&signature), &envelope, &event)
-            .await;
+        crate::events::announce_ready(&self.nats, signature, fetched_at_ms).await;
     }
-
-    /// Into `DOTA_EVENTS` and to every subscriber, with its CloudEvents headers.
-    async fn announce<T: Serialize>(&self, subject: String, envelope: &Envelope, event: &T) {
-        let payload = match serde_json::to_vec(event) {
-            Ok(p) => p,
-            Err(err) => {
-                tracing::error!(%err, "could not encode event");
-                return;
-            }
-        };
-        crate::events::announce(&self.nats, subject, envelope, payload.into()).await;
-    }
-}
-
-fn rfc3339(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .to_rfc3339()
 }
 
 /// What is stored beside a fetched body: its tag and compressed forms and its team-view

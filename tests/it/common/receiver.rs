@@ -101,6 +101,11 @@ impl Receiver {
             (got.len() >= n).then_some(got)
         })
         .await;
-        found.unwrap_or_else(|| panic!("{n} webhook requests within {limit:?}; got {:?}", self.received()))
+        found.unwrap_or_else(|| {
+            panic!(
+                "{n} webhook requests within {limit:?}; got {:?}",
+                self.received()
+            )
+        })
     }
 }
