@@ -99,6 +99,8 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 #[tokio::main]
 async fn main() {
+    // reqwest is built without a crypto provider; the service installs ring, and so do we.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let (burst, paced, rate) = (arg("--burst", 5000), arg("--paced", 300), arg("--rate", 50));
     let bin = std::env::var("BENCH_BINARY").unwrap_or("target/release/dota-orchestrator".into());
     let data = tempfile::tempdir().unwrap();
