@@ -82,11 +82,13 @@ async fn publish(js: &async_nats::jetstream::Context, id: u64, base_ms: i64) -> 
 async fn wait_all(arrivals: &Arrivals, ids: &[String], limit: Duration) -> bool {
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
-        let got = arrivals.lock().unwrap();
-        if ids.iter().all(|id| got.contains_key(id)) {
+        let done = {
+            let got = arrivals.lock().unwrap();
+            ids.iter().all(|id| got.contains_key(id))
+        };
+        if done {
             return true;
         }
-        drop(got);
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     false

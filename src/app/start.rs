@@ -455,19 +455,28 @@ pub(super) fn replicate(
 /// the ack wait, and their claims taken over by whoever runs them). The replica's claims are
 /// forgotten; the claims watch replays the live ones.
 /// The durable event stream `DOTA_EVENTS`, then the webhook endpoints and their delivery.
+/// Webhooks need a KV bucket that nats-server 2.9 (Debian's, enough for one node otherwise)
+/// cannot give this client: on a server older than 2.12 the service runs without them, says
+/// so, and the webhook API answers 503.
 pub(super) async fn events(
     settings: &Settings,
     nats: &async_nats::Client,
     replicas: usize,
     shutdown: &watch::Receiver<bool>,
-) -> Result<(crate::webhooks::Webhooks, Vec<JoinHandle<()>>), AppError> {
+) -> Result<(Option<crate::webhooks::Webhooks>, Vec<JoinHandle<()>>), AppError> {
     let js = async_nats::jetstream::new(nats.clone());
     let retention = crate::events::Retention {
         max_age: settings.events.retention,
         max_bytes: settings.events.max_bytes,
     };
     crate::events::stream::setup(&js, retention, replicas).await?;
-    Ok(crate::webhooks::Webhooks::start(nats, &settings.events, replicas, shutdown).await?)
+    match crate::webhooks::Webhooks::start(nats, &settings.events, replicas, shutdown).await {
+        Ok((hooks, tasks)) => Ok((Some(hooks), tasks)),
+        Err(err) => {
+            tracing::error!(%err, "webhooks are off");
+            Ok((None, Vec::new()))
+        }
+    }
 }
 
 pub(super) async fn recover_claims(pipeline: &Pipeline) -> Result<(), AppError> {

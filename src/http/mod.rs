@@ -68,8 +68,8 @@ pub struct Shared {
     pub recent: live::RecentEvents,
     /// Tracked team imports and the refresh rules (see [`schedule`]).
     pub refresh: schedule::RefreshState,
-    /// Webhook endpoints (see [`webhooks`]).
-    pub webhooks: crate::webhooks::Webhooks,
+    /// Webhook endpoints (see [`webhooks`]); `None` where NATS cannot hold them.
+    pub webhooks: Option<crate::webhooks::Webhooks>,
 }
 
 /// When an admin token is configured, the request must carry `Authorization: Bearer <token>`.

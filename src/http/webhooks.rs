@@ -29,6 +29,13 @@ impl From<WebhookError> for ApiError {
     }
 }
 
+/// The webhook side, or 503 where it could not start (see `app::start::events`).
+fn hooks(state: &ApiState) -> Result<&crate::webhooks::Webhooks, ApiError> {
+    state.webhooks.as_ref().ok_or_else(|| {
+        ApiError::Unavailable("webhooks are off on this instance: its NATS server cannot hold them (nats-server 2.12 or newer needed)".to_string())
+    })
+}
+
 fn not_found(err: ApiError) -> Result<Response, ApiError> {
     match err {
         ApiError::NotFound => Ok(json(
@@ -77,7 +84,7 @@ pub async fn post_webhook(state: ApiState, req: Request) -> Result<Response, Api
     }
     let body: CreateWebhook = serde_json::from_slice(&req.body)
         .map_err(|e| ApiError::BadRequest(format!("invalid webhook body: {e}")))?;
-    let created = state.webhooks.create(body).await?;
+    let created = hooks(&state)?.create(body).await?;
     tracing::info!(endpoint = %created.id, "webhook endpoint created");
     Ok(json(StatusCode::CREATED, &created))
 }
@@ -88,11 +95,11 @@ pub async fn post_webhook(state: ApiState, req: Request) -> Result<Response, Api
     tag = "webhooks",
     summary = "List webhook endpoints",
     security((), ("adminToken" = [])),
-    responses((status = 200, description = "Every endpoint (no secrets).", body = WebhookList), Unauthorized)
+    responses((status = 200, description = "Every endpoint (no secrets).", body = WebhookList), Unauthorized, Unavailable)
 )]
 pub async fn list_webhooks(state: ApiState, req: Request) -> Result<Response, ApiError> {
     super::require_admin(&state, req.authorization.as_deref())?;
-    let webhooks: Vec<WebhookView> = state.webhooks.list().iter().map(|r| r.view()).collect();
+    let webhooks: Vec<WebhookView> = hooks(&state)?.list().iter().map(|r| r.view()).collect();
     Ok(json(StatusCode::OK, &WebhookList { webhooks }))
 }
 
@@ -111,7 +118,7 @@ pub async fn list_webhooks(state: ApiState, req: Request) -> Result<Response, Ap
 )]
 pub async fn get_webhook(state: ApiState, req: Request) -> Result<Response, ApiError> {
     super::require_admin(&state, req.authorization.as_deref())?;
-    match state.webhooks.get(req.param("id")).await {
+    match hooks(&state)?.get(req.param("id")).await {
         Ok(record) => Ok(json(StatusCode::OK, &record.view())),
         Err(err) => not_found(err.into()),
     }
@@ -132,7 +139,7 @@ pub async fn get_webhook(state: ApiState, req: Request) -> Result<Response, ApiE
 )]
 pub async fn delete_webhook(state: ApiState, req: Request) -> Result<Response, ApiError> {
     super::require_admin(&state, req.authorization.as_deref())?;
-    match state.webhooks.delete(req.param("id")).await {
+    match hooks(&state)?.delete(req.param("id")).await {
         Ok(()) => Ok(warp::http::Response::builder()
             .status(StatusCode::NO_CONTENT)
             .body(Default::default())
@@ -157,7 +164,7 @@ pub async fn delete_webhook(state: ApiState, req: Request) -> Result<Response, A
 )]
 pub async fn rotate_webhook_secret(state: ApiState, req: Request) -> Result<Response, ApiError> {
     super::require_admin(&state, req.authorization.as_deref())?;
-    match state.webhooks.rotate(req.param("id")).await {
+    match hooks(&state)?.rotate(req.param("id")).await {
         Ok(created) => Ok(json(StatusCode::OK, &created)),
         Err(err) => not_found(err.into()),
     }
@@ -178,7 +185,7 @@ pub async fn rotate_webhook_secret(state: ApiState, req: Request) -> Result<Resp
 )]
 pub async fn get_webhook_deliveries(state: ApiState, req: Request) -> Result<Response, ApiError> {
     super::require_admin(&state, req.authorization.as_deref())?;
-    match state.webhooks.deliveries(req.param("id")).await {
+    match hooks(&state)?.deliveries(req.param("id")).await {
         Ok(deliveries) => Ok(json(StatusCode::OK, &DeliveryList { deliveries })),
         Err(err) => not_found(err.into()),
     }

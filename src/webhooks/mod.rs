@@ -22,6 +22,7 @@ use async_nats::jetstream;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::bus::server_version::{MIN_SHARED_STORE, ServerVersion};
 use crate::config::{EventSettings, RetrySchedule};
 use model::{
     CreateWebhook, DeliveryAttempt, EndpointId, EndpointRecord, StoredSecret, WebhookCreated,
@@ -70,6 +71,16 @@ impl Webhooks {
         replicas: usize,
         shutdown: &watch::Receiver<bool>,
     ) -> Result<(Self, Vec<JoinHandle<()>>), WebhookError> {
+        // nats-server 2.9 (Debian's) answers KV set-up in a form this client cannot read.
+        let found = nats.server_info().version;
+        if !found
+            .parse::<ServerVersion>()
+            .is_ok_and(|v| v >= MIN_SHARED_STORE)
+        {
+            return Err(WebhookError::Backend(format!(
+                "nats-server {found} is too old for webhooks ({MIN_SHARED_STORE} or newer)"
+            )));
+        }
         let js = jetstream::new(nats.clone());
         let registry = Registry::open(&js, replicas).await?;
         log::setup(&js, replicas).await?;

@@ -36,17 +36,25 @@ pub struct Registry {
 impl Registry {
     /// Opens (or creates) the bucket and loads every endpoint.
     pub async fn open(js: &jetstream::Context, replicas: usize) -> Result<Self, WebhookError> {
-        let kv = with_retries("create the webhook bucket", || {
-            js.create_or_update_key_value(kv::Config {
-                bucket: WEBHOOKS_BUCKET.to_string(),
-                description: "dota-orchestrator: webhook endpoints".into(),
-                history: 1,
-                num_replicas: replicas,
-                ..Default::default()
-            })
+        let config = kv::Config {
+            bucket: WEBHOOKS_BUCKET.to_string(),
+            description: "dota-orchestrator: webhook endpoints".into(),
+            history: 1,
+            num_replicas: replicas,
+            ..Default::default()
+        };
+        // Get, else create: `create_or_update_key_value` cannot read nats-server 2.9's answer,
+        // and a single node (`--store redb`) may run 2.9.
+        let kv = with_retries("open the webhook bucket", || async {
+            match js.get_key_value(WEBHOOKS_BUCKET).await {
+                Ok(kv) => Ok(kv),
+                Err(_) => js
+                    .create_key_value(config.clone())
+                    .await
+                    .map_err(WebhookError::backend),
+            }
         })
-        .await
-        .map_err(WebhookError::backend)?;
+        .await?;
         let registry = Registry {
             kv,
             cache: Cache::default(),
