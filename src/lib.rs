@@ -17,10 +17,15 @@
 //! - [`encoding`]: entity tags and the gzip/brotli forms of stored bodies, made once.
 //! - [`team`]: the team import record and its progress view.
 //! - [`upstream`]: the rate-limited HTTP client, OpenDota calls, the Dotabuff page parser.
-//! - [`http`]: the warp routes, the API contract and its JSON errors.
+//! - [`http`]: the warp routes (one file per resource family), the API contract and its JSON
+//!   errors, and the plumbing they share.
+//! - [`read`]: the read model the handlers use: hot cache, queue snapshot, recent events,
+//!   refresh state, the degraded-store bypass.
 //! - `fixture_upstream`: the file-backed OpenDota/Dotabuff imitation for tests and `--demo`
 //!   (cargo feature `fixture-upstream`, on by default).
 //! - [`metrics`]: every metric name, and the Prometheus recorder.
+//! - [`tasks`]: the supervisor of background tasks (one tracker, one stop token; panics are
+//!   logged, counted and, for long-running loops, restarted).
 pub mod actors;
 pub mod app;
 pub mod bus;
@@ -33,8 +38,10 @@ pub mod events;
 pub mod fixture_upstream;
 pub mod http;
 pub mod metrics;
+pub mod read;
 pub mod shared;
 pub mod store;
+pub mod tasks;
 pub mod team;
 pub mod upstream;
 pub mod webhooks;

@@ -1,6 +1,7 @@
 //! The `dota-orchestrator` binary: parses the command line, sets up logging and runs either
 //! the service (`serve`) or the fixture upstream (`fixture-upstream`, only in builds with the
-//! cargo feature of that name, on by default) until a signal.
+//! cargo feature of that name, on by default) until a signal, or prints the OpenAPI document
+//! (`openapi`, what `GET /api/openapi.json` serves; the TypeScript client is generated from it).
 
 // Release builds only: monomorphizing the nested warp filter futures of the HTTP and
 // fixture routes overflows rustc's default trait-evaluation depth of 128 (E0275 on `Unpin`, see
@@ -16,7 +17,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
-use dota_orchestrator::app::Application;
+use dota_orchestrator::app::{Application, Hooks};
 use dota_orchestrator::config::{ConfigFile, ServeArgs};
 #[cfg(feature = "fixture-upstream")]
 use dota_orchestrator::fixture_upstream::{FixtureConfig, FixtureUpstream};
@@ -50,6 +51,9 @@ enum Command {
     /// Serve recorded-shape OpenDota/Dotabuff responses from a directory (tests, demos, benchmarks).
     #[cfg(feature = "fixture-upstream")]
     FixtureUpstream(FixtureArgs),
+    /// Print the OpenAPI document that `GET /api/openapi.json` serves (pretty JSON), without
+    /// starting anything.
+    Openapi,
 }
 
 #[cfg(feature = "fixture-upstream")]
@@ -79,8 +83,6 @@ struct FixtureArgs {
 /// values as the defaults of `serve`'s flags, so flags and their environment variables still win.
 fn parse_cli() -> anyhow::Result<Cli> {
     let cli = Cli::parse();
-    // Irrefutable without the `fixture-upstream` feature, where `serve` is the only subcommand.
-    #[allow(irrefutable_let_patterns)]
     let Command::Serve(args) = &cli.command else {
         return Ok(cli);
     };
@@ -120,7 +122,7 @@ async fn wait_for_signal() -> anyhow::Result<()> {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let settings = args.into_settings().context("invalid settings")?;
-    let app = Application::build(settings)
+    let app = Application::build(settings, Hooks::default())
         .await
         .context("start-up failed")?;
     println!("dota-orchestrator listening on http://{}", app.http_addr());
@@ -156,6 +158,16 @@ async fn fixture(args: FixtureArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Writes the served OpenAPI document as pretty JSON: the same value as
+/// `/api/openapi.json` (which is compact), laid out so the committed copy in
+/// `clients/typescript/` diffs line by line.
+fn write_openapi(mut out: impl std::io::Write) -> anyhow::Result<()> {
+    serde_json::to_writer_pretty(&mut out, dota_orchestrator::http::openapi::document())
+        .context("encoding the OpenAPI document")?;
+    writeln!(out).context("writing the OpenAPI document")?;
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = parse_cli()?;
     init_tracing(cli.log_format);
@@ -175,6 +187,8 @@ fn main() -> anyhow::Result<()> {
             }
             #[cfg(feature = "fixture-upstream")]
             Command::FixtureUpstream(args) => fixture(args).await,
+            // Starts nothing; logs go to stderr, so stdout carries only the document.
+            Command::Openapi => write_openapi(std::io::stdout().lock()),
         }
     })
 }

@@ -50,6 +50,9 @@ pub const HOT_CACHE_BYTES: &str = "dota_hot_cache_bytes";
 pub const HOT_CACHE_CAPACITY_BYTES: &str = "dota_hot_cache_capacity_bytes";
 /// Resources and views held by the hot cache.
 pub const HOT_CACHE_ENTRIES: &str = "dota_hot_cache_entries";
+/// Reads of fresh resources through the hot cache. Labels: result (hit: served from memory;
+/// miss: read from redb and kept). Not counted while the cache is off (`--hot-cache-mb 0`).
+pub const HOT_CACHE_LOOKUPS: &str = "dota_hot_cache_lookups_total";
 /// Requests answered 304 Not Modified (the client's `If-None-Match` was current).
 pub const NOT_MODIFIED: &str = "dota_http_not_modified_total";
 /// HTTP requests served. Labels: route, method, status.
@@ -65,6 +68,9 @@ pub const STORE_WRITES: &str = "dota_store_writes_total";
 /// Size of the redb file.
 pub const STORE_SIZE_BYTES: &str = "dota_store_size_bytes";
 pub const STORE_DEGRADED: &str = "dota_store_degraded";
+/// Background tasks that panicked (a restartable one is started again after a pause). Labels:
+/// task ([`TaskName`]).
+pub const TASK_PANICS: &str = "dota_task_panics_total";
 /// Ready/failed events published. Labels: outcome (ready, failed), result (stored, duplicate:
 /// another instance stored it first, core_only: the stream was unreachable).
 pub const EVENTS_PUBLISHED: &str = "dota_events_published_total";
@@ -98,6 +104,85 @@ pub const STATUS_ERROR: &str = "error";
 const STATUS_CLASSES: [&str; 5] = [STATUS_2XX, STATUS_4XX, STATUS_429, STATUS_5XX, STATUS_ERROR];
 /// `result` values of [`CACHE_LOOKUPS`].
 const CACHE_RESULTS: [&str; 3] = ["hit", "miss", "expired"];
+/// `result` values of [`HOT_CACHE_LOOKUPS`].
+pub const HOT_HIT: &str = "hit";
+pub const HOT_MISS: &str = "miss";
+
+/// `task` values of [`TASK_PANICS`]: every background task the supervisor (`crate::tasks`)
+/// runs. Declared here, with the metric, so the label set stays small and fixed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaskName {
+    /// The warp server.
+    Http,
+    /// The queue status snapshot (and queue gauges).
+    QueueStatus,
+    /// The NATS and store gauges.
+    Gauges,
+    /// Team import completion.
+    TeamWatch,
+    /// The scheduled-work gate (`--refresh-reserve`).
+    Reserve,
+    /// With `--auto-refresh`, the refresh scheduler.
+    RefreshScheduler,
+    /// The last ready/failed events for pages that open.
+    RecentEvents,
+    /// The in-flight limits following the rate budget.
+    InFlight,
+    /// With `--store nats`: the replica's watch.
+    Mirror,
+    /// With `--store nats`: claim lease renewal.
+    Leases,
+    /// With `--store nats`: the shared budget's heartbeat.
+    BudgetHeartbeat,
+    /// The webhook endpoints' KV watch.
+    WebhookRegistry,
+    /// Events to webhook deliveries.
+    WebhookDispatch,
+    /// The webhook delivery consumer.
+    WebhookDelivery,
+    /// One webhook delivery attempt.
+    WebhookAttempt,
+}
+
+impl TaskName {
+    pub const ALL: [TaskName; 15] = [
+        TaskName::Http,
+        TaskName::QueueStatus,
+        TaskName::Gauges,
+        TaskName::TeamWatch,
+        TaskName::Reserve,
+        TaskName::RefreshScheduler,
+        TaskName::RecentEvents,
+        TaskName::InFlight,
+        TaskName::Mirror,
+        TaskName::Leases,
+        TaskName::BudgetHeartbeat,
+        TaskName::WebhookRegistry,
+        TaskName::WebhookDispatch,
+        TaskName::WebhookDelivery,
+        TaskName::WebhookAttempt,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskName::Http => "http",
+            TaskName::QueueStatus => "queue_status",
+            TaskName::Gauges => "gauges",
+            TaskName::TeamWatch => "team_watch",
+            TaskName::Reserve => "reserve",
+            TaskName::RefreshScheduler => "refresh_scheduler",
+            TaskName::RecentEvents => "recent_events",
+            TaskName::InFlight => "in_flight",
+            TaskName::Mirror => "mirror",
+            TaskName::Leases => "leases",
+            TaskName::BudgetHeartbeat => "budget_heartbeat",
+            TaskName::WebhookRegistry => "webhook_registry",
+            TaskName::WebhookDispatch => "webhook_dispatch",
+            TaskName::WebhookDelivery => "webhook_delivery",
+            TaskName::WebhookAttempt => "webhook_attempt",
+        }
+    }
+}
 
 /// Latency buckets (seconds) shared by the HTTP and upstream histograms.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -181,6 +266,35 @@ pub fn describe() {
         SHARED_BUDGET_FALLBACKS,
         "Calls granted on this instance's share (limit / live instances) while the shared counters were unreachable."
     );
+    describe_read_side();
+}
+
+/// The `# HELP` lines of the read side, the store and the service's own health.
+/// The `# HELP` lines of the event and webhook metrics.
+fn describe_events() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        EVENTS_PUBLISHED,
+        "Ready/failed events published, by whether the stream stored them."
+    );
+    describe_counter!(WEBHOOK_DELIVERIES, "Webhook delivery attempts by outcome.");
+    describe_histogram!(
+        WEBHOOK_ATTEMPT_SECONDS,
+        "Duration of one webhook delivery attempt in seconds."
+    );
+    describe_histogram!(
+        WEBHOOK_LATENCY_SECONDS,
+        "Seconds from an event's time to its delivery to an endpoint."
+    );
+    describe_gauge!(WEBHOOK_ENDPOINTS, "Webhook endpoints registered.");
+    describe_gauge!(
+        WEBHOOK_ENDPOINTS_DISABLED,
+        "Webhook endpoints disabled (410 or 5 days of failures)."
+    );
+}
+
+fn describe_read_side() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
     describe_counter!(CACHE_LOOKUPS, "Cache lookups from the API by result.");
     describe_gauge!(
         HOT_CACHE_BYTES,
@@ -193,6 +307,10 @@ pub fn describe() {
     describe_gauge!(
         HOT_CACHE_ENTRIES,
         "Resources and team views held by the hot cache."
+    );
+    describe_counter!(
+        HOT_CACHE_LOOKUPS,
+        "Hot cache reads: hit (memory) or miss (redb)."
     );
     describe_counter!(
         NOT_MODIFIED,
@@ -217,29 +335,7 @@ pub fn describe() {
         STORE_DEGRADED,
         "1 while redb writes fail (reads served, misses bypass the store), else 0."
     );
-}
-
-/// The `# HELP` lines of the event and webhook metrics.
-fn describe_events() {
-    use metrics::{describe_counter, describe_gauge, describe_histogram};
-    describe_counter!(
-        EVENTS_PUBLISHED,
-        "Ready/failed events published, by whether the stream stored them."
-    );
-    describe_counter!(WEBHOOK_DELIVERIES, "Webhook delivery attempts by outcome.");
-    describe_histogram!(
-        WEBHOOK_ATTEMPT_SECONDS,
-        "Duration of one webhook delivery attempt in seconds."
-    );
-    describe_histogram!(
-        WEBHOOK_LATENCY_SECONDS,
-        "Seconds from an event's time to its delivery to an endpoint."
-    );
-    describe_gauge!(WEBHOOK_ENDPOINTS, "Webhook endpoints registered.");
-    describe_gauge!(
-        WEBHOOK_ENDPOINTS_DISABLED,
-        "Webhook endpoints disabled (410 or 5 days of failures)."
-    );
+    describe_counter!(TASK_PANICS, "Background tasks that panicked, by task.");
 }
 
 /// Exports every counter series at zero from the start, for every combination of its (small,
@@ -264,8 +360,14 @@ fn export_counters_at_zero() {
     metrics::gauge!(WEBHOOK_ENDPOINTS_DISABLED).set(0.0);
     metrics::counter!(NATS_SERVER_RESTARTS).increment(0);
     metrics::counter!(NOT_MODIFIED).increment(0);
+    for task in TaskName::ALL.map(TaskName::as_str) {
+        metrics::counter!(TASK_PANICS, "task" => task).increment(0);
+    }
     for result in ["ok", "error"] {
         metrics::counter!(STORE_WRITES, "result" => result).increment(0);
+    }
+    for result in [HOT_HIT, HOT_MISS] {
+        metrics::counter!(HOT_CACHE_LOOKUPS, "result" => result).increment(0);
     }
     for kind in ResourceKind::ALL.map(ResourceKind::as_str) {
         for priority in Priority::ALL.map(Priority::as_str) {

@@ -20,7 +20,7 @@ pub use claims::{
     Child, ClaimChildren, ClaimRefresh, Complete, Completed, Fail, Prepare, Prepared, Release,
     RequeueAll,
 };
-pub use replica::{Apply, Change, ForgetClaims};
+pub use replica::ForgetClaims;
 pub use tracking::{Track, Untrack};
 pub use upkeep::{Invalidate, Invalidated, MarkAnnounced, ProbeWrite, StorePage};
 

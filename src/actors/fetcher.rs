@@ -5,14 +5,15 @@
 //! through the [`Pipeline`], as long as its [`Lane`] has a free slot (the lane's limit follows
 //! the rate budget; see `upstream::in_flight`). Scheduled jobs are pulled and started only
 //! while the [`SpareBudget`] gate is open (the day's budget is above the reserve kept for
-//! people; see `actors::reserve`). A broken consumer stops the actor (`ctx.stop()`); its Supervisor
+//! people; see `upstream::budget::reserve`). A broken consumer stops the actor (`ctx.stop()`); its Supervisor
 //! restarts it, and unacked jobs are redelivered by JetStream.
 //!
 //! Invariants: a pull request is read until it ends (never dropped while the server may still
 //! deliver into it); a held job gets `Progress` every quarter of the ack wait until it starts; at
 //! shutdown held jobs and late deliveries are handed back (nak) and running jobs finish.
 //!
-//! `MatchFetcher` and `PlayerFetcher` are this actor with their own [`FetchJobs`].
+//! Every fetcher is this actor with its own [`FetchJobs`]: the OpenDota kinds through
+//! `opendota_jobs`, team imports through `team_importer`.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -21,14 +22,14 @@ use std::time::Duration;
 
 use actix::{Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Supervised, WrapFuture};
 use async_nats::jetstream::AckKind;
-use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 use super::pipeline::{Fetched, Pipeline};
-use super::reserve::SpareBudget;
 use crate::bus::queue::{BusError, Delivery, Pull};
 use crate::domain::Job;
 use crate::domain::{Priority, ResourceKind};
+use crate::upstream::budget::reserve::SpareBudget;
 use crate::upstream::error::UpstreamError;
 use crate::upstream::in_flight::Lane;
 
@@ -62,7 +63,7 @@ pub struct Fetcher<J: FetchJobs> {
     /// of that service), or a fixed one.
     lane: Arc<Lane>,
     spare: SpareBudget,
-    shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
     restarted: bool,
 }
 
@@ -72,7 +73,7 @@ impl<J: FetchJobs> Fetcher<J> {
         pipeline: Pipeline,
         lane: Arc<Lane>,
         spare: SpareBudget,
-        shutdown: watch::Receiver<bool>,
+        shutdown: CancellationToken,
     ) -> Self {
         Self {
             jobs,
@@ -133,7 +134,7 @@ struct Dispatcher<J: FetchJobs> {
     lane: Arc<Lane>,
     /// Open while scheduled jobs may start.
     spare: SpareBudget,
-    shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
     /// Delivered jobs waiting for a slot, per priority.
     held: [VecDeque<Delivery>; 3],
     /// The open pull request per priority.
@@ -151,24 +152,24 @@ async fn next_of(pull: &mut Option<Pull>) -> Option<Result<Delivery, BusError>> 
 
 impl<J: FetchJobs> Dispatcher<J> {
     async fn run(mut self, pause: Duration) -> Result<(), BusError> {
-        let mut shutdown = self.shutdown.clone();
+        let shutdown = self.shutdown.clone();
         tokio::select! {
             () = tokio::time::sleep(pause) => {}
-            _ = shutdown.wait_for(|stop| *stop) => {}
+            () = shutdown.cancelled() => {}
         }
-        let result = self.dispatch(&mut shutdown).await;
+        let result = self.dispatch(&shutdown).await;
         self.wind_down(result.is_ok()).await;
         result
     }
 
     /// Until shutdown or a queue failure: start held jobs, keep pulls open, wait for news.
-    async fn dispatch(&mut self, shutdown: &mut watch::Receiver<bool>) -> Result<(), BusError> {
+    async fn dispatch(&mut self, shutdown: &CancellationToken) -> Result<(), BusError> {
         let mut changed = self.lane.subscribe();
         let mut spare = self.spare.clone();
         let mut progress = tokio::time::interval(self.pipeline.queue.progress_every());
         progress.tick().await;
         loop {
-            if *shutdown.borrow_and_update() {
+            if shutdown.is_cancelled() {
                 return Ok(());
             }
             changed.borrow_and_update();
@@ -178,7 +179,7 @@ impl<J: FetchJobs> Dispatcher<J> {
             let [interactive, bulk, scheduled] = &mut self.pulls;
             tokio::select! {
                 biased;
-                _ = shutdown.changed() => {}
+                () = shutdown.cancelled() => {}
                 _ = changed.changed() => {}
                 Ok(()) = spare.changed() => {}
                 Some(_) = self.running.join_next(), if !self.running.is_empty() => {}

@@ -8,14 +8,15 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::cache_keeper::Child;
-use super::fetcher::{FetchJobs, Fetcher, wrong_kind};
+use super::fetcher::Fetcher;
+use super::opendota_jobs::{FetchResult, OpenDotaJobs, OpenDotaKind};
 use super::pipeline::Fetched;
-use crate::domain::{Fanout, Job, LeagueId, MatchId, ResourceKind, Service, Signature};
+use crate::domain::{Fanout, LeagueId, MatchId, ResourceKind, Service, Signature};
 use crate::upstream::error::UpstreamError;
 use crate::upstream::opendota::OpenDota;
 
 /// The supervised league fetcher actor.
-pub type LeagueFetcher = Fetcher<LeagueJobs>;
+pub type LeagueFetcher = Fetcher<OpenDotaJobs<Leagues>>;
 
 // Fields in alphabetical order: records stored before this type existed were written with
 // sorted keys (a `json!` map), and the order keeps old and new records byte-for-byte alike.
@@ -32,41 +33,37 @@ pub struct LeagueRecord {
     pub tier: Option<String>,
 }
 
-#[derive(Clone)]
-pub struct LeagueJobs {
-    pub opendota: OpenDota,
-}
+/// League jobs: two calls, one record; the matches are children only when asked for.
+pub enum Leagues {}
 
-impl FetchJobs for LeagueJobs {
+impl OpenDotaKind for Leagues {
     const KIND: ResourceKind = ResourceKind::League;
-    const NAME: &'static str = "LeagueFetcher";
+    type Id = LeagueId;
 
-    fn fetch(
-        &self,
-        job: Job,
-    ) -> impl std::future::Future<Output = Result<Fetched, UpstreamError>> + 'static {
-        let opendota = self.opendota.clone();
-        async move {
-            let Signature::League(id) = job.signature else {
-                return Err(wrong_kind(&job, ResourceKind::League));
-            };
-            let info = opendota.get_league(id).await?;
-            let match_ids = opendota.get_league_match_ids(id).await?;
-            let text = |key: &str| info.get(key).and_then(Value::as_str).map(str::to_string);
-            let children = match job.fanout {
-                Fanout::None => Vec::new(),
-                Fanout::All | Fanout::TeamSide(_) => match_ids
-                    .iter()
-                    .map(|m| Child::new(Signature::Match(*m)))
-                    .collect(),
-            };
-            let record = LeagueRecord {
-                league_id: id,
-                name: text("name"),
-                tier: text("tier"),
-                match_ids,
-            };
-            Ok(Fetched::new(encode(&record)?, children))
+    async fn fetch(opendota: OpenDota, id: LeagueId, fanout: Fanout) -> FetchResult {
+        let info = opendota.get_league(id).await?;
+        let match_ids = opendota.get_league_match_ids(id).await?;
+        let text = |key: &str| info.get(key).and_then(Value::as_str).map(str::to_string);
+        let children = match fanout {
+            Fanout::None => Vec::new(),
+            Fanout::All | Fanout::TeamSide(_) => match_ids
+                .iter()
+                .map(|m| Child::new(Signature::Match(*m)))
+                .collect(),
+        };
+        let record = LeagueRecord {
+            league_id: id,
+            name: text("name"),
+            tier: text("tier"),
+            match_ids,
+        };
+        Ok(Fetched::new(encode(&record)?, children))
+    }
+
+    fn id(signature: Signature) -> Option<LeagueId> {
+        match signature {
+            Signature::League(id) => Some(id),
+            _ => None,
         }
     }
 }

@@ -3,47 +3,42 @@
 //! for one team's side when the job came from a team import configured that way.
 
 use super::cache_keeper::Child;
-use super::fetcher::{FetchJobs, Fetcher, wrong_kind};
+use super::fetcher::Fetcher;
+use super::opendota_jobs::{FetchResult, OpenDotaJobs, OpenDotaKind};
 use super::pipeline::Fetched;
-use crate::domain::Job;
-use crate::domain::{ResourceKind, Signature};
+use crate::domain::{Fanout, MatchId, ResourceKind, Signature};
 use crate::team::summary;
-use crate::upstream::error::UpstreamError;
 use crate::upstream::opendota::OpenDota;
 
 /// The supervised match fetcher actor.
-pub type MatchFetcher = Fetcher<MatchJobs>;
+pub type MatchFetcher = Fetcher<OpenDotaJobs<Matches>>;
 
-#[derive(Clone)]
-pub struct MatchJobs {
-    pub opendota: OpenDota,
-}
+/// Match jobs.
+pub enum Matches {}
 
-impl FetchJobs for MatchJobs {
+impl OpenDotaKind for Matches {
     const KIND: ResourceKind = ResourceKind::Match;
-    const NAME: &'static str = "MatchFetcher";
+    type Id = MatchId;
 
-    fn fetch(
-        &self,
-        job: Job,
-    ) -> impl std::future::Future<Output = Result<Fetched, UpstreamError>> + 'static {
-        let opendota = self.opendota.clone();
-        async move {
-            let Signature::Match(id) = job.signature else {
-                return Err(wrong_kind(&job, ResourceKind::Match));
-            };
-            // Parsed and checked on the blocking pool (see `upstream::off_thread`).
-            let (body, summary) = opendota.get_match_with(id, summary::of_match).await?;
-            let players = body.sides.players_for(job.fanout);
-            Ok(Fetched {
-                // No copy: the client's buffer is handed over.
-                body: Vec::from(body.raw),
-                children: players
-                    .into_iter()
-                    .map(|p| Child::new(Signature::Player(p)))
-                    .collect(),
-                summary,
-            })
+    async fn fetch(opendota: OpenDota, id: MatchId, fanout: Fanout) -> FetchResult {
+        // Parsed and checked on the blocking pool (see `upstream::off_thread`).
+        let (body, summary) = opendota.get_match_with(id, summary::of_match).await?;
+        let players = body.sides.players_for(fanout);
+        Ok(Fetched {
+            // No copy: the client's buffer is handed over.
+            body: Vec::from(body.raw),
+            children: players
+                .into_iter()
+                .map(|p| Child::new(Signature::Player(p)))
+                .collect(),
+            summary,
+        })
+    }
+
+    fn id(signature: Signature) -> Option<MatchId> {
+        match signature {
+            Signature::Match(id) => Some(id),
+            _ => None,
         }
     }
 }

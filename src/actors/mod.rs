@@ -5,10 +5,14 @@
 //!   `Complete`/`Fail` to CacheKeeper, then publish the fan-out and the ready/failed event.
 //!   Their upstream client waits for a grant before every call through the `upstream::budget`
 //!   trait, which [`rate_limiter::LimiterBudget`] serves from [`rate_limiter::RateLimiter`]
-//!   (the client never names the actor).
+//!   (the client never names the actor; the actor owns the budget, `upstream::budget` its
+//!   rules).
 //! - [`refresh_scheduler::RefreshScheduler`] (with `--auto-refresh`) sends `ClaimRefresh` to
 //!   CacheKeeper for tracked team imports about to expire and publishes them as scheduled work,
-//!   which the fetchers start only while [`reserve::SpareBudget`] is open.
+//!   which the fetchers start only while `upstream::budget::reserve::SpareBudget` is open.
+//! - Whatever writes a claim, a result, a failure, an invalidation, a tracked import or an
+//!   announcement says so to [`store_port::StorePort`], which writes the shared store (with
+//!   `--store nats`) and then CacheKeeper, in that one order.
 //!
 //! Start order: RateLimiter, CacheKeeper, fetchers. Stop order is the reverse: fetchers finish
 //! their current job, then CacheKeeper lets go of the database.
@@ -17,12 +21,12 @@ pub mod cache_keeper;
 pub mod fetcher;
 pub mod league_fetcher;
 pub mod match_fetcher;
+pub mod opendota_jobs;
 pub mod pipeline;
 pub mod player_fetcher;
 pub mod player_stats_fetcher;
 pub mod rate_limiter;
-pub mod rate_window;
 pub mod refresh_scheduler;
-pub mod reserve;
+pub mod store_port;
 pub mod team_importer;
 pub mod team_watch;

@@ -1,42 +1,37 @@
 //! `PlayerFetcher`: fetches `/players/{id}` (profile, rank tier, MMR estimate) from OpenDota.
 
-use super::fetcher::{FetchJobs, Fetcher, wrong_kind};
+use super::fetcher::Fetcher;
+use super::opendota_jobs::{FetchResult, OpenDotaJobs, OpenDotaKind};
 use super::pipeline::Fetched;
-use crate::domain::Job;
-use crate::domain::{ResourceKind, Signature};
+use crate::domain::{Fanout, PlayerId, ResourceKind, Signature};
 use crate::team::summary;
-use crate::upstream::error::UpstreamError;
 use crate::upstream::opendota::OpenDota;
 
 /// The supervised player fetcher actor.
-pub type PlayerFetcher = Fetcher<PlayerJobs>;
+pub type PlayerFetcher = Fetcher<OpenDotaJobs<Players>>;
 
-#[derive(Clone)]
-pub struct PlayerJobs {
-    pub opendota: OpenDota,
-}
+/// Player profile jobs; a player has no children.
+pub enum Players {}
 
-impl FetchJobs for PlayerJobs {
+impl OpenDotaKind for Players {
     const KIND: ResourceKind = ResourceKind::Player;
-    const NAME: &'static str = "PlayerFetcher";
+    type Id = PlayerId;
 
-    fn fetch(
-        &self,
-        job: Job,
-    ) -> impl std::future::Future<Output = Result<Fetched, UpstreamError>> + 'static {
-        let opendota = self.opendota.clone();
-        async move {
-            let Signature::Player(id) = job.signature else {
-                return Err(wrong_kind(&job, ResourceKind::Player));
-            };
-            let (body, summary) = opendota
-                .get_player_with(id, move |value| summary::of_player(id, value))
-                .await?;
-            Ok(Fetched {
-                body: Vec::from(body),
-                children: Vec::new(),
-                summary,
-            })
+    async fn fetch(opendota: OpenDota, id: PlayerId, _: Fanout) -> FetchResult {
+        let (body, summary) = opendota
+            .get_player_with(id, move |value| summary::of_player(id, value))
+            .await?;
+        Ok(Fetched {
+            body: Vec::from(body),
+            children: Vec::new(),
+            summary,
+        })
+    }
+
+    fn id(signature: Signature) -> Option<PlayerId> {
+        match signature {
+            Signature::Player(id) => Some(id),
+            _ => None,
         }
     }
 }

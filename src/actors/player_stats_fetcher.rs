@@ -6,15 +6,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::fetcher::{FetchJobs, Fetcher, wrong_kind};
+use super::fetcher::Fetcher;
 use super::league_fetcher::encode;
+use super::opendota_jobs::{FetchResult, OpenDotaJobs, OpenDotaKind};
 use super::pipeline::Fetched;
-use crate::domain::{Job, PlayerId, ResourceKind, Signature};
-use crate::upstream::error::UpstreamError;
+use crate::domain::{Fanout, PlayerId, ResourceKind, Signature};
 use crate::upstream::opendota::OpenDota;
 
 /// The supervised player stats fetcher actor.
-pub type PlayerStatsFetcher = Fetcher<PlayerStatsJobs>;
+pub type PlayerStatsFetcher = Fetcher<OpenDotaJobs<PlayerStats>>;
 
 /// Heroes listed in `topHeroes`.
 const TOP_HEROES: usize = 5;
@@ -62,11 +62,6 @@ pub struct RecentForm {
     pub results: String,
     pub win_rate: Option<f64>,
     pub wins: u64,
-}
-
-#[derive(Clone)]
-pub struct PlayerStatsJobs {
-    pub opendota: OpenDota,
 }
 
 fn num(v: &Value, key: &str) -> u64 {
@@ -142,26 +137,27 @@ pub fn build_stats(
     }
 }
 
-impl FetchJobs for PlayerStatsJobs {
-    const KIND: ResourceKind = ResourceKind::PlayerStats;
-    const NAME: &'static str = "PlayerStatsFetcher";
+/// Player stats jobs: three calls, one record, no children.
+pub enum PlayerStats {}
 
-    fn fetch(
-        &self,
-        job: Job,
-    ) -> impl std::future::Future<Output = Result<Fetched, UpstreamError>> + 'static {
-        let opendota = self.opendota.clone();
-        async move {
-            let Signature::PlayerStats(id) = job.signature else {
-                return Err(wrong_kind(&job, ResourceKind::PlayerStats));
-            };
-            let wl = opendota.get_player_wl(id).await?;
-            let heroes = opendota.get_player_list(id, "heroes").await?;
-            let recent = opendota.get_player_list(id, "recentMatches").await?;
-            Ok(Fetched::new(
-                encode(&build_stats(id, &wl, &heroes, &recent))?,
-                Vec::new(),
-            ))
+impl OpenDotaKind for PlayerStats {
+    const KIND: ResourceKind = ResourceKind::PlayerStats;
+    type Id = PlayerId;
+
+    async fn fetch(opendota: OpenDota, id: PlayerId, _: Fanout) -> FetchResult {
+        let wl = opendota.get_player_wl(id).await?;
+        let heroes = opendota.get_player_list(id, "heroes").await?;
+        let recent = opendota.get_player_list(id, "recentMatches").await?;
+        Ok(Fetched::new(
+            encode(&build_stats(id, &wl, &heroes, &recent))?,
+            Vec::new(),
+        ))
+    }
+
+    fn id(signature: Signature) -> Option<PlayerId> {
+        match signature {
+            Signature::PlayerStats(id) => Some(id),
+            _ => None,
         }
     }
 }

@@ -1,26 +1,27 @@
-//! The `RateLimiter` actor: the one owner of every upstream call budget. The upstream client
-//! reaches it through [`LimiterBudget`], its implementation of the client's
-//! [`Budget`](crate::upstream::budget::Budget): a grant before each OpenDota or Dotabuff call
-//! ([`Acquire`], with the waits slept outside the actor), what the upstream said about its
-//! budget afterwards ([`Observe`], [`RateLimited`]). The HTTP status route reads [`Snapshot`].
-//! The budget rules themselves live in [`rate_window`](super::rate_window); this file routes
-//! messages and keeps counters.
+//! The `RateLimiter` actor: the one owner of this process's upstream call budget, a
+//! [`LocalBudget`] (every rule is in `upstream::budget`; this file only passes messages and
+//! "now" in). The upstream client reaches it through [`LimiterBudget`], its implementation of
+//! the client's [`Budget`]: a grant before each OpenDota or Dotabuff call ([`Acquire`], with the
+//! waits slept outside the actor), what the upstream said about its budget afterwards
+//! ([`Observe`], [`RateLimited`]). The HTTP status route and the reserve gate read [`Snapshot`].
 //!
 //! A grant is never queued here: a caller that must wait is told how long and asks again, so the
 //! actor holds no timers and a slow caller cannot hold up others.
 
-use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use actix::{Actor, Addr, Context, Handler, Message, MessageResult};
 use futures::future::BoxFuture;
 
-use super::rate_window::{FixedWindows, SteadySpacing};
 use crate::clock::Clock;
 use crate::config::RateLimits;
 use crate::domain::Service;
-use crate::upstream::budget::{Budget, BudgetUnavailable, Remaining};
+use crate::upstream::budget::limits::Limits;
+use crate::upstream::budget::reserve::ReadBudgets;
+use crate::upstream::budget::{
+    Budget, BudgetSnapshot, BudgetUnavailable, Grant, LocalBudget, Remaining, wait,
+};
 
 /// Ask for one upstream call to `service`. Answered at once with [`Grant`]; nothing is reserved
 /// for a caller told to wait.
@@ -29,15 +30,6 @@ use crate::upstream::budget::{Budget, BudgetUnavailable, Remaining};
 pub struct Acquire {
     /// The upstream the call goes to.
     pub service: Service,
-}
-
-/// The answer to [`Acquire`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Grant {
-    /// Make the call now; it has been counted.
-    Granted,
-    /// Nothing was counted: sleep this long, then ask again.
-    Wait(Duration),
 }
 
 /// What the upstream reported about its budget in a response (OpenDota's
@@ -56,7 +48,7 @@ pub struct Observe {
 
 /// The upstream answered 429 Too Many Requests. OpenDota: the current minute counts as spent
 /// (grants resume in the next minute window, or the next UTC day if the day is spent too).
-/// Dotabuff: no grants for [`DOTABUFF_COOLDOWN`].
+/// Dotabuff: no grants for `DOTABUFF_COOLDOWN`.
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "()")]
 pub struct RateLimited {
@@ -69,94 +61,14 @@ pub struct RateLimited {
 #[rtype(result = "Vec<BudgetSnapshot>")]
 pub struct Snapshot;
 
-/// One service's budget at the time of a [`Snapshot`].
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-#[schema(as = Budget)]
-pub struct BudgetSnapshot {
-    /// The upstream this budget is for.
-    pub service: Service,
-    /// Configured calls per minute.
-    pub limit_per_minute: u32,
-    /// Calls left in the current minute window. Dotabuff has no window: 1 if a call could go
-    /// now, else 0.
-    pub remaining_minute: u32,
-    /// Configured calls per UTC day; `None` where the upstream has no day budget (Dotabuff).
-    pub limit_per_day: Option<u32>,
-    /// Calls left in the current UTC day; `None` where there is no day budget.
-    pub remaining_day: Option<u32>,
-    /// The UTC day's budget and when it resets; `None` where there is no day budget. While
-    /// `remaining` is 0, every call waits until `resetsAt` (imports pause and then resume by
-    /// themselves).
-    pub day: Option<DayBudget>,
-    /// How long until the next call could be granted; 0 if one could go now.
-    pub paused_for_ms: u64,
-    /// Grants since start.
-    pub granted_total: u64,
-    /// Acquires answered with [`Grant::Wait`] since start.
-    pub waits_total: u64,
-}
-
-/// One service's budget for the current UTC day, in a [`BudgetSnapshot`].
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct DayBudget {
-    /// Configured calls per UTC day.
-    pub limit: u32,
-    /// Calls left today; 0 means the day is spent and calls wait for `resetsAt`.
-    pub remaining: u32,
-    /// When the day budget is whole again: the next UTC midnight on the service's clock
-    /// (RFC 3339, UTC, whole seconds).
-    #[schema(format = DateTime)]
-    pub resets_at: String,
-}
-
-impl DayBudget {
-    /// `Some(resetsAt)` while the day's budget is spent.
-    pub fn spent_until(&self) -> Option<&str> {
-        (self.remaining == 0).then_some(self.resets_at.as_str())
-    }
-}
-
-/// Longest a waiting caller sleeps before it asks again, however long it was told to wait
-/// (up to a day when the day budget is spent). The sleep runs on the monotonic clock, which
-/// stops while the host is suspended and does not follow a stepped wall clock; asking again
-/// every minute keeps a resume at most this late, for one mailbox message per waiting caller
-/// a minute.
-pub const MAX_SLEEP: Duration = Duration::from_secs(60);
-
-/// How long Dotabuff gets no calls after it answers 429. Its bot protection escalates when pushed,
-/// so back off well beyond the normal spacing rather than probe again in 2 s.
-pub const DOTABUFF_COOLDOWN: Duration = Duration::from_secs(120);
-
 /// Bound on queued messages. Each fetch worker has at most one message in flight (it awaits the
 /// answer), and workers are far fewer than this; a full mailbox makes `send().await` wait, which
 /// is the back-pressure we want.
 pub const MAILBOX_CAPACITY: usize = 64;
 
-/// Counters per service, reported by [`Snapshot`].
-#[derive(Debug, Clone, Copy, Default)]
-struct Counters {
-    granted_total: u64,
-    waits_total: u64,
-}
-
-impl Counters {
-    fn record(&mut self, grant: Grant) {
-        match grant {
-            Grant::Granted => self.granted_total += 1,
-            Grant::Wait(_) => self.waits_total += 1,
-        }
-    }
-}
-
-/// Grants upstream calls per service, the way each upstream counts them (see
-/// [`FixedWindows`] and [`SteadySpacing`]).
+/// Owns the local budget and the wall clock its calendar windows read.
 pub struct RateLimiter {
-    opendota: FixedWindows,
-    opendota_counters: Counters,
-    dotabuff: SteadySpacing,
-    dotabuff_counters: Counters,
+    budget: LocalBudget,
     /// Wall clock for OpenDota's calendar windows (`Settings::clock`). Dotabuff spacing uses
     /// `governor`'s monotonic clock, which no wall-clock step can disturb.
     clock: Clock,
@@ -167,70 +79,10 @@ impl RateLimiter {
     /// production; tests move it or pin it to chosen instants).
     pub fn new(limits: RateLimits, clock: Clock) -> Self {
         RateLimiter {
-            opendota: FixedWindows::new(
-                at_least_one("opendota_per_minute", limits.opendota_per_minute).get(),
-                at_least_one("opendota_per_day", limits.opendota_per_day).get(),
-            ),
-            opendota_counters: Counters::default(),
-            dotabuff: SteadySpacing::new(at_least_one(
-                "dotabuff_per_minute",
-                limits.dotabuff_per_minute,
-            )),
-            dotabuff_counters: Counters::default(),
+            budget: LocalBudget::new(&Limits::new(&limits)),
             clock,
         }
     }
-
-    fn snapshot(&self) -> Vec<BudgetSnapshot> {
-        let now = self.clock.now();
-        let opendota_remaining = self.opendota.remaining(now);
-        let opendota_wait = self.opendota.check(now).err().unwrap_or_default();
-        let dotabuff_wait = self.dotabuff.wait();
-        vec![
-            BudgetSnapshot {
-                service: Service::OpenDota,
-                limit_per_minute: self.opendota.per_minute(),
-                remaining_minute: opendota_remaining.minute,
-                limit_per_day: Some(self.opendota.per_day()),
-                remaining_day: Some(opendota_remaining.day),
-                day: Some(DayBudget {
-                    limit: self.opendota.per_day(),
-                    remaining: opendota_remaining.day,
-                    resets_at: rfc3339_secs(self.opendota.day_resets_at(now)),
-                }),
-                paused_for_ms: millis(opendota_wait),
-                granted_total: self.opendota_counters.granted_total,
-                waits_total: self.opendota_counters.waits_total,
-            },
-            BudgetSnapshot {
-                service: Service::Dotabuff,
-                limit_per_minute: self.dotabuff.per_minute(),
-                remaining_minute: u32::from(dotabuff_wait.is_zero()),
-                limit_per_day: None,
-                remaining_day: None,
-                day: None,
-                paused_for_ms: millis(dotabuff_wait),
-                granted_total: self.dotabuff_counters.granted_total,
-                waits_total: self.dotabuff_counters.waits_total,
-            },
-        ]
-    }
-}
-
-fn at_least_one(name: &'static str, limit: u32) -> NonZeroU32 {
-    NonZeroU32::new(limit).unwrap_or_else(|| {
-        tracing::warn!(limit = name, "rate limit of 0 raised to 1");
-        NonZeroU32::MIN
-    })
-}
-
-/// `at` as RFC 3339 in UTC, whole seconds (`2026-12-01T00:00:00Z`).
-fn rfc3339_secs(at: SystemTime) -> String {
-    chrono::DateTime::<chrono::Utc>::from(at).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 impl Actor for RateLimiter {
@@ -253,19 +105,7 @@ impl Handler<Acquire> for RateLimiter {
     type Result = MessageResult<Acquire>;
 
     fn handle(&mut self, msg: Acquire, _ctx: &mut Self::Context) -> Self::Result {
-        let (decision, counters) = match msg.service {
-            Service::OpenDota => (
-                self.opendota.try_acquire(self.clock.now()),
-                &mut self.opendota_counters,
-            ),
-            Service::Dotabuff => (self.dotabuff.try_acquire(), &mut self.dotabuff_counters),
-        };
-        let grant = match decision {
-            Ok(()) => Grant::Granted,
-            Err(wait) => Grant::Wait(wait),
-        };
-        counters.record(grant);
-        MessageResult(grant)
+        MessageResult(self.budget.acquire(msg.service, self.clock.now()))
     }
 }
 
@@ -273,10 +113,11 @@ impl Handler<Observe> for RateLimiter {
     type Result = ();
 
     fn handle(&mut self, msg: Observe, _ctx: &mut Self::Context) {
-        if msg.service == Service::OpenDota {
-            self.opendota
-                .observe(self.clock.now(), msg.remaining_minute, msg.remaining_day);
-        }
+        let reported = Remaining {
+            minute: msg.remaining_minute,
+            day: msg.remaining_day,
+        };
+        self.budget.observe(msg.service, self.clock.now(), reported);
     }
 }
 
@@ -284,11 +125,7 @@ impl Handler<RateLimited> for RateLimiter {
     type Result = ();
 
     fn handle(&mut self, msg: RateLimited, _ctx: &mut Self::Context) {
-        match msg.service {
-            Service::OpenDota => self.opendota.rate_limited(self.clock.now()),
-            Service::Dotabuff => self.dotabuff.pause(DOTABUFF_COOLDOWN),
-        }
-        tracing::warn!(service = %msg.service, "upstream rate limited us; pausing");
+        self.budget.rate_limited(msg.service, self.clock.now());
     }
 }
 
@@ -296,7 +133,17 @@ impl Handler<Snapshot> for RateLimiter {
     type Result = MessageResult<Snapshot>;
 
     fn handle(&mut self, _msg: Snapshot, _ctx: &mut Self::Context) -> Self::Result {
-        MessageResult(self.snapshot())
+        MessageResult(self.budget.snapshot(self.clock.now()))
+    }
+}
+
+impl ReadBudgets for Addr<RateLimiter> {
+    fn read(&self) -> BoxFuture<'_, Result<Vec<BudgetSnapshot>, BudgetUnavailable>> {
+        Box::pin(async move {
+            self.send(Snapshot)
+                .await
+                .map_err(|e| BudgetUnavailable(Arc::new(e)))
+        })
     }
 }
 
@@ -314,37 +161,20 @@ impl LimiterBudget {
         Self { limiter, clock }
     }
 
-    /// Loops [`Acquire`] until granted, sleeping the told waits (`tokio::time::sleep`, at
-    /// most [`MAX_SLEEP`] at a time), or less when the clock is moved meanwhile. Returns the
-    /// total time waited. Fails only if the limiter is gone.
-    async fn acquire_loop(&self, service: Service) -> Result<Duration, BudgetUnavailable> {
-        let mut waited = Duration::ZERO;
-        loop {
-            // Subscribed before asking, so a move between the answer and the sleep is seen.
-            let mut moves = self.clock.subscribe();
-            let grant = self
-                .limiter
-                .send(Acquire { service })
-                .await
-                .map_err(|e| BudgetUnavailable(Arc::new(e)))?;
-            match grant {
-                Grant::Granted => return Ok(waited),
-                Grant::Wait(wait) => {
-                    let wait = wait.min(MAX_SLEEP);
-                    let started = tokio::time::Instant::now();
-                    waited += tokio::select! {
-                        () = tokio::time::sleep(wait) => wait,
-                        () = moves.moved() => started.elapsed(),
-                    };
-                }
-            }
-        }
+    async fn ask(&self, service: Service) -> Result<Grant, BudgetUnavailable> {
+        self.limiter
+            .send(Acquire { service })
+            .await
+            .map_err(|e| BudgetUnavailable(Arc::new(e)))
     }
 }
 
 impl Budget for LimiterBudget {
+    /// Asks until granted (see [`wait::until_granted`]); fails only if the limiter is gone.
     fn acquire(&self, service: Service) -> BoxFuture<'_, Result<Duration, BudgetUnavailable>> {
-        Box::pin(self.acquire_loop(service))
+        Box::pin(wait::until_granted(&self.clock, None, service, move || {
+            self.ask(service)
+        }))
     }
 
     fn observe(&self, service: Service, remaining: Remaining) {
@@ -365,7 +195,8 @@ mod tests {
     use std::time::{Instant, UNIX_EPOCH};
 
     use super::*;
-    use crate::actors::rate_window::WINDOW_MARGIN;
+    use crate::upstream::budget::local::DOTABUFF_COOLDOWN;
+    use crate::upstream::budget::window::WINDOW_MARGIN;
 
     /// A clock standing 10 s into a UTC minute, far from both window edges.
     fn ten_seconds_into_a_minute() -> Clock {

@@ -1,6 +1,6 @@
 //! The refresh scheduler (`--auto-refresh`): keeps tracked team imports fresh by themselves.
 //! A team import requested in the last `--track-days` days is tracked (redb `tracked_v1`,
-//! written through CacheKeeper's `Track`); at [`REFRESH_AT_PERCENT`] of its record's TTL the
+//! written through `StorePort::track`); at [`REFRESH_AT_PERCENT`] of its record's TTL the
 //! scheduler claims it again as scheduled work ([`ClaimRefresh`]) and publishes the job. The
 //! TeamImporter then re-reads its Dotabuff pages past the page cache (or OpenDota's list), and
 //! only matches not stored fresh (the new ones) are queued, with their players, as scheduled
@@ -14,9 +14,9 @@
 use std::time::Duration;
 
 use actix::Addr;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
-use super::cache_keeper::{CacheKeeper, ClaimRefresh, Untrack};
+use super::cache_keeper::{CacheKeeper, ClaimRefresh};
 use super::pipeline::Pipeline;
 use crate::domain::Signature;
 use crate::store::{EntryMeta, Store, StoreError, now_ms};
@@ -83,6 +83,7 @@ impl Rules {
     }
 }
 
+#[derive(Clone)]
 pub struct RefreshScheduler {
     pub store: Store,
     pub keeper: Addr<CacheKeeper>,
@@ -91,7 +92,7 @@ pub struct RefreshScheduler {
 }
 
 impl RefreshScheduler {
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(self, shutdown: CancellationToken) {
         tracing::info!(
             track_days = self.rules.track_days,
             "scheduled refresh of tracked team imports is on"
@@ -99,7 +100,7 @@ impl RefreshScheduler {
         let mut tick = tokio::time::interval(TICK);
         loop {
             tokio::select! {
-                _ = shutdown.wait_for(|stop| *stop) => return,
+                () = shutdown.cancelled() => return,
                 _ = tick.tick() => {}
             }
             if let Err(err) = self.check().await {
@@ -114,15 +115,15 @@ impl RefreshScheduler {
         for tracked in self.rules.schedule(&self.store)? {
             let sig = tracked.signature;
             if now >= tracked.tracked_until_ms {
-                let untrack = Untrack {
-                    signature: sig,
-                    if_requested_at_ms: Some(tracked.last_requested_ms),
-                };
-                match self.keeper.send(untrack).await {
-                    Ok(Ok(true)) => tracing::info!(signature = %sig, "no longer tracked"),
-                    Ok(Ok(false)) => {}
-                    Ok(Err(err)) => return Err(err),
-                    Err(err) => tracing::warn!(%err, "cache keeper unavailable"),
+                let expired = self
+                    .pipeline
+                    .stores
+                    .expire_tracked(sig, tracked.last_requested_ms)
+                    .await;
+                match expired {
+                    Ok(true) => tracing::info!(signature = %sig, "no longer tracked"),
+                    Ok(false) => {}
+                    Err(err) => tracing::warn!(%err, signature = %sig, "could not stop tracking"),
                 }
                 continue;
             }

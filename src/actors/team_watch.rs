@@ -8,11 +8,9 @@
 
 use std::time::Duration;
 
-use actix::Addr;
 use futures::StreamExt;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
-use super::cache_keeper::{CacheKeeper, MarkAnnounced};
 use super::pipeline::Pipeline;
 use crate::bus::results;
 use crate::config::PlayerSides;
@@ -26,15 +24,15 @@ const TICK: Duration = Duration::from_secs(1);
 /// Shortest gap between two checks while events stream in.
 const DEBOUNCE: Duration = Duration::from_millis(200);
 
+#[derive(Clone)]
 pub struct TeamWatch {
     pub store: Store,
-    pub keeper: Addr<CacheKeeper>,
     pub pipeline: Pipeline,
     pub sides: PlayerSides,
 }
 
 impl TeamWatch {
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(self, shutdown: CancellationToken) {
         let mut events = match results::follow(&self.pipeline.nats).await {
             Ok(events) => Some(events),
             Err(err) => {
@@ -45,7 +43,7 @@ impl TeamWatch {
         let mut tick = tokio::time::interval(TICK);
         loop {
             tokio::select! {
-                _ = shutdown.wait_for(|stop| *stop) => return,
+                () = shutdown.cancelled() => return,
                 _ = tick.tick() => {}
                 Some(_) = async {
                     match events.as_mut() {
@@ -75,33 +73,22 @@ impl TeamWatch {
             if !progress(&self.store, &record, self.sides)?.is_complete() {
                 continue;
             }
-            // With `--store nats` every instance watches; the one whose compare-and-swap wins
+            // With `--store nats` every instance watches; the one whose shared record wins
             // announces, the others only note it.
-            let first = match &self.pipeline.shared {
-                Some(shared) => match shared.mark_announced(&sig, meta.fetched_at_ms).await {
-                    Ok(first) => first,
-                    Err(err) => {
-                        tracing::warn!(%err, "could not record an announcement in the shared store");
-                        continue;
-                    }
-                },
-                None => true,
-            };
             match self
-                .keeper
-                .send(MarkAnnounced {
-                    signature: sig,
-                    fetched_at_ms: meta.fetched_at_ms,
-                })
+                .pipeline
+                .stores
+                .mark_announced(sig, meta.fetched_at_ms)
                 .await
             {
-                Ok(Ok(())) if first => {
+                Ok(true) => {
                     tracing::info!(signature = %sig, "team import complete");
                     self.pipeline.announce_ready(sig, meta.fetched_at_ms).await;
                 }
-                Ok(Ok(())) => {}
-                Ok(Err(err)) => return Err(err),
-                Err(err) => tracing::warn!(%err, "cache keeper unavailable"),
+                Ok(false) => {}
+                Err(err) => {
+                    tracing::warn!(%err, signature = %sig, "could not record an announcement")
+                }
             }
         }
         Ok(())

@@ -10,7 +10,7 @@
 //! own ([`QueueNames::private`]): `dota.q.<instance>.<priority>.<kind>` in stream
 //! `DOTA_JOBS_<INSTANCE>`, so no other instance can take (and, lacking the claim, drop) its jobs.
 //!
-//! The shared rate budget (`upstream::shared_budget`) counts calls in JetStream counters on
+//! The shared rate budget (`upstream::budget::shared`) counts calls in JetStream counters on
 //! `dota.budget.<service>.<identity>.minute.<unix-minute>` and `.day.<yyyymmdd>` (stream
 //! [`BUDGET_STREAM`]); live instances keep a heartbeat key in KV bucket [`INSTANCES_BUCKET`].
 
@@ -66,9 +66,15 @@ pub const BUDGET_SUBJECTS: &str = "dota.budget.>";
 pub const INSTANCES_BUCKET: &str = "dota_instances";
 
 /// Counter subject of `service`'s calls by egress `identity` in the UTC minute `unix_minute`
-/// (`unix_secs / 60`).
+/// (`unix_secs / 60`): the shape of every window shorter than a day ([`budget_window`]).
 pub fn budget_minute(service: &str, identity: &str, unix_minute: u64) -> String {
-    format!("dota.budget.{service}.{identity}.minute.{unix_minute}")
+    budget_window(service, identity, "minute", unix_minute)
+}
+
+/// Counter subject of `service`'s calls by egress `identity` in calendar window `index`
+/// (`unix_secs / length`) of the window named `window` (`second`, `minute`, `hour`).
+pub fn budget_window(service: &str, identity: &str, window: &str, index: u64) -> String {
+    format!("dota.budget.{service}.{identity}.{window}.{index}")
 }
 
 /// Counter subject of `service`'s calls by egress `identity` on the UTC day `yyyymmdd`.

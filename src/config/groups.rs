@@ -28,7 +28,7 @@ pub const DEFAULT_EMBEDDED_NATS_PORT: u16 = 4223;
 
 /// The budgets, per upstream. Every limit must be at least 1; a 0 (which would stall every
 /// caller forever) is rejected by the flag's parser, and raised to 1 with a warning by the
-/// `RateLimiter` should code build one anyway.
+/// rate budget (`upstream::budget::limits`) should code build one anyway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Args)]
 pub struct RateLimits {
     /// OpenDota calls per calendar minute (UTC).

@@ -26,8 +26,6 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Command, FromArgMatches};
 
-use crate::clock::Clock;
-
 pub use events::{EventSettings, RetrySchedule};
 pub use file::ConfigFile;
 pub use groups::{
@@ -37,6 +35,11 @@ pub use groups::{
 };
 pub use secrets::{AdminToken, ApiKey, NatsToken};
 use values::{http_url, positive};
+
+/// Default bound on OpenDota calls in flight (`--max-in-flight`).
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 64;
+/// Default claim lease of `--store nats` (`--claim-lease-secs`; see `shared::DEFAULT_LEASE`).
+pub const DEFAULT_CLAIM_LEASE_SECS: u64 = 30;
 
 /// Invalid settings. Each message names the setting (and the file, for file values); bad flag
 /// and environment values are reported by clap, naming the flag.
@@ -64,9 +67,9 @@ pub enum ConfigError {
     Invalid { name: &'static str, reason: String },
 }
 
-/// Everything `Application::build` needs. `main` parses it from the command line; tests start
-/// from [`Settings::defaults`] and set fields. A runtime-only field (not a setting, e.g. an
-/// injected clock) carries `#[arg(skip)]` and starts from its `Default`.
+/// Every setting `Application::build` takes. `main` parses it from the command line; tests
+/// start from [`Settings::defaults`] and set fields. Settings only: what a test injects at run
+/// time (a clock, shortened waits) is `app::Hooks`, given to `build` beside these.
 #[derive(Debug, Clone, Args)]
 pub struct Settings {
     /// Address of the HTTP API.
@@ -108,7 +111,7 @@ pub struct Settings {
         long,
         env = "DOTA_CLAIM_LEASE_SECS",
         value_name = "SECS",
-        default_value_t = 30,
+        default_value_t = DEFAULT_CLAIM_LEASE_SECS,
         value_parser = clap::value_parser!(u64).range(3..=50),
     )]
     pub claim_lease_secs: u64,
@@ -167,7 +170,7 @@ pub struct Settings {
         long,
         env = "DOTA_MAX_IN_FLIGHT",
         value_name = "N",
-        default_value_t = crate::upstream::in_flight::DEFAULT_MAX_IN_FLIGHT,
+        default_value_t = DEFAULT_MAX_IN_FLIGHT,
         value_parser = positive::<usize>,
     )]
     pub max_in_flight: usize,
@@ -237,18 +240,6 @@ pub struct Settings {
     pub refresh_reserve: u8,
     #[command(flatten)]
     pub events: EventSettings,
-    /// Runtime only (no flag, env or file key): the wall clock of the rate windows. The system
-    /// clock; tests move it to skip real waits for the next window.
-    #[arg(skip)]
-    pub clock: Clock,
-    /// Runtime only: the KV value limit of `--store nats` (tests shorten it).
-    #[arg(skip)]
-    pub shared_tuning: crate::shared::SharedTuning,
-    /// Runtime only: how long JetStream waits for a sign of life from a worker holding a job
-    /// before handing it to another (`None`: `bus::queue::ACK_WAIT`, 60 s). Tests of a killed
-    /// instance shorten it.
-    #[arg(skip)]
-    pub job_ack_wait: Option<std::time::Duration>,
 }
 
 impl Settings {

@@ -1,33 +1,25 @@
 //! The warp façade: shared state, the route table and the server filter. Handlers parse IDs
-//! and parameters at the edge (400 with a JSON error), talk to CacheKeeper and the queue, and
-//! never block.
+//! and parameters at the edge (400 with a JSON error), talk to CacheKeeper and the queue, read
+//! the read model (`crate::read`), and never block.
+//!
+//! Two parts: the handlers, one file per resource family ([`routes`]), and the plumbing they
+//! share: the router, replies and errors, input bounds, query parameters, content negotiation
+//! ([`representation`]), bodies, request IDs, the stream cap and the OpenAPI document.
 //!
 //! [`table`] is the one list of routes: each entry is a handler with its `#[utoipa::path]`
 //! description, and from it come both the router ([`router`]) and the OpenAPI document
 //! ([`openapi`]). Adding a route is adding its handler and one line there.
 
 pub mod bodies;
-pub mod bypass;
-mod degraded;
-pub mod events;
-pub mod hot;
-pub mod invalidate;
 pub mod limits;
-pub mod live;
 pub mod openapi;
-pub mod page;
 pub mod params;
-pub mod queue_snapshot;
 pub mod reply;
 pub mod representation;
 pub mod request_id;
-pub mod resources;
 pub mod router;
-pub mod schedule;
-pub mod status;
-pub mod teams;
-pub mod webhooks;
-pub mod ws;
+pub mod routes;
+pub mod streams;
 
 use std::convert::Infallible;
 
@@ -39,10 +31,12 @@ use warp::reply::Response;
 use crate::actors::cache_keeper::CacheKeeper;
 use crate::actors::pipeline::Pipeline;
 use crate::config::{AdminToken, PlayerSides};
+use crate::read::{bypass, hot, live, queue_snapshot, refresh};
 use crate::store::Store;
 use reply::ApiError;
-use resources::routes as res;
 use router::{Route, Router};
+use routes::resources::routes as res;
+use routes::{events, invalidate, openapi as doc, page, schedule, status, teams, webhooks, ws};
 
 /// What handlers share: one `Arc`, so a request clones one pointer, not every handle inside
 /// (each clone of those is an atomic write on a cache line both worker threads contend for).
@@ -66,9 +60,9 @@ pub struct Shared {
     pub hot: hot::HotCache,
     /// The last ready/failed events, for pages that open (see [`live`]).
     pub recent: live::RecentEvents,
-    /// Tracked team imports and the refresh rules (see [`schedule`]).
-    pub refresh: schedule::RefreshState,
-    /// Webhook endpoints (see [`webhooks`]); `None` where NATS cannot hold them.
+    /// Tracked team imports and the refresh rules (see [`refresh`]).
+    pub refresh: refresh::RefreshState,
+    /// Webhook endpoints (see [`routes::webhooks`]); `None` where NATS cannot hold them.
     pub webhooks: Option<crate::webhooks::Webhooks>,
 }
 
@@ -91,9 +85,10 @@ pub fn require_admin(state: &ApiState, authorization: Option<&str>) -> Result<()
 
 /// Every route, in the order the document lists them. Each [`Route`] is built from the
 /// `#[utoipa::path]` item of its handler (`__path_<handler>`), so its method, path template and
-/// description cannot disagree with what is served.
+/// description cannot disagree with what is served. The event streams and the WebSocket share
+/// one [`streams::Streams`] cap.
 pub fn table() -> Vec<Route> {
-    let streams = events::Streams::default();
+    let streams = streams::Streams::default();
     vec![
         Route::new::<res::__path_get_match>(res::get_match),
         Route::new::<res::__path_post_match>(res::post_match),
@@ -113,11 +108,12 @@ pub fn table() -> Vec<Route> {
             let streams = streams.clone();
             move |state, req| events::get_events(state, req, streams.clone())
         }),
-        Route::new::<live::__path_get_queue_events>(move |state, req| {
-            live::get_queue_events(state, req, streams.clone())
+        Route::new::<events::__path_get_queue_events>({
+            let streams = streams.clone();
+            move |state, req| events::get_queue_events(state, req, streams.clone())
         }),
-        Route::new::<ws::__path_get_ws>(ws::get_ws),
-        Route::new::<openapi::__path_get_openapi>(openapi::get_openapi),
+        Route::new::<ws::__path_get_ws>(move |state, req| ws::get_ws(state, req, streams.clone())),
+        Route::new::<doc::__path_get_openapi>(doc::get_openapi),
         Route::new::<webhooks::__path_get_asyncapi>(webhooks::get_asyncapi),
         Route::new::<webhooks::__path_post_webhook>(webhooks::post_webhook),
         Route::new::<webhooks::__path_list_webhooks>(webhooks::list_webhooks),
@@ -147,11 +143,7 @@ pub fn route_list() -> Vec<(String, String)> {
 
 /// Every route, with JSON errors for everything that matches none.
 pub fn routes(state: ApiState) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
-    // WebSocket upgrades need the raw request, so they are taken before the router; a plain
-    // GET of `/api/ws` falls through to the router (426).
-    ws::upgrade(state.clone(), events::Streams::default())
-        .or(router::serve(Router::new(table()), state))
-        .unify()
+    router::serve(Router::new(table()), state)
 }
 
 #[cfg(test)]

@@ -1,21 +1,18 @@
-//! The OpenAPI 3.1 description of the HTTP API, served by `GET /api/openapi.json`. Nothing in it
-//! is written twice: the operations come from the `#[utoipa::path]` items of the route table
-//! ([`super::table`], the same list that routes requests), their schemas from the Rust types the
-//! handlers serialise (`ToSchema`), and this module adds only the document's info, tags and
-//! security scheme. `tests/openapi.rs` checks it against the running server.
+//! The OpenAPI 3.1 description of the HTTP API, served by `GET /api/openapi.json`
+//! (`super::routes::openapi`). Nothing in it is written twice: the operations come from the
+//! `#[utoipa::path]` items of the route table ([`super::table`], the same list that routes
+//! requests), their schemas from the Rust types the handlers serialise (`ToSchema`), and this
+//! module adds only the document's info, tags and security scheme. `tests/openapi.rs` checks
+//! it against the running server.
 
 use std::sync::LazyLock;
 
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{ComponentsBuilder, OpenApi as Document};
 use utoipa::{Modify, OpenApi};
-use warp::http::StatusCode;
-use warp::reply::Response;
 
-use super::ApiState;
 use super::bodies::{Envelope, ErrorBody, FailedBody, TeamSummary};
-use super::reply::{self, ApiError};
-use super::router::{Request, Route};
+use super::router::Route;
 use crate::bus::wire::{FailedEvent, ReadyEvent};
 use crate::domain::ResourceKind;
 use responses::{HeadersTooLarge, MethodNotAllowed, NotFound, PayloadTooLarge, UriTooLong};
@@ -103,18 +100,6 @@ static DOCUMENT: LazyLock<Document> = LazyLock::new(|| build(&super::table()));
 /// The OpenAPI document.
 pub fn document() -> &'static Document {
     &DOCUMENT
-}
-
-/// `GET /api/openapi.json`.
-#[utoipa::path(
-    get,
-    path = "/api/openapi.json",
-    tag = "operations",
-    summary = "This document",
-    responses((status = 200, description = "The OpenAPI 3.1 document.", body = Object))
-)]
-pub async fn get_openapi(_: ApiState, _: Request) -> Result<Response, ApiError> {
-    Ok(reply::json(StatusCode::OK, document()))
 }
 
 #[cfg(test)]

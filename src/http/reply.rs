@@ -91,9 +91,26 @@ impl From<crate::store::StoreError> for ApiError {
     }
 }
 
+impl From<crate::read::queue_snapshot::StatusUnavailable> for ApiError {
+    fn from(e: crate::read::queue_snapshot::StatusUnavailable) -> Self {
+        ApiError::Unavailable(e.to_string())
+    }
+}
+
 impl From<actix::MailboxError> for ApiError {
     fn from(e: actix::MailboxError) -> Self {
         ApiError::Unavailable(format!("cache keeper unavailable: {e}"))
+    }
+}
+
+impl From<crate::actors::store_port::StorePortError> for ApiError {
+    fn from(e: crate::actors::store_port::StorePortError) -> Self {
+        use crate::actors::store_port::StorePortError as E;
+        match e {
+            E::Keeper(e) => e.into(),
+            E::Store(e) => e.into(),
+            E::Shared(_) | E::Bus(_) => ApiError::Unavailable(e.to_string()),
+        }
     }
 }
 
@@ -128,8 +145,9 @@ pub fn typed(
 #[error("unhandled rejection: {0}")]
 struct Unhandled(String);
 
-/// Maps warp's rejections (no route matched, wrong method, bad body) to JSON errors.
-pub async fn recover(rejection: warp::Rejection) -> Result<Response, Infallible> {
+/// Maps warp's rejections (no route matched, wrong method, bad body) to JSON errors; a body
+/// over the cap is reported with `body_limit`, the cap the caller applied.
+pub async fn recover(rejection: warp::Rejection, body_limit: u64) -> Result<Response, Infallible> {
     let err = if rejection.is_not_found() {
         ApiError::NotFound
     } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
@@ -139,9 +157,7 @@ pub async fn recover(rejection: warp::Rejection) -> Result<Response, Infallible>
     } else if rejection.find::<warp::reject::InvalidQuery>().is_some() {
         ApiError::BadRequest("invalid query string".to_string())
     } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
-        ApiError::PayloadTooLarge {
-            limit: super::limits::MAX_BODY_BYTES,
-        }
+        ApiError::PayloadTooLarge { limit: body_limit }
     } else if rejection
         .find::<warp::reject::UnsupportedMediaType>()
         .is_some()

@@ -1,22 +1,63 @@
 //! Serving a stored body the way pollers want it: the encoding the client accepts (`br`, then
 //! `gzip`, else the plain bytes), already compressed when it was stored; an `ETag` on every
 //! 200; `304 Not Modified` with no body when `If-None-Match` names the current content; and
-//! `Vary: Accept-Encoding` so caches in between keep the encodings apart.
+//! `Vary: Accept-Encoding` so caches in between keep the encodings apart; and
+//! `X-Cache-Status` ([`CacheStatus`]) saying where the copy came from.
 
 use bytes::Bytes;
 use warp::http::{HeaderMap, HeaderValue, StatusCode, header};
 use warp::reply::Response;
 
-use super::resources::CACHE_STATUS_HEADER;
-use crate::encoding::{ContentTag, Encoding};
+use crate::encoding::{ContentTag, Encoding, Representation};
 use crate::metrics as m;
+use crate::store::Served;
 
-/// A body and the forms of it that can be sent.
-pub struct Representation<'a> {
-    pub tag: ContentTag,
-    pub identity: &'a Bytes,
-    pub gzip: Option<&'a Bytes>,
-    pub br: Option<&'a Bytes>,
+/// Header telling whether a 200 body is fresh, stale (with a refresh queued) or fetched
+/// around a degraded store (`bypass`).
+pub const CACHE_STATUS_HEADER: &str = "x-cache-status";
+
+/// What `X-Cache-Status` says of a 200 body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheStatus {
+    /// A fresh stored copy.
+    Fresh,
+    /// A stale stored copy, served while its refresh is queued.
+    StaleRefreshing,
+    /// A stale stored copy served while the store is degraded: no refresh could be queued,
+    /// so `stale; refresh queued` would not be true.
+    Stale,
+    /// Fetched directly from the upstream around a degraded store, and not stored.
+    Bypass,
+}
+
+impl CacheStatus {
+    /// A stored copy with a refresh queued when it is not fresh.
+    pub fn stored(fresh: bool) -> Self {
+        if fresh {
+            CacheStatus::Fresh
+        } else {
+            CacheStatus::StaleRefreshing
+        }
+    }
+
+    /// A stored copy served while the store is degraded (no refresh can be queued).
+    pub fn stored_while_degraded(fresh: bool) -> Self {
+        if fresh {
+            CacheStatus::Fresh
+        } else {
+            CacheStatus::Stale
+        }
+    }
+
+    /// The header value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheStatus::Fresh => "fresh",
+            CacheStatus::StaleRefreshing => "stale; refresh queued",
+            CacheStatus::Stale => "stale",
+            CacheStatus::Bypass => "bypass",
+        }
+    }
 }
 
 /// The coding a client prefers among those it accepts (RFC 9110 §12.5.3): the highest `q`;
@@ -54,59 +95,85 @@ pub fn preferred(accept_encoding: Option<&str>) -> Encoding {
 
 /// A body that has no stored encodings (rendered for one request, or fetched around the store):
 /// sent plain, with a tag computed from it like any other 200.
-pub fn respond_plain(body: &Bytes, headers: &HeaderMap, cache_status: &'static str) -> Response {
-    Representation {
+pub fn respond_plain(body: &Bytes, headers: &HeaderMap, cache_status: CacheStatus) -> Response {
+    let plain = Representation {
         tag: ContentTag::of(body),
         identity: body,
         gzip: None,
         br: None,
-    }
-    .respond(headers, cache_status)
+    };
+    respond(&plain, headers, cache_status)
 }
 
-impl Representation<'_> {
-    /// The answer to a GET with `headers`: 304 when the client's copy is current, else 200 with
-    /// the preferred encoding that exists. `cache_status` goes in `x-cache-status`.
-    pub fn respond(&self, headers: &HeaderMap, cache_status: &'static str) -> Response {
-        let wanted = preferred(
-            headers
-                .get(header::ACCEPT_ENCODING)
-                .and_then(|v| v.to_str().ok()),
-        );
-        let (encoding, body) = match wanted {
-            Encoding::Brotli if self.br.is_some() => (Encoding::Brotli, self.br),
-            Encoding::Brotli | Encoding::Gzip if self.gzip.is_some() => (Encoding::Gzip, self.gzip),
-            _ => (Encoding::Identity, Some(self.identity)),
-        };
-        let not_modified = headers
-            .get(header::IF_NONE_MATCH)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|inm| self.tag.matches(inm));
-        let mut resp = if not_modified {
-            metrics::counter!(m::NOT_MODIFIED).increment(1);
-            let mut resp = Response::new(Bytes::new().into());
-            *resp.status_mut() = StatusCode::NOT_MODIFIED;
-            resp
-        } else {
-            let mut resp = Response::new(body.cloned().unwrap_or_default().into());
-            resp.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            if let Some(coding) = encoding.header() {
-                resp.headers_mut()
-                    .insert(header::CONTENT_ENCODING, HeaderValue::from_static(coding));
-            }
-            resp
-        };
-        let h = resp.headers_mut();
-        if let Ok(etag) = HeaderValue::from_str(&self.tag.etag(encoding)) {
-            h.insert(header::ETAG, etag);
-        }
-        h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
-        h.insert(CACHE_STATUS_HEADER, HeaderValue::from_static(cache_status));
+/// A stored copy read from redb, served with its stored encodings (a body stored before they
+/// were kept goes out plain, with a tag computed now).
+pub fn respond_served(served: Served, headers: &HeaderMap, cache_status: CacheStatus) -> Response {
+    let tag = served
+        .meta
+        .tag
+        .unwrap_or_else(|| ContentTag::of(&served.body));
+    let (identity, gzip, br) = (
+        Bytes::from(served.body),
+        served.gzip.map(Bytes::from),
+        served.br.map(Bytes::from),
+    );
+    let stored = Representation {
+        tag,
+        identity: &identity,
+        gzip: gzip.as_ref(),
+        br: br.as_ref(),
+    };
+    respond(&stored, headers, cache_status)
+}
+
+/// The answer to a GET of `repr` with `headers`: 304 when the client's copy is current, else
+/// 200 with the preferred encoding that exists. `cache_status` goes in `x-cache-status`.
+pub fn respond(
+    repr: &Representation<'_>,
+    headers: &HeaderMap,
+    cache_status: CacheStatus,
+) -> Response {
+    let wanted = preferred(
+        headers
+            .get(header::ACCEPT_ENCODING)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let (encoding, body) = match wanted {
+        Encoding::Brotli if repr.br.is_some() => (Encoding::Brotli, repr.br),
+        Encoding::Brotli | Encoding::Gzip if repr.gzip.is_some() => (Encoding::Gzip, repr.gzip),
+        _ => (Encoding::Identity, Some(repr.identity)),
+    };
+    let not_modified = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|inm| repr.tag.matches(inm));
+    let mut resp = if not_modified {
+        metrics::counter!(m::NOT_MODIFIED).increment(1);
+        let mut resp = Response::new(Bytes::new().into());
+        *resp.status_mut() = StatusCode::NOT_MODIFIED;
         resp
+    } else {
+        let mut resp = Response::new(body.cloned().unwrap_or_default().into());
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if let Some(coding) = encoding.header() {
+            resp.headers_mut()
+                .insert(header::CONTENT_ENCODING, HeaderValue::from_static(coding));
+        }
+        resp
+    };
+    let h = resp.headers_mut();
+    if let Ok(etag) = HeaderValue::from_str(&repr.tag.etag(encoding)) {
+        h.insert(header::ETAG, etag);
     }
+    h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    h.insert(
+        CACHE_STATUS_HEADER,
+        HeaderValue::from_static(cache_status.as_str()),
+    );
+    resp
 }
 
 #[cfg(test)]

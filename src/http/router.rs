@@ -3,7 +3,8 @@
 //! handler that serves it, so one list in `super::table` both routes requests (through a
 //! `matchit` router keyed by the same OpenAPI templates) and builds the OpenAPI document.
 //! Every matched request is recorded in the HTTP metrics here, once, under its template.
-//! Every request is held to the bounds of [`super::limits`] first.
+//! Every request is held to the bounds of [`super::limits`] first. A WebSocket upgrade is routed
+//! like any request: the route that takes it (`/api/ws`) finds it in [`Request::upgrade`].
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -16,6 +17,7 @@ use utoipa::openapi::RefOr;
 use utoipa::openapi::path::{HttpMethod, Operation};
 use utoipa::openapi::schema::Schema;
 use warp::Filter;
+use warp::filters::ws::Ws;
 use warp::http::{HeaderMap, Method};
 use warp::reply::Response;
 
@@ -25,7 +27,7 @@ use super::reply::ApiError;
 use crate::metrics as m;
 
 /// What a handler gets of a request, parsed no further than the router needs.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Request {
     pub method: Method,
     /// Path parameters by their name in the template.
@@ -35,6 +37,8 @@ pub struct Request {
     pub authorization: Option<String>,
     /// Every request header (content negotiation and conditional requests read them).
     pub headers: HeaderMap,
+    /// The WebSocket handshake, when the request is one (a GET with the upgrade headers).
+    pub upgrade: Option<Ws>,
 }
 
 impl Request {
@@ -260,6 +264,11 @@ impl Route {
     }
 }
 
+/// The WebSocket handshake of a request that asks for one; `None` for any other request.
+fn upgrade() -> impl Filter<Extract = (Option<Ws>,), Error = Infallible> + Clone {
+    warp::ws().map(Some).or(warp::any().map(|| None)).unify()
+}
+
 /// Serves `router`, with JSON errors for everything that matches no route.
 pub fn serve(
     router: Router,
@@ -281,9 +290,10 @@ pub fn serve(
         .untuple_one()
         .and(raw_query)
         .and(limits::capped_body())
+        .and(upgrade())
         .and(warp::any().map(move || state.clone()))
         .then(
-            move |headers: HeaderMap, method, index, params, raw_query, body, state| {
+            move |headers: HeaderMap, method, index, params, raw_query, body, upgrade, state| {
                 let authorization = headers
                     .get(warp::http::header::AUTHORIZATION)
                     .and_then(|v| v.to_str().ok())
@@ -295,6 +305,7 @@ pub fn serve(
                     body,
                     authorization,
                     headers,
+                    upgrade,
                 };
                 router.clone().dispatch(state, index, req)
             },
@@ -306,7 +317,7 @@ pub fn serve(
             if let Some(over) = rejection.find::<limits::OverLimit>() {
                 return Ok(over.error().into_response());
             }
-            super::reply::recover(rejection).await
+            super::reply::recover(rejection, limits::MAX_BODY_BYTES).await
         })
         .unify()
 }

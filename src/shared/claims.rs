@@ -17,7 +17,7 @@ use async_nats::jetstream::kv;
 use bytes::Bytes;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use super::{Held, SharedError, SharedStore, keys};
 use crate::bus::subjects::CLAIMS_BUCKET;
@@ -289,13 +289,13 @@ impl SharedStore {
 
     /// Renews the leases of the claims this instance holds, every third of the lease, until
     /// shutdown.
-    pub async fn keep_leases(self, mut shutdown: watch::Receiver<bool>) {
+    pub async fn keep_leases(self, shutdown: CancellationToken) {
         let every = (self.inner.tuning.lease / 3).max(Duration::from_millis(200));
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = shutdown.wait_for(|stop| *stop) => return,
+                () = shutdown.cancelled() => return,
                 _ = tick.tick() => {}
             }
             self.renew_leases().await;

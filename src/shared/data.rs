@@ -63,6 +63,20 @@ fn encode<T: Serialize>(key: &str, value: &T) -> Result<Bytes, SharedError> {
         })
 }
 
+/// Whether a compare-and-swap wrote: false when another writer came first.
+fn swapped(written: Result<(), kv::UpdateError>, op: &'static str) -> Result<bool, SharedError> {
+    match written {
+        Ok(()) => Ok(true),
+        Err(err)
+            if err.kind() == kv::UpdateErrorKind::WrongLastRevision
+                || super::is_cas_conflict(&err) =>
+        {
+            Ok(false)
+        }
+        Err(err) => Err(SharedError::boxed(op)(err)),
+    }
+}
+
 /// A live value of `entry`: `None` for a delete or purge marker.
 fn live(entry: Option<kv::Entry>) -> Option<kv::Entry> {
     entry.filter(super::is_live)
@@ -235,14 +249,31 @@ impl SharedStore {
     }
 
     pub async fn clear_failure(&self, sig: &Signature) -> Result<(), SharedError> {
-        if self.failure(sig).await?.is_none() {
-            return Ok(());
+        self.delete(Record::Failure, sig, "clear a failure")
+            .await
+            .map(drop)
+    }
+
+    /// Deletes `record` of `sig` if it holds a value; whether it did.
+    async fn delete(
+        &self,
+        record: Record,
+        sig: &Signature,
+        op: &'static str,
+    ) -> Result<bool, SharedError> {
+        if self
+            .read::<serde_json::Value>(record, sig, op)
+            .await?
+            .is_none()
+        {
+            return Ok(false);
         }
         self.inner
             .data
-            .delete(keys::record(Record::Failure, sig))
+            .delete(keys::record(record, sig))
             .await
-            .map_err(SharedError::boxed("clear a failure"))
+            .map_err(SharedError::boxed(op))?;
+        Ok(true)
     }
 
     /// Records that the team import `sig` fetched at `fetched_at_ms` was announced complete;
@@ -279,16 +310,7 @@ impl SharedStore {
                 .map(drop),
             None => self.inner.data.update(&key, value, 0).await.map(drop),
         };
-        match written {
-            Ok(()) => Ok(true),
-            Err(err)
-                if err.kind() == kv::UpdateErrorKind::WrongLastRevision
-                    || super::is_cas_conflict(&err) =>
-            {
-                Ok(false)
-            }
-            Err(err) => Err(SharedError::boxed("record an announcement")(err)),
-        }
+        swapped(written, "record an announcement")
     }
 
     /// When the announced import of `sig` was fetched, if one was announced.
@@ -308,11 +330,30 @@ impl SharedStore {
             .await
     }
 
-    pub async fn remove_tracked(&self, sig: &Signature) -> Result<(), SharedError> {
-        self.inner
+    /// Stops tracking the import `sig`; whether it was tracked.
+    pub async fn remove_tracked(&self, sig: &Signature) -> Result<bool, SharedError> {
+        self.delete(Record::Tracked, sig, "untrack an import").await
+    }
+
+    /// Stops tracking the import `sig` if its last request is still the one at
+    /// `requested_at_ms` (compare-and-swap). False when a later request keeps it tracked.
+    pub async fn expire_tracked(
+        &self,
+        sig: &Signature,
+        requested_at_ms: i64,
+    ) -> Result<bool, SharedError> {
+        let tracked = self.read::<i64>(Record::Tracked, sig, "read a tracked import");
+        let Some((at, revision)) = tracked.await? else {
+            return Ok(true);
+        };
+        if at != requested_at_ms {
+            return Ok(false);
+        }
+        let deleted = self
+            .inner
             .data
-            .delete(keys::record(Record::Tracked, sig))
-            .await
-            .map_err(SharedError::boxed("untrack an import"))
+            .delete_expect_revision(keys::record(Record::Tracked, sig), Some(revision))
+            .await;
+        swapped(deleted, "expire a tracked import")
     }
 }

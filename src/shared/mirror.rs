@@ -1,26 +1,24 @@
 //! Keeps this instance's redb a replica of the shared store: two KV watches (the data bucket's
 //! records and the claims bucket) replay the current state at start, then deliver every change
-//! from any instance, its own included; each batch of what arrived meanwhile is applied by the
-//! CacheKeeper in one write transaction ([`Apply`]). A write there bumps the resource's epoch,
-//! which is what drops it from this instance's hot cache: no instance keeps serving a body
-//! after another one invalidated or refreshed it, once the watch has delivered the change
-//! (milliseconds on a healthy cluster). A watch that fails is opened again (a full replay,
-//! which skips what the replica already has); so is one whose record or body could not be read
-//! or applied (a leader election), so no change is lost, and so is a watch that delivers
-//! nothing while its bucket moves on (its consumer went with a dead node).
+//! from any instance, its own included; each batch of what arrived meanwhile is sent as one
+//! [`Apply`] to the [`ReplicaHandle`], which applies it in one write transaction. A write
+//! there bumps the resource's epoch, which is what drops it from this instance's hot cache: no
+//! instance keeps serving a body after another one invalidated or refreshed it, once the watch
+//! has delivered the change (milliseconds on a healthy cluster). A watch that fails is opened
+//! again (a full replay, which skips what the replica already has); so is one whose record or
+//! body could not be read or applied (a leader election), so no change is lost, and so is a
+//! watch that delivers nothing while its bucket moves on (its consumer went with a dead node).
 
 use std::time::Duration;
 
-use actix::Addr;
 use async_nats::jetstream::kv;
 use futures::{FutureExt, StreamExt};
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use super::keys::{self, Record};
+use super::replica::{self, Apply, Change, ReplicaHandle};
 use super::{EntryRecord, SharedError, SharedStore};
-use crate::actors::cache_keeper::{Apply, CacheKeeper, Change};
 use crate::domain::Signature;
-use crate::encoding::Encoded;
 use crate::store::Store;
 
 /// Most changes applied in one write transaction.
@@ -41,27 +39,30 @@ enum Bucket {
 }
 
 /// The replica's feeder (see the module docs).
+#[derive(Clone)]
 pub struct Mirror {
     pub shared: SharedStore,
-    pub keeper: Addr<CacheKeeper>,
+    /// Applies the changes to the replica.
+    pub replica: ReplicaHandle,
+    /// Reads the replica, to skip what it already has.
     pub store: Store,
 }
 
 impl Mirror {
     /// Runs until shutdown.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(self, shutdown: CancellationToken) {
         let mut pause = REOPEN_AFTER;
         loop {
             match self.open().await {
                 Ok(events) => {
-                    if self.follow(events, &mut shutdown, &mut pause).await {
+                    if self.follow(events, &shutdown, &mut pause).await {
                         return;
                     }
                 }
                 Err(err) => tracing::warn!(%err, "could not watch the shared store; retrying"),
             }
             tokio::select! {
-                _ = shutdown.wait_for(|stop| *stop) => return,
+                () = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(pause) => {}
             }
             pause = (pause * 2).min(REOPEN_AFTER_MAX);
@@ -73,7 +74,7 @@ impl Mirror {
     async fn follow(
         &self,
         events: impl futures::Stream<Item = (Bucket, Result<kv::Entry, kv::WatcherError>)>,
-        shutdown: &mut watch::Receiver<bool>,
+        shutdown: &CancellationToken,
         pause: &mut Duration,
     ) -> bool {
         tokio::pin!(events);
@@ -83,7 +84,7 @@ impl Mirror {
         let mut delivered = false;
         loop {
             let woke = tokio::select! {
-                _ = shutdown.wait_for(|stop| *stop) => return true,
+                () = shutdown.cancelled() => return true,
                 _ = check.tick() => None,
                 next = events.next() => Some(next),
             };
@@ -189,14 +190,14 @@ impl Mirror {
         if changes.is_empty() {
             return complete;
         }
-        match self.keeper.send(Apply(changes)).await {
+        match self.replica.send(Apply(changes)).await {
             Ok(Ok(_)) => complete,
             Ok(Err(err)) => {
                 tracing::error!(%err, "could not apply shared changes to the replica; replaying the watch");
                 false
             }
             Err(err) => {
-                tracing::error!(%err, "cache keeper unavailable for shared changes; replaying the watch");
+                tracing::error!(%err, "the replica's keeper is unavailable for shared changes; replaying the watch");
                 false
             }
         }
@@ -261,29 +262,8 @@ impl Mirror {
         let Some(body) = self.shared.body(&sig, &record).await? else {
             return Ok(None);
         };
-        Ok(replica_entry(sig, record, body).await)
+        Ok(replica::entry(sig, record, body).await)
     }
-}
-
-/// The replica's copy of a shared entry, with its encodings made on the blocking pool.
-/// `None` only if making them panicked (the body went with it).
-pub async fn replica_entry(sig: Signature, record: EntryRecord, body: Vec<u8>) -> Option<Change> {
-    let summary = record.summary_bytes();
-    let meta = record.meta;
-    let (body, encoded) = tokio::task::spawn_blocking(move || {
-        let encoded = Encoded::of(&body).ok();
-        (body, encoded)
-    })
-    .await
-    .inspect_err(|err| tracing::error!(%err, "encoding a shared body panicked"))
-    .ok()?;
-    Some(Change::Entry {
-        signature: sig,
-        meta,
-        body,
-        encoded,
-        summary,
-    })
 }
 
 /// What a claims-bucket entry changes in the replica.

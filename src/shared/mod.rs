@@ -11,12 +11,13 @@
 //! is asked of JetStream, never of the replica, which may lag by the watch's delivery.
 //!
 //! [`claims`] owns the claim protocol, [`data`] the stored records, [`keys`] how a signature
-//! becomes a key.
+//! becomes a key, [`replica`] what the replica is handed.
 
 pub mod claims;
 pub mod data;
 pub mod keys;
 pub mod mirror;
+pub mod replica;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -35,7 +36,7 @@ pub use data::EntryRecord;
 /// queued or running, so a dead owner's claims are free again this long after it died. Keep it
 /// under the job queue's ack wait (60 s): a job a dead instance held comes back after the ack
 /// wait, and by then the claims it made for the job's fan-out must be free to be made again.
-pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(crate::config::DEFAULT_CLAIM_LEASE_SECS);
 /// Largest body kept in the KV bucket itself; larger ones go to the Object Store. Under the
 /// server's default `max_payload` (1 MiB) with room for headers.
 pub const DEFAULT_VALUE_LIMIT: usize = 900 * 1024;

@@ -17,12 +17,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio_util::sync::CancellationToken;
 
 use crate::domain::Service;
 use crate::metrics as m;
 
-/// Default bound on OpenDota calls in flight (`--max-in-flight`).
-pub const DEFAULT_MAX_IN_FLIGHT: usize = 64;
 /// How often [`InFlight::refresh`] reads the budget: a window that opens is seen within this.
 pub const REFRESH_EVERY: Duration = Duration::from_millis(50);
 /// Weight of the newest latency sample in the moving average.
@@ -284,7 +283,7 @@ impl InFlight {
 
     /// Every [`REFRESH_EVERY`] reads the budget left per service from `read` (`None` from
     /// `read`: the budget could not answer; the last values stay) until `shutdown`.
-    pub async fn refresh<F, Fut>(self, mut read: F, mut shutdown: watch::Receiver<bool>)
+    pub async fn refresh<F, Fut>(self, mut read: F, shutdown: CancellationToken)
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Option<Vec<(Service, u32)>>>,
@@ -294,7 +293,7 @@ impl InFlight {
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
-                _ = shutdown.wait_for(|stop| *stop) => return,
+                () = shutdown.cancelled() => return,
             }
             for (service, left) in read().await.unwrap_or_default() {
                 self.lane(service).set_left(Some(left));

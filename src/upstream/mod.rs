@@ -1,6 +1,6 @@
-//! Upstream access: the rate-limited HTTP [`client`], the [`budget`] it waits on and the
-//! [`in_flight`] limits on calls and jobs per service, the [`shared_budget`] that makes one
-//! budget of every instance's (JetStream counters), the
+//! Upstream access: the rate-limited HTTP [`client`], the [`budget`] it waits on (every rate
+//! budget rule: calendar windows, the local budget, the one shared by instances over JetStream
+//! counters, the reserve gate) and the [`in_flight`] limits on calls and jobs per service, the
 //! [`opendota`] calls, the pure Dotabuff page parser [`dotabuff_page`], the retry [`error`]
 //! classification, [`off_thread`], where body parsing and scraping run, and the [`recorder`]
 //! of accepted answers (`--record-dir`) with the file [`layout`] it shares with the fixture
@@ -16,4 +16,3 @@ pub mod layout;
 pub mod off_thread;
 pub mod opendota;
 pub mod recorder;
-pub mod shared_budget;

@@ -16,13 +16,14 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, AckKind, consumer};
 use futures::StreamExt;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::attempt::{Attempt, Outcome};
 use super::model::{Disabled, EndpointId, EndpointRecord, rfc3339};
 use super::{Webhooks, log};
 use crate::bus::subjects::{WEBHOOK_DELIVER_CONSUMER, WEBHOOK_DELIVERIES_STREAM};
-use crate::metrics as m;
+use crate::metrics::{self as m, TaskName};
+use crate::tasks::Tasks;
 
 /// Attempts in flight per endpoint on one instance.
 pub const PER_ENDPOINT: usize = 8;
@@ -79,14 +80,11 @@ impl Slots {
 }
 
 /// Makes deliveries until shutdown.
-pub async fn run(
-    hooks: Webhooks,
-    consumer: consumer::PullConsumer,
-    mut shutdown: watch::Receiver<bool>,
-) {
+pub async fn run(hooks: Webhooks, consumer: consumer::PullConsumer, tasks: Tasks) {
+    let stop = tasks.token();
     let slots = Arc::new(Slots::default());
     let all = Arc::new(Semaphore::new(IN_FLIGHT));
-    while !*shutdown.borrow() {
+    while !stop.is_cancelled() {
         let mut messages = match consumer.messages().await {
             Ok(messages) => messages,
             Err(err) => {
@@ -98,12 +96,20 @@ pub async fn run(
         loop {
             let message = tokio::select! {
                 message = messages.next() => message,
-                _ = shutdown.wait_for(|stop| *stop) => return,
+                () = stop.cancelled() => return,
             };
             match message {
                 Some(Ok(message)) => {
                     let (hooks, slots, all) = (hooks.clone(), slots.clone(), all.clone());
-                    tokio::spawn(async move { deliver(hooks, &slots, all, message).await });
+                    let stop = stop.clone();
+                    // At a stop an attempt in hand is dropped unacked: JetStream hands it out
+                    // again after the ack wait, with the same webhook-id.
+                    tasks.spawn(TaskName::WebhookAttempt, async move {
+                        tokio::select! {
+                            () = deliver(hooks, &slots, all, message) => {}
+                            () = stop.cancelled() => {}
+                        }
+                    });
                 }
                 Some(Err(err)) => tracing::warn!(%err, "webhook delivery pull"),
                 None => break,

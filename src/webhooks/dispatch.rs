@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, AckKind, consumer, stream};
 use futures::StreamExt;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use super::WebhookError;
 use super::registry::Registry;
@@ -78,9 +78,9 @@ pub async fn run(
     js: jetstream::Context,
     consumer: consumer::PullConsumer,
     registry: Registry,
-    mut shutdown: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) {
-    while !*shutdown.borrow() {
+    while !stop.is_cancelled() {
         let mut messages = match consumer.messages().await {
             Ok(messages) => messages,
             Err(err) => {
@@ -92,7 +92,7 @@ pub async fn run(
         loop {
             let message = tokio::select! {
                 message = messages.next() => message,
-                _ = shutdown.wait_for(|stop| *stop) => return,
+                () = stop.cancelled() => return,
             };
             match message {
                 Some(Ok(message)) => dispatch(&js, &registry, message).await,

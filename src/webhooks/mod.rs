@@ -19,11 +19,11 @@ pub mod signing;
 use std::time::Duration;
 
 use async_nats::jetstream;
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 use crate::bus::server_version::{MIN_SHARED_STORE, ServerVersion};
 use crate::config::{EventSettings, RetrySchedule};
+use crate::metrics::TaskName;
+use crate::tasks::Tasks;
 use model::{
     CreateWebhook, DeliveryAttempt, EndpointId, EndpointRecord, StoredSecret, WebhookCreated,
     rfc3339,
@@ -64,13 +64,13 @@ pub struct Webhooks {
 
 impl Webhooks {
     /// Sets up the bucket, streams and consumers and starts the dispatcher, the deliverer and
-    /// the registry watch; their tasks end at shutdown.
+    /// the registry watch on `tasks`; they end when its token is cancelled.
     pub async fn start(
         nats: &async_nats::Client,
         settings: &EventSettings,
         replicas: usize,
-        shutdown: &watch::Receiver<bool>,
-    ) -> Result<(Self, Vec<JoinHandle<()>>), WebhookError> {
+        tasks: &Tasks,
+    ) -> Result<Self, WebhookError> {
         // nats-server 2.9 (Debian's) answers KV set-up in a form this client cannot read.
         let found = nats.server_info().version;
         if !found
@@ -95,12 +95,24 @@ impl Webhooks {
             allow_private: settings.webhook_allow_private,
             schedule,
         };
-        let tasks = vec![
-            tokio::spawn(registry.clone().follow(shutdown.clone())),
-            tokio::spawn(dispatch::run(js, dispatcher, registry, shutdown.clone())),
-            tokio::spawn(deliver::run(hooks.clone(), deliverer, shutdown.clone())),
-        ];
-        Ok((hooks, tasks))
+        let (watch, token) = (registry.clone(), tasks.token());
+        tasks.spawn_restarting(TaskName::WebhookRegistry, move || {
+            watch.clone().follow(token.clone())
+        });
+        let token = tasks.token();
+        tasks.spawn_restarting(TaskName::WebhookDispatch, move || {
+            dispatch::run(
+                js.clone(),
+                dispatcher.clone(),
+                registry.clone(),
+                token.clone(),
+            )
+        });
+        let (deliverer_hooks, spawner) = (hooks.clone(), tasks.clone());
+        tasks.spawn_restarting(TaskName::WebhookDelivery, move || {
+            deliver::run(deliverer_hooks.clone(), deliverer.clone(), spawner.clone())
+        });
+        Ok(hooks)
     }
 
     /// Creates an endpoint; its secret is in the answer and nowhere else the API shows.

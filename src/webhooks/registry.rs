@@ -10,7 +10,7 @@ use std::sync::{Arc, RwLock};
 
 use async_nats::jetstream::{self, kv};
 use futures::StreamExt;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use super::WebhookError;
 use super::model::{EndpointId, EndpointRecord};
@@ -182,7 +182,7 @@ impl Registry {
     }
 
     /// Keeps the in-memory copy in step with KV (other instances' writes) until shutdown.
-    pub async fn follow(self, mut shutdown: watch::Receiver<bool>) {
+    pub async fn follow(self, stop: CancellationToken) {
         let mut changes = match self.kv.watch_all().await {
             Ok(changes) => changes,
             Err(err) => {
@@ -193,7 +193,7 @@ impl Registry {
         loop {
             let change = tokio::select! {
                 change = changes.next() => change,
-                _ = shutdown.wait_for(|stop| *stop) => return,
+                () = stop.cancelled() => return,
             };
             let Some(change) = change else { return };
             let Ok(entry) = change.inspect_err(|err| tracing::warn!(%err, "webhook watch")) else {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::fixtures::ten_players;
 use common::{Fixtures, spawn_app, test_settings, wait_for};
-use dota_orchestrator::app::Application;
+use dota_orchestrator::app::{Application, Hooks};
 use dota_orchestrator::bus::embedded::{EmbeddedNats, EmbeddedNatsConfig};
 use dota_orchestrator::config::NatsMode;
 
@@ -69,7 +69,7 @@ async fn a_taken_nats_port_is_a_clear_error() {
         conf: common::repo_path("nats.conf"),
         port,
     };
-    let err = match Application::build(settings).await {
+    let err = match Application::build(settings, Hooks::default()).await {
         Ok(_) => panic!("must not start on a taken port"),
         Err(err) => err.to_string(),
     };

@@ -251,3 +251,31 @@ async fn a_bad_message_closes_only_its_socket_and_a_client_that_does_not_read_is
     );
     t.shutdown().await;
 }
+
+/// One cap of 64 open streams per instance, event streams and WebSockets together: with 64
+/// status streams open, neither another stream nor a WebSocket is accepted.
+#[actix_rt::test]
+async fn event_streams_and_websockets_share_one_cap_of_64() {
+    const MAX_STREAMS: usize = 64;
+    let t = spawn_app(Fixtures::new()).await;
+    let url = format!("{}/api/queue/events", t.base);
+    let opened = (0..MAX_STREAMS).map(|_| t.http.get(&url).send());
+    let streams: Vec<reqwest::Response> = futures::future::join_all(opened)
+        .await
+        .into_iter()
+        .map(|resp| resp.expect("stream opened"))
+        .collect();
+    assert!(streams.iter().all(|s| s.status() == 200));
+
+    assert_eq!(t.get("/api/queue/events").await.status(), 503);
+    let ws_url = format!("{}/api/ws", t.base.replace("http://", "ws://"));
+    match tokio_tungstenite::connect_async(ws_url.as_str()).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            assert_eq!(resp.status(), 503);
+        }
+        Err(other) => panic!("expected a 503, got {other}"),
+        Ok((_, resp)) => panic!("upgraded past the cap: {}", resp.status()),
+    }
+    drop(streams);
+    t.shutdown().await;
+}

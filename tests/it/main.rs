@@ -8,7 +8,9 @@
 mod chromium;
 mod common;
 
+mod alerts;
 mod api_contract;
+mod autoscaling;
 mod bounded_input;
 mod cluster;
 mod crash_restart;
@@ -16,6 +18,7 @@ mod dashboards;
 mod day_budget;
 mod demo;
 mod demo_data_set;
+mod deploy;
 mod docs;
 mod embedded_nats;
 mod event_stream;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::{Fixtures, WAIT, test_settings, wait_for};
-use dota_orchestrator::app::Application;
+use dota_orchestrator::app::{Application, Hooks};
 use dota_orchestrator::config::{NatsAuth, NatsMode, NatsToken};
 use dota_orchestrator::fixture_upstream::FixtureConfig;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
@@ -222,7 +222,7 @@ async fn start_up_error(
         !format!("{settings:?}").contains(TOKEN) && !format!("{settings:?}").contains(WRONG_TOKEN)
     );
     let began = Instant::now();
-    let built = tokio::time::timeout(FAIL_WITHIN, Application::build(settings))
+    let built = tokio::time::timeout(FAIL_WITHIN, Application::build(settings, Hooks::default()))
         .await
         .expect("start-up fails at once instead of hanging");
     let Err(err) = built else {
@@ -268,7 +268,7 @@ async fn token_over_tls_joins_and_a_wrong_token_or_unknown_ca_fails_naming_the_u
 
     let mut settings = test_settings(data.path(), &upstream);
     settings.nats = nats.mode(TOKEN, Some(&pki.ca));
-    let app = Application::build(settings)
+    let app = Application::build(settings, Hooks::default())
         .await
         .expect("starts with the right token and CA");
     assert_eq!(app.nats_url(), nats.url);
@@ -294,7 +294,10 @@ async fn a_creds_file_logs_in_to_an_operator_mode_server() {
         auth: NatsAuth::None,
         tls_ca: None,
     };
-    let refused = Application::build(settings).await.err().expect("refused");
+    let refused = Application::build(settings, Hooks::default())
+        .await
+        .err()
+        .expect("refused");
     assert!(refused.to_string().contains(&nats.url), "{refused}");
 
     let mut settings = test_settings(data.path(), &upstream);
@@ -303,7 +306,7 @@ async fn a_creds_file_logs_in_to_an_operator_mode_server() {
         auth: NatsAuth::Creds(creds),
         tls_ca: None,
     };
-    let app = Application::build(settings)
+    let app = Application::build(settings, Hooks::default())
         .await
         .expect("starts with the creds file");
     fetch_then_stop(app, 602).await;
@@ -344,7 +347,7 @@ async fn a_nats_url_listing_several_nodes_joins_one_that_answers() {
 
     let mut settings = test_settings(data.path(), &upstream);
     settings.nats = without_auth(format!("{down_url}, {}", nats.url));
-    let app = Application::build(settings)
+    let app = Application::build(settings, Hooks::default())
         .await
         .expect("starts through the node that answers");
     assert_eq!(app.embedded_nats_pid(), None);
@@ -371,7 +374,11 @@ async fn instances_with_their_own_store_on_one_server_keep_their_queues_apart() 
         let data = tempfile::tempdir().unwrap();
         let mut settings = test_settings(data.path(), &upstream);
         settings.nats = without_auth(nats.url.clone());
-        apps.push(Application::build(settings).await.expect("starts"));
+        apps.push(
+            Application::build(settings, Hooks::default())
+                .await
+                .expect("starts"),
+        );
         data_dirs.push(data);
     }
     let http = reqwest::Client::new();
@@ -420,7 +427,7 @@ async fn the_shared_store_refuses_a_server_older_than_2_12_naming_its_version() 
     let mut settings = test_settings(data.path(), &upstream);
     settings.nats = without_auth(nats.url.clone());
     settings.store = dota_orchestrator::config::StoreBackend::Nats;
-    let err = Application::build(settings)
+    let err = Application::build(settings, Hooks::default())
         .await
         .err()
         .expect("refused")
@@ -432,7 +439,7 @@ async fn the_shared_store_refuses_a_server_older_than_2_12_naming_its_version() 
 
     let mut settings = test_settings(data.path(), &upstream);
     settings.store = dota_orchestrator::config::StoreBackend::Nats;
-    let err = Application::build(settings)
+    let err = Application::build(settings, Hooks::default())
         .await
         .err()
         .expect("refused")

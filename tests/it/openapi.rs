@@ -76,6 +76,28 @@ async fn fetch_document(t: &common::TestApp) -> Value {
     resp.json().await.expect("JSON document")
 }
 
+/// `dota-orchestrator openapi` prints the document the server serves, and nothing else on
+/// stdout, without starting a service: the TypeScript client is generated from it
+/// (`clients/typescript/scripts/generate.sh`).
+#[actix_rt::test]
+async fn the_openapi_subcommand_prints_the_served_document() {
+    let t = spawn_app(Fixtures::new()).await;
+    let served = fetch_document(&t).await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dota-orchestrator"))
+        .arg("openapi")
+        .output()
+        .expect("the binary runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: Value =
+        serde_json::from_slice(&out.stdout).expect("stdout is the JSON document only");
+    assert_eq!(printed, served);
+    t.shutdown().await;
+}
+
 #[actix_rt::test]
 async fn document_operations_are_exactly_the_routes() {
     let t = spawn_app(Fixtures::new()).await;

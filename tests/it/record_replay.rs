@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use common::fixtures::row;
 use common::{Fixtures, spawn_app_with};
-use dota_orchestrator::app::Application;
+use dota_orchestrator::app::{Application, Hooks};
 use dota_orchestrator::config::ApiKey;
 use dota_orchestrator::fixture_upstream::FixtureConfig;
 use serde_json::{Value, json};
@@ -243,7 +243,7 @@ async fn a_record_dir_that_cannot_be_written_stops_start_up_naming_it() {
         let data_dir = tempfile::tempdir().expect("data dir");
         let mut settings = common::test_settings(data_dir.path(), &upstream);
         settings.record_dir = Some(dir.clone());
-        let err = match Application::build(settings).await {
+        let err = match Application::build(settings, Hooks::default()).await {
             Ok(app) => {
                 app.stop().await;
                 panic!("started with --record-dir {}", dir.display());

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use crate::common;
 
-use common::fixtures::{Row, row, ten_players};
 use common::fleet::Fleet;
 use common::{Fixtures, wait_for};
+use dota_orchestrator::app::{Application, Hooks};
 use dota_orchestrator::config::{AdminToken, Settings};
 use dota_orchestrator::fixture_upstream::FixtureConfig;
 use serde_json::Value;
@@ -25,15 +25,14 @@ const FIRST_PLAYER: u64 = 420_000_000;
 /// players of its own: `1 + matches + 10 * matches` upstream calls for a whole import.
 fn team_fixtures(matches: u64) -> Fixtures {
     let fx = Fixtures::new();
-    let rows: Vec<Row> = (0..matches).map(|i| row(FIRST_MATCH + i, LEAGUE)).collect();
-    let pages: Vec<Vec<Row>> = rows
-        .chunks(4)
-        .map(|c| c.iter().map(|r| row(r.match_id, r.league_id)).collect())
-        .collect();
-    fx.dotabuff_team(TEAM, "Maple Syrup", &pages);
-    for i in 0..matches {
-        fx.match_with_players(FIRST_MATCH + i, &ten_players(FIRST_PLAYER + i * 10));
-    }
+    fx.league_team(
+        TEAM,
+        "Maple Syrup",
+        LEAGUE,
+        matches,
+        4,
+        (FIRST_MATCH, FIRST_PLAYER),
+    );
     fx
 }
 
@@ -212,6 +211,49 @@ async fn an_invalidation_through_one_instance_is_seen_by_all() {
     );
 }
 
+/// Whether instance `i` lists the team import, the only one, as tracked (read from its
+/// replica).
+async fn lists_tracked(fleet: &Fleet, i: usize) -> bool {
+    let v: Value = match fleet.get(i, "/api/refresh/schedule").await.json().await {
+        Ok(v) => v,
+        Err(_) => return false,
+    };
+    v["tracked"].as_array().is_some_and(|t| t.len() == 1)
+}
+
+/// The store interface writes the shared store first, then the replica. So a write whose
+/// replica half fails is still committed for every instance, and the mirror brings it into
+/// the replica that missed it once that replica takes writes again. The other order would have
+/// stopped at the failed local write, and no other instance would ever see the change.
+#[actix_rt::test]
+async fn a_write_whose_replica_half_fails_is_seen_everywhere_and_healed_by_the_mirror() {
+    let fleet = Fleet::start(2, team_fixtures(1), FixtureConfig::default(), no_tweak).await;
+    let health = fleet.members[0]
+        .app
+        .as_ref()
+        .expect("running")
+        .store_health()
+        .clone();
+    health.set_fail_writes(true);
+    // Tracks the import; instance 0's redb refuses its half of the write.
+    fleet.get(0, &team_path()).await;
+    wait_for(common::WAIT, || async {
+        lists_tracked(&fleet, 1).await.then_some(())
+    })
+    .await
+    .expect("committed in the shared store: instance 1 lists the import");
+    assert!(
+        !lists_tracked(&fleet, 0).await,
+        "instance 0's replica could not take it yet"
+    );
+    health.set_fail_writes(false);
+    wait_for(Duration::from_secs(45), || async {
+        lists_tracked(&fleet, 0).await.then_some(())
+    })
+    .await
+    .expect("the mirror brings the import into instance 0's replica");
+}
+
 fn sixty_per_minute(s: &mut Settings) {
     s.limits.opendota_per_minute = 60;
 }
@@ -330,16 +372,17 @@ async fn when_a_nats_node_is_killed_mid_import_the_import_goes_on() {
     }
 }
 
-fn tiny_kv_values(s: &mut Settings) {
-    s.shared_tuning.value_limit = 1024;
+fn tiny_kv_values(h: &mut Hooks) {
+    h.shared_tuning.value_limit = 1024;
 }
 
 #[actix_rt::test]
 async fn bodies_over_the_kv_value_limit_go_to_the_object_store_and_are_served_everywhere() {
-    let fleet = Fleet::start(
+    let fleet = Fleet::start_with_hooks(
         2,
         team_fixtures(1),
         FixtureConfig::default(),
+        no_tweak,
         tiny_kv_values,
     )
     .await;
@@ -520,7 +563,7 @@ async fn instances_started_together_on_a_fresh_cluster_all_come_up() {
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     let builds = dirs
         .iter()
-        .map(|d| dota_orchestrator::app::Application::build(fleet.settings(d.path())));
+        .map(|d| Application::build(fleet.settings(d.path()), fleet.hooks.clone()));
     let apps: Vec<_> = futures::future::join_all(builds)
         .await
         .into_iter()

@@ -1,4 +1,4 @@
-//! The rate budget shared by instances (`upstream::shared_budget`) against a real nats-server,
+//! The rate budget shared by instances (`upstream::budget::shared`) against a real nats-server,
 //! version 2.12 or later (JetStream counters, per-key TTL), each handle wrapping a real
 //! `RateLimiter` of its own as its local budget. Windows follow an injected clock standing 10 s into a minute, moved
 //! a minute on to open the next window instead of waiting for it. The server comes from
@@ -19,11 +19,11 @@ use dota_orchestrator::bus::server_version::MIN_SHARED_STORE;
 use dota_orchestrator::clock::Clock;
 use dota_orchestrator::config::{ApiKey, RateLimits};
 use dota_orchestrator::domain::Service;
-use dota_orchestrator::upstream::budget::{Budget, Remaining};
-use dota_orchestrator::upstream::shared_budget::{
+use dota_orchestrator::tasks::Tasks;
+use dota_orchestrator::upstream::budget::shared::{
     EgressIdentity, SharedBudget, SharedBudgetConfig, WindowCounts,
 };
-use tokio::sync::watch;
+use dota_orchestrator::upstream::budget::{Budget, Remaining};
 
 /// Long enough for a heartbeat round (5 s) and a counter timeout (2 s) on a loaded machine.
 const WAIT: Duration = Duration::from_secs(20);
@@ -109,7 +109,7 @@ fn ten_seconds_into_a_minute() -> Clock {
 /// One instance: its own NATS connection, its own `RateLimiter`, the shared budget over both.
 struct Instance {
     budget: SharedBudget,
-    shutdown: watch::Sender<bool>,
+    tasks: Tasks,
 }
 
 impl Instance {
@@ -124,7 +124,7 @@ impl Instance {
         let js = async_nats::jetstream::new(client);
         let limiter = RateLimiter::new(limits, clock.clone()).start();
         let local: Arc<dyn Budget> = Arc::new(LimiterBudget::new(limiter, clock.clone()));
-        let (shutdown, rx) = watch::channel(false);
+        let tasks = Tasks::default();
         let budget = SharedBudget::start(
             js,
             local,
@@ -135,16 +135,17 @@ impl Instance {
                 replicas: 1,
                 clock: clock.clone(),
             },
-            rx,
+            &tasks,
         )
         .await
         .expect("shared budget starts");
-        Self { budget, shutdown }
+        Self { budget, tasks }
     }
 
     async fn stop(&self) {
-        self.shutdown.send_replace(true);
-        self.budget.stopped().await;
+        self.tasks
+            .stop(tokio::time::Instant::now() + Duration::from_secs(10))
+            .await;
     }
 }
 

@@ -162,6 +162,38 @@ async fn a_stored_team_import_is_served_while_degraded_and_a_new_one_is_refused(
     t.shutdown().await;
 }
 
+/// A direct fetch the upstream answers 404 keeps the normal path's answer: a 404 `failed` body
+/// (with `retryAt` and `Retry-After`), not a 503 carrying the upstream's text. Nothing is
+/// remembered while degraded: the next GET asks the upstream again.
+#[actix_rt::test]
+async fn a_bypassed_get_of_what_the_upstream_lacks_is_a_404_failed_body() {
+    let t = spawn(&[9401], |_| {}).await;
+    let health = t.app().store_health().clone();
+    health.set_fail_writes(true);
+
+    let path = "/api/matches/9499";
+    let resp = t.get(path).await;
+    assert_eq!(resp.status(), 404);
+    assert!(resp.headers().contains_key("retry-after"), "{resp:?}");
+    let body: Value = resp.json().await.expect("failed body");
+    assert_eq!(body["status"], "failed", "{body}");
+    assert_eq!(body["signature"], "match:9499", "{body}");
+    assert!(body["retryAt"].is_string(), "{body}");
+    assert!(
+        body["error"].as_str().unwrap_or("").contains("404"),
+        "{body}"
+    );
+    assert_eq!(t.get(path).await.status(), 404);
+    assert_eq!(t.upstream_requests("/opendota/matches/9499").await, 2);
+
+    // Found matches are still fetched around the store.
+    let resp = t.get("/api/matches/9401").await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-cache-status"], "bypass");
+    health.set_fail_writes(false);
+    t.shutdown().await;
+}
+
 /// A 2 MiB tmpfs mounted for one test, unmounted on drop.
 struct SmallFs {
     dir: tempfile::TempDir,

@@ -1,6 +1,7 @@
-//! With `--store nats`, the local redb is a replica of the shared store: [`Apply`] writes what
-//! the KV watches saw another instance (or this one) write, so reads, the hot cache (whose
-//! epochs every write bumps) and team views follow the shared state. Changes come in batches
+//! With `--store nats`, the local redb is a replica of the shared store: `Apply` (the message
+//! the shared layer's mirror sends to its replica handle) writes what the KV watches saw
+//! another instance (or this one) write, so reads, the hot cache (whose epochs every write
+//! bumps) and team views follow the shared state. Changes come in batches
 //! (whatever the watches delivered meanwhile) and cost one write transaction per batch; a
 //! change the replica already has is skipped, so the replay of the current state at every
 //! start writes nothing new.
@@ -8,37 +9,8 @@
 use actix::{Handler, Message};
 
 use super::CacheKeeper;
-use crate::domain::{Job, Signature};
-use crate::encoding::Encoded;
-use crate::store::{EntryMeta, Extras, Failure, StoreError, Tx};
-
-/// One change seen in the shared store.
-#[derive(Debug)]
-pub enum Change {
-    /// A stored resource.
-    Entry {
-        signature: Signature,
-        meta: EntryMeta,
-        body: Vec<u8>,
-        encoded: Option<Encoded>,
-        summary: Option<Vec<u8>>,
-    },
-    /// A stored copy was marked invalidated (its body is unchanged).
-    Invalidated(Signature),
-    /// A failure was recorded (`Some`) or cleared (`None`).
-    Failure(Signature, Option<Failure>),
-    /// A claim was made or renewed (`Some`), or ended or expired (`None`).
-    Claim(Signature, Option<Job>),
-    /// A team import was announced complete.
-    Announced(Signature, i64),
-    /// A team import was tracked (`Some`: last requested then) or untracked.
-    Tracked(Signature, Option<i64>),
-}
-
-/// Apply changes seen in the shared store; returns how many changed the replica.
-#[derive(Message)]
-#[rtype(result = "Result<usize, StoreError>")]
-pub struct Apply(pub Vec<Change>);
+use crate::shared::replica::{Apply, Change};
+use crate::store::{Extras, StoreError, Tx};
 
 /// At start-up with `--store nats`: forget the claims of the last run's replica; the claims
 /// watch replays the live ones.

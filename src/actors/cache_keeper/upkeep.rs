@@ -5,7 +5,7 @@ use actix::{Handler, Message};
 
 use super::CacheKeeper;
 use crate::domain::{Signature, TeamId};
-use crate::store::{StoreError, now_ms};
+use crate::store::{Store, StoreError, now_ms};
 use crate::upstream::dotabuff::Dotabuff;
 
 /// Keep a raw upstream page (Dotabuff HTML) under `key`.
@@ -26,12 +26,45 @@ pub struct MarkAnnounced {
 }
 
 /// Mark stored copies stale (the invalidation API) and forget their failures. For a team,
-/// every import of it (all leagues) and its cached Dotabuff pages.
+/// every import of it (all leagues) and its cached Dotabuff pages. Made by [`Invalidate::of`],
+/// which finds the teams' imports first, so the store interface knows every resource it
+/// touches before it writes anything.
 #[derive(Message)]
 #[rtype(result = "Result<Invalidated, StoreError>")]
 pub struct Invalidate {
     pub signatures: Vec<Signature>,
-    pub teams: Vec<TeamId>,
+    /// Each team with its stored imports.
+    pub teams: Vec<(TeamId, Vec<Signature>)>,
+}
+
+impl Invalidate {
+    /// Invalidates `signatures` and every import of `teams` stored in `store`.
+    pub fn of(
+        store: &Store,
+        signatures: Vec<Signature>,
+        teams: Vec<TeamId>,
+    ) -> Result<Self, StoreError> {
+        let stored_teams = store.stored_of_kind(crate::domain::ResourceKind::Team)?;
+        let teams = teams
+            .into_iter()
+            .map(|team| {
+                let imports = stored_teams
+                    .iter()
+                    .filter(|s| matches!(s, Signature::Team(t, _) if *t == team))
+                    .copied()
+                    .collect();
+                (team, imports)
+            })
+            .collect();
+        Ok(Self { signatures, teams })
+    }
+
+    /// Every resource it marks stale and whose failure it forgets.
+    pub fn resources(&self) -> impl Iterator<Item = &Signature> {
+        self.signatures
+            .iter()
+            .chain(self.teams.iter().flat_map(|(_, imports)| imports))
+    }
 }
 
 /// Per signature whether a stored copy existed; per team how many imports were invalidated.
@@ -39,37 +72,26 @@ pub struct Invalidate {
 pub struct Invalidated {
     pub signatures: Vec<(Signature, bool)>,
     pub teams: Vec<(TeamId, usize)>,
-    /// Every resource invalidated or whose failure was forgotten (the teams' imports
-    /// included): what `--store nats` invalidates in the shared store too.
-    pub touched: Vec<Signature>,
 }
 
 impl Handler<Invalidate> for CacheKeeper {
     type Result = Result<Invalidated, StoreError>;
 
     fn handle(&mut self, msg: Invalidate, _: &mut Self::Context) -> Self::Result {
-        let stored_teams = self
-            .store
-            .stored_of_kind(crate::domain::ResourceKind::Team)?;
         self.store.write(|tx| {
             let mut out = Invalidated::default();
             for sig in msg.signatures {
                 let existed = tx.invalidate(&sig)?;
                 tx.clear_failure(&sig)?;
                 out.signatures.push((sig, existed));
-                out.touched.push(sig);
             }
-            for team in msg.teams {
+            for (team, imports) in msg.teams {
                 let mut n = 0;
-                for sig in stored_teams
-                    .iter()
-                    .filter(|s| matches!(s, Signature::Team(t, _) if *t == team))
-                {
+                for sig in &imports {
                     if tx.invalidate(sig)? {
                         n += 1;
                     }
                     tx.clear_failure(sig)?;
-                    out.touched.push(*sig);
                 }
                 tx.remove_pages_with_prefix(&Dotabuff::team_pages_key_prefix(team))?;
                 out.teams.push((team, n));

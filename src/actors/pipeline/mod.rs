@@ -5,8 +5,8 @@
 //! `Progress` acks while it waits for rate budget) → `Complete` in CacheKeeper → publish the
 //! fan-out it claimed → ack → `dota.ready.*` event. Transient failures nak with exponential
 //! backoff and jitter until the last attempt; permanent ones are recorded and announced.
-//! With `--store nats` the claim checks, the store and the release also go through the shared
-//! store ([`shared`]); [`activity`] keeps the per-service board.
+//! Claims, results and failures go through the store interface ([`StorePort`]), whichever
+//! store is configured; [`activity`] keeps the per-service board.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -18,16 +18,15 @@ use rand::Rng;
 use tracing::Instrument;
 
 mod activity;
-mod shared;
 
-use super::cache_keeper::{CacheKeeper, Child, Complete, Fail, Release};
+use super::cache_keeper::{CacheKeeper, Child};
+use super::store_port::{Entry, StorePort, StorePortError};
 use crate::bus::queue::{Delivery, JobQueue};
 use crate::config::RetryPolicy;
 use crate::domain::Job;
 use crate::domain::Signature;
 use crate::encoding::Encoded;
 use crate::metrics as m;
-use crate::shared::{SharedError, SharedStore};
 use crate::store::Failure;
 use crate::store::{Store, now_ms};
 use crate::upstream::error::{Disposition, UpstreamError};
@@ -82,31 +81,26 @@ pub struct Pipeline {
     pub store: Store,
     pub activity: Arc<Activity>,
     pub retry: RetryPolicy,
-    /// With `--store nats`: the shared store, which decides claims and freshness (the local
-    /// store is then its replica).
-    pub shared: Option<SharedStore>,
-    /// Turns true at shutdown: a job still waiting (for rate budget or the upstream) is
+    /// Where claims, results and failures are written.
+    pub stores: StorePort,
+    /// Cancelled at shutdown: a job still waiting (for rate budget or the upstream) is
     /// handed back to JetStream at once instead of holding up the stop.
-    pub shutdown: tokio::sync::watch::Receiver<bool>,
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 /// Failures of the pipeline itself (not of the upstream); the job is nak'ed and retried.
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
-    #[error("cache keeper unavailable: {0}")]
-    Keeper(#[from] actix::MailboxError),
     #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
+    Stores(#[from] StorePortError),
     #[error(transparent)]
     Bus(#[from] crate::bus::queue::BusError),
-    #[error(transparent)]
-    Shared(#[from] SharedError),
 }
 
 impl Pipeline {
     /// Publishes jobs that were claimed in CacheKeeper; a job that cannot be published is
-    /// released so the next request claims it again. With `--store nats`, each job is first
-    /// claimed in the shared store (see [`Self::claim_shared`]).
+    /// released so the next request claims it again. Each job's claim is first confirmed (see
+    /// [`StorePort::confirm_claim`]).
     pub async fn publish_claimed(&self, jobs: Vec<Job>) -> Result<(), PipelineError> {
         self.publish_within(jobs, Duration::ZERO).await
     }
@@ -133,7 +127,7 @@ impl Pipeline {
                     }
                     Err(err) => {
                         tracing::error!(signature = %job.signature, %err, "could not queue job; releasing its claim");
-                        self.give_back(&job).await;
+                        self.stores.give_back(&job).await;
                         first_err.get_or_insert(err);
                         break;
                     }
@@ -146,32 +140,15 @@ impl Pipeline {
         }
     }
 
-    /// Claims `job` in the shared store (with `--store nats`) and publishes it. `Ok` also when
-    /// it must not be queued after all; its local claim is then given back.
+    /// Confirms the claim of `job` and publishes it. `Ok` also when it must not be queued
+    /// after all; its claim is then given back.
     async fn queue_one(&self, job: &Job) -> Result<(), PipelineError> {
-        if let Some(shared) = &self.shared
-            && !self.claim_shared(shared, job).await?
-        {
-            self.keeper.send(Release { job: job.clone() }).await??;
+        if !self.stores.confirm_claim(job).await? {
             return Ok(());
         }
         self.queue.publish(job).await?;
         metrics::counter!(m::JOBS_QUEUED, "kind" => job.signature.kind().as_str(), "priority" => job.priority.as_str()).increment(1);
         Ok(())
-    }
-
-    /// Ends the claims of a job that could not be queued, so the next request claims it.
-    async fn give_back(&self, job: &Job) {
-        if let Some(shared) = &self.shared
-            && let Err(err) = shared.release(job).await
-        {
-            tracing::warn!(%err, "could not release the shared claim; it expires with its lease");
-        }
-        match self.keeper.send(Release { job: job.clone() }).await {
-            Ok(Ok(())) => {}
-            Ok(Err(err)) => tracing::error!(%err, "could not release a claim"),
-            Err(err) => tracing::error!(%err, "cache keeper unavailable to release a claim"),
-        }
     }
 
     /// Runs one delivered job to its end in its own `job{kind,id,attempt}` span. Never
@@ -210,7 +187,7 @@ impl Pipeline {
         metrics::counter!(m::JOBS_STARTED, "kind" => kind, "priority" => job.priority.as_str())
             .increment(1);
 
-        match self.is_current(&job, attempt).await {
+        match self.stores.take_over(&job, attempt).await {
             Ok(true) => {}
             Ok(false) => {
                 tracing::debug!("stale job (claim gone or superseded); dropping it");
@@ -233,12 +210,11 @@ impl Pipeline {
         tokio::pin!(work);
         let mut progress = tokio::time::interval(self.queue.progress_every());
         progress.tick().await;
-        let mut shutdown = self.shutdown.clone();
         let result = loop {
             tokio::select! {
                 result = &mut work => break result,
                 _ = progress.tick() => ack(&message, AckKind::Progress).await,
-                _ = shutdown.wait_for(|stop| *stop) => {
+                () = self.shutdown.cancelled() => {
                     tracing::info!("shutting down; handing the job back to the queue");
                     ack(&message, AckKind::Nak(None)).await;
                     self.activity.end(sig, None);
@@ -270,51 +246,14 @@ impl Pipeline {
             ack(message, AckKind::Nak(Some(self.retry.backoff(attempt)))).await;
             return None;
         };
-        let mut fetched_at_ms = None;
-        if let Some(shared) = &self.shared {
-            match self
-                .store_shared(shared, job, &body, encoded.as_ref(), summary.as_deref())
-                .await
-            {
-                Ok(Some(meta)) => fetched_at_ms = Some(meta.fetched_at_ms),
-                Ok(None) => {
-                    tracing::debug!("claim superseded while fetching; dropping the result");
-                    ack(message, AckKind::Ack).await;
-                    return None;
-                }
-                Err(err) => {
-                    tracing::error!(%err, "storing the result in the shared store failed; will retry");
-                    ack(message, AckKind::Nak(Some(self.retry.backoff(attempt)))).await;
-                    return None;
-                }
-            }
-        }
-        let complete = Complete {
-            job: job.clone(),
+        let entry = Entry {
             body,
             encoded,
             summary,
             children: fetched.children,
-            fetched_at_ms,
-            claim_checked: self.shared.is_some(),
         };
-        let completed = match self.keeper.send(complete).await {
-            Ok(Ok(c)) => c,
-            Ok(Err(err)) => {
-                tracing::error!(%err, "storing the result failed; will retry");
-                ack(message, AckKind::Nak(Some(self.retry.backoff(attempt)))).await;
-                return None;
-            }
-            Err(err) => {
-                tracing::error!(%err, "cache keeper unavailable; will retry");
-                ack(message, AckKind::Nak(Some(self.retry.backoff(attempt)))).await;
-                return None;
-            }
-        };
-        if !completed.stored {
-            ack(message, AckKind::Ack).await;
-            return None;
-        }
+        let stored = self.stores.store(job, entry).await;
+        let completed = self.written(stored, "result", message, attempt).await?;
         // Children are claimed in the same transaction that stored this resource; a crash
         // before they are published leaves claims that start-up recovery re-publishes.
         if let Err(err) = self
@@ -323,7 +262,7 @@ impl Pipeline {
         {
             tracing::warn!(%err, "some fan-out jobs could not be queued; they retry on the next request");
         }
-        self.release_shared(job).await;
+        self.stores.end_claim(job).await;
         ack(message, AckKind::Ack).await;
         if announce {
             self.announce_ready(job.signature, completed.fetched_at_ms)
@@ -367,42 +306,49 @@ impl Pipeline {
             failed_at_ms: now_ms(),
             attempts: attempt,
         };
-        if let Some(shared) = &self.shared {
-            let current = shared.current_claim(&job.signature).await;
-            let recorded = match current {
-                Ok(Some((c, _))) if c.job.generation == job.generation => {
-                    shared.put_failure(&job.signature, &failure).await
-                }
-                Ok(_) => {
-                    ack(message, AckKind::Ack).await;
-                    return None;
-                }
-                Err(err) => Err(err),
-            };
-            if let Err(err) = recorded {
-                tracing::error!(%err, "could not record the failure in the shared store; will retry");
-                ack(message, AckKind::Nak(Some(self.retry.backoff(attempt)))).await;
-                return None;
-            }
-        }
-        let recorded = self
-            .keeper
-            .send(Fail {
-                job: job.clone(),
-                failure,
-                claim_checked: self.shared.is_some(),
-            })
-            .await;
-        if !matches!(recorded, Ok(Ok(_))) {
-            tracing::error!("could not record the failure; will retry");
-            ack(message, AckKind::Nak(Some(self.retry.backoff(attempt)))).await;
-            return None;
-        }
-        self.release_shared(job).await;
+        let recorded = self.stores.fail(job, failure).await;
+        let recorded = recorded.map(|current| current.then_some(()));
+        self.written(recorded, "failure", message, attempt).await?;
+        self.stores.end_claim(job).await;
         ack(message, AckKind::Term).await;
         crate::events::announce_failed(&self.nats, job.signature, reason).await;
         metrics::counter!(m::JOBS_FAILED, "kind" => job.signature.kind().as_str(), "priority" => job.priority.as_str()).increment(1);
         Some(false)
+    }
+
+    /// `Some` when the job's outcome (its `what`) was written. A stale job (`Ok(None)`: its
+    /// claim was superseded while it ran) is acked and dropped; a failed write is nak'ed, so
+    /// the job is retried.
+    async fn written<T>(
+        &self,
+        written: Result<Option<T>, StorePortError>,
+        what: &str,
+        message: &async_nats::jetstream::Message,
+        attempt: u64,
+    ) -> Option<T> {
+        match written {
+            Ok(Some(value)) => Some(value),
+            Ok(None) => {
+                tracing::debug!("claim superseded while fetching; dropping the {what}");
+                ack(message, AckKind::Ack).await;
+                None
+            }
+            Err(err) => {
+                tracing::error!(%err, "could not store the {what}; will retry");
+                ack(message, AckKind::Nak(Some(self.retry.backoff(attempt)))).await;
+                None
+            }
+        }
+    }
+
+    /// At start-up: queues again the work the last run left (see
+    /// [`StorePort::recover_claims`]).
+    pub async fn recover(&self) -> Result<(), PipelineError> {
+        let jobs = self.stores.recover_claims(&self.queue).await?;
+        if !jobs.is_empty() {
+            tracing::info!(count = jobs.len(), "re-queuing work left from the last run");
+        }
+        self.publish_claimed(jobs).await
     }
 
     /// Publishes `dota.ready.<kind>.<id>` (also into `DOTA_EVENTS`).

@@ -173,6 +173,31 @@ impl Fixtures {
         self
     }
 
+    /// A team with `matches` matches in `league` on Dotabuff pages of `per_page` rows, match
+    /// `first_match + i` with ten players of its own from `first_player + 10 * i`, where
+    /// `first = (first_match, first_player)`: `pages + 11 * matches` upstream calls for a
+    /// whole import.
+    pub fn league_team(
+        &self,
+        team: u64,
+        name: &str,
+        league: u64,
+        matches: u64,
+        per_page: usize,
+        (first_match, first_player): (u64, u64),
+    ) -> &Self {
+        let rows: Vec<Row> = (0..matches).map(|i| row(first_match + i, league)).collect();
+        let pages: Vec<Vec<Row>> = rows
+            .chunks(per_page)
+            .map(|c| c.iter().map(|r| row(r.match_id, r.league_id)).collect())
+            .collect();
+        self.dotabuff_team(team, name, &pages);
+        for i in 0..matches {
+            self.match_with_players(first_match + i, &ten_players(first_player + i * 10));
+        }
+        self
+    }
+
     /// OpenDota `/teams/{id}/matches` and `/teams/{id}` for the fallback path.
     pub fn opendota_team(&self, team: u64, name: &str, matches: &[(u64, u64)]) -> &Self {
         let rows: Vec<Value> = matches

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use dota_orchestrator::app::Application;
+use dota_orchestrator::app::{Application, Hooks};
 use dota_orchestrator::clock::Clock;
 use dota_orchestrator::config::{NatsAuth, NatsMode, Settings, StoreBackend};
 use dota_orchestrator::fixture_upstream::{FixtureConfig, FixtureUpstream};
@@ -37,6 +37,8 @@ pub struct Fleet {
     pub upstream: FixtureUpstream,
     pub fixtures: Fixtures,
     pub clock: Clock,
+    /// Given to every in-process instance: the shared clock and the short ack wait.
+    pub hooks: Hooks,
     pub http: reqwest::Client,
     pub members: Vec<Member>,
 }
@@ -50,15 +52,33 @@ impl Fleet {
         upstream: FixtureConfig,
         tweak: fn(&mut Settings),
     ) -> Fleet {
+        Self::start_with_hooks(instances, fixtures, upstream, tweak, |_| {}).await
+    }
+
+    /// [`Fleet::start`], with the hooks of every instance tweaked by `hooks`.
+    pub async fn start_with_hooks(
+        instances: usize,
+        fixtures: Fixtures,
+        upstream: FixtureConfig,
+        tweak: fn(&mut Settings),
+        hooks: fn(&mut Hooks),
+    ) -> Fleet {
         init_tracing();
         let cluster = NatsCluster::start(3).await;
         let clock = upstream.clock.clone();
         let upstream = start_upstream(&fixtures, upstream).await;
+        let mut fleet_hooks = Hooks {
+            clock: clock.clone(),
+            job_ack_wait: Some(ACK_WAIT),
+            ..Hooks::default()
+        };
+        hooks(&mut fleet_hooks);
         let mut fleet = Fleet {
             cluster,
             upstream,
             fixtures,
             clock,
+            hooks: fleet_hooks,
             http: reqwest::Client::new(),
             members: Vec::new(),
         };
@@ -85,15 +105,15 @@ impl Fleet {
         s.store = StoreBackend::Nats;
         s.nats_replicas = REPLICAS;
         s.claim_lease_secs = LEASE_SECS;
-        s.job_ack_wait = Some(ACK_WAIT);
-        s.clock = self.clock.clone();
         s
     }
 
     async fn build(&self, data_dir: &Path, tweak: fn(&mut Settings)) -> Application {
         let mut settings = self.settings(data_dir);
         tweak(&mut settings);
-        Application::build(settings).await.expect("instance starts")
+        Application::build(settings, self.hooks.clone())
+            .await
+            .expect("instance starts")
     }
 
     pub fn base(&self, i: usize) -> &str {

@@ -14,7 +14,7 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
-use dota_orchestrator::app::Application;
+use dota_orchestrator::app::{Application, Hooks};
 use dota_orchestrator::clock::Clock;
 use dota_orchestrator::config::{NatsMode, Settings};
 use dota_orchestrator::fixture_upstream::{FixtureConfig, FixtureUpstream};
@@ -97,6 +97,14 @@ pub async fn spawn_app(fixtures: Fixtures) -> TestApp {
     spawn_app_with(fixtures, FixtureConfig::default(), |_| {}).await
 }
 
+/// The hooks of a test app: the wall clock it shares with its fixture upstream.
+pub fn hooks(clock: &Clock) -> Hooks {
+    Hooks {
+        clock: clock.clone(),
+        ..Hooks::default()
+    }
+}
+
 /// Logs go to the test's captured output; `RUST_LOG=debug cargo test` shows more.
 pub fn init_tracing() {
     // reqwest is built without a default crypto provider; the app installs ring, and test
@@ -120,9 +128,10 @@ pub async fn spawn_app_with(
     let upstream = start_upstream(&fixtures, upstream_config).await;
     let data_dir = tempfile::tempdir().expect("temp data dir");
     let mut settings = test_settings(data_dir.path(), &upstream);
-    settings.clock = clock.clone();
     tweak(&mut settings);
-    let app = Application::build(settings).await.expect("app starts");
+    let app = Application::build(settings, hooks(&clock))
+        .await
+        .expect("app starts");
     TestApp {
         base: format!("http://{}", app.http_addr()),
         app: Some(app),
@@ -252,9 +261,10 @@ impl TestApp {
     pub async fn restart_app(&mut self, tweak: impl FnOnce(&mut Settings)) {
         self.stop_app().await;
         let mut settings = test_settings(self.data_dir.path(), &self.upstream);
-        settings.clock = self.clock.clone();
         tweak(&mut settings);
-        let app = Application::build(settings).await.expect("app restarts");
+        let app = Application::build(settings, hooks(&self.clock))
+            .await
+            .expect("app restarts");
         self.base = format!("http://{}", app.http_addr());
         self.app = Some(app);
     }
@@ -365,7 +375,7 @@ pub struct DemoApp {
 pub async fn spawn_demo_app() -> DemoApp {
     init_tracing();
     let data_dir = tempfile::tempdir().expect("temp data dir");
-    let app = Application::build(demo_settings(data_dir.path()))
+    let app = Application::build(demo_settings(data_dir.path()), Hooks::default())
         .await
         .expect("demo app starts");
     DemoApp {

@@ -1,0 +1,131 @@
+//! The shared backend's part of the store interface. It claims a job in the shared store
+//! before the job is queued, and checks a delivered job against its shared claim (taking the
+//! claim over). It stores a result there first, because that is the commit point every
+//! instance sees.
+
+use super::{Entry, StorePort, StorePortError};
+use crate::actors::cache_keeper::Release;
+use crate::domain::Job;
+use crate::shared::replica::{self, Apply};
+use crate::shared::{Claim, SharedError, SharedStore};
+use crate::store::{EntryMeta, now_ms};
+
+/// Whether the live shared claim on `job`'s resource is this job's.
+pub(super) async fn holds(shared: &SharedStore, job: &Job) -> Result<bool, SharedError> {
+    let current = shared.current_claim(&job.signature).await?;
+    Ok(current.is_some_and(|(c, _)| c.job.generation == job.generation))
+}
+
+impl StorePort {
+    /// Claims `job` in the shared store. False when it must not be queued, after giving back
+    /// its claim in redb. That happens when another claim holds the resource, or when a newer
+    /// copy is stored fresh there: the replica had not seen it yet, and it is copied there
+    /// now. The freshness check comes after the claim, so a store that another instance
+    /// finished before we claimed is always seen: it writes the entry before it releases its
+    /// claim. A forced job invalidates what was fetched before it was asked for.
+    pub(super) async fn confirm_shared(
+        &self,
+        shared: &SharedStore,
+        job: &Job,
+    ) -> Result<bool, StorePortError> {
+        if self.claim_shared(shared, job).await? {
+            return Ok(true);
+        }
+        self.keep(Release { job: job.clone() }).await?;
+        Ok(false)
+    }
+
+    async fn claim_shared(&self, shared: &SharedStore, job: &Job) -> Result<bool, SharedError> {
+        let sig = job.signature;
+        if let Some(forced_at) = job.forced_at_ms {
+            shared.invalidate(&sig, Some(forced_at)).await?;
+        }
+        match shared.claim(job).await? {
+            Claim::Made => {}
+            // Ours already: an earlier attempt at queueing this job claimed it.
+            Claim::Held(holder) if holder.job.generation == job.generation => {}
+            Claim::Held(holder) => {
+                tracing::debug!(signature = %sig, owner = %holder.owner, "claimed by another instance");
+                return Ok(false);
+            }
+        }
+        if job.is_forced() {
+            return Ok(true);
+        }
+        let Some((record, _)) = shared.entry(&sig).await? else {
+            return Ok(true);
+        };
+        // The claim was decided on the replica's copy: it stands unless the shared store
+        // holds a newer copy that is fresh (the replica had not seen it yet). Comparing with
+        // the replica, not only freshness, keeps scheduled refreshes of fresh records going.
+        let replica = self.replica.meta(&sig).ok().flatten();
+        let newer = replica.is_none_or(|r| record.meta.fetched_at_ms > r.fetched_at_ms);
+        if !newer || !self.replica.is_fresh(sig.kind(), &record.meta, now_ms()) {
+            return Ok(true);
+        }
+        shared.release(job).await?;
+        if let Some(body) = shared.body(&sig, &record).await?
+            && let Some(change) = replica::entry(sig, record, body).await
+        {
+            let applied = self.keeper.send(Apply(vec![change])).await;
+            if !matches!(applied, Ok(Ok(_))) {
+                tracing::warn!(signature = %sig, "could not copy a shared entry to the replica; the watch will");
+            }
+        }
+        Ok(false)
+    }
+
+    /// Whether a delivered job is still to be done: its claim is current. This instance then
+    /// owns the claim. A live claim of this job is taken over (its holder died, or handed it
+    /// back). An expired one is claimed again, unless the resource was stored after the job
+    /// was queued and this is its first delivery (another delivery did it). A redelivered job
+    /// whose resource is stored is run again all the same: its last holder may have died
+    /// after storing it and before queueing its fan-out, which only a new run queues. That
+    /// costs one upstream call more after a crash, rather than a lost import.
+    pub(super) async fn take_over_shared(
+        &self,
+        shared: &SharedStore,
+        job: &Job,
+        attempt: u64,
+    ) -> Result<bool, StorePortError> {
+        match shared.current_claim(&job.signature).await? {
+            Some((claim, _)) if claim.job.generation != job.generation => return Ok(false),
+            Some(_) => {}
+            None if attempt <= 1 => {
+                if let Some((record, _)) = shared.entry(&job.signature).await?
+                    && !record.meta.invalidated
+                    && record.meta.fetched_at_ms >= job.queued_at_ms
+                {
+                    return Ok(false);
+                }
+            }
+            None => {}
+        }
+        Ok(shared.take_over(job).await?)
+    }
+
+    /// Stores the entry in the shared store if the claim is still this job's. Returns the
+    /// metadata written, which the replica copy must match. `Ok(None)`: the job became stale.
+    pub(super) async fn store_shared(
+        &self,
+        shared: &SharedStore,
+        job: &Job,
+        entry: &Entry,
+    ) -> Result<Option<EntryMeta>, SharedError> {
+        if !holds(shared, job).await? {
+            return Ok(None);
+        }
+        let sig = job.signature;
+        let meta = EntryMeta {
+            fetched_at_ms: now_ms(),
+            invalidated: false,
+            bytes: entry.body.len() as u64,
+            tag: entry.encoded.as_ref().map(|e| e.tag),
+        };
+        shared
+            .put_entry(&sig, meta, &entry.body, entry.summary.as_deref())
+            .await?;
+        shared.clear_failure(&sig).await?;
+        Ok(Some(meta))
+    }
+}

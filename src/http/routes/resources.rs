@@ -1,0 +1,336 @@
+//! The idempotent POST/GET contract for single resources (`/api/matches/{id}`,
+//! `/api/players/{id}/data`, `/api/players/{id}/stats`, `/api/leagues/{id}`): POST answers
+//! `ready` or queues; GET serves the stored JSON itself, queues on a miss, serves stale data
+//! while a refresh runs, and reports a permanent failure. The routes and their documentation
+//! are at the end of this file, one `resource_routes!` each.
+
+use warp::http::HeaderMap;
+use warp::reply::Response;
+
+use super::Verb;
+use super::degraded;
+use super::replies::{failed, queued, ready};
+use crate::actors::cache_keeper::{Child, ClaimChildren, Prepare, Prepared};
+use crate::actors::league_fetcher::LeagueRecord;
+use crate::domain::{Fanout, Priority, Signature};
+use crate::http::ApiState;
+use crate::http::bodies::Envelope;
+use crate::http::params::ResourceQuery;
+use crate::http::reply::ApiError;
+use crate::http::representation::{CacheStatus, respond, respond_served};
+use crate::http::router::Request;
+use crate::metrics as m;
+use crate::read::bypass::Direct;
+
+/// Handles POST or GET on the resource `sig`; `location` is the GET URL to poll.
+pub async fn handle(
+    state: ApiState,
+    verb: Verb,
+    sig: Signature,
+    query: ResourceQuery,
+    location: String,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    // The read path: a fresh stored copy is answered without the CacheKeeper. Only a miss, an
+    // expired entry, a failure, `force` or a league's `queueMatches` go on to claim.
+    let queues_matches = matches!(sig, Signature::League(_)) && query.queue_matches;
+    if !query.force
+        && !queues_matches
+        && let Some(entry) = state.hot.fresh(&state.store, sig).await?
+    {
+        metrics::counter!(m::CACHE_LOOKUPS, "kind" => sig.kind().as_str(), "result" => "hit")
+            .increment(1);
+        return Ok(match verb {
+            Verb::Post => ready(sig),
+            Verb::Get => respond(&entry.representation(), headers, CacheStatus::Fresh),
+        });
+    }
+    let fanout = match sig {
+        // A league's matches are queued only when asked.
+        Signature::League(_) if !query.queue_matches => Fanout::None,
+        _ => Fanout::All,
+    };
+    let prepared = match prepare(&state, verb, sig, query.force, fanout).await {
+        Ok(prepared) => prepared,
+        // CacheKeeper could not write: serve around the store instead of failing.
+        Err(err) if state.store.degraded() => {
+            tracing::debug!(%err, "CacheKeeper could not decide");
+            return degraded::reply(&state, verb, sig, headers).await;
+        }
+        Err(err) => return Err(err),
+    };
+    // A claim made while writes fail would never be stored by its fetcher: answer a GET of a
+    // miss from the upstream instead of letting the client poll in vain.
+    if verb == Verb::Get
+        && prepared.entry.is_none()
+        && prepared.failure.is_none()
+        && state.store.degraded()
+        && let Some(direct) = Direct::of(sig)
+    {
+        return degraded::bypass(&state, direct, headers).await;
+    }
+    if let Signature::League(_) = sig
+        && query.queue_matches
+        && prepared.fresh
+    {
+        queue_stored_league_matches(&state, sig).await?;
+    }
+    reply(&state, verb, sig, &prepared, &location, headers)
+}
+
+/// Asks CacheKeeper what to do, records the cache lookup, and publishes the job it claimed.
+pub async fn prepare(
+    state: &ApiState,
+    verb: Verb,
+    sig: Signature,
+    force: bool,
+    fanout: Fanout,
+) -> Result<Prepared, ApiError> {
+    let prepared: Prepared = state
+        .keeper
+        .send(Prepare {
+            signature: sig,
+            force,
+            // POST retries a failed resource; GET reports the failure until its TTL ends.
+            retry_failed: verb == Verb::Post,
+            priority: Priority::Interactive,
+            fanout,
+        })
+        .await??;
+    let lookup = match (&prepared.entry, prepared.fresh) {
+        (Some(_), true) => "hit",
+        (Some(_), false) => "expired",
+        (None, _) => "miss",
+    };
+    metrics::counter!(m::CACHE_LOOKUPS, "kind" => sig.kind().as_str(), "result" => lookup)
+        .increment(1);
+
+    if let Some(job) = prepared.claimed.clone() {
+        state
+            .pipeline
+            .publish_claimed(vec![job])
+            .await
+            .map_err(|e| ApiError::Unavailable(format!("could not queue the fetch: {e}")))?;
+    }
+    Ok(prepared)
+}
+
+/// A stored league asked to `queueMatches`: claim and queue its matches now.
+async fn queue_stored_league_matches(state: &ApiState, sig: Signature) -> Result<(), ApiError> {
+    let Some(body) = state.store.body(&sig)? else {
+        return Ok(());
+    };
+    let record: LeagueRecord = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::internal("the stored league record is unreadable", e))?;
+    let children = record
+        .match_ids
+        .into_iter()
+        .map(|id| Child::new(Signature::Match(id)))
+        .collect();
+    let jobs = state
+        .keeper
+        .send(ClaimChildren {
+            children,
+            forced_at_ms: None,
+        })
+        .await??;
+    state
+        .pipeline
+        .publish_claimed(jobs)
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("could not queue the league's matches: {e}")))
+}
+
+/// The reply of a plain resource route once [`prepare`] has run.
+fn reply(
+    state: &ApiState,
+    verb: Verb,
+    sig: Signature,
+    prepared: &Prepared,
+    location: &str,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    match verb {
+        Verb::Post if prepared.fresh => Ok(ready(sig)),
+        Verb::Post => Ok(queued(sig, location)),
+        Verb::Get => get_reply(state, sig, prepared, location, headers),
+    }
+}
+
+/// GET: the stored body when there is one (fresh, or stale with a refresh queued), else the
+/// failure, else `queued`.
+fn get_reply(
+    state: &ApiState,
+    sig: Signature,
+    prepared: &Prepared,
+    location: &str,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    if prepared.entry.is_some()
+        && let Some(served) = state.store.served(&sig)?
+    {
+        let status = CacheStatus::stored(prepared.fresh);
+        return Ok(respond_served(served, headers, status));
+    }
+    if let Some(failure) = &prepared.failure {
+        return Ok(failed(state, sig, failure));
+    }
+    Ok(queued(sig, location))
+}
+
+/// How a resource route's path ID becomes a signature and a polling URL, and which query keys
+/// it takes.
+pub struct ResourceRoute {
+    to_sig: fn(&str) -> Result<(Signature, String), ApiError>,
+    query_keys: &'static [&'static str],
+}
+
+fn parse_id<T: std::str::FromStr<Err = crate::domain::IdError>>(raw: &str) -> Result<T, ApiError> {
+    T::from_str(raw).map_err(|e| ApiError::BadRequest(e.to_string()))
+}
+
+/// Serves `verb` on the resource named by the request's `{id}`.
+async fn serve(
+    state: ApiState,
+    req: Request,
+    route: &'static ResourceRoute,
+    verb: Verb,
+) -> Result<Response, ApiError> {
+    let (sig, location) = (route.to_sig)(req.param("id"))?;
+    let query = ResourceQuery::parse(&req.query()?, route.query_keys)?;
+    handle(state, verb, sig, query, location, &req.headers).await
+}
+
+/// The GET and POST operations of one resource route: their handlers and their OpenAPI
+/// description (`$body` is what GET serves once the resource is stored).
+macro_rules! resource_routes {
+    (
+        $get:ident, $post:ident, $path:tt, $id:ident, $body:ident, $route:expr,
+        get = $get_summary:tt, post = $post_summary:tt,
+        params($($param:tt)*)
+    ) => {
+        #[utoipa::path(
+            get, path = $path, tag = "resources", summary = $get_summary,
+            description = "Serves the stored copy (fresh, or stale while a refresh runs, see \
+                `x-cache-status`). On a miss the fetch is queued and the answer is 202. A \
+                resource whose last fetch failed answers 404/502 with a failed body (and \
+                `Retry-After`) until the failure TTL ends (`retryAt`), when a GET queues a new \
+                attempt, or until a POST (or `force`) retries it.",
+            params(
+                ("id" = $id, Path, description = "A positive integer ID."),
+                ("If-None-Match" = Option<String>, Header,
+                    description = "An `ETag` from an earlier answer: 304 while it is current."),
+                ("Accept-Encoding" = Option<String>, Header,
+                    description = "`br` and `gzip` are sent precompressed."),
+                $($param)*
+            ),
+            responses(
+                (status = 200, description = "The stored copy.", body = $body, headers(
+                    ("x-cache-status" = String,
+                        description = "`fresh`, or `stale; refresh queued`; while the store is \
+                            degraded also `stale` or `bypass` (fetched directly, not stored)."),
+                    ("ETag" = String, description = "Changes when the content changes."),
+                    ("Vary" = String, description = "`Accept-Encoding`."),
+                    ("Content-Encoding" = Option<String>,
+                        description = "`br` or `gzip` when the client accepts it.")
+                )),
+                crate::http::openapi::responses::NotModified,
+                crate::http::openapi::responses::Queued<Envelope>,
+                crate::http::openapi::responses::BadRequest,
+                crate::http::openapi::responses::Failed,
+                crate::http::openapi::responses::Internal,
+                crate::http::openapi::responses::Unavailable
+            )
+        )]
+        pub async fn $get(state: ApiState, req: Request) -> Result<Response, ApiError> {
+            serve(state, req, &$route, Verb::Get).await
+        }
+
+        #[utoipa::path(
+            post, path = $path, tag = "resources", summary = $post_summary,
+            description = "Answers `ready` when a fresh copy is stored, else queues the fetch \
+                (retrying a failed one) and answers 202 with where to poll.",
+            params(("id" = $id, Path, description = "A positive integer ID."), $($param)*),
+            responses(
+                (status = 200, description = "A fresh copy is stored.", body = Envelope),
+                crate::http::openapi::responses::Queued<Envelope>,
+                crate::http::openapi::responses::BadRequest,
+                crate::http::openapi::responses::Internal,
+                crate::http::openapi::responses::Unavailable
+            )
+        )]
+        pub async fn $post(state: ApiState, req: Request) -> Result<Response, ApiError> {
+            serve(state, req, &$route, Verb::Post).await
+        }
+    };
+}
+
+pub mod routes {
+    //! The single-resource routes.
+    use super::*;
+    use crate::actors::player_stats_fetcher::PlayerStatsRecord;
+    use crate::domain::{LeagueId, MatchId, PlayerId};
+    use crate::http::bodies::{OpenDotaMatch, OpenDotaPlayer};
+
+    const MATCHES: ResourceRoute = ResourceRoute {
+        to_sig: |raw| {
+            let id: MatchId = parse_id(raw)?;
+            Ok((Signature::Match(id), format!("/api/matches/{id}")))
+        },
+        query_keys: &["force"],
+    };
+
+    const PLAYERS: ResourceRoute = ResourceRoute {
+        to_sig: |raw| {
+            let id: PlayerId = parse_id(raw)?;
+            Ok((Signature::Player(id), format!("/api/players/{id}/data")))
+        },
+        query_keys: &["force"],
+    };
+
+    const PLAYER_STATS: ResourceRoute = ResourceRoute {
+        to_sig: |raw| {
+            let id: PlayerId = parse_id(raw)?;
+            let location = format!("/api/players/{id}/stats");
+            Ok((Signature::PlayerStats(id), location))
+        },
+        query_keys: &["force"],
+    };
+
+    const LEAGUES: ResourceRoute = ResourceRoute {
+        to_sig: |raw| {
+            let id: LeagueId = parse_id(raw)?;
+            Ok((Signature::League(id), format!("/api/leagues/{id}")))
+        },
+        query_keys: &["force", "queueMatches"],
+    };
+
+    resource_routes!(
+        get_match, post_match, "/api/matches/{id}", MatchId, OpenDotaMatch, MATCHES,
+        get = "The stored match, or queue its fetch",
+        post = "Make sure the match is stored (idempotent)",
+        params(("force" = Option<bool>, Query, description = "Refetch even if fresh (`1`/`0` too)."))
+    );
+    resource_routes!(
+        get_player, post_player, "/api/players/{id}/data", PlayerId, OpenDotaPlayer, PLAYERS,
+        get = "The stored player, or queue its fetch",
+        post = "Make sure the player is stored (idempotent)",
+        params(("force" = Option<bool>, Query, description = "Refetch even if fresh (`1`/`0` too)."))
+    );
+    resource_routes!(
+        get_player_stats, post_player_stats, "/api/players/{id}/stats", PlayerId,
+        PlayerStatsRecord, PLAYER_STATS,
+        get = "The stored player stats, or queue their fetch",
+        post = "Make sure the player stats are stored (idempotent)",
+        params(("force" = Option<bool>, Query, description = "Refetch even if fresh (`1`/`0` too)."))
+    );
+    resource_routes!(
+        get_league, post_league, "/api/leagues/{id}", LeagueId, LeagueRecord, LEAGUES,
+        get = "The stored league, or queue its fetch",
+        post = "Make sure the league is stored (idempotent)",
+        params(
+            ("force" = Option<bool>, Query, description = "Refetch even if fresh (`1`/`0` too)."),
+            ("queueMatches" = Option<bool>, Query, description = "Also queue the league's matches.")
+        )
+    );
+}

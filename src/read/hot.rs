@@ -1,0 +1,361 @@
+//! The hot cache: ready responses in memory, so a poll of fresh data costs no actor message, no
+//! write transaction and no re-serialisation; usually not even a redb read. Two bounded `moka`
+//! caches share `--hot-cache-mb`: stored resources (body plus its gzip/br forms, by
+//! signature) and rendered team views.
+//!
+//! Nothing here is ever served stale. Every committed write bumps the store's epochs (see
+//! `store::Epochs`) after its commit. A resource entry remembers the epoch of its signature at
+//! which it was last known current: while that epoch reads the same no write has touched the
+//! signature since, and otherwise the entry is checked against redb's metadata (one small read)
+//! before it is used. A view remembers the global epoch it was built at and is rebuilt when any
+//! write happened since; it also remembers the day's budget it showed (`waitingForBudget`),
+//! which changes without any write, and is rebuilt when that changed. Freshness (the TTL) is
+//! checked on every use.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use moka::sync::Cache;
+
+use crate::domain::Signature;
+use crate::encoding::{self, ContentTag, Encoding, Representation};
+use crate::metrics as m;
+use crate::store::{EntryMeta, Served, Store, StoreError, now_ms};
+
+/// Share of the bound given to team views (the rest holds resources).
+const VIEW_SHARE: u64 = 8;
+/// Bytes counted per entry besides its bodies (keys, metadata, the cache's own bookkeeping).
+const ENTRY_OVERHEAD: u64 = 256;
+
+/// A fresh stored resource, ready to send.
+pub struct HotEntry {
+    meta: EntryMeta,
+    tag: ContentTag,
+    identity: Bytes,
+    gzip: Option<Bytes>,
+    br: Option<Bytes>,
+    /// Epoch of the signature at which this entry was last known to match redb.
+    checked: AtomicU64,
+}
+
+impl HotEntry {
+    /// The stored copy's metadata.
+    pub fn meta(&self) -> &EntryMeta {
+        &self.meta
+    }
+
+    /// The body as stored.
+    pub fn body(&self) -> &Bytes {
+        &self.identity
+    }
+
+    pub fn representation(&self) -> Representation<'_> {
+        Representation {
+            tag: self.tag,
+            identity: &self.identity,
+            gzip: self.gzip.as_ref(),
+            br: self.br.as_ref(),
+        }
+    }
+
+    fn weight(&self) -> u32 {
+        let bytes = self.identity.len()
+            + self.gzip.as_ref().map_or(0, Bytes::len)
+            + self.br.as_ref().map_or(0, Bytes::len);
+        u32::try_from(bytes as u64 + ENTRY_OVERHEAD).unwrap_or(u32::MAX)
+    }
+}
+
+/// Which rendering of a team import a view entry holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ViewPart {
+    /// The whole view: record, progress and summaries.
+    Full,
+    /// `?include=progress`.
+    Progress,
+}
+
+/// A rendered team view and the state it was rendered from.
+pub struct ViewEntry {
+    /// The store's global epoch before the view was read.
+    pub epoch: u64,
+    /// The team record's metadata (its freshness is checked on every use).
+    pub record: EntryMeta,
+    /// The day's budget the view was rendered with: `Some(resetsAt)` while it was spent.
+    pub day_spent_until: Option<String>,
+    tag: ContentTag,
+    identity: Bytes,
+    gzip: OnceLock<Bytes>,
+    br: OnceLock<Bytes>,
+}
+
+impl ViewEntry {
+    pub fn new(
+        epoch: u64,
+        record: EntryMeta,
+        day_spent_until: Option<String>,
+        body: Vec<u8>,
+    ) -> Self {
+        Self {
+            epoch,
+            record,
+            day_spent_until,
+            tag: ContentTag::of(&body),
+            identity: body.into(),
+            gzip: OnceLock::new(),
+            br: OnceLock::new(),
+        }
+    }
+
+    /// Makes the compressed form `encoding` if it is not made yet (once per view, on the
+    /// blocking pool).
+    pub async fn encode(self: &Arc<Self>, encoding: Encoding) {
+        let (cell, compress): (&OnceLock<Bytes>, fn(&[u8]) -> _) = match encoding {
+            Encoding::Identity => return,
+            Encoding::Gzip => (&self.gzip, encoding::gzip),
+            Encoding::Brotli => (&self.br, encoding::brotli),
+        };
+        if cell.get().is_some() {
+            return;
+        }
+        let body = self.identity.clone();
+        let made = tokio::task::spawn_blocking(move || compress(&body)).await;
+        match made {
+            Ok(Ok(bytes)) => {
+                let _ = cell.set(bytes.into());
+            }
+            Ok(Err(err)) => tracing::warn!(%err, "serving the team view uncompressed"),
+            Err(err) => tracing::warn!(%err, "serving the team view uncompressed"),
+        }
+    }
+
+    pub fn representation(&self) -> Representation<'_> {
+        Representation {
+            tag: self.tag,
+            identity: &self.identity,
+            gzip: self.gzip.get(),
+            br: self.br.get(),
+        }
+    }
+
+    fn weight(&self) -> u32 {
+        // Counted at insertion: the compressed forms made later are well under the body.
+        u32::try_from(2 * self.identity.len() as u64 + ENTRY_OVERHEAD).unwrap_or(u32::MAX)
+    }
+}
+
+/// The two caches; cheap to clone. A bound of 0 turns both off (every read then goes to redb).
+#[derive(Clone)]
+pub struct HotCache {
+    resources: Option<Cache<Signature, Arc<HotEntry>>>,
+    views: Option<Cache<(Signature, ViewPart), Arc<ViewEntry>>>,
+    capacity: u64,
+}
+
+impl HotCache {
+    /// Caches bounded together by `capacity_bytes`.
+    pub fn new(capacity_bytes: u64) -> Self {
+        if capacity_bytes == 0 {
+            return Self {
+                resources: None,
+                views: None,
+                capacity: 0,
+            };
+        }
+        let views = capacity_bytes / VIEW_SHARE;
+        Self {
+            resources: Some(
+                Cache::builder()
+                    .max_capacity(capacity_bytes - views)
+                    .weigher(|_, e: &Arc<HotEntry>| e.weight())
+                    .build(),
+            ),
+            views: Some(
+                Cache::builder()
+                    .max_capacity(views)
+                    .weigher(|_, e: &Arc<ViewEntry>| e.weight())
+                    .build(),
+            ),
+            capacity: capacity_bytes,
+        }
+    }
+
+    /// The fresh stored copy of `sig`, from memory when it is there and still current, else
+    /// from one redb read (and then kept). `None` when nothing fresh is stored: the caller
+    /// goes to the CacheKeeper.
+    pub async fn fresh(
+        &self,
+        store: &Store,
+        sig: Signature,
+    ) -> Result<Option<Arc<HotEntry>>, StoreError> {
+        let now = now_ms();
+        if let Some(cache) = &self.resources
+            && let Some(entry) = cache.get(&sig)
+        {
+            if current(store, &sig, &entry)? {
+                let fresh = store.is_fresh(sig.kind(), &entry.meta, now);
+                if fresh {
+                    metrics::counter!(m::HOT_CACHE_LOOKUPS, "result" => m::HOT_HIT).increment(1);
+                }
+                return Ok(fresh.then_some(entry));
+            }
+            cache.invalidate(&sig);
+        }
+        // Loaded before the read: a write committed after it moves the epoch past this value.
+        let epoch = store.epochs().of(&sig);
+        let Some(served) = store.served(&sig)? else {
+            return Ok(None);
+        };
+        if !store.is_fresh(sig.kind(), &served.meta, now) {
+            return Ok(None);
+        }
+        let Some(entry) = load(served, epoch, self.resources.is_some()).await else {
+            return Ok(None);
+        };
+        let entry = Arc::new(entry);
+        if let Some(cache) = &self.resources {
+            metrics::counter!(m::HOT_CACHE_LOOKUPS, "result" => m::HOT_MISS).increment(1);
+            cache.insert(sig, entry.clone());
+        }
+        Ok(Some(entry))
+    }
+
+    /// The rendered view `key` if no write happened since it was rendered, it was rendered
+    /// with the same day's budget (`day_spent_until`, see [`ViewEntry::day_spent_until`]) and
+    /// its record is still fresh.
+    pub fn view(
+        &self,
+        store: &Store,
+        key: (Signature, ViewPart),
+        day_spent_until: Option<&str>,
+    ) -> Option<Arc<ViewEntry>> {
+        let entry = self.views.as_ref()?.get(&key)?;
+        let current = entry.epoch == store.epochs().global()
+            && entry.day_spent_until.as_deref() == day_spent_until
+            && store.is_fresh(key.0.kind(), &entry.record, now_ms());
+        current.then_some(entry)
+    }
+
+    pub fn put_view(&self, key: (Signature, ViewPart), entry: Arc<ViewEntry>) {
+        if let Some(views) = &self.views {
+            views.insert(key, entry);
+        }
+    }
+
+    /// The bound, in bytes.
+    pub fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    /// Bytes and entries held now (after the caches' pending bookkeeping has run).
+    pub fn usage(&self) -> (u64, u64) {
+        let (mut bytes, mut entries) = (0, 0);
+        if let Some(cache) = &self.resources {
+            cache.run_pending_tasks();
+            bytes += cache.weighted_size();
+            entries += cache.entry_count();
+        }
+        if let Some(cache) = &self.views {
+            cache.run_pending_tasks();
+            bytes += cache.weighted_size();
+            entries += cache.entry_count();
+        }
+        (bytes, entries)
+    }
+
+    /// Sets the hot cache gauges.
+    pub fn export_gauges(&self) {
+        let (bytes, entries) = self.usage();
+        metrics::gauge!(m::HOT_CACHE_BYTES).set(bytes as f64);
+        metrics::gauge!(m::HOT_CACHE_ENTRIES).set(entries as f64);
+        metrics::gauge!(m::HOT_CACHE_CAPACITY_BYTES).set(self.capacity as f64);
+    }
+}
+
+/// Whether `entry` still matches what redb holds for `sig`.
+fn current(store: &Store, sig: &Signature, entry: &HotEntry) -> Result<bool, StoreError> {
+    let epoch = store.epochs().of(sig);
+    if entry.checked.load(Ordering::SeqCst) == epoch {
+        return Ok(true);
+    }
+    // Some write touched this shard since: compare with redb (read after loading `epoch`).
+    if store.meta(sig)? == Some(entry.meta) {
+        entry.checked.fetch_max(epoch, Ordering::SeqCst);
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+/// An entry from a stored copy. A body stored before encodings were kept gets its tag and, if
+/// it will be cached, its compressed forms made here, once, on the blocking pool. `None` only
+/// if that work panicked (the body went with it).
+async fn load(served: Served, epoch: u64, will_cache: bool) -> Option<HotEntry> {
+    let Served {
+        meta,
+        body,
+        gzip,
+        br,
+    } = served;
+    let entry = |tag, body: Vec<u8>, gzip: Option<Vec<u8>>, br: Option<Vec<u8>>| HotEntry {
+        meta,
+        tag,
+        identity: body.into(),
+        gzip: gzip.map(Bytes::from),
+        br: br.map(Bytes::from),
+        checked: AtomicU64::new(epoch),
+    };
+    if let Some(tag) = meta.tag {
+        return Some(entry(tag, body, gzip, br));
+    }
+    if !will_cache {
+        return Some(entry(ContentTag::of(&body), body, None, None));
+    }
+    let (body, made) = tokio::task::spawn_blocking(move || {
+        let made = encoding::Encoded::of(&body);
+        (body, made)
+    })
+    .await
+    .inspect_err(|err| tracing::warn!(%err, "encoding a stored body panicked"))
+    .ok()?;
+    Some(match made {
+        Ok(e) => entry(e.tag, body, Some(e.gzip), Some(e.br)),
+        Err(_) => entry(ContentTag::of(&body), body, None, None),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Ttls;
+    use crate::domain::{LeagueId, TeamId};
+    use crate::store::Extras;
+
+    /// A rendered view is reused only with the day's budget it was rendered with: the budget
+    /// changes without any write to the store, so the epoch alone would keep showing an old
+    /// `waitingForBudget`.
+    #[test]
+    fn a_view_is_not_reused_once_the_days_budget_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.redb"), Ttls::default()).unwrap();
+        let sig = Signature::Team(TeamId::new(9).unwrap(), LeagueId::new(5).unwrap());
+        store
+            .write(|tx| tx.put_entry(&sig, b"{}", Extras::default(), now_ms()))
+            .unwrap();
+        let meta = store.meta(&sig).unwrap().expect("stored");
+        let hot = HotCache::new(1 << 20);
+        let key = (sig, ViewPart::Progress);
+        let epoch = store.epochs().global();
+        let spent = Some("2026-12-01T00:00:00Z".to_string());
+        let entry = ViewEntry::new(epoch, meta, spent.clone(), b"{}".to_vec());
+        hot.put_view(key, Arc::new(entry));
+
+        assert!(hot.view(&store, key, spent.as_deref()).is_some());
+        assert!(hot.view(&store, key, None).is_none(), "the day reset");
+        assert!(
+            hot.view(&store, key, Some("2026-12-02T00:00:00Z"))
+                .is_none(),
+            "spent again, another day"
+        );
+    }
+}
