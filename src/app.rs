@@ -12,6 +12,7 @@
 //! streams ending first), then the background tasks end, CacheKeeper lets go of the database
 //! file, then nats-server is stopped. Every wait shares one [`STOP_BUDGET`].
 
+mod consumers;
 mod error;
 mod hooks;
 mod nats;
@@ -101,6 +102,7 @@ impl Application {
         let keeper = SyncArbiter::start(1, move || CacheKeeper::new(keeper_store.clone()));
         let names = start::queue_names(&settings, shared.is_some(), embedded.is_some())?;
         let queue = start::queue(&settings, &hooks, &nats, names).await?;
+        let webhooks = consumers::start(&settings, &nats, &tasks).await?;
         let activity = Arc::new(Activity::default());
         let pipeline = Pipeline {
             shutdown: tasks.token(),
@@ -129,6 +131,7 @@ impl Application {
             metrics,
             upstreams,
             rules,
+            webhooks,
         };
         let (http_addr, hot) = serve::http(&settings, parts, &tasks).await?;
         tracing::info!(%http_addr, nats = %nats_url, "dota-orchestrator is serving");

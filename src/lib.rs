@@ -8,6 +8,8 @@
 //! - [`config`]: settings from defaults < TOML file < env < flags; the CLI.
 //! - [`domain`]: typed IDs, resource kinds, priorities and signatures.
 //! - [`actors`]: CacheKeeper, RateLimiter, MatchFetcher, PlayerFetcher and the job pipeline.
+//! - [`events`]: the durable event stream `DOTA_EVENTS`, the CloudEvents envelope, the AsyncAPI document.
+//! - [`webhooks`]: signed webhook endpoints and their durable delivery from `DOTA_EVENTS`.
 //! - [`bus`]: the embedded nats-server (which binary, which version), subject names, wire types, the JetStream job queue.
 //! - [`store`]: redb tables, records and reads.
 //! - [`shared`]: with `--store nats`, the state every instance shares in JetStream (KV, Object
@@ -31,6 +33,7 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod encoding;
+pub mod events;
 #[cfg(feature = "fixture-upstream")]
 pub mod fixture_upstream;
 pub mod http;
@@ -41,3 +44,4 @@ pub mod store;
 pub mod tasks;
 pub mod team;
 pub mod upstream;
+pub mod webhooks;

@@ -46,6 +46,8 @@ enum LogFormat {
 enum Command {
     /// Run the service: HTTP API, background fetchers, embedded or external NATS.
     Serve(Box<ServeArgs>),
+    /// Print the AsyncAPI 3.0 document of the NATS events (what GET /api/asyncapi.json serves).
+    Asyncapi,
     /// Serve recorded-shape OpenDota/Dotabuff responses from a directory (tests, demos, benchmarks).
     #[cfg(feature = "fixture-upstream")]
     FixtureUpstream(FixtureArgs),
@@ -178,6 +180,11 @@ fn main() -> anyhow::Result<()> {
     system.block_on(async move {
         match cli.command {
             Command::Serve(args) => serve(*args).await,
+            Command::Asyncapi => {
+                let doc = dota_orchestrator::events::asyncapi::document();
+                println!("{}", serde_json::to_string_pretty(&doc)?);
+                Ok(())
+            }
             #[cfg(feature = "fixture-upstream")]
             Command::FixtureUpstream(args) => fixture(args).await,
             // Starts nothing; logs go to stderr, so stdout carries only the document.

@@ -71,6 +71,28 @@ pub const STORE_DEGRADED: &str = "dota_store_degraded";
 /// Background tasks that panicked (a restartable one is started again after a pause). Labels:
 /// task ([`TaskName`]).
 pub const TASK_PANICS: &str = "dota_task_panics_total";
+/// Ready/failed events published. Labels: outcome (ready, failed), result (stored, duplicate:
+/// another instance stored it first, core_only: the stream was unreachable).
+pub const EVENTS_PUBLISHED: &str = "dota_events_published_total";
+/// Webhook delivery attempts. Labels: outcome (delivered, retrying, exhausted, gone, refused,
+/// dropped).
+pub const WEBHOOK_DELIVERIES: &str = "dota_webhook_deliveries_total";
+/// Duration of one webhook delivery attempt (the HTTP call).
+pub const WEBHOOK_ATTEMPT_SECONDS: &str = "dota_webhook_attempt_duration_seconds";
+/// From an event's time (fetch or failure) to its successful delivery to an endpoint.
+pub const WEBHOOK_LATENCY_SECONDS: &str = "dota_webhook_delivery_latency_seconds";
+/// Webhook endpoints registered, and those disabled (410 or 5 days of failures).
+pub const WEBHOOK_ENDPOINTS: &str = "dota_webhook_endpoints";
+pub const WEBHOOK_ENDPOINTS_DISABLED: &str = "dota_webhook_endpoints_disabled";
+/// `outcome` values of [`WEBHOOK_DELIVERIES`].
+pub const WEBHOOK_OUTCOMES: [&str; 6] = [
+    "delivered",
+    "retrying",
+    "exhausted",
+    "gone",
+    "refused",
+    "dropped",
+];
 
 /// `status_class` values of [`UPSTREAM_REQUESTS`].
 pub const STATUS_2XX: &str = "2xx";
@@ -112,10 +134,18 @@ pub enum TaskName {
     Leases,
     /// With `--store nats`: the shared budget's heartbeat.
     BudgetHeartbeat,
+    /// The webhook endpoints' KV watch.
+    WebhookRegistry,
+    /// Events to webhook deliveries.
+    WebhookDispatch,
+    /// The webhook delivery consumer.
+    WebhookDelivery,
+    /// One webhook delivery attempt.
+    WebhookAttempt,
 }
 
 impl TaskName {
-    pub const ALL: [TaskName; 11] = [
+    pub const ALL: [TaskName; 15] = [
         TaskName::Http,
         TaskName::QueueStatus,
         TaskName::Gauges,
@@ -127,6 +157,10 @@ impl TaskName {
         TaskName::Mirror,
         TaskName::Leases,
         TaskName::BudgetHeartbeat,
+        TaskName::WebhookRegistry,
+        TaskName::WebhookDispatch,
+        TaskName::WebhookDelivery,
+        TaskName::WebhookAttempt,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -142,6 +176,10 @@ impl TaskName {
             TaskName::Mirror => "mirror",
             TaskName::Leases => "leases",
             TaskName::BudgetHeartbeat => "budget_heartbeat",
+            TaskName::WebhookRegistry => "webhook_registry",
+            TaskName::WebhookDispatch => "webhook_dispatch",
+            TaskName::WebhookDelivery => "webhook_delivery",
+            TaskName::WebhookAttempt => "webhook_attempt",
         }
     }
 }
@@ -171,6 +209,7 @@ pub fn install() -> Result<PrometheusHandle, MetricsError> {
         .set_buckets_for_metric(Matcher::Suffix("_seconds".to_string()), LATENCY_BUCKETS)?
         .install_recorder()?;
     describe();
+    describe_events();
     export_counters_at_zero();
     *slot = Some(handle.clone());
     Ok(handle)
@@ -231,6 +270,29 @@ pub fn describe() {
 }
 
 /// The `# HELP` lines of the read side, the store and the service's own health.
+/// The `# HELP` lines of the event and webhook metrics.
+fn describe_events() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        EVENTS_PUBLISHED,
+        "Ready/failed events published, by whether the stream stored them."
+    );
+    describe_counter!(WEBHOOK_DELIVERIES, "Webhook delivery attempts by outcome.");
+    describe_histogram!(
+        WEBHOOK_ATTEMPT_SECONDS,
+        "Duration of one webhook delivery attempt in seconds."
+    );
+    describe_histogram!(
+        WEBHOOK_LATENCY_SECONDS,
+        "Seconds from an event's time to its delivery to an endpoint."
+    );
+    describe_gauge!(WEBHOOK_ENDPOINTS, "Webhook endpoints registered.");
+    describe_gauge!(
+        WEBHOOK_ENDPOINTS_DISABLED,
+        "Webhook endpoints disabled (410 or 5 days of failures)."
+    );
+}
+
 fn describe_read_side() {
     use metrics::{describe_counter, describe_gauge, describe_histogram};
     describe_counter!(CACHE_LOOKUPS, "Cache lookups from the API by result.");
@@ -282,6 +344,20 @@ fn describe_read_side() {
 /// routes, whose status label is open-ended.
 fn export_counters_at_zero() {
     use crate::domain::{Priority, ResourceKind, Service};
+    for outcome in WEBHOOK_OUTCOMES {
+        metrics::counter!(WEBHOOK_DELIVERIES, "outcome" => outcome).increment(0);
+    }
+    for outcome in ["ready", "failed"] {
+        for result in ["stored", "duplicate", "core_only"] {
+            metrics::counter!(EVENTS_PUBLISHED, "outcome" => outcome, "result" => result)
+                .increment(0);
+        }
+    }
+    metrics::gauge!(WEBHOOK_ENDPOINTS).set(0.0);
+    // Registered, so their (empty) series are on /metrics before the first delivery.
+    let _ = metrics::histogram!(WEBHOOK_ATTEMPT_SECONDS);
+    let _ = metrics::histogram!(WEBHOOK_LATENCY_SECONDS);
+    metrics::gauge!(WEBHOOK_ENDPOINTS_DISABLED).set(0.0);
     metrics::counter!(NATS_SERVER_RESTARTS).increment(0);
     metrics::counter!(NOT_MODIFIED).increment(0);
     for task in TaskName::ALL.map(TaskName::as_str) {

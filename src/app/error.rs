@@ -74,4 +74,6 @@ pub enum AppError {
     SharedBudget(#[from] crate::upstream::budget::shared::SharedBudgetError),
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Events(#[from] crate::events::EventsError),
 }

@@ -33,6 +33,7 @@ pub(super) struct Parts {
     pub metrics: PrometheusHandle,
     pub upstreams: Upstreams,
     pub rules: Rules,
+    pub webhooks: Option<crate::webhooks::Webhooks>,
 }
 
 /// Serves the API on `settings.http_addr`; returns the address bound and the hot cache.
@@ -64,6 +65,7 @@ pub(super) async fn http(
         hot: hot.clone(),
         recent,
         refresh: RefreshState::new(parts.rules, settings.auto_refresh),
+        webhooks: parts.webhooks,
     });
     let token = tasks.token();
     let gauges = state.clone();

@@ -1,8 +1,10 @@
 //! Every NATS subject, stream and consumer name the service uses, in one place.
 //!
 //! Work travels on `dota.jobs.<priority>.<kind>` (JetStream work-queue stream [`JOBS_STREAM`]);
-//! results are announced on core NATS `dota.ready.<kind>.<id>` and `dota.failed.<kind>.<id>`.
-//! Other programs subscribe to `dota.ready.>` / `dota.failed.>`.
+//! results are announced on `dota.ready.<kind>.<id>` and `dota.failed.<kind>.<id>`, kept in the
+//! stream [`EVENTS_STREAM`]. Other programs subscribe to `dota.ready.>` / `dota.failed.>` or
+//! make a durable consumer on the stream. Webhook deliveries travel on
+//! `dota.webhooks.deliver.<endpoint>` and their attempts are logged on `dota.webhooks.log.<endpoint>`.
 //!
 //! An instance with its own redb file on a shared NATS server keeps its work in a queue of its
 //! own ([`QueueNames::private`]): `dota.q.<instance>.<priority>.<kind>` in stream
@@ -22,6 +24,33 @@ pub const JOBS_SUBJECTS: &str = "dota.jobs.>";
 pub const READY_ALL: &str = "dota.ready.>";
 /// Wildcard for every "resource failed permanently" event.
 pub const FAILED_ALL: &str = "dota.failed.>";
+
+/// The durable stream of every ready and failed event (limits retention, see `events::stream`).
+pub const EVENTS_STREAM: &str = "DOTA_EVENTS";
+/// KV bucket of webhook endpoints (shared by every instance on one NATS).
+pub const WEBHOOKS_BUCKET: &str = "dota_webhooks";
+/// Work-queue stream of webhook deliveries, one message per event and endpoint.
+pub const WEBHOOK_DELIVERIES_STREAM: &str = "DOTA_WEBHOOK_DELIVERIES";
+/// Subjects of [`WEBHOOK_DELIVERIES_STREAM`]: `dota.webhooks.deliver.<endpoint>`.
+pub const WEBHOOK_DELIVERIES_SUBJECTS: &str = "dota.webhooks.deliver.>";
+/// Stream of the last delivery attempts per endpoint: `dota.webhooks.log.<endpoint>`.
+pub const WEBHOOK_LOG_STREAM: &str = "DOTA_WEBHOOK_LOG";
+/// Subjects of [`WEBHOOK_LOG_STREAM`].
+pub const WEBHOOK_LOG_SUBJECTS: &str = "dota.webhooks.log.>";
+/// Durable consumer on [`EVENTS_STREAM`] that turns events into deliveries.
+pub const WEBHOOK_DISPATCH_CONSUMER: &str = "webhook-dispatch";
+/// Durable consumer on [`WEBHOOK_DELIVERIES_STREAM`] that makes the HTTP calls.
+pub const WEBHOOK_DELIVER_CONSUMER: &str = "webhook-deliver";
+
+/// Subject of a delivery of one event to `endpoint`.
+pub fn webhook_delivery(endpoint: &str) -> String {
+    format!("dota.webhooks.deliver.{endpoint}")
+}
+
+/// Subject of `endpoint`'s delivery log.
+pub fn webhook_log(endpoint: &str) -> String {
+    format!("dota.webhooks.log.{endpoint}")
+}
 
 /// `--store nats`: KV bucket of stored resources, failures, announcements and tracked imports.
 pub const DATA_BUCKET: &str = "dota_data";

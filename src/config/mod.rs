@@ -10,6 +10,7 @@
 //! settings (figment would need serde defaults and clap defaults kept in step, or help without
 //! defaults), and the file's values go through the flags' own parsers and checks.
 
+pub mod events;
 pub mod file;
 pub mod groups;
 pub mod secrets;
@@ -26,6 +27,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Command, FromArgMatches};
 
+pub use events::{EventSettings, RetrySchedule};
 pub use file::ConfigFile;
 pub use groups::{
     DEFAULT_DOTABUFF_PER_MINUTE, DEFAULT_EMBEDDED_NATS_PORT, DEFAULT_OPENDOTA_PER_DAY,
@@ -240,6 +242,8 @@ pub struct Settings {
         value_parser = clap::value_parser!(u8).range(0..=100),
     )]
     pub refresh_reserve: u8,
+    #[command(flatten)]
+    pub events: EventSettings,
 }
 
 impl Settings {

@@ -36,7 +36,7 @@ use crate::store::Store;
 use reply::ApiError;
 use router::{Route, Router};
 use routes::resources::routes as res;
-use routes::{events, invalidate, openapi as doc, page, schedule, status, teams, ws};
+use routes::{events, invalidate, openapi as doc, page, schedule, status, teams, webhooks, ws};
 
 /// What handlers share: one `Arc`, so a request clones one pointer, not every handle inside
 /// (each clone of those is an atomic write on a cache line both worker threads contend for).
@@ -62,6 +62,8 @@ pub struct Shared {
     pub recent: live::RecentEvents,
     /// Tracked team imports and the refresh rules (see [`refresh`]).
     pub refresh: refresh::RefreshState,
+    /// Webhook endpoints (see [`routes::webhooks`]); `None` where NATS cannot hold them.
+    pub webhooks: Option<crate::webhooks::Webhooks>,
 }
 
 /// When an admin token is configured, the request must carry `Authorization: Bearer <token>`.
@@ -112,6 +114,13 @@ pub fn table() -> Vec<Route> {
         }),
         Route::new::<ws::__path_get_ws>(move |state, req| ws::get_ws(state, req, streams.clone())),
         Route::new::<doc::__path_get_openapi>(doc::get_openapi),
+        Route::new::<webhooks::__path_get_asyncapi>(webhooks::get_asyncapi),
+        Route::new::<webhooks::__path_post_webhook>(webhooks::post_webhook),
+        Route::new::<webhooks::__path_list_webhooks>(webhooks::list_webhooks),
+        Route::new::<webhooks::__path_get_webhook>(webhooks::get_webhook),
+        Route::new::<webhooks::__path_rotate_webhook_secret>(webhooks::rotate_webhook_secret),
+        Route::new::<webhooks::__path_get_webhook_deliveries>(webhooks::get_webhook_deliveries),
+        Route::new::<webhooks::__path_delete_webhook>(webhooks::delete_webhook),
         Route::new::<status::__path_get_healthz>(status::get_healthz),
         Route::new::<status::__path_get_readyz>(status::get_readyz),
         Route::new::<status::__path_get_metrics>(status::get_metrics),

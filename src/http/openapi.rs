@@ -52,7 +52,8 @@ impl Modify for AdminToken {
         (name = "resources", description = "Matches, players, player stats, leagues."),
         (name = "teams", description = "Team imports, one league at a time."),
         (name = "admin", description = "Cache administration."),
-        (name = "events", description = "Server-sent events."),
+        (name = "events", description = "Server-sent events and the AsyncAPI document of the NATS events."),
+        (name = "webhooks", description = "Signed webhook endpoints (Standard Webhooks v1)."),
         (name = "operations", description = "Health, readiness, status, metrics.")
     ),
     components(

@@ -20,11 +20,17 @@ pub const RECENT_EVENTS: usize = 50;
 /// Shortest time between two status frames of one stream.
 pub const STATUS_EVERY: Duration = Duration::from_secs(1);
 
-/// One relayed result event: its outcome (`ready`, `failed`) and the event JSON as published.
+/// One relayed result event: its outcome (`ready`, `failed`), its CloudEvents `ce-id` and
+/// `ce-type` (as `id` and `eventType`, when the message carried them) and the event JSON as
+/// published.
 #[derive(Debug, Clone, Serialize)]
 pub struct Relayed {
     #[serde(rename = "type")]
     pub outcome: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(rename = "eventType", skip_serializing_if = "Option::is_none")]
+    pub event_type: Option<String>,
     pub event: Box<serde_json::value::RawValue>,
 }
 
@@ -40,7 +46,16 @@ impl Relayed {
         };
         let text = std::str::from_utf8(&message.payload).ok()?;
         let event = serde_json::value::RawValue::from_string(text.to_string()).ok()?;
-        Some(Self { outcome, event })
+        let envelope = message
+            .headers
+            .as_ref()
+            .and_then(crate::events::Envelope::from_headers);
+        Some(Self {
+            outcome,
+            id: envelope.as_ref().map(|e| e.id.clone()),
+            event_type: envelope.map(|e| e.name.ce_type()),
+            event,
+        })
     }
 
     /// The relayed event's `kind` and `id` fields.

@@ -119,8 +119,23 @@ async fn document_operations_are_exactly_the_routes() {
 
 #[actix_rt::test]
 async fn every_route_answers_with_a_documented_status() {
-    let t = spawn_app(Fixtures::new()).await;
+    let t = spawn_app_with(Fixtures::new(), Default::default(), |s| {
+        s.events.webhook_allow_private = true
+    })
+    .await;
     let doc = fetch_document(&t).await;
+    let hook = json!({"url": "http://127.0.0.1:9/hook", "events": ["match.ready"]});
+    let created: Value = t
+        .http
+        .post(format!("{}/api/webhooks", t.base))
+        .json(&hook)
+        .send()
+        .await
+        .expect("create a webhook")
+        .json()
+        .await
+        .expect("JSON");
+    let endpoint = created["id"].as_str().expect("endpoint id").to_string();
     for (method, template) in route_list() {
         let (method, template) = (method.as_str(), template.as_str());
         // SSE streams never end; tests/events.rs and tests/live.rs cover them against the
@@ -128,7 +143,11 @@ async fn every_route_answers_with_a_documented_status() {
         if template == "/api/events" || template == "/api/queue/events" {
             continue;
         }
-        let path = template.replace("{id}", "1");
+        let path = if template.starts_with("/api/webhooks/") {
+            template.replace("{id}", &endpoint)
+        } else {
+            template.replace("{id}", "1")
+        };
         let url = match (method, template) {
             // The GET and POST before it tracked this import: DELETE stops tracking it.
             ("DELETE", "/api/teams/{id}/matches") => {
@@ -145,6 +164,7 @@ async fn every_route_answers_with_a_documented_status() {
         };
         let req = match template {
             "/api/cache/invalidate" => req.json(&json!({"items": []})),
+            "/api/webhooks" if method == "POST" => req.json(&hook),
             _ => req,
         };
         let resp = req.send().await.expect("request");

@@ -15,7 +15,6 @@ use std::time::Duration;
 use actix::Addr;
 use async_nats::jetstream::AckKind;
 use rand::Rng;
-use serde::Serialize;
 use tracing::Instrument;
 
 mod activity;
@@ -23,8 +22,6 @@ mod activity;
 use super::cache_keeper::{CacheKeeper, Child};
 use super::store_port::{Entry, StorePort, StorePortError};
 use crate::bus::queue::{Delivery, JobQueue};
-use crate::bus::subjects;
-use crate::bus::wire::{FailedEvent, ReadyEvent};
 use crate::config::RetryPolicy;
 use crate::domain::Job;
 use crate::domain::Signature;
@@ -314,15 +311,7 @@ impl Pipeline {
         self.written(recorded, "failure", message, attempt).await?;
         self.stores.end_claim(job).await;
         ack(message, AckKind::Term).await;
-        let event = FailedEvent {
-            kind: job.signature.kind().as_str().to_string(),
-            id: job.signature.subject_id(),
-            signature: job.signature,
-            error: reason,
-            failed_at: chrono::Utc::now().to_rfc3339(),
-        };
-        self.announce(subjects::failed(&job.signature), &event)
-            .await;
+        crate::events::announce_failed(&self.nats, job.signature, reason).await;
         metrics::counter!(m::JOBS_FAILED, "kind" => job.signature.kind().as_str(), "priority" => job.priority.as_str()).increment(1);
         Some(false)
     }
@@ -362,31 +351,9 @@ impl Pipeline {
         self.publish_claimed(jobs).await
     }
 
-    /// Publishes `dota.ready.<kind>.<id>`.
+    /// Publishes `dota.ready.<kind>.<id>` (also into `DOTA_EVENTS`).
     pub async fn announce_ready(&self, signature: Signature, fetched_at_ms: i64) {
-        let fetched_at = chrono::DateTime::from_timestamp_millis(fetched_at_ms)
-            .unwrap_or_default()
-            .to_rfc3339();
-        let event = ReadyEvent {
-            kind: signature.kind().as_str().to_string(),
-            id: signature.subject_id(),
-            signature,
-            fetched_at,
-        };
-        self.announce(subjects::ready(&signature), &event).await;
-    }
-
-    async fn announce<T: Serialize>(&self, subject: String, event: &T) {
-        let payload = match serde_json::to_vec(event) {
-            Ok(p) => p,
-            Err(err) => {
-                tracing::error!(%err, "could not encode event");
-                return;
-            }
-        };
-        if let Err(err) = self.nats.publish(subject, payload.into()).await {
-            tracing::warn!(%err, "could not publish event");
-        }
+        crate::events::announce_ready(&self.nats, signature, fetched_at_ms).await;
     }
 }
 

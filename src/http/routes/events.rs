@@ -3,8 +3,10 @@
 //! `GET /api/events` relays the core-NATS result events (`dota.ready.>`, `dota.failed.>`) to
 //! HTTP clients as Server-Sent Events, so a browser can follow the pipeline without a NATS
 //! client. Each SSE event is named `ready` or `failed` and carries the event JSON exactly as
-//! published (see [`crate::bus::wire`]); there is no `id:`, because the relay cannot replay
-//! history and a `Last-Event-ID` would promise it could. `?kind=match,player` keeps only those
+//! published (see [`crate::bus::wire`]) and, as its `id:`, the event's CloudEvents `ce-id`
+//! (the same ID the NATS headers, `DOTA_EVENTS` and webhooks carry; the type is
+//! `com.dota-orchestrator.<kind>.<event name>`). `Last-Event-ID` is not replayed: a consumer that
+//! must not miss events uses a durable consumer on `DOTA_EVENTS` or a webhook. `?kind=match,player` keeps only those
 //! resource kinds; unknown kinds or query keys are a 400.
 //!
 //! Every connection owns two NATS subscriptions and one forwarding task that drains them into a
@@ -65,6 +67,8 @@ impl Outcome {
 enum Frame {
     Relayed {
         outcome: Outcome,
+        /// The event's `ce-id`, sent as the SSE `id`.
+        id: Option<String>,
         data: String,
     },
     /// `n` events were dropped because the client did not keep up.
@@ -74,7 +78,13 @@ enum Frame {
 impl Frame {
     fn into_event(self) -> Event {
         match self {
-            Frame::Relayed { outcome, data } => Event::default().event(outcome.as_str()).data(data),
+            Frame::Relayed { outcome, id, data } => {
+                let event = Event::default().event(outcome.as_str()).data(data);
+                match id {
+                    Some(id) => event.id(id),
+                    None => event,
+                }
+            }
             Frame::Lagged(n) => Event::default()
                 .event("lagged")
                 .data(format!("{{\"dropped\":{n}}}")),
@@ -221,7 +231,12 @@ async fn forward(
                 Err(mpsc::error::TrySendError::Closed(_)) => return,
             }
         }
-        match tx.try_send(Frame::Relayed { outcome, data }) {
+        let id = message
+            .headers
+            .as_ref()
+            .and_then(crate::events::Envelope::from_headers)
+            .map(|e| e.id);
+        match tx.try_send(Frame::Relayed { outcome, id, data }) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => dropped += 1,
             Err(mpsc::error::TrySendError::Closed(_)) => return,
@@ -344,7 +359,7 @@ mod tests {
         go_tx.send(()).unwrap();
         assert!(matches!(rx.recv().await, Some(Frame::Lagged(2))));
         match rx.recv().await {
-            Some(Frame::Relayed { outcome, data }) => {
+            Some(Frame::Relayed { outcome, data, .. }) => {
                 assert_eq!(outcome, Outcome::Failed);
                 assert_eq!(data, "5");
             }

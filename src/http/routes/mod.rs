@@ -21,6 +21,7 @@ pub mod resources;
 pub mod schedule;
 pub mod status;
 pub mod teams;
+pub mod webhooks;
 pub mod ws;
 
 /// Which of the idempotent pair a request is: POST makes sure a resource is stored, GET serves

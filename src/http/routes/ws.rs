@@ -1,7 +1,8 @@
 //! `GET /api/ws`: one WebSocket for a live dashboard. The server sends JSON text messages:
 //! `{"type":"history","events":[...]}` once (the last ready/failed events), `{"type":"status",
 //! "status":{...}}` with the queue status at once and on every change (at most once a second),
-//! and `{"type":"ready"|"failed","event":{...}}` as resources become ready or fail. The client
+//! and `{"type":"ready"|"failed","id":<ce-id>,"eventType":<ce-type>,"event":{...}}` as resources
+//! become ready or fail. The client
 //! may send `{"subscribe":{"kinds":["match"],"ids":["7930696222"],"status":true}}` to keep only
 //! those events (an empty or absent list means all; `status: false` stops the status messages).
 //!
@@ -318,6 +319,8 @@ mod tests {
         let raw = format!("{{\"kind\":\"{kind}\",\"id\":\"{id}\"}}");
         Relayed {
             outcome: "ready",
+            id: None,
+            event_type: None,
             event: serde_json::value::RawValue::from_string(raw).unwrap(),
         }
     }

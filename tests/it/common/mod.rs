@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod fixtures;
 pub mod fleet;
 pub mod queue;
+pub mod receiver;
 pub mod sources;
 
 use std::future::Future;
