@@ -21,6 +21,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/asyncapi.json": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The AsyncAPI 3.0 document of the NATS events */
+        get: operations["get_asyncapi"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/cache/invalidate": {
         parameters: {
             query?: never;
@@ -262,6 +279,82 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/webhooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List webhook endpoints */
+        get: operations["list_webhooks"];
+        put?: never;
+        /**
+         * Create a webhook endpoint
+         * @description Events are POSTed to `url`, signed (Standard Webhooks v1) with the secret in the answer, which is shown only here. URLs resolving to loopback, private or link-local addresses are refused unless `--webhook-allow-private`.
+         */
+        post: operations["post_webhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/webhooks/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One webhook endpoint, with whether (and why) it is disabled */
+        get: operations["get_webhook"];
+        put?: never;
+        post?: never;
+        /** Delete a webhook endpoint and its queued deliveries */
+        delete: operations["delete_webhook"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/webhooks/{id}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The last 100 delivery attempts of an endpoint, newest first */
+        get: operations["get_webhook_deliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/webhooks/{id}/rotate-secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Give an endpoint a new secret
+         * @description Deliveries are signed with both the new and the previous secret for 24 hours.
+         */
+        post: operations["rotate_webhook_secret"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/ws": {
         parameters: {
             query?: never;
@@ -383,6 +476,23 @@ export interface components {
              * @description Acquires answered with [`Grant::Wait`] since start.
              */
             waitsTotal: number;
+            /** @description Every window of the budget, shortest first (STRATZ: second, minute, hour, day). */
+            windows: components["schemas"]["WindowBudget"][];
+        };
+        /** @description `POST /api/webhooks`. */
+        CreateWebhook: {
+            /** @description Where events are POSTed: an http(s) URL. */
+            url: string;
+            /**
+             * @description Event names `<kind>.<ready|failed>`, kinds `team`, `match`, `player`, `league`,
+             *     `player-stats`.
+             * @example [
+             *       "team.ready",
+             *       "match.failed"
+             *     ]
+             */
+            events: string[];
+            filter?: components["schemas"]["Filter"];
         };
         /** @description One service's budget for the current UTC day, in a [`BudgetSnapshot`]. */
         DayBudget: {
@@ -402,6 +512,38 @@ export interface components {
              *     (RFC 3339, UTC, whole seconds).
              */
             resetsAt: string;
+        };
+        /** @description One delivery attempt, as `GET /api/webhooks/{id}/deliveries` lists it. */
+        DeliveryAttempt: {
+            /** @description The event's `ce-id`, also its `webhook-id`. */
+            eventId: string;
+            event: string;
+            /**
+             * Format: int64
+             * @description 1 for the first attempt.
+             */
+            attempt: number;
+            /** @description `delivered`, `retrying`, `exhausted`, `gone` or `refused`. */
+            outcome: string;
+            /**
+             * Format: int32
+             * @description The receiver's HTTP status, when it answered.
+             */
+            status?: number | null;
+            error?: string | null;
+            /** Format: int64 */
+            durationMs: number;
+            at: string;
+        };
+        /** @description `GET /api/webhooks/{id}/deliveries`: the last 100 attempts, newest first. */
+        DeliveryList: {
+            deliveries: components["schemas"]["DeliveryAttempt"][];
+        };
+        /** @description Why and when an endpoint stopped getting deliveries. */
+        Disabled: {
+            /** @description `gone` (the receiver answered 410) or `failing` (5 days of failed deliveries). */
+            reason: string;
+            at: string;
         };
         /** @description An item that was read, as given, with how many stored copies it marked stale. */
         Done: {
@@ -445,6 +587,14 @@ export interface components {
          * @enum {string}
          */
         FailedStatus: "failed";
+        /**
+         * @description Which teams or leagues an endpoint cares about. `teamId` applies to `team.*` events only,
+         *     `leagueId` to `team.*` and `league.*` events (the only ones whose subject names them).
+         */
+        Filter: {
+            teamId?: string | null;
+            leagueId?: string | null;
+        };
         Health: {
             status: components["schemas"]["HealthStatus"];
         };
@@ -533,6 +683,11 @@ export interface components {
             /** @description Whether the imported team won; null when it played neither side by ID. */
             won?: boolean | null;
         };
+        /**
+         * @description What became of one source of the chain in one import.
+         * @enum {string}
+         */
+        Outcome: "answered" | "failed" | "uncovered" | "skipped";
         /** @description The OpenDota `/players/{id}` body, served as fetched (opaque to this service). */
         Player: {
             [key: string]: unknown;
@@ -662,7 +817,7 @@ export interface components {
             item: unknown;
         };
         /** @enum {string} */
-        Service: "opendota" | "dotabuff";
+        Service: "opendota" | "dotabuff" | "steam" | "stratz";
         /** @description One service's queue, work and budget. */
         ServiceStatus: {
             /**
@@ -718,10 +873,17 @@ export interface components {
          */
         Signature: string;
         /**
-         * @description Where the match IDs came from.
+         * @description Where a team import's match list came from.
          * @enum {string}
          */
-        Source: "dotabuff" | "opendota";
+        Source: "steam" | "stratz" | "dotabuff" | "opendota";
+        /** @description One source tried by an import, in chain order. */
+        SourceTried: {
+            source: components["schemas"]["Source"];
+            outcome: components["schemas"]["Outcome"];
+            /** @description Why it failed, was skipped or did not cover the league; `None` when it answered. */
+            reason?: string | null;
+        };
         /** @description Optional JSON body of POST. */
         TeamImportRequest: {
             leagueId?: null | components["schemas"]["ItemId"];
@@ -761,7 +923,13 @@ export interface components {
             matchIdsByLeague: {
                 [key: string]: components["schemas"]["Id"][];
             };
+            /** @description The source that answered; with no source answering, the last one tried. */
             source: components["schemas"]["Source"];
+            /**
+             * @description Every source tried, in chain order, with its outcome (empty in records stored before
+             *     source chains).
+             */
+            sourcesTried?: components["schemas"]["SourceTried"][];
             /** @description Why Dotabuff was not used, when the source is OpenDota. */
             fallbackReason?: string | null;
             /**
@@ -771,7 +939,7 @@ export interface components {
             listedMatches: components["schemas"]["TeamMatch"][];
             /**
              * Format: int32
-             * @description Dotabuff pages read (0 for OpenDota).
+             * @description Pages read: Dotabuff pages, or league history pages (Steam, STRATZ); 0 for OpenDota.
              */
             pages: number;
         };
@@ -820,6 +988,47 @@ export interface components {
              * @description When it stops being tracked unless requested again (RFC 3339, UTC).
              */
             trackedUntil: string;
+        };
+        /** @description `201` of `POST /api/webhooks` and of `rotate-secret`: the secret is shown this once. */
+        WebhookCreated: {
+            id: string;
+            /** @description `whsec_` + base64: verify `webhook-signature` with it (Standard Webhooks v1). */
+            secret: string;
+        };
+        /** @description `GET /api/webhooks`. */
+        WebhookList: {
+            webhooks: components["schemas"]["WebhookView"][];
+        };
+        /** @description An endpoint as the API shows it (no secrets). */
+        WebhookView: {
+            id: string;
+            url: string;
+            events: string[];
+            filter: components["schemas"]["Filter"];
+            createdAt: string;
+            disabled?: null | components["schemas"]["Disabled"];
+            /** @description Since when every delivery failed, while they do. */
+            failingSince?: string | null;
+        };
+        /** @description One window of a service's budget, in a [`BudgetSnapshot`]. */
+        WindowBudget: {
+            /** @description `second`, `minute`, `hour` or `day` (calendar windows, UTC). */
+            window: string;
+            /**
+             * Format: int32
+             * @description Configured calls per window.
+             */
+            limit: number;
+            /**
+             * Format: int32
+             * @description Calls left in the current window.
+             */
+            remaining: number;
+            /**
+             * Format: date-time
+             * @description When the current window ends (RFC 3339, UTC, whole seconds).
+             */
+            resetsAt: string;
         };
     };
     responses: {
@@ -901,6 +1110,26 @@ export interface operations {
                 };
                 content: {
                     "text/html": string;
+                };
+            };
+        };
+    };
+    get_asyncapi: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Channels, messages, CloudEvents headers and payload schemas of every ready/failed event. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
                 };
             };
         };
@@ -2094,6 +2323,293 @@ export interface operations {
             };
             /** @description The store failed. */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A component (actor, JetStream) is unavailable. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    list_webhooks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every endpoint (no secrets). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookList"];
+                };
+            };
+            /** @description Admin token missing or wrong (only checked when one is configured). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A component (actor, JetStream) is unavailable. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    post_webhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateWebhook"];
+            };
+        };
+        responses: {
+            /** @description Created; keep the secret. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookCreated"];
+                };
+            };
+            /** @description Invalid ID, query parameter or body. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Admin token missing or wrong (only checked when one is configured). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A component (actor, JetStream) is unavailable. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    get_webhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Endpoint ID (`ep_...`). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The endpoint (no secret). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookView"];
+                };
+            };
+            /** @description Admin token missing or wrong (only checked when one is configured). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such endpoint. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A component (actor, JetStream) is unavailable. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    delete_webhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Endpoint ID (`ep_...`). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Admin token missing or wrong (only checked when one is configured). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such endpoint. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A component (actor, JetStream) is unavailable. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    get_webhook_deliveries: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Endpoint ID (`ep_...`). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Attempts with status and duration. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeliveryList"];
+                };
+            };
+            /** @description Admin token missing or wrong (only checked when one is configured). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such endpoint. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A component (actor, JetStream) is unavailable. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    rotate_webhook_secret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Endpoint ID (`ep_...`). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The new secret, shown only here. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookCreated"];
+                };
+            };
+            /** @description Admin token missing or wrong (only checked when one is configured). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such endpoint. */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

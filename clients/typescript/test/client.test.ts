@@ -107,7 +107,7 @@ describe("typed calls", () => {
 
   it("queueStatus() reports every service's active requests as a number", async () => {
     const status = await client.queueStatus();
-    expect(Object.keys(status.services).sort()).toEqual(["dotabuff", "opendota"]);
+    expect(Object.keys(status.services).sort()).toEqual(["dotabuff", "opendota", "steam", "stratz"]);
     for (const service of Object.values(status.services)) {
       expect(typeof service.activeSignatures).toBe("number");
     }
