@@ -15,7 +15,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, AckKind, consumer};
-use futures::StreamExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::attempt::{Attempt, Outcome};
@@ -84,38 +83,20 @@ pub async fn run(hooks: Webhooks, consumer: consumer::PullConsumer, tasks: Tasks
     let stop = tasks.token();
     let slots = Arc::new(Slots::default());
     let all = Arc::new(Semaphore::new(IN_FLIGHT));
-    while !stop.is_cancelled() {
-        let mut messages = match consumer.messages().await {
-            Ok(messages) => messages,
-            Err(err) => {
-                tracing::warn!(%err, "webhook delivery cannot pull; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
+    super::each_message(&consumer, &stop, "webhook delivery", |message| {
+        let (hooks, slots, all) = (hooks.clone(), slots.clone(), all.clone());
+        let stop = stop.clone();
+        // At a stop an attempt in hand is dropped unacked: JetStream hands it out again after
+        // the ack wait, with the same webhook-id.
+        tasks.spawn(TaskName::WebhookAttempt, async move {
+            tokio::select! {
+                () = deliver(hooks, &slots, all, message) => {}
+                () = stop.cancelled() => {}
             }
-        };
-        loop {
-            let message = tokio::select! {
-                message = messages.next() => message,
-                () = stop.cancelled() => return,
-            };
-            match message {
-                Some(Ok(message)) => {
-                    let (hooks, slots, all) = (hooks.clone(), slots.clone(), all.clone());
-                    let stop = stop.clone();
-                    // At a stop an attempt in hand is dropped unacked: JetStream hands it out
-                    // again after the ack wait, with the same webhook-id.
-                    tasks.spawn(TaskName::WebhookAttempt, async move {
-                        tokio::select! {
-                            () = deliver(hooks, &slots, all, message) => {}
-                            () = stop.cancelled() => {}
-                        }
-                    });
-                }
-                Some(Err(err)) => tracing::warn!(%err, "webhook delivery pull"),
-                None => break,
-            }
-        }
-    }
+        });
+        std::future::ready(())
+    })
+    .await;
 }
 
 /// Waits for `slots`, telling JetStream the delivery is still in hand every 20 s.

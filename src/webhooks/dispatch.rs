@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, AckKind, consumer, stream};
-use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use super::WebhookError;
@@ -80,27 +79,10 @@ pub async fn run(
     registry: Registry,
     stop: CancellationToken,
 ) {
-    while !stop.is_cancelled() {
-        let mut messages = match consumer.messages().await {
-            Ok(messages) => messages,
-            Err(err) => {
-                tracing::warn!(%err, "webhook dispatch cannot pull; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        loop {
-            let message = tokio::select! {
-                message = messages.next() => message,
-                () = stop.cancelled() => return,
-            };
-            match message {
-                Some(Ok(message)) => dispatch(&js, &registry, message).await,
-                Some(Err(err)) => tracing::warn!(%err, "webhook dispatch pull"),
-                None => break,
-            }
-        }
-    }
+    super::each_message(&consumer, &stop, "webhook dispatch", |message| {
+        dispatch(&js, &registry, message)
+    })
+    .await;
 }
 
 async fn dispatch(js: &jetstream::Context, registry: &Registry, message: jetstream::Message) {

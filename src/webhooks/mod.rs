@@ -213,3 +213,38 @@ impl Webhooks {
         log::read(&self.js, &id).await
     }
 }
+
+/// Hands every message of a durable pull consumer to `handle`, one at a time, until `stop` is
+/// cancelled; a failed pull is logged (as `what`) and tried again a second later.
+async fn each_message<F, Fut>(
+    consumer: &jetstream::consumer::PullConsumer,
+    stop: &tokio_util::sync::CancellationToken,
+    what: &str,
+    mut handle: F,
+) where
+    F: FnMut(jetstream::Message) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    use futures::StreamExt;
+    while !stop.is_cancelled() {
+        let mut messages = match consumer.messages().await {
+            Ok(messages) => messages,
+            Err(err) => {
+                tracing::warn!(%err, what, "cannot pull; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        loop {
+            let message = tokio::select! {
+                message = messages.next() => message,
+                () = stop.cancelled() => return,
+            };
+            match message {
+                Some(Ok(message)) => handle(message).await,
+                Some(Err(err)) => tracing::warn!(%err, what, "pull failed"),
+                None => break,
+            }
+        }
+    }
+}
