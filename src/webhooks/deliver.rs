@@ -186,6 +186,13 @@ async fn settle(
     label
 }
 
+/// Whether an endpoint that has failed since `failing_since_ms` (`None`: this is its first
+/// failure) has failed for [`FAILING_LIMIT`] by `now_ms`, and so is disabled.
+fn failing_too_long(failing_since_ms: Option<i64>, now_ms: i64) -> bool {
+    let since = failing_since_ms.unwrap_or(now_ms);
+    now_ms - since >= i64::try_from(FAILING_LIMIT.as_millis()).unwrap_or(i64::MAX)
+}
+
 /// After a failed attempt: the next step of the schedule (or `Retry-After`, when later), or
 /// the end, or, after [`FAILING_LIMIT`] of failures, the endpoint's end.
 async fn failed(
@@ -196,8 +203,7 @@ async fn failed(
     now_ms: i64,
     retry_after: Option<Duration>,
 ) {
-    let since = record.failing_since_ms.unwrap_or(now_ms);
-    if now_ms - since >= i64::try_from(FAILING_LIMIT.as_millis()).unwrap_or(i64::MAX) {
+    if failing_too_long(record.failing_since_ms, now_ms) {
         let _ = message.ack_with(AckKind::Term).await;
         disable(hooks, &record.id, "failing", now_ms).await;
         return;
@@ -243,5 +249,25 @@ async fn disable(hooks: &Webhooks, id: &EndpointId, reason: &'static str, now_ms
 async fn change(hooks: &Webhooks, id: &EndpointId, f: impl Fn(&mut EndpointRecord) -> bool) {
     if let Err(err) = hooks.registry.update(id, f).await {
         tracing::warn!(%err, endpoint = %id, "could not update the endpoint record");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY_MS: i64 = 24 * 3600 * 1000;
+
+    #[test]
+    fn an_endpoint_is_disabled_after_exactly_five_days_of_failures() {
+        let since = 1_700_000_000_000;
+        assert!(
+            !failing_too_long(None, since),
+            "a first failure starts the clock"
+        );
+        assert!(!failing_too_long(Some(since), since + DAY_MS));
+        assert!(!failing_too_long(Some(since), since + 5 * DAY_MS - 1));
+        assert!(failing_too_long(Some(since), since + 5 * DAY_MS));
+        assert!(failing_too_long(Some(since), since + 6 * DAY_MS));
     }
 }
