@@ -153,10 +153,11 @@ async fn a_running_import_shows_as_processing_and_a_drained_queue_as_idle() {
     for (i, m) in matches.iter().enumerate() {
         fx.match_with_players(*m, &ten_players(71_000 + 100 * i as u64));
     }
-    // Team page, then matches, then 30 players, each answer 150 ms late: well over a second
-    // of work, so several snapshots fall inside it.
+    // Team page, then matches, then 30 players, each answer 500 ms late: the players go at
+    // once (the in-flight limit is far above 30), so the work is three sequential round trips,
+    // 1.5 s, three snapshot periods (`REFRESH`, 0.5 s) even when a loaded machine delays one.
     let upstream = FixtureConfig {
-        latency: Duration::from_millis(150),
+        latency: Duration::from_millis(500),
         ..Default::default()
     };
     let t = spawn_app_with(fx, upstream, |_| {}).await;
