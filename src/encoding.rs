@@ -1,7 +1,10 @@
-//! A stored body's other representations, made once when it is stored: its entity tag (a
-//! content hash, so an unchanged refetch keeps the tag) and its gzip and brotli encodings, so
-//! that no request ever compresses. CPU-heavy (a 300 KB match takes milliseconds): callers run
-//! [`Encoded::of`] on a blocking pool, never on an async executor thread.
+//! A stored body's one kept form: its entity tag (a content hash, so an unchanged refetch keeps
+//! the tag) and its gzip encoding, made once when it is stored. The gzip bytes are the stored
+//! truth (redb and the shared store keep nothing else); a client that accepts gzip (every
+//! browser, `curl --compressed`) gets them as they are, and the plain bytes are decompressed
+//! only where a request or a reader needs them. Compressing is CPU-heavy (a 300 KB match
+//! takes milliseconds): callers run [`Encoded::of`] on a blocking pool, never on an async
+//! executor thread. Brotli is made only for rendered team views, once per view.
 
 use std::io::Write;
 
@@ -79,26 +82,41 @@ impl Encoding {
     }
 }
 
-/// A body's tag and compressed forms.
+/// A body as it is stored: its tag and its gzip bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Encoded {
     pub tag: ContentTag,
     pub gzip: Vec<u8>,
-    pub br: Vec<u8>,
+    /// Length of the plain body.
+    pub plain_len: u64,
 }
 
 /// A body and the forms of it that can be sent: what the hot cache holds and a stored copy
-/// reads back as (the HTTP layer picks one per request, see `http::representation`).
+/// reads back as (the HTTP layer picks one per request, see `http::representation`). The
+/// plain bytes may be absent: they are then decompressed from `gzip` when a request needs them.
 pub struct Representation<'a> {
     pub tag: ContentTag,
-    pub identity: &'a bytes::Bytes,
+    pub identity: Option<&'a bytes::Bytes>,
     pub gzip: Option<&'a bytes::Bytes>,
     pub br: Option<&'a bytes::Bytes>,
 }
 
-/// Compression failed (only an allocation failure or a bug can make in-memory compression fail).
+impl Representation<'_> {
+    /// The plain bytes: as held, else decompressed from the gzip form (CPU work in proportion
+    /// to the body: callers holding large bodies make them beforehand, see `read::hot`).
+    pub fn plain(&self) -> Result<bytes::Bytes, CompressError> {
+        match (self.identity, self.gzip) {
+            (Some(identity), _) => Ok(identity.clone()),
+            (None, Some(gz)) => gunzip(gz).map(bytes::Bytes::from),
+            (None, None) => Ok(bytes::Bytes::new()),
+        }
+    }
+}
+
+/// Compression or decompression failed: an allocation failure, a bug, or stored bytes that are
+/// not gzip (a corrupt record).
 #[derive(Debug, thiserror::Error)]
-#[error("could not compress a body: {0}")]
+#[error("could not compress or decompress a body: {0}")]
 pub struct CompressError(#[from] std::io::Error);
 
 impl Encoded {
@@ -107,9 +125,26 @@ impl Encoded {
         Ok(Self {
             tag: ContentTag::of(body),
             gzip: gzip(body)?,
-            br: brotli(body)?,
+            plain_len: body.len() as u64,
         })
     }
+
+    /// The plain body back.
+    pub fn plain(&self) -> Result<Vec<u8>, CompressError> {
+        gunzip(&self.gzip)
+    }
+}
+
+/// Bodies up to this size are decompressed in place on an async thread (tens of
+/// microseconds); larger ones on the blocking pool.
+pub const INLINE_GUNZIP_BYTES: usize = 16 * 1024;
+
+/// The plain bytes of a gzip stream.
+pub fn gunzip(gz: &[u8]) -> Result<Vec<u8>, CompressError> {
+    use std::io::Read;
+    let mut out = Vec::with_capacity(gz.len() * 5);
+    flate2::read::GzDecoder::new(gz).read_to_end(&mut out)?;
+    Ok(out)
 }
 
 /// `body` gzip-compressed at the default level (6).
@@ -141,7 +176,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn both_encodings_decode_to_the_body() {
+    fn the_stored_form_decodes_to_the_body() {
         let body = br#"{"match_id": 1, "players": [1, 2, 3]}"#.repeat(200);
         let encoded = Encoded::of(&body).unwrap();
         let mut plain = Vec::new();
@@ -149,13 +184,15 @@ mod tests {
             .read_to_end(&mut plain)
             .unwrap();
         assert_eq!(plain, body);
+        assert_eq!(encoded.plain().unwrap(), body);
+        assert!(encoded.gzip.len() < body.len() / 10);
+        let br = brotli(&body).unwrap();
         let mut plain = Vec::new();
-        brotli::Decompressor::new(encoded.br.as_slice(), 4096)
+        brotli::Decompressor::new(br.as_slice(), 4096)
             .read_to_end(&mut plain)
             .unwrap();
         assert_eq!(plain, body);
-        assert!(encoded.gzip.len() < body.len() / 10);
-        assert!(encoded.br.len() < body.len() / 10);
+        assert!(gunzip(b"not gzip").is_err());
     }
 
     #[test]

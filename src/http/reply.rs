@@ -85,6 +85,12 @@ impl ApiError {
     }
 }
 
+impl From<crate::encoding::CompressError> for ApiError {
+    fn from(err: crate::encoding::CompressError) -> Self {
+        ApiError::internal("a stored body could not be decompressed", err)
+    }
+}
+
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
         ApiError::internal("the store failed", e)

@@ -1,5 +1,6 @@
-//! Serving a stored body the way pollers want it: the encoding the client accepts (`br`, then
-//! `gzip`, else the plain bytes), already compressed when it was stored; an `ETag` on every
+//! Serving a stored body the way pollers want it: the encoding the client accepts (`br` where a
+//! brotli form exists, i.e. rendered team views; else `gzip`, the stored form, sent as it is;
+//! else the plain bytes, decompressed for the request); an `ETag` on every
 //! 200; `304 Not Modified` with no body when `If-None-Match` names the current content; and
 //! `Vary: Accept-Encoding` so caches in between keep the encodings apart; and
 //! `X-Cache-Status` ([`CacheStatus`]) saying where the copy came from.
@@ -8,7 +9,7 @@ use bytes::Bytes;
 use warp::http::{HeaderMap, HeaderValue, StatusCode, header};
 use warp::reply::Response;
 
-use crate::encoding::{ContentTag, Encoding, Representation};
+use crate::encoding::{CompressError, ContentTag, Encoding, Representation};
 use crate::metrics as m;
 use crate::store::Served;
 
@@ -64,8 +65,20 @@ impl CacheStatus {
 /// on a tie `br`, then `gzip`, then none. `*` stands for any coding not named. Identity is
 /// always acceptable here: refusing it would only turn a poll into an error.
 pub fn preferred(accept_encoding: Option<&str>) -> Encoding {
+    let (br, gzip) = qualities(accept_encoding);
+    if br > 0.0 && br >= gzip {
+        Encoding::Brotli
+    } else if gzip > 0.0 {
+        Encoding::Gzip
+    } else {
+        Encoding::Identity
+    }
+}
+
+/// The `q` the client gives `br` and `gzip` (0: not acceptable).
+fn qualities(accept_encoding: Option<&str>) -> (f32, f32) {
     let Some(accept) = accept_encoding else {
-        return Encoding::Identity;
+        return (0.0, 0.0);
     };
     let (mut br, mut gzip, mut any) = (None, None, None);
     for item in accept.split(',') {
@@ -82,67 +95,68 @@ pub fn preferred(accept_encoding: Option<&str>) -> Encoding {
             _ => {}
         }
     }
-    let br = br.or(any).unwrap_or(0.0);
-    let gzip = gzip.or(any).unwrap_or(0.0);
-    if br > 0.0 && br >= gzip {
-        Encoding::Brotli
-    } else if gzip > 0.0 {
-        Encoding::Gzip
-    } else {
-        Encoding::Identity
-    }
+    (br.or(any).unwrap_or(0.0), gzip.or(any).unwrap_or(0.0))
 }
 
 /// A body that has no stored encodings (rendered for one request, or fetched around the store):
 /// sent plain, with a tag computed from it like any other 200.
-pub fn respond_plain(body: &Bytes, headers: &HeaderMap, cache_status: CacheStatus) -> Response {
+pub fn respond_plain(
+    body: &Bytes,
+    headers: &HeaderMap,
+    cache_status: CacheStatus,
+) -> Result<Response, CompressError> {
     let plain = Representation {
         tag: ContentTag::of(body),
-        identity: body,
+        identity: Some(body),
         gzip: None,
         br: None,
     };
     respond(&plain, headers, cache_status)
 }
 
-/// A stored copy read from redb, served with its stored encodings (a body stored before they
-/// were kept goes out plain, with a tag computed now).
-pub fn respond_served(served: Served, headers: &HeaderMap, cache_status: CacheStatus) -> Response {
-    let tag = served
-        .meta
-        .tag
-        .unwrap_or_else(|| ContentTag::of(&served.body));
-    let (identity, gzip, br) = (
-        Bytes::from(served.body),
-        served.gzip.map(Bytes::from),
-        served.br.map(Bytes::from),
-    );
+/// A stored copy read from redb (not the hot cache), served in its stored form, or plain for a
+/// client that takes no gzip (decompressed here: this path serves stale or degraded copies,
+/// not the polls of ready data).
+pub fn respond_served(
+    served: Served,
+    headers: &HeaderMap,
+    cache_status: CacheStatus,
+) -> Result<Response, CompressError> {
+    let gzip = Bytes::from(served.stored.gzip);
     let stored = Representation {
-        tag,
-        identity: &identity,
-        gzip: gzip.as_ref(),
-        br: br.as_ref(),
+        tag: served.stored.tag,
+        identity: None,
+        gzip: Some(&gzip),
+        br: None,
     };
     respond(&stored, headers, cache_status)
 }
 
+/// The encoding a request with `headers` gets from `repr`: the client's preferred one among
+/// those `repr` has (gzip stands in for brotli), else identity.
+pub fn chosen(repr: &Representation<'_>, headers: &HeaderMap) -> Encoding {
+    let accept = headers
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok());
+    let (br, gzip) = qualities(accept);
+    if br > 0.0 && br >= gzip && repr.br.is_some() {
+        Encoding::Brotli
+    } else if gzip > 0.0 && repr.gzip.is_some() {
+        Encoding::Gzip
+    } else {
+        Encoding::Identity
+    }
+}
+
 /// The answer to a GET of `repr` with `headers`: 304 when the client's copy is current, else
-/// 200 with the preferred encoding that exists. `cache_status` goes in `x-cache-status`.
+/// 200 with the preferred encoding that exists (the plain bytes are decompressed when `repr`
+/// does not hold them). `cache_status` goes in `x-cache-status`.
 pub fn respond(
     repr: &Representation<'_>,
     headers: &HeaderMap,
     cache_status: CacheStatus,
-) -> Response {
-    let wanted = preferred(
-        headers
-            .get(header::ACCEPT_ENCODING)
-            .and_then(|v| v.to_str().ok()),
-    );
-    let (encoding, body) = match wanted {
-        Encoding::Brotli if repr.br.is_some() => (Encoding::Brotli, repr.br),
-        Encoding::Brotli | Encoding::Gzip if repr.gzip.is_some() => (Encoding::Gzip, repr.gzip),
-        _ => (Encoding::Identity, Some(repr.identity)),
-    };
+) -> Result<Response, CompressError> {
+    let encoding = chosen(repr, headers);
     let not_modified = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -153,7 +167,12 @@ pub fn respond(
         *resp.status_mut() = StatusCode::NOT_MODIFIED;
         resp
     } else {
-        let mut resp = Response::new(body.cloned().unwrap_or_default().into());
+        let body = match encoding {
+            Encoding::Brotli => repr.br.cloned().unwrap_or_default(),
+            Encoding::Gzip => repr.gzip.cloned().unwrap_or_default(),
+            Encoding::Identity => repr.plain()?,
+        };
+        let mut resp = Response::new(body.into());
         resp.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
@@ -173,7 +192,7 @@ pub fn respond(
         CACHE_STATUS_HEADER,
         HeaderValue::from_static(cache_status.as_str()),
     );
-    resp
+    Ok(resp)
 }
 
 #[cfg(test)]

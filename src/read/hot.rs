@@ -1,7 +1,7 @@
 //! The hot cache: ready responses in memory, so a poll of fresh data costs no actor message, no
 //! write transaction and no re-serialisation; usually not even a redb read. Two bounded `moka`
-//! caches share `--hot-cache-mb`: stored resources (body plus its gzip/br forms, by
-//! signature) and rendered team views.
+//! caches share `--hot-cache-mb`: stored resources (their stored gzip form, by signature, plus
+//! the plain bytes once a request that takes no gzip asked for them) and rendered team views.
 //!
 //! Nothing here is ever served stale. Every committed write bumps the store's epochs (see
 //! `store::Epochs`) after its commit. A resource entry remembers the epoch of its signature at
@@ -19,7 +19,7 @@ use bytes::Bytes;
 use moka::sync::Cache;
 
 use crate::domain::Signature;
-use crate::encoding::{self, ContentTag, Encoding, Representation};
+use crate::encoding::{self, CompressError, ContentTag, Encoding, Representation};
 use crate::metrics as m;
 use crate::store::{EntryMeta, Served, Store, StoreError, now_ms};
 
@@ -32,9 +32,10 @@ const ENTRY_OVERHEAD: u64 = 256;
 pub struct HotEntry {
     meta: EntryMeta,
     tag: ContentTag,
-    identity: Bytes,
-    gzip: Option<Bytes>,
-    br: Option<Bytes>,
+    /// The stored form, sent as it is to every client that takes gzip.
+    gzip: Bytes,
+    /// The plain bytes, made the first time a request needs them.
+    identity: OnceLock<Bytes>,
     /// Epoch of the signature at which this entry was last known to match redb.
     checked: AtomicU64,
 }
@@ -45,25 +46,38 @@ impl HotEntry {
         &self.meta
     }
 
-    /// The body as stored.
-    pub fn body(&self) -> &Bytes {
-        &self.identity
-    }
-
+    /// The forms held now (the plain bytes only once made, see [`HotCache::plain`]).
     pub fn representation(&self) -> Representation<'_> {
         Representation {
             tag: self.tag,
-            identity: &self.identity,
-            gzip: self.gzip.as_ref(),
-            br: self.br.as_ref(),
+            identity: self.identity.get(),
+            gzip: Some(&self.gzip),
+            br: None,
         }
     }
 
     fn weight(&self) -> u32 {
-        let bytes = self.identity.len()
-            + self.gzip.as_ref().map_or(0, Bytes::len)
-            + self.br.as_ref().map_or(0, Bytes::len);
+        let bytes = self.gzip.len() + self.identity.get().map_or(0, Bytes::len);
         u32::try_from(bytes as u64 + ENTRY_OVERHEAD).unwrap_or(u32::MAX)
+    }
+
+    /// The plain bytes, made once: in place for a small body, on the blocking pool for a
+    /// large one.
+    async fn make_plain(&self) -> Result<(Bytes, bool), CompressError> {
+        if let Some(plain) = self.identity.get() {
+            return Ok((plain.clone(), false));
+        }
+        let plain = if self.gzip.len() <= encoding::INLINE_GUNZIP_BYTES {
+            encoding::gunzip(&self.gzip)?
+        } else {
+            let gzip = self.gzip.clone();
+            tokio::task::spawn_blocking(move || encoding::gunzip(&gzip))
+                .await
+                .map_err(|e| CompressError::from(std::io::Error::other(e)))??
+        };
+        let made = self.identity.set(plain.into()).is_ok();
+        let plain = self.identity.get().cloned().unwrap_or_default();
+        Ok((plain, made))
     }
 }
 
@@ -133,7 +147,7 @@ impl ViewEntry {
     pub fn representation(&self) -> Representation<'_> {
         Representation {
             tag: self.tag,
-            identity: &self.identity,
+            identity: Some(&self.identity),
             gzip: self.gzip.get(),
             br: self.br.get(),
         }
@@ -210,15 +224,26 @@ impl HotCache {
         if !store.is_fresh(sig.kind(), &served.meta, now) {
             return Ok(None);
         }
-        let Some(entry) = load(served, epoch, self.resources.is_some()).await else {
-            return Ok(None);
-        };
-        let entry = Arc::new(entry);
+        let entry = Arc::new(load(served, epoch));
         if let Some(cache) = &self.resources {
             metrics::counter!(m::HOT_CACHE_LOOKUPS, "result" => m::HOT_MISS).increment(1);
             cache.insert(sig, entry.clone());
         }
         Ok(Some(entry))
+    }
+
+    /// The plain bytes of `entry` (the fresh copy of `sig`), made once and then kept with it:
+    /// the entry is weighed again, so the bound counts them.
+    pub async fn plain(
+        &self,
+        sig: Signature,
+        entry: &Arc<HotEntry>,
+    ) -> Result<Bytes, CompressError> {
+        let (plain, made) = entry.make_plain().await?;
+        if made && let Some(cache) = &self.resources {
+            cache.insert(sig, entry.clone());
+        }
+        Ok(plain)
     }
 
     /// The rendered view `key` if no write happened since it was rendered, it was rendered
@@ -287,41 +312,15 @@ fn current(store: &Store, sig: &Signature, entry: &HotEntry) -> Result<bool, Sto
     Ok(false)
 }
 
-/// An entry from a stored copy. A body stored before encodings were kept gets its tag and, if
-/// it will be cached, its compressed forms made here, once, on the blocking pool. `None` only
-/// if that work panicked (the body went with it).
-async fn load(served: Served, epoch: u64, will_cache: bool) -> Option<HotEntry> {
-    let Served {
-        meta,
-        body,
-        gzip,
-        br,
-    } = served;
-    let entry = |tag, body: Vec<u8>, gzip: Option<Vec<u8>>, br: Option<Vec<u8>>| HotEntry {
-        meta,
-        tag,
-        identity: body.into(),
-        gzip: gzip.map(Bytes::from),
-        br: br.map(Bytes::from),
+/// An entry from a stored copy: its stored form as it is (no compression here).
+fn load(served: Served, epoch: u64) -> HotEntry {
+    HotEntry {
+        meta: served.meta,
+        tag: served.stored.tag,
+        gzip: served.stored.gzip.into(),
+        identity: OnceLock::new(),
         checked: AtomicU64::new(epoch),
-    };
-    if let Some(tag) = meta.tag {
-        return Some(entry(tag, body, gzip, br));
     }
-    if !will_cache {
-        return Some(entry(ContentTag::of(&body), body, None, None));
-    }
-    let (body, made) = tokio::task::spawn_blocking(move || {
-        let made = encoding::Encoded::of(&body);
-        (body, made)
-    })
-    .await
-    .inspect_err(|err| tracing::warn!(%err, "encoding a stored body panicked"))
-    .ok()?;
-    Some(match made {
-        Ok(e) => entry(e.tag, body, Some(e.gzip), Some(e.br)),
-        Err(_) => entry(ContentTag::of(&body), body, None, None),
-    })
 }
 
 #[cfg(test)]
@@ -329,7 +328,6 @@ mod tests {
     use super::*;
     use crate::config::Ttls;
     use crate::domain::{LeagueId, TeamId};
-    use crate::store::Extras;
 
     /// A rendered view is reused only with the day's budget it was rendered with: the budget
     /// changes without any write to the store, so the epoch alone would keep showing an old
@@ -340,7 +338,7 @@ mod tests {
         let store = Store::open(&dir.path().join("t.redb"), Ttls::default()).unwrap();
         let sig = Signature::Team(TeamId::new(9).unwrap(), LeagueId::new(5).unwrap());
         store
-            .write(|tx| tx.put_entry(&sig, b"{}", Extras::default(), now_ms()))
+            .write(|tx| tx.put_entry(&sig, &encoding::Encoded::of(b"{}").unwrap(), None, now_ms()))
             .unwrap();
         let meta = store.meta(&sig).unwrap().expect("stored");
         let hot = HotCache::new(1 << 20);

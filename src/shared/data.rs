@@ -1,5 +1,6 @@
-//! Stored records in the shared data bucket: a resource is its body (`b.<sig>`, or an Object
-//! Store object when larger than the value limit) and its [`EntryRecord`] (`m.<sig>`), written
+//! Stored records in the shared data bucket: a resource is its body in its one stored form (the
+//! gzip bytes, see `crate::encoding`; `b.<sig>`, or an Object Store object when larger than
+//! the value limit) and its [`EntryRecord`] (`m.<sig>`), written
 //! in that order, so the record is the commit point: whoever sees a record finds its body.
 //! Failures (`f.`), announcements (`a.`) and tracked imports (`t.`) are small JSON records.
 //! Freshness is judged at read time from `fetchedAtMs` and the configured TTLs, exactly as
@@ -26,6 +27,17 @@ pub enum BodyPlace {
     Object,
 }
 
+/// How a stored body's bytes are encoded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum BodyForm {
+    /// The plain bytes: records written before bodies had one stored form (no `form` field).
+    #[default]
+    Plain,
+    /// The gzip bytes.
+    Gzip,
+}
+
 /// What `m.<sig>` holds: the entry's metadata, its team-view summary, where its body is.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -34,6 +46,9 @@ pub struct EntryRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<serde_json::Value>,
     pub body: BodyPlace,
+    /// How the body's bytes are encoded.
+    #[serde(default)]
+    pub form: BodyForm,
     /// The instance that fetched it.
     pub by: String,
 }
@@ -119,14 +134,16 @@ impl SharedStore {
         Ok(())
     }
 
-    /// Stores `body` as the copy of `sig` described by `meta`: body first, then the record.
+    /// Stores `gzip` (a body's stored form) as the copy of `sig` described by `meta`: body
+    /// first, then the record.
     pub async fn put_entry(
         &self,
         sig: &Signature,
         meta: EntryMeta,
-        body: &[u8],
+        gzip: &[u8],
         summary: Option<&[u8]>,
     ) -> Result<EntryRecord, SharedError> {
+        let body = gzip;
         let place = if body.len() > self.inner.tuning.value_limit {
             let mut reader = body;
             self.inner
@@ -150,6 +167,7 @@ impl SharedStore {
             meta,
             summary: summary.and_then(|s| serde_json::from_slice(s).ok()),
             body: place,
+            form: BodyForm::Gzip,
             by: self.inner.instance.clone(),
         };
         self.write(Record::Meta, sig, &record, "store an entry")
@@ -162,8 +180,8 @@ impl SharedStore {
         self.read(Record::Meta, sig, "read an entry").await
     }
 
-    /// The body `record` points at; `None` if it is gone (overwritten by a newer store whose
-    /// record follows).
+    /// The bytes of the body `record` points at, in `record.form`; `None` if it is gone
+    /// (overwritten by a newer store whose record follows).
     pub async fn body(
         &self,
         sig: &Signature,

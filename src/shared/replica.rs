@@ -6,6 +6,7 @@
 use actix::{Message, Recipient};
 
 use super::EntryRecord;
+use super::data::BodyForm;
 use crate::domain::{Job, Signature};
 use crate::encoding::Encoded;
 use crate::store::{EntryMeta, Failure, StoreError};
@@ -17,8 +18,8 @@ pub enum Change {
     Entry {
         signature: Signature,
         meta: EntryMeta,
-        body: Vec<u8>,
-        encoded: Option<Encoded>,
+        /// The body as stored: kept as the shared store holds it, never compressed again.
+        stored: Encoded,
         summary: Option<Vec<u8>>,
     },
     /// A stored copy was marked invalidated (its body is unchanged).
@@ -42,23 +43,39 @@ pub struct Apply(pub Vec<Change>);
 /// Whoever keeps the replica (the CacheKeeper, wired by the application).
 pub type ReplicaHandle = Recipient<Apply>;
 
-/// The replica's copy of a shared entry, with its encodings made on the blocking pool.
-/// `None` only if making them panicked (the body went with it).
-pub async fn entry(sig: Signature, record: EntryRecord, body: Vec<u8>) -> Option<Change> {
+/// The replica's copy of a shared entry whose body bytes are `bytes` (in `record.form`). A
+/// gzip body is kept as it is; a plain one (written before bodies had one stored form) is
+/// compressed on the blocking pool. `None` only if that failed (the body went with it).
+pub async fn entry(sig: Signature, record: EntryRecord, bytes: Vec<u8>) -> Option<Change> {
     let summary = record.summary_bytes();
     let meta = record.meta;
-    let (body, encoded) = tokio::task::spawn_blocking(move || {
-        let encoded = Encoded::of(&body).ok();
-        (body, encoded)
-    })
-    .await
-    .inspect_err(|err| tracing::error!(%err, "encoding a shared body panicked"))
-    .ok()?;
+    let stored = match (record.form, meta.tag) {
+        (BodyForm::Gzip, Some(tag)) => Encoded {
+            tag,
+            gzip: bytes,
+            plain_len: meta.bytes,
+        },
+        (BodyForm::Gzip, None) => {
+            let plain = crate::encoding::gunzip(&bytes)
+                .inspect_err(|err| tracing::error!(%err, signature = %sig, "a shared body does not decompress"))
+                .ok()?;
+            Encoded {
+                tag: crate::encoding::ContentTag::of(&plain),
+                gzip: bytes,
+                plain_len: meta.bytes,
+            }
+        }
+        (BodyForm::Plain, _) => tokio::task::spawn_blocking(move || Encoded::of(&bytes))
+            .await
+            .inspect_err(|err| tracing::error!(%err, "encoding a shared body panicked"))
+            .ok()?
+            .inspect_err(|err| tracing::error!(%err, "could not compress a shared body"))
+            .ok()?,
+    };
     Some(Change::Entry {
         signature: sig,
         meta,
-        body,
-        encoded,
+        stored,
         summary,
     })
 }

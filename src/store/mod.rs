@@ -3,8 +3,10 @@
 //! Freshness is computed at read time from the configured TTLs, so a TTL change applies to
 //! data already stored.
 
+mod bodies;
 mod epochs;
 mod health;
+mod migrate;
 mod read;
 pub mod records;
 mod reopen;
@@ -22,7 +24,7 @@ pub use health::StoreHealth;
 pub use read::{Served, Snapshot};
 pub use records::{EntryMeta, Failure, InFlight};
 pub use reopen::{DbSlot, OpenDb};
-pub(crate) use tx::{Extras, Tx};
+pub(crate) use tx::Tx;
 
 use crate::config::Ttls;
 use crate::domain::{ResourceKind, Signature};
@@ -41,6 +43,8 @@ pub enum StoreError {
     Storage(#[from] redb::StorageError),
     #[error("redb: could not commit: {0}")]
     Commit(#[from] redb::CommitError),
+    #[error("redb: could not compact: {0}")]
+    Compact(#[from] redb::CompactionError),
     #[error("redb: the database is closed (it could not be reopened after a write failure)")]
     Closed,
     #[error("redb: reads kept the database busy, it was not reopened")]
@@ -54,6 +58,22 @@ pub enum StoreError {
         key: String,
         source: serde_json::Error,
     },
+    #[error("the stored body of {key} does not decompress: {source}")]
+    Undecodable {
+        key: String,
+        source: crate::encoding::CompressError,
+    },
+}
+
+/// redb's page cache when nothing else is set (`--store-cache-mb`); see
+/// BENCHMARKS.md "Scale and cost" for what the size does to reads and imports.
+pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
+
+/// A database on `path` with a page cache of `cache_bytes` (redb's own default is 1 GiB).
+fn create(path: &Path, cache_bytes: usize) -> Result<Database, StoreError> {
+    Ok(redb::Builder::new()
+        .set_cache_size(cache_bytes)
+        .create(path)?)
 }
 
 impl Ttls {
@@ -78,6 +98,8 @@ pub fn now_ms() -> i64 {
 pub struct Store {
     db: Arc<DbSlot>,
     path: PathBuf,
+    /// redb's page cache, in bytes.
+    cache_bytes: usize,
     ttls: Ttls,
     health: Arc<StoreHealth>,
     epochs: Arc<Epochs>,
@@ -86,27 +108,44 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (or creates) the database file and creates every table, so later reads never
-    /// meet a missing table.
+    /// Opens (or creates) the database file with the default page cache.
     pub fn open(path: &Path, ttls: Ttls) -> Result<Self, StoreError> {
+        Self::open_with_cache(path, ttls, DEFAULT_CACHE_BYTES)
+    }
+
+    /// Opens (or creates) the database file with a page cache of `cache_bytes`, and creates
+    /// every table, so later reads never meet a missing table. A database written before
+    /// bodies had one stored form is converted, then compacted.
+    pub fn open_with_cache(
+        path: &Path,
+        ttls: Ttls,
+        cache_bytes: usize,
+    ) -> Result<Self, StoreError> {
         let closed = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let db = Database::create(path)?;
+        let mut db = create(path, cache_bytes)?;
         let txn = db.begin_write()?;
         for table in [
             tables::RESOURCE_META,
-            tables::RESOURCE_BODY,
             tables::IN_FLIGHT,
             tables::FAILURES,
             tables::RAW_PAGES,
-            tables::RESOURCE_GZIP,
-            tables::RESOURCE_BR,
             tables::SUMMARIES,
         ] {
             txn.open_table(table)?;
         }
+        txn.open_table(tables::BODIES)?;
         txn.open_table(tables::ANNOUNCED)?;
         txn.open_table(tables::TRACKED)?;
+        let migrated = migrate::bodies_to_gzip(&txn)?;
         txn.commit()?;
+        if migrated > 0 {
+            let compacted = db.compact()?;
+            tracing::info!(
+                bodies = migrated,
+                compacted,
+                "bodies moved to their one stored form (gzip)"
+            );
+        }
         Ok(Self {
             db: Arc::new(std::sync::RwLock::new(Some(Arc::new(OpenDb::new(
                 db,
@@ -114,6 +153,7 @@ impl Store {
             ))))),
             closed,
             path: path.to_path_buf(),
+            cache_bytes,
             ttls,
             health: Arc::default(),
             epochs: Arc::default(),
@@ -193,12 +233,18 @@ impl Store {
             .map(|meta| tx::is_fresh(&self.ttls, sig.kind(), &meta, now_ms())))
     }
 
+    /// The plain body of `sig` (decompressed from its stored form).
     pub fn body(&self, sig: &Signature) -> Result<Option<Vec<u8>>, StoreError> {
         let txn = self.db()?.begin_read()?;
-        let table = txn.open_table(tables::RESOURCE_BODY)?;
-        Ok(table
-            .get(sig.to_string().as_str())?
-            .map(|v| v.value().to_vec()))
+        let key = sig.to_string();
+        bodies::read(&txn.open_table(tables::BODIES)?, &key)?
+            .map(|gz| read::plain(&key, &gz))
+            .transpose()
+    }
+
+    /// The size of redb's page cache, in bytes.
+    pub fn cache_capacity(&self) -> usize {
+        self.cache_bytes
     }
 
     pub fn failure(&self, sig: &Signature) -> Result<Option<Failure>, StoreError> {

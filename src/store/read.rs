@@ -5,25 +5,24 @@
 use redb::{ReadOnlyTable, ReadableDatabase, TableDefinition};
 use serde::de::DeserializeOwned;
 
-use super::{EntryMeta, Failure, Store, StoreError, decode, tables};
+use super::{EntryMeta, Failure, Store, StoreError, bodies, decode, tables};
 use crate::domain::Signature;
+use crate::encoding::{ContentTag, Encoded};
 
 type Table = ReadOnlyTable<&'static str, &'static [u8]>;
+type Bodies = ReadOnlyTable<(&'static str, u32), &'static [u8]>;
 
-/// A stored copy as served: its metadata, body and compressed forms (absent for bodies stored
-/// before they were kept).
+/// A stored copy as served: its metadata and its one kept form (the gzip bytes and tag).
 #[derive(Debug, Clone)]
 pub struct Served {
     pub meta: EntryMeta,
-    pub body: Vec<u8>,
-    pub gzip: Option<Vec<u8>>,
-    pub br: Option<Vec<u8>>,
+    pub stored: Encoded,
 }
 
 /// One read transaction's view of the store.
 pub struct Snapshot {
     meta: Table,
-    bodies: Table,
+    bodies: Bodies,
     failures: Table,
     summaries: Table,
 }
@@ -35,15 +34,11 @@ impl Store {
         let open = |def: TableDefinition<&'static str, &'static [u8]>| txn.open_table(def);
         Ok(Snapshot {
             meta: open(tables::RESOURCE_META)?,
-            bodies: open(tables::RESOURCE_BODY)?,
+            bodies: txn.open_table(tables::BODIES)?,
             failures: open(tables::FAILURES)?,
             summaries: open(tables::SUMMARIES)?,
         })
     }
-}
-
-fn bytes(table: &Table, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-    Ok(table.get(key)?.map(|v| v.value().to_vec()))
 }
 
 fn json<T: DeserializeOwned>(table: &Table, key: &str) -> Result<Option<T>, StoreError> {
@@ -67,14 +62,26 @@ impl Snapshot {
         Ok(self.failures.get(sig.to_string().as_str())?.is_some())
     }
 
+    /// The plain body of `sig` (decompressed from its stored form).
     pub fn body(&self, sig: &Signature) -> Result<Option<Vec<u8>>, StoreError> {
-        bytes(&self.bodies, &sig.to_string())
+        let key = sig.to_string();
+        bodies::read(&self.bodies, &key)?
+            .map(|gz| plain(&key, &gz))
+            .transpose()
     }
 
     /// The summary stored with `sig`'s body, if one was.
     pub fn summary<T: DeserializeOwned>(&self, sig: &Signature) -> Result<Option<T>, StoreError> {
         json(&self.summaries, &sig.to_string())
     }
+}
+
+/// The plain bytes of the stored gzip bytes of `key`.
+pub(super) fn plain(key: &str, gz: &[u8]) -> Result<Vec<u8>, StoreError> {
+    crate::encoding::gunzip(gz).map_err(|source| StoreError::Undecodable {
+        key: key.to_string(),
+        source,
+    })
 }
 
 impl Store {
@@ -86,14 +93,22 @@ impl Store {
         let Some(meta) = json::<EntryMeta>(&txn.open_table(tables::RESOURCE_META)?, &key)? else {
             return Ok(None);
         };
-        let Some(body) = bytes(&txn.open_table(tables::RESOURCE_BODY)?, &key)? else {
+        let Some(gzip) = bodies::read(&txn.open_table(tables::BODIES)?, &key)? else {
             return Ok(None);
+        };
+        // Every body is stored with its tag since the stored form was made one (`migrate`
+        // gave the older ones theirs); a record without one is tagged from its plain bytes.
+        let tag = match meta.tag {
+            Some(tag) => tag,
+            None => ContentTag::of(&plain(&key, &gzip)?),
         };
         Ok(Some(Served {
             meta,
-            body,
-            gzip: bytes(&txn.open_table(tables::RESOURCE_GZIP)?, &key)?,
-            br: bytes(&txn.open_table(tables::RESOURCE_BR)?, &key)?,
+            stored: Encoded {
+                tag,
+                gzip,
+                plain_len: meta.bytes,
+            },
         }))
     }
 }

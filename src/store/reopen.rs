@@ -43,7 +43,7 @@ impl Store {
                 }
             }
         }
-        let db = Database::create(&self.path)?;
+        let db = super::create(&self.path, self.cache_bytes)?;
         *slot = Some(Arc::new(OpenDb::new(db, self.closed.clone())));
         tracing::info!("redb reopened after a write failure");
         Ok(())

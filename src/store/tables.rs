@@ -6,13 +6,11 @@ use redb::TableDefinition;
 
 /// Signature → [`super::EntryMeta`] JSON: when the stored copy was fetched, whether it was invalidated.
 pub const RESOURCE_META: TableDefinition<&str, &[u8]> = TableDefinition::new("resource_meta_v1");
-/// Signature → the upstream body exactly as stored (OpenDota JSON, or our team record JSON).
-pub const RESOURCE_BODY: TableDefinition<&str, &[u8]> = TableDefinition::new("resource_body_v1");
-/// Signature → the body gzip-compressed, made once when it was stored (see `crate::encoding`).
-/// Absent for bodies stored before encodings were kept; readers make them then.
-pub const RESOURCE_GZIP: TableDefinition<&str, &[u8]> = TableDefinition::new("resource_gzip_v1");
-/// Signature → the body brotli-compressed, like [`RESOURCE_GZIP`].
-pub const RESOURCE_BR: TableDefinition<&str, &[u8]> = TableDefinition::new("resource_br_v1");
+/// (Signature, piece) → the body's gzip bytes (OpenDota JSON, or our team record JSON, as
+/// `crate::encoding` compresses it), in pieces of at most `bodies::CHUNK` bytes: the one
+/// stored form of a body. Replaces `resource_body_v1`, `resource_gzip_v1` and
+/// `resource_br_v1` (plain, gzip and brotli side by side), which `super::migrate` converts.
+pub const BODIES: TableDefinition<(&str, u32), &[u8]> = TableDefinition::new("body_gzip_v2");
 /// Signature → a small JSON summary of a stored match or player (`crate::team::summary`), so
 /// a team view is built without reading the bodies.
 pub const SUMMARIES: TableDefinition<&str, &[u8]> = TableDefinition::new("summary_v1");

@@ -4,7 +4,7 @@
 
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 
-use super::{EntryMeta, Failure, InFlight, StoreError, Ttls, decode, tables};
+use super::{EntryMeta, Failure, InFlight, StoreError, Ttls, bodies, decode, tables};
 use crate::domain::{ResourceKind, Signature};
 use crate::encoding::Encoded;
 
@@ -35,15 +35,6 @@ impl<'a> Tx<'a> {
     pub(super) fn into_touched(self) -> Vec<Signature> {
         self.touched
     }
-}
-
-/// What is stored for a fetched resource besides its body.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Extras<'b> {
-    /// Its tag and compressed forms, made by the fetcher.
-    pub encoded: Option<&'b Encoded>,
-    /// Its summary for team views (`crate::team::summary`), JSON.
-    pub summary: Option<&'b [u8]>,
 }
 
 impl Tx<'_> {
@@ -220,50 +211,46 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Stores `body` as the fresh copy of `sig`, with its `extras` (what is absent is removed,
-    /// so no representation of an older body outlives it).
+    /// Stores `stored` (a body's one kept form) as the fresh copy of `sig`, with its team-view
+    /// `summary` (JSON; absent removes an older one).
     pub fn put_entry(
         &mut self,
         sig: &Signature,
-        body: &[u8],
-        extras: Extras<'_>,
+        stored: &Encoded,
+        summary: Option<&[u8]>,
         fetched_at_ms: i64,
     ) -> Result<(), StoreError> {
         let meta = EntryMeta {
             fetched_at_ms,
             invalidated: false,
-            bytes: body.len() as u64,
-            tag: extras.encoded.map(|e| e.tag),
+            bytes: stored.plain_len,
+            tag: Some(stored.tag),
         };
-        self.put_entry_as(sig, body, extras, meta)
+        self.put_entry_as(sig, stored, summary, meta)
     }
 
-    /// Stores `body` with the metadata another instance wrote for it (`--store nats`: this
+    /// Stores `stored` with the metadata another instance wrote for it (`--store nats`: this
     /// database is a replica of the shared store).
     pub fn put_entry_as(
         &mut self,
         sig: &Signature,
-        body: &[u8],
-        extras: Extras<'_>,
+        stored: &Encoded,
+        summary: Option<&[u8]>,
         meta: EntryMeta,
     ) -> Result<(), StoreError> {
         self.touched.push(*sig);
         let key = sig.to_string();
-        let put = |table, value: Option<&[u8]>| -> Result<(), StoreError> {
-            let mut table = self.txn.open_table(table)?;
-            match value {
-                Some(value) => table.insert(key.as_str(), value).map(drop)?,
-                None => table.remove(key.as_str()).map(drop)?,
-            }
-            Ok(())
-        };
-        put(tables::RESOURCE_BODY, Some(body))?;
-        put(
-            tables::RESOURCE_GZIP,
-            extras.encoded.map(|e| e.gzip.as_slice()),
+        bodies::write(
+            &mut self.txn.open_table(tables::BODIES)?,
+            &key,
+            &stored.gzip,
         )?;
-        put(tables::RESOURCE_BR, extras.encoded.map(|e| e.br.as_slice()))?;
-        put(tables::SUMMARIES, extras.summary)?;
+        let mut summaries = self.txn.open_table(tables::SUMMARIES)?;
+        match summary {
+            Some(summary) => summaries.insert(key.as_str(), summary).map(drop)?,
+            None => summaries.remove(key.as_str()).map(drop)?,
+        }
+        drop(summaries);
         self.put_json(tables::RESOURCE_META, sig, &meta)
     }
 }

@@ -239,17 +239,13 @@ pub fn build(
 mod tests {
     use super::*;
     use crate::config::Ttls;
-    use crate::store::Extras;
     use serde_json::json;
 
     fn put(store: &Store, sig: Signature, body: &[u8], summary: Option<Vec<u8>>) {
         store
             .write(|tx| {
-                let extras = Extras {
-                    encoded: None,
-                    summary: summary.as_deref(),
-                };
-                tx.put_entry(&sig, body, extras, crate::store::now_ms())
+                let stored = crate::encoding::Encoded::of(body).unwrap();
+                tx.put_entry(&sig, &stored, summary.as_deref(), crate::store::now_ms())
             })
             .unwrap();
     }

@@ -10,7 +10,7 @@ use actix::{Handler, Message};
 use super::CacheKeeper;
 use crate::domain::{Fanout, Job, Priority, Signature};
 use crate::encoding::Encoded;
-use crate::store::{EntryMeta, Extras, Failure, StoreError, Tx, now_ms};
+use crate::store::{EntryMeta, Failure, StoreError, Tx, now_ms};
 
 /// A request for a resource arrived (HTTP POST/GET): decide whether it must be (re)fetched and,
 /// if so, claim it. The caller publishes the returned job.
@@ -49,9 +49,8 @@ pub struct Prepared {
 #[rtype(result = "Result<Completed, StoreError>")]
 pub struct Complete {
     pub job: Job,
-    pub body: Vec<u8>,
-    /// The body's tag and compressed forms, made off this thread by the fetcher.
-    pub encoded: Option<Encoded>,
+    /// The body as it is stored (tag and gzip form), made off this thread by the fetcher.
+    pub stored: Encoded,
     /// The body's summary for team views (JSON), when its kind has one.
     pub summary: Option<Vec<u8>>,
     /// Resources this one refers to (a match's players, a team's matches), each with its own
@@ -272,11 +271,7 @@ impl Handler<Complete> for CacheKeeper {
                     children: Vec::new(),
                 });
             }
-            let extras = Extras {
-                encoded: msg.encoded.as_ref(),
-                summary: msg.summary.as_deref(),
-            };
-            tx.put_entry(&sig, &msg.body, extras, fetched_at_ms)?;
+            tx.put_entry(&sig, &msg.stored, msg.summary.as_deref(), fetched_at_ms)?;
             if current {
                 tx.clear_in_flight(&sig)?;
             }

@@ -10,7 +10,7 @@ use actix::{Handler, Message};
 
 use super::CacheKeeper;
 use crate::shared::replica::{Apply, Change};
-use crate::store::{Extras, StoreError, Tx};
+use crate::store::{StoreError, Tx};
 
 /// At start-up with `--store nats`: forget the claims of the last run's replica; the claims
 /// watch replays the live ones.
@@ -24,18 +24,13 @@ fn apply(tx: &mut Tx<'_>, change: Change) -> Result<bool, StoreError> {
         Change::Entry {
             signature,
             meta,
-            body,
-            encoded,
+            stored,
             summary,
         } => {
             if tx.meta(&signature)? == Some(meta) {
                 return Ok(false);
             }
-            let extras = Extras {
-                encoded: encoded.as_ref(),
-                summary: summary.as_deref(),
-            };
-            tx.put_entry_as(&signature, &body, extras, meta)?;
+            tx.put_entry_as(&signature, &stored, summary.as_deref(), meta)?;
         }
         Change::Invalidated(sig) => {
             if tx.meta(&sig)?.is_none_or(|m| m.invalidated) {

@@ -242,13 +242,12 @@ impl Pipeline {
         announce: bool,
     ) -> Option<bool> {
         let made = represent(job.signature, fetched.body, fetched.summary).await;
-        let Some((body, encoded, summary)) = made else {
+        let Some((stored, summary)) = made else {
             ack(message, AckKind::Nak(Some(self.retry.backoff(attempt)))).await;
             return None;
         };
         let entry = Entry {
-            body,
-            encoded,
+            stored,
             summary,
             children: fetched.children,
         };
@@ -357,27 +356,32 @@ impl Pipeline {
     }
 }
 
-/// What is stored beside a fetched body: its tag and compressed forms and its team-view
-/// summary. Made on the blocking pool (compressing a large match takes milliseconds), so
-/// neither the System thread nor the CacheKeeper spends time on it. Should that fail, the body
-/// is stored without them and readers make what they need. `None` only when the work panicked
-/// (the body went with it): the job is then retried.
+/// A fetched body as it is stored (its tag and gzip form, see `crate::encoding`) and its
+/// team-view summary. Made on the blocking pool (compressing a large match takes
+/// milliseconds), so neither the System thread nor the CacheKeeper spends time on it. `None`
+/// when that failed (only an allocation failure or a panic can make in-memory compression
+/// fail): the job is then retried.
 async fn represent(
     sig: Signature,
     body: Vec<u8>,
     summary: Option<Vec<u8>>,
-) -> Option<(Vec<u8>, Option<Encoded>, Option<Vec<u8>>)> {
+) -> Option<(Encoded, Option<Vec<u8>>)> {
     let work = tokio::task::spawn_blocking(move || {
-        let encoded = Encoded::of(&body)
-            .inspect_err(|err| tracing::warn!(%err, "storing the body without its encodings"))
-            .ok();
         // Parses the body again only when the fetch did not make the summary already.
         let summary = summary.or_else(|| crate::team::summary::of_body(&sig, &body));
-        (body, encoded, summary)
+        Encoded::of(&body).map(|stored| (stored, summary))
     });
-    work.await
-        .inspect_err(|err| tracing::error!(%err, "preparing the body for storage panicked"))
-        .ok()
+    match work.await {
+        Ok(Ok(made)) => Some(made),
+        Ok(Err(err)) => {
+            tracing::error!(%err, "could not compress a fetched body; the job is retried");
+            None
+        }
+        Err(err) => {
+            tracing::error!(%err, "preparing the body for storage panicked");
+            None
+        }
+    }
 }
 
 async fn ack(message: &async_nats::jetstream::Message, kind: AckKind) {

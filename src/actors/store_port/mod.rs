@@ -63,9 +63,8 @@ pub enum StorePortError {
 /// A fetched resource, ready to store.
 #[derive(Debug)]
 pub struct Entry {
-    pub body: Vec<u8>,
-    /// The body's tag and compressed forms.
-    pub encoded: Option<Encoded>,
+    /// The body as it is stored: its tag and gzip form.
+    pub stored: Encoded,
     /// The body's team-view summary (JSON), when its kind has one.
     pub summary: Option<Vec<u8>>,
     /// Resources to claim as its fan-out.
@@ -152,8 +151,7 @@ impl StorePort {
         };
         let complete = Complete {
             job: job.clone(),
-            body: entry.body,
-            encoded: entry.encoded,
+            stored: entry.stored,
             summary: entry.summary,
             children: entry.children,
             fetched_at_ms,

@@ -119,11 +119,11 @@ impl StorePort {
         let meta = EntryMeta {
             fetched_at_ms: now_ms(),
             invalidated: false,
-            bytes: entry.body.len() as u64,
-            tag: entry.encoded.as_ref().map(|e| e.tag),
+            bytes: entry.stored.plain_len,
+            tag: Some(entry.stored.tag),
         };
         shared
-            .put_entry(&sig, meta, &entry.body, entry.summary.as_deref())
+            .put_entry(&sig, meta, &entry.stored.gzip, entry.summary.as_deref())
             .await?;
         shared.clear_failure(&sig).await?;
         Ok(Some(meta))

@@ -60,8 +60,7 @@ fn an_import() -> Signature {
 
 fn entry(children: Vec<Child>) -> Entry {
     Entry {
-        body: br#"{"match_id":7}"#.to_vec(),
-        encoded: None,
+        stored: crate::encoding::Encoded::of(br#"{"match_id":7}"#).unwrap(),
         summary: None,
         children,
     }

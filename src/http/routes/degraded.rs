@@ -57,7 +57,7 @@ fn stored(
         )));
     };
     let status = CacheStatus::stored_while_degraded(fresh);
-    Ok(respond_served(served, headers, status))
+    Ok(respond_served(served, headers, status)?)
 }
 
 /// The 503 for work that would have to be queued while writes fail: nothing could store it.
@@ -77,7 +77,7 @@ pub async fn bypass(
     tracing::debug!(%sig, "the store is degraded: fetching around it");
     match state.bypass.fetch(direct).await {
         // Not stored, so not compressed: sent as fetched.
-        Ok(body) => Ok(respond_plain(&body, headers, CacheStatus::Bypass)),
+        Ok(body) => Ok(respond_plain(&body, headers, CacheStatus::Bypass)?),
         Err(err) => fetch_failed(state, sig, &err),
     }
 }

@@ -13,11 +13,12 @@ use super::replies::{failed, queued, ready};
 use crate::actors::cache_keeper::{Child, ClaimChildren, Prepare, Prepared};
 use crate::actors::league_fetcher::LeagueRecord;
 use crate::domain::{Fanout, Priority, Signature};
+use crate::encoding::Encoding;
 use crate::http::ApiState;
 use crate::http::bodies::Envelope;
 use crate::http::params::ResourceQuery;
 use crate::http::reply::ApiError;
-use crate::http::representation::{CacheStatus, respond, respond_served};
+use crate::http::representation::{CacheStatus, chosen, respond, respond_served};
 use crate::http::router::Request;
 use crate::metrics as m;
 use crate::read::bypass::Direct;
@@ -42,7 +43,12 @@ pub async fn handle(
             .increment(1);
         return Ok(match verb {
             Verb::Post => ready(sig),
-            Verb::Get => respond(&entry.representation(), headers, CacheStatus::Fresh),
+            Verb::Get => {
+                if chosen(&entry.representation(), headers) == Encoding::Identity {
+                    state.hot.plain(sig, &entry).await?;
+                }
+                respond(&entry.representation(), headers, CacheStatus::Fresh)?
+            }
         });
     }
     let fanout = match sig {
@@ -170,7 +176,7 @@ fn get_reply(
         && let Some(served) = state.store.served(&sig)?
     {
         let status = CacheStatus::stored(prepared.fresh);
-        return Ok(respond_served(served, headers, status));
+        return Ok(respond_served(served, headers, status)?);
     }
     if let Some(failure) = &prepared.failure {
         return Ok(failed(state, sig, failure));

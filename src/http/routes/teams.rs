@@ -88,7 +88,7 @@ async fn degraded_reply(
         let fresh = state.store.fresh(&sig)?.unwrap_or(false);
         let body = render(state, record, part, day_spent_until(state)).await?;
         let status = CacheStatus::stored_while_degraded(fresh);
-        return Ok(respond_once(body, headers, status));
+        return respond_once(body, headers, status);
     }
     Err(degraded::cannot_queue(sig))
 }
@@ -132,8 +132,12 @@ async fn render(
 }
 
 /// A view rendered for this request only (stale or degraded): sent plain, with its tag.
-fn respond_once(body: Vec<u8>, headers: &HeaderMap, cache_status: CacheStatus) -> Response {
-    respond_plain(&Bytes::from(body), headers, cache_status)
+fn respond_once(
+    body: Vec<u8>,
+    headers: &HeaderMap,
+    cache_status: CacheStatus,
+) -> Result<Response, ApiError> {
+    Ok(respond_plain(&Bytes::from(body), headers, cache_status)?)
 }
 
 /// The read path of GET: the rendered view of a fresh import, kept in the hot cache until any
@@ -154,7 +158,8 @@ async fn fresh_view(
             let Some(stored) = state.hot.fresh(&state.store, sig).await? else {
                 return Ok(None);
             };
-            let record: TeamRecord = serde_json::from_slice(stored.body())
+            let plain = state.hot.plain(sig, &stored).await?;
+            let record: TeamRecord = serde_json::from_slice(&plain)
                 .map_err(|e| ApiError::internal("the stored team record is unreadable", e))?;
             let body = render(state, record, part, day.clone()).await?;
             let entry = Arc::new(ViewEntry::new(epoch, *stored.meta(), day, body));
@@ -172,7 +177,7 @@ async fn fresh_view(
         &entry.representation(),
         headers,
         CacheStatus::Fresh,
-    )))
+    )?))
 }
 
 const DESCRIPTION: &str = "`leagueId` comes from the query or, for POST, the JSON body (400 \
@@ -329,7 +334,8 @@ async fn fresh_answer(
         Verb::Get => fresh_view(state, sig, import.part, headers).await,
         Verb::Post => match state.hot.fresh(&state.store, sig).await? {
             Some(stored) => {
-                let record: TeamRecord = serde_json::from_slice(stored.body())
+                let plain = state.hot.plain(sig, &stored).await?;
+                let record: TeamRecord = serde_json::from_slice(&plain)
                     .map_err(|e| ApiError::internal("the stored team record is unreadable", e))?;
                 let body = import.summary(Accepted::Ready, &record.match_ids);
                 Ok(Some(json(StatusCode::OK, &body)))
@@ -366,7 +372,7 @@ async fn prepared_reply(
             Some(record) => {
                 let body = render(state, record, import.part, day_spent_until(state)).await?;
                 let status = CacheStatus::stored(prepared.fresh);
-                Ok(respond_once(body, headers, status))
+                respond_once(body, headers, status)
             }
             None => match &prepared.failure {
                 Some(failure) => Ok(failed(state, sig, failure)),
