@@ -91,7 +91,10 @@ impl Application {
         #[cfg(not(feature = "fixture-upstream"))]
         start::no_demo(&settings)?;
         let (embedded, nats_url, nats) = nats::connect(&settings).await?;
-        let store = Store::open(&settings.data_dir.join(DB_FILE), settings.ttls)?;
+        let cache_bytes =
+            usize::try_from(settings.store_cache_mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
+        let store =
+            Store::open_with_cache(&settings.data_dir.join(DB_FILE), settings.ttls, cache_bytes)?;
         let shared = start::shared_store(&settings, &hooks, &nats, &nats_url).await?;
         let budget_js = shared
             .as_ref()

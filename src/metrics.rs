@@ -48,6 +48,8 @@ pub const CACHE_LOOKUPS: &str = "dota_cache_lookups_total";
 pub const HOT_CACHE_BYTES: &str = "dota_hot_cache_bytes";
 /// The hot cache's bound (`--hot-cache-mb`), in bytes.
 pub const HOT_CACHE_CAPACITY_BYTES: &str = "dota_hot_cache_capacity_bytes";
+/// redb's page cache (`--store-cache-mb`), in bytes.
+pub const STORE_CACHE_CAPACITY_BYTES: &str = "dota_store_cache_capacity_bytes";
 /// Resources and views held by the hot cache.
 pub const HOT_CACHE_ENTRIES: &str = "dota_hot_cache_entries";
 /// Reads of fresh resources through the hot cache. Labels: result (hit: served from memory;
@@ -298,11 +300,15 @@ fn describe_read_side() {
     describe_counter!(CACHE_LOOKUPS, "Cache lookups from the API by result.");
     describe_gauge!(
         HOT_CACHE_BYTES,
-        "Bytes of ready responses (bodies and their gzip/br forms) held in memory."
+        "Bytes of ready responses (stored bodies, plain bytes made for requests, team views) held in memory."
     );
     describe_gauge!(
         HOT_CACHE_CAPACITY_BYTES,
         "Bound of the hot cache in bytes (--hot-cache-mb)."
+    );
+    describe_gauge!(
+        STORE_CACHE_CAPACITY_BYTES,
+        "redb's page cache in bytes (--store-cache-mb)."
     );
     describe_gauge!(
         HOT_CACHE_ENTRIES,

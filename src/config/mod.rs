@@ -176,8 +176,8 @@ pub struct Settings {
         value_parser = positive::<usize>,
     )]
     pub max_in_flight: usize,
-    /// Memory for ready responses kept hot (bodies, their gzip/br forms and team views), in
-    /// MiB; 0 turns the hot cache off and every read goes to redb.
+    /// Memory for ready responses kept hot (stored bodies, their plain bytes once asked for,
+    /// and team views), in MiB; 0 turns the hot cache off and every read goes to redb.
     #[arg(
         long,
         env = "DOTA_HOT_CACHE_MB",
@@ -185,6 +185,15 @@ pub struct Settings {
         default_value_t = 64
     )]
     pub hot_cache_mb: u64,
+    /// redb's page cache, in MiB (redb's own default would be 1 GiB). RSS is about 64 MiB plus
+    /// this plus `--hot-cache-mb`; see BENCHMARKS.md "Scale and cost" for what it buys.
+    #[arg(
+        long,
+        env = "DOTA_STORE_CACHE_MB",
+        value_name = "MIB",
+        default_value_t = 64
+    )]
+    pub store_cache_mb: u64,
     /// Run offline: serve the demo data set (`--demo-dir`) through an in-process fixture
     /// upstream, and point both upstream URLs at it.
     #[arg(long, env = "DOTA_DEMO")]

@@ -69,6 +69,7 @@ fn update_local_gauges(state: &ApiState) {
         state.pipeline.nats.connection_state() == async_nats::connection::State::Connected;
     metrics::gauge!(m::NATS_CONNECTED).set(if connected { 1.0 } else { 0.0 });
     metrics::gauge!(m::STORE_SIZE_BYTES).set(state.store.file_size() as f64);
+    metrics::gauge!(m::STORE_CACHE_CAPACITY_BYTES).set(state.store.cache_capacity() as f64);
     let degraded = state.store.degraded();
     metrics::gauge!(m::STORE_DEGRADED).set(if degraded { 1.0 } else { 0.0 });
     state.hot.export_gauges();
