@@ -373,7 +373,100 @@ async fn when_a_nats_node_is_killed_mid_import_the_import_goes_on() {
 }
 
 fn tiny_kv_values(h: &mut Hooks) {
-    h.shared_tuning.value_limit = 1024;
+    h.shared_tuning.value_limit = 256;
+}
+
+fn gunzip(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(bytes), &mut out).unwrap();
+    out
+}
+
+/// GET `path` from instance `i` taking `accept` (none: no Accept-Encoding), decoded as the
+/// answer says: its `content-encoding` and its plain bytes.
+async fn get_decoded(
+    fleet: &Fleet,
+    i: usize,
+    path: &str,
+    accept: Option<&str>,
+) -> (Option<String>, Vec<u8>) {
+    let mut req = fleet.http.get(format!("{}{path}", fleet.base(i)));
+    if let Some(accept) = accept {
+        req = req.header("accept-encoding", accept);
+    }
+    let resp = req.send().await.unwrap();
+    assert_eq!(
+        resp.status(),
+        200,
+        "{path} from instance {i} with {accept:?}"
+    );
+    let coding = resp
+        .headers()
+        .get("content-encoding")
+        .map(|v| v.to_str().unwrap().to_string());
+    let bytes = resp.bytes().await.unwrap().to_vec();
+    let plain = match coding.as_deref() {
+        Some("gzip") => gunzip(&bytes),
+        None => bytes,
+        Some(other) => panic!("unexpected content-encoding {other}"),
+    };
+    (coding, plain)
+}
+
+/// One stored form (gzip) in the shared store, kept as it is by every replica: each instance
+/// serves the same JSON in every encoding a client may ask for, the shared body is the gzip
+/// form, and it was fetched once.
+#[actix_rt::test]
+async fn every_instance_serves_the_same_json_in_every_encoding_from_one_stored_form() {
+    let fleet = Fleet::start(2, team_fixtures(1), FixtureConfig::default(), no_tweak).await;
+    let path = format!("/api/matches/{FIRST_MATCH}");
+    assert_eq!(fleet.post(0, &path).await.status(), 202);
+    let want: Value = wait_fresh(&fleet, 0, &path).await.json().await.unwrap();
+    assert_eq!(want["match_id"], FIRST_MATCH);
+    wait_fresh(&fleet, 1, &path).await;
+    for i in 0..2 {
+        for (accept, coding) in [
+            (None, None),
+            (Some("identity"), None),
+            (Some("gzip"), Some("gzip")),
+            (Some("gzip, deflate, br"), Some("gzip")),
+            (Some("br"), None),
+        ] {
+            let (got_coding, plain) = get_decoded(&fleet, i, &path, accept).await;
+            assert_eq!(got_coding.as_deref(), coding, "instance {i}, {accept:?}");
+            let got: Value = serde_json::from_slice(&plain).unwrap();
+            assert_eq!(got, want, "instance {i}, {accept:?}");
+        }
+    }
+    let client = async_nats::connect(fleet.cluster.node_url(0))
+        .await
+        .unwrap();
+    let kv = async_nats::jetstream::new(client)
+        .get_key_value("dota_data")
+        .await
+        .unwrap();
+    let stored = kv
+        .get(format!("b.match.{FIRST_MATCH}"))
+        .await
+        .unwrap()
+        .expect("the body is in the data bucket");
+    assert_eq!(&stored[..2], &[0x1f, 0x8b], "the shared body is gzip");
+    let from_kv: Value = serde_json::from_slice(&gunzip(&stored)).unwrap();
+    assert_eq!(from_kv, want);
+    let record: Value = serde_json::from_slice(
+        &kv.get(format!("m.match.{FIRST_MATCH}"))
+            .await
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(record["form"], "gzip");
+    assert_eq!(
+        fleet
+            .requests(&format!("/opendota/matches/{FIRST_MATCH}"))
+            .await,
+        1
+    );
 }
 
 #[actix_rt::test]
@@ -389,11 +482,6 @@ async fn bodies_over_the_kv_value_limit_go_to_the_object_store_and_are_served_ev
     let path = format!("/api/matches/{FIRST_MATCH}");
     fleet.post(0, &path).await;
     let body0 = wait_fresh(&fleet, 0, &path).await.bytes().await.unwrap();
-    assert!(
-        body0.len() > 1024,
-        "the match is over the limit: {}",
-        body0.len()
-    );
     let body1 = wait_fresh(&fleet, 1, &path).await.bytes().await.unwrap();
     assert_eq!(body1, body0);
 
@@ -407,7 +495,18 @@ async fn bodies_over_the_kv_value_limit_go_to_the_object_store_and_are_served_ev
         .info(format!("match.{FIRST_MATCH}"))
         .await
         .expect("the body is an object");
-    assert_eq!(info.size, body0.len());
+    assert!(
+        info.size > 256,
+        "the stored form is over the limit: {}",
+        info.size
+    );
+    let mut object = objects.get(format!("match.{FIRST_MATCH}")).await.unwrap();
+    let mut stored = Vec::new();
+    tokio::io::AsyncReadExt::read_to_end(&mut object, &mut stored)
+        .await
+        .unwrap();
+    assert_eq!(info.size, stored.len());
+    assert_eq!(gunzip(&stored), body0, "the object is the body's gzip form");
     let kv = js.get_key_value("dota_data").await.unwrap();
     assert!(
         kv.get(format!("b.match.{FIRST_MATCH}"))
