@@ -8,6 +8,7 @@ mod health;
 mod read;
 pub mod records;
 mod reopen;
+mod replica_state;
 pub mod tables;
 mod tx;
 
@@ -22,6 +23,7 @@ pub use health::StoreHealth;
 pub use read::{Served, Snapshot};
 pub use records::{EntryMeta, Failure, InFlight};
 pub use reopen::{DbSlot, OpenDb};
+pub use replica_state::ReplicaPosition;
 pub(crate) use tx::{Extras, Tx};
 
 use crate::config::Ttls;

@@ -35,6 +35,7 @@
 pub mod counter;
 pub mod instances;
 pub mod share;
+pub mod usage;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -47,6 +48,7 @@ use tokio::sync::Semaphore;
 use self::counter::{CounterError, Counters, StreamSetupError};
 use self::instances::{Instances, InstancesError};
 pub use self::share::EgressIdentity;
+pub use self::usage::ClusterUsage;
 use self::share::{LocalShare, correction, counter_subject};
 use super::limits::{Limits, PerService};
 use super::window::Window;
