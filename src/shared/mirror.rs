@@ -28,6 +28,8 @@ use crate::store::{ReplicaPosition, Store};
 
 /// Most changes applied in one write transaction.
 const MAX_BATCH: usize = 256;
+/// Most bodies read from the shared store at once while a batch is prepared.
+const BODY_READS: usize = 32;
 /// Pause before a failed watch is opened again, doubled on each failure in a row up to
 /// [`REOPEN_AFTER_MAX`] (a replay reads every record).
 const REOPEN_AFTER: Duration = Duration::from_secs(1);
@@ -222,11 +224,17 @@ impl Mirror {
     ) -> bool {
         let mut changes = Vec::with_capacity(entries.len());
         let mut complete = true;
-        for (bucket, entry) in entries {
-            let change = match bucket {
-                Bucket::Claims => claim_change(&entry),
-                Bucket::Data => self.data_change(&entry).await,
-            };
+        // Bodies are read a few at a time (a replay reads one per record), in order.
+        let mut read = futures::stream::iter(entries)
+            .map(|(bucket, entry)| async move {
+                let change = match bucket {
+                    Bucket::Claims => claim_change(&entry),
+                    Bucket::Data => self.data_change(&entry).await,
+                };
+                (entry, change)
+            })
+            .buffered(BODY_READS);
+        while let Some((entry, change)) = read.next().await {
             match change {
                 Ok(Some(change)) => changes.push(change),
                 Ok(None) => {}

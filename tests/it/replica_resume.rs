@@ -54,7 +54,7 @@ async fn store(shared: &SharedStore, i: u64, version: u32) {
 
 /// A handle on the fleet's shared store, as another instance holds it.
 async fn writer(fleet: &Fleet) -> SharedStore {
-    let client = async_nats::connect(fleet.cluster.url())
+    let client = async_nats::connect(fleet.cluster.node_url(0))
         .await
         .expect("connect to the cluster");
     SharedStore::open(
@@ -97,6 +97,7 @@ async fn get(instance: &ProcessMember, i: u64) -> (u16, Option<String>, Vec<u8>)
 async fn a_restart_after_10k_changes_reads_only_what_changed_since_counted() {
     let fleet = Fleet::start(0, Fixtures::new(), FixtureConfig::default(), |_| {}).await;
     let shared = writer(&fleet).await;
+    let started = std::time::Instant::now();
     futures::stream::iter(0..STORED)
         .map(|i| store(&shared, i, 1))
         .buffer_unordered(64)
@@ -115,6 +116,7 @@ async fn a_restart_after_10k_changes_reads_only_what_changed_since_counted() {
 
     // First start, on an empty data dir: the replica has no position, so it replays every
     // record of the bucket (10,000 entries and the failure).
+    eprintln!("filled in {:?}", started.elapsed());
     let data_dir = tempfile::tempdir().expect("temp data dir");
     let mut first = fleet.spawn_process_in(data_dir.path()).await;
     wait_replayed(&first, (STORED + 1) as f64, FULL_REPLAY).await;
@@ -122,6 +124,7 @@ async fn a_restart_after_10k_changes_reads_only_what_changed_since_counted() {
     let (status, cache, served) = get(&first, 7).await;
     assert_eq!((status, cache.as_deref()), (200, Some("fresh")));
     assert_eq!(served, body(7, 1));
+    eprintln!("replayed in {:?}", started.elapsed());
     first.stop().await;
 
     // Meanwhile: one new resource, one refreshed, one invalidated, the failure cleared (a
@@ -142,11 +145,9 @@ async fn a_restart_after_10k_changes_reads_only_what_changed_since_counted() {
     let (status, _, served) = get(&second, 3).await;
     assert_eq!((status, served), (200, body(3, 2)), "the refreshed body");
     let (status, cache, served) = get(&second, 5).await;
-    assert_eq!(
-        (status, cache.as_deref(), served),
-        (200, Some("stale"), body(5, 1)),
-        "the invalidated copy is served stale"
-    );
+    assert_eq!((status, served), (200, body(5, 1)), "the invalidated copy");
+    let cache = cache.unwrap_or_default();
+    assert!(cache.starts_with("stale"), "served as stale: {cache}");
     let (status, cache, _) = get(&second, 7).await;
     assert_eq!((status, cache.as_deref()), (200, Some("fresh")), "unchanged");
     assert_eq!(
