@@ -270,7 +270,10 @@ impl QueueCollector {
     async fn cluster_usage(&self) -> Option<Vec<(Service, ClusterUsage)>> {
         let budget = self.shared_budget.as_ref()?;
         let reads = Service::ALL.map(|service| async move {
-            Ok::<_, String>((service, budget.usage(service).await.map_err(|e| e.to_string())?))
+            Ok::<_, String>((
+                service,
+                budget.usage(service).await.map_err(|e| e.to_string())?,
+            ))
         });
         let read = tokio::time::timeout(CLUSTER_READ_TIMEOUT, futures::future::try_join_all(reads));
         let usage = match read.await {

@@ -155,7 +155,10 @@ fn operation(headers: Option<&async_nats::HeaderMap>) -> kv::Operation {
     if let Some(op) = headers.get("KV-Operation") {
         return op.as_str().parse().unwrap_or(kv::Operation::Put);
     }
-    match headers.get(async_nats::header::NATS_MARKER_REASON).map(|r| r.as_str()) {
+    match headers
+        .get(async_nats::header::NATS_MARKER_REASON)
+        .map(|r| r.as_str())
+    {
         Some("MaxAge" | "Purge") => kv::Operation::Purge,
         Some("Remove") => kv::Operation::Delete,
         _ => kv::Operation::Put,

@@ -70,7 +70,10 @@ async fn every_instance_shows_the_calls_the_cluster_made() {
     .await;
     let budget = status.unwrap_or_else(|| panic!("instance 1 shows the {calls} calls"));
     assert_eq!(budget["scope"], "cluster", "{budget}");
-    assert_eq!(budget["grantedTotal"], 0, "instance 1's own grants: {budget}");
+    assert_eq!(
+        budget["grantedTotal"], 0,
+        "instance 1's own grants: {budget}"
+    );
     let day = window(&budget, "day");
     assert_eq!(budget["day"]["remaining"], day["remaining"], "{budget}");
     assert_eq!(
@@ -79,7 +82,12 @@ async fn every_instance_shows_the_calls_the_cluster_made() {
         "{budget}"
     );
     // Instance 0 shows the same counters.
-    let own: Value = fleet.get(0, "/api/queue/status").await.json().await.unwrap();
+    let own: Value = fleet
+        .get(0, "/api/queue/status")
+        .await
+        .json()
+        .await
+        .unwrap();
     let own = &own["services"]["opendota"]["budget"];
     assert_eq!(own["scope"], "cluster");
     assert_eq!(window(own, "day")["used"], calls, "{own}");

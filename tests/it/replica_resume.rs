@@ -30,7 +30,11 @@ fn player(i: u64) -> Signature {
 }
 
 fn body(i: u64, version: u32) -> Vec<u8> {
-    format!(r#"{{"profile":{{"account_id":{}}},"version":{version}}}"#, FIRST_PLAYER + i).into_bytes()
+    format!(
+        r#"{{"profile":{{"account_id":{}}},"version":{version}}}"#,
+        FIRST_PLAYER + i
+    )
+    .into_bytes()
 }
 
 fn now_ms() -> i64 {
@@ -97,7 +101,6 @@ async fn get(instance: &ProcessMember, i: u64) -> (u16, Option<String>, Vec<u8>)
 async fn a_restart_after_10k_changes_reads_only_what_changed_since_counted() {
     let fleet = Fleet::start(0, Fixtures::new(), FixtureConfig::default(), |_| {}).await;
     let shared = writer(&fleet).await;
-    let started = std::time::Instant::now();
     futures::stream::iter(0..STORED)
         .map(|i| store(&shared, i, 1))
         .buffer_unordered(64)
@@ -116,7 +119,6 @@ async fn a_restart_after_10k_changes_reads_only_what_changed_since_counted() {
 
     // First start, on an empty data dir: the replica has no position, so it replays every
     // record of the bucket (10,000 entries and the failure).
-    eprintln!("filled in {:?}", started.elapsed());
     let data_dir = tempfile::tempdir().expect("temp data dir");
     let mut first = fleet.spawn_process_in(data_dir.path()).await;
     wait_replayed(&first, (STORED + 1) as f64, FULL_REPLAY).await;
@@ -124,14 +126,18 @@ async fn a_restart_after_10k_changes_reads_only_what_changed_since_counted() {
     let (status, cache, served) = get(&first, 7).await;
     assert_eq!((status, cache.as_deref()), (200, Some("fresh")));
     assert_eq!(served, body(7, 1));
-    eprintln!("replayed in {:?}", started.elapsed());
     first.stop().await;
 
     // Meanwhile: one new resource, one refreshed, one invalidated, the failure cleared (a
     // delete marker).
     store(&shared, STORED + 1, 1).await;
     store(&shared, 3, 2).await;
-    assert!(shared.invalidate(&player(5), None).await.expect("invalidate"));
+    assert!(
+        shared
+            .invalidate(&player(5), None)
+            .await
+            .expect("invalidate")
+    );
     shared
         .clear_failure(&player(STORED))
         .await
@@ -141,7 +147,11 @@ async fn a_restart_after_10k_changes_reads_only_what_changed_since_counted() {
     let second = fleet.spawn_process_in(data_dir.path()).await;
     wait_replayed(&second, 4.0, common::WAIT).await;
     let (status, _, served) = get(&second, STORED + 1).await;
-    assert_eq!((status, served), (200, body(STORED + 1, 1)), "the new resource");
+    assert_eq!(
+        (status, served),
+        (200, body(STORED + 1, 1)),
+        "the new resource"
+    );
     let (status, _, served) = get(&second, 3).await;
     assert_eq!((status, served), (200, body(3, 2)), "the refreshed body");
     let (status, cache, served) = get(&second, 5).await;
@@ -149,7 +159,11 @@ async fn a_restart_after_10k_changes_reads_only_what_changed_since_counted() {
     let cache = cache.unwrap_or_default();
     assert!(cache.starts_with("stale"), "served as stale: {cache}");
     let (status, cache, _) = get(&second, 7).await;
-    assert_eq!((status, cache.as_deref()), (200, Some("fresh")), "unchanged");
+    assert_eq!(
+        (status, cache.as_deref()),
+        (200, Some("fresh")),
+        "unchanged"
+    );
     assert_eq!(
         second.metric(REPLAY).await,
         4.0,

@@ -11,9 +11,7 @@ use std::time::{Duration, SystemTime};
 use super::Remaining;
 use super::fixed::FixedWindows;
 use super::limits::{Limits, Pacing, PerService, ServiceLimits};
-use super::snapshot::{
-    BudgetScope, BudgetSnapshot, DayBudget, WindowBudget, millis, rfc3339_secs,
-};
+use super::snapshot::{BudgetScope, BudgetSnapshot, DayBudget, WindowBudget, millis, rfc3339_secs};
 use super::steady::SteadySpacing;
 use super::window::Window;
 use crate::domain::Service;

@@ -44,7 +44,7 @@ pub struct BudgetSnapshot {
     pub scope: BudgetScope,
 }
 
-/// Whose calls a [`BudgetSnapshot`] counts.
+/// Whose calls a service's budget counts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum BudgetScope {

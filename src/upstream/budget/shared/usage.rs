@@ -24,14 +24,19 @@ impl SharedBudget {
         let inner = &self.inner;
         let at = inner.clock.now();
         let identity = inner.identity(service);
-        let reads = inner.limits.of(service).windows.iter().map(|limit| async move {
-            let subject = counter_subject(service, identity, limit.window, at);
-            Ok::<_, CounterError>(WindowUsage {
-                window: limit.window,
-                limit: limit.limit,
-                used: inner.counters.read(&subject).await?,
-            })
-        });
+        let reads = inner
+            .limits
+            .of(service)
+            .windows
+            .iter()
+            .map(|limit| async move {
+                let subject = counter_subject(service, identity, limit.window, at);
+                Ok::<_, CounterError>(WindowUsage {
+                    window: limit.window,
+                    limit: limit.limit,
+                    used: inner.counters.read(&subject).await?,
+                })
+            });
         let windows = futures::future::try_join_all(reads).await?;
         Ok(ClusterUsage { at, windows })
     }
