@@ -42,6 +42,9 @@ pub const SHARED_BUDGET_WAITS: &str = "dota_shared_budget_waits_total";
 /// Calls granted on this instance's fallback share (limit ÷ live instances) because the shared
 /// counters could not be reached. Labels: service.
 pub const SHARED_BUDGET_FALLBACKS: &str = "dota_shared_budget_fallbacks_total";
+/// Records of the shared data bucket the replica's watch read (`--store nats`). Labels: phase
+/// (replay: catching up at start or after the watch was opened again; live: after that).
+pub const REPLICA_CHANGES: &str = "dota_replica_changes_total";
 /// Cache lookups from the API. Labels: kind, result (hit, miss, expired).
 pub const CACHE_LOOKUPS: &str = "dota_cache_lookups_total";
 /// Bytes of ready responses held by the in-memory hot cache (bodies and their encodings).
@@ -268,6 +271,10 @@ pub fn describe() {
         SHARED_BUDGET_FALLBACKS,
         "Calls granted on this instance's share (limit / live instances) while the shared counters were unreachable."
     );
+    describe_counter!(
+        REPLICA_CHANGES,
+        "Records of the shared data bucket read by the replica's watch: replay (catching up) or live."
+    );
     describe_read_side();
 }
 
@@ -366,6 +373,9 @@ fn export_counters_at_zero() {
     metrics::gauge!(WEBHOOK_ENDPOINTS_DISABLED).set(0.0);
     metrics::counter!(NATS_SERVER_RESTARTS).increment(0);
     metrics::counter!(NOT_MODIFIED).increment(0);
+    for phase in ["replay", "live"] {
+        metrics::counter!(REPLICA_CHANGES, "phase" => phase).increment(0);
+    }
     for task in TaskName::ALL.map(TaskName::as_str) {
         metrics::counter!(TASK_PANICS, "task" => task).increment(0);
     }

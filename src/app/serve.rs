@@ -48,6 +48,7 @@ pub(super) async fn http(
         kinds: KINDS.to_vec(),
         limiter: parts.upstreams.limiter,
         activity: parts.pipeline.activity.clone(),
+        shared_budget: parts.upstreams.shared_budget,
     };
     let hot = HotCache::new(settings.hot_cache_mb.saturating_mul(1024 * 1024));
     let (closing, closing_rx) = watch::channel(false);

@@ -115,6 +115,9 @@ pub(super) fn no_demo(settings: &Settings) -> Result<(), AppError> {
 /// The upstream APIs, every call within one rate budget and its service's in-flight lane.
 pub(super) struct Upstreams {
     pub limiter: Addr<RateLimiter>,
+    /// With `--store nats`: the budget every instance shares (its counters feed the queue
+    /// status).
+    pub shared_budget: Option<SharedBudget>,
     pub in_flight: InFlight,
     pub opendota: OpenDota,
     pub dotabuff: Dotabuff,
@@ -135,7 +138,7 @@ pub(super) async fn upstreams(
     let (limits, clock) = (settings.limits, hooks.clock.clone());
     let limiter = Supervisor::start(move |_| RateLimiter::new(limits, clock.clone()));
     let local: Arc<dyn Budget> = Arc::new(LimiterBudget::new(limiter.clone(), hooks.clock.clone()));
-    let budget = match shared {
+    let shared_budget = match shared {
         Some(js) => {
             let config = SharedBudgetConfig {
                 limits,
@@ -144,8 +147,12 @@ pub(super) async fn upstreams(
                 replicas: usize::from(settings.nats_replicas),
                 clock: hooks.clock.clone(),
             };
-            Arc::new(SharedBudget::start(js, local, config, tasks).await?) as Arc<dyn Budget>
+            Some(SharedBudget::start(js, local.clone(), config, tasks).await?)
         }
+        None => None,
+    };
+    let budget = match &shared_budget {
+        Some(shared) => Arc::new(shared.clone()) as Arc<dyn Budget>,
         None => local,
     };
     let in_flight = InFlight::new(settings.max_in_flight, limits.opendota_per_minute);
@@ -154,6 +161,7 @@ pub(super) async fn upstreams(
     follow_budget(&in_flight, &limiter, tasks);
     Ok(Upstreams {
         limiter,
+        shared_budget,
         in_flight,
         opendota: OpenDota::new(
             client.clone(),

@@ -1,8 +1,10 @@
 //! The queue status snapshot behind `/api/queue/status` and the queue gauges. One background
 //! task ([`QueueCollector::start`], spawned by `app::start::http`) asks JetStream for the depth
 //! of every consumer, the pipeline for its activity and the RateLimiter for its budgets every
-//! [`REFRESH`], and publishes the result on a `watch` channel; readers ([`QueueSnapshots`]) only
-//! borrow the latest value, so a GET costs no NATS or actor round trip.
+//! [`REFRESH`] (with `--store nats`, the budgets as every instance counted them, read from the
+//! shared counters: `scope: cluster`), and publishes the result on a `watch` channel; readers
+//! ([`QueueSnapshots`]) only borrow the latest value, so a GET costs no NATS or actor round
+//! trip.
 //!
 //! Invariants: a snapshot's `as_of` is taken before any part of it is read, so it reflects
 //! every change made before `as_of`. A failed refresh keeps the previous snapshot; readers get
@@ -28,6 +30,7 @@ use crate::domain::{Priority, ResourceKind, Service, Signature};
 use crate::metrics::{self as m, TaskName};
 use crate::tasks::Tasks;
 use crate::upstream::budget::BudgetSnapshot;
+use crate::upstream::budget::shared::{ClusterUsage, SharedBudget};
 
 /// Time between two collections. The issue asks for a status at most 1 s old; one collection
 /// is ~10 JetStream consumer-info requests (~2 ms), so twice a second costs well under 1% of
@@ -37,6 +40,9 @@ pub const REFRESH: Duration = Duration::from_millis(500);
 /// slow JetStream request does not flip the route to 503, while a NATS outage does within
 /// seconds.
 pub const STALE_AFTER: Duration = Duration::from_secs(3);
+/// Longest a collection waits for the shared budget's counters; past it (or on an error) the
+/// snapshot shows this instance's budget (`scope: instance`) rather than none.
+const CLUSTER_READ_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// One service's queue, work and budget.
 // Fields in the order the body has always listed them; the new ones at the end.
@@ -206,6 +212,8 @@ pub struct QueueCollector {
     pub kinds: Vec<ResourceKind>,
     pub limiter: Addr<RateLimiter>,
     pub activity: Arc<Activity>,
+    /// With `--store nats`: the budget every instance shares, whose counters the snapshot shows.
+    pub shared_budget: Option<SharedBudget>,
 }
 
 impl QueueCollector {
@@ -257,12 +265,44 @@ impl QueueCollector {
         }
     }
 
+    /// Every service's shared counters, when there is a shared budget and they answer in time
+    /// (the shared budget itself warns when its counters are unreachable).
+    async fn cluster_usage(&self) -> Option<Vec<(Service, ClusterUsage)>> {
+        let budget = self.shared_budget.as_ref()?;
+        let reads = Service::ALL.map(|service| async move {
+            Ok::<_, String>((
+                service,
+                budget.usage(service).await.map_err(|e| e.to_string())?,
+            ))
+        });
+        let read = tokio::time::timeout(CLUSTER_READ_TIMEOUT, futures::future::try_join_all(reads));
+        let usage = match read.await {
+            Ok(usage) => usage,
+            Err(_) => Err(format!("no answer within {CLUSTER_READ_TIMEOUT:?}")),
+        };
+        usage
+            .inspect_err(|err| tracing::debug!(%err, "queue status: the shared budget's counters are unreadable; showing this instance's budget"))
+            .ok()
+    }
+
     /// Reads queue depth from JetStream, activity from the pipeline and budgets from the
-    /// RateLimiter.
+    /// RateLimiter (and the shared counters, see [`QueueCollector::cluster_usage`]).
     async fn collect(&self) -> Result<QueueSnapshot, CollectError> {
         let (as_of, taken) = (Utc::now(), Instant::now());
-        let depth = self.queue.depth(&self.kinds).await?;
-        let budgets = self.limiter.send(Snapshot).await?;
+        let (depth, budgets, usage) = tokio::join!(
+            self.queue.depth(&self.kinds),
+            self.limiter.send(Snapshot),
+            self.cluster_usage()
+        );
+        let (depth, budgets) = (depth?, budgets?);
+        let budget = |service: Service| {
+            let local = budgets.iter().find(|b| b.service == service).cloned()?;
+            let usage = usage.iter().flatten().find(|(s, _)| *s == service);
+            Some(match usage {
+                Some((_, u)) => local.with_cluster_usage(&u.windows, u.at),
+                None => local,
+            })
+        };
         let mut services = BTreeMap::new();
         for service in Service::ALL {
             let mut by_priority: BTreeMap<&'static str, u64> =
@@ -286,7 +326,7 @@ impl QueueCollector {
                     active_signatures_list: activity.active_signatures.into_iter().collect(),
                     completed: activity.completed,
                     failed: activity.failed,
-                    budget: budgets.iter().find(|b| b.service == service).cloned(),
+                    budget: budget(service),
                     length: queued,
                     processing: in_flight > 0 || unacked > 0,
                 },

@@ -1,13 +1,16 @@
 //! Keeps this instance's redb a replica of the shared store: two KV watches (the data bucket's
-//! records and the claims bucket) replay the current state at start, then deliver every change
-//! from any instance, its own included; each batch of what arrived meanwhile is sent as one
-//! [`Apply`] to the [`ReplicaHandle`], which applies it in one write transaction. A write
+//! records and the claims bucket) deliver what changed, then every change from any instance,
+//! its own included; each batch of what arrived meanwhile is sent as one [`Apply`] to the
+//! [`ReplicaHandle`], which applies it in one write transaction, with the replica's position
+//! in the data bucket. The data watch starts after that position ([`resume`]: a restart reads
+//! only what changed while it was down), or replays every record where the position cannot be
+//! trusted; the claims watch always replays the live claims. A write
 //! there bumps the resource's epoch, which is what drops it from this instance's hot cache: no
 //! instance keeps serving a body after another one invalidated or refreshed it, once the watch
 //! has delivered the change (milliseconds on a healthy cluster). A watch that fails is opened
-//! again (a full replay, which skips what the replica already has); so is one whose record or
-//! body could not be read or applied (a leader election), so no change is lost, and so is a
-//! watch that delivers nothing while its bucket moves on (its consumer went with a dead node).
+//! again (from the position applied last, so no change is lost); so is one whose record or
+//! body could not be read or applied (a leader election), and one that
+//! delivers nothing while its bucket moves on (its consumer went with a dead node).
 
 use std::time::Duration;
 
@@ -17,12 +20,16 @@ use tokio_util::sync::CancellationToken;
 
 use super::keys::{self, Record};
 use super::replica::{self, Apply, Change, ReplicaHandle};
+use super::resume::{self, Replay, Start};
 use super::{EntryRecord, SharedError, SharedStore};
+use crate::bus::subjects::DATA_BUCKET;
 use crate::domain::Signature;
-use crate::store::Store;
+use crate::store::{ReplicaPosition, Store};
 
 /// Most changes applied in one write transaction.
 const MAX_BATCH: usize = 256;
+/// Most bodies read from the shared store at once while a batch is prepared.
+const BODY_READS: usize = 32;
 /// Pause before a failed watch is opened again, doubled on each failure in a row up to
 /// [`REOPEN_AFTER_MAX`] (a replay reads every record).
 const REOPEN_AFTER: Duration = Duration::from_secs(1);
@@ -30,6 +37,9 @@ const REOPEN_AFTER_MAX: Duration = Duration::from_secs(30);
 /// How often a quiet watch is checked against its bucket: every write to a watched bucket is
 /// followed by a record the watches deliver within milliseconds.
 const STALL_CHECK: Duration = Duration::from_secs(5);
+/// Longest a position with no change behind it (a batch the replica already had, such as this
+/// instance's own writes) waits in memory before it is written on its own.
+const POSITION_EVERY: Duration = Duration::from_secs(1);
 
 /// Which bucket an entry came from.
 #[derive(Debug, Clone, Copy)]
@@ -54,8 +64,8 @@ impl Mirror {
         let mut pause = REOPEN_AFTER;
         loop {
             match self.open().await {
-                Ok(events) => {
-                    if self.follow(events, &shutdown, &mut pause).await {
+                Ok((events, replay)) => {
+                    if self.follow(events, replay, &shutdown, &mut pause).await {
                         return;
                     }
                 }
@@ -74,6 +84,7 @@ impl Mirror {
     async fn follow(
         &self,
         events: impl futures::Stream<Item = (Bucket, Result<kv::Entry, kv::WatcherError>)>,
+        mut replay: Replay,
         shutdown: &CancellationToken,
         pause: &mut Duration,
     ) -> bool {
@@ -82,13 +93,18 @@ impl Mirror {
         check.tick().await;
         let mut sequences = self.sequences().await;
         let mut delivered = false;
+        let mut positions = Positions::default();
         loop {
             let woke = tokio::select! {
-                () = shutdown.cancelled() => return true,
+                () = shutdown.cancelled() => {
+                    positions.flush(self).await;
+                    return true;
+                }
                 _ = check.tick() => None,
                 next = events.next() => Some(next),
             };
             let Some(first) = woke else {
+                positions.flush(self).await;
                 // The buckets moved on and the watches delivered nothing meanwhile: a watch
                 // whose consumer went with a dead node can stall without an error.
                 let now = self.sequences().await;
@@ -112,25 +128,48 @@ impl Mirror {
                     _ => break,
                 }
             }
-            let mut entries = Vec::with_capacity(batch.len());
-            let mut failed = false;
-            for (bucket, entry) in batch {
-                match entry {
-                    Ok(entry) => entries.push((bucket, entry)),
-                    Err(err) => {
-                        tracing::warn!(%err, "a shared-store watch failed; opening it again");
-                        failed = true;
-                    }
-                }
-            }
-            // A record whose body could not be read is not lost: the watch is opened again,
-            // and its replay brings every record the replica lacks.
-            let complete = self.apply(entries).await;
-            if failed || !complete {
+            if !self.take(batch, &mut replay, &mut positions).await {
                 return false;
             }
             *pause = REOPEN_AFTER;
         }
+    }
+
+    /// Applies one batch the watches delivered; false when the watches must be opened again
+    /// (one failed, or a change could not be applied now).
+    async fn take(
+        &self,
+        batch: Vec<(Bucket, Result<kv::Entry, kv::WatcherError>)>,
+        replay: &mut Replay,
+        positions: &mut Positions,
+    ) -> bool {
+        let mut entries = Vec::with_capacity(batch.len());
+        let mut failed = false;
+        for (bucket, entry) in batch {
+            match entry {
+                Ok(entry) => entries.push((bucket, entry)),
+                Err(err) => {
+                    tracing::warn!(%err, "a shared-store watch failed; opening it again");
+                    failed = true;
+                }
+            }
+        }
+        let last = entries
+            .iter()
+            .filter(|(bucket, _)| matches!(bucket, Bucket::Data))
+            .inspect(|(_, entry)| replay.count(entry))
+            .map(|(_, entry)| entry.revision)
+            .max();
+        // A change that failed leaves the position where it was: the watch opened again
+        // starts before it.
+        let position = last.filter(|_| !failed).map(|r| replay.position(r));
+        // A record whose body could not be read is not lost: the watch is opened again
+        // from the last position applied, and delivers it again.
+        let complete = self.apply(entries, position, positions).await;
+        if replay.caught_up_now() || positions.due() {
+            positions.flush(self).await;
+        }
+        !failed && complete
     }
 
     /// The last sequences of the data and claims buckets' streams; `None` when unreadable.
@@ -141,40 +180,61 @@ impl Mirror {
         Some((data.state.last_sequence, claims.state.last_sequence))
     }
 
-    /// Both watches, merged, each from the current state on.
+    /// Both watches, merged: the data bucket's from the replica's position (see [`resume`]),
+    /// the claims bucket's from its current state.
     async fn open(
         &self,
     ) -> Result<
-        impl futures::Stream<Item = (Bucket, Result<kv::Entry, kv::WatcherError>)> + use<>,
+        (
+            impl futures::Stream<Item = (Bucket, Result<kv::Entry, kv::WatcherError>)> + use<>,
+            Replay,
+        ),
         SharedError,
     > {
         let inner = &self.shared.inner;
-        let data = inner
-            .data
-            .watch_many_with_history(["m.>", "f.>", "a.>", "t.>"])
-            .await
-            .map_err(SharedError::boxed("watch the data bucket"))?;
+        let bucket = resume::bucket_state(&inner.data).await?;
+        let position = self.store.replica_position(DATA_BUCKET).unwrap_or_else(|err| {
+            tracing::warn!(%err, "could not read the replica's position; replaying the data bucket");
+            None
+        });
+        let start = Start::decide(position, &bucket);
+        let inbox = inner.js.client().new_inbox();
+        let (data, pending) = resume::watch(&inner.data, start, inbox).await?;
         let claims = inner
             .claims
             .watch_with_history(">")
             .await
             .map_err(SharedError::boxed("watch the claims bucket"))?;
-        Ok(futures::stream::select(
+        let events = futures::stream::select(
             data.map(|e| (Bucket::Data, e)),
             claims.map(|e| (Bucket::Claims, e)),
-        ))
+        );
+        Ok((events, Replay::new(start, bucket.created_ns, pending)))
     }
 
-    /// Applies what `entries` change; false when some could not be read or applied now (the
-    /// caller replays the watch), true when all are in the replica (or unreadable for good).
-    async fn apply(&self, entries: Vec<(Bucket, kv::Entry)>) -> bool {
+    /// Applies what `entries` change, with the replica's `position` after them (kept in
+    /// `positions` when nothing changes); false when some could not be read or applied now
+    /// (the caller opens the watch again), true when all are in the replica (or unreadable for
+    /// good).
+    async fn apply(
+        &self,
+        entries: Vec<(Bucket, kv::Entry)>,
+        position: Option<ReplicaPosition>,
+        positions: &mut Positions,
+    ) -> bool {
         let mut changes = Vec::with_capacity(entries.len());
         let mut complete = true;
-        for (bucket, entry) in entries {
-            let change = match bucket {
-                Bucket::Claims => claim_change(&entry),
-                Bucket::Data => self.data_change(&entry).await,
-            };
+        // Bodies are read a few at a time (a replay reads one per record), in order.
+        let mut read = futures::stream::iter(entries)
+            .map(|(bucket, entry)| async move {
+                let change = match bucket {
+                    Bucket::Claims => claim_change(&entry),
+                    Bucket::Data => self.data_change(&entry).await,
+                };
+                (entry, change)
+            })
+            .buffered(BODY_READS);
+        while let Some((entry, change)) = read.next().await {
             match change {
                 Ok(Some(change)) => changes.push(change),
                 Ok(None) => {}
@@ -187,11 +247,17 @@ impl Mirror {
                 }
             }
         }
+        let position = position.filter(|_| complete);
         if changes.is_empty() {
+            positions.hold(position);
             return complete;
         }
-        match self.replica.send(Apply(changes)).await {
-            Ok(Ok(_)) => complete,
+        let position = position.or_else(|| positions.pending.take());
+        match self.replica.send(Apply { changes, position }).await {
+            Ok(Ok(_)) => {
+                positions.written();
+                complete
+            }
             Ok(Err(err)) => {
                 tracing::error!(%err, "could not apply shared changes to the replica; replaying the watch");
                 false
@@ -263,6 +329,51 @@ impl Mirror {
             return Ok(None);
         };
         Ok(replica::entry(sig, record, body).await)
+    }
+}
+
+/// A position with no change behind it, held until [`POSITION_EVERY`] has passed since the
+/// last one written (or the replay caught up, or the watch stops): writing each on its own
+/// would double the replica's write transactions while this instance stores (the watch
+/// delivers its own writes, which the replica already has). A position lost at a crash only
+/// makes the next start read a few changes the replica skips.
+#[derive(Default)]
+struct Positions {
+    pending: Option<ReplicaPosition>,
+    written_at: Option<tokio::time::Instant>,
+}
+
+impl Positions {
+    fn hold(&mut self, position: Option<ReplicaPosition>) {
+        if position.is_some() {
+            self.pending = position;
+        }
+    }
+
+    fn written(&mut self) {
+        self.pending = None;
+        self.written_at = Some(tokio::time::Instant::now());
+    }
+
+    fn due(&self) -> bool {
+        self.written_at
+            .is_none_or(|at| at.elapsed() >= POSITION_EVERY)
+    }
+
+    /// Writes the held position, if any.
+    async fn flush(&mut self, mirror: &Mirror) {
+        let Some(position) = self.pending.take() else {
+            return;
+        };
+        let apply = Apply {
+            changes: Vec::new(),
+            position: Some(position),
+        };
+        match mirror.replica.send(apply).await {
+            Ok(Ok(_)) => self.written(),
+            // Not lost: a later batch or flush writes a later one.
+            _ => tracing::debug!("could not record the replica's position; later"),
+        }
     }
 }
 

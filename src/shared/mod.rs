@@ -11,13 +11,15 @@
 //! is asked of JetStream, never of the replica, which may lag by the watch's delivery.
 //!
 //! [`claims`] owns the claim protocol, [`data`] the stored records, [`keys`] how a signature
-//! becomes a key, [`replica`] what the replica is handed.
+//! becomes a key, [`replica`] what the replica is handed, [`resume`] where the replica's watch
+//! of the data bucket starts.
 
 pub mod claims;
 pub mod data;
 pub mod keys;
 pub mod mirror;
 pub mod replica;
+pub mod resume;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -9,7 +9,7 @@ use super::EntryRecord;
 use super::data::BodyForm;
 use crate::domain::{Job, Signature};
 use crate::encoding::Encoded;
-use crate::store::{EntryMeta, Failure, StoreError};
+use crate::store::{EntryMeta, Failure, ReplicaPosition, StoreError};
 
 /// One change seen in the shared store.
 #[derive(Debug)]
@@ -38,7 +38,23 @@ pub enum Change {
 /// changed it.
 #[derive(Message)]
 #[rtype(result = "Result<usize, StoreError>")]
-pub struct Apply(pub Vec<Change>);
+pub struct Apply {
+    pub changes: Vec<Change>,
+    /// The replica's position in the data bucket once `changes` are applied, when they leave
+    /// no earlier change of that bucket unapplied: recorded in the same write, so the watch
+    /// resumes after it.
+    pub position: Option<ReplicaPosition>,
+}
+
+impl Apply {
+    /// `changes`, saying nothing of the replica's position (a copy made outside the watch).
+    pub fn of(changes: Vec<Change>) -> Self {
+        Self {
+            changes,
+            position: None,
+        }
+    }
+}
 
 /// Whoever keeps the replica (the CacheKeeper, wired by the application).
 pub type ReplicaHandle = Recipient<Apply>;

@@ -10,6 +10,7 @@ mod migrate;
 mod read;
 pub mod records;
 mod reopen;
+mod replica_state;
 pub mod tables;
 mod tx;
 
@@ -24,6 +25,7 @@ pub use health::StoreHealth;
 pub use read::{Served, Snapshot};
 pub use records::{EntryMeta, Failure, InFlight};
 pub use reopen::{DbSlot, OpenDb};
+pub use replica_state::ReplicaPosition;
 pub(crate) use tx::Tx;
 
 use crate::config::Ttls;

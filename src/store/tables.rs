@@ -28,3 +28,7 @@ pub const ANNOUNCED: TableDefinition<&str, i64> = TableDefinition::new("announce
 /// Signature of a tracked team import → when it was last requested (unix ms). A team import
 /// requested within `--track-days` is refreshed by the scheduler (`--auto-refresh`).
 pub const TRACKED: TableDefinition<&str, i64> = TableDefinition::new("tracked_v1");
+/// Shared bucket name (`dota_data`) → [`super::ReplicaPosition`] JSON: with `--store nats`,
+/// the last revision of that bucket the replica applied, written in the transaction that
+/// applied it, so a restart resumes the bucket's watch after it.
+pub const REPLICA_STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("replica_state_v1");

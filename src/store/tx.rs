@@ -35,6 +35,11 @@ impl<'a> Tx<'a> {
     pub(super) fn into_touched(self) -> Vec<Signature> {
         self.touched
     }
+
+    /// The transaction itself, for the typed operations kept in other files of the store.
+    pub(super) fn txn(&self) -> &'a WriteTransaction {
+        self.txn
+    }
 }
 
 impl Tx<'_> {

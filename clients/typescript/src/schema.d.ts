@@ -446,8 +446,8 @@ export interface components {
             limitPerMinute: number;
             /**
              * Format: int32
-             * @description Calls left in the current minute window. Dotabuff has no window: 1 if a call could go
-             *     now, else 0.
+             * @description Calls left in the current minute window. Dotabuff has no window on one instance: 1 if a
+             *     call could go now, else 0 (with `scope: cluster`, what is left of the shared minute).
              */
             remainingMinute: number;
             /**
@@ -478,7 +478,19 @@ export interface components {
             waitsTotal: number;
             /** @description Every window of the budget, shortest first (STRATZ: second, minute, hour, day). */
             windows: components["schemas"]["WindowBudget"][];
+            /**
+             * @description Whose calls `remainingMinute`, `remainingDay`, `day` and `windows` count: this
+             *     instance's (`instance`), or every instance's that shares the budget (`cluster`, with
+             *     `--store nats`, read from the shared counters). `pausedForMs`, `grantedTotal` and
+             *     `waitsTotal` are this instance's either way.
+             */
+            scope: components["schemas"]["BudgetScope"];
         };
+        /**
+         * @description Whose calls a service's budget counts.
+         * @enum {string}
+         */
+        BudgetScope: "instance" | "cluster";
         /** @description `POST /api/webhooks`. */
         CreateWebhook: {
             /** @description Where events are POSTed: an http(s) URL. */
@@ -1029,6 +1041,12 @@ export interface components {
              * @description When the current window ends (RFC 3339, UTC, whole seconds).
              */
             resetsAt: string;
+            /**
+             * Format: int32
+             * @description Calls counted in the current window (by every instance with `scope: cluster`); absent
+             *     where the budget keeps no count (Dotabuff's even pacing on one instance).
+             */
+            used?: number | null;
         };
     };
     responses: {

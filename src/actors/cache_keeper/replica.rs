@@ -3,12 +3,14 @@
 //! another instance (or this one) write, so reads, the hot cache (whose epochs every write
 //! bumps) and team views follow the shared state. Changes come in batches
 //! (whatever the watches delivered meanwhile) and cost one write transaction per batch; a
-//! change the replica already has is skipped, so the replay of the current state at every
-//! start writes nothing new.
+//! change the replica already has is skipped, so a replay of the current state writes nothing
+//! new. Each batch records the replica's position in the data bucket in the same transaction,
+//! so a restart resumes the watch after the last change applied.
 
 use actix::{Handler, Message};
 
 use super::CacheKeeper;
+use crate::bus::subjects::DATA_BUCKET;
 use crate::shared::replica::{Apply, Change};
 use crate::store::{StoreError, Tx};
 
@@ -81,8 +83,11 @@ impl Handler<Apply> for CacheKeeper {
     fn handle(&mut self, msg: Apply, _: &mut Self::Context) -> Self::Result {
         self.store.write(|tx| {
             let mut changed = 0;
-            for change in msg.0 {
+            for change in msg.changes {
                 changed += usize::from(apply(tx, change)?);
+            }
+            if let Some(position) = &msg.position {
+                tx.set_replica_position(DATA_BUCKET, position)?;
             }
             Ok(changed)
         })

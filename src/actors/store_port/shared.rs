@@ -67,7 +67,7 @@ impl StorePort {
         if let Some(body) = shared.body(&sig, &record).await?
             && let Some(change) = replica::entry(sig, record, body).await
         {
-            let applied = self.keeper.send(Apply(vec![change])).await;
+            let applied = self.keeper.send(Apply::of(vec![change])).await;
             if !matches!(applied, Ok(Ok(_))) {
                 tracing::warn!(signature = %sig, "could not copy a shared entry to the replica; the watch will");
             }

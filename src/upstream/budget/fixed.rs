@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use super::Remaining;
 use super::limits::WindowLimit;
+use super::snapshot::WindowUsage;
 use super::window::{Count, Window, seen_by_upstream};
 
 /// No grants in the last `GUARD` of a window. A call granted at 59.9 s spends some time in our
@@ -110,13 +111,14 @@ impl FixedWindows {
         })
     }
 
-    /// Every window at `now`, shortest first: the window, its limit, what is left.
-    pub fn each(&self, now: SystemTime) -> Vec<(Window, u32, u32)> {
+    /// Every window at `now`, shortest first: the window, its limit, the calls counted in it.
+    pub fn each(&self, now: SystemTime) -> Vec<WindowUsage> {
         self.windows
             .iter()
-            .map(|(limit, count)| {
-                let used = count.used_in(limit.window.index_at(now));
-                (limit.window, limit.limit, limit.limit.saturating_sub(used))
+            .map(|(limit, count)| WindowUsage {
+                window: limit.window,
+                limit: limit.limit,
+                used: i64::from(count.used_in(limit.window.index_at(now))),
             })
             .collect()
     }

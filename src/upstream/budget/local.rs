@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use super::Remaining;
 use super::fixed::FixedWindows;
 use super::limits::{Limits, Pacing, PerService, ServiceLimits};
-use super::snapshot::{BudgetSnapshot, DayBudget, WindowBudget, millis, rfc3339_secs};
+use super::snapshot::{BudgetScope, BudgetSnapshot, DayBudget, WindowBudget, millis, rfc3339_secs};
 use super::steady::SteadySpacing;
 use super::window::Window;
 use crate::domain::Service;
@@ -105,16 +105,8 @@ impl ServiceBudget {
                     paused_for_ms: millis(wait),
                     granted_total,
                     waits_total,
-                    windows: windows
-                        .each(now)
-                        .into_iter()
-                        .map(|(window, limit, remaining)| WindowBudget {
-                            window: window.as_str(),
-                            limit,
-                            remaining,
-                            resets_at: rfc3339_secs(window.ends_at(now)),
-                        })
-                        .collect(),
+                    windows: windows.each(now).iter().map(|u| u.budget(now)).collect(),
+                    scope: BudgetScope::Instance,
                 }
             }
             Pacer::Steady(spacing) => {
@@ -134,7 +126,9 @@ impl ServiceBudget {
                         limit: spacing.per_minute(),
                         remaining: u32::from(wait.is_zero()),
                         resets_at: rfc3339_secs(now + wait),
+                        used: None,
                     }],
+                    scope: BudgetScope::Instance,
                 }
             }
         }

@@ -28,7 +28,7 @@ pub mod wait;
 pub mod window;
 
 pub use self::local::{Grant, LocalBudget};
-pub use self::snapshot::{BudgetSnapshot, DayBudget, WindowBudget};
+pub use self::snapshot::{BudgetScope, BudgetSnapshot, DayBudget, WindowBudget, WindowUsage};
 
 use std::sync::Arc;
 use std::time::Duration;

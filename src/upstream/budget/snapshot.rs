@@ -4,6 +4,7 @@
 
 use std::time::{Duration, SystemTime};
 
+use super::window::Window;
 use crate::domain::Service;
 
 // The doc comments below are the OpenAPI schema's descriptions, kept word for word (their
@@ -17,8 +18,8 @@ pub struct BudgetSnapshot {
     pub service: Service,
     /// Configured calls per minute.
     pub limit_per_minute: u32,
-    /// Calls left in the current minute window. Dotabuff has no window: 1 if a call could go
-    /// now, else 0.
+    /// Calls left in the current minute window. Dotabuff has no window on one instance: 1 if a
+    /// call could go now, else 0 (with `scope: cluster`, what is left of the shared minute).
     pub remaining_minute: u32,
     /// Configured calls per UTC day; `None` where the upstream has no day budget (Dotabuff).
     pub limit_per_day: Option<u32>,
@@ -36,6 +37,22 @@ pub struct BudgetSnapshot {
     pub waits_total: u64,
     /// Every window of the budget, shortest first (STRATZ: second, minute, hour, day).
     pub windows: Vec<WindowBudget>,
+    /// Whose calls `remainingMinute`, `remainingDay`, `day` and `windows` count: this
+    /// instance's (`instance`), or every instance's that shares the budget (`cluster`, with
+    /// `--store nats`, read from the shared counters). `pausedForMs`, `grantedTotal` and
+    /// `waitsTotal` are this instance's either way.
+    pub scope: BudgetScope,
+}
+
+/// Whose calls a service's budget counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum BudgetScope {
+    /// This instance's own limiter.
+    #[default]
+    Instance,
+    /// The counters every instance sharing the budget adds to (`--store nats`).
+    Cluster,
 }
 
 /// One window of a service's budget, in a [`BudgetSnapshot`].
@@ -51,9 +68,66 @@ pub struct WindowBudget {
     /// When the current window ends (RFC 3339, UTC, whole seconds).
     #[schema(format = DateTime)]
     pub resets_at: String,
+    /// Calls counted in the current window (by every instance with `scope: cluster`); absent
+    /// where the budget keeps no count (Dotabuff's even pacing on one instance).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub used: Option<u32>,
+}
+
+/// One window of a service's shared budget as the counters hold it: the calls every instance
+/// counted in the window holding some instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowUsage {
+    pub window: Window,
+    pub limit: u32,
+    /// The counter's total (never below 0 in practice: a take-back follows its increment).
+    pub used: i64,
+}
+
+impl WindowUsage {
+    fn used(&self) -> u32 {
+        u32::try_from(self.used.max(0)).unwrap_or(u32::MAX)
+    }
+
+    /// Calls left in the window.
+    pub fn remaining(&self) -> u32 {
+        self.limit.saturating_sub(self.used())
+    }
+
+    /// The window as a snapshot shows it, for the window holding `now`.
+    pub fn budget(&self, now: SystemTime) -> WindowBudget {
+        WindowBudget {
+            window: self.window.as_str(),
+            limit: self.limit,
+            remaining: self.remaining(),
+            resets_at: rfc3339_secs(self.window.ends_at(now)),
+            used: Some(self.used()),
+        }
+    }
 }
 
 impl BudgetSnapshot {
+    /// This snapshot with its windows as every instance counted them (`scope: cluster`):
+    /// `usage` holds each window's counter for the windows holding `now`.
+    pub fn with_cluster_usage(mut self, usage: &[WindowUsage], now: SystemTime) -> Self {
+        self.windows = usage.iter().map(|u| u.budget(now)).collect();
+        if let Some(minute) = usage.iter().find(|u| u.window == Window::Minute) {
+            self.limit_per_minute = minute.limit;
+            self.remaining_minute = minute.remaining();
+        }
+        if let Some(day) = usage.iter().find(|u| u.window == Window::Day) {
+            self.limit_per_day = Some(day.limit);
+            self.remaining_day = Some(day.remaining());
+            self.day = Some(DayBudget {
+                limit: day.limit,
+                remaining: day.remaining(),
+                resets_at: rfc3339_secs(Window::Day.ends_at(now)),
+            });
+        }
+        self.scope = BudgetScope::Cluster;
+        self
+    }
+
     /// Calls this budget can grant right now: none while it is paused, else what is left of
     /// both its minute and its day.
     pub fn grantable(&self) -> u32 {

@@ -94,6 +94,18 @@ impl Fleet {
         fleet
     }
 
+    /// Starts one more in-process instance, on an empty data dir; returns its index.
+    pub async fn add(&mut self, tweak: fn(&mut Settings)) -> usize {
+        let data_dir = tempfile::tempdir().expect("temp data dir");
+        let app = self.build(data_dir.path(), tweak).await;
+        self.members.push(Member {
+            base: format!("http://{}", app.http_addr()),
+            app: Some(app),
+            data_dir,
+        });
+        self.members.len() - 1
+    }
+
     /// Settings of an instance of this fleet on `data_dir`.
     pub fn settings(&self, data_dir: &Path) -> Settings {
         let mut s = test_settings(data_dir, &self.upstream);
@@ -187,17 +199,25 @@ impl Fleet {
     /// rate limits matching the in-process instances. Killed on drop.
     pub async fn spawn_process(&self) -> ProcessMember {
         let data_dir = tempfile::tempdir().expect("temp data dir");
+        let mut member = self.spawn_process_in(data_dir.path()).await;
+        member._data_dir = Some(data_dir);
+        member
+    }
+
+    /// [`Fleet::spawn_process`] on `data_dir`, which the caller keeps (to start another
+    /// process on it after this one stopped).
+    pub async fn spawn_process_in(&self, data_dir: &Path) -> ProcessMember {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port")
             .port();
-        let settings = self.settings(data_dir.path());
+        let settings = self.settings(data_dir);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_dota-orchestrator"));
         cmd.arg("serve")
             .arg("--http-addr")
             .arg(format!("127.0.0.1:{port}"))
             .arg("--data-dir")
-            .arg(data_dir.path())
+            .arg(data_dir)
             .arg("--nats-url")
             .arg(self.cluster.url())
             .arg("--store")
@@ -232,7 +252,7 @@ impl Fleet {
         ProcessMember {
             child,
             base,
-            _data_dir: data_dir,
+            _data_dir: None,
         }
     }
 }
@@ -241,10 +261,45 @@ impl Fleet {
 pub struct ProcessMember {
     child: Child,
     pub base: String,
-    _data_dir: tempfile::TempDir,
+    _data_dir: Option<tempfile::TempDir>,
 }
 
 impl ProcessMember {
+    /// SIGTERM, then waits for a clean exit (a graceful stop, as a deployment does).
+    pub async fn stop(&mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill -TERM");
+        assert!(status.success());
+        let deadline = std::time::Instant::now() + super::WAIT;
+        let exit = loop {
+            if let Some(exit) = self.child.try_wait().expect("try_wait") {
+                break exit;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the instance exits after SIGTERM"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert!(exit.success(), "{exit:?}");
+    }
+
+    /// The instance's `/metrics` value of `series` (its name and labels as exported), 0 when
+    /// absent.
+    pub async fn metric(&self, series: &str) -> f64 {
+        let text = reqwest::get(format!("{}/metrics", self.base))
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics text");
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or(0.0)
+    }
+
     /// SIGKILL: no shutdown, no nak, no release.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

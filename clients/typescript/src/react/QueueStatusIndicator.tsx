@@ -47,6 +47,7 @@ function Details({ service }: { service: Schemas["ServiceStatus"] }) {
           <dt>Calls left this minute</dt>
           <dd>
             {budget.remainingMinute} of {budget.limitPerMinute}
+            {budget.scope === "cluster" && <> (every instance)</>}
           </dd>
           {budget.day && (
             <>

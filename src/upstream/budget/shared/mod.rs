@@ -35,6 +35,7 @@
 pub mod counter;
 pub mod instances;
 pub mod share;
+pub mod usage;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -48,6 +49,7 @@ use self::counter::{CounterError, Counters, StreamSetupError};
 use self::instances::{Instances, InstancesError};
 pub use self::share::EgressIdentity;
 use self::share::{LocalShare, correction, counter_subject};
+pub use self::usage::ClusterUsage;
 use super::limits::{Limits, PerService};
 use super::window::Window;
 use super::{Budget, BudgetUnavailable, Grant, Remaining, wait};
