@@ -82,13 +82,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             let body = body(id, args.version, args.body_bytes);
             async move {
                 let sig = Signature::Player(PlayerId::new(id).ok_or("player id 0")?);
+                // The one stored form, as an instance makes it.
+                let stored = dota_orchestrator::encoding::Encoded::of(&body)?;
                 let meta = EntryMeta {
                     fetched_at_ms: now_ms,
                     invalidated: false,
-                    bytes: body.len() as u64,
-                    tag: None,
+                    bytes: stored.plain_len,
+                    tag: Some(stored.tag),
                 };
-                shared.put_entry(&sig, meta, &body, None).await?;
+                shared.put_entry(&sig, meta, &stored.gzip, None).await?;
                 Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
             }
         })

@@ -43,15 +43,16 @@ fn now_ms() -> i64 {
 
 /// Stores player `i`'s body `version` in the shared store, fetched now.
 async fn store(shared: &SharedStore, i: u64, version: u32) {
-    let body = body(i, version);
+    // The one stored form (gzip), as an instance makes it.
+    let stored = dota_orchestrator::encoding::Encoded::of(&body(i, version)).expect("gzip");
     let meta = EntryMeta {
         fetched_at_ms: now_ms(),
         invalidated: false,
-        bytes: body.len() as u64,
-        tag: None,
+        bytes: stored.plain_len,
+        tag: Some(stored.tag),
     };
     shared
-        .put_entry(&player(i), meta, &body, None)
+        .put_entry(&player(i), meta, &stored.gzip, None)
         .await
         .expect("store an entry");
 }
