@@ -49,8 +49,9 @@ async fn every_instance_shows_the_calls_the_cluster_made() {
         (FIRST_MATCH, FIRST_PLAYER),
     );
     let mut fleet = Fleet::start(1, fx, FixtureConfig::default(), |_| {}).await;
-    let progress = format!("/api/teams/{TEAM}/matches?leagueId={LEAGUE}&include=progress");
-    assert_eq!(fleet.post(0, &progress).await.status(), 202);
+    let team = format!("/api/teams/{TEAM}/matches?leagueId={LEAGUE}");
+    let progress = format!("{team}&include=progress");
+    assert_eq!(fleet.post(0, &team).await.status(), 202);
     common::wait_for(Duration::from_secs(60), || async {
         common::import_complete(fleet.get(0, &progress).await).await
     })
