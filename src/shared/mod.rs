@@ -18,6 +18,7 @@ pub mod data;
 pub mod keys;
 pub mod mirror;
 pub mod replica;
+pub mod upkeep;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

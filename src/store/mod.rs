@@ -3,6 +3,8 @@
 //! Freshness is computed at read time from the configured TTLs, so a TTL change applies to
 //! data already stored.
 
+pub mod access;
+mod bounds;
 mod epochs;
 mod health;
 mod read;
@@ -17,6 +19,8 @@ use std::time::Duration;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
+pub use access::AccessLog;
+pub use bounds::{Compacted, Resident};
 pub use epochs::Epochs;
 pub use health::StoreHealth;
 pub use read::{Served, Snapshot};
@@ -41,6 +45,8 @@ pub enum StoreError {
     Storage(#[from] redb::StorageError),
     #[error("redb: could not commit: {0}")]
     Commit(#[from] redb::CommitError),
+    #[error("redb: could not compact: {0}")]
+    Compact(#[from] redb::CompactionError),
     #[error("redb: the database is closed (it could not be reopened after a write failure)")]
     Closed,
     #[error("redb: reads kept the database busy, it was not reopened")]
@@ -81,6 +87,8 @@ pub struct Store {
     ttls: Ttls,
     health: Arc<StoreHealth>,
     epochs: Arc<Epochs>,
+    /// Resources requested since the last flush (see [`AccessLog`]).
+    access: Arc<AccessLog>,
     /// True once the database is closed: dropped and its file released (see [`OpenDb`]).
     closed: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -106,6 +114,7 @@ impl Store {
         }
         txn.open_table(tables::ANNOUNCED)?;
         txn.open_table(tables::TRACKED)?;
+        txn.open_table(tables::ACCESS)?;
         txn.commit()?;
         Ok(Self {
             db: Arc::new(std::sync::RwLock::new(Some(Arc::new(OpenDb::new(
@@ -117,6 +126,7 @@ impl Store {
             ttls,
             health: Arc::default(),
             epochs: Arc::default(),
+            access: Arc::default(),
         })
     }
 
@@ -145,6 +155,11 @@ impl Store {
     /// The write epochs readers validate cached copies against.
     pub fn epochs(&self) -> &Epochs {
         &self.epochs
+    }
+
+    /// The resources requested since the last flush: the read path notes each request here.
+    pub fn access(&self) -> &AccessLog {
+        &self.access
     }
 
     /// The configured TTLs.

@@ -30,3 +30,19 @@ pub const ANNOUNCED: TableDefinition<&str, i64> = TableDefinition::new("announce
 /// Signature of a tracked team import → when it was last requested (unix ms). A team import
 /// requested within `--track-days` is refreshed by the scheduler (`--auto-refresh`).
 pub const TRACKED: TableDefinition<&str, i64> = TableDefinition::new("tracked_v1");
+/// Signature of a stored resource → when it was last requested (unix ms), noted at most once
+/// a minute per resource (see `super::access`). What `--retention-days` and `--store-max-gb`
+/// evict by: the least recently requested first.
+pub const ACCESS: TableDefinition<&str, i64> = TableDefinition::new("access_v1");
+
+/// Every table holding one byte row per stored resource, keyed by its signature: what
+/// removing a resource ([`super::Tx::remove_entry`]) removes, besides its [`ACCESS`] and
+/// [`ANNOUNCED`] rows. A new per-resource table goes here, and removal follows.
+pub const PER_RESOURCE: [TableDefinition<&str, &[u8]>; 6] = [
+    RESOURCE_META,
+    RESOURCE_BODY,
+    RESOURCE_GZIP,
+    RESOURCE_BR,
+    SUMMARIES,
+    FAILURES,
+];
