@@ -356,6 +356,7 @@ pub(super) fn store_upkeep(
         bounds: settings.bounds,
         rules,
         status: status.clone(),
+        shared: shared.clone(),
     };
     let token = tasks.token();
     tasks.spawn_restarting(TaskName::StoreUpkeep, move || {

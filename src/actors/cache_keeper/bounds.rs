@@ -36,6 +36,9 @@ pub struct Evicted {
     pub by_size_bytes: u64,
     /// Whether the target was reached (or there was none).
     pub reached: bool,
+    /// With a target: the database's allocated bytes less what was removed (an estimate of
+    /// what the file needs now).
+    pub allocated_bytes: Option<u64>,
 }
 
 /// Gives the file's free pages back (see `Store::compact`).
@@ -83,7 +86,9 @@ impl Handler<Evict> for CacheKeeper {
                 out.by_size_bytes += tx.remove_entry(sig)?;
                 out.by_size += 1;
             }
-            out.reached = allocated.saturating_sub(out.by_size_bytes) <= target;
+            let left = allocated.saturating_sub(out.by_size_bytes);
+            out.reached = left <= target;
+            out.allocated_bytes = Some(left);
             Ok(out)
         })
     }

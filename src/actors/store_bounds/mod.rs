@@ -12,7 +12,8 @@
 //! The bound is the redb file's size. A pass that finds the file over 90% of the bound
 //! ([`TARGET_PERCENT`]) removes resources until the database's allocated pages are under that
 //! target, so the file (whose freed pages later writes reuse) stays at the bound; a file over
-//! the bound itself (a bound lowered, a burst of imports) is compacted.
+//! the bound itself (a bound lowered, a burst of imports) with a tenth of the bound or more
+//! free in it is compacted.
 //!
 //! An evicted resource is simply absent: the next request for it queues a fetch, as for any
 //! miss.
@@ -31,6 +32,7 @@ use super::cache_keeper::{CacheKeeper, Compact, Evict, Evicted, NoteAccess};
 use super::refresh_scheduler::Rules;
 use crate::config::StoreBounds;
 use crate::domain::Signature;
+use crate::metrics as m;
 use crate::shared::SharedStore;
 use crate::store::{Store, StoreError, now_ms};
 use crate::team::record::TeamRecord;
@@ -64,6 +66,8 @@ pub struct StoreUpkeep {
     pub rules: Rules,
     /// What the last passes did, for `GET /api/store`.
     pub status: Arc<UpkeepStatus>,
+    /// The shared store, with `--store nats` (its size goes on `/metrics` each pass).
+    pub shared: Option<SharedStore>,
 }
 
 impl StoreUpkeep {
@@ -79,6 +83,7 @@ impl StoreUpkeep {
                 _ = flush.tick() => self.flush().await,
                 _ = pass.tick() => {
                     self.flush().await;
+                    self.measure_shared().await;
                     if let Err(err) = self.pass().await {
                         tracing::warn!(%err, "the store's upkeep pass failed; the next one tries again");
                     }
@@ -86,6 +91,17 @@ impl StoreUpkeep {
             }
         }
         self.flush().await;
+    }
+
+    /// Sets `dota_store_bytes{store="shared"}`, with `--store nats`.
+    async fn measure_shared(&self) {
+        let Some(shared) = &self.shared else {
+            return;
+        };
+        match shared.stored_bytes().await {
+            Ok(bytes) => metrics::gauge!(m::STORE_BYTES, "store" => "shared").set(bytes as f64),
+            Err(err) => tracing::debug!(%err, "could not read the shared store's size"),
+        }
     }
 
     /// Writes the requests noted since the last flush.
@@ -133,8 +149,14 @@ impl StoreUpkeep {
             .map(|max| max / 100 * TARGET_PERCENT);
         let evicted = self.evict(plan, target).await?;
         report.evicted(&evicted);
+        // Compaction pauses reads: only when the file is over the bound and a tenth of the
+        // bound or more is free in it.
+        let file = self.store.file_size();
         if let Some(max) = max
-            && self.store.file_size() > max
+            && file > max
+            && evicted
+                .allocated_bytes
+                .is_some_and(|live| file.saturating_sub(live) >= max / 10)
         {
             report.compacted(self.compact().await?);
         }
@@ -162,7 +184,12 @@ impl StoreUpkeep {
         if target.is_none() {
             return Ok(total);
         }
-        for by_size in plan.by_size.chunks(BATCH) {
+        // At least one message, which also measures the database when nothing may go.
+        let mut batches: Vec<&[Signature]> = plan.by_size.chunks(BATCH).collect();
+        if batches.is_empty() {
+            batches.push(&[]);
+        }
+        for by_size in batches {
             let done = self
                 .keeper
                 .send(Evict {
@@ -173,6 +200,7 @@ impl StoreUpkeep {
                 .await??;
             total.by_size += done.by_size;
             total.by_size_bytes += done.by_size_bytes;
+            total.allocated_bytes = done.allocated_bytes;
             if done.reached {
                 break;
             }
