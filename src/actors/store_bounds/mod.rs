@@ -18,6 +18,8 @@
 //! An evicted resource is simply absent: the next request for it queues a fetch, as for any
 //! miss.
 
+#[cfg(test)]
+mod bench;
 pub mod plan;
 mod status;
 
