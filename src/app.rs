@@ -118,13 +118,14 @@ impl Application {
             stores: StorePort::new(keeper.clone(), store.clone(), shared.clone()),
         };
         start::recover_claims(&pipeline).await?;
-        if let Some(shared) = shared {
+        if let Some(shared) = shared.clone() {
             start::replicate(shared, &pipeline, &tasks);
         }
         let spare =
             reserve::watch_reserve(upstreams.limiter.clone(), settings.refresh_reserve, &tasks);
         let fetchers = start::fetchers(&settings, &upstreams, &pipeline, &spare, &tasks);
         let rules = start::watch_teams(&settings, &pipeline, &tasks);
+        let store_bounds = start::store_upkeep(&settings, &pipeline, rules, shared, &tasks);
         let (store_handle, store_closed) = (store.weak(), store.closed_flag());
         let store_health = store.health().clone();
         let parts = serve::Parts {
@@ -135,6 +136,7 @@ impl Application {
             upstreams,
             rules,
             webhooks,
+            store_bounds,
         };
         let (http_addr, hot) = serve::http(&settings, parts, &tasks).await?;
         tracing::info!(%http_addr, nats = %nats_url, "dota-orchestrator is serving");

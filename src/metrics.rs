@@ -73,6 +73,14 @@ pub const STORE_WRITES: &str = "dota_store_writes_total";
 /// Size of the redb file.
 pub const STORE_SIZE_BYTES: &str = "dota_store_size_bytes";
 pub const STORE_DEGRADED: &str = "dota_store_degraded";
+/// Bytes the store takes. Labels: store (redb: the file; shared: the data bucket's stream
+/// plus the bodies object store, with `--store nats`).
+pub const STORE_BYTES: &str = "dota_store_bytes";
+/// Resources removed by the store's upkeep. Labels: reason ([`EVICTION_REASONS`]).
+pub const STORE_EVICTIONS: &str = "dota_store_evictions_total";
+/// `reason` values of [`STORE_EVICTIONS`]: over `--store-max-gb`, older than
+/// `--retention-days`, or (shared store) outlived every TTL by the margin.
+pub const EVICTION_REASONS: [&str; 3] = ["size", "retention", "expired"];
 /// Background tasks that panicked (a restartable one is started again after a pause). Labels:
 /// task ([`TaskName`]).
 pub const TASK_PANICS: &str = "dota_task_panics_total";
@@ -139,6 +147,8 @@ pub enum TaskName {
     Leases,
     /// With `--store nats`: the shared budget's heartbeat.
     BudgetHeartbeat,
+    /// The store's upkeep: access times, size bound, retention.
+    StoreUpkeep,
     /// The webhook endpoints' KV watch.
     WebhookRegistry,
     /// Events to webhook deliveries.
@@ -150,7 +160,7 @@ pub enum TaskName {
 }
 
 impl TaskName {
-    pub const ALL: [TaskName; 15] = [
+    pub const ALL: [TaskName; 16] = [
         TaskName::Http,
         TaskName::QueueStatus,
         TaskName::Gauges,
@@ -162,6 +172,7 @@ impl TaskName {
         TaskName::Mirror,
         TaskName::Leases,
         TaskName::BudgetHeartbeat,
+        TaskName::StoreUpkeep,
         TaskName::WebhookRegistry,
         TaskName::WebhookDispatch,
         TaskName::WebhookDelivery,
@@ -181,6 +192,7 @@ impl TaskName {
             TaskName::Mirror => "mirror",
             TaskName::Leases => "leases",
             TaskName::BudgetHeartbeat => "budget_heartbeat",
+            TaskName::StoreUpkeep => "store_upkeep",
             TaskName::WebhookRegistry => "webhook_registry",
             TaskName::WebhookDispatch => "webhook_dispatch",
             TaskName::WebhookDelivery => "webhook_delivery",
@@ -348,6 +360,14 @@ fn describe_read_side() {
         STORE_DEGRADED,
         "1 while redb writes fail (reads served, misses bypass the store), else 0."
     );
+    describe_gauge!(
+        STORE_BYTES,
+        "Bytes the store takes: the redb file, or the shared data bucket and object store."
+    );
+    describe_counter!(
+        STORE_EVICTIONS,
+        "Resources removed by the store's upkeep, by reason (size, retention, expired)."
+    );
     describe_counter!(TASK_PANICS, "Background tasks that panicked, by task.");
 }
 
@@ -381,6 +401,9 @@ fn export_counters_at_zero() {
     }
     for result in ["ok", "error"] {
         metrics::counter!(STORE_WRITES, "result" => result).increment(0);
+    }
+    for reason in EVICTION_REASONS {
+        metrics::counter!(STORE_EVICTIONS, "reason" => reason).increment(0);
     }
     for result in [HOT_HIT, HOT_MISS] {
         metrics::counter!(HOT_CACHE_LOOKUPS, "result" => result).increment(0);

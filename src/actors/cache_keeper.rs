@@ -7,8 +7,9 @@
 //! Messages and their handlers: [`claims`] (the claim lifecycle of fetched resources) and
 //! [`upkeep`] (invalidation, raw pages, announced imports) and [`tracking`] (team imports the
 //! refresh scheduler keeps fresh) and [`replica`] (with `--store nats`, applying the shared
-//! store's changes to this replica).
+//! store's changes to this replica) and [`bounds`] (access times, eviction, compaction).
 
+mod bounds;
 mod claims;
 mod replica;
 mod tracking;
@@ -16,6 +17,7 @@ mod upkeep;
 
 use actix::{Actor, SyncContext};
 
+pub use bounds::{Compact, Evict, Evicted, NoteAccess};
 pub use claims::{
     Child, ClaimChildren, ClaimRefresh, Complete, Completed, Fail, Prepare, Prepared, Release,
     RequeueAll,

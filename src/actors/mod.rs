@@ -13,6 +13,8 @@
 //! - Whatever writes a claim, a result, a failure, an invalidation, a tracked import or an
 //!   announcement says so to [`store_port::StorePort`], which writes the shared store (with
 //!   `--store nats`) and then CacheKeeper, in that one order.
+//! - [`store_bounds::StoreUpkeep`] writes down when resources were requested and, with
+//!   `--store-max-gb` or `--retention-days`, sends `Evict` and `Compact` to CacheKeeper.
 //!
 //! Start order: RateLimiter, CacheKeeper, fetchers. Stop order is the reverse: fetchers finish
 //! their current job, then CacheKeeper lets go of the database.
@@ -28,6 +30,7 @@ pub mod player_fetcher;
 pub mod player_stats_fetcher;
 pub mod rate_limiter;
 pub mod refresh_scheduler;
+pub mod store_bounds;
 pub mod store_port;
 pub mod team_importer;
 pub mod team_watch;

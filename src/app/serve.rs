@@ -34,6 +34,7 @@ pub(super) struct Parts {
     pub upstreams: Upstreams,
     pub rules: Rules,
     pub webhooks: Option<crate::webhooks::Webhooks>,
+    pub store_bounds: crate::actors::store_bounds::BoundsView,
 }
 
 /// Serves the API on `settings.http_addr`; returns the address bound and the hot cache.
@@ -67,6 +68,7 @@ pub(super) async fn http(
         recent,
         refresh: RefreshState::new(parts.rules, settings.auto_refresh),
         webhooks: parts.webhooks,
+        store_bounds: parts.store_bounds,
     });
     let token = tasks.token();
     let gauges = state.clone();

@@ -24,6 +24,7 @@ use crate::actors::player_fetcher::PlayerFetcher;
 use crate::actors::player_stats_fetcher::PlayerStatsFetcher;
 use crate::actors::rate_limiter::{LimiterBudget, RateLimiter, Snapshot};
 use crate::actors::refresh_scheduler::{RefreshScheduler, Rules};
+use crate::actors::store_bounds::{BoundsView, StoreUpkeep, UpkeepStatus};
 use crate::actors::team_importer::{TeamImporter, TeamJobs};
 use crate::actors::team_watch::TeamWatch;
 use crate::bus::queue::{JobQueue, MAX_BATCH};
@@ -345,6 +346,36 @@ pub(super) fn watch_teams(settings: &Settings, pipeline: &Pipeline, tasks: &Task
         watch.clone().run(token.clone())
     });
     rules
+}
+
+/// Starts the store's upkeep (request times always; `--store-max-gb` and `--retention-days`
+/// when set). Returns what `GET /api/store` reads.
+pub(super) fn store_upkeep(
+    settings: &Settings,
+    pipeline: &Pipeline,
+    rules: Rules,
+    shared: Option<SharedStore>,
+    tasks: &Tasks,
+) -> BoundsView {
+    let status = Arc::new(UpkeepStatus::default());
+    let upkeep = StoreUpkeep {
+        store: pipeline.store.clone(),
+        keeper: pipeline.keeper.clone(),
+        bounds: settings.bounds,
+        rules,
+        status: status.clone(),
+        shared: shared.clone(),
+    };
+    let token = tasks.token();
+    tasks.spawn_restarting(TaskName::StoreUpkeep, move || {
+        upkeep.clone().run(token.clone())
+    });
+    BoundsView {
+        backend: if shared.is_some() { "nats" } else { "redb" },
+        bounds: settings.bounds,
+        status,
+        shared,
+    }
 }
 
 /// With `--store nats`: refuses a server older than 2.12 (naming the version found), then

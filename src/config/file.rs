@@ -84,10 +84,12 @@ impl ConfigFile {
             let text = match value {
                 toml::Value::String(s) => s,
                 toml::Value::Integer(n) => n.to_string(),
+                // `store_max_gb = 0.5`, `retention_days = 1.5`.
+                toml::Value::Float(x) => x.to_string(),
                 toml::Value::Boolean(b) => b.to_string(),
                 other => {
                     return Err(bad_value(format!(
-                        "expected a string, integer or boolean, found {}",
+                        "expected a string, number or boolean, found {}",
                         other.type_str()
                     )));
                 }

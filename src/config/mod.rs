@@ -10,6 +10,7 @@
 //! settings (figment would need serde defaults and clap defaults kept in step, or help without
 //! defaults), and the file's values go through the flags' own parsers and checks.
 
+pub mod bounds;
 pub mod events;
 pub mod file;
 pub mod groups;
@@ -27,6 +28,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Command, FromArgMatches};
 
+pub use bounds::StoreBounds;
 pub use events::{EventSettings, RetrySchedule};
 pub use file::ConfigFile;
 pub use groups::{
@@ -253,6 +255,8 @@ pub struct Settings {
     pub refresh_reserve: u8,
     #[command(flatten)]
     pub events: EventSettings,
+    #[command(flatten)]
+    pub bounds: StoreBounds,
 }
 
 impl Settings {

@@ -36,7 +36,9 @@ use crate::store::Store;
 use reply::ApiError;
 use router::{Route, Router};
 use routes::resources::routes as res;
-use routes::{events, invalidate, openapi as doc, page, schedule, status, teams, webhooks, ws};
+use routes::{
+    events, invalidate, openapi as doc, page, schedule, status, store, teams, webhooks, ws,
+};
 
 /// What handlers share: one `Arc`, so a request clones one pointer, not every handle inside
 /// (each clone of those is an atomic write on a cache line both worker threads contend for).
@@ -64,6 +66,8 @@ pub struct Shared {
     pub refresh: refresh::RefreshState,
     /// Webhook endpoints (see [`routes::webhooks`]); `None` where NATS cannot hold them.
     pub webhooks: Option<crate::webhooks::Webhooks>,
+    /// The store's bounds and what its upkeep evicted (`GET /api/store`).
+    pub store_bounds: crate::actors::store_bounds::BoundsView,
 }
 
 /// When an admin token is configured, the request must carry `Authorization: Bearer <token>`.
@@ -104,6 +108,7 @@ pub fn table() -> Vec<Route> {
         Route::new::<schedule::__path_get_schedule>(schedule::get_schedule),
         Route::new::<invalidate::__path_post_invalidate>(invalidate::post_invalidate),
         Route::new::<status::__path_get_queue_status>(status::get_queue_status),
+        Route::new::<store::__path_get_store>(store::get_store),
         Route::new::<events::__path_get_events>({
             let streams = streams.clone();
             move |state, req| events::get_events(state, req, streams.clone())

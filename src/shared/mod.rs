@@ -20,6 +20,7 @@ pub mod keys;
 pub mod mirror;
 pub mod replica;
 pub mod resume;
+pub mod upkeep;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -4,6 +4,8 @@
 //! data already stored.
 
 mod bodies;
+pub mod access;
+mod bounds;
 mod epochs;
 mod health;
 mod migrate;
@@ -20,6 +22,8 @@ use std::time::Duration;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
+pub use access::AccessLog;
+pub use bounds::{Compacted, Resident};
 pub use epochs::Epochs;
 pub use health::StoreHealth;
 pub use read::{Served, Snapshot};
@@ -105,6 +109,8 @@ pub struct Store {
     ttls: Ttls,
     health: Arc<StoreHealth>,
     epochs: Arc<Epochs>,
+    /// Resources requested since the last flush (see [`AccessLog`]).
+    access: Arc<AccessLog>,
     /// True once the database is closed: dropped and its file released (see [`OpenDb`]).
     closed: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -139,6 +145,7 @@ impl Store {
         txn.open_table(tables::ANNOUNCED)?;
         txn.open_table(tables::TRACKED)?;
         let migrated = migrate::bodies_to_gzip(&txn)?;
+        txn.open_table(tables::ACCESS)?;
         txn.commit()?;
         if migrated > 0 {
             let compacted = db.compact()?;
@@ -159,6 +166,7 @@ impl Store {
             ttls,
             health: Arc::default(),
             epochs: Arc::default(),
+            access: Arc::default(),
         })
     }
 
@@ -187,6 +195,11 @@ impl Store {
     /// The write epochs readers validate cached copies against.
     pub fn epochs(&self) -> &Epochs {
         &self.epochs
+    }
+
+    /// The resources requested since the last flush: the read path notes each request here.
+    pub fn access(&self) -> &AccessLog {
+        &self.access
     }
 
     /// The configured TTLs.

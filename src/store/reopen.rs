@@ -85,6 +85,13 @@ impl OpenDb {
     }
 }
 
+impl OpenDb {
+    /// The database itself, for what needs it alone (compaction).
+    pub(super) fn db_mut(&mut self) -> &mut Database {
+        &mut self.db
+    }
+}
+
 impl std::ops::Deref for OpenDb {
     type Target = Database;
 

@@ -32,3 +32,13 @@ pub const TRACKED: TableDefinition<&str, i64> = TableDefinition::new("tracked_v1
 /// the last revision of that bucket the replica applied, written in the transaction that
 /// applied it, so a restart resumes the bucket's watch after it.
 pub const REPLICA_STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("replica_state_v1");
+
+/// Signature of a stored resource → when it was last requested (unix ms), noted at most once
+/// a minute per resource (see `super::access`). What `--retention-days` and `--store-max-gb`
+/// evict by: the least recently requested first.
+pub const ACCESS: TableDefinition<&str, i64> = TableDefinition::new("access_v1");
+
+/// Every table holding one byte row per stored resource, keyed by its signature: what
+/// removing a resource ([`super::Tx::remove_entry`]) removes, besides its [`BODIES`] pieces and
+/// its [`ACCESS`] and [`ANNOUNCED`] rows. A new per-resource table goes here, and removal follows.
+pub const PER_RESOURCE: [TableDefinition<&str, &[u8]>; 3] = [RESOURCE_META, SUMMARIES, FAILURES];

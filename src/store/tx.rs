@@ -16,11 +16,11 @@ pub(super) fn is_fresh(ttls: &Ttls, kind: ResourceKind, meta: &EntryMeta, now_ms
 
 /// Typed operations inside one write transaction.
 pub(crate) struct Tx<'a> {
-    txn: &'a WriteTransaction,
+    pub(super) txn: &'a WriteTransaction,
     ttls: Ttls,
     /// Resources whose served state (body, freshness, failure) this transaction changed; their
     /// epochs are bumped after the commit (see [`super::Epochs`]).
-    touched: Vec<Signature>,
+    pub(super) touched: Vec<Signature>,
 }
 
 impl<'a> Tx<'a> {

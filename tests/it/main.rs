@@ -49,6 +49,7 @@ mod shutdown;
 mod slow_parse;
 mod sources;
 mod status_page;
+mod store_bounds;
 mod store_degraded;
 mod teams;
 mod throughput;

@@ -251,6 +251,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/store": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Store size, bounds and what the upkeep evicted
+         * @description The store's size and bounds, and what the store's upkeep removed: the last pass (when, how many resources it looked at, how many it removed and their bytes by reason: `size` over `--store-max-gb`, `retention` past `--retention-days`, `expired` shared entries past every TTL, and any compaction) and the totals since this instance started.
+         */
+        get: operations["get_store"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/teams/{id}/matches": {
         parameters: {
             query?: never;
@@ -491,6 +511,15 @@ export interface components {
          * @enum {string}
          */
         BudgetScope: "instance" | "cluster";
+        /** @description A compaction of the redb file. */
+        CompactionReport: {
+            /** Format: int64 */
+            beforeBytes: number;
+            /** Format: int64 */
+            afterBytes: number;
+            /** Format: int64 */
+            tookMs: number;
+        };
         /** @description `POST /api/webhooks`. */
         CreateWebhook: {
             /** @description Where events are POSTed: an http(s) URL. */
@@ -700,6 +729,23 @@ export interface components {
          * @enum {string}
          */
         Outcome: "answered" | "failed" | "uncovered" | "skipped";
+        /** @description One upkeep pass. */
+        PassReport: {
+            /**
+             * Format: int64
+             * @description When it ran (unix ms).
+             */
+            atMs: number;
+            /** @description Stored resources it looked at. */
+            resources: number;
+            /** @description Resources it removed, by reason. */
+            evicted: components["schemas"]["Removed"];
+            /** @description Bytes (keys and values) it removed, by reason. */
+            evictedBytes: components["schemas"]["Removed"];
+            compaction?: null | components["schemas"]["CompactionReport"];
+            /** Format: int64 */
+            tookMs: number;
+        };
         /** @description The OpenDota `/players/{id}` body, served as fetched (opaque to this service). */
         Player: {
             [key: string]: unknown;
@@ -828,6 +874,24 @@ export interface components {
             /** @description The refused item, as given. */
             item: unknown;
         };
+        /** @description Resources removed, by reason. */
+        Removed: {
+            /**
+             * Format: int64
+             * @description Over `--store-max-gb`, least recently requested first.
+             */
+            size: number;
+            /**
+             * Format: int64
+             * @description Not requested within `--retention-days`.
+             */
+            retention: number;
+            /**
+             * Format: int64
+             * @description Shared store: outlived every TTL by the margin.
+             */
+            expired: number;
+        };
         /** @enum {string} */
         Service: "opendota" | "dotabuff" | "steam" | "stratz";
         /** @description One service's queue, work and budget. */
@@ -895,6 +959,39 @@ export interface components {
             outcome: components["schemas"]["Outcome"];
             /** @description Why it failed, was skipped or did not cover the league; `None` when it answered. */
             reason?: string | null;
+        };
+        /** @description `GET /api/store`. */
+        StoreReport: {
+            /** @description `redb` (this instance's file) or `nats` (the shared store every instance sees). */
+            backend: string;
+            /**
+             * Format: int64
+             * @description Bytes the store takes: the redb file, or the shared data bucket and object store.
+             */
+            bytes: number;
+            /**
+             * Format: int64
+             * @description The bound (`--store-max-gb` in bytes), if any.
+             */
+            maxBytes?: number | null;
+            /**
+             * Format: double
+             * @description `--retention-days`, if set.
+             */
+            retentionDays?: number | null;
+            /**
+             * @description What this instance's upkeep evicted. With `--store nats` one instance at a time runs
+             *     the upkeep for the cluster, so the others show no passes.
+             */
+            upkeep: components["schemas"]["StoreStatus"];
+        };
+        /** @description What `GET /api/store` shows of the upkeep. */
+        StoreStatus: {
+            lastPass?: null | components["schemas"]["PassReport"];
+            /** @description Resources removed since this instance started, by reason. */
+            evictedTotal: components["schemas"]["Removed"];
+            /** @description Bytes removed since this instance started, by reason. */
+            evictedBytesTotal: components["schemas"]["Removed"];
         };
         /** @description Optional JSON body of POST. */
         TeamImportRequest: {
@@ -2071,6 +2168,35 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["RefreshSchedule"];
+                };
+            };
+            /** @description The store failed. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    get_store: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The store's size, bounds and evictions. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StoreReport"];
                 };
             };
             /** @description The store failed. */

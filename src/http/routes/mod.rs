@@ -7,7 +7,8 @@
 //!   [`degraded`] (answers while redb writes fail) and [`replies`] (`ready`, `queued`, `failed`).
 //! - [`teams`]: team imports; [`schedule`]: their tracking and refresh schedule.
 //! - [`invalidate`]: cache invalidation.
-//! - [`status`]: queue status, health, readiness, metrics; [`page`]: the status page.
+//! - [`status`]: queue status, health, readiness, metrics; [`store`]: the store's size and
+//!   evictions; [`page`]: the status page.
 //! - [`events`]: the Server-Sent Event streams; [`ws`]: the WebSocket.
 //! - [`openapi`]: the OpenAPI document.
 
@@ -20,6 +21,7 @@ pub mod replies;
 pub mod resources;
 pub mod schedule;
 pub mod status;
+pub mod store;
 pub mod teams;
 pub mod webhooks;
 pub mod ws;

@@ -32,6 +32,8 @@ pub async fn handle(
     location: String,
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
+    // A request of a resource keeps it from eviction (an in-memory note; see `store::access`).
+    state.store.access().touch(sig);
     // The read path: a fresh stored copy is answered without the CacheKeeper. Only a miss, an
     // expired entry, a failure, `force` or a league's `queueMatches` go on to claim.
     let queues_matches = matches!(sig, Signature::League(_)) && query.queue_matches;

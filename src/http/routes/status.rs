@@ -68,7 +68,10 @@ fn update_local_gauges(state: &ApiState) {
     let connected =
         state.pipeline.nats.connection_state() == async_nats::connection::State::Connected;
     metrics::gauge!(m::NATS_CONNECTED).set(if connected { 1.0 } else { 0.0 });
-    metrics::gauge!(m::STORE_SIZE_BYTES).set(state.store.file_size() as f64);
+    let file = state.store.file_size() as f64;
+    metrics::gauge!(m::STORE_SIZE_BYTES).set(file);
+    // With `--store nats` this is the replica; the shared store's size is set by the upkeep.
+    metrics::gauge!(m::STORE_BYTES, "store" => "redb").set(file);
     metrics::gauge!(m::STORE_CACHE_CAPACITY_BYTES).set(state.store.cache_capacity() as f64);
     let degraded = state.store.degraded();
     metrics::gauge!(m::STORE_DEGRADED).set(if degraded { 1.0 } else { 0.0 });

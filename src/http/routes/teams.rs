@@ -301,6 +301,8 @@ async fn handle(state: ApiState, verb: Verb, req: Request) -> Result<Response, A
     }
     let sig = import.sig;
     schedule::track(&state, sig).await;
+    // Its matches and players count as used with it (see `actors::store_bounds::plan`).
+    state.store.access().touch(sig);
     let headers = &req.headers;
     // The read path: a fresh import is answered without the CacheKeeper.
     if !import.force
