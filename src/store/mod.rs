@@ -3,8 +3,8 @@
 //! Freshness is computed at read time from the configured TTLs, so a TTL change applies to
 //! data already stored.
 
-mod bodies;
 pub mod access;
+mod bodies;
 mod bounds;
 mod epochs;
 mod health;

@@ -7,15 +7,17 @@ use std::time::Instant;
 use super::plan::{self, Usage};
 use crate::config::Ttls;
 use crate::domain::{MatchId, Signature};
-use crate::store::{Extras, Store};
+use crate::encoding::Encoded;
+use crate::store::Store;
 
 fn fill(store: &Store, n: u64, body: &[u8]) {
+    let stored = Encoded::of(body).unwrap();
     for chunk in (1..=n).collect::<Vec<_>>().chunks(1_000) {
         store
             .write(|tx| {
                 for id in chunk {
                     let sig = Signature::Match(MatchId::new(*id).unwrap());
-                    tx.put_entry(&sig, body, Extras::default(), 1_000 + *id as i64)?;
+                    tx.put_entry(&sig, &stored, None, 1_000 + *id as i64)?;
                 }
                 Ok(())
             })
