@@ -404,8 +404,8 @@ def main():
                 f.write(data_bytes)
             os.chmod(os.path.join(root, file + suffix), 0o644)
         bodies.append((name, our_path, f"/{file}", saved))
-    print(f"readpath: stored player ({len(bodies[0][3])} B) and match ({len(bodies[1][3])} B); "
-          "importing the league", flush=True)
+    print(f"readpath: stored player ({len(bodies[0][3])} B) and match ({len(bodies[1][3])} B)"
+          + ("" if args.no_team else "; importing the league"), flush=True)
 
     team_path, imported = None, None
     if not args.no_team:
