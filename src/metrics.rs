@@ -3,7 +3,12 @@
 //! (`_seconds`, `_bytes`); labels come from small fixed sets (kind, priority, service,
 //! status class, route template), never IDs or error text.
 
+use std::sync::OnceLock;
+
+use metrics::Counter;
 use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::domain::ResourceKind;
 
 /// Jobs published to the queue. Labels: kind, priority.
 pub const JOBS_QUEUED: &str = "dota_jobs_queued_total";
@@ -116,7 +121,10 @@ pub const STATUS_5XX: &str = "5xx";
 pub const STATUS_ERROR: &str = "error";
 const STATUS_CLASSES: [&str; 5] = [STATUS_2XX, STATUS_4XX, STATUS_429, STATUS_5XX, STATUS_ERROR];
 /// `result` values of [`CACHE_LOOKUPS`].
-const CACHE_RESULTS: [&str; 3] = ["hit", "miss", "expired"];
+const CACHE_RESULTS: [&str; 3] = [CACHE_HIT, CACHE_MISS, CACHE_EXPIRED];
+pub const CACHE_HIT: &str = "hit";
+pub const CACHE_MISS: &str = "miss";
+pub const CACHE_EXPIRED: &str = "expired";
 /// `result` values of [`HOT_CACHE_LOOKUPS`].
 pub const HOT_HIT: &str = "hit";
 pub const HOT_MISS: &str = "miss";
@@ -228,8 +236,73 @@ pub fn install() -> Result<PrometheusHandle, MetricsError> {
     describe();
     describe_events();
     export_counters_at_zero();
+    let _ = READ_PATH.set(ReadPathCounters::register());
     *slot = Some(handle.clone());
     Ok(handle)
+}
+
+/// The counters a read bumps on every request, registered once when the recorder is installed:
+/// a poll then neither builds a label set nor looks its series up in the recorder's registry
+/// (a hash, a shared lock and an allocation per call, measured in issue 19's profile).
+struct ReadPathCounters {
+    /// [`CACHE_LOOKUPS`] by the index of the kind in `ResourceKind::ALL`, then of the result
+    /// in [`CACHE_RESULTS`].
+    cache_lookups: [[Counter; CACHE_RESULTS.len()]; ResourceKind::ALL.len()],
+    hot_hit: Counter,
+    hot_miss: Counter,
+    not_modified: Counter,
+}
+
+/// Set by [`install`]; empty before it (and in unit tests that install nothing), when the
+/// functions below fall back to the macros, which then record nothing anyway.
+static READ_PATH: OnceLock<ReadPathCounters> = OnceLock::new();
+
+impl ReadPathCounters {
+    fn register() -> Self {
+        Self {
+            cache_lookups: ResourceKind::ALL.map(|kind| {
+                CACHE_RESULTS.map(|result| {
+                    metrics::counter!(CACHE_LOOKUPS, "kind" => kind.as_str(), "result" => result)
+                })
+            }),
+            hot_hit: metrics::counter!(HOT_CACHE_LOOKUPS, "result" => HOT_HIT),
+            hot_miss: metrics::counter!(HOT_CACHE_LOOKUPS, "result" => HOT_MISS),
+            not_modified: metrics::counter!(NOT_MODIFIED),
+        }
+    }
+}
+
+/// Counts one API cache lookup of `kind` with `result` ([`CACHE_HIT`], [`CACHE_MISS`] or
+/// [`CACHE_EXPIRED`]) in [`CACHE_LOOKUPS`].
+pub fn count_cache_lookup(kind: ResourceKind, result: &'static str) {
+    let registered = READ_PATH.get().and_then(|c| {
+        let k = ResourceKind::ALL.iter().position(|k| *k == kind)?;
+        let r = CACHE_RESULTS.iter().position(|r| *r == result)?;
+        Some(&c.cache_lookups[k][r])
+    });
+    match registered {
+        Some(counter) => counter.increment(1),
+        None => metrics::counter!(CACHE_LOOKUPS, "kind" => kind.as_str(), "result" => result)
+            .increment(1),
+    }
+}
+
+/// Counts one hot cache read in [`HOT_CACHE_LOOKUPS`]: a hit (memory) or a miss (redb).
+pub fn count_hot_lookup(hit: bool) {
+    match (READ_PATH.get(), hit) {
+        (Some(c), true) => c.hot_hit.increment(1),
+        (Some(c), false) => c.hot_miss.increment(1),
+        (None, true) => metrics::counter!(HOT_CACHE_LOOKUPS, "result" => HOT_HIT).increment(1),
+        (None, false) => metrics::counter!(HOT_CACHE_LOOKUPS, "result" => HOT_MISS).increment(1),
+    }
+}
+
+/// Counts one request answered 304 in [`NOT_MODIFIED`].
+pub fn count_not_modified() {
+    match READ_PATH.get() {
+        Some(c) => c.not_modified.increment(1),
+        None => metrics::counter!(NOT_MODIFIED).increment(1),
+    }
 }
 
 /// Gives every metric its `# HELP` line (the doc comments above, shortened); `promtool check
@@ -376,7 +449,7 @@ fn describe_read_side() {
 /// dashboard, and `increase()` misses that first event. HTTP route counters are left to the
 /// routes, whose status label is open-ended.
 fn export_counters_at_zero() {
-    use crate::domain::{Priority, ResourceKind, Service};
+    use crate::domain::{Priority, Service};
     for outcome in WEBHOOK_OUTCOMES {
         metrics::counter!(WEBHOOK_DELIVERIES, "outcome" => outcome).increment(0);
     }

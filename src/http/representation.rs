@@ -162,7 +162,7 @@ pub fn respond(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|inm| repr.tag.matches(inm));
     let mut resp = if not_modified {
-        metrics::counter!(m::NOT_MODIFIED).increment(1);
+        m::count_not_modified();
         let mut resp = Response::new(Bytes::new().into());
         *resp.status_mut() = StatusCode::NOT_MODIFIED;
         resp

@@ -210,7 +210,7 @@ impl HotCache {
             if current(store, &sig, &entry)? {
                 let fresh = store.is_fresh(sig.kind(), &entry.meta, now);
                 if fresh {
-                    metrics::counter!(m::HOT_CACHE_LOOKUPS, "result" => m::HOT_HIT).increment(1);
+                    m::count_hot_lookup(true);
                 }
                 return Ok(fresh.then_some(entry));
             }
@@ -226,7 +226,7 @@ impl HotCache {
         }
         let entry = Arc::new(load(served, epoch));
         if let Some(cache) = &self.resources {
-            metrics::counter!(m::HOT_CACHE_LOOKUPS, "result" => m::HOT_MISS).increment(1);
+            m::count_hot_lookup(false);
             cache.insert(sig, entry.clone());
         }
         Ok(Some(entry))

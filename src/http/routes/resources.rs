@@ -41,8 +41,7 @@ pub async fn handle(
         && !queues_matches
         && let Some(entry) = state.hot.fresh(&state.store, sig).await?
     {
-        metrics::counter!(m::CACHE_LOOKUPS, "kind" => sig.kind().as_str(), "result" => "hit")
-            .increment(1);
+        m::count_cache_lookup(sig.kind(), m::CACHE_HIT);
         return Ok(match verb {
             Verb::Post => ready(sig),
             Verb::Get => {
@@ -106,12 +105,11 @@ pub async fn prepare(
         })
         .await??;
     let lookup = match (&prepared.entry, prepared.fresh) {
-        (Some(_), true) => "hit",
-        (Some(_), false) => "expired",
-        (None, _) => "miss",
+        (Some(_), true) => m::CACHE_HIT,
+        (Some(_), false) => m::CACHE_EXPIRED,
+        (None, _) => m::CACHE_MISS,
     };
-    metrics::counter!(m::CACHE_LOOKUPS, "kind" => sig.kind().as_str(), "result" => lookup)
-        .increment(1);
+    m::count_cache_lookup(sig.kind(), lookup);
 
     if let Some(job) = prepared.claimed.clone() {
         state

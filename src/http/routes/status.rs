@@ -51,7 +51,8 @@ pub async fn get_healthz(_: ApiState, _: Request) -> Result<Response, ApiError> 
 /// queue and rate budget gauges follow every queue snapshot instead (`queue_snapshot`).
 pub const GAUGE_REFRESH: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Refreshes the gauges every [`GAUGE_REFRESH`] until `shutdown` turns true.
+/// Refreshes the gauges, and drains the recorder's histogram samples, every [`GAUGE_REFRESH`]
+/// until `shutdown` turns true.
 pub async fn refresh_gauges(state: ApiState, shutdown: tokio_util::sync::CancellationToken) {
     let mut tick = tokio::time::interval(GAUGE_REFRESH);
     loop {
@@ -61,6 +62,9 @@ pub async fn refresh_gauges(state: ApiState, shutdown: tokio_util::sync::Cancell
         }
         probe_store(&state).await;
         update_local_gauges(&state);
+        // The recorder keeps every histogram sample (each HTTP request adds one) until it is
+        // drained; a scrape drains it, and so does this, so memory stays bounded without one.
+        state.metrics.run_upkeep();
     }
 }
 

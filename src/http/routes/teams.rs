@@ -308,8 +308,7 @@ async fn handle(state: ApiState, verb: Verb, req: Request) -> Result<Response, A
     if !import.force
         && let Some(resp) = fresh_answer(&state, &import, headers).await?
     {
-        metrics::counter!(m::CACHE_LOOKUPS, "kind" => sig.kind().as_str(), "result" => "hit")
-            .increment(1);
+        m::count_cache_lookup(sig.kind(), m::CACHE_HIT);
         return Ok(resp);
     }
     let prepared = match resources::prepare(&state, verb, sig, import.force, Fanout::All).await {
