@@ -3,6 +3,7 @@
 //! Freshness is computed at read time from the configured TTLs, so a TTL change applies to
 //! data already stored.
 
+mod bulk;
 mod epochs;
 mod health;
 mod read;
