@@ -378,16 +378,17 @@ def startup(args, counts):
         filled = json.loads(subprocess.run([FILL, data_dir, str(n)], check=True,
                                            capture_output=True, text=True).stdout)
         argv = service_argv(data_dir, fixture, ["--nats-port", "0", *args.service_arg])
-        runs, rss = [], None
+        runs, rss, stops = [], [], []
         for i in range(RESTARTS):
             svc, ready = start_timed(f"start-{n}-{i}", argv, work, data_dir)
-            rss = mib(status_kb(svc.proc.pid, "VmRSS"))
+            rss.append(mib(status_kb(svc.proc.pid, "VmRSS")))
             runs.append(round(ready, 3))
-            svc.stop()
+            stops.append(round(stop_timed(svc), 3))
         row = {"resources": n, "fillS": filled["seconds"], "redbBytes": filled["fileBytes"],
-               "readyS": runs, "medianReadyS": statistics.median(runs), "rssWhenReadyMiB": rss}
+               "readyS": runs, "medianReadyS": statistics.median(runs),
+               "rssWhenReadyMiB": statistics.median(rss), "rssEachMiB": rss, "stopS": stops}
         print(f"  {n:>8} resources: redb {filled['fileBytes'] / 2**20:.0f} MiB, ready "
-              f"{runs} s, RSS {rss} MiB", flush=True)
+              f"{runs} s, RSS {rss} MiB, stop {stops} s", flush=True)
         out.append(row)
         shutil.rmtree(data_dir, ignore_errors=True)
     fixture.stop()
