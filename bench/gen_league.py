@@ -15,7 +15,12 @@ League match bodies have the real unparsed shape (10 players with their scalar s
 bans) plus the per-minute `gold_t`/`xp_t`/`lh_t`/`dn_t`/`times` arrays, about 15-20 KB each as
 compact JSON. Real parsed matches are 200-450 KB; 300 of those (~100 MB) would make the import
 slow to fetch and store without changing what the team view reads per match, so the league uses
-the smaller shape (said so in BENCHMARKS.md).
+the smaller shape (said so in BENCHMARKS.md). With `--parsed` every league match has the parsed
+shape instead (~290 KB, ~56 KB at gzip 6): the scale benchmark (`bench/scale.py`) stores a
+1,000-match league of those to measure disk, memory and CPU per stored match.
+
+Files are written as they are made, so a 1,000-match parsed league (~290 MB) is never held in
+memory whole.
 
 Players: slot k of the league (match i, slot s: k = 10 i + s) is account BASE + (k mod N). With
 the default N = 3,000 every slot is its own account (a synthetic league; the view's cost depends
@@ -23,7 +28,7 @@ on how many players it lists, not on who they are). Deterministic (fixed seed), 
 OpenDota bodies are compact JSON as OpenDota sends them. Also writes `manifest.json` (IDs and
 sizes) at the top of OUT, outside `opendota/` and `dotabuff/`, so the fixture never serves it.
 
-Usage: gen_league.py OUT_DIR [--matches 300] [--players 3000] [--seed 17000]
+Usage: gen_league.py OUT_DIR [--matches 300] [--players 3000] [--seed 17000] [--parsed]
 """
 
 import argparse
@@ -314,12 +319,23 @@ def pagination(page, pages):
     return '<nav class="pagination">' + "".join(parts) + "</nav>"
 
 
-def generate(out, n_matches=300, n_players=3000, seed=17000):
-    """Writes the data set into `out` and returns the manifest (also written as manifest.json)."""
+def generate(out, n_matches=300, n_players=3000, seed=17000, parsed=False):
+    """Writes the data set into `out` and returns the manifest (also written as manifest.json).
+    `parsed`: every league match has the parsed shape (see the module docs)."""
     if n_matches < 1 or n_players < 10:
         raise ValueError("need at least 1 match and 10 players")
     rng = random.Random(seed)
-    files = {}
+    sizes = {}
+
+    def write(relative, text):
+        data = text.encode("utf-8")
+        path = os.path.join(out, relative)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(data)
+        sizes[relative] = len(data)
+
+    # Only what the pages need is kept of each match: the bodies go to disk at once.
     matches, results = [], []
     start = ts(FIRST_START)
     for i in range(n_matches):
@@ -329,13 +345,14 @@ def generate(out, n_matches=300, n_players=3000, seed=17000):
         radiant_is_ours = i % 2 == 0
         sides = (ours, theirs) if radiant_is_ours else (theirs, ours)
         body = build_match(rng, match_id, start, sides[0], sides[1], (slots[:5], slots[5:]),
-                           parsed=False)
-        files[f"opendota/matches/{match_id}.json"] = compact(body)
-        matches.append(body)
+                           parsed=parsed)
+        write(f"opendota/matches/{match_id}.json", compact(body))
+        matches.append({k: body[k] for k in ("match_id", "start_time", "duration", "series_id")})
         results.append((radiant_is_ours == body["radiant_win"], theirs))
         start += rng.randrange(3000, 40000)
-    for account_id in sorted({LEAGUE_PLAYER_BASE + k % n_players for k in range(10 * n_matches)}):
-        files[f"opendota/players/{account_id}.json"] = compact(player_body(rng, account_id))
+    league_players = sorted({LEAGUE_PLAYER_BASE + k % n_players for k in range(10 * n_matches)})
+    for account_id in league_players:
+        write(f"opendota/players/{account_id}.json", compact(player_body(rng, account_id)))
 
     # Dotabuff: newest first, 20 rows per page.
     order = sorted(range(n_matches), key=lambda i: matches[i]["start_time"], reverse=True)
@@ -350,37 +367,29 @@ def generate(out, n_matches=300, n_players=3000, seed=17000):
                 f'{first + len(chunk) - 1} of {n_matches} ({wins} won)</div>'
                 + (pagination(page, pages) if pages > 1 else "") + PAGE_TAIL)
         name = "matches.html" if page == 1 else f"matches.page-{page}.html"
-        files[f"dotabuff/esports/teams/{TEAM_ID}/{name}"] = html
+        write(f"dotabuff/esports/teams/{TEAM_ID}/{name}", html)
 
     # The two bodies loaded with wrk: one large parsed match (and its players), one player.
     big_players = [LARGE_MATCH_PLAYER_BASE + s for s in range(10)]
     big = build_match(rng, LARGE_MATCH_ID, ts("2025-03-01T18:00:00"), (TEAM_ID, TEAM_NAME),
                       opponent(0), (big_players[:5], big_players[5:]), parsed=True)
-    files[f"opendota/matches/{LARGE_MATCH_ID}.json"] = compact(big)
+    write(f"opendota/matches/{LARGE_MATCH_ID}.json", compact(big))
     for account_id in big_players + [SOLO_PLAYER_ID]:
-        files[f"opendota/players/{account_id}.json"] = compact(player_body(rng, account_id))
+        write(f"opendota/players/{account_id}.json", compact(player_body(rng, account_id)))
 
-    for relative, text in files.items():
-        path = os.path.join(out, relative)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(text)
-
-    def size(relative):
-        return len(files[relative].encode())
-
-    league_sizes = sorted(size(f"opendota/matches/{m['match_id']}.json") for m in matches)
+    league_sizes = sorted(sizes[f"opendota/matches/{m['match_id']}.json"] for m in matches)
     manifest = {
         "teamId": str(TEAM_ID), "leagueId": str(LEAGUE_ID), "matches": n_matches,
-        "players": len({LEAGUE_PLAYER_BASE + k % n_players for k in range(10 * n_matches)}),
+        "players": len(league_players), "parsed": parsed,
         "dotabuffPages": pages, "seed": seed,
         "leagueMatchBytes": {"min": league_sizes[0], "median": league_sizes[len(league_sizes) // 2],
-                             "max": league_sizes[-1]},
+                             "max": league_sizes[-1], "total": sum(league_sizes)},
+        "leaguePlayerBytes": sum(sizes[f"opendota/players/{a}.json"] for a in league_players),
         "largeMatchId": str(LARGE_MATCH_ID),
-        "largeMatchBytes": size(f"opendota/matches/{LARGE_MATCH_ID}.json"),
+        "largeMatchBytes": sizes[f"opendota/matches/{LARGE_MATCH_ID}.json"],
         "playerId": str(SOLO_PLAYER_ID),
-        "playerBytes": size(f"opendota/players/{SOLO_PLAYER_ID}.json"),
-        "files": len(files),
+        "playerBytes": sizes[f"opendota/players/{SOLO_PLAYER_ID}.json"],
+        "files": len(sizes),
     }
     with open(os.path.join(out, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=2)
@@ -394,9 +403,11 @@ def main():
     ap.add_argument("--matches", type=int, default=300)
     ap.add_argument("--players", type=int, default=3000)
     ap.add_argument("--seed", type=int, default=17000)
+    ap.add_argument("--parsed", action="store_true",
+                    help="every league match in the parsed shape (~290 KB each)")
     args = ap.parse_args()
     try:
-        manifest = generate(args.out, args.matches, args.players, args.seed)
+        manifest = generate(args.out, args.matches, args.players, args.seed, args.parsed)
     except ValueError as e:
         sys.exit(str(e))
     print(json.dumps(manifest, indent=2))

@@ -78,13 +78,13 @@ impl FetchJobs for LeagueJobs {
             let Some((source, histories)) = history else {
                 return Leagues::fetch(opendota, id, job.fanout).await;
             };
-            let history = histories.load(&source, id, job.is_forced()).await;
-            let mut ids: Vec<MatchId> = history
-                .map_err(into_upstream)?
-                .rows
-                .iter()
-                .map(|r| r.match_id)
-                .collect();
+            let mut ids: Vec<MatchId> = Vec::new();
+            histories
+                .load(&source, id, job.is_forced(), |rows| {
+                    ids.extend(rows.iter().map(|r| r.match_id));
+                })
+                .await
+                .map_err(into_upstream)?;
             ids.sort_unstable_by(|a, b| b.cmp(a));
             ids.dedup();
             // OpenDota may not know an amateur league: its name is a bonus here.

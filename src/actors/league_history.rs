@@ -9,6 +9,11 @@
 //! request, so a history that grew (Steam pages from the newest match down) is re-read from
 //! the first page that no longer lines up. Loads of one league by one source are serialised
 //! within this process (a lock per league), so two imports of one league do not both page it.
+//!
+//! A history is streamed, never held whole: a load hands each page's rows to its caller, which
+//! keeps what it needs (a team's rows, the match IDs), and drops the page before the next one
+//! (a league may list 30,000 matches). Only `--record-dir` keeps the raw rows of a load, to
+//! write them as one file.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -91,10 +96,11 @@ pub enum HistoryError {
     Stratz(#[from] StratzError),
 }
 
-/// A league's history, every page of it.
-#[derive(Debug, Clone, Default)]
-pub struct LeagueHistory {
-    pub rows: Vec<HistoryRow>,
+/// What a load went through: the rows themselves went to the caller, page by page.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Loaded {
+    /// Rows in the whole history.
+    pub rows: usize,
     /// Pages it spans.
     pub pages: u32,
     /// Of those, pages fetched by this load (the others came from the cache).
@@ -135,19 +141,22 @@ impl LeagueHistories {
         format!("history:{service}:{league}:{n}")
     }
 
-    /// Every page of `league`'s history from `source`: cached pages that are fresh (and not
-    /// `force`d), the rest fetched in sequence from where the cache ends.
+    /// Every page of `league`'s history from `source`, in order: cached pages that are fresh
+    /// (and not `force`d), the rest fetched in sequence from where the cache ends. Each page's
+    /// rows go to `each` as the page arrives; on an error, `each` has seen the pages before it.
     pub async fn load(
         &self,
         source: &HistorySource,
         league: LeagueId,
         force: bool,
-    ) -> Result<LeagueHistory, HistoryError> {
+        mut each: impl FnMut(&[HistoryRow]),
+    ) -> Result<Loaded, HistoryError> {
         let service = source.service();
         let lock = self.lock_of(service, league);
         let _held = lock.lock().await;
-        let mut history = LeagueHistory::default();
-        let mut raw = Vec::new();
+        let mut loaded = Loaded::default();
+        // Only `--record-dir` writes the history out whole.
+        let mut raw = self.recorder.as_ref().map(|_| Vec::new());
         let mut at = Some(Cursor::first(service));
         let mut n = 0;
         while let Some(cursor) = at {
@@ -162,19 +171,24 @@ impl LeagueHistories {
                 None => {
                     let page = source.page(league, cursor).await?;
                     self.keep(key, &page).await;
-                    history.fetched += 1;
+                    loaded.fetched += 1;
                     page
                 }
             };
-            raw.extend(page.raw);
-            history.rows.extend(page.rows);
-            history.pages = n;
+            each(&page.rows);
+            loaded.rows += page.rows.len();
+            loaded.pages = n;
+            if let Some(raw) = raw.as_mut() {
+                raw.extend(page.raw);
+            }
             at = page.next;
         }
-        if history.fetched == history.pages {
+        if let Some(raw) = raw
+            && loaded.fetched == loaded.pages
+        {
             self.record(service, league, raw).await;
         }
-        Ok(history)
+        Ok(loaded)
     }
 
     fn lock_of(&self, service: Service, league: LeagueId) -> LoadLock {

@@ -6,6 +6,7 @@
 pub mod access;
 mod bodies;
 mod bounds;
+mod bulk;
 mod epochs;
 mod health;
 mod migrate;
@@ -64,7 +65,7 @@ pub enum StoreError {
         key: String,
         source: serde_json::Error,
     },
-    #[error("the stored body of {key} does not decompress: {source}")]
+    #[error("the body of {key} could not be compressed or decompressed: {source}")]
     Undecodable {
         key: String,
         source: crate::encoding::CompressError,

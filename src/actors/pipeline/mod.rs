@@ -32,8 +32,11 @@ use crate::store::{Store, now_ms};
 use crate::upstream::error::{Disposition, UpstreamError};
 pub use activity::{Activity, ServiceActivity};
 
-/// How long the fan-out of a stored resource keeps trying to queue a job: longer than a NATS
-/// leader election (4-8 s seen on a 3-node cluster), well under `ACK_WAIT`.
+/// How long the fan-out of a stored resource keeps trying to queue jobs without queueing one:
+/// longer than a NATS leader election (4-8 s seen on a 3-node cluster), well under `ACK_WAIT`.
+/// It starts again after every job queued, so a fan-out of thousands (a 1,000-match league,
+/// its 10,000 players) rides out an election at any point, and a queue that is gone stops it
+/// after this long in all.
 const FANOUT_PATIENCE: Duration = Duration::from_secs(30);
 /// First and largest pause between those tries.
 const FANOUT_RETRY_FIRST: Duration = Duration::from_millis(200);
@@ -105,21 +108,24 @@ impl Pipeline {
         self.publish_within(jobs, Duration::ZERO).await
     }
 
-    /// Like [`Self::publish_claimed`], retrying a job that fails for up to `patience`: the
-    /// fan-out of a stored resource has no request to retry it, and must ride out a NATS
-    /// leader election (seconds) rather than be lost.
+    /// Like [`Self::publish_claimed`], retrying a job that fails while less than `patience`
+    /// has passed since a job was last queued: the fan-out of a stored resource has no request
+    /// to retry it, and must ride out a NATS leader election (seconds) rather than be lost.
     async fn publish_within(
         &self,
         jobs: Vec<Job>,
         patience: Duration,
     ) -> Result<(), PipelineError> {
-        let deadline = tokio::time::Instant::now() + patience;
+        let mut deadline = tokio::time::Instant::now() + patience;
         let mut first_err: Option<PipelineError> = None;
         for job in jobs {
             let mut delay = FANOUT_RETRY_FIRST;
             loop {
                 match self.queue_one(&job).await {
-                    Ok(()) => break,
+                    Ok(()) => {
+                        deadline = tokio::time::Instant::now() + patience;
+                        break;
+                    }
                     Err(err) if tokio::time::Instant::now() + delay < deadline => {
                         tracing::warn!(signature = %job.signature, %err, retry_in_ms = delay.as_millis() as u64, "could not queue a job; retrying");
                         tokio::time::sleep(delay).await;
@@ -254,11 +260,11 @@ impl Pipeline {
         let stored = self.stores.store(job, entry).await;
         let completed = self.written(stored, "result", message, attempt).await?;
         // Children are claimed in the same transaction that stored this resource; a crash
-        // before they are published leaves claims that start-up recovery re-publishes.
-        if let Err(err) = self
-            .publish_within(completed.children, FANOUT_PATIENCE)
-            .await
-        {
+        // before they are published leaves claims that start-up recovery re-publishes. Queueing
+        // thousands (a big league's matches and players) may outlast `ACK_WAIT`: the job says
+        // it is alive meanwhile, or JetStream would deliver it again and the import run twice.
+        let fanout = self.publish_within(completed.children, FANOUT_PATIENCE);
+        if let Err(err) = with_progress(message, self.queue.progress_every(), fanout).await {
             tracing::warn!(%err, "some fan-out jobs could not be queued; they retry on the next request");
         }
         self.stores.end_claim(job).await;
@@ -380,6 +386,23 @@ async fn represent(
         Err(err) => {
             tracing::error!(%err, "preparing the body for storage panicked");
             None
+        }
+    }
+}
+
+/// Runs `work`, acking `message` with `Progress` every `every` until it is done.
+async fn with_progress<T>(
+    message: &async_nats::jetstream::Message,
+    every: Duration,
+    work: impl Future<Output = T>,
+) -> T {
+    tokio::pin!(work);
+    let mut progress = tokio::time::interval(every);
+    progress.tick().await;
+    loop {
+        tokio::select! {
+            out = &mut work => return out,
+            _ = progress.tick() => ack(message, AckKind::Progress).await,
         }
     }
 }

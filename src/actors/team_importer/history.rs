@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::TeamJobs;
 use crate::actors::cache_keeper::StorePage;
-use crate::actors::league_history::{HistoryError, HistorySource, LeagueHistory};
+use crate::actors::league_history::{HistoryError, HistorySource};
 use crate::config::PlayerSides;
 use crate::domain::{LeagueId, PlayerId, Source, TeamId};
 use crate::store::now_ms;
@@ -45,25 +45,24 @@ impl TeamJobs {
         league: LeagueId,
         force: bool,
     ) -> Result<FromHistory, HistoryError> {
+        // Only the team's rows are kept of each page as it arrives (see `league_history`).
+        let mut rows = TeamRows::new(team, league, self.sides);
         // The name is asked for while the history pages: one round trip less on the way to
         // the record (and to the first match and player jobs).
-        let (history, steam_name) = tokio::join!(
-            self.histories.load(source, league, force),
+        let (loaded, steam_name) = tokio::join!(
+            self.histories
+                .load(source, league, force, |page| rows.add(page)),
             self.steam_team_name(source, team, force)
         );
-        let history = history?;
-        if history.rows.is_empty() {
+        let loaded = loaded?;
+        if loaded.rows == 0 {
             return Ok(FromHistory::Empty);
         }
-        let (listed, players) = team_rows(&history, team, league, self.sides);
-        let team_name = match source {
-            HistorySource::Steam(_) => steam_name,
-            HistorySource::Stratz(_) => name_in_rows(&history.rows, team),
+        let (team_name, source) = match source {
+            HistorySource::Steam(_) => (steam_name, Source::Steam),
+            HistorySource::Stratz(_) => (rows.name.clone(), Source::Stratz),
         };
-        let source = match source {
-            HistorySource::Steam(_) => Source::Steam,
-            HistorySource::Stratz(_) => Source::Stratz,
-        };
+        let (listed, players) = rows.finish();
         let record = TeamRecord::from_matches(
             team,
             league,
@@ -71,7 +70,7 @@ impl TeamJobs {
             &BTreeMap::new(),
             listed,
             source,
-            history.pages,
+            loaded.pages,
         );
         Ok(FromHistory::Listed {
             record: Box::new(record),
@@ -115,62 +114,72 @@ impl TeamJobs {
     }
 }
 
-/// The team's rows as listed matches, and the players of those rows that the fan-out rule
-/// takes (each once; never an anonymous or missing account).
-fn team_rows(
-    history: &LeagueHistory,
+/// The team's rows of a league history, gathered page by page: its matches as listed, the
+/// players of those rows that the fan-out rule takes (each once; never an anonymous or missing
+/// account), and the team's name as the rows carry it (STRATZ's do).
+struct TeamRows {
     team: TeamId,
     league: LeagueId,
     sides: PlayerSides,
-) -> (Vec<TeamMatch>, Vec<PlayerId>) {
-    let mut listed = Vec::new();
-    let mut players = BTreeSet::new();
-    let mut rows: Vec<&HistoryRow> = history
-        .rows
-        .iter()
-        .filter(|r| r.side_of(team).is_some())
-        .collect();
-    // Newest first, as the other sources list them.
-    rows.sort_by_key(|r| std::cmp::Reverse(r.match_id));
-    for row in rows {
-        let Some(radiant) = row.side_of(team) else {
-            continue;
-        };
-        let (opponent_id, opponent_name) = if radiant {
-            (row.dire_team, row.dire_name.clone())
-        } else {
-            (row.radiant_team, row.radiant_name.clone())
-        };
-        listed.push(TeamMatch {
-            match_id: row.match_id,
-            league_id: league,
-            start_time: row
-                .start_time
-                .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
-                .map(|t| t.to_rfc3339()),
-            opponent_id,
-            opponent_name,
-            won: None,
-        });
-        for player in &row.players {
-            let taken = match sides {
-                PlayerSides::Both => true,
-                PlayerSides::Team => player.radiant == Some(radiant),
+    listed: Vec<TeamMatch>,
+    players: BTreeSet<PlayerId>,
+    name: Option<String>,
+}
+
+impl TeamRows {
+    fn new(team: TeamId, league: LeagueId, sides: PlayerSides) -> Self {
+        Self {
+            team,
+            league,
+            sides,
+            listed: Vec::new(),
+            players: BTreeSet::new(),
+            name: None,
+        }
+    }
+
+    /// Keeps the team's rows of one page.
+    fn add(&mut self, page: &[HistoryRow]) {
+        for row in page {
+            let Some(radiant) = row.side_of(self.team) else {
+                continue;
             };
-            if let (true, Some(account)) = (taken, player.account) {
-                players.insert(account);
+            let (own_name, opponent_id, opponent_name) = if radiant {
+                (&row.radiant_name, row.dire_team, row.dire_name.clone())
+            } else {
+                (&row.dire_name, row.radiant_team, row.radiant_name.clone())
+            };
+            if self.name.is_none() {
+                self.name.clone_from(own_name);
+            }
+            self.listed.push(TeamMatch {
+                match_id: row.match_id,
+                league_id: self.league,
+                start_time: row
+                    .start_time
+                    .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+                    .map(|t| t.to_rfc3339()),
+                opponent_id,
+                opponent_name,
+                won: None,
+            });
+            for player in &row.players {
+                let taken = match self.sides {
+                    PlayerSides::Both => true,
+                    PlayerSides::Team => player.radiant == Some(radiant),
+                };
+                if let (true, Some(account)) = (taken, player.account) {
+                    self.players.insert(account);
+                }
             }
         }
     }
-    (listed, players.into_iter().collect())
-}
 
-/// The team's name as the rows carry it (STRATZ).
-fn name_in_rows(rows: &[HistoryRow], team: TeamId) -> Option<String> {
-    rows.iter().find_map(|row| match row.side_of(team)? {
-        true => row.radiant_name.clone(),
-        false => row.dire_name.clone(),
-    })
+    /// The listed matches, newest first as the other sources list them, and the players.
+    fn finish(mut self) -> (Vec<TeamMatch>, Vec<PlayerId>) {
+        self.listed.sort_by_key(|m| std::cmp::Reverse(m.match_id));
+        (self.listed, self.players.into_iter().collect())
+    }
 }
 
 #[cfg(test)]
@@ -202,21 +211,27 @@ mod tests {
                 player(Some(2), false),
             ],
         };
-        let history = LeagueHistory {
-            rows: vec![row(10, 7, 8), row(30, 8, 7), row(20, 5, 6)],
-            pages: 1,
-            fetched: 1,
-        };
+        let page = [row(10, 7, 8), row(30, 8, 7), row(20, 5, 6)];
         let (team, league) = (t(7).unwrap(), LeagueId::new(3).unwrap());
-        let (listed, both) = team_rows(&history, team, league, PlayerSides::Both);
+        let rows_of = |team, sides| {
+            let mut rows = TeamRows::new(team, league, sides);
+            // Two pages: what a page holds makes no difference.
+            rows.add(&page[..1]);
+            rows.add(&page[1..]);
+            rows
+        };
+        let (listed, both) = rows_of(team, PlayerSides::Both).finish();
         let ids: Vec<_> = listed.iter().map(|m| m.match_id.get()).collect();
         assert_eq!(ids, [30, 10]);
         assert_eq!(listed[1].opponent_name.as_deref(), Some("Them"));
         assert_eq!(both, [PlayerId::new(1).unwrap(), PlayerId::new(2).unwrap()]);
-        let (_, own) = team_rows(&history, team, league, PlayerSides::Team);
+        let (_, own) = rows_of(team, PlayerSides::Team).finish();
         // Radiant in match 10 (player 1), Dire in match 30 (player 2).
         assert_eq!(own, [PlayerId::new(1).unwrap(), PlayerId::new(2).unwrap()]);
-        let (_, none) = team_rows(&history, t(99).unwrap(), league, PlayerSides::Both);
+        // The name is the first one a row gives the team's side (8 is Dire in match 10).
+        let other = rows_of(t(8).unwrap(), PlayerSides::Both);
+        assert_eq!(other.name.as_deref(), Some("Them"));
+        let (none, _) = rows_of(t(99).unwrap(), PlayerSides::Both).finish();
         assert!(none.is_empty());
     }
 }
