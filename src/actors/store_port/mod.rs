@@ -61,7 +61,7 @@ pub enum StorePortError {
 }
 
 /// A fetched resource, ready to store.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Entry {
     pub body: Vec<u8>,
     /// The body's tag and compressed forms.
