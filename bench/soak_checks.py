@@ -73,6 +73,8 @@ def post_json(addr, path, body):
         resp = conn.getresponse()
         resp.read()
         return resp.status
+    except (OSError, http.client.HTTPException):
+        return 0
     finally:
         conn.close()
 
@@ -217,6 +219,7 @@ def check_fetches(soak, stats):
             "redeliveryPct": round(100 * ratio, 3), "overAllowed": over[:20],
             "unexpectedPaths": unexpected[:20], "missingPaths": missing[:20],
             "faultsScripted": sum(soak.scripted.values()), "faultsServed": faulted,
+            "faultsRefused": soak.faults_refused,
             "upstreamAnswers": stats["total"]}
 
 

@@ -109,10 +109,12 @@ class Instance:
 
     @property
     def addr(self):
-        return self.child.addr if self.up() else None
+        child = self.child  # read once: the chaos thread may replace it meanwhile
+        return child.addr if child is not None and child.proc.poll() is None else None
 
     def up(self):
-        return self.child is not None and self.child.proc.poll() is None
+        child = self.child
+        return child is not None and child.proc.poll() is None
 
     def kill(self):
         _sigkill(self.child)
@@ -131,10 +133,11 @@ class Instance:
 
     def rss_kb(self):
         """Resident set size of the running incarnation, from /proc (None when down)."""
-        if not self.up():
+        child = self.child
+        if child is None or child.proc.poll() is not None:
             return None
         try:
-            with open(f"/proc/{self.child.proc.pid}/status") as f:
+            with open(f"/proc/{child.proc.pid}/status") as f:
                 m = re.search(r"^VmRSS:\s+(\d+) kB", f.read(), re.M)
         except OSError:
             return None
