@@ -14,7 +14,8 @@ views and bodies the API serves, the fixture upstream's request counts (`/_stats
 4. rss: for every incarnation that ran from its warm-up mark (minute 10, or half of a shorter
    run; counted from its own start for a restarted one) for at least half a warm-up more,
    the RSS at the end (median of the last 3 samples) is less than RSS_GROWTH_MAX above the RSS
-   at the mark (median of the first 3 samples from there).
+   at the mark (median of the first 3 samples from there); RSS_GROWTH_MAX_SHORT for a run
+   shorter than SHORT_RUN_S.
 5. logs: every ERROR line and panic in every incarnation's log matches ALLOWED, where each
    entry says why that error is expected under this chaos; anything else fails.
 6. chaos: every killed instance or node came back (ready, healthy) within its timeout.
@@ -31,6 +32,12 @@ import common
 
 REDELIVERY_MAX = 0.01
 RSS_GROWTH_MAX = 0.10
+# Runs shorter than SHORT_RUN_S (CI's 3 minutes) are warm-up from end to end: the replica and
+# the store's page cache grow with every import, so flat RSS cannot be asked of them. They are
+# held to RSS_GROWTH_MAX_SHORT from half the run, which still catches a gross leak (debug
+# build, 3 minutes: +6% to +15% measured from minute 1).
+SHORT_RUN_S = 600
+RSS_GROWTH_MAX_SHORT = 0.25
 CLIENT_TIMEOUT_S = 10
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 ERROR_LINE = re.compile(r"^\S+\s+ERROR\s|panicked at|^thread '.*' panicked")
@@ -232,6 +239,7 @@ def check_429(soak, stats):
 # ---- 4. RSS ---------------------------------------------------------------------------------
 def check_rss(soak):
     warm = min(600.0, soak.duration / 2)
+    limit = RSS_GROWTH_MAX if soak.duration >= SHORT_RUN_S else RSS_GROWTH_MAX_SHORT
     series = {}
     for t, slot, inc, kb in soak.rss:
         series.setdefault(f"i{slot}-{inc}", []).append((t, kb))
@@ -250,14 +258,15 @@ def check_rss(soak):
             growth = at_end / at_mark - 1
             entry.update(markS=window[0][0], atMarkMB=round(at_mark / 1024, 1),
                          atEndMB=round(at_end / 1024, 1), growthPct=round(100 * growth, 1),
-                         passed=growth < RSS_GROWTH_MAX)
-            passed &= growth < RSS_GROWTH_MAX
+                         passed=growth < limit)
+            passed &= growth < limit
         else:
             entry["judged"] = "too short after its warm-up"
         entry["series"] = [[t, round(kb / 1024, 1)] for t, kb in points]
         out[name] = entry
     judged = [e for e in out.values() if "growthPct" in e]
-    return {"passed": passed and bool(judged), "warmUpS": warm, "incarnations": out}
+    return {"passed": passed and bool(judged), "warmUpS": warm, "limitPct": 100 * limit,
+            "incarnations": out}
 
 
 # ---- 5. logs, 6. chaos ------------------------------------------------------------------------
