@@ -302,6 +302,7 @@ async fn answer(
     let _counted = InFlight::begin(&shared);
     let req = UpstreamRequest::parse(upstream, tail, &query);
     let (action, remaining) = shared.decide(&req);
+    let faulted = matches!(action, Action::Reply(_));
     let mut response = match (action, serve) {
         (Action::Reply(reply), _) => fault_response(&shared, &req, reply).await,
         (Action::RateLimited, _) => {
@@ -315,7 +316,7 @@ async fn answer(
             paged_response(paged::stratz(&shared.dir, ask, authorized).await)
         }
     };
-    lock(&shared.stats).record(&req.stats_key(), response.status());
+    lock(&shared.stats).record(&req.stats_key(), response.status(), faulted);
     if let Some(remaining) = remaining {
         let headers = response.headers_mut();
         if let Some(minute) = remaining.minute {

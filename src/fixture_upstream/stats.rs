@@ -3,6 +3,11 @@
 //! and `/dotabuff` request is recorded once, whatever produced the answer (file, fault,
 //! rate limit, random failure). Control endpoints (`/_*`) are not counted.
 //!
+//! `faulted` counts the answers that were not the file's: an injected fault (`/_faults`, any
+//! kind, also those with status 200 such as `truncate` or `html`) or a random failure
+//! (`fail_rate`). So `requests - faulted - rateLimited` is what the file answered (a 200, or a
+//! 404 where there is no file), which is how a caller counts real fetches under a fault mix.
+//!
 //! `inFlightMax` is the most upstream requests ever answered at once (from arrival until the
 //! answer leaves, latency included), so a test can check how many calls the service had in
 //! flight without timing anything.
@@ -21,12 +26,14 @@ use warp::http::StatusCode;
 struct PathStats {
     requests: u64,
     rate_limited: u64,
+    /// Answers made by a fault or a random failure instead of the file (see the module docs).
+    faulted: u64,
     /// Status code (as a decimal string) → responses with that status.
     status: BTreeMap<String, u64>,
 }
 
 /// All counters. Serialized as
-/// `{"total":N,"rateLimited":N,"failed":N,"inFlightMax":N,"paths":{KEY:{"requests":N,"rateLimited":N,"status":{"200":N}}}}`.
+/// `{"total":N,"rateLimited":N,"failed":N,"faulted":N,"inFlightMax":N,"paths":{KEY:{"requests":N,"rateLimited":N,"faulted":N,"status":{"200":N}}}}`.
 #[derive(Debug, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Stats {
@@ -35,6 +42,8 @@ pub(crate) struct Stats {
     rate_limited: u64,
     /// Responses with a 5xx status (random failures, injected faults, unreadable files).
     failed: u64,
+    /// Answers made by a fault or a random failure instead of the file.
+    faulted: u64,
     /// Most requests in progress at once since start (or the last reset).
     in_flight_max: u64,
     /// Requests in progress now; kept across a reset.
@@ -44,9 +53,11 @@ pub(crate) struct Stats {
 }
 
 impl Stats {
-    pub(crate) fn record(&mut self, key: &str, status: StatusCode) {
+    /// Counts one answer; `faulted` when a fault or a random failure made it, not the file.
+    pub(crate) fn record(&mut self, key: &str, status: StatusCode, faulted: bool) {
         let limited = status == StatusCode::TOO_MANY_REQUESTS;
         self.total += 1;
+        self.faulted += u64::from(faulted);
         if limited {
             self.rate_limited += 1;
         }
@@ -55,6 +66,7 @@ impl Stats {
         }
         let path = self.paths.entry(key.to_owned()).or_default();
         path.requests += 1;
+        path.faulted += u64::from(faulted);
         if limited {
             path.rate_limited += 1;
         }
@@ -94,17 +106,22 @@ mod tests {
         s.end();
         s.begin();
         s.end();
-        s.record("/opendota/matches/1", StatusCode::OK);
-        s.record("/opendota/matches/1", StatusCode::TOO_MANY_REQUESTS);
-        s.record("/dotabuff/x?page=2", StatusCode::INTERNAL_SERVER_ERROR);
+        s.record("/opendota/matches/1", StatusCode::OK, false);
+        s.record("/opendota/matches/1", StatusCode::TOO_MANY_REQUESTS, false);
+        s.record("/opendota/matches/1", StatusCode::OK, true);
+        s.record(
+            "/dotabuff/x?page=2",
+            StatusCode::INTERNAL_SERVER_ERROR,
+            true,
+        );
         let json = serde_json::to_value(&s).expect("stats serialize");
         assert_eq!(
             json,
             serde_json::json!({
-                "total": 3, "rateLimited": 1, "failed": 1, "inFlightMax": 2,
+                "total": 4, "rateLimited": 1, "failed": 1, "faulted": 2, "inFlightMax": 2,
                 "paths": {
-                    "/opendota/matches/1": {"requests": 2, "rateLimited": 1, "status": {"200": 1, "429": 1}},
-                    "/dotabuff/x?page=2": {"requests": 1, "rateLimited": 0, "status": {"500": 1}}
+                    "/opendota/matches/1": {"requests": 3, "rateLimited": 1, "faulted": 1, "status": {"200": 2, "429": 1}},
+                    "/dotabuff/x?page=2": {"requests": 1, "rateLimited": 0, "faulted": 1, "status": {"500": 1}}
                 }
             })
         );

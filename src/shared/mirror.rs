@@ -322,7 +322,7 @@ impl Mirror {
                 && l.bytes == record.meta.bytes
         });
         if same_body && record.meta.invalidated {
-            return Ok(Some(Change::Invalidated(sig)));
+            return Ok(Some(Change::Invalidated(sig, record.meta.fetched_at_ms)));
         }
         // Gone: a newer store replaced it, and its own record follows.
         let Some(body) = self.shared.body(&sig, &record).await? else {

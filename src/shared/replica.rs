@@ -22,8 +22,9 @@ pub enum Change {
         stored: Encoded,
         summary: Option<Vec<u8>>,
     },
-    /// A stored copy was marked invalidated (its body is unchanged).
-    Invalidated(Signature),
+    /// The stored copy fetched at this instant (Unix ms) was marked invalidated (its body is
+    /// unchanged). It concerns that copy only: a newer one the replica holds stays as it is.
+    Invalidated(Signature, i64),
     /// A failure was recorded (`Some`) or cleared (`None`).
     Failure(Signature, Option<Failure>),
     /// A claim was made or renewed (`Some`), or ended or expired (`None`).

@@ -314,12 +314,12 @@ async fn stats_count_requests_per_path_and_status_and_reset_clears_them() {
     assert_eq!(
         fx.stats().await,
         json!({
-            "total": 5, "rateLimited": 0, "failed": 0, "inFlightMax": 1,
+            "total": 5, "rateLimited": 0, "failed": 0, "faulted": 0, "inFlightMax": 1,
             "paths": {
-                "/opendota/matches/123": {"requests": 2, "rateLimited": 0, "status": {"200": 2}},
-                "/opendota/matches/999": {"requests": 1, "rateLimited": 0, "status": {"404": 1}},
-                "/dotabuff/esports/teams/5/matches?page=2": {"requests": 1, "rateLimited": 0, "status": {"200": 1}},
-                "/dotabuff/esports/teams/5/matches": {"requests": 1, "rateLimited": 0, "status": {"200": 1}}
+                "/opendota/matches/123": {"requests": 2, "rateLimited": 0, "faulted": 0, "status": {"200": 2}},
+                "/opendota/matches/999": {"requests": 1, "rateLimited": 0, "faulted": 0, "status": {"404": 1}},
+                "/dotabuff/esports/teams/5/matches?page=2": {"requests": 1, "rateLimited": 0, "faulted": 0, "status": {"200": 1}},
+                "/dotabuff/esports/teams/5/matches": {"requests": 1, "rateLimited": 0, "faulted": 0, "status": {"200": 1}}
             }
         })
     );
@@ -332,7 +332,7 @@ async fn stats_count_requests_per_path_and_status_and_reset_clears_them() {
     assert_eq!(reset.status(), StatusCode::OK);
     assert_eq!(
         fx.stats().await,
-        json!({"total":0,"rateLimited":0,"failed":0,"inFlightMax":0,"paths":{}})
+        json!({"total":0,"rateLimited":0,"failed":0,"faulted":0,"inFlightMax":0,"paths":{}})
     );
 }
 

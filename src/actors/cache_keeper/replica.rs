@@ -6,6 +6,14 @@
 //! change the replica already has is skipped, so a replay of the current state writes nothing
 //! new. Each batch records the replica's position in the data bucket in the same transaction,
 //! so a restart resumes the watch after the last change applied.
+//!
+//! A change is judged against the replica as it is when the batch is applied, not when the
+//! mirror read it: meanwhile this instance may have stored a newer copy itself (the store
+//! interface writes the replica right after the shared store), or an earlier batch may have.
+//! So an entry never replaces a newer copy, and an invalidation applies only to the copy it
+//! was made for. Without that, a forced refresh could leave a replica holding the refetched
+//! copy marked invalidated for good (found by bench/soak.sh: a player never `ready` on one
+//! instance while the others served it).
 
 use actix::{Handler, Message};
 
@@ -29,13 +37,17 @@ fn apply(tx: &mut Tx<'_>, change: Change) -> Result<bool, StoreError> {
             stored,
             summary,
         } => {
-            if tx.meta(&signature)? == Some(meta) {
+            let local = tx.meta(&signature)?;
+            if local == Some(meta) || local.is_some_and(|l| l.fetched_at_ms > meta.fetched_at_ms) {
                 return Ok(false);
             }
             tx.put_entry_as(&signature, &stored, summary.as_deref(), meta)?;
         }
-        Change::Invalidated(sig) => {
-            if tx.meta(&sig)?.is_none_or(|m| m.invalidated) {
+        Change::Invalidated(sig, fetched_at_ms) => {
+            if tx
+                .meta(&sig)?
+                .is_none_or(|m| m.invalidated || m.fetched_at_ms != fetched_at_ms)
+            {
                 return Ok(false);
             }
             tx.invalidate(&sig)?;
@@ -105,5 +117,63 @@ impl Handler<ForgetClaims> for CacheKeeper {
             }
             Ok(claims.len())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Ttls;
+    use crate::domain::{PlayerId, Signature};
+    use crate::store::{EntryMeta, Store};
+
+    fn player() -> Signature {
+        Signature::Player(PlayerId::new(7).unwrap())
+    }
+
+    fn entry(fetched_at_ms: i64, invalidated: bool) -> Change {
+        let stored = crate::encoding::Encoded::of(br#"{"profile":{}}"#).unwrap();
+        Change::Entry {
+            signature: player(),
+            meta: EntryMeta {
+                fetched_at_ms,
+                invalidated,
+                bytes: stored.plain_len,
+                tag: Some(stored.tag),
+            },
+            stored,
+            summary: None,
+        }
+    }
+
+    /// The local copy after applying `changes` one batch each, in order.
+    fn after(changes: Vec<Change>) -> EntryMeta {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.redb"), Ttls::default()).unwrap();
+        for change in changes {
+            store.write(|tx| apply(tx, change)).unwrap();
+        }
+        store.meta(&player()).unwrap().unwrap()
+    }
+
+    #[test]
+    fn an_invalidation_of_an_older_copy_leaves_a_newer_one_ready() {
+        // The mirror read "copy 1 invalidated" before this instance stored copy 2 itself.
+        let meta = after(vec![
+            entry(1, false),
+            entry(2, false),
+            Change::Invalidated(player(), 1),
+        ]);
+        assert_eq!((meta.fetched_at_ms, meta.invalidated), (2, false));
+        let meta = after(vec![entry(2, false), Change::Invalidated(player(), 2)]);
+        assert_eq!((meta.fetched_at_ms, meta.invalidated), (2, true));
+    }
+
+    #[test]
+    fn an_older_entry_never_replaces_a_newer_one() {
+        let meta = after(vec![entry(2, false), entry(1, true)]);
+        assert_eq!((meta.fetched_at_ms, meta.invalidated), (2, false));
+        let meta = after(vec![entry(2, true), entry(2, false)]);
+        assert_eq!((meta.fetched_at_ms, meta.invalidated), (2, false));
     }
 }

@@ -41,6 +41,12 @@ const FANOUT_PATIENCE: Duration = Duration::from_secs(30);
 /// First and largest pause between those tries.
 const FANOUT_RETRY_FIRST: Duration = Duration::from_millis(200);
 const FANOUT_RETRY_MAX: Duration = Duration::from_secs(4);
+/// How long a job's outcome (a fetched result, a permanent failure) keeps trying to be
+/// written before the job is handed back to the queue, which costs another upstream call:
+/// longer than a NATS leader election, as for the fan-out. While it tries, the job's delivery
+/// is kept with `Progress` acks. bench/soak.sh saw about 80 results refetched after one node
+/// of three was killed, every write of those 6 s failing with "no stream found".
+const WRITE_PATIENCE: Duration = Duration::from_secs(20);
 
 impl RetryPolicy {
     /// Backoff after failed attempt `attempt` (1-based): base·2^(attempt-1), capped, with
@@ -257,7 +263,9 @@ impl Pipeline {
             summary,
             children: fetched.children,
         };
-        let stored = self.stores.store(job, entry).await;
+        let stored = self
+            .patiently(message, "result", || self.stores.store(job, entry.clone()))
+            .await;
         let completed = self.written(stored, "result", message, attempt).await?;
         // Children are claimed in the same transaction that stored this resource; a crash
         // before they are published leaves claims that start-up recovery re-publishes. Queueing
@@ -311,14 +319,52 @@ impl Pipeline {
             failed_at_ms: now_ms(),
             attempts: attempt,
         };
-        let recorded = self.stores.fail(job, failure).await;
-        let recorded = recorded.map(|current| current.then_some(()));
+        let recorded = self
+            .patiently(message, "failure", || async {
+                let current = self.stores.fail(job, failure.clone()).await?;
+                Ok(current.then_some(()))
+            })
+            .await;
         self.written(recorded, "failure", message, attempt).await?;
         self.stores.end_claim(job).await;
         ack(message, AckKind::Term).await;
         crate::events::announce_failed(&self.nats, job.signature, reason).await;
         metrics::counter!(m::JOBS_FAILED, "kind" => job.signature.kind().as_str(), "priority" => job.priority.as_str()).increment(1);
         Some(false)
+    }
+
+    /// Runs `write` until it succeeds or [`WRITE_PATIENCE`] has passed (or shutdown begins),
+    /// keeping the delivery meanwhile; the last error is returned for [`Self::written`] to
+    /// hand the job back.
+    async fn patiently<T, F, Fut>(
+        &self,
+        message: &async_nats::jetstream::Message,
+        what: &str,
+        mut write: F,
+    ) -> Result<Option<T>, StorePortError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<Option<T>, StorePortError>>,
+    {
+        let deadline = tokio::time::Instant::now() + WRITE_PATIENCE;
+        let mut delay = FANOUT_RETRY_FIRST;
+        loop {
+            match write().await {
+                Err(err)
+                    if tokio::time::Instant::now() + delay < deadline
+                        && !self.shutdown.is_cancelled() =>
+                {
+                    tracing::warn!(%err, retry_in_ms = delay.as_millis() as u64, "could not store the {what}; retrying");
+                    ack(message, AckKind::Progress).await;
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = self.shutdown.cancelled() => {}
+                    }
+                    delay = (delay * 2).min(FANOUT_RETRY_MAX);
+                }
+                written => return written,
+            }
+        }
     }
 
     /// `Some` when the job's outcome (its `what`) was written. A stale job (`Ok(None)`: its

@@ -61,7 +61,7 @@ pub enum StorePortError {
 }
 
 /// A fetched resource, ready to store.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Entry {
     /// The body as it is stored: its tag and gzip form.
     pub stored: Encoded,

@@ -22,7 +22,8 @@ impl StorePort {
     /// copy is stored fresh there: the replica had not seen it yet, and it is copied there
     /// now. The freshness check comes after the claim, so a store that another instance
     /// finished before we claimed is always seen: it writes the entry before it releases its
-    /// claim. A forced job invalidates what was fetched before it was asked for.
+    /// claim. A forced job invalidates what was fetched before it was asked for, and is not
+    /// queued when the copy was refetched since.
     pub(super) async fn confirm_shared(
         &self,
         shared: &SharedStore,
@@ -49,18 +50,10 @@ impl StorePort {
                 return Ok(false);
             }
         }
-        if job.is_forced() {
-            return Ok(true);
-        }
         let Some((record, _)) = shared.entry(&sig).await? else {
             return Ok(true);
         };
-        // The claim was decided on the replica's copy: it stands unless the shared store
-        // holds a newer copy that is fresh (the replica had not seen it yet). Comparing with
-        // the replica, not only freshness, keeps scheduled refreshes of fresh records going.
-        let replica = self.replica.meta(&sig).ok().flatten();
-        let newer = replica.is_none_or(|r| record.meta.fetched_at_ms > r.fetched_at_ms);
-        if !newer || !self.replica.is_fresh(sig.kind(), &record.meta, now_ms()) {
+        if !self.stored_meanwhile(job, &record.meta) {
             return Ok(true);
         }
         shared.release(job).await?;
@@ -73,6 +66,25 @@ impl StorePort {
             }
         }
         Ok(false)
+    }
+
+    /// Whether the shared store already holds what `job` would fetch, stored after the
+    /// replica's copy that the claim was decided on (the replica had not seen it yet).
+    /// Unforced: a newer copy that is fresh; comparing with the replica, not only freshness,
+    /// keeps scheduled refreshes of fresh records going. Forced: a copy fetched since the
+    /// force was asked for and not invalidated since, e.g. by another parent's cascade of the
+    /// same force, so a resource shared by many parents is refetched once (bench/soak.sh saw
+    /// a second fetch whenever the replica lagged).
+    fn stored_meanwhile(&self, job: &Job, shared: &EntryMeta) -> bool {
+        if let Some(forced_at) = job.forced_at_ms {
+            return !shared.invalidated && shared.fetched_at_ms >= forced_at;
+        }
+        let replica = self.replica.meta(&job.signature).ok().flatten();
+        let newer = replica.is_none_or(|r| shared.fetched_at_ms > r.fetched_at_ms);
+        newer
+            && self
+                .replica
+                .is_fresh(job.signature.kind(), shared, now_ms())
     }
 
     /// Whether a delivered job is still to be done: its claim is current. This instance then
