@@ -31,6 +31,9 @@ import statistics
 import common
 
 REDELIVERY_MAX = 0.01
+# A short run fetches ~400 resources, so 1% is 4 calls, and one node kill can cost 5 (calls
+# in flight, writes past the pipeline's patience): CI's 3 minutes are held to 3%.
+REDELIVERY_MAX_SHORT = 0.03
 RSS_GROWTH_MAX = 0.10
 # Runs shorter than SHORT_RUN_S (CI's 3 minutes) are warm-up from end to end: the replica and
 # the store's page cache grow with every import, so flat RSS cannot be asked of them. They are
@@ -219,8 +222,9 @@ def check_fetches(soak, stats):
             over.append(f"{path}: {n} > {allowed[path]}")
     missing = [p for p in allowed if p not in stats["paths"]]
     ratio = extra / served if served else 0.0
+    limit = REDELIVERY_MAX if soak.duration >= SHORT_RUN_S else REDELIVERY_MAX_SHORT
     faulted = stats.get("faulted", 0)
-    return {"passed": ratio <= REDELIVERY_MAX and not unexpected and not missing,
+    return {"passed": ratio <= limit and not unexpected and not missing, "limitPct": 100 * limit,
             "fileAnswers": served, "allowed": sum(allowed.values()),
             "forcedRefreshes": sum(soak.forced.values()), "extra": extra,
             "redeliveryPct": round(100 * ratio, 3), "overAllowed": over[:20],
@@ -350,7 +354,7 @@ def print_summary(r):
           f"{im['bodies']['corruptCount']} corrupt; {im['postErrors']} POSTs retried")
     print(f"{ok[fe['passed']]} fetches: {fe['fileAnswers']} file answers for at most "
           f"{fe['allowed']} allowed ({fe['forcedRefreshes']} forced refreshes); {fe['extra']} extra "
-          f"= {fe['redeliveryPct']}% (max {100 * REDELIVERY_MAX:g}%); {fe['faultsServed']} faults "
+          f"= {fe['redeliveryPct']}% (max {fe['limitPct']:g}%); {fe['faultsServed']} faults "
           f"served of {fe['faultsScripted']} scripted; {len(fe['unexpectedPaths'])} unexpected, "
           f"{len(fe['missingPaths'])} missing paths")
     print(f"{ok[c['no429']['passed']]} 429s: fixture {c['no429']['fixture429']}, instances' "
