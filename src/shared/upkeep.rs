@@ -55,11 +55,7 @@ impl SharedStore {
     /// Takes or renews the upkeep's lease for `ttl` (compare-and-swap on the lease key):
     /// `held` is the revision of the lease this instance last wrote, if any. Returns the new
     /// revision when this instance holds the lease now, `None` when another instance does.
-    pub async fn lead(
-        &self,
-        held: Option<u64>,
-        ttl: Duration,
-    ) -> Result<Option<u64>, SharedError> {
+    pub async fn lead(&self, held: Option<u64>, ttl: Duration) -> Result<Option<u64>, SharedError> {
         let value = Bytes::from(self.inner.instance.clone());
         if let Some(revision) = held
             && let Some(new) = self
@@ -88,13 +84,19 @@ impl SharedStore {
     /// sees it. A failed write is logged: the resource only looks older.
     pub async fn put_access(&self, sigs: &[Signature], at_ms: i64) {
         let value = Bytes::from(at_ms.to_string());
-        let puts = futures::stream::iter(sigs)
-            .map(|sig| {
-                let value = value.clone();
-                async move { self.inner.access.put(keys::of(sig), value).await }
+        // Owned futures: a stream of futures borrowing `self` is not `Send` for every lifetime.
+        let keys: Vec<String> = sigs.iter().map(keys::of).collect();
+        let puts = futures::stream::iter(keys)
+            .map(|key| {
+                let (access, value) = (self.inner.access.clone(), value.clone());
+                async move { access.put(key, value).await.is_err() }
             })
             .buffer_unordered(PUTS_IN_FLIGHT);
-        let failed = puts.filter(|r| std::future::ready(r.is_err())).count().await;
+        let mut puts = std::pin::pin!(puts);
+        let mut failed = 0usize;
+        while let Some(put_failed) = puts.next().await {
+            failed += usize::from(put_failed);
+        }
         if failed > 0 {
             tracing::warn!(failed, "could not share some request times");
         }

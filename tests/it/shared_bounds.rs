@@ -153,7 +153,11 @@ async fn the_one_that_evicted(fleet: &Fleet, reason: &str) -> usize {
     .await
     .unwrap_or_else(|| panic!("the shared store's upkeep evicts for {reason}"));
     let other = store_status(fleet, 1 - leader).await;
-    assert_eq!(other["shared"]["upkeep"]["lastPass"], Value::Null, "{other}");
+    assert_eq!(
+        other["shared"]["upkeep"]["lastPass"],
+        Value::Null,
+        "{other}"
+    );
     assert_eq!(other["shared"]["leader"], false);
     assert_eq!(store_status(fleet, leader).await["shared"]["leader"], true);
     leader
@@ -193,7 +197,10 @@ async fn a_small_store_max_gb_is_kept_by_one_instance_for_the_cluster() {
     // The first big match (stored first, not requested since) left the shared store; the
     // last one, requested most recently, is still there.
     let last = BIG_FIRST + BIG_COUNT - 1;
-    assert!(!shared_has(&fleet, BIG_FIRST).await, "evicted from the shared store");
+    assert!(
+        !shared_has(&fleet, BIG_FIRST).await,
+        "evicted from the shared store"
+    );
     assert!(shared_has(&fleet, last).await);
     // Both replicas dropped it too (their watches deliver the removal within milliseconds),
     // and kept the last one.

@@ -190,11 +190,23 @@ mod tests {
         let store = Store::open(&dir.path().join("t.redb"), Ttls::default()).unwrap();
         store.write(|tx| apply(tx, entry(5, false))).unwrap();
         // Stored again after the removal: kept.
-        assert!(!store.write(|tx| apply(tx, Change::Removed(player(), 4))).unwrap());
+        assert!(
+            !store
+                .write(|tx| apply(tx, Change::Removed(player(), 4)))
+                .unwrap()
+        );
         assert!(store.meta(&player()).unwrap().is_some());
-        assert!(store.write(|tx| apply(tx, Change::Removed(player(), 6))).unwrap());
+        assert!(
+            store
+                .write(|tx| apply(tx, Change::Removed(player(), 6)))
+                .unwrap()
+        );
         assert_eq!(store.meta(&player()).unwrap(), None);
         // Nothing left to remove.
-        assert!(!store.write(|tx| apply(tx, Change::Removed(player(), 7))).unwrap());
+        assert!(
+            !store
+                .write(|tx| apply(tx, Change::Removed(player(), 7)))
+                .unwrap()
+        );
     }
 }

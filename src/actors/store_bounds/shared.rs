@@ -48,7 +48,11 @@ struct SharedPlan {
 impl StoreUpkeep {
     /// Takes or renews the lease (`lease`: the revision held), and runs the shared pass when
     /// this instance holds it. Returns the revision held now.
-    pub(super) async fn shared_turn(&self, shared: &SharedStore, lease: Option<u64>) -> Option<u64> {
+    pub(super) async fn shared_turn(
+        &self,
+        shared: &SharedStore,
+        lease: Option<u64>,
+    ) -> Option<u64> {
         let ttl = (self.bounds.upkeep() * LEASE_PERIODS).max(MIN_LEASE);
         let held = match shared.lead(lease, ttl).await {
             Ok(held) => held,
@@ -59,7 +63,9 @@ impl StoreUpkeep {
         };
         match (lease.is_some(), held.is_some()) {
             (false, true) => tracing::info!("this instance runs the shared store's upkeep"),
-            (true, false) => tracing::info!("this instance no longer runs the shared store's upkeep"),
+            (true, false) => {
+                tracing::info!("this instance no longer runs the shared store's upkeep")
+            }
             _ => {}
         }
         if held.is_none() {
@@ -126,7 +132,10 @@ impl StoreUpkeep {
 }
 
 /// Evicts every one of `sigs`; how many went and the bytes the shared store shrank by.
-async fn evict_measured(shared: &SharedStore, sigs: &[Signature]) -> Result<(u64, u64), SharedError> {
+async fn evict_measured(
+    shared: &SharedStore,
+    sigs: &[Signature],
+) -> Result<(u64, u64), SharedError> {
     if sigs.is_empty() {
         return Ok((0, 0));
     }
@@ -138,7 +147,11 @@ async fn evict_measured(shared: &SharedStore, sigs: &[Signature]) -> Result<(u64
 
 /// Evicts `sigs` in order while the shared store is over `target` bytes; how many went and
 /// the bytes it shrank by.
-async fn evict_to(shared: &SharedStore, sigs: &[Signature], target: u64) -> Result<(u64, u64), SharedError> {
+async fn evict_to(
+    shared: &SharedStore,
+    sigs: &[Signature],
+    target: u64,
+) -> Result<(u64, u64), SharedError> {
     let before = shared.stored_bytes().await?;
     let mut now = before;
     let mut n = 0;
@@ -155,8 +168,12 @@ async fn evict_to(shared: &SharedStore, sigs: &[Signature], target: u64) -> Resu
 /// Evicts `sigs` a few at a time; how many went (a failure is logged, the next pass tries
 /// again).
 async fn evict_all(shared: &SharedStore, sigs: &[Signature]) -> u64 {
-    let evictions = futures::stream::iter(sigs)
-        .map(|sig| async move { (sig, shared.evict(sig).await) })
+    // Owned futures: a stream of futures borrowing `shared` is not `Send` for every lifetime.
+    let evictions = futures::stream::iter(sigs.to_vec())
+        .map(|sig| {
+            let shared = shared.clone();
+            async move { (sig, shared.evict(&sig).await) }
+        })
         .buffer_unordered(EVICTIONS_IN_FLIGHT);
     futures::pin_mut!(evictions);
     let mut n = 0;

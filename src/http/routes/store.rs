@@ -72,15 +72,12 @@ pub struct SharedStoreBody {
 )]
 pub async fn get_store(state: ApiState, _req: Request) -> Result<Response, ApiError> {
     let view = &state.store_bounds;
-    let shared = match view.shared_bytes().await {
-        Some(bytes) => Some(SharedStoreBody {
-            bytes,
-            max_bytes: view.bounds.max_bytes(),
-            leader: view.leading(),
-            upkeep: view.shared_status.get(),
-        }),
-        None => None,
-    };
+    let shared = view.shared_bytes().await.map(|bytes| SharedStoreBody {
+        bytes,
+        max_bytes: view.bounds.max_bytes(),
+        leader: view.leading(),
+        upkeep: view.shared_status.get(),
+    });
     let body = StoreBody {
         backend: state.store_bounds.backend.to_string(),
         bytes: state.store.file_size(),
