@@ -35,10 +35,6 @@ fn import_path() -> String {
     format!("/api/teams/{TEAM}/matches?leagueId={LEAGUE}")
 }
 
-fn progress_path() -> String {
-    format!("{}&include=progress", import_path())
-}
-
 /// A match body padded with `BIG_BYTES` of pseudo-random hex and no players (no fan-out).
 fn big_match(id: u64) -> String {
     let mut x = id.wrapping_mul(6364136223846793005).wrapping_add(1);
@@ -106,7 +102,7 @@ async fn ready(fleet: &Fleet, i: usize, path: &str) -> Value {
 async fn import(fleet: &Fleet) -> Vec<String> {
     assert_eq!(fleet.post(0, &import_path()).await.status(), 202);
     let view = wait_for(WAIT, || async {
-        common::import_complete(fleet.get(0, &progress_path()).await).await
+        common::import_complete(fleet.get(0, &import_path()).await).await
     })
     .await
     .expect("the import completes");
@@ -126,7 +122,9 @@ async fn import(fleet: &Fleet) -> Vec<String> {
 
 /// Whether the shared data bucket holds a live record of match `id`.
 async fn shared_has(fleet: &Fleet, id: u64) -> bool {
-    let client = async_nats::connect(fleet.cluster.url()).await.unwrap();
+    let client = async_nats::connect(fleet.cluster.node_url(0))
+        .await
+        .unwrap();
     let data = jetstream::new(client)
         .get_key_value("dota_data")
         .await
@@ -212,7 +210,7 @@ async fn a_small_store_max_gb_is_kept_by_one_instance_for_the_cluster() {
     fleet.restart(1, false, bounded).await;
     // The tracked import was not touched: its view is whole, nothing of it fetched again.
     let view = wait_for(WAIT, || async {
-        common::import_complete(fleet.get(1, &progress_path()).await).await
+        common::import_complete(fleet.get(1, &import_path()).await).await
     })
     .await
     .expect("the import is whole");
