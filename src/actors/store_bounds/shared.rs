@@ -68,9 +68,8 @@ impl StoreUpkeep {
             }
             _ => {}
         }
-        if held.is_none() {
-            return None;
-        }
+        // Another instance decides this period.
+        held?;
         if let Err(err) = self.shared_pass(shared).await {
             tracing::warn!(%err, "the shared store's upkeep pass failed; the next one tries again");
         }
