@@ -14,7 +14,9 @@
 //!   announcement says so to [`store_port::StorePort`], which writes the shared store (with
 //!   `--store nats`) and then CacheKeeper, in that one order.
 //! - [`store_bounds::StoreUpkeep`] writes down when resources were requested and, with
-//!   `--store-max-gb` or `--retention-days`, sends `Evict` and `Compact` to CacheKeeper.
+//!   `--store-max-gb` or `--retention-days`, sends `Evict` and `Compact` to CacheKeeper; with
+//!   `--store nats`, while it holds the upkeep's lease, it evicts from the shared store (each
+//!   replica then drops the same resources, through the mirror's `Apply`).
 //!
 //! Start order: RateLimiter, CacheKeeper, fetchers. Stop order is the reverse: fetchers finish
 //! their current job, then CacheKeeper lets go of the database.

@@ -349,7 +349,8 @@ pub(super) fn watch_teams(settings: &Settings, pipeline: &Pipeline, tasks: &Task
 }
 
 /// Starts the store's upkeep (request times always; `--store-max-gb` and `--retention-days`
-/// when set). Returns what `GET /api/store` reads.
+/// when set; with `--store nats`, the shared pass when this instance holds its lease).
+/// Returns what `GET /api/store` reads.
 pub(super) fn store_upkeep(
     settings: &Settings,
     pipeline: &Pipeline,
@@ -358,6 +359,8 @@ pub(super) fn store_upkeep(
     tasks: &Tasks,
 ) -> BoundsView {
     let status = Arc::new(UpkeepStatus::default());
+    let shared_status = Arc::new(UpkeepStatus::default());
+    let leading = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let upkeep = StoreUpkeep {
         store: pipeline.store.clone(),
         keeper: pipeline.keeper.clone(),
@@ -365,6 +368,8 @@ pub(super) fn store_upkeep(
         rules,
         status: status.clone(),
         shared: shared.clone(),
+        shared_status: shared_status.clone(),
+        leading: leading.clone(),
     };
     let token = tasks.token();
     tasks.spawn_restarting(TaskName::StoreUpkeep, move || {
@@ -375,6 +380,8 @@ pub(super) fn store_upkeep(
         bounds: settings.bounds,
         status,
         shared,
+        shared_status,
+        leading,
     }
 }
 

@@ -58,6 +58,9 @@ pub const DATA_BUCKET: &str = "dota_data";
 pub const CLAIMS_BUCKET: &str = "dota_claims";
 /// `--store nats`: Object Store bucket of bodies over the KV value limit.
 pub const BODIES_BUCKET: &str = "dota_bodies";
+/// `--store nats`: KV bucket of when each resource was last requested (by any instance, to
+/// the minute): what the shared store's upkeep evicts by.
+pub const ACCESS_BUCKET: &str = "dota_access";
 /// The counter stream (`allow_msg_counter`) of the shared rate budget.
 pub const BUDGET_STREAM: &str = "DOTA_BUDGET";
 /// Subjects captured by [`BUDGET_STREAM`].

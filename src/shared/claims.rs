@@ -68,16 +68,27 @@ impl SharedStore {
         value: Bytes,
         expected: u64,
     ) -> Result<Option<u64>, SharedError> {
+        self.write_leased(&keys::of(sig), value, expected, self.inner.tuning.lease)
+            .await
+    }
+
+    /// Writes `value` under `key` of the claims bucket with `ttl` as its TTL, only if the
+    /// last entry of the key has revision `expected` (0: never existed). `Ok(None)`: it has
+    /// not. Claims and the upkeep's lease are written so.
+    pub(super) async fn write_leased(
+        &self,
+        key: &str,
+        value: Bytes,
+        expected: u64,
+        ttl: Duration,
+    ) -> Result<Option<u64>, SharedError> {
         let mut headers = HeaderMap::new();
         headers.insert(
             "Nats-Expected-Last-Subject-Sequence",
             expected.to_string().as_str(),
         );
-        headers.insert(
-            "Nats-TTL",
-            format!("{}s", self.inner.tuning.lease.as_secs().max(1)).as_str(),
-        );
-        let subject = format!("$KV.{CLAIMS_BUCKET}.{}", keys::of(sig));
+        headers.insert("Nats-TTL", format!("{}s", ttl.as_secs().max(1)).as_str());
+        let subject = format!("$KV.{CLAIMS_BUCKET}.{key}");
         let sent = self
             .inner
             .js

@@ -301,7 +301,9 @@ impl Mirror {
                 Some(serde_json::from_slice(&entry.value).map_err(decode("tracked import"))?),
             )),
             (Record::Tracked, false) => Some(Change::Tracked(sig, None)),
-            (Record::Meta | Record::Announced | Record::Body, _) => None,
+            // Evicted by the shared store's upkeep (the only writer that removes a record).
+            (Record::Meta, false) => Some(Change::Removed(sig, created_ms(entry))),
+            (Record::Announced | Record::Body, _) => None,
         })
     }
 
@@ -375,6 +377,11 @@ impl Positions {
             _ => tracing::debug!("could not record the replica's position; later"),
         }
     }
+}
+
+/// When `entry` was written (unix ms, the server's clock).
+fn created_ms(entry: &kv::Entry) -> i64 {
+    i64::try_from(entry.created.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
 /// What a claims-bucket entry changes in the replica.

@@ -12,7 +12,8 @@
 //!
 //! [`claims`] owns the claim protocol, [`data`] the stored records, [`keys`] how a signature
 //! becomes a key, [`replica`] what the replica is handed, [`resume`] where the replica's watch
-//! of the data bucket starts.
+//! of the data bucket starts, [`upkeep`] what keeping the shared store within bounds needs
+//! (the lease of the one instance that decides, shared request times, eviction).
 
 pub mod claims;
 pub mod data;
@@ -29,7 +30,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, kv, object_store};
 
 use crate::bus::server_version::{MIN_SHARED_STORE, ServerVersion};
-use crate::bus::subjects::{BODIES_BUCKET, CLAIMS_BUCKET, DATA_BUCKET};
+use crate::bus::subjects::{ACCESS_BUCKET, BODIES_BUCKET, CLAIMS_BUCKET, DATA_BUCKET};
 use crate::domain::Signature;
 
 pub use claims::{Claim, ClaimRecord};
@@ -150,6 +151,8 @@ struct Inner {
     data: kv::Store,
     claims: kv::Store,
     bodies: object_store::ObjectStore,
+    /// Last request of each resource (see [`upkeep`]).
+    access: kv::Store,
     instance: String,
     tuning: SharedTuning,
     held: Mutex<HashMap<Signature, Held>>,
@@ -217,10 +220,22 @@ impl SharedStore {
         })
         .await
         .map_err(SharedError::boxed("create the bodies object store"))?;
+        let access = crate::bus::setup::with_retries("create the access bucket", || {
+            js.create_or_update_key_value(kv::Config {
+                bucket: ACCESS_BUCKET.to_string(),
+                description: "dota-orchestrator: last request of each resource".into(),
+                history: 1,
+                num_replicas: replicas,
+                ..Default::default()
+            })
+        })
+        .await
+        .map_err(SharedError::boxed("create the access bucket"))?;
         for stream in [
             format!("KV_{DATA_BUCKET}"),
             format!("KV_{CLAIMS_BUCKET}"),
             format!("OBJ_{BODIES_BUCKET}"),
+            format!("KV_{ACCESS_BUCKET}"),
         ] {
             crate::bus::setup::wait_for_leader(&js, &stream).await;
         }
@@ -230,6 +245,7 @@ impl SharedStore {
                 data,
                 claims,
                 bodies,
+                access,
                 instance,
                 tuning,
                 held: Mutex::default(),

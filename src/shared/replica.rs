@@ -33,6 +33,10 @@ pub enum Change {
     Announced(Signature, i64),
     /// A team import was tracked (`Some`: last requested then) or untracked.
     Tracked(Signature, Option<i64>),
+    /// The stored resource was removed from the shared store at this instant (Unix ms, the
+    /// server's time) by its upkeep: the replica drops its copy, unless it holds one fetched
+    /// after that (stored again meanwhile; that copy's own change follows).
+    Removed(Signature, i64),
 }
 
 /// Apply changes seen in the shared store to the replica, in one write; returns how many

@@ -80,11 +80,16 @@ impl Store {
 impl Tx<'_> {
     /// Notes that `sigs` were requested at `at_ms`. Only stored resources are noted (a request
     /// for something never stored leaves no row behind), and a row is rewritten only when
-    /// its time moves by [`NOTE_RESOLUTION_MS`]. Returns how many rows were written.
-    pub fn note_accesses(&mut self, sigs: &[Signature], at_ms: i64) -> Result<usize, StoreError> {
+    /// its time moves by [`NOTE_RESOLUTION_MS`]. Returns the signatures whose rows were
+    /// written (with `--store nats`, the times the shared store is told of).
+    pub fn note_accesses(
+        &mut self,
+        sigs: &[Signature],
+        at_ms: i64,
+    ) -> Result<Vec<Signature>, StoreError> {
         let meta = self.txn.open_table(tables::RESOURCE_META)?;
         let mut access = self.txn.open_table(tables::ACCESS)?;
-        let mut written = 0;
+        let mut written = Vec::new();
         for sig in sigs {
             let key = sig.to_string();
             if meta.get(key.as_str())?.is_none() {
@@ -93,7 +98,7 @@ impl Tx<'_> {
             let last = access.get(key.as_str())?.map(|v| v.value());
             if last.is_none_or(|last| last + NOTE_RESOLUTION_MS <= at_ms) {
                 access.insert(key.as_str(), at_ms)?;
-                written += 1;
+                written.push(*sig);
             }
         }
         Ok(written)

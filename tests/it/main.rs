@@ -44,6 +44,7 @@ mod refresh;
 mod replica_resume;
 mod restart;
 mod scale_out;
+mod shared_bounds;
 mod shared_budget;
 mod shutdown;
 mod slow_parse;

@@ -260,7 +260,7 @@ export interface paths {
         };
         /**
          * Store size, bounds and what the upkeep evicted
-         * @description The store's size and bounds, and what the store's upkeep removed: the last pass (when, how many resources it looked at, how many it removed and their bytes by reason: `size` over `--store-max-gb`, `retention` past `--retention-days`, `expired` shared entries past every TTL, and any compaction) and the totals since this instance started.
+         * @description The store's size and bounds, and what the store's upkeep removed: the last pass (when, how many resources it looked at, how many it removed and their bytes by reason: `size` over `--store-max-gb`, `retention` past `--retention-days`, `expired` shared entries past every TTL, and any compaction) and the totals since this instance started. With `--store nats`, `shared` shows the shared store: its size per JetStream node, whether this instance runs its upkeep for the cluster (one instance at a time does), and what the passes it ran evicted.
          */
         get: operations["get_store"];
         put?: never;
@@ -943,6 +943,30 @@ export interface components {
              */
             processing: boolean;
         };
+        /** @description The shared store in `GET /api/store`. */
+        SharedStoreReport: {
+            /**
+             * Format: int64
+             * @description Bytes the shared data takes on each JetStream node: the data bucket and the object
+             *     store.
+             */
+            bytes: number;
+            /**
+             * Format: int64
+             * @description The bound (`--store-max-gb` in bytes), if any.
+             */
+            maxBytes?: number | null;
+            /**
+             * @description Whether this instance holds the lease of the shared upkeep: one instance at a time
+             *     decides and evicts for the whole cluster.
+             */
+            leader: boolean;
+            /**
+             * @description What the shared passes this instance ran evicted (none on an instance that never held
+             *     the lease).
+             */
+            upkeep: components["schemas"]["StoreStatus"];
+        };
         /**
          * @description `<kind>:<id>`, or `team:<teamId>:<leagueId>`.
          * @example match:8054301932
@@ -966,7 +990,7 @@ export interface components {
             backend: string;
             /**
              * Format: int64
-             * @description Bytes the store takes: the redb file, or the shared data bucket and object store.
+             * @description Bytes this instance's redb file takes (with `--store nats`, its replica).
              */
             bytes: number;
             /**
@@ -980,10 +1004,11 @@ export interface components {
              */
             retentionDays?: number | null;
             /**
-             * @description What this instance's upkeep evicted. With `--store nats` one instance at a time runs
-             *     the upkeep for the cluster, so the others show no passes.
+             * @description What this instance's upkeep evicted from its redb file (with `--store nats`, nothing:
+             *     the replica drops what the shared store drops).
              */
             upkeep: components["schemas"]["StoreStatus"];
+            shared?: null | components["schemas"]["SharedStoreReport"];
         };
         /** @description What `GET /api/store` shows of the upkeep. */
         StoreStatus: {

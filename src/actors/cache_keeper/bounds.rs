@@ -9,9 +9,10 @@ use super::CacheKeeper;
 use crate::domain::Signature;
 use crate::store::{Compacted, StoreError};
 
-/// `signatures` were requested at `at_ms` (unix ms). Returns how many rows were written.
+/// `signatures` were requested at `at_ms` (unix ms). Returns those whose rows were written
+/// (at most one a minute per resource).
 #[derive(Message)]
-#[rtype(result = "Result<usize, StoreError>")]
+#[rtype(result = "Result<Vec<Signature>, StoreError>")]
 pub struct NoteAccess {
     pub signatures: Vec<Signature>,
     pub at_ms: i64,
@@ -47,7 +48,7 @@ pub struct Evicted {
 pub struct Compact;
 
 impl Handler<NoteAccess> for CacheKeeper {
-    type Result = Result<usize, StoreError>;
+    type Result = Result<Vec<Signature>, StoreError>;
 
     fn handle(&mut self, msg: NoteAccess, _: &mut Self::Context) -> Self::Result {
         self.store

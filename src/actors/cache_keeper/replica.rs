@@ -13,7 +13,8 @@
 //! So an entry never replaces a newer copy, and an invalidation applies only to the copy it
 //! was made for. Without that, a forced refresh could leave a replica holding the refetched
 //! copy marked invalidated for good (found by bench/soak.sh: a player never `ready` on one
-//! instance while the others served it).
+//! instance while the others served it). Likewise a removal (the shared store's upkeep
+//! evicted the resource) drops only a copy fetched before it.
 
 use actix::{Handler, Message};
 
@@ -85,6 +86,12 @@ fn apply(tx: &mut Tx<'_>, change: Change) -> Result<bool, StoreError> {
             }
             None => return tx.remove_tracked(&sig),
         },
+        Change::Removed(sig, at_ms) => {
+            if tx.meta(&sig)?.is_none_or(|m| m.fetched_at_ms > at_ms) {
+                return Ok(false);
+            }
+            tx.remove_entry(&sig)?;
+        }
     }
     Ok(true)
 }
@@ -175,5 +182,31 @@ mod tests {
         assert_eq!((meta.fetched_at_ms, meta.invalidated), (2, false));
         let meta = after(vec![entry(2, true), entry(2, false)]);
         assert_eq!((meta.fetched_at_ms, meta.invalidated), (2, false));
+    }
+
+    #[test]
+    fn a_removal_drops_an_older_copy_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.redb"), Ttls::default()).unwrap();
+        store.write(|tx| apply(tx, entry(5, false))).unwrap();
+        // Stored again after the removal: kept.
+        assert!(
+            !store
+                .write(|tx| apply(tx, Change::Removed(player(), 4)))
+                .unwrap()
+        );
+        assert!(store.meta(&player()).unwrap().is_some());
+        assert!(
+            store
+                .write(|tx| apply(tx, Change::Removed(player(), 6)))
+                .unwrap()
+        );
+        assert_eq!(store.meta(&player()).unwrap(), None);
+        // Nothing left to remove.
+        assert!(
+            !store
+                .write(|tx| apply(tx, Change::Removed(player(), 7)))
+                .unwrap()
+        );
     }
 }

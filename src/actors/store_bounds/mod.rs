@@ -17,14 +17,22 @@
 //!
 //! An evicted resource is simply absent: the next request for it queues a fetch, as for any
 //! miss.
+//!
+//! With `--store nats` the bounds are the shared store's, and [`shared`] keeps them for the
+//! whole cluster: one instance at a time (the holder of a lease) decides and evicts, from
+//! the request times every instance shares, and each replica drops what the shared store
+//! dropped. An instance's own pass then only writes its request times down (its replica
+//! follows the shared store, so it is not bounded on its own).
 
 #[cfg(test)]
 mod bench;
 pub mod plan;
+mod shared;
 mod status;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use actix::Addr;
@@ -35,7 +43,7 @@ use super::refresh_scheduler::Rules;
 use crate::config::StoreBounds;
 use crate::domain::Signature;
 use crate::metrics as m;
-use crate::shared::SharedStore;
+use crate::shared::{SharedError, SharedStore};
 use crate::store::{Store, StoreError, now_ms};
 use crate::team::record::TeamRecord;
 use crate::team::summary::MatchFacts;
@@ -56,6 +64,8 @@ pub enum UpkeepError {
     Store(#[from] StoreError),
     #[error("cache keeper unavailable: {0}")]
     Keeper(#[from] actix::MailboxError),
+    #[error(transparent)]
+    Shared(#[from] SharedError),
 }
 
 /// The upkeep task (see the module docs). Cheap to clone.
@@ -70,6 +80,10 @@ pub struct StoreUpkeep {
     pub status: Arc<UpkeepStatus>,
     /// The shared store, with `--store nats` (its size goes on `/metrics` each pass).
     pub shared: Option<SharedStore>,
+    /// What the shared passes this instance ran did, for `GET /api/store`.
+    pub shared_status: Arc<UpkeepStatus>,
+    /// Whether this instance holds the shared upkeep's lease now.
+    pub leading: Arc<AtomicBool>,
 }
 
 impl StoreUpkeep {
@@ -79,6 +93,8 @@ impl StoreUpkeep {
         let mut pass = tokio::time::interval(self.bounds.upkeep());
         flush.tick().await;
         pass.tick().await;
+        // The revision of the shared upkeep's lease this instance holds.
+        let mut lease = None;
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => break,
@@ -86,6 +102,10 @@ impl StoreUpkeep {
                 _ = pass.tick() => {
                     self.flush().await;
                     self.measure_shared().await;
+                    if let Some(shared) = &self.shared {
+                        lease = self.shared_turn(shared, lease).await;
+                        self.leading.store(lease.is_some(), Ordering::Relaxed);
+                    }
                     if let Err(err) = self.pass().await {
                         tracing::warn!(%err, "the store's upkeep pass failed; the next one tries again");
                     }
@@ -106,38 +126,42 @@ impl StoreUpkeep {
         }
     }
 
-    /// Writes the requests noted since the last flush.
+    /// Writes the requests noted since the last flush (with `--store nats`, into the shared
+    /// store too: those whose time moved by a minute or more).
     async fn flush(&self) {
         let signatures = self.store.access().drain();
         if signatures.is_empty() {
             return;
         }
-        let note = NoteAccess {
-            signatures,
-            at_ms: now_ms(),
-        };
+        let at_ms = now_ms();
+        let note = NoteAccess { signatures, at_ms };
         match self.keeper.send(note).await {
-            Ok(Ok(_)) => {}
+            Ok(Ok(written)) => {
+                if let Some(shared) = &self.shared {
+                    shared.put_access(&written, at_ms).await;
+                }
+            }
             Ok(Err(err)) => tracing::warn!(%err, "could not write request times"),
             Err(err) => tracing::warn!(%err, "could not write request times"),
         }
     }
 
     /// One pass: retention, then the size bound, then compaction if the file is over it.
+    /// Nothing with `--store nats` (the bounds are the shared store's, see [`shared`]).
     pub async fn pass(&self) -> Result<PassReport, UpkeepError> {
         let start = Instant::now();
         let now = now_ms();
         let max = self.bounds.max_bytes();
         let retention = self.bounds.retention_ms();
         let mut report = PassReport::at(now);
-        if max.is_none() && retention.is_none() {
+        if (max.is_none() && retention.is_none()) || self.shared.is_some() {
             return Ok(report);
         }
         let store = self.store.clone();
         let rules = self.rules;
         let (residents, plan) = tokio::task::spawn_blocking(move || {
             let residents = store.residents()?;
-            let usage = usage(&store, &residents, rules, now)?;
+            let usage = usage(&store, &residents, rules, now, HashMap::new())?;
             Ok::<_, StoreError>((
                 residents.len(),
                 plan::plan(&residents, &usage, now, retention),
@@ -163,7 +187,7 @@ impl StoreUpkeep {
             report.compacted(self.compact().await?);
         }
         report.took_ms = start.elapsed().as_millis() as u64;
-        report.log();
+        report.log("redb");
         self.status.record(&report);
         Ok(report)
     }
@@ -223,15 +247,18 @@ impl StoreUpkeep {
 }
 
 /// When each resource was last used and which are protected (see [`plan`]), read from one
-/// snapshot of the store: request times, tracked imports, team records and match summaries.
+/// snapshot of the store: request times (and `shared_access`, the other instances'),
+/// tracked imports, team records and match summaries.
 fn usage(
     store: &Store,
     residents: &[crate::store::Resident],
     rules: Rules,
     now: i64,
+    shared_access: HashMap<Signature, i64>,
 ) -> Result<Usage, StoreError> {
     let tracked: HashMap<Signature, i64> = store.tracked()?.into_iter().collect();
     let mut usage = Usage::from_access(store.access_times()?);
+    usage.merge(shared_access);
     let snap = store.snapshot()?;
     for r in residents {
         let sig = r.signature;
@@ -271,17 +298,24 @@ pub struct BoundsView {
     pub status: Arc<UpkeepStatus>,
     /// The shared store, with `--store nats`.
     pub shared: Option<SharedStore>,
+    /// What the shared passes this instance ran did.
+    pub shared_status: Arc<UpkeepStatus>,
+    /// Whether this instance runs the shared upkeep now.
+    pub leading: Arc<AtomicBool>,
 }
 
 impl BoundsView {
-    /// Bytes the store takes now: the redb file, or the shared data (0 when unreadable).
-    pub async fn bytes(&self, store: &Store) -> u64 {
-        match &self.shared {
-            Some(shared) => shared.stored_bytes().await.unwrap_or_else(|err| {
-                tracing::debug!(%err, "could not read the shared store's size");
-                0
-            }),
-            None => store.file_size(),
-        }
+    /// Bytes the shared data takes now, with `--store nats` (0 when unreadable).
+    pub async fn shared_bytes(&self) -> Option<u64> {
+        let shared = self.shared.as_ref()?;
+        Some(shared.stored_bytes().await.unwrap_or_else(|err| {
+            tracing::debug!(%err, "could not read the shared store's size");
+            0
+        }))
+    }
+
+    /// Whether this instance runs the shared upkeep now.
+    pub fn leading(&self) -> bool {
+        self.leading.load(Ordering::Relaxed)
     }
 }

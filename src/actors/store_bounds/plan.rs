@@ -11,10 +11,12 @@
 //! - `--retention-days`: every other resource last used longer ago goes.
 //! - `--store-max-gb`: the others are offered least recently used first, and the CacheKeeper
 //!   removes them in that order until the store is under its target.
+//! - With `--store nats`, [`expired`]: every other resource fetched longer ago than a margin
+//!   times its kind's TTL goes from the shared store, bounds or not.
 
 use std::collections::{HashMap, HashSet};
 
-use crate::domain::Signature;
+use crate::domain::{ResourceKind, Signature};
 use crate::store::Resident;
 use crate::team::record::TeamRecord;
 use crate::team::summary::MatchFacts;
@@ -32,6 +34,13 @@ impl Usage {
         Self {
             last_used_ms: access,
             protected: HashSet::new(),
+        }
+    }
+
+    /// Adds the requests other instances noted (the shared store's request times).
+    pub fn merge(&mut self, access: HashMap<Signature, i64>) {
+        for (sig, at_ms) in access {
+            self.used(sig, at_ms);
         }
     }
 
@@ -105,6 +114,27 @@ pub fn plan(residents: &[Resident], usage: &Usage, now_ms: i64, retention_ms: Op
     rest.sort_unstable();
     out.by_size = rest.into_iter().map(|(_, s)| s).collect();
     out
+}
+
+/// The unprotected `residents` fetched more than `factor` times their kind's TTL (`ttl_ms`)
+/// before `now_ms`: past every TTL by that margin, whether requested or not (a request of an
+/// entry that old fetches it again).
+pub fn expired(
+    residents: &[Resident],
+    usage: &Usage,
+    now_ms: i64,
+    factor: i64,
+    ttl_ms: impl Fn(ResourceKind) -> i64,
+) -> Vec<Signature> {
+    residents
+        .iter()
+        .filter(|r| !usage.protected.contains(&r.signature))
+        .filter(|r| {
+            let margin = ttl_ms(r.signature.kind()).saturating_mul(factor);
+            r.fetched_at_ms < now_ms.saturating_sub(margin)
+        })
+        .map(|r| r.signature)
+        .collect()
 }
 
 #[cfg(test)]
@@ -224,5 +254,26 @@ mod tests {
         let plan = plan(&residents, &usage, 1_000, Some(500));
         assert_eq!(plan.dropped, vec![m(2)]);
         assert_eq!(plan.by_size, vec![m(1), p(11)]);
+    }
+
+    #[test]
+    fn entries_past_their_ttl_by_the_margin_expire_unless_protected() {
+        let team = Signature::Team(TeamId::new(7).unwrap(), LeagueId::new(8).unwrap());
+        let residents = [
+            resident(m(1), 1_000),
+            resident(m(2), 7_000),
+            resident(p(11), 1_000),
+            resident(m(3), 1_000),
+        ];
+        let mut usage = Usage::default();
+        usage.team(team, &record(team, &[3]), 9_000, true, |_| None);
+        // Matches live 2_000 ms, players 10_000 ms; a margin of 2: 4_000 and 20_000.
+        let ttl = |k| match k {
+            ResourceKind::Match => 2_000,
+            _ => 10_000,
+        };
+        // m(1) at 1_000 < 10_000 - 4_000; m(2) is younger; the player is within its TTL; m(3)
+        // is a tracked import's.
+        assert_eq!(expired(&residents, &usage, 10_000, 2, ttl), vec![m(1)]);
     }
 }

@@ -82,8 +82,9 @@ impl PassReport {
         });
     }
 
-    /// Counts the removals on `/metrics` and logs the pass when it removed anything.
-    pub(super) fn log(&self) {
+    /// Counts the removals on `/metrics` and logs the pass when it removed anything; `store`
+    /// is `redb` (this instance's file) or `shared`.
+    pub(super) fn log(&self, store: &'static str) {
         let e = &self.evicted;
         for (reason, n) in [
             ("size", e.size),
@@ -97,6 +98,7 @@ impl PassReport {
         }
         let b = &self.evicted_bytes;
         tracing::info!(
+            store,
             resources = self.resources,
             size = e.size,
             size_bytes = b.size,
