@@ -9,7 +9,7 @@ use crate::common;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, kv};
-use common::fixtures::ten_players;
+use common::fixtures::{padded_match, ten_players};
 use common::fleet::Fleet;
 use common::{Fixtures, WAIT, wait_for};
 use dota_orchestrator::app::DB_FILE;
@@ -17,7 +17,7 @@ use dota_orchestrator::config::{Settings, TeamSource, Ttls};
 use dota_orchestrator::domain::{MatchId, Signature};
 use dota_orchestrator::fixture_upstream::FixtureConfig;
 use dota_orchestrator::store::Store;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 const LEAGUE: u64 = 16435;
 const TEAM: u64 = 9517508;
@@ -35,20 +35,8 @@ fn import_path() -> String {
     format!("/api/teams/{TEAM}/matches?leagueId={LEAGUE}")
 }
 
-/// A match body padded with `BIG_BYTES` of pseudo-random hex and no players (no fan-out).
 fn big_match(id: u64) -> String {
-    let mut x = id.wrapping_mul(6364136223846793005).wrapping_add(1);
-    let pad: String = (0..BIG_BYTES / 16)
-        .map(|_| {
-            x = x
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            format!("{x:016x}")
-        })
-        .collect();
-    json!({"match_id": id, "radiant_win": true, "duration": 2000, "start_time": 1726448523,
-           "leagueid": 1, "players": [], "pad": pad})
-    .to_string()
+    padded_match(id, BIG_BYTES)
 }
 
 fn fixtures() -> Fixtures {

@@ -8,11 +8,11 @@ use crate::common;
 
 use std::time::Duration;
 
-use common::fixtures::ten_players;
+use common::fixtures::{padded_match, ten_players};
 use common::{Fixtures, TestApp, spawn_app_with, wait_for};
 use dota_orchestrator::config::{Settings, TeamSource};
 use dota_orchestrator::fixture_upstream::FixtureConfig;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 const LEAGUE: u64 = 16435;
 const TEAM: u64 = 9517508;
@@ -28,20 +28,8 @@ fn import_path() -> String {
     format!("/api/teams/{TEAM}/matches?leagueId={LEAGUE}")
 }
 
-/// A match body padded with `BIG_BYTES` of pseudo-random hex and no players (no fan-out).
 fn big_match(id: u64) -> String {
-    let mut x = id.wrapping_mul(6364136223846793005).wrapping_add(1);
-    let pad: String = (0..BIG_BYTES / 16)
-        .map(|_| {
-            x = x
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            format!("{x:016x}")
-        })
-        .collect();
-    json!({"match_id": id, "radiant_win": true, "duration": 2000, "start_time": 1726448523,
-           "leagueid": 1, "players": [], "pad": pad})
-    .to_string()
+    padded_match(id, BIG_BYTES)
 }
 
 fn fixtures() -> Fixtures {

@@ -108,6 +108,23 @@ pub fn match_json(id: u64, players: &[Option<u64>]) -> Value {
 }
 
 /// Ten distinct account IDs starting at `base`.
+/// A match body padded with `pad_bytes` of pseudo-random hex and no players (no fan-out): its
+/// stored (gzip) form is still about half of it, so a few of them fill a small store bound.
+pub fn padded_match(id: u64, pad_bytes: usize) -> String {
+    let mut x = id.wrapping_mul(6364136223846793005).wrapping_add(1);
+    let pad: String = (0..pad_bytes / 16)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            format!("{x:016x}")
+        })
+        .collect();
+    json!({"match_id": id, "radiant_win": true, "duration": 2000, "start_time": 1726448523,
+           "leagueid": 1, "players": [], "pad": pad})
+    .to_string()
+}
+
 pub fn ten_players(base: u64) -> Vec<Option<u64>> {
     (0..10).map(|i| Some(base + i)).collect()
 }
