@@ -80,6 +80,28 @@ impl SharedStore {
         self.write_leased(LEASE_KEY, value, expected, ttl).await
     }
 
+    /// Gives the upkeep's lease back (at shutdown) if it is still the one this instance wrote
+    /// (`held`, its revision), so another instance takes over at its next period instead of
+    /// after the lease's TTL. The marker left behind expires like a claim's.
+    pub async fn resign(&self, held: u64) -> Result<(), SharedError> {
+        match self
+            .inner
+            .claims
+            .purge_expect_revision_with_ttl(LEASE_KEY, held, super::MARKER_TTL)
+            .await
+        {
+            Ok(()) => Ok(()),
+            // Already renewed by nobody else but lost, or taken over: not ours to give back.
+            Err(err)
+                if err.kind() == async_nats::jetstream::kv::UpdateErrorKind::WrongLastRevision
+                    || super::is_cas_conflict(&err) =>
+            {
+                Ok(())
+            }
+            Err(err) => Err(SharedError::boxed("give back the upkeep's lease")(err)),
+        }
+    }
+
     /// Notes that `sigs` were requested at `at_ms` (unix ms) where every instance's upkeep
     /// sees it. A failed write is logged: the resource only looks older.
     pub async fn put_access(&self, sigs: &[Signature], at_ms: i64) {

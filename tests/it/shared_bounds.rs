@@ -249,3 +249,34 @@ async fn shared_entries_past_twice_their_ttl_expire_and_a_tracked_import_stays()
         2
     );
 }
+
+#[actix_rt::test]
+async fn an_instance_that_stops_hands_the_upkeep_lease_over_before_it_expires() {
+    let mut fleet = Fleet::start(2, fixtures(), FixtureConfig::default(), bounded).await;
+    let leader = wait_for(Duration::from_secs(30), || async {
+        for i in 0..2 {
+            if store_status(&fleet, i).await["shared"]["leader"] == true {
+                return Some(i);
+            }
+        }
+        None
+    })
+    .await
+    .expect("one instance runs the shared upkeep");
+    let other = 1 - leader;
+    assert_eq!(store_status(&fleet, other).await["shared"]["leader"], false);
+    let stopped = std::time::Instant::now();
+    fleet.stop(leader).await;
+    // The lease lives at least 10 s unless renewed; given back, the other instance takes it at
+    // its next 1-second period.
+    wait_for(Duration::from_secs(7), || async {
+        (store_status(&fleet, other).await["shared"]["leader"] == true).then_some(())
+    })
+    .await
+    .unwrap_or_else(|| {
+        panic!(
+            "the other instance leads {:?} after the leader stopped",
+            stopped.elapsed()
+        )
+    });
+}

@@ -113,6 +113,11 @@ impl StoreUpkeep {
             }
         }
         self.flush().await;
+        if let (Some(shared), Some(held)) = (&self.shared, lease)
+            && let Err(err) = shared.resign(held).await
+        {
+            tracing::warn!(%err, "could not give back the shared upkeep's lease; it expires by itself");
+        }
     }
 
     /// Sets `dota_store_bytes{store="shared"}`, with `--store nats`.

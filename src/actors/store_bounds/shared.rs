@@ -14,6 +14,10 @@
 //!   Never a tracked import's data, nor a resource being fetched (claimed).
 //! - **How.** `SharedStore::evict`: the record, then the body. Every replica's watch sees the
 //!   record go and drops its copy; JetStream frees the bytes itself.
+//! - **Never without the lease.** The lease is renewed between passes, not during one, so a
+//!   pass stops evicting at [`LEASE_USE`] of the lease's TTL (the next pass goes on where it
+//!   stopped): a slow pass never overlaps another instance's. An instance that stops gives the
+//!   lease back, so another one takes over at its next period.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -29,6 +33,9 @@ use crate::store::{StoreError, now_ms};
 pub const LEASE_PERIODS: u32 = 3;
 /// ...and at least this long, so a pass slower than a short period does not hand it over.
 const MIN_LEASE: Duration = Duration::from_secs(10);
+/// The share of the lease's TTL a pass may use before it stops evicting (the rest is the
+/// margin for the lease's write and the clocks of the nodes).
+const LEASE_USE: f64 = 2.0 / 3.0;
 /// A shared entry fetched longer ago than this many times its kind's TTL is removed (reason
 /// `expired`), unless it is a tracked import's: by then every refresh it could have had is
 /// long past, and a request for it fetches it again.
@@ -54,6 +61,8 @@ impl StoreUpkeep {
         lease: Option<u64>,
     ) -> Option<u64> {
         let ttl = (self.bounds.upkeep() * LEASE_PERIODS).max(MIN_LEASE);
+        // Taken before the lease is written: the lease lives at least until `ttl` after this.
+        let deadline = Instant::now() + ttl.mul_f64(LEASE_USE);
         let held = match shared.lead(lease, ttl).await {
             Ok(held) => held,
             Err(err) => {
@@ -70,32 +79,42 @@ impl StoreUpkeep {
         }
         // Another instance decides this period.
         held?;
-        if let Err(err) = self.shared_pass(shared).await {
+        if let Err(err) = self.shared_pass(shared, deadline).await {
             tracing::warn!(%err, "the shared store's upkeep pass failed; the next one tries again");
         }
         held
     }
 
     /// One shared pass (see the module docs).
-    async fn shared_pass(&self, shared: &SharedStore) -> Result<PassReport, UpkeepError> {
+    async fn shared_pass(
+        &self,
+        shared: &SharedStore,
+        deadline: Instant,
+    ) -> Result<PassReport, UpkeepError> {
         let start = Instant::now();
         let now = now_ms();
         let mut report = PassReport::at(now);
         let lists = self.shared_plan(shared, now).await?;
         report.resources = lists.resources;
-        let (n, bytes) = evict_measured(shared, &lists.expired).await?;
+        let (n, bytes) = evict_measured(shared, &lists.expired, deadline).await?;
         report.evicted.expired = n;
         report.evicted_bytes.expired = bytes;
-        let (n, bytes) = evict_measured(shared, &lists.plan.dropped).await?;
+        let (n, bytes) = evict_measured(shared, &lists.plan.dropped, deadline).await?;
         report.evicted.retention = n;
         report.evicted_bytes.retention = bytes;
         if let Some(max) = self.bounds.max_bytes() {
             let target = max / 100 * TARGET_PERCENT;
-            let (n, bytes) = evict_to(shared, &lists.plan.by_size, target).await?;
+            let (n, bytes) = evict_to(shared, &lists.plan.by_size, target, deadline).await?;
             report.evicted.size = n;
             report.evicted_bytes.size = bytes;
         }
         report.took_ms = start.elapsed().as_millis() as u64;
+        if Instant::now() >= deadline {
+            tracing::info!(
+                took_ms = report.took_ms,
+                "the shared upkeep pass stopped at its share of the lease; the next pass goes on"
+            );
+        }
         report.log("shared");
         self.shared_status.record(&report);
         Ok(report)
@@ -130,32 +149,41 @@ impl StoreUpkeep {
     }
 }
 
-/// Evicts every one of `sigs`; how many went and the bytes the shared store shrank by.
+/// Evicts `sigs` while the lease's share (`deadline`) lasts; how many went and the bytes the
+/// shared store shrank by.
 async fn evict_measured(
     shared: &SharedStore,
     sigs: &[Signature],
+    deadline: Instant,
 ) -> Result<(u64, u64), SharedError> {
-    if sigs.is_empty() {
+    if sigs.is_empty() || Instant::now() >= deadline {
         return Ok((0, 0));
     }
     let before = shared.stored_bytes().await?;
-    let n = evict_all(shared, sigs).await;
+    let mut n = 0;
+    for step in sigs.chunks(SIZE_STEP) {
+        if Instant::now() >= deadline {
+            break;
+        }
+        n += evict_all(shared, step).await;
+    }
     let after = shared.stored_bytes().await?;
     Ok((n, before.saturating_sub(after)))
 }
 
-/// Evicts `sigs` in order while the shared store is over `target` bytes; how many went and
-/// the bytes it shrank by.
+/// Evicts `sigs` in order while the shared store is over `target` bytes and the lease's share
+/// (`deadline`) lasts; how many went and the bytes it shrank by.
 async fn evict_to(
     shared: &SharedStore,
     sigs: &[Signature],
     target: u64,
+    deadline: Instant,
 ) -> Result<(u64, u64), SharedError> {
     let before = shared.stored_bytes().await?;
     let mut now = before;
     let mut n = 0;
     for step in sigs.chunks(SIZE_STEP) {
-        if now <= target {
+        if now <= target || Instant::now() >= deadline {
             break;
         }
         n += evict_all(shared, step).await;
