@@ -7,11 +7,14 @@
 //! `store::Epochs`) after its commit. A resource entry remembers the epoch of its signature at
 //! which it was last known current: while that epoch reads the same no write has touched the
 //! signature since, and otherwise the entry is checked against redb's metadata (one small read)
-//! before it is used. A view remembers the global epoch it was built at and is rebuilt when any
-//! write happened since; it also remembers the day's budget it showed (`waitingForBudget`),
+//! before it is used. A view remembers the global epoch it was built at and the signatures it
+//! read (the team record, its matches, their players), and is rebuilt only when a write since
+//! touched one of those (`Epochs::untouched_since`): another league's import leaves it alone. It
+//! also remembers the day's budget it showed (`waitingForBudget`),
 //! which changes without any write, and is rebuilt when that changed. Freshness (the TTL) is
 //! checked on every use.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -27,6 +30,8 @@ use crate::store::{EntryMeta, Served, Store, StoreError, now_ms};
 const VIEW_SHARE: u64 = 8;
 /// Bytes counted per entry besides its bodies (keys, metadata, the cache's own bookkeeping).
 const ENTRY_OVERHEAD: u64 = 256;
+/// Bytes counted per signature a view depends on (the set's slot and its share of spare room).
+const DEP_BYTES: u64 = 48;
 
 /// A fresh stored resource, ready to send.
 pub struct HotEntry {
@@ -92,8 +97,11 @@ pub enum ViewPart {
 
 /// A rendered team view and the state it was rendered from.
 pub struct ViewEntry {
-    /// The store's global epoch before the view was read.
-    pub epoch: u64,
+    /// The store's global epoch up to which the view is known current: loaded before it was
+    /// read, then moved on by every check that found its signatures untouched.
+    checked: AtomicU64,
+    /// Every signature the view was rendered from: a write to any other cannot change it.
+    deps: HashSet<Signature>,
     /// The team record's metadata (its freshness is checked on every use).
     pub record: EntryMeta,
     /// The day's budget the view was rendered with: `Some(resetsAt)` while it was spent.
@@ -105,14 +113,17 @@ pub struct ViewEntry {
 }
 
 impl ViewEntry {
+    /// A view rendered from `deps` (read after the global epoch was `epoch`).
     pub fn new(
         epoch: u64,
+        deps: HashSet<Signature>,
         record: EntryMeta,
         day_spent_until: Option<String>,
         body: Vec<u8>,
     ) -> Self {
         Self {
-            epoch,
+            checked: AtomicU64::new(epoch),
+            deps,
             record,
             day_spent_until,
             tag: ContentTag::of(&body),
@@ -155,7 +166,24 @@ impl ViewEntry {
 
     fn weight(&self) -> u32 {
         // Counted at insertion: the compressed forms made later are well under the body.
-        u32::try_from(2 * self.identity.len() as u64 + ENTRY_OVERHEAD).unwrap_or(u32::MAX)
+        let deps = self.deps.capacity() as u64 * DEP_BYTES;
+        u32::try_from(2 * self.identity.len() as u64 + deps + ENTRY_OVERHEAD).unwrap_or(u32::MAX)
+    }
+
+    /// Whether no write touched the view's signatures since it was rendered (and, when some
+    /// wrote elsewhere, remembers that it is current up to now).
+    fn is_current(&self, store: &Store) -> bool {
+        let checked = self.checked.load(Ordering::SeqCst);
+        if checked == store.epochs().global() {
+            return true;
+        }
+        match store.epochs().untouched_since(checked, &self.deps) {
+            Some(now) => {
+                self.checked.fetch_max(now, Ordering::SeqCst);
+                true
+            }
+            None => false,
+        }
     }
 }
 
@@ -256,8 +284,8 @@ impl HotCache {
         day_spent_until: Option<&str>,
     ) -> Option<Arc<ViewEntry>> {
         let entry = self.views.as_ref()?.get(&key)?;
-        let current = entry.epoch == store.epochs().global()
-            && entry.day_spent_until.as_deref() == day_spent_until
+        let current = entry.day_spent_until.as_deref() == day_spent_until
+            && entry.is_current(store)
             && store.is_fresh(key.0.kind(), &entry.record, now_ms());
         current.then_some(entry)
     }
@@ -327,7 +355,7 @@ fn load(served: Served, epoch: u64) -> HotEntry {
 mod tests {
     use super::*;
     use crate::config::Ttls;
-    use crate::domain::{LeagueId, TeamId};
+    use crate::domain::{LeagueId, MatchId, TeamId};
 
     /// A rendered view is reused only with the day's budget it was rendered with: the budget
     /// changes without any write to the store, so the epoch alone would keep showing an old
@@ -345,7 +373,7 @@ mod tests {
         let key = (sig, ViewPart::Progress);
         let epoch = store.epochs().global();
         let spent = Some("2026-12-01T00:00:00Z".to_string());
-        let entry = ViewEntry::new(epoch, meta, spent.clone(), b"{}".to_vec());
+        let entry = ViewEntry::new(epoch, [sig].into(), meta, spent.clone(), b"{}".to_vec());
         hot.put_view(key, Arc::new(entry));
 
         assert!(hot.view(&store, key, spent.as_deref()).is_some());
@@ -354,6 +382,46 @@ mod tests {
             hot.view(&store, key, Some("2026-12-02T00:00:00Z"))
                 .is_none(),
             "spent again, another day"
+        );
+    }
+
+    /// Another league's import writes all the time: a view is rendered again only when a
+    /// write touched what it was rendered from.
+    #[test]
+    fn a_view_outlives_writes_to_resources_it_was_not_rendered_from() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.redb"), Ttls::default()).unwrap();
+        let put = |sig: &Signature| {
+            store
+                .write(|tx| {
+                    tx.put_entry(sig, &encoding::Encoded::of(b"{}").unwrap(), None, now_ms())
+                })
+                .unwrap()
+        };
+        let team = Signature::Team(TeamId::new(9).unwrap(), LeagueId::new(5).unwrap());
+        let (ours, other) = (
+            Signature::Match(MatchId::new(1).unwrap()),
+            Signature::Match(MatchId::new(2).unwrap()),
+        );
+        put(&team);
+        let meta = store.meta(&team).unwrap().expect("stored");
+        let hot = HotCache::new(1 << 20);
+        let key = (team, ViewPart::Full);
+        let epoch = store.epochs().global();
+        let entry = ViewEntry::new(epoch, [team, ours].into(), meta, None, b"{}".to_vec());
+        hot.put_view(key, Arc::new(entry));
+
+        for _ in 0..3 {
+            put(&other);
+            assert!(
+                hot.view(&store, key, None).is_some(),
+                "another match written"
+            );
+        }
+        put(&ours);
+        assert!(
+            hot.view(&store, key, None).is_none(),
+            "its own match written"
         );
     }
 }

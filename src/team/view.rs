@@ -142,10 +142,12 @@ fn read_json(snap: &Snapshot, sig: &Signature) -> Result<Option<Value>, StoreErr
 
 /// The one count of an import's progress, for GET ([`build`]) and the completion watcher
 /// ([`progress`]). `ready_match` gives the players of a ready match (and may keep a summary);
-/// `ready_player` sees every ready player of those.
+/// `ready_player` sees every ready player of those. Every signature read is added to `deps`:
+/// the count can change only by a write to one of them.
 fn count(
     snap: &Snapshot,
     record: &TeamRecord,
+    deps: &mut Vec<Signature>,
     mut ready_match: impl FnMut(MatchId, Signature) -> Result<Vec<PlayerId>, StoreError>,
     mut ready_player: impl FnMut(PlayerId, Signature) -> Result<(), StoreError>,
 ) -> Result<Progress, StoreError> {
@@ -154,8 +156,10 @@ fn count(
         ..Progress::default()
     };
     let mut players = BTreeSet::new();
+    deps.reserve(record.match_ids.len());
     for id in &record.match_ids {
         let sig = Signature::Match(*id);
+        deps.push(sig);
         match state(snap, &sig)? {
             State::Ready => {
                 progress.matches_ready += 1;
@@ -166,8 +170,10 @@ fn count(
         }
     }
     progress.players_total = players.len();
+    deps.reserve(players.len());
     for id in players {
         let sig = Signature::Player(id);
+        deps.push(sig);
         match state(snap, &sig)? {
             State::Ready => {
                 progress.players_ready += 1;
@@ -188,6 +194,16 @@ pub fn progress(
     record: &TeamRecord,
     sides: PlayerSides,
 ) -> Result<Progress, StoreError> {
+    progress_with_deps(store, record, sides, &mut Vec::new())
+}
+
+/// [`progress`], adding every signature it read to `deps` (see [`count`]).
+pub fn progress_with_deps(
+    store: &Store,
+    record: &TeamRecord,
+    sides: PlayerSides,
+    deps: &mut Vec<Signature>,
+) -> Result<Progress, StoreError> {
     let snap = store.snapshot()?;
     let fanout = import_fanout(record.team_id, sides);
     let players_of = |_, sig: Signature| {
@@ -195,7 +211,7 @@ pub fn progress(
             .map(|facts| facts.players_for(fanout))
             .unwrap_or_default())
     };
-    count(&snap, record, players_of, |_, _| Ok(()))
+    count(&snap, record, deps, players_of, |_, _| Ok(()))
 }
 
 /// Builds the view served by GET, with summaries of the ready matches and players, from one
@@ -205,6 +221,16 @@ pub fn build(
     record: TeamRecord,
     sides: PlayerSides,
 ) -> Result<TeamView, StoreError> {
+    build_with_deps(store, record, sides, &mut Vec::new())
+}
+
+/// [`build`], adding every signature it read to `deps` (see [`count`]).
+pub fn build_with_deps(
+    store: &Store,
+    record: TeamRecord,
+    sides: PlayerSides,
+    deps: &mut Vec<Signature>,
+) -> Result<TeamView, StoreError> {
     let snap = store.snapshot()?;
     let fanout = import_fanout(record.team_id, sides);
     let team = record.team_id;
@@ -213,6 +239,7 @@ pub fn build(
     let progress = count(
         &snap,
         &record,
+        deps,
         |_, sig| {
             let Some(facts) = match_facts(&snap, &sig)? else {
                 return Ok(Vec::new());

@@ -86,7 +86,7 @@ async fn degraded_reply(
         && let Some(record) = stored_record(state, &sig)?
     {
         let fresh = state.store.fresh(&sig)?.unwrap_or(false);
-        let body = render(state, record, part, day_spent_until(state)).await?;
+        let (body, _) = render(state, record, part, day_spent_until(state)).await?;
         let status = CacheStatus::stored_while_degraded(fresh);
         return respond_once(body, headers, status);
     }
@@ -103,29 +103,33 @@ fn day_spent_until(state: &ApiState) -> Option<String> {
 }
 
 /// Renders the view of `record` on the blocking pool (a 300-match league reads a few thousand
-/// summaries and writes hundreds of KB), with the day's budget `day_spent_until`.
+/// summaries and writes hundreds of KB), with the day's budget `day_spent_until`; with every
+/// signature it read besides the record's (see [`ViewEntry`]).
 async fn render(
     state: &ApiState,
     record: TeamRecord,
     part: ViewPart,
     day_spent_until: Option<String>,
-) -> Result<Vec<u8>, ApiError> {
+) -> Result<(Vec<u8>, Vec<Signature>), ApiError> {
     let (store, sides) = (state.store.clone(), state.team_players);
-    let rendered = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, ApiError> {
+    let rendered = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
+        let mut deps = Vec::new();
         let body = match part {
             ViewPart::Full => {
-                let mut full = view::build(&store, record, sides)?;
+                let mut full = view::build_with_deps(&store, record, sides, &mut deps)?;
                 full.progress = full.progress.with_day_budget(day_spent_until);
                 TeamViewBody::Full(full)
             }
             ViewPart::Progress => TeamViewBody::Progress(TeamProgressView {
                 team_id: record.team_id,
                 league_id: record.league_id,
-                progress: view::progress(&store, &record, sides)?.with_day_budget(day_spent_until),
+                progress: view::progress_with_deps(&store, &record, sides, &mut deps)?
+                    .with_day_budget(day_spent_until),
             }),
         };
-        serde_json::to_vec(&body)
-            .map_err(|e| ApiError::internal("could not encode the team view", e))
+        let body = serde_json::to_vec(&body)
+            .map_err(|e| ApiError::internal("could not encode the team view", e))?;
+        Ok((body, deps))
     })
     .await;
     rendered.map_err(|e| ApiError::internal("rendering the team view failed", e))?
@@ -140,8 +144,8 @@ fn respond_once(
     Ok(respond_plain(&Bytes::from(body), headers, cache_status)?)
 }
 
-/// The read path of GET: the rendered view of a fresh import, kept in the hot cache until any
-/// write happens. `None` when the import is not stored fresh (the caller claims it).
+/// The read path of GET: the rendered view of a fresh import, kept in the hot cache until a
+/// write touches what it was rendered from. `None` when the import is not stored fresh (the caller claims it).
 async fn fresh_view(
     state: &ApiState,
     sig: Signature,
@@ -161,8 +165,9 @@ async fn fresh_view(
             let plain = state.hot.plain(sig, &stored).await?;
             let record: TeamRecord = serde_json::from_slice(&plain)
                 .map_err(|e| ApiError::internal("the stored team record is unreadable", e))?;
-            let body = render(state, record, part, day.clone()).await?;
-            let entry = Arc::new(ViewEntry::new(epoch, *stored.meta(), day, body));
+            let (body, deps) = render(state, record, part, day.clone()).await?;
+            let deps = deps.into_iter().chain([sig]).collect();
+            let entry = Arc::new(ViewEntry::new(epoch, deps, *stored.meta(), day, body));
             state.hot.put_view(key, entry.clone());
             entry
         }
@@ -371,7 +376,7 @@ async fn prepared_reply(
         Verb::Post => Ok(queued()),
         Verb::Get => match record {
             Some(record) => {
-                let body = render(state, record, import.part, day_spent_until(state)).await?;
+                let (body, _) = render(state, record, import.part, day_spent_until(state)).await?;
                 let status = CacheStatus::stored(prepared.fresh);
                 respond_once(body, headers, status)
             }
