@@ -226,6 +226,8 @@ impl SharedStore {
                 description: "dota-orchestrator: last request of each resource".into(),
                 history: 1,
                 num_replicas: replicas,
+                // An evicted resource's key is purged with a marker that expires.
+                limit_markers: Some(MARKER_TTL),
                 ..Default::default()
             })
         })

@@ -205,6 +205,16 @@ impl SharedStore {
             Err(err) => return Err(SharedError::boxed(op)(err)),
         }
         self.remove_body(sig, record.body).await?;
+        // Its request time goes with it, so the access bucket holds no more keys than the data
+        // (the purge marker expires). A failure only leaves one small key behind.
+        if let Err(err) = self
+            .inner
+            .access
+            .purge_with_ttl(keys::of(sig), super::MARKER_TTL)
+            .await
+        {
+            tracing::debug!(signature = %sig, %err, "could not remove an evicted entry's request time");
+        }
         // A store that began after the claim check wrote its body before its record: if its
         // record is there now and its body went with ours, it goes too (a request fetches it
         // again), so no record is left pointing at a missing body.

@@ -110,14 +110,20 @@ async fn import(fleet: &Fleet) -> Vec<String> {
 
 /// Whether the shared data bucket holds a live record of match `id`.
 async fn shared_has(fleet: &Fleet, id: u64) -> bool {
+    live_key(fleet, "dota_data", format!("m.match.{id}")).await
+}
+
+/// Whether the shared access bucket holds a request time of match `id`.
+async fn access_has(fleet: &Fleet, id: u64) -> bool {
+    live_key(fleet, "dota_access", format!("match.{id}")).await
+}
+
+async fn live_key(fleet: &Fleet, bucket: &str, key: String) -> bool {
     let client = async_nats::connect(fleet.cluster.node_url(0))
         .await
         .unwrap();
-    let data = jetstream::new(client)
-        .get_key_value("dota_data")
-        .await
-        .unwrap();
-    let entry = data.entry(format!("m.match.{id}")).await.unwrap();
+    let kv = jetstream::new(client).get_key_value(bucket).await.unwrap();
+    let entry = kv.entry(key).await.unwrap();
     entry.is_some_and(|e| e.operation == kv::Operation::Put)
 }
 
@@ -164,6 +170,21 @@ async fn in_replicas(fleet: &mut Fleet, id: u64) -> [bool; 2] {
 async fn a_small_store_max_gb_is_kept_by_one_instance_for_the_cluster() {
     let mut fleet = Fleet::start(2, fixtures(), FixtureConfig::default(), bounded).await;
     let tracked = import(&fleet).await;
+    // Request times as an instance shares them (unix ms): the first big match was last asked
+    // for an hour ago, the last one now.
+    let last = BIG_FIRST + BIG_COUNT - 1;
+    let client = async_nats::connect(fleet.cluster.node_url(0))
+        .await
+        .unwrap();
+    let access = jetstream::new(client)
+        .get_key_value("dota_access")
+        .await
+        .unwrap();
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    for (id, at) in [(BIG_FIRST, now_ms - 3_600_000), (last, now_ms)] {
+        let key = format!("match.{id}");
+        access.put(key, at.to_string().into()).await.unwrap();
+    }
     for (n, id) in (BIG_FIRST..BIG_FIRST + BIG_COUNT).enumerate() {
         let i = n % 2;
         let path = format!("/api/matches/{id}");
@@ -182,12 +203,14 @@ async fn a_small_store_max_gb_is_kept_by_one_instance_for_the_cluster() {
 
     // The first big match (stored first, not requested since) left the shared store; the
     // last one, requested most recently, is still there.
-    let last = BIG_FIRST + BIG_COUNT - 1;
     assert!(
         !shared_has(&fleet, BIG_FIRST).await,
         "evicted from the shared store"
     );
     assert!(shared_has(&fleet, last).await);
+    // Its request time went with it; the last one's is kept.
+    assert!(!access_has(&fleet, BIG_FIRST).await, "request time evicted");
+    assert!(access_has(&fleet, last).await);
     // Both replicas dropped it too (their watches deliver the removal within milliseconds),
     // and kept the last one.
     tokio::time::sleep(Duration::from_secs(2)).await;
