@@ -130,6 +130,14 @@ impl TeamJobs {
             if !parsed.has_next_page {
                 break;
             }
+            if page == MAX_PAGES {
+                tracing::warn!(
+                    team = %team,
+                    league = %league,
+                    pages = MAX_PAGES,
+                    "the team's Dotabuff matches go on past the last page read; older matches of the league may be missing"
+                );
+            }
         }
         Ok(TeamRecord::from_matches(
             team,
