@@ -84,16 +84,18 @@ fn qualities(accept_encoding: Option<&str>) -> (f32, f32) {
     let (mut br, mut gzip, mut any) = (None, None, None);
     for item in accept.split(',') {
         let mut parts = item.split(';');
-        let coding = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+        let coding = parts.next().unwrap_or_default().trim();
         let q = parts
             .filter_map(|p| p.trim().strip_prefix("q=").or(p.trim().strip_prefix("Q=")))
             .find_map(|q| q.trim().parse::<f32>().ok())
             .unwrap_or(1.0);
-        match coding.as_str() {
-            "br" => br = Some(q),
-            "gzip" | "x-gzip" => gzip = Some(q),
-            "*" => any = Some(q),
-            _ => {}
+        // Codings are case-insensitive; compared in place, so a poll allocates nothing here.
+        if coding.eq_ignore_ascii_case("br") {
+            br = Some(q);
+        } else if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
+            gzip = Some(q);
+        } else if coding == "*" {
+            any = Some(q);
         }
     }
     (br.or(any).unwrap_or(0.0), gzip.or(any).unwrap_or(0.0))
@@ -157,7 +159,16 @@ pub fn respond(
     headers: &HeaderMap,
     cache_status: CacheStatus,
 ) -> Result<Response, CompressError> {
-    let encoding = chosen(repr, headers);
+    respond_as(repr, chosen(repr, headers), headers, cache_status)
+}
+
+/// [`respond`] for a caller that has already [`chosen`] the encoding.
+pub fn respond_as(
+    repr: &Representation<'_>,
+    encoding: Encoding,
+    headers: &HeaderMap,
+    cache_status: CacheStatus,
+) -> Result<Response, CompressError> {
     let not_modified = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())

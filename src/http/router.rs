@@ -354,7 +354,9 @@ pub fn serve(
                     headers,
                     upgrade,
                 };
-                let answer = router.clone().answer(state.clone(), head, body);
+                // Boxed: the request's whole state would otherwise be moved by value through
+                // warp's and hyper's futures on every poll.
+                let answer = Box::pin(router.clone().answer(state.clone(), head, body));
                 async move { request_id::answered(answer.await, id) }.instrument(span)
             },
         )

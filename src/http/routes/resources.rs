@@ -18,7 +18,7 @@ use crate::http::ApiState;
 use crate::http::bodies::Envelope;
 use crate::http::params::ResourceQuery;
 use crate::http::reply::ApiError;
-use crate::http::representation::{CacheStatus, chosen, respond, respond_served};
+use crate::http::representation::{CacheStatus, chosen, respond_as, respond_served};
 use crate::http::router::Request;
 use crate::metrics as m;
 use crate::read::bypass::Direct;
@@ -46,10 +46,16 @@ pub async fn handle(
         return Ok(match verb {
             Verb::Post => ready(sig),
             Verb::Get => {
-                if chosen(&entry.representation(), headers) == Encoding::Identity {
+                let encoding = chosen(&entry.representation(), headers);
+                if encoding == Encoding::Identity {
                     state.hot.plain(sig, &entry).await?;
                 }
-                respond(&entry.representation(), headers, CacheStatus::Fresh)?
+                respond_as(
+                    &entry.representation(),
+                    encoding,
+                    headers,
+                    CacheStatus::Fresh,
+                )?
             }
         });
     }
