@@ -136,10 +136,19 @@ pub fn span(method: &Method, path: &str, id: &HeaderValue) -> tracing::Span {
     span
 }
 
-/// Puts the ID on the response and logs the status (at debug, inside the request's span).
+/// Puts the ID on the response and logs its status inside the request's span: a 5xx at error,
+/// a 4xx at warn (as warp's `trace` wrapper did before the router made its own span), anything
+/// else at debug.
 pub fn answered(mut resp: Response, id: HeaderValue) -> Response {
     resp.headers_mut().insert(HEADER, id);
-    tracing::debug!(status = resp.status().as_u16(), "answered");
+    let status = resp.status();
+    if status.is_server_error() {
+        tracing::error!(status = status.as_u16(), "unable to process request");
+    } else if status.is_client_error() {
+        tracing::warn!(status = status.as_u16(), "unable to serve request");
+    } else {
+        tracing::debug!(status = status.as_u16(), "answered");
+    }
     resp
 }
 
@@ -308,6 +317,45 @@ mod tests {
             assert_eq!(line["span"]["path"], "/api/matches/7", "{line}");
             assert_eq!(line["span"]["request_id"], "frontend-42", "{line}");
         }
+    }
+
+    #[test]
+    fn client_and_server_errors_are_logged_with_the_request() {
+        use tracing_subscriber::fmt::format::DefaultFields;
+        use tracing_subscriber::layer::SubscriberExt;
+
+        let text = Captured::default();
+        let writer = text.clone();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_subscriber::filter::LevelFilter::INFO)
+            .with(RequestSpans::new(DefaultFields::new()))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(false)
+                    .with_writer(move || writer.clone()),
+            );
+        tracing::subscriber::with_default(subscriber, || {
+            for (path, status) in [("/ok", 200), ("/gone", 404), ("/broken", 503)] {
+                let id = HeaderValue::from_static("r-1");
+                let span = span(&Method::GET, path, &id);
+                let _in = span.enter();
+                let mut resp = Response::new(Default::default());
+                *resp.status_mut() = warp::http::StatusCode::from_u16(status).unwrap();
+                assert_eq!(answered(resp, id).headers()[&HEADER], "r-1");
+            }
+        });
+        let out = text.text();
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 2, "{out}");
+        assert!(
+            lines[0].contains(" WARN ") && lines[0].contains("path=/gone"),
+            "{out}"
+        );
+        assert!(lines[0].contains("status=404"), "{out}");
+        assert!(
+            lines[1].contains("ERROR") && lines[1].contains("path=/broken"),
+            "{out}"
+        );
     }
 
     #[test]
