@@ -25,11 +25,6 @@ use dota_orchestrator::config::{ConfigFile, ServeArgs};
 use dota_orchestrator::fixture_upstream::{FixtureConfig, FixtureUpstream};
 use dota_orchestrator::http::request_id::RequestSpans;
 
-/// mimalloc instead of glibc's malloc: a small poll allocates ~25 times (hyper's header maps,
-/// warp's request state, the reply), and glibc's malloc and free were a sixth of its instructions.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "dota-orchestrator",
