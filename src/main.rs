@@ -15,12 +15,15 @@ use std::path::PathBuf;
 #[cfg(feature = "fixture-upstream")]
 use std::time::Duration;
 
+use std::io::IsTerminal;
+
 use anyhow::Context;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use dota_orchestrator::app::{Application, Hooks};
 use dota_orchestrator::config::{ConfigFile, ServeArgs};
 #[cfg(feature = "fixture-upstream")]
 use dota_orchestrator::fixture_upstream::{FixtureConfig, FixtureUpstream};
+use dota_orchestrator::http::request_id::RequestSpans;
 
 #[derive(Parser)]
 #[command(
@@ -96,27 +99,38 @@ fn parse_cli() -> anyhow::Result<Cli> {
     Ok(Cli::from_arg_matches(&matches)?)
 }
 
-/// warp's `trace` wrapper, which puts every request in its `http` span (`http::request_id`),
-/// also logs two lines at info for every request it serves ("processing request", "finished
-/// processing with success"): at 100k polls a second, 200k lines a second and most of a small
-/// poll's cost. They are off unless `RUST_LOG` names warp; its warnings (4xx) and errors (5xx)
-/// stay, and `RUST_LOG=debug` shows each request's `answered` line with its status.
-const QUIET_PER_REQUEST_LINES: &str = "warp::filters::trace=warn";
-
+/// Log lines at the level `RUST_LOG` says (default `info`). Requests log nothing at info: each
+/// runs in an `http` span that every line it logs carries, its fields formatted only when a line
+/// needs them (`http::request_id::RequestSpans`, installed before the log layer, whose field
+/// format it shares); `RUST_LOG=debug` adds each request's `answered` line with its status.
 fn init_tracing(format: LogFormat) {
-    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    use tracing_subscriber::fmt::format::{DefaultFields, JsonFields};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let names_warp = std::env::var("RUST_LOG").is_ok_and(|spec| spec.contains("warp"));
-    if !names_warp && let Ok(quiet) = QUIET_PER_REQUEST_LINES.parse() {
-        filter = filter.add_directive(quiet);
-    }
-    // Logs go to stderr; stdout carries only the one-line address announcement.
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let logs = tracing_subscriber::registry().with(filter);
+    // Logs go to stderr; stdout carries only the one-line address announcement. Colours only on
+    // a terminal: in a file or a journal the escape codes are noise.
+    let ansi = std::io::stderr().is_terminal();
     match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => logs
+            .with(RequestSpans::new(DefaultFields::new()))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(ansi)
+                    .with_writer(std::io::stderr),
+            )
+            .init(),
+        LogFormat::Json => logs
+            .with(RequestSpans::new(JsonFields::new()))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(std::io::stderr),
+            )
+            .init(),
     }
 }
 

@@ -108,7 +108,7 @@ async fn listen(
         .map_err(bind_error)?;
     let local = listener.local_addr().map_err(bind_error)?;
     let token = tasks.token();
-    let server = warp::serve(http::request_id::with_request_id(http::routes(state)))
+    let server = warp::serve(http::routes(state))
         .incoming(listener)
         .graceful(async move {
             token.cancelled().await;

@@ -9,8 +9,8 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use futures::{Stream, StreamExt};
-use warp::Filter;
 use warp::http::HeaderMap;
+use warp::http::header::CONTENT_LENGTH;
 
 use super::reply::ApiError;
 
@@ -23,8 +23,7 @@ pub const MAX_URI_BYTES: usize = 8 * 1024;
 /// are 4 x 8 KiB, and the API needs only a few short headers.
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 
-/// A request over one of the bounds, carried to `recover` (a rejection must be `Debug`
-/// and `'static`, and the unreadable-body case keeps its message).
+/// A request over one of the bounds (the unreadable-body case keeps its message).
 #[derive(Debug)]
 pub enum OverLimit {
     Body,
@@ -33,7 +32,6 @@ pub enum OverLimit {
     /// The body stream broke off (a client error, not a bound, but met while reading it).
     Unreadable(String),
 }
-impl warp::reject::Reject for OverLimit {}
 
 impl OverLimit {
     /// The error the request is answered with.
@@ -53,31 +51,19 @@ impl OverLimit {
     }
 }
 
-fn over(what: OverLimit) -> warp::Rejection {
-    warp::reject::custom(what)
-}
-
-/// Refuses a request whose target or headers are over their bounds (before routing, so a long
-/// unknown path is a 414, not a 404). Passes the headers on, so they are copied once.
-pub fn bounded_head() -> impl Filter<Extract = (HeaderMap,), Error = warp::Rejection> + Clone {
-    let raw_query = warp::query::raw().or(warp::any().map(String::new)).unify();
-    warp::path::full()
-        .and(raw_query)
-        .and(warp::header::headers_cloned())
-        .and_then(
-            |path: warp::path::FullPath, query: String, headers: HeaderMap| async move {
-                // `?` and the query are part of the target when there is a query.
-                let target =
-                    path.as_str().len() + if query.is_empty() { 0 } else { 1 + query.len() };
-                if target > MAX_URI_BYTES {
-                    return Err(over(OverLimit::Uri));
-                }
-                if header_bytes(&headers) > MAX_HEADER_BYTES {
-                    return Err(over(OverLimit::Headers));
-                }
-                Ok(headers)
-            },
-        )
+/// Refuses a request whose target (`path`, and `query` when there is one) or headers are over
+/// their bounds. The router checks this before routing, so a long unknown path is a 414, not a
+/// 404.
+pub fn check_head(path: &str, query: &str, headers: &HeaderMap) -> Result<(), OverLimit> {
+    // `?` and the query are part of the target when there is a query.
+    let target = path.len() + if query.is_empty() { 0 } else { 1 + query.len() };
+    if target > MAX_URI_BYTES {
+        return Err(OverLimit::Uri);
+    }
+    if header_bytes(headers) > MAX_HEADER_BYTES {
+        return Err(OverLimit::Headers);
+    }
+    Ok(())
 }
 
 /// Bytes of every header name and value, as a client sent them (less the separators).
@@ -89,19 +75,21 @@ fn header_bytes(headers: &HeaderMap) -> usize {
 }
 
 /// The request body, at most [`MAX_BODY_BYTES`]: refused at once when a larger length is
-/// declared, and as soon as the streamed bytes pass the cap otherwise (chunked bodies have no
-/// declared length). A request without a body passes with an empty one.
-pub fn capped_body() -> impl Filter<Extract = (Bytes,), Error = warp::Rejection> + Clone {
-    warp::header::optional::<u64>("content-length")
-        .and_then(|len: Option<u64>| async move {
-            match len {
-                Some(len) if len > MAX_BODY_BYTES => Err(over(OverLimit::Body)),
-                _ => Ok(()),
-            }
-        })
-        .untuple_one()
-        .and(warp::body::stream())
-        .and_then(|body| async move { collect_capped(body).await.map_err(over) })
+/// declared in `headers`, and as soon as the streamed bytes pass the cap otherwise (chunked
+/// bodies have no declared length). A request without a body passes with an empty one.
+pub async fn capped_body<S, B>(headers: &HeaderMap, body: S) -> Result<Bytes, OverLimit>
+where
+    S: Stream<Item = Result<B, warp::Error>>,
+    B: Buf,
+{
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > MAX_BODY_BYTES) {
+        return Err(OverLimit::Body);
+    }
+    collect_capped(body).await
 }
 
 /// Reads `body` into memory, failing once it passes [`MAX_BODY_BYTES`].

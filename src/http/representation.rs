@@ -6,6 +6,7 @@
 //! `X-Cache-Status` ([`CacheStatus`]) saying where the copy came from.
 
 use bytes::Bytes;
+use warp::http::header::HeaderName;
 use warp::http::{HeaderMap, HeaderValue, StatusCode, header};
 use warp::reply::Response;
 
@@ -15,7 +16,7 @@ use crate::store::Served;
 
 /// Header telling whether a 200 body is fresh, stale (with a refresh queued) or fetched
 /// around a degraded store (`bypass`).
-pub const CACHE_STATUS_HEADER: &str = "x-cache-status";
+pub const CACHE_STATUS_HEADER: HeaderName = HeaderName::from_static("x-cache-status");
 
 /// What `X-Cache-Status` says of a 200 body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,16 +84,18 @@ fn qualities(accept_encoding: Option<&str>) -> (f32, f32) {
     let (mut br, mut gzip, mut any) = (None, None, None);
     for item in accept.split(',') {
         let mut parts = item.split(';');
-        let coding = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+        let coding = parts.next().unwrap_or_default().trim();
         let q = parts
             .filter_map(|p| p.trim().strip_prefix("q=").or(p.trim().strip_prefix("Q=")))
             .find_map(|q| q.trim().parse::<f32>().ok())
             .unwrap_or(1.0);
-        match coding.as_str() {
-            "br" => br = Some(q),
-            "gzip" | "x-gzip" => gzip = Some(q),
-            "*" => any = Some(q),
-            _ => {}
+        // Codings are case-insensitive; compared in place, so a poll allocates nothing here.
+        if coding.eq_ignore_ascii_case("br") {
+            br = Some(q);
+        } else if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
+            gzip = Some(q);
+        } else if coding == "*" {
+            any = Some(q);
         }
     }
     (br.or(any).unwrap_or(0.0), gzip.or(any).unwrap_or(0.0))
@@ -156,7 +159,16 @@ pub fn respond(
     headers: &HeaderMap,
     cache_status: CacheStatus,
 ) -> Result<Response, CompressError> {
-    let encoding = chosen(repr, headers);
+    respond_as(repr, chosen(repr, headers), headers, cache_status)
+}
+
+/// [`respond`] for a caller that has already [`chosen`] the encoding.
+pub fn respond_as(
+    repr: &Representation<'_>,
+    encoding: Encoding,
+    headers: &HeaderMap,
+    cache_status: CacheStatus,
+) -> Result<Response, CompressError> {
     let not_modified = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -184,9 +196,7 @@ pub fn respond(
         resp
     };
     let h = resp.headers_mut();
-    if let Ok(etag) = HeaderValue::from_str(&repr.tag.etag(encoding)) {
-        h.insert(header::ETAG, etag);
-    }
+    h.insert(header::ETAG, etag(repr.tag, encoding));
     h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
     h.insert(
         CACHE_STATUS_HEADER,
@@ -195,9 +205,45 @@ pub fn respond(
     Ok(resp)
 }
 
+/// The `ETag` header of `tag` in `encoding`: [`ContentTag::etag`], formatted on the stack (every
+/// 200 carries one, so no `String` and no formatting machinery per poll).
+fn etag(tag: ContentTag, encoding: Encoding) -> HeaderValue {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let suffix = match encoding {
+        Encoding::Identity => &b""[..],
+        Encoding::Gzip => b"-gz",
+        Encoding::Brotli => b"-br",
+    };
+    // `"` + 16 hex digits + the suffix + `"`.
+    let mut buf = [0u8; 21];
+    buf[0] = b'"';
+    for (i, byte) in tag.0.to_be_bytes().iter().enumerate() {
+        buf[1 + 2 * i] = HEX[usize::from(byte >> 4)];
+        buf[2 + 2 * i] = HEX[usize::from(byte & 0xf)];
+    }
+    let end = 17 + suffix.len();
+    buf[17..end].copy_from_slice(suffix);
+    buf[end] = b'"';
+    // Hex digits, `-`, letters and quotes are all valid in a header value.
+    HeaderValue::from_bytes(&buf[..=end]).unwrap_or_else(|_| HeaderValue::from_static("\"\""))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_etag_header_is_the_tags_etag() {
+        for tag in [
+            ContentTag(0),
+            ContentTag(0x0123_4567_89ab_cdef),
+            ContentTag(u64::MAX),
+        ] {
+            for encoding in [Encoding::Identity, Encoding::Gzip, Encoding::Brotli] {
+                assert_eq!(etag(tag, encoding), tag.etag(encoding).as_str());
+            }
+        }
+    }
 
     #[test]
     fn the_preferred_coding_follows_q_values() {

@@ -5,6 +5,10 @@
 //! Every matched request is recorded in the HTTP metrics here, once, under its template.
 //! Every request is held to the bounds of [`super::limits`] first. A WebSocket upgrade is routed
 //! like any request: the route that takes it (`/api/ws`) finds it in [`Request::upgrade`].
+//!
+//! The whole request, errors included, runs in its `http` span with its request ID
+//! ([`super::request_id`]). Bounds, unknown routes and wrong methods are answered here
+//! directly, not through warp rejections, so a request that succeeds allocates no rejection.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -12,7 +16,10 @@ use std::future::Future;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
+use bytes::Buf;
+use futures::Stream;
 use futures::future::BoxFuture;
+use tracing::Instrument;
 use utoipa::openapi::RefOr;
 use utoipa::openapi::path::{HttpMethod, Operation};
 use utoipa::openapi::schema::Schema;
@@ -24,14 +31,15 @@ use warp::reply::Response;
 use super::ApiState;
 use super::limits;
 use super::reply::ApiError;
+use super::request_id;
 use crate::metrics as m;
 
 /// What a handler gets of a request, parsed no further than the router needs.
 #[derive(Debug)]
 pub struct Request {
     pub method: Method,
-    /// Path parameters by their name in the template.
-    params: BTreeMap<String, String>,
+    /// Path parameters by their name in the template (no route has more than a couple).
+    params: Params,
     raw_query: String,
     pub body: bytes::Bytes,
     pub authorization: Option<String>,
@@ -45,8 +53,9 @@ impl Request {
     /// The path parameter `name` (empty when the template has none by that name).
     pub fn param(&self, name: &str) -> &str {
         self.params
-            .get(name)
-            .map(String::as_str)
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
             .unwrap_or_default()
     }
 
@@ -156,10 +165,6 @@ pub struct Router {
     routes: Vec<Route>,
 }
 
-#[derive(Debug)]
-struct MethodRejected;
-impl warp::reject::Reject for MethodRejected {}
-
 impl Router {
     /// The router of `routes`. Two templates that cannot be told apart are a programming error
     /// (`try_new` fails, and a unit test builds the table with it); here the later one is
@@ -182,16 +187,16 @@ impl Router {
         Ok(Self { paths, routes })
     }
 
-    /// The route for `method` on `path`: a 404 rejection when no template matches, a 405 one
-    /// when the template exists for other methods only.
-    fn find(&self, method: &Method, path: &str) -> Result<(usize, Params), warp::Rejection> {
-        let found = self.paths.at(path).map_err(|_| warp::reject::not_found())?;
+    /// The route for `method` on `path`: 404 when no template matches, 405 when the template
+    /// exists for other methods only.
+    fn find(&self, method: &Method, path: &str) -> Result<(usize, Params), ApiError> {
+        let found = self.paths.at(path).map_err(|_| ApiError::NotFound)?;
         let index = found
             .value
             .iter()
             .copied()
             .find(|i| self.routes[*i].warp_methods.contains(method))
-            .ok_or_else(|| warp::reject::custom(MethodRejected))?;
+            .ok_or(ApiError::MethodNotAllowed)?;
         let params = found
             .params
             .iter()
@@ -200,7 +205,48 @@ impl Router {
         Ok((index, params))
     }
 
-    async fn dispatch(self: Arc<Self>, state: ApiState, index: usize, req: Request) -> Response {
+    /// Answers one request: its bounds, its route, its body, then its handler.
+    async fn answer<S, B>(self: Arc<Self>, state: ApiState, head: Head, body: S) -> Response
+    where
+        S: Stream<Item = Result<B, warp::Error>>,
+        B: Buf,
+    {
+        let Head {
+            method,
+            path,
+            raw_query,
+            headers,
+            upgrade,
+        } = head;
+        // The bounds come first: an over-long target is refused before routing.
+        if let Err(over) = limits::check_head(path.as_str(), &raw_query, &headers) {
+            return over.error().into_response();
+        }
+        let (index, params) = match self.find(&method, path.as_str()) {
+            Ok(found) => found,
+            Err(err) => return err.into_response(),
+        };
+        let body = match limits::capped_body(&headers, body).await {
+            Ok(body) => body,
+            Err(over) => return over.error().into_response(),
+        };
+        let authorization = headers
+            .get(warp::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let req = Request {
+            method,
+            params,
+            raw_query,
+            body,
+            authorization,
+            headers,
+            upgrade,
+        };
+        self.dispatch(state, index, req).await
+    }
+
+    async fn dispatch(&self, state: ApiState, index: usize, req: Request) -> Response {
         let route = &self.routes[index];
         let started = Instant::now();
         let method = req.method.clone();
@@ -215,7 +261,16 @@ impl Router {
     }
 }
 
-type Params = BTreeMap<String, String>;
+/// What the router reads of a request before its body.
+struct Head {
+    method: Method,
+    path: warp::path::FullPath,
+    raw_query: String,
+    headers: HeaderMap,
+    upgrade: Option<Ws>,
+}
+
+type Params = Vec<(String, String)>;
 
 /// Indices of the routes of each template (one per method).
 fn by_template(routes: &[Route]) -> BTreeMap<String, Vec<usize>> {
@@ -269,55 +324,49 @@ fn upgrade() -> impl Filter<Extract = (Option<Ws>,), Error = Infallible> + Clone
     warp::ws().map(Some).or(warp::any().map(|| None)).unify()
 }
 
-/// Serves `router`, with JSON errors for everything that matches no route.
+/// Serves `router`, with JSON errors for everything that matches no route. Each request runs in
+/// its `http` span and gets its `X-Request-Id` ([`request_id`]).
 pub fn serve(
     router: Router,
     state: ApiState,
 ) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
     let router = Arc::new(router);
-    let found = router.clone();
     let raw_query = warp::query::raw().or(warp::any().map(String::new)).unify();
-    // The bounds come first: an over-long target is refused before routing.
-    limits::bounded_head()
-        .and(warp::method())
+    warp::method()
         .and(warp::path::full())
-        .and_then(
-            move |headers: HeaderMap, method: Method, path: warp::path::FullPath| {
-                let found = found.find(&method, path.as_str());
-                async move { found.map(|(index, params)| (headers, method, index, params)) }
-            },
-        )
-        .untuple_one()
         .and(raw_query)
-        .and(limits::capped_body())
+        .and(warp::header::headers_cloned())
+        .and(warp::body::stream())
         .and(upgrade())
-        .and(warp::any().map(move || state.clone()))
         .then(
-            move |headers: HeaderMap, method, index, params, raw_query, body, upgrade, state| {
-                let authorization = headers
-                    .get(warp::http::header::AUTHORIZATION)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string);
-                let req = Request {
+            move |method: Method,
+                  path: warp::path::FullPath,
+                  raw_query: String,
+                  headers: HeaderMap,
+                  body,
+                  upgrade: Option<Ws>| {
+                let id = request_id::of(&headers);
+                let span = request_id::span(&method, path.as_str(), &id);
+                let head = Head {
                     method,
-                    params,
+                    path,
                     raw_query,
-                    body,
-                    authorization,
                     headers,
                     upgrade,
                 };
-                router.clone().dispatch(state, index, req)
+                // Boxed: the request's whole state would otherwise be moved by value through
+                // warp's and hyper's futures on every poll.
+                let answer = Box::pin(router.clone().answer(state.clone(), head, body));
+                async move { request_id::answered(answer.await, id) }.instrument(span)
             },
         )
+        // Only a warp filter above can still reject (none does in practice): JSON errors too.
         .recover(|rejection: warp::Rejection| async move {
-            if rejection.find::<MethodRejected>().is_some() {
-                return Ok(ApiError::MethodNotAllowed.into_response());
-            }
-            if let Some(over) = rejection.find::<limits::OverLimit>() {
-                return Ok(over.error().into_response());
-            }
-            super::reply::recover(rejection, limits::MAX_BODY_BYTES).await
+            let resp = super::reply::recover(rejection, limits::MAX_BODY_BYTES).await?;
+            Ok::<_, Infallible>(request_id::answered(
+                resp,
+                request_id::of(&HeaderMap::new()),
+            ))
         })
         .unify()
 }

@@ -44,6 +44,8 @@ async fn unknown_routes_and_methods_get_json_errors() {
     ] {
         let resp = t.get(path).await;
         assert_eq!(resp.status(), 404, "{path}");
+        // Answered before any route runs, and still with a request ID to quote.
+        assert_eq!(resp.headers()["x-request-id"].len(), 36, "{path}");
         let body: Value = resp.json().await.unwrap();
         assert!(body["error"].is_string());
     }
@@ -54,6 +56,7 @@ async fn unknown_routes_and_methods_get_json_errors() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 405);
+    assert_eq!(resp.headers()["x-request-id"].len(), 36);
     let body: Value = resp.json().await.unwrap();
     assert!(body["error"].is_string());
     t.shutdown().await;

@@ -18,18 +18,19 @@ use crate::http::ApiState;
 use crate::http::bodies::Envelope;
 use crate::http::params::ResourceQuery;
 use crate::http::reply::ApiError;
-use crate::http::representation::{CacheStatus, chosen, respond, respond_served};
+use crate::http::representation::{CacheStatus, chosen, respond_as, respond_served};
 use crate::http::router::Request;
 use crate::metrics as m;
 use crate::read::bypass::Direct;
 
-/// Handles POST or GET on the resource `sig`; `location` is the GET URL to poll.
+/// Handles POST or GET on the resource `sig`; `location` makes the GET URL to poll (only a
+/// reply that is not the stored copy needs it, so a poll of ready data formats nothing).
 pub async fn handle(
     state: ApiState,
     verb: Verb,
     sig: Signature,
     query: ResourceQuery,
-    location: String,
+    location: impl FnOnce() -> String,
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
     // A request of a resource keeps it from eviction (an in-memory note; see `store::access`).
@@ -45,10 +46,16 @@ pub async fn handle(
         return Ok(match verb {
             Verb::Post => ready(sig),
             Verb::Get => {
-                if chosen(&entry.representation(), headers) == Encoding::Identity {
+                let encoding = chosen(&entry.representation(), headers);
+                if encoding == Encoding::Identity {
                     state.hot.plain(sig, &entry).await?;
                 }
-                respond(&entry.representation(), headers, CacheStatus::Fresh)?
+                respond_as(
+                    &entry.representation(),
+                    encoding,
+                    headers,
+                    CacheStatus::Fresh,
+                )?
             }
         });
     }
@@ -57,12 +64,14 @@ pub async fn handle(
         Signature::League(_) if !query.queue_matches => Fanout::None,
         _ => Fanout::All,
     };
-    let prepared = match prepare(&state, verb, sig, query.force, fanout).await {
+    // The paths past the hot cache are boxed: inline, their state would make every poll's
+    // future several kilobytes, moved by value on each call.
+    let prepared = match Box::pin(prepare(&state, verb, sig, query.force, fanout)).await {
         Ok(prepared) => prepared,
         // CacheKeeper could not write: serve around the store instead of failing.
         Err(err) if state.store.degraded() => {
             tracing::debug!(%err, "CacheKeeper could not decide");
-            return degraded::reply(&state, verb, sig, headers).await;
+            return Box::pin(degraded::reply(&state, verb, sig, headers)).await;
         }
         Err(err) => return Err(err),
     };
@@ -74,15 +83,15 @@ pub async fn handle(
         && state.store.degraded()
         && let Some(direct) = Direct::of(sig)
     {
-        return degraded::bypass(&state, direct, headers).await;
+        return Box::pin(degraded::bypass(&state, direct, headers)).await;
     }
     if let Signature::League(_) = sig
         && query.queue_matches
         && prepared.fresh
     {
-        queue_stored_league_matches(&state, sig).await?;
+        Box::pin(queue_stored_league_matches(&state, sig)).await?;
     }
-    reply(&state, verb, sig, &prepared, &location, headers)
+    reply(&state, verb, sig, &prepared, &location(), headers)
 }
 
 /// Asks CacheKeeper what to do, records the cache lookup, and publishes the job it claimed.
@@ -187,7 +196,10 @@ fn get_reply(
 /// How a resource route's path ID becomes a signature and a polling URL, and which query keys
 /// it takes.
 pub struct ResourceRoute {
-    to_sig: fn(&str) -> Result<(Signature, String), ApiError>,
+    /// The signature and the numeric ID of a path's `{id}`.
+    to_sig: fn(&str) -> Result<(Signature, u64), ApiError>,
+    /// The polling URL of an ID.
+    location: fn(u64) -> String,
     query_keys: &'static [&'static str],
 }
 
@@ -202,8 +214,9 @@ async fn serve(
     route: &'static ResourceRoute,
     verb: Verb,
 ) -> Result<Response, ApiError> {
-    let (sig, location) = (route.to_sig)(req.param("id"))?;
+    let (sig, id) = (route.to_sig)(req.param("id"))?;
     let query = ResourceQuery::parse(&req.query()?, route.query_keys)?;
+    let location = || (route.location)(id);
     handle(state, verb, sig, query, location, &req.headers).await
 }
 
@@ -281,33 +294,36 @@ pub mod routes {
     const MATCHES: ResourceRoute = ResourceRoute {
         to_sig: |raw| {
             let id: MatchId = parse_id(raw)?;
-            Ok((Signature::Match(id), format!("/api/matches/{id}")))
+            Ok((Signature::Match(id), id.get()))
         },
+        location: |id| format!("/api/matches/{id}"),
         query_keys: &["force"],
     };
 
     const PLAYERS: ResourceRoute = ResourceRoute {
         to_sig: |raw| {
             let id: PlayerId = parse_id(raw)?;
-            Ok((Signature::Player(id), format!("/api/players/{id}/data")))
+            Ok((Signature::Player(id), id.get()))
         },
+        location: |id| format!("/api/players/{id}/data"),
         query_keys: &["force"],
     };
 
     const PLAYER_STATS: ResourceRoute = ResourceRoute {
         to_sig: |raw| {
             let id: PlayerId = parse_id(raw)?;
-            let location = format!("/api/players/{id}/stats");
-            Ok((Signature::PlayerStats(id), location))
+            Ok((Signature::PlayerStats(id), id.get()))
         },
+        location: |id| format!("/api/players/{id}/stats"),
         query_keys: &["force"],
     };
 
     const LEAGUES: ResourceRoute = ResourceRoute {
         to_sig: |raw| {
             let id: LeagueId = parse_id(raw)?;
-            Ok((Signature::League(id), format!("/api/leagues/{id}")))
+            Ok((Signature::League(id), id.get()))
         },
+        location: |id| format!("/api/leagues/{id}"),
         query_keys: &["force", "queueMatches"],
     };
 
