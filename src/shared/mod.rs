@@ -170,6 +170,29 @@ pub fn check_server(client: &async_nats::Client, url: &str) -> Result<ServerVers
     }
 }
 
+/// Creates (or reuses) a KV bucket of one value per key whose delete and purge markers may
+/// carry a TTL ([`MARKER_TTL`] for those the server leaves when a key's own TTL runs out).
+async fn marked_bucket(
+    js: &jetstream::Context,
+    bucket: &str,
+    description: &str,
+    replicas: usize,
+    op: &'static str,
+) -> Result<kv::Store, SharedError> {
+    crate::bus::setup::with_retries(op, || {
+        js.create_or_update_key_value(kv::Config {
+            bucket: bucket.to_string(),
+            description: description.to_string(),
+            history: 1,
+            num_replicas: replicas,
+            limit_markers: Some(MARKER_TTL),
+            ..Default::default()
+        })
+    })
+    .await
+    .map_err(SharedError::boxed(op))
+}
+
 impl SharedStore {
     /// Creates (or reuses) the buckets with `replicas` copies each.
     pub async fn open(
@@ -190,18 +213,14 @@ impl SharedStore {
         })
         .await
         .map_err(SharedError::boxed("create the data bucket"))?;
-        let claims = crate::bus::setup::with_retries("create the claims bucket", || {
-            js.create_or_update_key_value(kv::Config {
-                bucket: CLAIMS_BUCKET.to_string(),
-                description: "dota-orchestrator: claims on resources being fetched".into(),
-                history: 1,
-                num_replicas: replicas,
-                limit_markers: Some(MARKER_TTL),
-                ..Default::default()
-            })
-        })
-        .await
-        .map_err(SharedError::boxed("create the claims bucket"))?;
+        let claims = marked_bucket(
+            &js,
+            CLAIMS_BUCKET,
+            "dota-orchestrator: claims on resources being fetched",
+            replicas,
+            "create the claims bucket",
+        )
+        .await?;
         let bodies = crate::bus::setup::with_retries("create the bodies object store", || async {
             match js.get_object_store(BODIES_BUCKET).await {
                 Ok(store) => Ok(store),
@@ -220,19 +239,15 @@ impl SharedStore {
         })
         .await
         .map_err(SharedError::boxed("create the bodies object store"))?;
-        let access = crate::bus::setup::with_retries("create the access bucket", || {
-            js.create_or_update_key_value(kv::Config {
-                bucket: ACCESS_BUCKET.to_string(),
-                description: "dota-orchestrator: last request of each resource".into(),
-                history: 1,
-                num_replicas: replicas,
-                // An evicted resource's key is purged with a marker that expires.
-                limit_markers: Some(MARKER_TTL),
-                ..Default::default()
-            })
-        })
-        .await
-        .map_err(SharedError::boxed("create the access bucket"))?;
+        // An evicted resource's request time is purged with a marker that expires.
+        let access = marked_bucket(
+            &js,
+            ACCESS_BUCKET,
+            "dota-orchestrator: last request of each resource",
+            replicas,
+            "create the access bucket",
+        )
+        .await?;
         for stream in [
             format!("KV_{DATA_BUCKET}"),
             format!("KV_{CLAIMS_BUCKET}"),
