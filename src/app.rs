@@ -82,6 +82,7 @@ impl Application {
     pub async fn build(mut settings: Settings, hooks: Hooks) -> Result<Self, AppError> {
         // Both reqwest and async-nats use rustls with ring; installing it twice is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
+        start::malloc_arenas();
         let metrics = crate::metrics::install()?;
         let tasks = Tasks::default();
         start::data_dir(&settings)?;
