@@ -47,32 +47,6 @@ use crate::upstream::in_flight::{InFlight, Lane};
 use crate::upstream::opendota::OpenDota;
 use crate::upstream::recorder::Recorder;
 
-/// Caps glibc's malloc arenas at one per core, unless `MALLOC_ARENA_MAX` says otherwise.
-/// glibc's default is eight per core: the blocking pool's threads (body parsing, compression)
-/// each take an arena and every arena keeps what was freed in it, so RSS grew with the work
-/// done rather than with what is held. Measured on a 1,000-match import (BENCHMARKS.md
-/// "Scale and cost"): 208-228 MiB after the import by default, 166.5 MiB with two arenas, at
-/// the same CPU per stored resource. Runs once the runtime is up; threads started before it
-/// keep the arena they have, later ones share the capped set.
-pub(super) fn malloc_arenas() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
-            return;
-        }
-        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-        let arenas = libc::c_int::try_from(cores).unwrap_or(libc::c_int::MAX);
-        // SAFETY: mallopt only sets a tunable of the allocator; it is documented as safe to
-        // call at any time, from any thread, and reads no memory of ours.
-        let set = unsafe { libc::mallopt(libc::M_ARENA_MAX, arenas) };
-        if set == 1 {
-            tracing::debug!(arenas, "malloc arenas capped");
-        } else {
-            tracing::warn!(arenas, "could not cap malloc arenas; RSS may grow with the work done");
-        }
-    }
-}
-
 /// Creates the data directory (redb file, embedded NATS store, instance ID).
 pub(super) fn data_dir(settings: &Settings) -> Result<(), AppError> {
     std::fs::create_dir_all(&settings.data_dir).map_err(|source| AppError::DataDir {

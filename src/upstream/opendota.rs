@@ -420,8 +420,8 @@ mod tests {
     /// the checks, the fan-out and the summary cannot tell them apart.
     #[test]
     fn a_matchs_head_reads_as_the_whole_body_does() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("fixtures/demo/opendota/matches");
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo/opendota/matches");
         let mut seen = 0;
         for entry in std::fs::read_dir(dir).unwrap() {
             let raw = std::fs::read(entry.unwrap().path()).unwrap();
