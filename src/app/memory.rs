@@ -37,11 +37,18 @@ pub fn limit_malloc_arenas() {
     }
 }
 
+/// Whether a trim task runs in this process: the heap is the process's, so one is enough
+/// however many applications run in it (the integration tests start several).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+static TRIMMING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Every [`TRIM_EVERY`] until shutdown, on the blocking pool (it takes each arena's lock in
-/// turn): hands the free pages of every arena back to the OS.
+/// turn): hands the free pages of every arena back to the OS. Only the first application of
+/// the process starts it; the next one does after that one's task ended.
 pub(super) fn trim_periodically(tasks: &Tasks) {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
+    if !TRIMMING.swap(true, std::sync::atomic::Ordering::AcqRel) {
+        use std::sync::atomic::Ordering;
         let token = tasks.token();
         tasks.spawn_restarting(TaskName::MallocTrim, move || {
             let token = token.clone();
@@ -51,7 +58,10 @@ pub(super) fn trim_periodically(tasks: &Tasks) {
                 loop {
                     tokio::select! {
                         _ = every.tick() => {}
-                        () = token.cancelled() => return,
+                        () = token.cancelled() => {
+                            TRIMMING.store(false, Ordering::Release);
+                            return;
+                        }
                     }
                     match tokio::task::spawn_blocking(trim).await {
                         Ok((released, took)) => tracing::trace!(
@@ -60,7 +70,10 @@ pub(super) fn trim_periodically(tasks: &Tasks) {
                             "free heap pages handed back"
                         ),
                         // Only a runtime shutting down gets here.
-                        Err(_) => return,
+                        Err(_) => {
+                            TRIMMING.store(false, Ordering::Release);
+                            return;
+                        }
                     }
                 }
             }
