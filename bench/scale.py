@@ -8,13 +8,16 @@ Three parts:
            (bench/gen_league.py --parsed: ~290 KB of compact JSON each) and its 10,000 players,
            `--store redb`, with no rate limit (OpenDota and Dotabuff budgets raised far above
            what the machine can do) against the fixture upstream with no latency. Reported:
-           dota.redb after the import against the plain and gzip-6 bytes of the bodies; the
-           service's RSS (/proc/PID/status) and peak RSS; hot cache bytes (/metrics); service
-           CPU seconds (/proc/PID/stat utime+stime over the import) per stored resource;
-           matches/s; then, keep-alive sequential GETs: the team view (cached rendering, plain
-           and gzip), `?include=progress`, /api/queue/status; then restarts (SIGTERM, start,
-           poll /readyz every 10 ms) and, on a restart with `--hot-cache-mb 0`, the team view
-           rendered from the summaries on every GET.
+           dota.redb after the import against the plain and gzip-6 bytes of the bodies (its
+           length and the disk it takes, sampled during the import too, and after a clean
+           stop: redb lengthens the file ahead of use, a hole until written); the
+           service's RSS (/proc/PID/status) 2 s and 12 s after the import, and peak RSS;
+           hot cache bytes (/metrics); service CPU seconds (/proc/PID/stat utime+stime over
+           the import) per stored resource; matches/s; then, keep-alive sequential GETs:
+           the team view (cached rendering, plain and gzip), `?include=progress`,
+           /api/queue/status; then restarts (SIGTERM, start, poll /readyz every 10 ms) and,
+           on a restart with `--hot-cache-mb 0`, the team view rendered from the summaries
+           on every GET.
   nats     The first N (300) matches of the same data set on one `--store nats` instance of a
            3-node R3 cluster (nats-server from .tools, as scripts/cluster.sh): JetStream bytes
            per node (/jsz `storage` and the node's store dir), the instance's redb replica,
@@ -52,6 +55,7 @@ UNLIMITED = ["--opendota-rate-limit-per-min", "100000000", "--opendota-daily-lim
 IMPORT_TIMEOUT_S = 1800
 READY_TIMEOUT_S = 120
 POLL_S = 0.25
+SETTLE_S = 10  # after the 2 s: RSS again, "settled"
 RESTARTS = 3
 FILL = os.environ.get("BENCH_FILL", os.path.join(common.TARGET, "release", "examples",
                                                   "fill_store"))
@@ -184,9 +188,20 @@ def complete(p):
         and p["playersReady"] + p["failed"] >= p["playersTotal"]
 
 
-def run_import(svc, path):
+def file_bytes(path):
+    """A file's length and the disk it takes (allocated blocks: what `du` shows). redb sets a
+    longer length ahead of use (a hole until written), so the two differ while it runs."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None, None
+    return st.st_size, st.st_blocks * 512
+
+
+def run_import(svc, path, redb=None):
     """POSTs the import and polls its progress until complete: wall and CPU, the time the last
-    match was ready, and RSS samples by resources stored."""
+    match was ready, and RSS (and, given `redb`, its length and disk) samples by resources
+    stored."""
     pid = svc.proc.pid
     cpu0, t0 = cpu_seconds(pid), time.monotonic()
     status, _ = common.request("POST", svc.addr, path)
@@ -197,8 +212,11 @@ def run_import(svc, path):
         p = progress(svc.addr, path)
         now = time.monotonic() - t0
         if p:
-            samples.append({"s": round(now, 2), "resources": p["matchesReady"] + p["playersReady"],
-                            "rssMiB": mib(status_kb(pid, "VmRSS"))})
+            sample = {"s": round(now, 2), "resources": p["matchesReady"] + p["playersReady"],
+                      "rssMiB": mib(status_kb(pid, "VmRSS"))}
+            if redb:
+                sample["redbBytes"], sample["redbDiskBytes"] = file_bytes(redb)
+            samples.append(sample)
             if matches_at is None and p["matchesTotal"] and p["matchesReady"] == p["matchesTotal"]:
                 matches_at = now
         if complete(p):
@@ -306,16 +324,24 @@ def league(args, data, manifest):
     team_path = f"/api/teams/{manifest['teamId']}/matches?leagueId={manifest['leagueId']}"
     print(f"  import of {manifest['matches']} matches + {manifest['players']} players "
           f"(ready in {ready:.2f} s)", flush=True)
-    imp = run_import(svc, team_path)
+    redb_path = os.path.join(data_dir, "dota.redb")
+    imp = run_import(svc, team_path, redb_path)
     time.sleep(2)  # let the last writes and snapshots settle
     mem = memory(svc)
-    redb = os.path.getsize(os.path.join(data_dir, "dota.redb"))
+    redb, redb_disk = file_bytes(redb_path)
+    # And once settled: what the allocator keeps of the import's bursts after a while.
+    time.sleep(SETTLE_S)
+    mem["settledRssMiB"] = mib(status_kb(svc.proc.pid, "VmRSS"))
     stats = common.fixture_stats(fixture)
     print(f"    {imp['wallS']} s, {imp['matchesPerS']} matches/s, {imp['cpuMsPerResource']} ms "
-          f"CPU/resource; redb {redb / 2**20:.1f} MiB; RSS {mem['rssMiB']} MiB (peak "
-          f"{mem['peakRssMiB']}), hot cache {mem['hotCacheBytes']} B", flush=True)
+          f"CPU/resource; redb {redb / 2**20:.1f} MiB long, {redb_disk / 2**20:.1f} MiB on "
+          f"disk; RSS {mem['rssMiB']} MiB (peak {mem['peakRssMiB']}, {mem['settledRssMiB']} "
+          f"{SETTLE_S + 2} s after), hot cache "
+          f"{mem['hotCacheBytes']} B", flush=True)
     lat = latencies(svc.addr, team_path, args.requests)
     svc, rs = restarts("service", argv, work, data_dir, team_path, svc)
+    # After clean stops (the restarts): redb truncates what it grew ahead of use.
+    stopped, stopped_disk = file_bytes(redb_path)
     # The view rendered from the summaries on every GET: no hot cache to keep a rendering.
     stop_timed(svc)
     cold_argv = argv + ["--hot-cache-mb", "0"]
@@ -325,7 +351,8 @@ def league(args, data, manifest):
     svc.stop()
     fixture.stop()
     common.remove_tempdir(work)
-    return {"import": imp, "memory": mem, "redbBytes": redb,
+    return {"import": imp, "memory": mem, "redbBytes": redb, "redbDiskBytes": redb_disk,
+            "redbAfterRestartsBytes": stopped, "redbAfterRestartsDiskBytes": stopped_disk,
             "upstream": {"opendota": common.opendota_calls(stats),
                          "dotabuff": common.dotabuff_calls(stats),
                          "rateLimited": stats.get("rateLimited", 0)},
@@ -353,10 +380,11 @@ def nats(args, data, manifest):
         _, jsz = common.request("GET", f"127.0.0.1:{port}", "/jsz", timeout=5)
         nodes.append({"jszStorageBytes": (jsz or {}).get("storage"),
                       "storeDirBytes": dir_bytes(os.path.join(work, "cluster", f"n{i}"))})
-    redb = os.path.getsize(os.path.join(data_dir, "dota.redb"))
+    redb, redb_disk = file_bytes(os.path.join(data_dir, "dota.redb"))
     print(f"    {imp['wallS']} s, {imp['matchesPerS']} matches/s; JetStream per node "
           f"{[round(n['jszStorageBytes'] / 2**20, 1) for n in nodes]} MiB; replica redb "
-          f"{redb / 2**20:.1f} MiB; RSS {mem['rssMiB']} MiB", flush=True)
+          f"{redb / 2**20:.1f} MiB long, {redb_disk / 2**20:.1f} MiB on disk; RSS "
+          f"{mem['rssMiB']} MiB", flush=True)
     lat = latencies(svc.addr, team_path, args.requests)
     svc, rs = restarts("i0", argv, work, data_dir, team_path, svc)
     svc.stop()
@@ -364,7 +392,8 @@ def nats(args, data, manifest):
     cluster.stop()
     common.remove_tempdir(work)
     return {"natsServer": version, "import": imp, "memory": mem, "nodes": nodes,
-            "replicaRedbBytes": redb, "latency": lat, "restart": rs}
+            "replicaRedbBytes": redb, "replicaRedbDiskBytes": redb_disk, "latency": lat,
+            "restart": rs}
 
 
 def startup(args, counts):

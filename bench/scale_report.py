@@ -40,6 +40,12 @@ def plain(v, unit=""):
     return "–" if v is None else f"{v}{unit}"
 
 
+def most(league, key):
+    """The largest value of `key` among the import's samples (None when none has it)."""
+    values = [x[key] for x in get(league, "import", "samples") or [] if x.get(key)]
+    return max(values) if values else None
+
+
 def rows_for(run):
     lg, nt = run.get("league") or {}, run.get("nats") or {}
     b, nb = lg.get("bodies") or {}, nt.get("bodies") or {}
@@ -50,8 +56,16 @@ def rows_for(run):
         ("`dota.redb` after the import", mb(redb)),
         ("  × plain bytes / × gzip-6 bytes",
          f"{ratio(redb, b.get('plain'))} / {ratio(redb, b.get('gzip6'))}"),
+        ("`dota.redb` on disk (allocated blocks) after the import", mb(lg.get("redbDiskBytes"))),
+        ("  × gzip-6 bytes: on disk / most on disk during the import",
+         f"{ratio(lg.get('redbDiskBytes'), b.get('gzip6'))} / "
+         f"{ratio(most(lg, 'redbDiskBytes'), b.get('gzip6'))}"),
+        ("  × gzip-6 bytes after a clean stop: length / on disk",
+         f"{ratio(lg.get('redbAfterRestartsBytes'), b.get('gzip6'))} / "
+         f"{ratio(lg.get('redbAfterRestartsDiskBytes'), b.get('gzip6'))}"),
         ("RSS after the import (peak)", f"{plain(get(lg, 'memory', 'rssMiB'), ' MiB')} "
          f"({plain(get(lg, 'memory', 'peakRssMiB'), ' MiB')})"),
+        ("RSS 12 s after the import", plain(get(lg, "memory", "settledRssMiB"), " MiB")),
         ("RSS at 1k / 10k resources stored", f"{plain(get(lg, 'import', 'rssAt', '1000'), ' MiB')} / "
          f"{plain(get(lg, 'import', 'rssAt', '10000'), ' MiB')}"),
         ("hot cache bytes / capacity", f"{plain(get(lg, 'memory', 'hotCacheBytes'))} / "

@@ -15,6 +15,7 @@
 mod consumers;
 mod error;
 mod hooks;
+mod memory;
 mod nats;
 mod serve;
 mod start;
@@ -39,6 +40,7 @@ use crate::tasks::Tasks;
 use crate::upstream::budget::reserve;
 pub use error::AppError;
 pub use hooks::Hooks;
+pub use memory::limit_malloc_arenas;
 use start::Fetchers;
 
 /// Job kinds this build fetches.
@@ -84,6 +86,7 @@ impl Application {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let metrics = crate::metrics::install()?;
         let tasks = Tasks::default();
+        memory::trim_periodically(&tasks);
         start::data_dir(&settings)?;
         let recorder = start::recorder(&settings)?;
         #[cfg(feature = "fixture-upstream")]

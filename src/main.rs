@@ -194,6 +194,8 @@ fn write_openapi(mut out: impl std::io::Write) -> anyhow::Result<()> {
 }
 
 fn main() -> anyhow::Result<()> {
+    // Before any other thread starts, so none keeps an arena of its own (see app::memory).
+    dota_orchestrator::app::limit_malloc_arenas();
     let cli = parse_cli()?;
     init_tracing(cli.log_format);
     let system = actix_rt::System::with_tokio_rt(|| {

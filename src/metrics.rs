@@ -157,6 +157,8 @@ pub enum TaskName {
     BudgetHeartbeat,
     /// The store's upkeep: access times, size bound, retention.
     StoreUpkeep,
+    /// Handing free heap pages back to the OS (`app::memory`).
+    MallocTrim,
     /// The webhook endpoints' KV watch.
     WebhookRegistry,
     /// Events to webhook deliveries.
@@ -168,7 +170,7 @@ pub enum TaskName {
 }
 
 impl TaskName {
-    pub const ALL: [TaskName; 16] = [
+    pub const ALL: [TaskName; 17] = [
         TaskName::Http,
         TaskName::QueueStatus,
         TaskName::Gauges,
@@ -181,6 +183,7 @@ impl TaskName {
         TaskName::Leases,
         TaskName::BudgetHeartbeat,
         TaskName::StoreUpkeep,
+        TaskName::MallocTrim,
         TaskName::WebhookRegistry,
         TaskName::WebhookDispatch,
         TaskName::WebhookDelivery,
@@ -201,6 +204,7 @@ impl TaskName {
             TaskName::Leases => "leases",
             TaskName::BudgetHeartbeat => "budget_heartbeat",
             TaskName::StoreUpkeep => "store_upkeep",
+            TaskName::MallocTrim => "malloc_trim",
             TaskName::WebhookRegistry => "webhook_registry",
             TaskName::WebhookDispatch => "webhook_dispatch",
             TaskName::WebhookDelivery => "webhook_delivery",

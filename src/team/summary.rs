@@ -215,4 +215,19 @@ mod tests {
         assert_eq!(stored.summary(team).won, Some(true));
         assert_eq!(of_body(&sig, b"not json"), None);
     }
+
+    /// Fetched matches are summarised from their head (`upstream::match_head`): it must hold
+    /// every field [`MatchFacts::read`] reads, or summaries would lose it without a sound.
+    #[test]
+    fn a_match_summary_from_the_head_is_the_one_from_the_whole_body() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo/opendota/matches");
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let raw = std::fs::read(entry.unwrap().path()).unwrap();
+            let full: Value = serde_json::from_slice(&raw).unwrap();
+            let head = crate::upstream::match_head::parse(&raw).unwrap();
+            assert_eq!(MatchFacts::read(&head), MatchFacts::read(&full));
+            assert!(MatchFacts::read(&full).start_time.is_some());
+        }
+    }
 }

@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use super::client::{Request, UpstreamClient};
 use super::error::{UpstreamError, invalid_id_in};
+use super::match_head;
 use super::off_thread;
 use super::recorder::Recorder;
 use crate::config::ApiKey;
@@ -138,6 +139,22 @@ impl OpenDota {
         T: Send + 'static,
         F: FnOnce(Bytes, Value) -> Result<T, UpstreamError> + Send + 'static,
     {
+        self.get_parsed(path, |raw| serde_json::from_slice(raw), read)
+            .await
+    }
+
+    /// [`Self::get_json`] with `parse` making the `Value` `read` is given (a match's head:
+    /// [`match_head::parse`]).
+    async fn get_parsed<T, F>(
+        &self,
+        path: &str,
+        parse: fn(&[u8]) -> Result<Value, serde_json::Error>,
+        read: F,
+    ) -> Result<T, UpstreamError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Bytes, Value) -> Result<T, UpstreamError> + Send + 'static,
+    {
         let query: Vec<(&str, String)> = self
             .api_key
             .iter()
@@ -156,7 +173,7 @@ impl OpenDota {
         // A reference count, not a copy of the body.
         let body = raw.clone();
         let kept = off_thread::run(Service::OpenDota, move || {
-            let value = parse_json(&raw)?;
+            let value = parse_json(&raw, parse)?;
             read(raw, value)
         })
         .await??;
@@ -171,16 +188,19 @@ impl OpenDota {
         self.get_match_with(id, |_| ()).await.map(|(body, ())| body)
     }
 
-    /// [`Self::get_match`], plus `also` applied to the parsed body on the blocking pool, so a
-    /// caller that needs more of it does not parse it a second time.
+    /// [`Self::get_match`], plus `also` applied to the match's head on the blocking pool, so a
+    /// caller that needs more of it does not parse it a second time. The head
+    /// ([`match_head::parse`]) holds only the fields in [`match_head::MATCH_FIELDS`] and each
+    /// player's [`match_head::PLAYER_FIELDS`]: a reader of another field adds it there.
     pub async fn get_match_with<T: Send + 'static>(
         &self,
         id: MatchId,
         also: impl FnOnce(&Value) -> T + Send + 'static,
     ) -> Result<(MatchBody, T), UpstreamError> {
-        self.get_json(&format!("matches/{id}"), move |raw, value| {
-            let body = check_match(id, raw, &value)?;
-            Ok((body, also(&value)))
+        let path = format!("matches/{id}");
+        self.get_parsed(&path, match_head::parse, move |raw, head| {
+            let body = check_match(id, raw, &head)?;
+            Ok((body, also(&head)))
         })
         .await
     }
@@ -209,8 +229,11 @@ impl OpenDota {
 
 /// A 2xx body as JSON, unless it is not JSON ([`UpstreamError::Garbled`]) or is OpenDota's
 /// explicit "invalid id" answer ([`UpstreamError::InvalidId`]). CPU-heavy for a large body.
-fn parse_json(raw: &[u8]) -> Result<Value, UpstreamError> {
-    let value = serde_json::from_slice(raw).map_err(|e| garbled(not_json_reason(raw, &e)))?;
+fn parse_json(
+    raw: &[u8],
+    parse: fn(&[u8]) -> Result<Value, serde_json::Error>,
+) -> Result<Value, UpstreamError> {
+    let value = parse(raw).map_err(|e| garbled(not_json_reason(raw, &e)))?;
     if let Some(message) = invalid_id_in(&value) {
         return Err(UpstreamError::InvalidId {
             service: Service::OpenDota,
@@ -391,6 +414,36 @@ mod tests {
         assert!(reason(b"\n <!DOCTYPE html><html>").starts_with("an HTML page"));
         assert!(reason(br#"{"match_id": 1, "play"#).starts_with("truncated JSON after 21 bytes"));
         assert!(reason(b"\x00\x01garbage").starts_with("not JSON"));
+    }
+
+    /// The head of every demo match holds what the whole body holds in each field read, so
+    /// the checks, the fan-out and the summary cannot tell them apart.
+    #[test]
+    fn a_matchs_head_reads_as_the_whole_body_does() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo/opendota/matches");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let raw = std::fs::read(entry.unwrap().path()).unwrap();
+            let full: Value = serde_json::from_slice(&raw).unwrap();
+            let head = match_head::parse(&raw).unwrap();
+            for field in match_head::MATCH_FIELDS {
+                assert_eq!(head.get(field), full.get(field), "{field}");
+            }
+            let players = |v: &Value| v["players"].as_array().unwrap().clone();
+            let (head_players, full_players) = (players(&head), players(&full));
+            assert_eq!(head_players.len(), full_players.len());
+            for (h, f) in head_players.iter().zip(&full_players) {
+                for field in match_head::PLAYER_FIELDS {
+                    assert_eq!(h.get(field), f.get(field), "{field}");
+                }
+            }
+            assert_eq!(MatchSides::read(&head), MatchSides::read(&full));
+            let id = MatchId::new(full["match_id"].as_u64().unwrap()).unwrap();
+            assert!(check_match(id, Bytes::from(raw), &head).is_ok());
+            seen += 1;
+        }
+        assert!(seen > 0, "no demo matches");
     }
 
     #[test]
