@@ -75,7 +75,7 @@ pub const NATS_CONNECTED: &str = "dota_nats_connected";
 pub const NATS_SERVER_RESTARTS: &str = "dota_nats_server_restarts_total";
 /// redb write transactions. Labels: result (ok, error). Reads of fresh data never write.
 pub const STORE_WRITES: &str = "dota_store_writes_total";
-/// Size of the redb file.
+/// Bytes the redb file takes on disk (its allocated blocks, not its length).
 pub const STORE_SIZE_BYTES: &str = "dota_store_size_bytes";
 pub const STORE_DEGRADED: &str = "dota_store_degraded";
 /// Bytes the store takes. Labels: store (redb: the file; shared: the data bucket's stream
@@ -428,7 +428,10 @@ fn describe_read_side() {
         NATS_SERVER_RESTARTS,
         "Restarts of the embedded nats-server after it died."
     );
-    describe_gauge!(STORE_SIZE_BYTES, "Size of the redb file in bytes.");
+    describe_gauge!(
+        STORE_SIZE_BYTES,
+        "Bytes the redb file takes on disk (its allocated blocks)."
+    );
     describe_counter!(
         STORE_WRITES,
         "redb write transactions (claims, stores, failures, invalidations) by result."

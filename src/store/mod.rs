@@ -176,9 +176,15 @@ impl Store {
         self.ttls.failures
     }
 
-    /// Size of the database file in bytes (for metrics).
+    /// Bytes the database file takes on disk (for metrics, `GET /api/store` and
+    /// `--store-max-gb`): its allocated blocks, not its length. Until the file reaches one
+    /// region (4 GiB) redb doubles its length ahead of use, and the hole takes no disk until
+    /// written: the length read 1.77-2.36× the bodies' gzip bytes where the disk held 1.28-1.30×.
     pub fn file_size(&self) -> u64 {
-        std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0)
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(&self.path)
+            .map(|m| m.len().min(m.blocks().saturating_mul(512)))
+            .unwrap_or(0)
     }
 
     /// Opens a read transaction and a table: proves the database answers (for `/readyz`).
