@@ -165,12 +165,15 @@ fn claim_over_scheduled(tx: &mut Tx<'_>, template: Job) -> Result<Option<Job>, S
 /// Children are bulk work, except those of scheduled work, which stay scheduled.
 ///
 /// `shared_decides` (`--store nats`): the replica's claims are only a lagging copy of the
-/// shared ones, so a child is claimed here whatever they say, and the shared claim made before
-/// it is queued decides. Skipping it on a copied claim lost work for good: a claim whose end
-/// the replica had not seen yet (its holder had stored the child before a force, or was
-/// frozen, or the claims watch missed the end), while the child was marked invalidated here,
-/// left it invalidated in this replica only, with no job (bench/soak.sh: one instance missing
-/// players that every other instance served).
+/// shared ones, so a forced child is claimed here whatever they say, and the shared claim made
+/// before it is queued decides (see `StorePort::confirm_claim`). Skipping it on a copied claim
+/// lost work for good: a claim whose end the replica had not seen yet (its holder had stored
+/// the child before the force, or was frozen, or the claims watch missed the end), while the
+/// child was marked invalidated here, left it invalidated in this replica only, with no job
+/// (bench/soak.sh: one instance missing players that every other instance served). An
+/// unforced child still defers to a copied claim: its holder stores it, and the shared check
+/// of an unforced child, which compares with the replica, would otherwise refetch a copy the
+/// replica received in between.
 fn claim_children(
     tx: &mut Tx<'_>,
     children: Vec<Child>,
@@ -211,7 +214,7 @@ fn claim_children(
             fanout: child.fanout,
             queued_at_ms: now,
         };
-        if shared_decides {
+        if shared_decides && forced_at_ms.is_some() {
             tx.put_in_flight(&sig, &template)?;
             jobs.push(template);
         } else if let Some(job) = claim(tx, template)? {
