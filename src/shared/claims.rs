@@ -212,6 +212,29 @@ impl SharedStore {
         Ok(false)
     }
 
+    /// Replaces the live claim of `holder` with one for `job` (the holder's job has nothing
+    /// left to fetch, see `StorePort::confirm_claim`). False when the claim changed meanwhile.
+    /// The holder's release then leaves the new claim alone, and its lease keeper lets it go.
+    pub async fn supersede(&self, job: &Job, holder: &ClaimRecord) -> Result<bool, SharedError> {
+        let Some((current, revision)) = self.current_claim(&job.signature).await? else {
+            return Ok(false);
+        };
+        if current != *holder {
+            return Ok(false);
+        }
+        let value = self.record(job)?;
+        match self
+            .write_claim(&job.signature, value.clone(), revision)
+            .await?
+        {
+            Some(new) => {
+                self.hold(job, new, value);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
     /// Ends the claim of `job` if it is still the current one (a store, a failure, or a job
     /// that could not be queued). The marker left behind expires after a while.
     pub async fn release(&self, job: &Job) -> Result<(), SharedError> {

@@ -8,6 +8,7 @@
 //! per-key TTL.
 
 use async_nats::jetstream::kv;
+use async_nats::jetstream::stream::LastRawMessageErrorKind;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
@@ -188,13 +189,7 @@ impl SharedStore {
         record: &EntryRecord,
     ) -> Result<Option<Vec<u8>>, SharedError> {
         match record.body {
-            BodyPlace::Kv => Ok(self
-                .inner
-                .data
-                .get(keys::record(Record::Body, sig))
-                .await
-                .map_err(SharedError::boxed("read a body"))?
-                .map(|b| b.to_vec())),
+            BodyPlace::Kv => self.body_from_leader(sig).await,
             BodyPlace::Object => {
                 let mut object = match self.inner.bodies.get(keys::object(sig)).await {
                     Ok(object) => object,
@@ -213,6 +208,24 @@ impl SharedStore {
                     .map_err(SharedError::boxed("read a body object"))?;
                 Ok(Some(body))
             }
+        }
+    }
+
+    /// The body `b.<sig>` as the stream's leader holds it. Not a KV get: the buckets allow
+    /// direct gets, which any replica answers, and a follower a moment behind answers "no
+    /// such key" for a body whose record the watch has just delivered (or the body before
+    /// it). The mirror took that for a body replaced meanwhile and skipped the record, so the
+    /// replica never had the entry (bench/soak.sh: one instance missing a match or players
+    /// that the others served, at load 12, away from any node kill).
+    async fn body_from_leader(&self, sig: &Signature) -> Result<Option<Vec<u8>>, SharedError> {
+        let data = &self.inner.data;
+        let subject = format!("{}{}", data.prefix, keys::record(Record::Body, sig));
+        match data.stream.get_last_raw_message_by_subject(&subject).await {
+            // A delete or purge marker has the operation in its headers and no payload.
+            Ok(message) if message.payload.is_empty() => Ok(None),
+            Ok(message) => Ok(Some(message.payload.to_vec())),
+            Err(err) if err.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(None),
+            Err(err) => Err(SharedError::boxed("read a body")(err)),
         }
     }
 

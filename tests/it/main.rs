@@ -27,6 +27,7 @@ mod events;
 mod failures;
 mod fault_mix;
 mod fixture_upstream;
+mod frozen_owner;
 mod invalidation;
 mod leagues_stats;
 mod live;

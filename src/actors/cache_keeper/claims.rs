@@ -163,13 +163,24 @@ fn claim_over_scheduled(tx: &mut Tx<'_>, template: Job) -> Result<Option<Job>, S
 /// before the force is invalidated and refetched, and none fetched after it, so a resource
 /// shared by many parents is refetched once.
 /// Children are bulk work, except those of scheduled work, which stay scheduled.
+///
+/// `shared_decides` (`--store nats`): the replica's claims are only a lagging copy of the
+/// shared ones, so a forced child is claimed here whatever they say, and the shared claim made
+/// before it is queued decides (see `StorePort::confirm_claim`). Skipping it on a copied claim
+/// lost work for good: a claim whose end the replica had not seen yet (its holder had stored
+/// the child before the force, or was frozen, or the claims watch missed the end), while the
+/// child was marked invalidated here, left it invalidated in this replica only, with no job
+/// (bench/soak.sh: one instance missing players that every other instance served). An
+/// unforced child still defers to a copied claim: its holder stores it, and the shared check
+/// of an unforced child, which compares with the replica, would otherwise refetch a copy the
+/// replica received in between.
 fn claim_children(
     tx: &mut Tx<'_>,
     children: Vec<Child>,
-    generation: u64,
-    parent: Priority,
+    (generation, parent): (u64, Priority),
     forced_at_ms: Option<i64>,
     now: i64,
+    shared_decides: bool,
 ) -> Result<Vec<Job>, StoreError> {
     let priority = match parent {
         Priority::Scheduled => Priority::Scheduled,
@@ -203,7 +214,10 @@ fn claim_children(
             fanout: child.fanout,
             queued_at_ms: now,
         };
-        if let Some(job) = claim(tx, template)? {
+        if shared_decides && forced_at_ms.is_some() {
+            tx.put_in_flight(&sig, &template)?;
+            jobs.push(template);
+        } else if let Some(job) = claim(tx, template)? {
             jobs.push(job);
         }
     }
@@ -279,10 +293,10 @@ impl Handler<Complete> for CacheKeeper {
             let children = claim_children(
                 tx,
                 msg.children,
-                generation,
-                msg.job.priority,
+                (generation, msg.job.priority),
                 msg.job.forced_at_ms,
                 fetched_at_ms,
+                msg.claim_checked,
             )?;
             Ok(Completed {
                 stored: true,
@@ -357,10 +371,10 @@ impl Handler<ClaimChildren> for CacheKeeper {
             claim_children(
                 tx,
                 msg.children,
-                generation,
-                Priority::Bulk,
+                (generation, Priority::Bulk),
                 msg.forced_at_ms,
                 now_ms(),
+                false,
             )
         })
     }

@@ -7,13 +7,44 @@ use super::{Entry, StorePort, StorePortError};
 use crate::actors::cache_keeper::Release;
 use crate::domain::Job;
 use crate::shared::replica::{self, Apply};
-use crate::shared::{Claim, SharedError, SharedStore};
+use crate::shared::{Claim, ClaimRecord, SharedError, SharedStore};
 use crate::store::{EntryMeta, now_ms};
 
-/// Whether the live shared claim on `job`'s resource is this job's.
+/// Tries at taking over a claim whose job has nothing left to fetch, when the claim keeps
+/// changing under us.
+const SUPERSEDE_ATTEMPTS: u32 = 3;
+
+/// Whether `job` may write its outcome: the live shared claim on its resource is this job's,
+/// or the claim lapsed and is made again for it. A claim lapses when its lease expired while
+/// this instance could not renew it (frozen, or cut off from NATS) although the job went on.
+/// Dropping the outcome then lost it for good: the job is acked, no other job exists, and
+/// a forced refresh had already marked the stored copy invalidated (bench/soak.sh: a forced
+/// refresh that lost 8 of a team's matches right after a 20 s SIGSTOP). Not when the resource
+/// was stored since the job was queued: another job did it meanwhile.
 pub(super) async fn holds(shared: &SharedStore, job: &Job) -> Result<bool, SharedError> {
-    let current = shared.current_claim(&job.signature).await?;
-    Ok(current.is_some_and(|(c, _)| c.job.generation == job.generation))
+    if let Some((claim, _)) = shared.current_claim(&job.signature).await? {
+        return Ok(claim.job.generation == job.generation);
+    }
+    if let Some((record, _)) = shared.entry(&job.signature).await?
+        && !record.meta.invalidated
+        && record.meta.fetched_at_ms >= job.queued_at_ms
+    {
+        return Ok(false);
+    }
+    tracing::warn!(signature = %job.signature, "the job's claim lapsed while it ran; claiming it again");
+    shared.take_over(job).await
+}
+
+/// Whether the job of `holder` has stored its resource already (after it was queued), and
+/// the copy it stored is now invalidated: it was fetched before a force. Its holder only
+/// queues its fan-out and ends the claim; nothing it does refetches the resource. Turning the
+/// forced job away because of that claim left the copy invalidated everywhere, with no job (a
+/// freeze of the holder between its store and its release made it likely).
+async fn done_before(shared: &SharedStore, holder: &ClaimRecord) -> Result<bool, SharedError> {
+    let stored = shared.entry(&holder.job.signature).await?;
+    Ok(stored.is_some_and(|(record, _)| {
+        record.meta.invalidated && record.meta.fetched_at_ms >= holder.job.queued_at_ms
+    }))
 }
 
 impl StorePort {
@@ -41,13 +72,28 @@ impl StorePort {
         if let Some(forced_at) = job.forced_at_ms {
             shared.invalidate(&sig, Some(forced_at)).await?;
         }
-        match shared.claim(job).await? {
-            Claim::Made => {}
-            // Ours already: an earlier attempt at queueing this job claimed it.
-            Claim::Held(holder) if holder.job.generation == job.generation => {}
-            Claim::Held(holder) => {
-                tracing::debug!(signature = %sig, owner = %holder.owner, "claimed by another instance");
-                return Ok(false);
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match shared.claim(job).await? {
+                Claim::Made => break,
+                // Ours already: an earlier attempt at queueing this job claimed it.
+                Claim::Held(holder) if holder.job.generation == job.generation => break,
+                Claim::Held(holder)
+                    if job.is_forced()
+                        && attempts <= SUPERSEDE_ATTEMPTS
+                        && done_before(shared, &holder).await? =>
+                {
+                    if shared.supersede(job, &holder).await? {
+                        tracing::debug!(signature = %sig, owner = %holder.owner, "took over a claim whose job stored before the force");
+                        break;
+                    }
+                    // The claim changed meanwhile (most likely it ended): look again.
+                }
+                Claim::Held(holder) => {
+                    tracing::debug!(signature = %sig, owner = %holder.owner, "claimed by another instance");
+                    return Ok(false);
+                }
             }
         }
         let Some((record, _)) = shared.entry(&sig).await? else {

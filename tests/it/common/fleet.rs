@@ -300,6 +300,17 @@ impl ProcessMember {
             .unwrap_or(0.0)
     }
 
+    /// SIGSTOP (`stop: true`) or SIGCONT: a frozen process keeps its connections and its jobs
+    /// but renews no lease, as bench/soak.sh's 20 s freezes do.
+    pub fn freeze(&self, stop: bool) {
+        let signal = if stop { "-STOP" } else { "-CONT" };
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .expect("kill -STOP/-CONT");
+        assert!(status.success());
+    }
+
     /// SIGKILL: no shutdown, no nak, no release.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
