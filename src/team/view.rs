@@ -215,17 +215,8 @@ pub fn progress_with_deps(
 }
 
 /// Builds the view served by GET, with summaries of the ready matches and players, from one
-/// consistent snapshot of the store.
+/// consistent snapshot of the store; adds every signature it read to `deps` (see [`count`]).
 pub fn build(
-    store: &Store,
-    record: TeamRecord,
-    sides: PlayerSides,
-) -> Result<TeamView, StoreError> {
-    build_with_deps(store, record, sides, &mut Vec::new())
-}
-
-/// [`build`], adding every signature it read to `deps` (see [`count`]).
-pub fn build_with_deps(
     store: &Store,
     record: TeamRecord,
     sides: PlayerSides,
@@ -308,7 +299,7 @@ mod tests {
             listed_matches: Vec::new(),
             pages: 0,
         };
-        let view = build(&store, record.clone(), PlayerSides::Both).unwrap();
+        let view = build(&store, record.clone(), PlayerSides::Both, &mut Vec::new()).unwrap();
         assert_eq!(view.matches.len(), 1);
         assert_eq!(view.matches[0].won, Some(true));
         assert_eq!(view.players.len(), 1);

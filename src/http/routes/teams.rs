@@ -116,7 +116,7 @@ async fn render(
         let mut deps = Vec::new();
         let body = match part {
             ViewPart::Full => {
-                let mut full = view::build_with_deps(&store, record, sides, &mut deps)?;
+                let mut full = view::build(&store, record, sides, &mut deps)?;
                 full.progress = full.progress.with_day_budget(day_spent_until);
                 TeamViewBody::Full(full)
             }
