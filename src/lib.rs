@@ -43,5 +43,7 @@ pub mod shared;
 pub mod store;
 pub mod tasks;
 pub mod team;
+#[cfg(test)]
+mod test_log;
 pub mod upstream;
 pub mod webhooks;

@@ -195,20 +195,9 @@ mod tests {
 
     use super::*;
 
-    /// Log lines written while the test's subscriber is the default (on this thread, where a
-    /// current-thread runtime polls every task).
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    // Log lines written while the test's subscriber is the default (on this thread, where a
+    // current-thread runtime polls every task).
+    use crate::test_log::Captured;
 
     fn panics_counted(rendered: &str, task: &str) -> u64 {
         let series = format!("{TASK_PANICS}{{task=\"{task}\"}} ");
@@ -254,7 +243,7 @@ mod tests {
             "started again after each panic"
         );
         assert_eq!(panics_counted(&handle.render(), "team_watch") - before, 2);
-        let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+        let logs = logs.text();
         let logged = logs
             .lines()
             .filter(|l| l.contains("ERROR") && l.contains("background task panicked"))

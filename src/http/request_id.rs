@@ -232,25 +232,7 @@ mod tests {
         assert!(!sane("caf\u{e9}".as_bytes()));
     }
 
-    /// A `MakeWriter` into a shared buffer.
-    #[derive(Clone, Default)]
-    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl Captured {
-        fn text(&self) -> String {
-            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-        }
-    }
+    use crate::test_log::Captured;
 
     /// Two requests, one of which logs twice: what the log shows of each.
     fn log_two_requests(subscriber: impl Subscriber + Send + Sync + 'static) {
