@@ -13,7 +13,11 @@ the large match (~290 KB) stored through each, nginx serving the bytes the first
 rotating from round to round. A row's figure is the median round. Every process is started here
 and stopped on exit (common.py).
 
+With `--bare BINARY` (target/release/examples/bare_warp) a bare warp server serving the same files
+from memory runs as one more server: what warp and hyper alone cost here (issue 19's reference).
+
 Usage: readpath_cpu.py OUT.json NAME=BINARY [NAME=BINARY ...] [--duration 8] [--rounds 3]
+                       [--bare BINARY]
 """
 
 import argparse
@@ -72,6 +76,7 @@ def main():
     ap.add_argument("builds", nargs="+", help="NAME=BINARY")
     ap.add_argument("--duration", type=int, default=8)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--bare", help="the bare_warp example binary, run as one more server")
     args = ap.parse_args()
     builds = dict(b.split("=", 1) for b in args.builds)
     if not 1 <= args.duration <= 60 or not 1 <= args.rounds <= 10:
@@ -98,6 +103,21 @@ def main():
     nginx, nginx_addr, nginx_version = readpath.start_nginx(work, root)
     servers = {name: (svc.addr, paths, [svc.proc.pid]) for name, svc in services.items()}
     servers["nginx"] = (nginx_addr, {k: f"/{k}.json" for k in paths}, nginx_pids(nginx))
+    if args.bare:
+        bare_addr = f"127.0.0.1:{readpath.free_port()}"
+        bare = common.Daemon("bare-warp", [args.bare, bare_addr, root],
+                             os.path.join(work, "bare-warp.log"))
+
+        def answers():
+            if bare.proc.poll() is not None:
+                sys.exit(f"bare_warp exited (see {work}/bare-warp.log)")
+            try:
+                return readpath.fetch(bare_addr, "/player.json")[0] == 200
+            except OSError:
+                return False
+
+        common.wait_until(answers, 10, "bare_warp to answer", 0.05)
+        servers["bare-warp"] = (bare_addr, {k: f"/{k}.json" for k in paths}, [bare.proc.pid])
     wrk_args = argparse.Namespace(threads=2, connections=64, duration=args.duration)
     load = [common.load_average()]
 
@@ -129,7 +149,7 @@ def main():
             for name in servers), flush=True)
         rows.append(row)
     load.append(common.load_average())
-    common.write_json(args.out, {"builds": builds, "nginx": nginx_version,
+    common.write_json(args.out, {"builds": builds, "bare": args.bare, "nginx": nginx_version,
                                  "wrk": "wrk -t2 -c64 -d%ds" % args.duration,
                                  "rounds": args.rounds, "loadAverage": load, "rows": rows})
     print(f"readpath_cpu: load {load[0]} -> {load[1]}; {args.out}")

@@ -10,7 +10,7 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use futures::{Stream, StreamExt};
 use warp::http::HeaderMap;
-use warp::http::header::CONTENT_LENGTH;
+use warp::http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 
 use super::reply::ApiError;
 
@@ -51,12 +51,20 @@ impl OverLimit {
     }
 }
 
-/// Refuses a request whose target (`path`, and `query` when there is one) or headers are over
-/// their bounds. The router checks this before routing, so a long unknown path is a 414, not a
-/// 404.
-pub fn check_head(path: &str, query: &str, headers: &HeaderMap) -> Result<(), OverLimit> {
-    // `?` and the query are part of the target when there is a query.
-    let target = path.len() + if query.is_empty() { 0 } else { 1 + query.len() };
+/// Refuses a request whose target (`path`, and its `query` pairs when there are some) or
+/// headers are over their bounds. The router checks this before routing, so a long unknown
+/// path is a 414, not a 404.
+///
+/// The query arrives decoded (see `router::serve`), so its length is counted as
+/// `?k=v&k=v`: the exact target length for a query without percent escapes, a little under it
+/// for one with them (each `%XX` counts as the byte it stands for).
+pub fn check_head(
+    path: &str,
+    query: &[(String, String)],
+    headers: &HeaderMap,
+) -> Result<(), OverLimit> {
+    let query_len: usize = query.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
+    let target = path.len() + query_len;
     if target > MAX_URI_BYTES {
         return Err(OverLimit::Uri);
     }
@@ -76,12 +84,17 @@ fn header_bytes(headers: &HeaderMap) -> usize {
 
 /// The request body, at most [`MAX_BODY_BYTES`]: refused at once when a larger length is
 /// declared in `headers`, and as soon as the streamed bytes pass the cap otherwise (chunked
-/// bodies have no declared length). A request without a body passes with an empty one.
+/// bodies have no declared length). A request without a body passes with an empty one; one
+/// with neither `Content-Length` nor `Transfer-Encoding` has none (RFC 9112 §6.3), so its
+/// stream is not polled.
 pub async fn capped_body<S, B>(headers: &HeaderMap, body: S) -> Result<Bytes, OverLimit>
 where
     S: Stream<Item = Result<B, warp::Error>>,
     B: Buf,
 {
+    if !headers.contains_key(CONTENT_LENGTH) && !headers.contains_key(TRANSFER_ENCODING) {
+        return Ok(Bytes::new());
+    }
     let declared = headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())

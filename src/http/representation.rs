@@ -169,6 +169,24 @@ pub fn respond_as(
     headers: &HeaderMap,
     cache_status: CacheStatus,
 ) -> Result<Response, CompressError> {
+    respond_tagged(
+        repr,
+        encoding,
+        etag(repr.tag, encoding),
+        headers,
+        cache_status,
+    )
+}
+
+/// [`respond_as`] with the `ETag` header already made (the hot cache keeps it per entry, see
+/// [`etag`]).
+pub fn respond_tagged(
+    repr: &Representation<'_>,
+    encoding: Encoding,
+    etag: HeaderValue,
+    headers: &HeaderMap,
+    cache_status: CacheStatus,
+) -> Result<Response, CompressError> {
     let not_modified = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -196,7 +214,7 @@ pub fn respond_as(
         resp
     };
     let h = resp.headers_mut();
-    h.insert(header::ETAG, etag(repr.tag, encoding));
+    h.insert(header::ETAG, etag);
     h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
     h.insert(
         CACHE_STATUS_HEADER,
@@ -207,7 +225,7 @@ pub fn respond_as(
 
 /// The `ETag` header of `tag` in `encoding`: [`ContentTag::etag`], formatted on the stack (every
 /// 200 carries one, so no `String` and no formatting machinery per poll).
-fn etag(tag: ContentTag, encoding: Encoding) -> HeaderValue {
+pub fn etag(tag: ContentTag, encoding: Encoding) -> HeaderValue {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let suffix = match encoding {
         Encoding::Identity => &b""[..],

@@ -19,6 +19,7 @@ use std::time::Instant;
 use bytes::Buf;
 use futures::Stream;
 use futures::future::BoxFuture;
+use smallvec::SmallVec;
 use tracing::Instrument;
 use utoipa::openapi::RefOr;
 use utoipa::openapi::path::{HttpMethod, Operation};
@@ -38,9 +39,11 @@ use crate::metrics as m;
 #[derive(Debug)]
 pub struct Request {
     pub method: Method,
-    /// Path parameters by their name in the template (no route has more than a couple).
+    path: warp::path::FullPath,
+    /// Path parameters: where each one's value lies in `path`.
     params: Params,
-    raw_query: String,
+    /// The query string as key/value pairs (empty without one).
+    query: Vec<(String, String)>,
     pub body: bytes::Bytes,
     pub authorization: Option<String>,
     /// Every request header (content negotiation and conditional requests read them).
@@ -53,16 +56,18 @@ impl Request {
     /// The path parameter `name` (empty when the template has none by that name).
     pub fn param(&self, name: &str) -> &str {
         self.params
+            .names
             .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
+            .position(|key| &**key == name)
+            .and_then(|i| self.params.values.get(i))
+            .and_then(|range| self.path.as_str().get(range.clone()))
             .unwrap_or_default()
     }
 
-    /// The query string as key/value pairs.
-    pub fn query(&self) -> Result<Vec<(String, String)>, ApiError> {
-        serde_urlencoded::from_str(&self.raw_query)
-            .map_err(|_| ApiError::BadRequest("invalid query string".to_string()))
+    /// The query string as key/value pairs (percent-decoded; never fails: undecodable bytes
+    /// become U+FFFD, as they always did).
+    pub fn query(&self) -> Result<&[(String, String)], ApiError> {
+        Ok(&self.query)
     }
 }
 
@@ -161,8 +166,34 @@ fn warp_method(m: &HttpMethod) -> Method {
 
 /// The routes by template.
 pub struct Router {
-    paths: matchit::Router<Vec<usize>>,
+    paths: matchit::Router<Template>,
     routes: Vec<Route>,
+}
+
+/// One template's routes (one per method) and its parameter names, in the order they appear.
+struct Template {
+    indices: Vec<usize>,
+    names: Arc<[Box<str>]>,
+}
+
+impl Template {
+    fn new(template: &str, indices: Vec<usize>) -> Self {
+        let names = template
+            .split('{')
+            .skip(1)
+            .filter_map(|rest| rest.split_once('}'))
+            .map(|(name, _)| name.trim_start_matches('*').into())
+            .collect();
+        Self { indices, names }
+    }
+}
+
+/// A matched request's path parameters: the template's names (shared) and where each value
+/// lies in the request's path, so a match allocates nothing (no route has more than two).
+#[derive(Debug)]
+struct Params {
+    names: Arc<[Box<str>]>,
+    values: SmallVec<[std::ops::Range<usize>; 2]>,
 }
 
 impl Router {
@@ -172,7 +203,8 @@ impl Router {
     pub fn new(routes: Vec<Route>) -> Self {
         let mut paths = matchit::Router::new();
         for (template, indices) in by_template(&routes) {
-            if let Err(error) = paths.insert(template.clone(), indices) {
+            let entry = Template::new(&template, indices);
+            if let Err(error) = paths.insert(template.clone(), entry) {
                 tracing::error!(%error, template, "route left out");
             }
         }
@@ -182,7 +214,8 @@ impl Router {
     pub fn try_new(routes: Vec<Route>) -> Result<Self, matchit::InsertError> {
         let mut paths = matchit::Router::new();
         for (template, indices) in by_template(&routes) {
-            paths.insert(template, indices)?;
+            let entry = Template::new(&template, indices);
+            paths.insert(template, entry)?;
         }
         Ok(Self { paths, routes })
     }
@@ -193,15 +226,15 @@ impl Router {
         let found = self.paths.at(path).map_err(|_| ApiError::NotFound)?;
         let index = found
             .value
+            .indices
             .iter()
             .copied()
             .find(|i| self.routes[*i].warp_methods.contains(method))
             .ok_or(ApiError::MethodNotAllowed)?;
-        let params = found
-            .params
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let params = Params {
+            names: found.value.names.clone(),
+            values: offsets(path, &found.params),
+        };
         Ok((index, params))
     }
 
@@ -214,12 +247,12 @@ impl Router {
         let Head {
             method,
             path,
-            raw_query,
+            query,
             headers,
             upgrade,
         } = head;
         // The bounds come first: an over-long target is refused before routing.
-        if let Err(over) = limits::check_head(path.as_str(), &raw_query, &headers) {
+        if let Err(over) = limits::check_head(path.as_str(), &query, &headers) {
             return over.error().into_response();
         }
         let (index, params) = match self.find(&method, path.as_str()) {
@@ -236,8 +269,9 @@ impl Router {
             .map(str::to_string);
         let req = Request {
             method,
+            path,
             params,
-            raw_query,
+            query,
             body,
             authorization,
             headers,
@@ -261,16 +295,27 @@ impl Router {
     }
 }
 
+/// Where each matched value lies in `path`: each is a slice of it, so its offset is the
+/// difference of the two addresses (compared, never dereferenced).
+fn offsets(path: &str, params: &matchit::Params<'_, '_>) -> SmallVec<[std::ops::Range<usize>; 2]> {
+    let start = path.as_ptr() as usize;
+    params
+        .iter()
+        .map(|(_, value)| {
+            let from = (value.as_ptr() as usize).saturating_sub(start);
+            from..from + value.len()
+        })
+        .collect()
+}
+
 /// What the router reads of a request before its body.
 struct Head {
     method: Method,
     path: warp::path::FullPath,
-    raw_query: String,
+    query: Vec<(String, String)>,
     headers: HeaderMap,
     upgrade: Option<Ws>,
 }
-
-type Params = Vec<(String, String)>;
 
 /// Indices of the routes of each template (one per method).
 fn by_template(routes: &[Route]) -> BTreeMap<String, Vec<usize>> {
@@ -320,8 +365,33 @@ impl Route {
 }
 
 /// The WebSocket handshake of a request that asks for one; `None` for any other request.
+/// A request without an `Upgrade` header is answered `None` at once: warp's `ws()` would
+/// reject it, and each rejection is an allocation on every poll.
 fn upgrade() -> impl Filter<Extract = (Option<Ws>,), Error = Infallible> + Clone {
-    warp::ws().map(Some).or(warp::any().map(|| None)).unify()
+    let no_upgrade =
+        warp::header::optional::<Present>("upgrade").and_then(|upgrade: Option<Present>| {
+            // `not_found` is the one rejection warp makes without allocating.
+            futures::future::ready(match upgrade {
+                None => Ok(None),
+                Some(_) => Err(warp::reject::not_found()),
+            })
+        });
+    no_upgrade
+        .or(warp::ws().map(Some))
+        .unify()
+        .or(warp::any().map(|| None))
+        .unify()
+}
+
+/// A header that is there, whatever its value.
+struct Present;
+
+impl std::str::FromStr for Present {
+    type Err = Infallible;
+
+    fn from_str(_: &str) -> Result<Self, Infallible> {
+        Ok(Present)
+    }
 }
 
 /// Serves `router`, with JSON errors for everything that matches no route. Each request runs in
@@ -331,17 +401,19 @@ pub fn serve(
     state: ApiState,
 ) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
     let router = Arc::new(router);
-    let raw_query = warp::query::raw().or(warp::any().map(String::new)).unify();
+    // As pairs: `query::raw()` rejects a request without a query (an allocation per poll);
+    // this never rejects (undecodable bytes become U+FFFD).
+    let query = warp::query::<Vec<(String, String)>>();
     warp::method()
         .and(warp::path::full())
-        .and(raw_query)
+        .and(query)
         .and(warp::header::headers_cloned())
         .and(warp::body::stream())
         .and(upgrade())
         .then(
             move |method: Method,
                   path: warp::path::FullPath,
-                  raw_query: String,
+                  query: Vec<(String, String)>,
                   headers: HeaderMap,
                   body,
                   upgrade: Option<Ws>| {
@@ -350,7 +422,7 @@ pub fn serve(
                 let head = Head {
                     method,
                     path,
-                    raw_query,
+                    query,
                     headers,
                     upgrade,
                 };
@@ -369,4 +441,30 @@ pub fn serve(
             ))
         })
         .unify()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_templates_parameter_names_are_read_in_order() {
+        let t = Template::new("/api/teams/{id}/matches/{league}", vec![0]);
+        assert_eq!(&*t.names, &["id".into(), "league".into()] as &[Box<str>]);
+        assert!(Template::new("/api/store", vec![0]).names.is_empty());
+    }
+
+    #[test]
+    fn a_matched_parameter_is_read_back_from_the_path() {
+        let mut paths = matchit::Router::new();
+        let template = "/api/webhooks/{id}/deliveries";
+        paths
+            .insert(template, Template::new(template, vec![0]))
+            .unwrap();
+        let path = "/api/webhooks/wh_42/deliveries";
+        let found = paths.at(path).unwrap();
+        let values = offsets(path, &found.params);
+        assert_eq!(values.len(), 1);
+        assert_eq!(&path[values[0].clone()], "wh_42");
+    }
 }

@@ -20,6 +20,7 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use moka::sync::Cache;
+use warp::http::HeaderValue;
 
 use crate::domain::Signature;
 use crate::encoding::{self, CompressError, ContentTag, Encoding, Representation};
@@ -43,9 +44,24 @@ pub struct HotEntry {
     identity: OnceLock<Bytes>,
     /// Epoch of the signature at which this entry was last known to match redb.
     checked: AtomicU64,
+    /// The `ETag` header of the plain and the gzip form, made by the first request that sent
+    /// each (the HTTP layer formats it; see [`HotEntry::etag`]).
+    etags: [OnceLock<HeaderValue>; 2],
 }
 
 impl HotEntry {
+    /// The `ETag` header of this entry sent in `encoding`: made once by `make` and then
+    /// cloned (a reference count), so a poll neither formats nor allocates one. Brotli, never
+    /// held here, is made each time.
+    pub fn etag(&self, encoding: Encoding, make: impl FnOnce() -> HeaderValue) -> HeaderValue {
+        let cell = match encoding {
+            Encoding::Identity => &self.etags[0],
+            Encoding::Gzip => &self.etags[1],
+            Encoding::Brotli => return make(),
+        };
+        cell.get_or_init(make).clone()
+    }
+
     /// The stored copy's metadata.
     pub fn meta(&self) -> &EntryMeta {
         &self.meta
@@ -348,6 +364,7 @@ fn load(served: Served, epoch: u64) -> HotEntry {
         gzip: served.stored.gzip.into(),
         identity: OnceLock::new(),
         checked: AtomicU64::new(epoch),
+        etags: [OnceLock::new(), OnceLock::new()],
     }
 }
 

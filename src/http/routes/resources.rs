@@ -18,7 +18,7 @@ use crate::http::ApiState;
 use crate::http::bodies::Envelope;
 use crate::http::params::ResourceQuery;
 use crate::http::reply::ApiError;
-use crate::http::representation::{CacheStatus, chosen, respond_as, respond_served};
+use crate::http::representation::{CacheStatus, chosen, etag, respond_served, respond_tagged};
 use crate::http::router::Request;
 use crate::metrics as m;
 use crate::read::bypass::Direct;
@@ -50,12 +50,9 @@ pub async fn handle(
                 if encoding == Encoding::Identity {
                     state.hot.plain(sig, &entry).await?;
                 }
-                respond_as(
-                    &entry.representation(),
-                    encoding,
-                    headers,
-                    CacheStatus::Fresh,
-                )?
+                let repr = entry.representation();
+                let etag = entry.etag(encoding, || etag(repr.tag, encoding));
+                respond_tagged(&repr, encoding, etag, headers, CacheStatus::Fresh)?
             }
         });
     }
