@@ -174,7 +174,7 @@ pub async fn get_events(
     streams: Streams,
 ) -> Result<Response, ApiError> {
     let query = req.query()?;
-    let filter = KindFilter::parse(&query)?;
+    let filter = KindFilter::parse(query)?;
     let permit = streams.acquire()?;
     // Subscribe before answering, so every event published after the client sees the
     // response headers reaches it.

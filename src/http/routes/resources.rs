@@ -212,7 +212,7 @@ async fn serve(
     verb: Verb,
 ) -> Result<Response, ApiError> {
     let (sig, id) = (route.to_sig)(req.param("id"))?;
-    let query = ResourceQuery::parse(&req.query()?, route.query_keys)?;
+    let query = ResourceQuery::parse(req.query()?, route.query_keys)?;
     let location = || (route.location)(id);
     handle(state, verb, sig, query, location, &req.headers).await
 }

@@ -173,7 +173,7 @@ pub async fn delete_team_matches(state: ApiState, req: Request) -> Result<Respon
         .param("id")
         .parse()
         .map_err(|e: IdError| ApiError::BadRequest(e.to_string()))?;
-    let league = untrack_query(&req.query()?)?;
+    let league = untrack_query(req.query()?)?;
     crate::http::require_admin(&state, req.authorization.as_deref())?;
     let sig = Signature::Team(team, league);
     let was_tracked = state.pipeline.stores.untrack(sig).await?;

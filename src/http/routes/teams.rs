@@ -266,7 +266,7 @@ impl Import {
             Verb::Get => GET_QUERY_KEYS,
             Verb::Post => QUERY_KEYS,
         };
-        let query = ResourceQuery::parse(&req.query()?, keys)?;
+        let query = ResourceQuery::parse(req.query()?, keys)?;
         let (league, force) = league(&query, &req.body)?;
         let part = if query.progress_only {
             ViewPart::Progress
