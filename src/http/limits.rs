@@ -92,7 +92,7 @@ where
     S: Stream<Item = Result<B, warp::Error>>,
     B: Buf,
 {
-    if !headers.contains_key(CONTENT_LENGTH) && !headers.contains_key(TRANSFER_ENCODING) {
+    if !declares_body(headers) {
         return Ok(Bytes::new());
     }
     let declared = headers
@@ -103,6 +103,11 @@ where
         return Err(OverLimit::Body);
     }
     collect_capped(body).await
+}
+
+/// Whether a request with `headers` has a body: `Content-Length` or `Transfer-Encoding`.
+pub fn declares_body(headers: &HeaderMap) -> bool {
+    headers.contains_key(CONTENT_LENGTH) || headers.contains_key(TRANSFER_ENCODING)
 }
 
 /// Reads `body` into memory, failing once it passes [`MAX_BODY_BYTES`].

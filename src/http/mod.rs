@@ -94,13 +94,14 @@ pub fn require_admin(state: &ApiState, authorization: Option<&str>) -> Result<()
 pub fn table() -> Vec<Route> {
     let streams = streams::Streams::default();
     vec![
-        Route::new::<res::__path_get_match>(res::get_match),
+        Route::new::<res::__path_get_match>(res::get_match).with_fast(res::fast_match),
         Route::new::<res::__path_post_match>(res::post_match),
-        Route::new::<res::__path_get_player>(res::get_player),
+        Route::new::<res::__path_get_player>(res::get_player).with_fast(res::fast_player),
         Route::new::<res::__path_post_player>(res::post_player),
-        Route::new::<res::__path_get_player_stats>(res::get_player_stats),
+        Route::new::<res::__path_get_player_stats>(res::get_player_stats)
+            .with_fast(res::fast_player_stats),
         Route::new::<res::__path_post_player_stats>(res::post_player_stats),
-        Route::new::<res::__path_get_league>(res::get_league),
+        Route::new::<res::__path_get_league>(res::get_league).with_fast(res::fast_league),
         Route::new::<res::__path_post_league>(res::post_league),
         Route::new::<teams::__path_get_team_matches>(teams::get_team_matches),
         Route::new::<teams::__path_post_team_matches>(teams::post_team_matches),

@@ -16,7 +16,7 @@ use std::future::Future;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use bytes::Buf;
+use bytes::{Buf, Bytes};
 use futures::Stream;
 use futures::future::BoxFuture;
 use smallvec::SmallVec;
@@ -26,7 +26,7 @@ use utoipa::openapi::path::{HttpMethod, Operation};
 use utoipa::openapi::schema::Schema;
 use warp::Filter;
 use warp::filters::ws::Ws;
-use warp::http::{HeaderMap, Method};
+use warp::http::{HeaderMap, HeaderValue, Method};
 use warp::reply::Response;
 
 use super::ApiState;
@@ -87,6 +87,9 @@ where
         Box::pin(self(state, req))
     }
 }
+/// A route's answer from memory alone (see [`Route::with_fast`]).
+pub type Fast = fn(&ApiState, &Request) -> Option<Response>;
+
 /// Schemas an operation refers to, by name.
 pub type Schemas = Vec<(String, RefOr<Schema>)>;
 
@@ -99,6 +102,8 @@ pub struct Route {
     pub operation: Operation,
     pub schemas: Schemas,
     handler: Arc<dyn Handler>,
+    /// Answers a plain GET from memory when it can (see [`Route::with_fast`]).
+    fast: Option<Fast>,
     metrics: RouteMetrics,
 }
 
@@ -141,8 +146,36 @@ impl Route {
             operation: P::operation(),
             schemas,
             handler: Arc::new(handler),
+            fast: None,
             metrics: RouteMetrics::new(),
         }
+    }
+
+    /// Lets `fast` answer a GET without a body at once, before any span is made, when the
+    /// request's success would log nothing ([`request_id::quiet`]): a poll of ready data then
+    /// costs no span, no boxed handler future and no body read. `fast` must not log, and
+    /// answers `None` for anything it cannot serve whole (the handler then serves it, errors
+    /// included); its answers are counted in the route's metrics like the handler's.
+    pub fn with_fast(mut self, fast: Fast) -> Self {
+        self.fast = Some(fast);
+        self
+    }
+
+    /// The answer of [`Route::with_fast`]'s function, when the request qualifies and it has
+    /// one.
+    fn try_fast(&self, state: &ApiState, req: &Request) -> Option<Response> {
+        let fast = self.fast?;
+        if req.method != Method::GET
+            || req.upgrade.is_some()
+            || limits::declares_body(&req.headers)
+            || !request_id::quiet()
+        {
+            return None;
+        }
+        let started = Instant::now();
+        let resp = fast(state, req)?;
+        self.observe(&req.method, started, &resp);
+        Some(resp)
     }
 
     /// The methods as HTTP methods (`GET`, `POST`).
@@ -238,12 +271,32 @@ impl Router {
         Ok((index, params))
     }
 
-    /// Answers one request: its bounds, its route, its body, then its handler.
-    async fn answer<S, B>(self: Arc<Self>, state: ApiState, head: Head, body: S) -> Response
+    /// Answers one request: its bounds and its route; then from memory when the route can
+    /// ([`Route::with_fast`]), with no span made; else its body and its handler, inside the
+    /// request's `http` span, which also holds the line logging the status
+    /// ([`request_id::answered`]).
+    async fn answer<S, B>(
+        self: Arc<Self>,
+        state: ApiState,
+        head: Head,
+        body: S,
+        id: HeaderValue,
+    ) -> Response
     where
         S: Stream<Item = Result<B, warp::Error>>,
         B: Buf,
     {
+        // The bounds come first: an over-long target is refused before routing.
+        let found = limits::check_head(head.path.as_str(), &head.query, &head.headers)
+            .map_err(|over| over.error())
+            .and_then(|()| self.find(&head.method, head.path.as_str()));
+        let (index, params) = match found {
+            Ok(found) => found,
+            Err(err) => {
+                let span = request_id::span(&head.method, head.path.as_str(), &id);
+                return span.in_scope(|| request_id::answered(err.into_response(), id));
+            }
+        };
         let Head {
             method,
             path,
@@ -251,33 +304,36 @@ impl Router {
             headers,
             upgrade,
         } = head;
-        // The bounds come first: an over-long target is refused before routing.
-        if let Err(over) = limits::check_head(path.as_str(), &query, &headers) {
-            return over.error().into_response();
-        }
-        let (index, params) = match self.find(&method, path.as_str()) {
-            Ok(found) => found,
-            Err(err) => return err.into_response(),
-        };
-        let body = match limits::capped_body(&headers, body).await {
-            Ok(body) => body,
-            Err(over) => return over.error().into_response(),
-        };
-        let authorization = headers
-            .get(warp::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let req = Request {
+        let mut req = Request {
             method,
             path,
             params,
             query,
-            body,
-            authorization,
+            body: Bytes::new(),
+            authorization: None,
             headers,
             upgrade,
         };
-        self.dispatch(state, index, req).await
+        if let Some(resp) = self.routes[index].try_fast(&state, &req) {
+            return request_id::answered(resp, id);
+        }
+        let span = request_id::span(&req.method, req.path.as_str(), &id);
+        let full = async move {
+            let resp = match limits::capped_body(&req.headers, body).await {
+                Ok(body) => {
+                    req.body = body;
+                    req.authorization = req
+                        .headers
+                        .get(warp::http::header::AUTHORIZATION)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string);
+                    self.dispatch(state, index, req).await
+                }
+                Err(over) => over.error().into_response(),
+            };
+            request_id::answered(resp, id)
+        };
+        full.instrument(span).await
     }
 
     async fn dispatch(&self, state: ApiState, index: usize, req: Request) -> Response {
@@ -418,7 +474,6 @@ pub fn serve(
                   body,
                   upgrade: Option<Ws>| {
                 let id = request_id::of(&headers);
-                let span = request_id::span(&method, path.as_str(), &id);
                 let head = Head {
                     method,
                     path,
@@ -428,8 +483,7 @@ pub fn serve(
                 };
                 // Boxed: the request's whole state would otherwise be moved by value through
                 // warp's and hyper's futures on every poll.
-                let answer = Box::pin(router.clone().answer(state.clone(), head, body));
-                async move { request_id::answered(answer.await, id) }.instrument(span)
+                Box::pin(router.clone().answer(state.clone(), head, body, id))
             },
         )
         // Only a warp filter above can still reject (none does in practice): JSON errors too.

@@ -276,6 +276,16 @@ impl HotCache {
         Ok(Some(entry))
     }
 
+    /// The fresh copy of `sig` when memory holds it and it is still current (at most the small
+    /// metadata read of a check, see `current`); nothing is loaded, invalidated or counted: a
+    /// caller that serves it counts the hit, and any other case is left to [`HotCache::fresh`].
+    pub fn held(&self, store: &Store, sig: Signature) -> Option<Arc<HotEntry>> {
+        let entry = self.resources.as_ref()?.get(&sig)?;
+        let usable = matches!(current(store, &sig, &entry), Ok(true))
+            && store.is_fresh(sig.kind(), &entry.meta, now_ms());
+        usable.then_some(entry)
+    }
+
     /// The plain bytes of `entry` (the fresh copy of `sig`), made once and then kept with it:
     /// the entry is weighed again, so the bound counts them.
     pub async fn plain(

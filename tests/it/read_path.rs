@@ -394,3 +394,66 @@ async fn the_team_view_has_a_progress_only_form_and_an_etag() {
     assert_eq!(changed["progress"]["playersReady"], 19);
     t.shutdown().await;
 }
+
+/// A poll of data in memory is answered before any span or handler (the router's fast path):
+/// it must look exactly like the full path's answer, and leave bad queries to the full path.
+#[actix_rt::test]
+async fn a_poll_answered_from_memory_is_the_full_answer() {
+    let fx = Fixtures::new();
+    fx.match_with_players(9301, &ten_players(93_000));
+    let t = spawn_app(fx).await;
+    let path = "/api/players/93004/data";
+    let first_body = t.get_when_ready(path).await;
+    for accept in ["gzip", "identity"] {
+        let mut etags = Vec::new();
+        for (i, id) in ["poll-1", "poll-2", "poll-3"].iter().enumerate() {
+            let resp = get_with(
+                &t,
+                path,
+                &[("x-request-id", id), ("accept-encoding", accept)],
+            )
+            .await;
+            assert_eq!(resp.status(), 200, "{accept} poll {i}");
+            let h = resp.headers().clone();
+            assert_eq!(h["x-request-id"], *id, "{accept} poll {i}");
+            assert_eq!(h["x-cache-status"], "fresh");
+            assert_eq!(h["vary"], "Accept-Encoding");
+            assert_eq!(h["content-type"], "application/json");
+            assert_eq!(
+                h.get("content-encoding").map(|v| v.to_str().unwrap()),
+                (accept == "gzip").then_some("gzip")
+            );
+            let bytes = resp.bytes().await.unwrap();
+            let body = if accept == "gzip" {
+                gunzip(&bytes)
+            } else {
+                bytes.to_vec()
+            };
+            assert_eq!(serde_json::from_slice::<Value>(&body).unwrap(), first_body);
+            etags.push(h["etag"].to_str().unwrap().to_string());
+        }
+        assert!(etags.windows(2).all(|w| w[0] == w[1]), "{etags:?}");
+        let resp = get_with(
+            &t,
+            path,
+            &[
+                ("if-none-match", &etags[0]),
+                ("accept-encoding", accept),
+                ("x-request-id", "poll-304"),
+            ],
+        )
+        .await;
+        assert_eq!(resp.status(), 304);
+        assert_eq!(resp.headers()["x-request-id"], "poll-304");
+    }
+    // A query the route does not take is still a 400 with a JSON error, and an ID that is not
+    // one still a 400: the fast path leaves both to the handler.
+    let resp = t.get(&format!("{path}?bogus=1")).await;
+    assert_eq!(resp.status(), 400);
+    assert!(resp.json::<Value>().await.unwrap()["error"].is_string());
+    assert_eq!(t.get("/api/players/0/data").await.status(), 400);
+    // `force=false` is a plain poll; `force=true` goes on to the CacheKeeper.
+    assert_eq!(t.get(&format!("{path}?force=false")).await.status(), 200);
+    assert_eq!(t.get(&format!("{path}?force=true")).await.status(), 200);
+    t.shutdown().await;
+}

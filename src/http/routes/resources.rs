@@ -217,11 +217,37 @@ async fn serve(
     handle(state, verb, sig, query, location, &req.headers).await
 }
 
+/// A GET of a fresh resource that memory holds, answered at once: no CacheKeeper, no await,
+/// nothing logged (see `router::Route::with_fast`). `None` for anything else (not in memory,
+/// `force`, a league's `queueMatches`, a bad ID or query, plain bytes not made yet): the full
+/// handler then serves the request, and reports what was wrong.
+fn fast(state: &ApiState, req: &Request, route: &ResourceRoute) -> Option<Response> {
+    let (sig, _) = (route.to_sig)(req.param("id")).ok()?;
+    let query = ResourceQuery::parse(req.query().ok()?, route.query_keys).ok()?;
+    if query.force || (matches!(sig, Signature::League(_)) && query.queue_matches) {
+        return None;
+    }
+    let entry = state.hot.held(&state.store, sig)?;
+    let repr = entry.representation();
+    let encoding = chosen(&repr, &req.headers);
+    if encoding == Encoding::Identity && repr.identity.is_none() {
+        return None;
+    }
+    let etag = entry.etag(encoding, || etag(repr.tag, encoding));
+    let resp = respond_tagged(&repr, encoding, etag, &req.headers, CacheStatus::Fresh).ok()?;
+    // Counted as the full handler counts a hit, once the answer is certain.
+    state.store.access().touch(sig);
+    m::count_hot_lookup(true);
+    m::count_cache_lookup(sig.kind(), m::CACHE_HIT);
+    Some(resp)
+}
+
 /// The GET and POST operations of one resource route: their handlers and their OpenAPI
-/// description (`$body` is what GET serves once the resource is stored).
+/// description (`$body` is what GET serves once the resource is stored), and the GET's answer
+/// from memory (`$fast`).
 macro_rules! resource_routes {
     (
-        $get:ident, $post:ident, $path:tt, $id:ident, $body:ident, $route:expr,
+        $get:ident, $post:ident, $fast:ident, $path:tt, $id:ident, $body:ident, $route:expr,
         get = $get_summary:tt, post = $post_summary:tt,
         params($($param:tt)*)
     ) => {
@@ -260,6 +286,11 @@ macro_rules! resource_routes {
         )]
         pub async fn $get(state: ApiState, req: Request) -> Result<Response, ApiError> {
             serve(state, req, &$route, Verb::Get).await
+        }
+
+        /// The GET from memory, when it can be (see [`fast`]).
+        pub fn $fast(state: &ApiState, req: &Request) -> Option<Response> {
+            fast(state, req, &$route)
         }
 
         #[utoipa::path(
@@ -325,26 +356,26 @@ pub mod routes {
     };
 
     resource_routes!(
-        get_match, post_match, "/api/matches/{id}", MatchId, OpenDotaMatch, MATCHES,
+        get_match, post_match, fast_match, "/api/matches/{id}", MatchId, OpenDotaMatch, MATCHES,
         get = "The stored match, or queue its fetch",
         post = "Make sure the match is stored (idempotent)",
         params(("force" = Option<bool>, Query, description = "Refetch even if fresh (`1`/`0` too)."))
     );
     resource_routes!(
-        get_player, post_player, "/api/players/{id}/data", PlayerId, OpenDotaPlayer, PLAYERS,
+        get_player, post_player, fast_player, "/api/players/{id}/data", PlayerId, OpenDotaPlayer, PLAYERS,
         get = "The stored player, or queue its fetch",
         post = "Make sure the player is stored (idempotent)",
         params(("force" = Option<bool>, Query, description = "Refetch even if fresh (`1`/`0` too)."))
     );
     resource_routes!(
-        get_player_stats, post_player_stats, "/api/players/{id}/stats", PlayerId,
+        get_player_stats, post_player_stats, fast_player_stats, "/api/players/{id}/stats", PlayerId,
         PlayerStatsRecord, PLAYER_STATS,
         get = "The stored player stats, or queue their fetch",
         post = "Make sure the player stats are stored (idempotent)",
         params(("force" = Option<bool>, Query, description = "Refetch even if fresh (`1`/`0` too)."))
     );
     resource_routes!(
-        get_league, post_league, "/api/leagues/{id}", LeagueId, LeagueRecord, LEAGUES,
+        get_league, post_league, fast_league, "/api/leagues/{id}", LeagueId, LeagueRecord, LEAGUES,
         get = "The stored league, or queue its fetch",
         post = "Make sure the league is stored (idempotent)",
         params(
