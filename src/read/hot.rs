@@ -47,9 +47,22 @@ pub struct HotEntry {
     /// The `ETag` header of the plain and the gzip form, made by the first request that sent
     /// each (the HTTP layer formats it; see [`HotEntry::etag`]).
     etags: [OnceLock<HeaderValue>; 2],
+    /// The access log's generation in which a request of this entry was last noted.
+    noted: AtomicU64,
 }
 
 impl HotEntry {
+    /// Notes a request of this entry (the fresh copy of `sig`) in the store's access log,
+    /// unless one was noted since the log's last drain: then it is still pending there, and a
+    /// poll skips the log's lock and hash.
+    pub fn note_access(&self, store: &Store, sig: Signature) {
+        let log = store.access();
+        let generation = log.generation();
+        if self.noted.swap(generation, Ordering::AcqRel) != generation {
+            log.touch(sig);
+        }
+    }
+
     /// The `ETag` header of this entry sent in `encoding`: made once by `make` and then
     /// cloned (a reference count), so a poll neither formats nor allocates one. Brotli, never
     /// held here, is made each time.
@@ -375,6 +388,7 @@ fn load(served: Served, epoch: u64) -> HotEntry {
         identity: OnceLock::new(),
         checked: AtomicU64::new(epoch),
         etags: [OnceLock::new(), OnceLock::new()],
+        noted: AtomicU64::new(u64::MAX),
     }
 }
 
@@ -383,6 +397,31 @@ mod tests {
     use super::*;
     use crate::config::Ttls;
     use crate::domain::{LeagueId, MatchId, TeamId};
+
+    /// A poll notes its resource in the access log once per drain: later polls skip the log
+    /// until it is drained, and the first poll after a drain notes it again.
+    #[tokio::test]
+    async fn a_hot_entry_notes_its_requests_once_per_drain() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.redb"), Ttls::default()).unwrap();
+        let sig = Signature::Match(MatchId::new(7).unwrap());
+        store
+            .write(|tx| tx.put_entry(&sig, &encoding::Encoded::of(b"{}").unwrap(), None, now_ms()))
+            .unwrap();
+        let hot = HotCache::new(1 << 20);
+        let entry = hot.fresh(&store, sig).await.unwrap().expect("fresh");
+        let _ = store.access().drain();
+        entry.note_access(&store, sig);
+        entry.note_access(&store, sig);
+        assert_eq!(store.access().drain(), vec![sig]);
+        entry.note_access(&store, sig);
+        assert_eq!(
+            store.access().drain(),
+            vec![sig],
+            "noted again after the drain"
+        );
+        assert!(store.access().drain().is_empty());
+    }
 
     /// A rendered view is reused only with the day's budget it was rendered with: the budget
     /// changes without any write to the store, so the epoch alone would keep showing an old

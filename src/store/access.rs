@@ -8,6 +8,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use redb::{ReadableDatabase, ReadableTable};
@@ -27,6 +28,9 @@ pub const NOTE_RESOLUTION_MS: i64 = 60_000;
 pub struct AccessLog {
     shards: Box<[Mutex<HashSet<Signature>>]>,
     hasher: std::hash::RandomState,
+    /// Drains so far: a caller that remembers the generation in which it noted a signature
+    /// can skip noting it again until the next drain ([`AccessLog::generation`]).
+    generation: AtomicU64,
 }
 
 impl Default for AccessLog {
@@ -34,11 +38,20 @@ impl Default for AccessLog {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             hasher: std::hash::RandomState::new(),
+            generation: AtomicU64::new(0),
         }
     }
 }
 
 impl AccessLog {
+    /// Drains so far. A signature noted while this read `g` stays in the pending set (or was
+    /// drained with it) until the generation moves past `g`, so noting it again within `g`
+    /// changes nothing (the read path's hot entries use this to skip the lock; see
+    /// `read::hot::HotEntry::note_access`).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
     /// Notes a request of `sig`.
     pub fn touch(&self, sig: Signature) {
         let i = (self.hasher.hash_one(sig) as usize) % SHARDS;
@@ -57,6 +70,8 @@ impl AccessLog {
             let taken = std::mem::take(&mut *shard.lock().unwrap_or_else(PoisonError::into_inner));
             out.extend(taken);
         }
+        // After the take: a note made meanwhile went into the new sets, kept for the next drain.
+        self.generation.fetch_add(1, Ordering::AcqRel);
         out
     }
 }

@@ -235,8 +235,8 @@ fn fast(state: &ApiState, req: &Request, route: &ResourceRoute) -> Option<Respon
     }
     let etag = entry.etag(encoding, || etag(repr.tag, encoding));
     let resp = respond_tagged(&repr, encoding, etag, &req.headers, CacheStatus::Fresh).ok()?;
-    // Counted as the full handler counts a hit, once the answer is certain.
-    state.store.access().touch(sig);
+    // Noted and counted as the full handler notes and counts a hit, once the answer is certain.
+    entry.note_access(&state.store, sig);
     m::count_hot_lookup(true);
     m::count_cache_lookup(sig.kind(), m::CACHE_HIT);
     Some(resp)
