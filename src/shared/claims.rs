@@ -14,7 +14,6 @@ use std::time::Duration;
 use async_nats::HeaderMap;
 use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::kv;
-use async_nats::jetstream::stream::LastRawMessageErrorKind;
 use bytes::Bytes;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -108,36 +107,13 @@ impl SharedStore {
         }
     }
 
-    /// The last entry of `sig`'s claim key, live or a marker, as the stream's leader holds it.
-    /// Not a KV get: the bucket allows direct gets, which any replica answers, and a follower
-    /// a moment behind answers with the claim before the last one, or none. Every decision
-    /// here is taken on this read: a delivered job whose claim seems to be of another
-    /// generation is dropped as stale, and a result whose claim seems gone or superseded is
-    /// not stored; when the read was only behind, the current claim stays held (its lease
-    /// renewed by the instance that made it) with no job left to fetch it, until that
-    /// instance dies. The same lag made the mirror skip bodies (see `data::body_from_leader`).
+    /// The last entry of `sig`'s claim key, live or a marker.
     async fn claim_entry(&self, sig: &Signature) -> Result<Option<kv::Entry>, SharedError> {
-        let claims = &self.inner.claims;
-        let key = keys::of(sig);
-        let subject = format!("{}{key}", claims.prefix);
-        match claims
-            .stream
-            .get_last_raw_message_by_subject(&subject)
+        self.inner
+            .claims
+            .entry(keys::of(sig))
             .await
-        {
-            Ok(message) => Ok(Some(kv::Entry {
-                bucket: claims.name.clone(),
-                key,
-                operation: super::resume::operation(Some(&message.headers)),
-                value: message.payload,
-                revision: message.sequence,
-                delta: 0,
-                created: message.time,
-                seen_current: true,
-            })),
-            Err(err) if err.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(None),
-            Err(err) => Err(SharedError::boxed("read a claim")(err)),
-        }
+            .map_err(SharedError::boxed("read a claim"))
     }
 
     /// The live claim on `sig` and its revision.
