@@ -64,7 +64,8 @@ ALLOWED = [
      "kill_node", "job not queued during the election: claim released, request answered 503"),
     (r"request failed error=could not queue the fetch", "kill_node",
      "job not queued during the election: claim released, request answered 503"),
-    (r"unable to process request \(internal error\) status=503", "kill_node",
+    # Worded "unable to process request status=503" since the request span logs 5xx (51d0ddc).
+    (r"unable to process request (\(internal error\) )?status=503", "kill_node",
      "job not queued during the election: claim released, request answered 503"),
     # DOTA_EVENTS has no leader for a moment: the event goes out on core NATS only.
     (r"event not stored in the stream; publishing it on core NATS only", "kill_node",
