@@ -13,6 +13,7 @@ import http.client
 import json
 import math
 import os
+import re
 import select
 import shutil
 import signal
@@ -61,7 +62,8 @@ class Child:
         deadline = time.monotonic() + START_TIMEOUT_S
         buf = b""
         fd = self.proc.stdout.fileno()
-        while b"\n" not in buf:
+        # The first line with the address: a wrapper (heaptrack) may print lines before it.
+        while not re.search(rb"http://[^\n]*\n", buf):
             left = deadline - time.monotonic()
             if left <= 0 or self.proc.poll() is not None:
                 raise RuntimeError(f"{self.name} did not announce its address (see {self.log.name})")
@@ -71,8 +73,8 @@ class Child:
                 if not chunk:
                     continue
                 buf += chunk
-        line = buf.split(b"\n", 1)[0].decode()
-        return line.rsplit("http://", 1)[1].strip()
+        line = re.search(rb"http://([^\n]*)\n", buf).group(1).decode()
+        return line.strip()
 
     def _drain(self):
         try:

@@ -25,7 +25,12 @@ bench/soak_checks.py. Run through bench/soak.sh, which says how; this file is th
   only: slot 0 is never killed, so one RSS series spans the whole run), kill -9 a NATS node and
   restart it after 5-15 s, or SIGSTOP an instance for 20 s. No action starts unless it ends
   before the run does.
-- Every RSS_EVERY_S: each instance's RSS (/proc) and its upstream 429 count (/metrics).
+- Every RSS_EVERY_S: each instance's RSS (/proc), its upstream 429 count and a few gauges
+  (/metrics: hot cache bytes, redb file size, replica changes; `gauges` in the result).
+- Timings: every import's POST time, instance and completion time are in the result
+  (`imports`); one still running TRACE_AFTER_S after its POST gets its progress on every
+  instance traced, so a slow tail says what it waited for (a match or player, on which
+  instances); the result's `t0Wall` is the run's start on the logs' clock.
 - After `--minutes`: no new imports or actions; wait (at most the drain timeout) until every
   import says complete, then the checks. Writes the result JSON; exits 1 if a check failed.
 
@@ -56,6 +61,10 @@ KINDS = (("new", 0.60), ("again", 0.25), ("force", 0.15))
 FREEZE_S = 20
 RSS_EVERY_S = 10
 POLL_EVERY_S = 1.0
+# An import still running this long after its POST gets its progress on every instance
+# traced (in the result's `imports`) every TRACE_EVERY_S, to tell what it waits for.
+TRACE_AFTER_S = 30
+TRACE_EVERY_S = 10
 CLIENT_TIMEOUT_S = 5
 # How long a POST keeps being retried on other instances (a node restart takes seconds).
 POST_PATIENCE_S = 90
@@ -79,6 +88,7 @@ class Soak:
         self.imports = []   # dicts, see `_import`
         self.chaos = []     # dicts, see `_act`
         self.rss = []       # (t, slot, incarnation, kB)
+        self.gauges = []    # (t, slot, incarnation, {metric: value}), soak_checks.GAUGES
         self.metrics_429 = {}  # (slot, incarnation) -> last seen count
         self.scripted = {}  # path -> faults scripted
         self.faults_refused = 0
@@ -115,6 +125,10 @@ class Soak:
         for slot in range(3):
             argv = soak_fleet.instance_argv(common.BINARY, work, slot, self.cluster.url,
                                             self.fixture.addr, self.args.per_min)
+            if slot == 0 and os.environ.get("SOAK_HEAPTRACK") == "1":
+                # Diagnosis only: slot 0 (never killed) under heaptrack; its RSS includes
+                # heaptrack's own, so the RSS check is read on the other slots then.
+                argv = ["heaptrack", "-o", os.path.join(work, "heaptrack-i0")] + argv
             inst = soak_fleet.Instance(work, slot, argv)
             took = inst.start()  # one at a time: the first creates the R3 buckets
             print(f"   instance {slot} ready in {took:.1f} s on {inst.addr}", flush=True)
@@ -192,7 +206,21 @@ class Soak:
                 team = self.manifest["teams"][record["team"]]
                 if soak_checks.complete(soak_checks.progress(inst.addr, team, CLIENT_TIMEOUT_S)):
                     record["completeAt"] = round(self.now(), 1)
+                elif self.now() - record["t"] >= TRACE_AFTER_S \
+                        and self.now() - record.get("tracedAt", 0) >= TRACE_EVERY_S:
+                    self._trace(record, team)
             self.done.wait(POLL_EVERY_S)
+
+    def _trace(self, record, team):
+        """A slow import's progress on every live instance: which one lags, and on what."""
+        record["tracedAt"] = now = round(self.now(), 1)
+        for inst in self.instances:
+            p = soak_checks.progress(inst.addr, team, CLIENT_TIMEOUT_S) if not inst.frozen \
+                else None
+            if p:
+                record.setdefault("trace", []).append(
+                    [now, inst.slot, p.get("matchesReady"), p.get("matchesTotal"),
+                     p.get("playersReady"), p.get("playersTotal"), p.get("failed", 0)])
 
     # ---- chaos --------------------------------------------------------------------------
     def _act(self, kind):
@@ -252,15 +280,17 @@ class Soak:
                     self.rss.append((t, inst.slot, inst.incarnation, rss))
                 addr = inst.addr
                 if addr and not inst.frozen:
-                    n = soak_checks.upstream_429s(addr)
-                    if n is not None:
-                        self.metrics_429[f"i{inst.slot}-{inst.incarnation}"] = n
+                    scraped = soak_checks.scrape(addr)
+                    if scraped is not None:
+                        self.metrics_429[f"i{inst.slot}-{inst.incarnation}"] = scraped[0]
+                        self.gauges.append((t, inst.slot, inst.incarnation, scraped[1]))
             if self.done.is_set() or self.done.wait(RSS_EVERY_S):
                 return
 
     # ---- the run ------------------------------------------------------------------------
     def run(self):
         self.t0 = time.monotonic()
+        self.t0_wall = time.time()  # the logs' clock, for reading them beside the run's
         print(f"== soak: {self.args.minutes} min, seed {self.args.seed}", flush=True)
         workers = [threading.Thread(target=f, daemon=True) for f in (self.importer, self.chaos_loop)]
         monitors = [threading.Thread(target=f, daemon=True) for f in (self.watcher, self.sampler)]
@@ -303,6 +333,8 @@ def main():
     soak.start()
     soak.run()
     result = soak_checks.evaluate(soak)
+    for inst in soak.instances:
+        inst.stop_wrapped()
     result["wallS"] = round(time.monotonic() - started, 1)
     common.write_json(args.out, result)
     soak_checks.print_summary(result)

@@ -10,11 +10,14 @@
 #
 #   bench/soak.sh                      30 minutes on the release build (built first)
 #   SOAK_MINUTES=3 bench/soak.sh       the short form (CI runs it on the debug build)
+#   bench/soak.sh --minutes 30 --seed 3480463812   the same as SOAK_MINUTES and SOAK_SEED
 #
 # Settings (environment):
 #   SOAK_MINUTES   length of the import stream and the chaos (default 30); then a drain
 #   SOAK_SEED      the seed of the plan (imports, faults, chaos); default random, printed
 #   SOAK_OUT       the result JSON (default target/soak/result-<UTC time>.json)
+#   SOAK_HEAPTRACK=1  run slot 0 under heaptrack (diagnosis; its file is in the work dir,
+#                  kept with SOAK_KEEP=1; that slot's RSS then includes heaptrack's own)
 #   SOAK_KEEP=1    keep the work dir (logs, stores, data) after a passing run; a failing run
 #                  always keeps it, under target/soak/
 #   DOTA_BIN       the binary to run, e.g. target/debug/dota-orchestrator (no build then);
@@ -27,6 +30,13 @@ cd "$(dirname "$0")/.."
 # Plain logs: the log check reads them as text.
 export NO_COLOR=1
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --minutes) SOAK_MINUTES="$2"; shift 2 ;;
+        --seed) SOAK_SEED="$2"; shift 2 ;;
+        *) echo "usage: bench/soak.sh [--minutes N] [--seed N]" >&2; exit 2 ;;
+    esac
+done
 minutes="${SOAK_MINUTES:-30}"
 
 if [[ -n "${DOTA_BIN:-}" ]]; then

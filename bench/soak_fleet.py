@@ -23,6 +23,11 @@ NODE_HEALTHY_TIMEOUT_S = 60
 # An instance is ready within seconds of the cluster (debug build, loaded machine: more).
 READY_TIMEOUT_S = 120
 PROBE_TIMEOUT_S = 2
+# Both caches small (MiB), so that they are full within the first minutes and the RSS check
+# after minute 10 sees what else grows: 64 MiB each (the defaults) would keep filling for the
+# whole run, since the replica holds only ~25 MB of data at the end of 30 minutes.
+HOT_CACHE_MB = 4
+STORE_CACHE_MB = 4
 
 
 class Cluster:
@@ -93,6 +98,8 @@ class Instance:
         self.incarnation = 0
         self.child = None
         self.frozen = False
+        # Run under a wrapper such as heaptrack (SOAK_HEAPTRACK): its pid is not the service's.
+        self.wrapped = argv[0] != argv[argv.index("serve") - 1]
         self.logs = []  # (incarnation, path, started monotonic)
 
     def start(self):
@@ -116,13 +123,25 @@ class Instance:
         child = self.child
         return child is not None and child.proc.poll() is None
 
+    def stop_wrapped(self):
+        """SIGTERM to the service under a wrapper (the wrapper does not pass it on), then wait
+        for the wrapper to finish (heaptrack writes its file)."""
+        pid = self.pid() if self.wrapped else None
+        if pid is None:
+            return
+        os.kill(pid, signal.SIGTERM)
+        try:
+            self.child.proc.wait(timeout=120)
+        except Exception:  # left to common's stop on exit
+            pass
+
     def kill(self):
         _sigkill(self.child)
         self.child = None
 
     def freeze(self, seconds):
         """SIGSTOP for `seconds`, then SIGCONT (also when interrupted)."""
-        pid = self.child.proc.pid
+        pid = self.pid()
         os.kill(pid, signal.SIGSTOP)
         self.frozen = True
         try:
@@ -131,13 +150,35 @@ class Instance:
             os.kill(pid, signal.SIGCONT)
             self.frozen = False
 
-    def rss_kb(self):
-        """Resident set size of the running incarnation, from /proc (None when down)."""
+    def pid(self):
+        """The service's pid: the child's, or under a wrapper (heaptrack runs the program as
+        its own child) the descendant running the binary; None when down."""
         child = self.child
         if child is None or child.proc.poll() is not None:
             return None
+        if not self.wrapped:
+            return child.proc.pid
+        name = os.path.basename(self.argv[-1 - self.argv[::-1].index("serve") - 1])[:15]
+        todo = [child.proc.pid]
+        while todo:
+            pid = todo.pop()
+            try:
+                with open(f"/proc/{pid}/comm") as f:
+                    if f.read().strip() == name:
+                        return pid
+                with open(f"/proc/{pid}/task/{pid}/children") as f:
+                    todo.extend(int(c) for c in f.read().split())
+            except OSError:
+                continue
+        return None
+
+    def rss_kb(self):
+        """Resident set size of the running incarnation, from /proc (None when down)."""
+        pid = self.pid()
+        if pid is None:
+            return None
         try:
-            with open(f"/proc/{child.proc.pid}/status") as f:
+            with open(f"/proc/{pid}/status") as f:
                 m = re.search(r"^VmRSS:\s+(\d+) kB", f.read(), re.M)
         except OSError:
             return None
@@ -170,4 +211,5 @@ def instance_argv(binary, work, slot, cluster_url, fixture_addr, per_min):
         # Patient retries, as tests/it/scale_out.rs: a leader election after a node dies fails
         # writes for several seconds, and a fault mix spends up to 3 attempts on its own.
         "--max-attempts", "12", "--retry-base-ms", "500", "--retry-max-ms", "4000",
+        "--hot-cache-mb", str(HOT_CACHE_MB), "--store-cache-mb", str(STORE_CACHE_MB),
     ]
