@@ -204,6 +204,24 @@ def start_nginx(work, root):
     return daemon, addr, version
 
 
+def start_bare(argv, work, root, timeout_s=10):
+    """The bare warp reference (bench/bare_warp.rs) serving `root`'s files from memory; `argv` is
+    its binary, or a wrapper's argv ending with it (callgrind). Returns (Daemon, addr)."""
+    addr = f"127.0.0.1:{free_port()}"
+    bare = common.Daemon("bare-warp", [*argv, addr, root], os.path.join(work, "bare-warp.log"))
+
+    def answers():
+        if bare.proc.poll() is not None:
+            raise RuntimeError(f"bare_warp exited (see {work}/bare-warp.log)")
+        try:
+            return fetch(addr, "/player.json")[0] == 200
+        except OSError:
+            return False
+
+    common.wait_until(answers, timeout_s, "bare_warp to answer", 0.05)
+    return bare, addr
+
+
 def run_wrk(url, accept_gzip, args):
     argv = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s",
             "--latency", "-s", LUA]

@@ -104,19 +104,7 @@ def main():
     servers = {name: (svc.addr, paths, [svc.proc.pid]) for name, svc in services.items()}
     servers["nginx"] = (nginx_addr, {k: f"/{k}.json" for k in paths}, nginx_pids(nginx))
     if args.bare:
-        bare_addr = f"127.0.0.1:{readpath.free_port()}"
-        bare = common.Daemon("bare-warp", [args.bare, bare_addr, root],
-                             os.path.join(work, "bare-warp.log"))
-
-        def answers():
-            if bare.proc.poll() is not None:
-                sys.exit(f"bare_warp exited (see {work}/bare-warp.log)")
-            try:
-                return readpath.fetch(bare_addr, "/player.json")[0] == 200
-            except OSError:
-                return False
-
-        common.wait_until(answers, 10, "bare_warp to answer", 0.05)
+        bare, bare_addr = readpath.start_bare([args.bare], work, root)
         servers["bare-warp"] = (bare_addr, {k: f"/{k}.json" for k in paths}, [bare.proc.pid])
     wrk_args = argparse.Namespace(threads=2, connections=64, duration=args.duration)
     load = [common.load_average()]

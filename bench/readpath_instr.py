@@ -19,7 +19,6 @@ import argparse
 import glob
 import os
 import subprocess
-import sys
 import time
 
 import common
@@ -108,19 +107,7 @@ def main():
                 f.write(body)
             with open(os.path.join(root, f"{key}.json.gz"), "wb") as f:
                 f.write(gz.compress(body, readpath.GZIP_LEVEL, mtime=0))
-        addr = f"127.0.0.1:{readpath.free_port()}"
-        bare = common.Daemon("bare-warp", callgrind_argv(args.bare, work) + [addr, root],
-                             os.path.join(work, "bare-warp.log"))
-
-        def answers():
-            if bare.proc.poll() is not None:
-                sys.exit(f"bare_warp exited (see {work}/bare-warp.log)")
-            try:
-                return readpath.fetch(addr, "/player.json")[0] == 200
-            except OSError:
-                return False
-
-        common.wait_until(answers, 120, "bare_warp to answer", 0.5)
+        bare, addr = readpath.start_bare(callgrind_argv(args.bare, work), work, root, 120)
         servers["bare-warp"] = (addr, {k: f"/{k}.json" for k in paths}, bare.proc.pid, work)
 
     load = [common.load_average()]
