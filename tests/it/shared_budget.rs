@@ -21,7 +21,7 @@ use dota_orchestrator::config::{ApiKey, RateLimits};
 use dota_orchestrator::domain::Service;
 use dota_orchestrator::tasks::Tasks;
 use dota_orchestrator::upstream::budget::shared::{
-    EgressIdentity, SharedBudget, SharedBudgetConfig, WindowCounts,
+    EgressIdentity, RETRY_COUNTERS_AFTER, SharedBudget, SharedBudgetConfig, WindowCounts,
 };
 use dota_orchestrator::upstream::budget::{Budget, Remaining};
 
@@ -77,6 +77,26 @@ impl NatsServer {
             child: Some(child),
             url: format!("nats://127.0.0.1:{port}"),
         }
+    }
+
+    /// Starts the server again on the same port and store after [`NatsServer::stop`].
+    async fn restart(&mut self, dir: &Path) {
+        let child = Command::new(nats_server_bin())
+            .arg("-c")
+            .arg(dir.join("nats.conf"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server starts again");
+        self.child = Some(child);
+        let port: u16 = self.url.rsplit(':').next().unwrap().parse().unwrap();
+        wait_for(WAIT, || async {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .ok()
+        })
+        .await
+        .expect("nats-server listens again");
     }
 
     fn stop(&mut self) {
@@ -465,4 +485,105 @@ async fn with_the_server_gone_an_instance_grants_only_its_share_and_says_so() {
             .await
             .expect("stops without the server");
     }
+}
+
+#[actix_rt::test]
+async fn cut_off_mid_minute_an_instance_grants_its_share_of_what_was_left_and_counts_it_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = NatsServer::start(dir.path()).await;
+    let clock = ten_seconds_into_a_minute();
+    let identity = EgressIdentity::anonymous();
+    let one = Instance::start(&server, "one", limits(10, 1000), identity.clone(), &clock).await;
+    let two = Instance::start(&server, "two", limits(10, 1000), identity, &clock).await;
+    wait_for(WAIT, || async {
+        (one.budget.live_instances() == 2 && two.budget.live_instances() == 2).then_some(())
+    })
+    .await
+    .expect("both instances counted");
+
+    // One spends 6 of the minute's 10, then two spends 1: two saw the counter at 7.
+    for _ in 0..6 {
+        one.budget.acquire(Service::OpenDota).await.unwrap();
+    }
+    two.budget.acquire(Service::OpenDota).await.unwrap();
+    server.stop();
+
+    // Two's share of the 3 left, over 2 instances: 1 more call, not 5 - 1 = 4 (the whole
+    // limit's share, which would make 11 calls in the minute).
+    tokio::time::timeout(WAIT, two.budget.acquire(Service::OpenDota))
+        .await
+        .expect("within the share of what was left")
+        .unwrap();
+    let stats = two.budget.stats(Service::OpenDota);
+    assert_eq!((stats.granted_total, stats.fallbacks_total), (2, 1));
+    let next = tokio::spawn({
+        let budget = two.budget.clone();
+        async move { budget.acquire(Service::OpenDota).await }
+    });
+    wait_for(WAIT, || async {
+        (two.budget.stats(Service::OpenDota).waits_total >= 1).then_some(())
+    })
+    .await
+    .expect("the next call waits for the next minute");
+    assert!(!next.is_finished());
+    next.abort();
+
+    // The counters come back (after the retry interval): two's first call on them also
+    // counts its fallback grant, so the day stands at 9. (The minute may stand at 10: the
+    // increment tried when the server had just gone was buffered by the client and may land
+    // once it reconnects, an over-count on the safe side.)
+    server.restart(dir.path()).await;
+    tokio::time::sleep(RETRY_COUNTERS_AFTER + Duration::from_millis(500)).await;
+    tokio::time::timeout(WAIT, two.budget.acquire(Service::OpenDota))
+        .await
+        .expect("granted on the counters")
+        .unwrap();
+    assert_eq!(two.budget.stats(Service::OpenDota).fallbacks_total, 1);
+    let counts = wait_for(WAIT, || async {
+        let counts = two.budget.counts(Service::OpenDota).await.ok()?;
+        (counts.day == Some(9)).then_some(counts)
+    })
+    .await
+    .expect("the day counts the fallback grant and the call after it");
+    assert!((9..=10).contains(&counts.minute), "{counts:?}");
+
+    // One more call for the minute at most; never an eleventh.
+    let (granted_before, waits_before) = {
+        let stats = one.budget.stats(Service::OpenDota);
+        (stats.granted_total, stats.waits_total)
+    };
+    let last = tokio::spawn({
+        let budget = one.budget.clone();
+        async move { budget.acquire(Service::OpenDota).await }
+    });
+    wait_for(WAIT, || async {
+        let stats = one.budget.stats(Service::OpenDota);
+        (stats.granted_total > granted_before || stats.waits_total > waits_before).then_some(())
+    })
+    .await
+    .expect("one's call is granted or waits");
+    if counts.minute == 9 {
+        tokio::time::timeout(WAIT, last)
+            .await
+            .expect("the minute's last call")
+            .unwrap()
+            .unwrap();
+        let over = tokio::spawn({
+            let budget = one.budget.clone();
+            async move { budget.acquire(Service::OpenDota).await }
+        });
+        wait_for(WAIT, || async {
+            (one.budget.stats(Service::OpenDota).waits_total > waits_before).then_some(())
+        })
+        .await
+        .expect("an eleventh call waits");
+        over.abort();
+    } else {
+        assert!(!last.is_finished(), "the minute was full");
+        last.abort();
+    }
+    assert!(
+        granted(&[one, two]) <= 10,
+        "at most ten calls in the minute, across the outage"
+    );
 }

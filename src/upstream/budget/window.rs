@@ -108,8 +108,21 @@ impl Count {
 
     /// Counts one call in window `index` (or in the newer one counted already).
     pub fn add_one(&mut self, index: u64) {
+        self.add(index, 1);
+    }
+
+    /// Counts `n` calls in window `index` (or in the newer one counted already).
+    pub fn add(&mut self, index: u64, n: u32) {
         self.roll_to(index);
-        self.used = self.used.saturating_add(1);
+        self.used = self.used.saturating_add(n);
+    }
+
+    /// The calls counted in window `index` (as [`Count::used_in`]), leaving none counted there.
+    pub fn take(&mut self, index: u64) -> u32 {
+        let used = self.used_in(index);
+        self.roll_to(index);
+        self.used = 0;
+        used
     }
 
     /// Raises the count to at least `used` (never lowers it: our own grants may not have reached

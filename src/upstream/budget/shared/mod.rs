@@ -22,13 +22,17 @@
 //!
 //! **Counters unreachable** (an error, or no answer within [`counter::OP_TIMEOUT`]): we do not
 //! fail closed, which would stop every import whenever NATS has a hiccup (a leader election takes
-//! 4-8 s). Each instance instead falls back to its fair share, limit ÷ live instances (rounded
-//! down) per window, counting every grant this process made in that window, on the counters or
-//! not. Live instances come from heartbeat keys with a per-key TTL in KV bucket
+//! 4-8 s). Each instance instead falls back to its fair share of what is left in the window
+//! ([`share::LocalShare`]): every counter total it got back and every `Remaining` report of the
+//! upstream tells it how many calls the others had made in that window. It grants no more than
+//! limit ÷ live instances (rounded down) in the window, its calls on the counters included, and
+//! no more than its own calls then plus (limit - everyone's calls then) ÷ live instances. Live instances come from heartbeat keys with a per-key TTL in KV bucket
 //! `dota_instances` ([`instances`]), counted every 5 s while NATS answers; the last count is the
-//! one used. So instances that all lose the counters together stay within the limit, except in
-//! a window where some had already spent more than their share before the outage; and an
-//! instance cut off alone adds at most its share on top of what the others count. After a
+//! one used. The grants made on the fallback share are added to the counters with this
+//! instance's first increment once they answer again, so the rest of the window counts them.
+//! What is left over: counts that were stale when the counters went (calls the others made
+//! after this instance last heard), and an instance cut off alone, which adds at most its share
+//! on top of what the others count. After a
 //! failure the counters are retried after [`RETRY_COUNTERS_AFTER`], so a dead server costs one
 //! timeout per interval, not one per call.
 
@@ -51,7 +55,7 @@ pub use self::share::EgressIdentity;
 use self::share::{LocalShare, correction, counter_subject};
 pub use self::usage::ClusterUsage;
 use super::limits::{Limits, PerService};
-use super::window::Window;
+use super::window::{Window, seen_by_upstream};
 use super::{Budget, BudgetUnavailable, Grant, Remaining, wait};
 use crate::clock::Clock;
 use crate::config::RateLimits;
@@ -139,6 +143,14 @@ struct ServiceStats {
     granted: AtomicU64,
     fallbacks: AtomicU64,
     waits: AtomicU64,
+}
+
+/// The outcome of one try on the counters.
+struct Counted {
+    /// The window that was full, if any (the call is not granted).
+    refused: Option<Window>,
+    /// Each window's counter total after the try, for the windows it reached.
+    totals: Vec<(Window, i64)>,
 }
 
 /// The outcome of one try at the shared budget.
@@ -302,14 +314,19 @@ impl Inner {
     async fn take(&self, service: Service, now: SystemTime) -> Take {
         if self.counters_usable() {
             match self.take_counted(service, now).await {
-                Ok(Ok(())) => {
+                Ok(counted) => {
                     self.counters_answered();
-                    self.spent(service).record(now);
-                    return Take::Granted { fallback: false };
-                }
-                Ok(Err(window)) => {
-                    self.counters_answered();
-                    return Take::Wait(window);
+                    let mut spent = self.spent(service);
+                    if counted.refused.is_none() {
+                        spent.record(now);
+                    }
+                    for (window, total) in counted.totals {
+                        spent.saw(window, now, total);
+                    }
+                    return match counted.refused {
+                        None => Take::Granted { fallback: false },
+                        Some(window) => Take::Wait(window),
+                    };
                 }
                 Err(err) => self.counters_failed(&err),
             }
@@ -322,28 +339,56 @@ impl Inner {
         }
     }
 
-    /// +1 on each window's counter, shortest first; a total over its limit is taken back, with
-    /// the +1 of every shorter window. A failed take-back only over-counts, which errs on the
-    /// safe side, so it is logged and not retried.
+    /// +1 on each window's counter, shortest first, together with the grants this process
+    /// made on its fallback share in that window and has not counted there yet; a total over
+    /// its limit is taken back (our +1 only), with the +1 of every shorter window. A failed
+    /// take-back only over-counts, which errs on the safe side, so it is logged and not
+    /// retried.
     async fn take_counted(
         &self,
         service: Service,
         now: SystemTime,
-    ) -> Result<Result<(), Window>, CounterError> {
+    ) -> Result<Counted, CounterError> {
         let identity = self.identity(service);
         let mut counted = Vec::new();
+        let mut totals = Vec::new();
         for limit in &self.limits.of(service).windows {
-            let subject = counter_subject(service, identity, limit.window, now);
-            let total = self.counters.add(&subject, 1).await?;
+            let window = limit.window;
+            let subject = counter_subject(service, identity, window, now);
+            let unrecorded = self.spent(service).take_unrecorded(window, now);
+            let total = match self.counters.add(&subject, 1 + i64::from(unrecorded)).await {
+                Ok(total) => total,
+                Err(err) => {
+                    self.spent(service).unrecorded_back(window, now, unrecorded);
+                    return Err(err);
+                }
+            };
+            if unrecorded > 0 {
+                tracing::info!(
+                    subject,
+                    unrecorded,
+                    "fallback grants added to the shared budget counter"
+                );
+            }
             counted.push(subject);
+            totals.push((window, total));
             if total > i64::from(limit.limit) {
                 for subject in counted.iter().rev() {
                     self.take_back(subject).await;
                 }
-                return Ok(Err(limit.window));
+                for (_, total) in &mut totals {
+                    *total -= 1;
+                }
+                return Ok(Counted {
+                    refused: Some(window),
+                    totals,
+                });
             }
         }
-        Ok(Ok(()))
+        Ok(Counted {
+            refused: None,
+            totals,
+        })
     }
 
     async fn take_back(&self, subject: &str) {
@@ -416,6 +461,13 @@ impl Budget for SharedBudget {
             .iter()
             .filter_map(|l| Some((l.window, l.limit, remaining.of(l.window)?)))
             .collect();
+        {
+            // What the upstream has seen counts toward the fallback share too.
+            let mut spent = self.inner.spent(service);
+            for &(window, limit, left) in &reported {
+                spent.saw(window, now, seen_by_upstream(limit, left));
+            }
+        }
         self.inner.spawn_correction(move |inner| async move {
             for (window, limit, left) in reported {
                 inner.raise_to(service, window, now, limit, left).await;
@@ -429,7 +481,11 @@ impl Budget for SharedBudget {
         let Some(shortest) = self.inner.limits.of(service).shortest() else {
             return;
         };
-        // "None left" raises the shortest window's counter to the limit: every instance waits.
+        // "None left" raises the shortest window's counter to the limit: every instance waits,
+        // and so does this one's fallback share.
+        self.inner
+            .spent(service)
+            .saw(shortest.window, now, i64::from(shortest.limit));
         self.inner.spawn_correction(move |inner| async move {
             inner
                 .raise_to(service, shortest.window, now, shortest.limit, 0)
