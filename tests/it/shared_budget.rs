@@ -23,7 +23,8 @@ use dota_orchestrator::tasks::Tasks;
 use dota_orchestrator::upstream::budget::shared::{
     EgressIdentity, RETRY_COUNTERS_AFTER, SharedBudget, SharedBudgetConfig, WindowCounts,
 };
-use dota_orchestrator::upstream::budget::{Budget, Remaining};
+use dota_orchestrator::upstream::budget::{Budget, BudgetUnavailable, Remaining};
+use tokio::task::JoinHandle;
 
 /// Long enough for a heartbeat round (5 s) and a counter timeout (2 s) on a loaded machine.
 const WAIT: Duration = Duration::from_secs(20);
@@ -40,6 +41,8 @@ fn nats_server_bin() -> PathBuf {
 /// A single-node nats-server with JetStream on a free loopback port; killed on drop.
 struct NatsServer {
     child: Option<Child>,
+    conf: PathBuf,
+    port: u16,
     url: String,
 }
 
@@ -50,22 +53,39 @@ impl NatsServer {
             .local_addr()
             .unwrap()
             .port();
-        let conf = dir.join("nats.conf");
         std::fs::write(
-            &conf,
+            dir.join("nats.conf"),
             format!(
                 "listen: \"127.0.0.1:{port}\"\njetstream {{ store_dir: {:?} }}\n",
                 dir.join("store")
             ),
         )
         .unwrap();
+        let mut server = Self {
+            child: None,
+            conf: dir.join("nats.conf"),
+            port,
+            url: format!("nats://127.0.0.1:{port}"),
+        };
+        server.run().await;
+        server
+    }
+
+    /// Starts the server again on the same port and store after [`NatsServer::stop`].
+    async fn restart(&mut self) {
+        self.run().await;
+    }
+
+    async fn run(&mut self) {
         let child = Command::new(nats_server_bin())
             .arg("-c")
-            .arg(&conf)
+            .arg(&self.conf)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("nats-server starts");
+        self.child = Some(child);
+        let port = self.port;
         wait_for(WAIT, || async {
             tokio::net::TcpStream::connect(("127.0.0.1", port))
                 .await
@@ -73,30 +93,6 @@ impl NatsServer {
         })
         .await
         .expect("nats-server listens");
-        Self {
-            child: Some(child),
-            url: format!("nats://127.0.0.1:{port}"),
-        }
-    }
-
-    /// Starts the server again on the same port and store after [`NatsServer::stop`].
-    async fn restart(&mut self, dir: &Path) {
-        let child = Command::new(nats_server_bin())
-            .arg("-c")
-            .arg(dir.join("nats.conf"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nats-server starts again");
-        self.child = Some(child);
-        let port: u16 = self.url.rsplit(':').next().unwrap().parse().unwrap();
-        wait_for(WAIT, || async {
-            tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .ok()
-        })
-        .await
-        .expect("nats-server listens again");
     }
 
     fn stop(&mut self) {
@@ -182,6 +178,26 @@ fn waits(instances: &[Instance]) -> u64 {
         .iter()
         .map(|i| i.budget.stats(Service::OpenDota).waits_total)
         .sum()
+}
+
+/// Starts a call on `budget` and returns it, still pending, once the budget has told it to
+/// wait for a later window.
+async fn waiting_call(
+    budget: &SharedBudget,
+    what: &str,
+) -> JoinHandle<Result<Duration, BudgetUnavailable>> {
+    let before = budget.stats(Service::OpenDota).waits_total;
+    let call = tokio::spawn({
+        let budget = budget.clone();
+        async move { budget.acquire(Service::OpenDota).await }
+    });
+    wait_for(WAIT, || async {
+        (budget.stats(Service::OpenDota).waits_total > before).then_some(())
+    })
+    .await
+    .unwrap_or_else(|| panic!("{what}"));
+    assert!(!call.is_finished(), "{what}");
+    call
 }
 
 async fn wait_counts(budget: &SharedBudget, want: WindowCounts) {
@@ -365,16 +381,7 @@ async fn remaining_headers_and_429s_raise_the_shared_count_for_every_instance() 
             .expect("within the limit")
             .unwrap();
     }
-    let fourth = tokio::spawn({
-        let budget = other.budget.clone();
-        async move { budget.acquire(Service::OpenDota).await }
-    });
-    wait_for(WAIT, || async {
-        (other.budget.stats(Service::OpenDota).waits_total == 1).then_some(())
-    })
-    .await
-    .expect("the fourth waits for the next window");
-    assert!(!fourth.is_finished());
+    let fourth = waiting_call(&other.budget, "the fourth waits for the next window").await;
     clock.advance(Duration::from_secs(60));
     tokio::time::timeout(WAIT, fourth)
         .await
@@ -400,16 +407,7 @@ async fn remaining_headers_and_429s_raise_the_shared_count_for_every_instance() 
         },
     )
     .await;
-    let after_429 = tokio::spawn({
-        let budget = other.budget.clone();
-        async move { budget.acquire(Service::OpenDota).await }
-    });
-    wait_for(WAIT, || async {
-        (other.budget.stats(Service::OpenDota).waits_total == 2).then_some(())
-    })
-    .await
-    .expect("the other instance waits after the 429");
-    assert!(!after_429.is_finished());
+    let after_429 = waiting_call(&other.budget, "the other instance waits after the 429").await;
     after_429.abort();
     for instance in [&told, &other] {
         instance.stop().await;
@@ -424,6 +422,21 @@ fn counter_value(text: &str, series: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// A server and two instances sharing 10 calls a minute, both counted live by both.
+async fn two_instances_of_ten_a_minute(dir: &Path) -> (NatsServer, Clock, Instance, Instance) {
+    let server = NatsServer::start(dir).await;
+    let clock = ten_seconds_into_a_minute();
+    let identity = EgressIdentity::anonymous();
+    let one = Instance::start(&server, "one", limits(10, 1000), identity.clone(), &clock).await;
+    let two = Instance::start(&server, "two", limits(10, 1000), identity, &clock).await;
+    wait_for(WAIT, || async {
+        (one.budget.live_instances() == 2 && two.budget.live_instances() == 2).then_some(())
+    })
+    .await
+    .expect("both instances counted");
+    (server, clock, one, two)
+}
+
 #[actix_rt::test]
 async fn with_the_server_gone_an_instance_grants_only_its_share_and_says_so() {
     let metrics = dota_orchestrator::metrics::install().expect("metrics recorder");
@@ -431,16 +444,7 @@ async fn with_the_server_gone_an_instance_grants_only_its_share_and_says_so() {
     let fallbacks_before = counter_value(&metrics.render(), fallbacks_series);
 
     let dir = tempfile::tempdir().unwrap();
-    let mut server = NatsServer::start(dir.path()).await;
-    let clock = ten_seconds_into_a_minute();
-    let identity = EgressIdentity::anonymous();
-    let one = Instance::start(&server, "one", limits(10, 1000), identity.clone(), &clock).await;
-    let two = Instance::start(&server, "two", limits(10, 1000), identity, &clock).await;
-    wait_for(WAIT, || async {
-        (one.budget.live_instances() == 2).then_some(())
-    })
-    .await
-    .expect("both instances counted");
+    let (mut server, clock, one, two) = two_instances_of_ten_a_minute(dir.path()).await;
 
     // Two calls on the counters, then the server dies.
     for _ in 0..2 {
@@ -457,16 +461,7 @@ async fn with_the_server_gone_an_instance_grants_only_its_share_and_says_so() {
     }
     let stats = one.budget.stats(Service::OpenDota);
     assert_eq!((stats.granted_total, stats.fallbacks_total), (5, 3));
-    let sixth = tokio::spawn({
-        let budget = one.budget.clone();
-        async move { budget.acquire(Service::OpenDota).await }
-    });
-    wait_for(WAIT, || async {
-        (one.budget.stats(Service::OpenDota).waits_total >= 1).then_some(())
-    })
-    .await
-    .expect("the sixth call waits for the next window");
-    assert!(!sixth.is_finished());
+    let sixth = waiting_call(&one.budget, "the sixth call waits for the next window").await;
 
     // The next minute brings a fresh share.
     clock.advance(Duration::from_secs(60));
@@ -490,16 +485,7 @@ async fn with_the_server_gone_an_instance_grants_only_its_share_and_says_so() {
 #[actix_rt::test]
 async fn cut_off_mid_minute_an_instance_grants_its_share_of_what_was_left_and_counts_it_later() {
     let dir = tempfile::tempdir().unwrap();
-    let mut server = NatsServer::start(dir.path()).await;
-    let clock = ten_seconds_into_a_minute();
-    let identity = EgressIdentity::anonymous();
-    let one = Instance::start(&server, "one", limits(10, 1000), identity.clone(), &clock).await;
-    let two = Instance::start(&server, "two", limits(10, 1000), identity, &clock).await;
-    wait_for(WAIT, || async {
-        (one.budget.live_instances() == 2 && two.budget.live_instances() == 2).then_some(())
-    })
-    .await
-    .expect("both instances counted");
+    let (mut server, _clock, one, two) = two_instances_of_ten_a_minute(dir.path()).await;
 
     // One spends 6 of the minute's 10, then two spends 1: two saw the counter at 7.
     for _ in 0..6 {
@@ -516,23 +502,15 @@ async fn cut_off_mid_minute_an_instance_grants_its_share_of_what_was_left_and_co
         .unwrap();
     let stats = two.budget.stats(Service::OpenDota);
     assert_eq!((stats.granted_total, stats.fallbacks_total), (2, 1));
-    let next = tokio::spawn({
-        let budget = two.budget.clone();
-        async move { budget.acquire(Service::OpenDota).await }
-    });
-    wait_for(WAIT, || async {
-        (two.budget.stats(Service::OpenDota).waits_total >= 1).then_some(())
-    })
-    .await
-    .expect("the next call waits for the next minute");
-    assert!(!next.is_finished());
-    next.abort();
+    waiting_call(&two.budget, "the next call waits for the next minute")
+        .await
+        .abort();
 
     // The counters come back (after the retry interval): two's first call on them also
     // counts its fallback grant, so the day stands at 9. (The minute may stand at 10: the
     // increment tried when the server had just gone was buffered by the client and may land
     // once it reconnects, an over-count on the safe side.)
-    server.restart(dir.path()).await;
+    server.restart().await;
     tokio::time::sleep(RETRY_COUNTERS_AFTER + Duration::from_millis(500)).await;
     tokio::time::timeout(WAIT, two.budget.acquire(Service::OpenDota))
         .await
@@ -568,16 +546,9 @@ async fn cut_off_mid_minute_an_instance_grants_its_share_of_what_was_left_and_co
             .expect("the minute's last call")
             .unwrap()
             .unwrap();
-        let over = tokio::spawn({
-            let budget = one.budget.clone();
-            async move { budget.acquire(Service::OpenDota).await }
-        });
-        wait_for(WAIT, || async {
-            (one.budget.stats(Service::OpenDota).waits_total > waits_before).then_some(())
-        })
-        .await
-        .expect("an eleventh call waits");
-        over.abort();
+        waiting_call(&one.budget, "an eleventh call waits")
+            .await
+            .abort();
     } else {
         assert!(!last.is_finished(), "the minute was full");
         last.abort();
