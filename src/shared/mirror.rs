@@ -131,8 +131,7 @@ impl Mirror {
         // Nothing to read (an empty bucket, or nothing changed since the position): caught up
         // already.
         let opened_ms = replay.opened_ms();
-        if replay.caught_up_now() && !self.caught_up(&mut replay, opened_ms, &mut positions).await
-        {
+        if replay.caught_up_now() && !self.caught_up(&mut replay, opened_ms, &mut positions).await {
             return Followed::Failed;
         }
         let refresh_after = resume::away_limit(self.shared.inner.tuning.data_marker_ttl) / 2;

@@ -494,14 +494,7 @@ mod tests {
     #[test]
     fn a_full_replay_reconciles_what_it_did_not_deliver_once_caught_up() {
         let held = HashMap::from([(player(1), 10), (player(2), 20), (player(3), 30)]);
-        let mut replay = Replay::new(
-            Start::Full("test"),
-            &BUCKET,
-            2,
-            at(400),
-            Some(held),
-            NOW,
-        );
+        let mut replay = Replay::new(Start::Full("test"), &BUCKET, 2, at(400), Some(held), NOW);
         replay.count(&meta(&player(1)), 1);
         // Not caught up yet: nothing to reconcile, and the replica is not current.
         assert_eq!(replay.take_unseen(), None);

@@ -83,6 +83,9 @@ mod tests {
             ..old
         };
         let bytes = serde_json::to_vec(&now).unwrap();
-        assert_eq!(serde_json::from_slice::<ReplicaPosition>(&bytes).unwrap(), now);
+        assert_eq!(
+            serde_json::from_slice::<ReplicaPosition>(&bytes).unwrap(),
+            now
+        );
     }
 }

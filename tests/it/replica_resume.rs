@@ -12,13 +12,13 @@ use std::time::Duration;
 
 use crate::common;
 
+use async_nats::jetstream::kv;
 use common::Fixtures;
 use common::fleet::{Fleet, ProcessMember, REPLICAS};
 use dota_orchestrator::domain::{PlayerId, Signature};
 use dota_orchestrator::fixture_upstream::FixtureConfig;
 use dota_orchestrator::shared::{SharedStore, SharedTuning};
 use dota_orchestrator::store::{EntryMeta, Failure};
-use async_nats::jetstream::kv;
 use futures::StreamExt;
 
 /// Resources in the shared store before the first start.
@@ -234,7 +234,10 @@ async fn a_replica_away_longer_than_eviction_markers_live_replays_and_drops_what
     )
     .await;
     let config = data_stream(&js).await.config;
-    assert!(config.allow_message_ttl, "the bucket takes per-message TTLs");
+    assert!(
+        config.allow_message_ttl,
+        "the bucket takes per-message TTLs"
+    );
     assert_eq!(config.subject_delete_marker_ttl, Some(ttl));
     let kept = old.get("x.before").await.expect("read");
     assert_eq!(kept.as_deref(), Some(&b"kept"[..]), "its data is kept");
@@ -289,7 +292,11 @@ async fn a_replica_away_longer_than_eviction_markers_live_replays_and_drops_what
     // A replica resuming after its position would not see the removal now: the expired
     // markers sat between its position and the bucket's end, which moved neither end.
     let state = data_stream(&js).await.state;
-    assert!(state.first_sequence <= 2, "first sequence {}", state.first_sequence);
+    assert!(
+        state.first_sequence <= 2,
+        "first sequence {}",
+        state.first_sequence
+    );
 
     let b = fleet.spawn_process_with(data_dir.path(), &ttl_flag).await;
     let reconciled = common::wait_for(common::WAIT, || async {
@@ -298,7 +305,11 @@ async fn a_replica_away_longer_than_eviction_markers_live_replays_and_drops_what
     .await;
     assert!(reconciled.is_some(), "the replay drops the evicted player");
     assert_eq!(b.metric(RECONCILED).await, 1.0);
-    assert_eq!(b.metric(REPLAY).await, 2.0, "a full replay of the 2 records left");
+    assert_eq!(
+        b.metric(REPLAY).await,
+        2.0,
+        "a full replay of the 2 records left"
+    );
     let (status, _, _) = get(&b, 1).await;
     assert_eq!(status, 202, "not served from the replica: queued as a miss");
     let (status, cache, served) = get(&b, 0).await;
