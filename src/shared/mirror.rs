@@ -47,8 +47,9 @@ const STALL_CHECK: Duration = Duration::from_secs(5);
 /// instance's own writes) waits in memory before it is written on its own.
 const POSITION_EVERY: Duration = Duration::from_secs(1);
 
-/// Most often a watch checks whether its replica was caught up recently enough (an
-/// in-memory comparison); a short marker TTL checks more often (a quarter of the wait).
+/// Bounds on how often a watch checks whether its replica was caught up recently enough (an
+/// in-memory comparison): every quarter of the wait before a refresh, at most every
+/// [`STALL_CHECK`] (the default marker TTL), at least every 100 ms (a TTL of a second).
 const FRESHNESS_CHECK_MAX: Duration = STALL_CHECK;
 const FRESHNESS_CHECK_MIN: Duration = Duration::from_millis(100);
 
