@@ -15,9 +15,8 @@
 //! too: quiet, it resumes and is current at once; cut off from NATS for longer than removal
 //! markers are kept (async-nats makes its consumer again where it stopped, without an error,
 //! so a removal whose marker expired meanwhile would be missed), it replays the whole bucket
-//! and drops what the replay did not deliver, once caught up ([`Mirror::settle`]).
+//! and drops what the replay did not deliver, once caught up ([`super::reconcile`]).
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use async_nats::jetstream::kv;
@@ -55,7 +54,7 @@ const FRESHNESS_CHECK_MIN: Duration = Duration::from_millis(100);
 
 /// Why the watches could not be opened.
 #[derive(Debug, thiserror::Error)]
-enum OpenError {
+pub(super) enum OpenError {
     #[error(transparent)]
     Shared(#[from] SharedError),
     /// What the replica holds (for a full replay's reconcile) could not be read.
@@ -245,64 +244,6 @@ impl Mirror {
         !failed && complete
     }
 
-    /// Once the watch has caught up (everything the bucket held at `at_ms` delivered and
-    /// applied): a full replay reconciles ([`Mirror::settle`]); either way the position is
-    /// written with the time the replica was current. False when the reconcile could not be
-    /// applied (the watches are opened again, and replay again).
-    async fn caught_up(&self, replay: &mut Replay, at_ms: i64, positions: &mut Positions) -> bool {
-        if replay.reconciling() {
-            return self.settle(replay, at_ms, positions).await;
-        }
-        replay.note_current(at_ms);
-        positions.hold(replay.current_position());
-        positions.flush(self).await;
-        true
-    }
-
-    /// A full replay caught up: drops from the replica every resource it held before the
-    /// replay began that the replay did not deliver (the bucket no longer holds its record:
-    /// evicted, its marker expired meanwhile), each as the marker's removal would have, at
-    /// the fetch time of the copy held, so a copy stored during the replay (fetched later)
-    /// stays. Written with the position that says the replica is current, in one
-    /// transaction: until that write, a restart replays again. Counted
-    /// `phase="reconcile"`, and logged.
-    async fn settle(&self, replay: &mut Replay, at_ms: i64, positions: &mut Positions) -> bool {
-        let Some(unseen) = replay.take_unseen() else {
-            return true;
-        };
-        replay.note_current(at_ms);
-        let candidates = unseen.len();
-        let changes = unseen
-            .into_iter()
-            .map(|(sig, fetched_at_ms)| Change::Removed(sig, fetched_at_ms))
-            .collect();
-        let apply = Apply {
-            changes,
-            position: replay.current_position(),
-        };
-        match self.replica.send(apply).await {
-            Ok(Ok(dropped)) => {
-                positions.written();
-                metrics::counter!(crate::metrics::REPLICA_CHANGES, "phase" => "reconcile")
-                    .increment(dropped as u64);
-                tracing::info!(
-                    dropped,
-                    candidates,
-                    "the full replay dropped from the replica what the data bucket no longer holds"
-                );
-                true
-            }
-            Ok(Err(err)) => {
-                tracing::error!(%err, "could not drop what the data bucket no longer holds; replaying the watch");
-                false
-            }
-            Err(err) => {
-                tracing::error!(%err, "the replica's keeper is unavailable for the replay's removals; replaying the watch");
-                false
-            }
-        }
-    }
-
     /// The last sequences of the data and claims buckets' streams; `None` when unreadable.
     async fn sequences(&self) -> Option<(u64, u64)> {
         let inner = &self.shared.inner;
@@ -355,17 +296,6 @@ impl Mirror {
         );
         let replay = Replay::new(start, &bucket, pending, position, held, opened_ms);
         Ok((events, replay))
-    }
-
-    /// Every resource the replica holds, with the fetch time of its copy (one scan of its
-    /// metadata, on the blocking pool).
-    async fn held(&self) -> Result<HashMap<Signature, i64>, OpenError> {
-        let store = self.store.clone();
-        let residents = tokio::task::spawn_blocking(move || store.residents()).await??;
-        Ok(residents
-            .into_iter()
-            .map(|r| (r.signature, r.fetched_at_ms))
-            .collect())
     }
 
     /// Applies what `entries` change, with the replica's `position` after them (kept in
@@ -496,19 +426,19 @@ impl Mirror {
 /// delivers its own writes, which the replica already has). A position lost at a crash only
 /// makes the next start read a few changes the replica skips.
 #[derive(Default)]
-struct Positions {
+pub(super) struct Positions {
     pending: Option<ReplicaPosition>,
     written_at: Option<tokio::time::Instant>,
 }
 
 impl Positions {
-    fn hold(&mut self, position: Option<ReplicaPosition>) {
+    pub(super) fn hold(&mut self, position: Option<ReplicaPosition>) {
         if position.is_some() {
             self.pending = position;
         }
     }
 
-    fn written(&mut self) {
+    pub(super) fn written(&mut self) {
         self.pending = None;
         self.written_at = Some(tokio::time::Instant::now());
     }
@@ -519,7 +449,7 @@ impl Positions {
     }
 
     /// Writes the held position, if any.
-    async fn flush(&mut self, mirror: &Mirror) {
+    pub(super) async fn flush(&mut self, mirror: &Mirror) {
         let Some(position) = self.pending.take() else {
             return;
         };

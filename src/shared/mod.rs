@@ -12,13 +12,15 @@
 //!
 //! [`claims`] owns the claim protocol, [`data`] the stored records, [`keys`] how a signature
 //! becomes a key, [`replica`] what the replica is handed, [`resume`] where the replica's watch
-//! of the data bucket starts, [`upkeep`] what keeping the shared store within bounds needs
+//! of the data bucket starts, [`reconcile`] what it does once caught up (a full replay drops
+//! what the bucket no longer holds), [`upkeep`] what keeping the shared store within bounds needs
 //! (the lease of the one instance that decides, shared request times, eviction).
 
 pub mod claims;
 pub mod data;
 pub mod keys;
 pub mod mirror;
+mod reconcile;
 pub mod replica;
 pub mod resume;
 pub mod upkeep;
