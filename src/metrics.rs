@@ -48,7 +48,9 @@ pub const SHARED_BUDGET_WAITS: &str = "dota_shared_budget_waits_total";
 /// counters could not be reached. Labels: service.
 pub const SHARED_BUDGET_FALLBACKS: &str = "dota_shared_budget_fallbacks_total";
 /// Records of the shared data bucket the replica's watch read (`--store nats`). Labels: phase
-/// (replay: catching up at start or after the watch was opened again; live: after that).
+/// (replay: catching up at start or after the watch was opened again; live: after that;
+/// reconcile: resources a full replay dropped from the replica because the bucket no longer
+/// holds them, their removal's marker expired while the replica was away).
 pub const REPLICA_CHANGES: &str = "dota_replica_changes_total";
 /// Cache lookups from the API. Labels: kind, result (hit, miss, expired).
 pub const CACHE_LOOKUPS: &str = "dota_cache_lookups_total";
@@ -362,7 +364,7 @@ pub fn describe() {
     );
     describe_counter!(
         REPLICA_CHANGES,
-        "Records of the shared data bucket read by the replica's watch: replay (catching up) or live."
+        "Records of the shared data bucket read by the replica's watch: replay (catching up) or live; reconcile: resources a full replay dropped as no longer in the bucket."
     );
     describe_read_side();
 }
@@ -473,7 +475,7 @@ fn export_counters_at_zero() {
     metrics::gauge!(WEBHOOK_ENDPOINTS_DISABLED).set(0.0);
     metrics::counter!(NATS_SERVER_RESTARTS).increment(0);
     metrics::counter!(NOT_MODIFIED).increment(0);
-    for phase in ["replay", "live"] {
+    for phase in ["replay", "live", "reconcile"] {
         metrics::counter!(REPLICA_CHANGES, "phase" => phase).increment(0);
     }
     for task in TaskName::ALL.map(TaskName::as_str) {

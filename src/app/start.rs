@@ -404,7 +404,8 @@ pub(super) async fn shared_store(
         instance_id(&settings.data_dir)?,
         hooks
             .shared_tuning
-            .with_lease_secs(settings.claim_lease_secs),
+            .with_lease_secs(settings.claim_lease_secs)
+            .with_data_marker_ttl_secs(settings.data_marker_ttl_secs),
     )
     .await?;
     tracing::info!(

