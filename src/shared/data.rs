@@ -299,9 +299,13 @@ impl SharedStore {
         {
             return Ok(false);
         }
+        // A purge with the marker TTL, like an eviction's: the marker tells the replicas, then
+        // goes. A replica away longer misses it and keeps the failure until the failure's own
+        // TTL, or the tracked import until `--track-days` after its last request (the refresh
+        // scheduler then finds the shared key gone and untracks it).
         self.inner
             .data
-            .delete(keys::record(record, sig))
+            .purge_with_ttl(keys::record(record, sig), self.inner.tuning.data_marker_ttl)
             .await
             .map_err(SharedError::boxed(op))?;
         Ok(true)
@@ -383,7 +387,11 @@ impl SharedStore {
         let deleted = self
             .inner
             .data
-            .delete_expect_revision(keys::record(Record::Tracked, sig), Some(revision))
+            .purge_expect_revision_with_ttl(
+                keys::record(Record::Tracked, sig),
+                revision,
+                self.inner.tuning.data_marker_ttl,
+            )
             .await;
         swapped(deleted, "expire a tracked import")
     }

@@ -199,12 +199,73 @@ async fn data_stream(js: &async_nats::jetstream::Context) -> async_nats::jetstre
 
 /// The data bucket's entry of player `i`'s record: a value, a marker, or `None` (no message).
 async fn record_entry(js: &async_nats::jetstream::Context, i: u64) -> Option<kv::Entry> {
+    data_entry(js, &format!("m.player.{}", FIRST_PLAYER + i)).await
+}
+
+/// The data bucket's entry of `key`: a value, a marker, or `None` (no message).
+async fn data_entry(js: &async_nats::jetstream::Context, key: &str) -> Option<kv::Entry> {
     js.get_key_value("dota_data")
         .await
         .expect("the data bucket")
-        .entry(format!("m.player.{}", FIRST_PLAYER + i))
+        .entry(key)
         .await
-        .expect("read the record")
+        .expect("read the key")
+}
+
+#[actix_rt::test]
+async fn a_cleared_failure_and_an_untracked_import_leave_markers_that_expire() {
+    let fleet = Fleet::start(0, Fixtures::new(), FixtureConfig::default(), |_| {}).await;
+    let js = jetstream(&fleet).await;
+    let shared = writer_with(
+        &fleet,
+        SharedTuning::default().with_data_marker_ttl_secs(MARKER_TTL_SECS),
+    )
+    .await;
+    let failed = player(7);
+    let failure = Failure {
+        reason: "upstream answered 500".to_string(),
+        not_found: false,
+        failed_at_ms: now_ms(),
+        attempts: 3,
+    };
+    shared.put_failure(&failed, &failure).await.expect("put");
+    let dropped: Signature = "team:8100:15000".parse().expect("team signature");
+    let expired: Signature = "team:8101:15000".parse().expect("team signature");
+    shared.put_tracked(&dropped, 1_000).await.expect("track");
+    shared.put_tracked(&expired, 2_000).await.expect("track");
+    let before = data_stream(&js).await.state.messages;
+
+    shared.clear_failure(&failed).await.expect("clear");
+    assert!(shared.remove_tracked(&dropped).await.expect("untrack"));
+    assert!(
+        shared
+            .expire_tracked(&expired, 2_000)
+            .await
+            .expect("expire")
+    );
+    let keys = [
+        format!("f.player.{}", FIRST_PLAYER + 7),
+        "t.team.8100.15000".to_string(),
+        "t.team.8101.15000".to_string(),
+    ];
+    for key in &keys {
+        let marker = data_entry(&js, key).await.expect("a marker");
+        assert_ne!(marker.operation, kv::Operation::Put, "{key}");
+    }
+    assert!(shared.failure(&failed).await.expect("read").is_none());
+    assert_eq!(data_stream(&js).await.state.messages, before);
+
+    let ttl = Duration::from_secs(MARKER_TTL_SECS);
+    let gone = common::wait_for(ttl + Duration::from_secs(20), || async {
+        for key in &keys {
+            if data_entry(&js, key).await.is_some() {
+                return None;
+            }
+        }
+        Some(data_stream(&js).await.state.messages)
+    })
+    .await;
+    assert_eq!(gone, Some(before - 3), "the three markers expire");
 }
 
 #[actix_rt::test]
