@@ -14,12 +14,14 @@
 //! becomes a key, [`replica`] what the replica is handed, [`resume`] where the replica's watch
 //! of the data bucket starts, [`reconcile`] what it does once caught up (a full replay drops
 //! what the bucket no longer holds), [`upkeep`] what keeping the shared store within bounds needs
-//! (the lease of the one instance that decides, shared request times, eviction).
+//! (the lease of the one instance that decides, shared request times, eviction), and
+//! [`old_markers`] gives the markers of older versions a TTL.
 
 pub mod claims;
 pub mod data;
 pub mod keys;
 pub mod mirror;
+pub mod old_markers;
 mod reconcile;
 pub mod replica;
 pub mod resume;

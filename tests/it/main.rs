@@ -16,6 +16,7 @@ mod cluster;
 mod cluster_budget_status;
 mod crash_restart;
 mod dashboards;
+mod data_markers;
 mod day_budget;
 mod demo;
 mod demo_data_set;

@@ -23,15 +23,15 @@ use futures::StreamExt;
 
 /// Resources in the shared store before the first start.
 const STORED: u64 = 10_000;
-const FIRST_PLAYER: u64 = 510_000_000;
+pub(crate) const FIRST_PLAYER: u64 = 510_000_000;
 const REPLAY: &str = "dota_replica_changes_total{phase=\"replay\"}";
 const RECONCILED: &str = "dota_replica_changes_total{phase=\"reconcile\"}";
 /// The marker TTL of the expiry test: a replica last current 9 s ago or less resumes.
-const MARKER_TTL_SECS: u64 = 10;
+pub(crate) const MARKER_TTL_SECS: u64 = 10;
 /// A full replay of 10,000 records (a body read each) on a loaded machine.
 const FULL_REPLAY: Duration = Duration::from_secs(120);
 
-fn player(i: u64) -> Signature {
+pub(crate) fn player(i: u64) -> Signature {
     Signature::Player(PlayerId::new(FIRST_PLAYER + i).expect("player id"))
 }
 
@@ -43,7 +43,7 @@ fn body(i: u64, version: u32) -> Vec<u8> {
     .into_bytes()
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     dota_orchestrator::store::now_ms()
 }
 
@@ -68,7 +68,7 @@ async fn writer(fleet: &Fleet) -> SharedStore {
     writer_with(fleet, SharedTuning::default()).await
 }
 
-async fn writer_with(fleet: &Fleet, tuning: SharedTuning) -> SharedStore {
+pub(crate) async fn writer_with(fleet: &Fleet, tuning: SharedTuning) -> SharedStore {
     SharedStore::open(
         jetstream(fleet).await,
         usize::from(REPLICAS),
@@ -79,7 +79,7 @@ async fn writer_with(fleet: &Fleet, tuning: SharedTuning) -> SharedStore {
     .expect("open the shared store")
 }
 
-async fn jetstream(fleet: &Fleet) -> async_nats::jetstream::Context {
+pub(crate) async fn jetstream(fleet: &Fleet) -> async_nats::jetstream::Context {
     let client = async_nats::connect(fleet.cluster.node_url(0))
         .await
         .expect("connect to the cluster");
@@ -187,7 +187,9 @@ async fn a_restart_after_10k_changes_reads_only_what_changed_since_counted() {
 }
 
 /// The data bucket's stream as the server reports it now.
-async fn data_stream(js: &async_nats::jetstream::Context) -> async_nats::jetstream::stream::Info {
+pub(crate) async fn data_stream(
+    js: &async_nats::jetstream::Context,
+) -> async_nats::jetstream::stream::Info {
     js.get_stream("KV_dota_data")
         .await
         .expect("the data bucket's stream")
@@ -202,70 +204,29 @@ async fn record_entry(js: &async_nats::jetstream::Context, i: u64) -> Option<kv:
     data_entry(js, &format!("m.player.{}", FIRST_PLAYER + i)).await
 }
 
+/// The data bucket as a version before marker TTLs made it.
+pub(crate) async fn old_data_bucket(js: &async_nats::jetstream::Context) -> kv::Store {
+    js.create_key_value(kv::Config {
+        bucket: "dota_data".to_string(),
+        history: 1,
+        num_replicas: usize::from(REPLICAS),
+        ..Default::default()
+    })
+    .await
+    .expect("the old data bucket")
+}
+
 /// The data bucket's entry of `key`: a value, a marker, or `None` (no message).
-async fn data_entry(js: &async_nats::jetstream::Context, key: &str) -> Option<kv::Entry> {
+pub(crate) async fn data_entry(
+    js: &async_nats::jetstream::Context,
+    key: &str,
+) -> Option<kv::Entry> {
     js.get_key_value("dota_data")
         .await
         .expect("the data bucket")
         .entry(key)
         .await
         .expect("read the key")
-}
-
-#[actix_rt::test]
-async fn a_cleared_failure_and_an_untracked_import_leave_markers_that_expire() {
-    let fleet = Fleet::start(0, Fixtures::new(), FixtureConfig::default(), |_| {}).await;
-    let js = jetstream(&fleet).await;
-    let shared = writer_with(
-        &fleet,
-        SharedTuning::default().with_data_marker_ttl_secs(MARKER_TTL_SECS),
-    )
-    .await;
-    let failed = player(7);
-    let failure = Failure {
-        reason: "upstream answered 500".to_string(),
-        not_found: false,
-        failed_at_ms: now_ms(),
-        attempts: 3,
-    };
-    shared.put_failure(&failed, &failure).await.expect("put");
-    let dropped: Signature = "team:8100:15000".parse().expect("team signature");
-    let expired: Signature = "team:8101:15000".parse().expect("team signature");
-    shared.put_tracked(&dropped, 1_000).await.expect("track");
-    shared.put_tracked(&expired, 2_000).await.expect("track");
-    let before = data_stream(&js).await.state.messages;
-
-    shared.clear_failure(&failed).await.expect("clear");
-    assert!(shared.remove_tracked(&dropped).await.expect("untrack"));
-    assert!(
-        shared
-            .expire_tracked(&expired, 2_000)
-            .await
-            .expect("expire")
-    );
-    let keys = [
-        format!("f.player.{}", FIRST_PLAYER + 7),
-        "t.team.8100.15000".to_string(),
-        "t.team.8101.15000".to_string(),
-    ];
-    for key in &keys {
-        let marker = data_entry(&js, key).await.expect("a marker");
-        assert_ne!(marker.operation, kv::Operation::Put, "{key}");
-    }
-    assert!(shared.failure(&failed).await.expect("read").is_none());
-    assert_eq!(data_stream(&js).await.state.messages, before);
-
-    let ttl = Duration::from_secs(MARKER_TTL_SECS);
-    let gone = common::wait_for(ttl + Duration::from_secs(20), || async {
-        for key in &keys {
-            if data_entry(&js, key).await.is_some() {
-                return None;
-            }
-        }
-        Some(data_stream(&js).await.state.messages)
-    })
-    .await;
-    assert_eq!(gone, Some(before - 3), "the three markers expire");
 }
 
 #[actix_rt::test]
@@ -277,15 +238,7 @@ async fn a_replica_away_longer_than_eviction_markers_live_replays_and_drops_what
 
     // A data bucket made before its markers had a TTL (as an older version made it), with a
     // key in it: opening the shared store updates it in place.
-    let old = js
-        .create_key_value(kv::Config {
-            bucket: "dota_data".to_string(),
-            history: 1,
-            num_replicas: usize::from(REPLICAS),
-            ..Default::default()
-        })
-        .await
-        .expect("the old data bucket");
+    let old = old_data_bucket(&js).await;
     old.put("x.before", "kept".into()).await.expect("put");
     assert!(!data_stream(&js).await.config.allow_message_ttl);
     let ttl = Duration::from_secs(MARKER_TTL_SECS);

@@ -95,6 +95,8 @@ impl StoreUpkeep {
         pass.tick().await;
         // The revision of the shared upkeep's lease this instance holds.
         let mut lease = None;
+        // Whether this instance read the whole data bucket for markers without a TTL.
+        let mut markers_done = false;
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => break,
@@ -103,7 +105,7 @@ impl StoreUpkeep {
                     self.flush().await;
                     self.measure_shared().await;
                     if let Some(shared) = &self.shared {
-                        lease = self.shared_turn(shared, lease).await;
+                        lease = self.shared_turn(shared, lease, &mut markers_done).await;
                         self.leading.store(lease.is_some(), Ordering::Relaxed);
                     }
                     if let Err(err) = self.pass().await {

@@ -14,6 +14,8 @@
 //!   Never a tracked import's data, nor a resource being fetched (claimed).
 //! - **How.** `SharedStore::evict`: the record, then the body. Every replica's watch sees the
 //!   record go and drops its copy; JetStream frees the bytes itself.
+//! - **Older markers.** Until one pass got through the whole data bucket, the holder gives
+//!   markers an older version wrote without a TTL the bucket's marker TTL (`shared::old_markers`).
 //! - **Never without the lease.** The lease is renewed between passes, not during one, so a
 //!   pass stops evicting at [`LEASE_USE`] of the lease's TTL (the next pass goes on where it
 //!   stopped): a slow pass never overlaps another instance's. An instance that stops gives the
@@ -54,11 +56,14 @@ struct SharedPlan {
 
 impl StoreUpkeep {
     /// Takes or renews the lease (`lease`: the revision held), and runs the shared pass when
-    /// this instance holds it. Returns the revision held now.
+    /// this instance holds it, then, until one got through the whole bucket
+    /// (`markers_done`), gives older versions' markers a TTL with the time left. Returns the
+    /// revision held now.
     pub(super) async fn shared_turn(
         &self,
         shared: &SharedStore,
         lease: Option<u64>,
+        markers_done: &mut bool,
     ) -> Option<u64> {
         let ttl = (self.bounds.upkeep() * LEASE_PERIODS).max(MIN_LEASE);
         // Taken before the lease is written: the lease lives at least until `ttl` after this.
@@ -81,6 +86,23 @@ impl StoreUpkeep {
         held?;
         if let Err(err) = self.shared_pass(shared, deadline).await {
             tracing::warn!(%err, "the shared store's upkeep pass failed; the next one tries again");
+        }
+        if !*markers_done && Instant::now() < deadline {
+            match shared.expire_old_markers(deadline).await {
+                Ok(found) => {
+                    *markers_done = found.complete;
+                    if found.expiring > 0 {
+                        tracing::info!(
+                            markers = found.expiring,
+                            complete = found.complete,
+                            "markers of an older version in the data bucket now expire"
+                        );
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(%err, "could not look for markers without a TTL; the next pass tries again")
+                }
+            }
         }
         held
     }
