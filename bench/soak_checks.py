@@ -114,7 +114,8 @@ def complete(p):
 # Sampled with RSS (summed over their labels): what the service holds in memory and on disk,
 # so that RSS growth can be set beside what grew.
 GAUGES = ("dota_hot_cache_bytes", "dota_hot_cache_entries", "dota_store_size_bytes",
-          "dota_replica_changes_total", "dota_queue_in_flight", "dota_jobs_completed_total")
+          "dota_replica_changes_total", "dota_queue_in_flight", "dota_jobs_completed_total",
+          "dota_shared_budget_grants_total", "dota_shared_budget_fallbacks_total")
 
 
 def scrape(addr):
@@ -256,8 +257,18 @@ def check_fetches(soak, stats):
 
 def check_429(soak, stats):
     service = sum(soak.metrics_429.values())
+    # Calls granted on the budget's fallback share while its counters were unreachable (node
+    # kills): the last sample of each incarnation, so a few granted just before a kill may be
+    # missing.
+    last = {}
+    for _, slot, inc, g in soak.gauges:
+        if "dota_shared_budget_fallbacks_total" in g:
+            last[(slot, inc)] = g
+    fallbacks = sum(g["dota_shared_budget_fallbacks_total"] for g in last.values())
+    grants = sum(g.get("dota_shared_budget_grants_total", 0) for g in last.values())
     return {"passed": stats["rateLimited"] == 0 and service == 0,
-            "fixture429": stats["rateLimited"], "service429SeenInMetrics": service}
+            "fixture429": stats["rateLimited"], "service429SeenInMetrics": service,
+            "budgetGrantsSampled": int(grants), "fallbackGrantsSampled": int(fallbacks)}
 
 
 # ---- 4. RSS ---------------------------------------------------------------------------------
@@ -422,7 +433,9 @@ def print_summary(r):
           f"served of {fe['faultsScripted']} scripted; {len(fe['unexpectedPaths'])} unexpected, "
           f"{len(fe['missingPaths'])} missing paths")
     print(f"{ok[c['no429']['passed']]} 429s: fixture {c['no429']['fixture429']}, instances' "
-          f"metrics {c['no429']['service429SeenInMetrics']}")
+          f"metrics {c['no429']['service429SeenInMetrics']}; budget grants sampled "
+          f"{c['no429']['budgetGrantsSampled']}, on the fallback share "
+          f"{c['no429']['fallbackGrantsSampled']}")
     for name, e in rss["incarnations"].items():
         judged = (f"{e['atMarkMB']} MB at {e['markS']} s -> {e['atEndMB']} MB: "
                   f"{e['growthPct']:+.1f}% (meanwhile hot cache {e['hotCacheMB'][0]} -> "
