@@ -50,6 +50,13 @@ pub(crate) fn claim_of(entry: &kv::Entry) -> Result<Option<ClaimRecord>, SharedE
         })
 }
 
+/// Where a claim is read: any copy of the claims stream (a KV direct get), or its leader.
+#[derive(Debug, Clone, Copy)]
+enum Read {
+    AnyCopy,
+    Leader,
+}
+
 /// What [`SharedStore::claim`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
@@ -116,6 +123,48 @@ impl SharedStore {
             .map_err(SharedError::boxed("read a claim"))
     }
 
+    /// The last entry of `sig`'s claim key as `read` finds it.
+    async fn read_claim(
+        &self,
+        sig: &Signature,
+        read: Read,
+    ) -> Result<Option<kv::Entry>, SharedError> {
+        match read {
+            Read::AnyCopy => self.claim_entry(sig).await,
+            Read::Leader => self.claim_entry_on_leader(sig).await,
+        }
+    }
+
+    /// The last entry of `sig`'s claim key, live or a marker, as the stream's leader has it.
+    async fn claim_entry_on_leader(
+        &self,
+        sig: &Signature,
+    ) -> Result<Option<kv::Entry>, SharedError> {
+        use async_nats::jetstream::stream::LastRawMessageErrorKind;
+        let key = keys::of(sig);
+        let subject = format!("$KV.{CLAIMS_BUCKET}.{key}");
+        match self
+            .inner
+            .claims
+            .stream
+            .get_last_raw_message_by_subject(&subject)
+            .await
+        {
+            Ok(message) => Ok(Some(kv::Entry {
+                bucket: CLAIMS_BUCKET.to_string(),
+                key,
+                value: message.payload,
+                revision: message.sequence,
+                delta: 0,
+                created: message.time,
+                operation: super::resume::operation(Some(&message.headers)),
+                seen_current: true,
+            })),
+            Err(err) if err.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(None),
+            Err(err) => Err(SharedError::boxed("read a claim from the leader")(err)),
+        }
+    }
+
     /// The live claim on `sig` and its revision.
     pub async fn current_claim(
         &self,
@@ -153,9 +202,21 @@ impl SharedStore {
 
     /// Claims `job.signature` for `job` unless a live claim holds it.
     pub async fn claim(&self, job: &Job) -> Result<Claim, SharedError> {
+        self.claim_reading(job, Read::AnyCopy).await
+    }
+
+    /// [`SharedStore::claim`], reading the key from the claims stream's leader. A read that
+    /// any copy answers (a KV direct get, and NATS prefers the node the client is connected
+    /// to) may come from a copy that is behind and still shows a claim that has ended: a
+    /// forced job, which no request queues again, asks the leader before it gives up.
+    pub async fn claim_on_leader(&self, job: &Job) -> Result<Claim, SharedError> {
+        self.claim_reading(job, Read::Leader).await
+    }
+
+    async fn claim_reading(&self, job: &Job, read: Read) -> Result<Claim, SharedError> {
         let value = self.record(job)?;
         for _ in 0..CAS_ATTEMPTS {
-            let expected = match self.claim_entry(&job.signature).await? {
+            let expected = match self.read_claim(&job.signature, read).await? {
                 Some(entry) => match claim_of(&entry)? {
                     Some(record) => return Ok(Claim::Held(record)),
                     None => entry.revision,
@@ -171,8 +232,12 @@ impl SharedStore {
             }
         }
         // Writers kept racing us; whoever won holds it now.
-        match self.current_claim(&job.signature).await? {
-            Some((record, _)) => Ok(Claim::Held(record)),
+        let current = match self.read_claim(&job.signature, read).await? {
+            Some(entry) => claim_of(&entry)?,
+            None => None,
+        };
+        match current {
+            Some(record) => Ok(Claim::Held(record)),
             None => Ok(Claim::Held(ClaimRecord {
                 owner: String::new(),
                 job: job.clone(),

@@ -191,7 +191,7 @@ fn entry(
 
 /// What a message did to its key, as async-nats reads it: the `KV-Operation` header, else a
 /// server marker's reason (a per-key TTL ran out), else a put.
-fn operation(headers: Option<&async_nats::HeaderMap>) -> kv::Operation {
+pub(super) fn operation(headers: Option<&async_nats::HeaderMap>) -> kv::Operation {
     let Some(headers) = headers else {
         return kv::Operation::Put;
     };

@@ -637,6 +637,11 @@ async fn a_claim_whose_owner_stops_renewing_it_expires_and_can_be_claimed_again(
         }
         Claim::Made => panic!("a live claim is exclusive"),
     }
+    // The leader says the same (a forced job asks it before it gives up).
+    match survivor.claim_on_leader(&job(2)).await.unwrap() {
+        Claim::Held(holder) => assert_eq!(holder.owner, "owner"),
+        Claim::Made => panic!("a live claim is exclusive on the leader too"),
+    }
     let claimed = wait_for(Duration::from_secs(10), || async {
         (survivor.claim(&job(2)).await.unwrap() == Claim::Made).then_some(())
     })
@@ -653,6 +658,15 @@ async fn a_claim_whose_owner_stops_renewing_it_expires_and_can_be_claimed_again(
         .unwrap()
         .unwrap();
     assert_eq!(current.owner, "survivor");
+    // Ended, its key holds a marker: read on the leader, it is free.
+    survivor.release(&job(2)).await.unwrap();
+    assert_eq!(owner.claim_on_leader(&job(3)).await.unwrap(), Claim::Made);
+    let (current, _) = owner
+        .current_claim(&job(3).signature)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(current.owner, "owner");
 }
 
 #[actix_rt::test]

@@ -90,6 +90,23 @@ impl StorePort {
                     }
                     // The claim changed meanwhile (most likely it ended): look again.
                 }
+                Claim::Held(holder) if job.is_forced() => {
+                    // No request queues a forced child again: before it is dropped, the
+                    // leader is asked (a copy behind may show a claim that has ended).
+                    match shared.claim_on_leader(job).await? {
+                        Claim::Made => {
+                            tracing::info!(signature = %sig, seen_owner = %holder.owner,
+                                "a claim read from a copy behind its leader had ended; claimed on the leader");
+                            break;
+                        }
+                        Claim::Held(current) if current.job.generation == job.generation => break,
+                        Claim::Held(current) => {
+                            tracing::info!(signature = %sig, owner = %current.owner, seen_owner = %holder.owner,
+                                "a forced refetch met a live claim of another job; that job fetches it");
+                            return Ok(false);
+                        }
+                    }
+                }
                 Claim::Held(holder) => {
                     tracing::debug!(signature = %sig, owner = %holder.owner, "claimed by another instance");
                     return Ok(false);
