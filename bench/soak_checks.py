@@ -77,6 +77,10 @@ ALLOWED = [
     # at the cost of an upstream call that the fetch check counts.
     (r"could not store the (result|failure); will retry", "kill_node",
      "shared store unavailable past the write patience: job retried"),
+    # The driver's polls time out (10 s) on a frozen instance and close their connections; at
+    # SIGCONT hyper finds them closed mid-request and warp logs it at ERROR.
+    (r"server connection error: hyper::Error\(IncompleteMessage\)", "freeze",
+     "clients gave up on a frozen instance: connections closed mid-request"),
 ]
 
 
@@ -115,7 +119,8 @@ def complete(p):
 # so that RSS growth can be set beside what grew.
 GAUGES = ("dota_hot_cache_bytes", "dota_hot_cache_entries", "dota_store_size_bytes",
           "dota_replica_changes_total", "dota_queue_in_flight", "dota_jobs_completed_total",
-          "dota_shared_budget_grants_total", "dota_shared_budget_fallbacks_total")
+          "dota_shared_budget_grants_total", "dota_shared_budget_fallbacks_total",
+          "dota_import_repairs_total")
 
 
 def scrape(addr):
@@ -217,7 +222,14 @@ def check_imports(soak):
                               "p95": round(common.percentile(s, 95), 1), "max": round(s[-1], 1)}
     bodies = corrupt_bodies(soak, [soak.manifest["teams"][i] for i in teams])
     incomplete = sum(1 for r in soak.imports if r["completeAt"] is None)
+    # Children of stalled imports that TeamWatch queued again (lost work it caught): reported,
+    # not failed on, since the import completes; the last sample of each incarnation.
+    last = {}
+    for _, slot, inc, g in soak.gauges:
+        if "dota_import_repairs_total" in g:
+            last[(slot, inc)] = g["dota_import_repairs_total"]
     return {"passed": not problems and incomplete == 0 and bodies["corruptCount"] == 0,
+            "repairsSampled": int(sum(last.values())),
             "teams": len(teams), "byKind": by_kind, "incompleteAtDrain": incomplete,
             "viewProblems": problems[:20], "viewProblemCount": len(problems),
             "bodies": bodies, "postErrors": sum(1 for r in soak.imports
@@ -426,7 +438,8 @@ def print_summary(r):
         if "completeS" in v else "") for k, v in im["byKind"].items())
     print(f"{ok[im['passed']]} imports: {im['teams']} teams complete on every instance: "
           f"{im['viewProblemCount']} problems; imports {kinds}; {im['bodies']['bodies']} bodies, "
-          f"{im['bodies']['corruptCount']} corrupt; {im['postErrors']} POSTs retried")
+          f"{im['bodies']['corruptCount']} corrupt; {im['postErrors']} POSTs retried; "
+          f"{im.get('repairsSampled', 0)} stalled children queued again")
     print(f"{ok[fe['passed']]} fetches: {fe['fileAnswers']} file answers for at most "
           f"{fe['allowed']} allowed ({fe['forcedRefreshes']} forced refreshes); {fe['extra']} extra "
           f"= {fe['redeliveryPct']}% (max {fe['limitPct']:g}%); {fe['faultsServed']} faults "

@@ -127,7 +127,7 @@ impl Application {
         let spare =
             reserve::watch_reserve(upstreams.limiter.clone(), settings.refresh_reserve, &tasks);
         let fetchers = start::fetchers(&settings, &upstreams, &pipeline, &spare, &tasks);
-        let rules = start::watch_teams(&settings, &pipeline, &tasks);
+        let rules = start::watch_teams(&settings, &hooks, &pipeline, &tasks);
         let store_bounds = start::store_upkeep(&settings, &pipeline, rules, shared, &tasks);
         let (store_handle, store_closed) = (store.weak(), store.closed_flag());
         let store_health = store.health().clone();

@@ -52,6 +52,10 @@ pub const SHARED_BUDGET_FALLBACKS: &str = "dota_shared_budget_fallbacks_total";
 /// reconcile: resources a full replay dropped from the replica because the bucket no longer
 /// holds them, their removal's marker expired while the replica was away).
 pub const REPLICA_CHANGES: &str = "dota_replica_changes_total";
+/// Matches and players of a tracked, incomplete team import that stayed pending with no job
+/// and were queued again by TeamWatch (work lost somewhere: see `actors::team_watch`).
+/// Labels: kind.
+pub const IMPORT_REPAIRS: &str = "dota_import_repairs_total";
 /// Cache lookups from the API. Labels: kind, result (hit, miss, expired).
 pub const CACHE_LOOKUPS: &str = "dota_cache_lookups_total";
 /// Bytes of ready responses held by the in-memory hot cache (bodies and their encodings).
@@ -366,6 +370,7 @@ pub fn describe() {
         REPLICA_CHANGES,
         "Records of the shared data bucket read by the replica's watch: replay (catching up) or live; reconcile: resources a full replay dropped as no longer in the bucket."
     );
+    describe_counter!(IMPORT_REPAIRS, "Stalled import children queued again.");
     describe_read_side();
 }
 
@@ -477,6 +482,9 @@ fn export_counters_at_zero() {
     metrics::counter!(NOT_MODIFIED).increment(0);
     for phase in ["replay", "live", "reconcile"] {
         metrics::counter!(REPLICA_CHANGES, "phase" => phase).increment(0);
+    }
+    for kind in ["match", "player"] {
+        metrics::counter!(IMPORT_REPAIRS, "kind" => kind).increment(0);
     }
     for task in TaskName::ALL.map(TaskName::as_str) {
         metrics::counter!(TASK_PANICS, "task" => task).increment(0);

@@ -5,7 +5,14 @@
 //! Runs as a task beside the actors: it listens to `dota.ready.>` / `dota.failed.>` and also
 //! re-checks on a short tick (a team record is stored without an event of its own). What was
 //! announced is kept in redb, so a restart neither repeats nor forgets an announcement.
+//!
+//! It also repairs tracked imports that stalled: see [`stalled`].
 
+mod stalled;
+
+pub use stalled::GRACE as REPAIR_GRACE;
+
+use std::collections::HashSet;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -18,6 +25,7 @@ use crate::domain::{ResourceKind, Signature};
 use crate::store::{Store, StoreError};
 use crate::team::record::TeamRecord;
 use crate::team::view::progress;
+use stalled::Stalled;
 
 /// Longest a completion waits to be noticed when no event arrives.
 const TICK: Duration = Duration::from_secs(1);
@@ -29,6 +37,8 @@ pub struct TeamWatch {
     pub store: Store,
     pub pipeline: Pipeline,
     pub sides: PlayerSides,
+    /// See [`REPAIR_GRACE`].
+    pub repair_grace: Duration,
 }
 
 impl TeamWatch {
@@ -41,6 +51,7 @@ impl TeamWatch {
             }
         };
         let mut tick = tokio::time::interval(TICK);
+        let mut stalled = Stalled::default();
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return,
@@ -52,14 +63,22 @@ impl TeamWatch {
                     }
                 } => {}
             }
-            if let Err(err) = self.check().await {
+            if let Err(err) = self.check(&mut stalled).await {
                 tracing::warn!(%err, "team completion check failed");
             }
             tokio::time::sleep(DEBOUNCE).await;
         }
     }
 
-    async fn check(&self) -> Result<(), StoreError> {
+    /// Announces completed imports; when a stall scan is due, repairs tracked incomplete ones.
+    async fn check(&self, stalled: &mut Stalled) -> Result<(), StoreError> {
+        let now = tokio::time::Instant::now();
+        let tracked: Option<HashSet<Signature>> = stalled
+            .due(now, self.repair_grace)
+            .then(|| self.store.tracked())
+            .transpose()?
+            .map(|t| t.into_iter().map(|(sig, _)| sig).collect());
+        let mut incomplete = Vec::new();
         for sig in self.store.stored_of_kind(ResourceKind::Team)? {
             let Some(meta) = self.store.meta(&sig)? else {
                 continue;
@@ -71,6 +90,9 @@ impl TeamWatch {
                 continue;
             };
             if !progress(&self.store, &record, self.sides)?.is_complete() {
+                if tracked.as_ref().is_some_and(|t| t.contains(&sig)) {
+                    incomplete.push(record);
+                }
                 continue;
             }
             // With `--store nats` every instance watches; the one whose shared record wins
@@ -89,6 +111,12 @@ impl TeamWatch {
                 Err(err) => {
                     tracing::warn!(%err, signature = %sig, "could not record an announcement")
                 }
+            }
+        }
+        if tracked.is_some() {
+            let due = stalled.scan(self, &incomplete, now)?;
+            if !due.is_empty() {
+                self.repair(due).await;
             }
         }
         Ok(())

@@ -20,4 +20,7 @@ pub struct Hooks {
     /// it to another (`None`: `bus::queue::ACK_WAIT`, 60 s). Tests of a killed instance
     /// shorten it.
     pub job_ack_wait: Option<Duration>,
+    /// How long a tracked import's child stays pending with no job before TeamWatch queues it
+    /// again (`None`: `actors::team_watch::REPAIR_GRACE`, 60 s). Tests of the repair shorten it.
+    pub import_repair_grace: Option<Duration>,
 }

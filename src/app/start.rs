@@ -26,7 +26,7 @@ use crate::actors::rate_limiter::{LimiterBudget, RateLimiter, Snapshot};
 use crate::actors::refresh_scheduler::{RefreshScheduler, Rules};
 use crate::actors::store_bounds::{BoundsView, StoreUpkeep, UpkeepStatus};
 use crate::actors::team_importer::{TeamImporter, TeamJobs};
-use crate::actors::team_watch::TeamWatch;
+use crate::actors::team_watch::{REPAIR_GRACE, TeamWatch};
 use crate::bus::queue::{JobQueue, MAX_BATCH};
 use crate::bus::subjects::QueueNames;
 #[cfg(feature = "fixture-upstream")]
@@ -319,7 +319,12 @@ pub(super) fn fetchers(
 
 /// Starts the watch that publishes a team import's completion and, with `--auto-refresh`, the
 /// refresh scheduler. Returns the refresh rules, which the API shows.
-pub(super) fn watch_teams(settings: &Settings, pipeline: &Pipeline, tasks: &Tasks) -> Rules {
+pub(super) fn watch_teams(
+    settings: &Settings,
+    hooks: &Hooks,
+    pipeline: &Pipeline,
+    tasks: &Tasks,
+) -> Rules {
     let rules = Rules {
         team_ttl: settings.ttls.teams,
         track_days: settings.track_days,
@@ -340,6 +345,7 @@ pub(super) fn watch_teams(settings: &Settings, pipeline: &Pipeline, tasks: &Task
         store: pipeline.store.clone(),
         pipeline: pipeline.clone(),
         sides: settings.team_players,
+        repair_grace: hooks.import_repair_grace.unwrap_or(REPAIR_GRACE),
     };
     let token = tasks.token();
     tasks.spawn_restarting(TaskName::TeamWatch, move || {

@@ -205,13 +205,43 @@ pub fn progress_with_deps(
     deps: &mut Vec<Signature>,
 ) -> Result<Progress, StoreError> {
     let snap = store.snapshot()?;
+    progress_in(&snap, record, sides, deps)
+}
+
+fn progress_in(
+    snap: &Snapshot,
+    record: &TeamRecord,
+    sides: PlayerSides,
+    deps: &mut Vec<Signature>,
+) -> Result<Progress, StoreError> {
     let fanout = import_fanout(record.team_id, sides);
     let players_of = |_, sig: Signature| {
-        Ok(match_facts(&snap, &sig)?
+        Ok(match_facts(snap, &sig)?
             .map(|facts| facts.players_for(fanout))
             .unwrap_or_default())
     };
-    count(&snap, record, deps, players_of, |_, _| Ok(()))
+    count(snap, record, deps, players_of, |_, _| Ok(()))
+}
+
+/// The matches and players of an incomplete import that are neither ready nor failed (the
+/// ones [`progress`] counts as still to come), from one snapshot; empty when it is complete.
+pub fn pending(
+    store: &Store,
+    record: &TeamRecord,
+    sides: PlayerSides,
+) -> Result<Vec<Signature>, StoreError> {
+    let snap = store.snapshot()?;
+    let mut deps = Vec::new();
+    if progress_in(&snap, record, sides, &mut deps)?.is_complete() {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for sig in deps {
+        if matches!(state(&snap, &sig)?, State::Pending) {
+            out.push(sig);
+        }
+    }
+    Ok(out)
 }
 
 /// Builds the view served by GET, with summaries of the ready matches and players, from one
@@ -311,6 +341,25 @@ mod tests {
         // The team's side only: player 12 played dire.
         let side = progress(&store, &record, PlayerSides::Team).unwrap();
         assert_eq!(side.players_total, 1);
+        // What the stall repair looks at: neither ready nor failed.
+        let p12 = Signature::Player(PlayerId::new(12).unwrap());
+        assert_eq!(
+            pending(&store, &record, PlayerSides::Both).unwrap(),
+            vec![Signature::Match(m2), p12]
+        );
+        assert_eq!(
+            pending(&store, &record, PlayerSides::Team).unwrap(),
+            vec![Signature::Match(m2)]
+        );
+        let done = TeamRecord {
+            match_ids: vec![m1],
+            ..record
+        };
+        assert!(
+            pending(&store, &done, PlayerSides::Team)
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]

@@ -51,6 +51,7 @@ mod shared_budget;
 mod shutdown;
 mod slow_parse;
 mod sources;
+mod stalled_imports;
 mod status_page;
 mod store_bounds;
 mod store_degraded;

@@ -47,7 +47,9 @@ pub(crate) fn now_ms() -> i64 {
     dota_orchestrator::store::now_ms()
 }
 
-/// Stores player `i`'s body `version` in the shared store, fetched now.
+/// Stores player `i`'s body `version` in the shared store, fetched now. A write JetStream
+/// turns away for a moment (a publish with no responder, seen with the machine loaded by a
+/// parallel build) is tried again, as the job pipeline does.
 async fn store(shared: &SharedStore, i: u64, version: u32) {
     // The one stored form (gzip), as an instance makes it.
     let stored = dota_orchestrator::encoding::Encoded::of(&body(i, version)).expect("gzip");
@@ -57,10 +59,18 @@ async fn store(shared: &SharedStore, i: u64, version: u32) {
         bytes: stored.plain_len,
         tag: Some(stored.tag),
     };
-    shared
-        .put_entry(&player(i), meta, &stored.gzip, None)
-        .await
-        .expect("store an entry");
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match shared.put_entry(&player(i), meta, &stored.gzip, None).await {
+            Ok(_) => return,
+            Err(err) if attempt < 5 => {
+                eprintln!("storing player {i} failed (attempt {attempt}): {err}; trying again");
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            Err(err) => panic!("store an entry: {err:?}"),
+        }
+    }
 }
 
 /// A handle on the fleet's shared store, as another instance holds it.

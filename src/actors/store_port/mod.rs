@@ -37,8 +37,8 @@ mod tests;
 use actix::{Addr, Handler, Message};
 
 use super::cache_keeper::{
-    CacheKeeper, Child, Complete, Completed, Fail, ForgetClaims, Invalidate, Invalidated,
-    MarkAnnounced, Release, RequeueAll, Track, Untrack,
+    CacheKeeper, Child, ClaimChildren, Complete, Completed, Fail, ForgetClaims, Invalidate,
+    Invalidated, MarkAnnounced, Release, RequeueAll, Track, Untrack,
 };
 use crate::bus::queue::{BusError, JobQueue};
 use crate::domain::{Job, Signature, TeamId};
@@ -108,6 +108,17 @@ impl StorePort {
             Backend::Local => Ok(true),
             Backend::Shared(shared) => self.confirm_shared(shared, job).await,
         }
+    }
+
+    /// Claims `children` as bulk work, unforced: those neither fresh nor failed and not
+    /// already claimed in redb. The caller publishes the jobs (`Pipeline::publish_claimed`,
+    /// which confirms each claim in the shared store first).
+    pub async fn claim_children(&self, children: Vec<Child>) -> Result<Vec<Job>, StorePortError> {
+        self.keep(ClaimChildren {
+            children,
+            forced_at_ms: None,
+        })
+        .await
     }
 
     /// A claimed job could not be queued: ends its claims, so the next request claims it

@@ -126,13 +126,25 @@ pub async fn spawn_app_with(
     upstream_config: FixtureConfig,
     tweak: impl FnOnce(&mut Settings),
 ) -> TestApp {
+    spawn_app_hooked(fixtures, upstream_config, tweak, |_| {}).await
+}
+
+/// [`spawn_app_with`], with hooks besides the shared clock.
+pub async fn spawn_app_hooked(
+    fixtures: Fixtures,
+    upstream_config: FixtureConfig,
+    tweak: impl FnOnce(&mut Settings),
+    hook: impl FnOnce(&mut Hooks),
+) -> TestApp {
     init_tracing();
     let clock = upstream_config.clock.clone();
     let upstream = start_upstream(&fixtures, upstream_config).await;
     let data_dir = tempfile::tempdir().expect("temp data dir");
     let mut settings = test_settings(data_dir.path(), &upstream);
     tweak(&mut settings);
-    let app = Application::build(settings, hooks(&clock))
+    let mut hooks = hooks(&clock);
+    hook(&mut hooks);
+    let app = Application::build(settings, hooks)
         .await
         .expect("app starts");
     TestApp {
