@@ -214,16 +214,20 @@ async fn record_entry(js: &async_nats::jetstream::Context, i: u64) -> Option<kv:
     data_entry(js, &format!("m.player.{}", FIRST_PLAYER + i)).await
 }
 
-/// The data bucket as a version before marker TTLs made it.
+/// The data bucket as a version before marker TTLs made it. Resolves once the bucket's stream has a leader: a put into a new R3 stream before that is
+/// turned away ("no stream found"), as seen with the machine loaded.
 pub(crate) async fn old_data_bucket(js: &async_nats::jetstream::Context) -> kv::Store {
-    js.create_key_value(kv::Config {
-        bucket: "dota_data".to_string(),
-        history: 1,
-        num_replicas: usize::from(REPLICAS),
-        ..Default::default()
-    })
-    .await
-    .expect("the old data bucket")
+    let bucket = js
+        .create_key_value(kv::Config {
+            bucket: "dota_data".to_string(),
+            history: 1,
+            num_replicas: usize::from(REPLICAS),
+            ..Default::default()
+        })
+        .await
+        .expect("the old data bucket");
+    dota_orchestrator::bus::setup::wait_for_leader(js, "KV_dota_data").await;
+    bucket
 }
 
 /// The data bucket's entry of `key`: a value, a marker, or `None` (no message).

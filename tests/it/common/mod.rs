@@ -295,8 +295,13 @@ impl TestApp {
     /// snapshot taken after the call: an older one may still show the pause of a window the
     /// clock has already left, and moving the clock on it would skip a whole window.
     pub async fn hurry_to_next_window(&self) -> bool {
+        self.hurry_service_to_next_window("opendota").await
+    }
+
+    /// [`Self::hurry_to_next_window`] for the budget of `service` (`opendota`, `steam`, ...).
+    pub async fn hurry_service_to_next_window(&self, service: &str) -> bool {
         let status = self.queue_status_now().await;
-        let paused_ms = status["services"]["opendota"]["budget"]["pausedForMs"]
+        let paused_ms = status["services"][service]["budget"]["pausedForMs"]
             .as_u64()
             .unwrap_or(0);
         let now = self.clock.now();
