@@ -9,13 +9,8 @@
 # (bench/soak.sh, N minutes), the TypeScript client and examples/follow_ready.rs against a live
 # service (scripts/follow_ready_check.sh). Their output is shown when they end; the script fails
 # if the suite or any of the three failed.
-#
-# Tests run one more at a time than there are cores (RUST_TEST_THREADS overrides): the suite
-# mostly waits (on timers, NATS and the processes it starts). Measured on 2 cores: at 2 threads
-# its test process used 46% of one core and took 379 s; at 3, 243 s.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export RUST_TEST_THREADS="${RUST_TEST_THREADS:-$(($(nproc) + 1))}"
 DOTA_WITH_TEST_DEPS=1 scripts/install-deps.sh
 if [ $# -gt 0 ]; then
   exec cargo test --all-targets "$@"

@@ -367,8 +367,10 @@ async fn when_a_nats_node_is_killed_mid_import_the_import_goes_on() {
     fleet.cluster.kill(0);
     let v = wait_import_complete(&fleet, 1, Duration::from_secs(120)).await;
     assert_eq!(v["progress"]["failed"], 0, "{v}");
+    // A replica whose watch ran through the killed node catches up once its mirror opens
+    // the watch again: allowed a minute (30 s was missed once in CI with the machine loaded).
     for i in [0, 2] {
-        wait_import_complete(&fleet, i, common::WAIT).await;
+        wait_import_complete(&fleet, i, Duration::from_secs(60)).await;
     }
 }
 
