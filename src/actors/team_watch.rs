@@ -24,7 +24,7 @@ use crate::config::PlayerSides;
 use crate::domain::{ResourceKind, Signature};
 use crate::store::{Store, StoreError};
 use crate::team::record::TeamRecord;
-use crate::team::view::progress;
+use crate::team::view::{pending, progress};
 use stalled::Stalled;
 
 /// Longest a completion waits to be noticed when no event arrives.
@@ -89,10 +89,19 @@ impl TeamWatch {
             let Some(record) = self.record(&sig)? else {
                 continue;
             };
-            if !progress(&self.store, &record, self.sides)?.is_complete() {
-                if tracked.as_ref().is_some_and(|t| t.contains(&sig)) {
-                    incomplete.push(record);
+            // A tracked import, when a stall scan is due: what it waits for, which is nothing
+            // exactly when it is complete (one walk of the import, not two).
+            let complete = if tracked.as_ref().is_some_and(|t| t.contains(&sig)) {
+                let waiting = pending(&self.store, &record, self.sides)?;
+                let complete = waiting.is_empty();
+                if !complete {
+                    incomplete.push((record.team_id, waiting));
                 }
+                complete
+            } else {
+                progress(&self.store, &record, self.sides)?.is_complete()
+            };
+            if !complete {
                 continue;
             }
             // With `--store nats` every instance watches; the one whose shared record wins

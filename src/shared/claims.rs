@@ -170,7 +170,16 @@ impl SharedStore {
         &self,
         sig: &Signature,
     ) -> Result<Option<(ClaimRecord, u64)>, SharedError> {
-        let Some(entry) = self.claim_entry(sig).await? else {
+        self.current_claim_reading(sig, Read::AnyCopy).await
+    }
+
+    /// [`SharedStore::current_claim`] as `read` finds it.
+    async fn current_claim_reading(
+        &self,
+        sig: &Signature,
+        read: Read,
+    ) -> Result<Option<(ClaimRecord, u64)>, SharedError> {
+        let Some(entry) = self.read_claim(sig, read).await? else {
             return Ok(None);
         };
         Ok(claim_of(&entry)?.map(|record| (record, entry.revision)))
@@ -232,12 +241,8 @@ impl SharedStore {
             }
         }
         // Writers kept racing us; whoever won holds it now.
-        let current = match self.read_claim(&job.signature, read).await? {
-            Some(entry) => claim_of(&entry)?,
-            None => None,
-        };
-        match current {
-            Some(record) => Ok(Claim::Held(record)),
+        match self.current_claim_reading(&job.signature, read).await? {
+            Some((record, _)) => Ok(Claim::Held(record)),
             None => Ok(Claim::Held(ClaimRecord {
                 owner: String::new(),
                 job: job.clone(),

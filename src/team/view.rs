@@ -224,7 +224,8 @@ fn progress_in(
 }
 
 /// The matches and players of an incomplete import that are neither ready nor failed (the
-/// ones [`progress`] counts as still to come), from one snapshot; empty when it is complete.
+/// ones [`progress`] counts as still to come), from one snapshot; empty exactly when it is
+/// complete.
 pub fn pending(
     store: &Store,
     record: &TeamRecord,

@@ -631,19 +631,23 @@ async fn a_claim_whose_owner_stops_renewing_it_expires_and_can_be_claimed_again(
         fanout: Fanout::All,
         queued_at_ms: 0,
     };
+    let held = |claim: Claim, why: &str| match claim {
+        Claim::Held(holder) => holder,
+        Claim::Made => panic!("{why}"),
+    };
     assert_eq!(owner.claim(&job(1)).await.unwrap(), Claim::Made);
-    match survivor.claim(&job(2)).await.unwrap() {
-        Claim::Held(holder) => {
-            assert_eq!(holder.owner, "owner");
-            assert_eq!(holder.job.generation, 1);
-        }
-        Claim::Made => panic!("a live claim is exclusive"),
-    }
+    let holder = held(
+        survivor.claim(&job(2)).await.unwrap(),
+        "a live claim is exclusive",
+    );
+    assert_eq!(holder.owner, "owner");
+    assert_eq!(holder.job.generation, 1);
     // The leader says the same (a forced job asks it before it gives up).
-    match survivor.claim_on_leader(&job(2)).await.unwrap() {
-        Claim::Held(holder) => assert_eq!(holder.owner, "owner"),
-        Claim::Made => panic!("a live claim is exclusive on the leader too"),
-    }
+    let holder = held(
+        survivor.claim_on_leader(&job(2)).await.unwrap(),
+        "a live claim is exclusive on the leader too",
+    );
+    assert_eq!(holder.owner, "owner");
     let claimed = wait_for(Duration::from_secs(10), || async {
         (survivor.claim(&job(2)).await.unwrap() == Claim::Made).then_some(())
     })
@@ -654,22 +658,22 @@ async fn a_claim_whose_owner_stops_renewing_it_expires_and_can_be_claimed_again(
     );
     // The survivor's claim carries the lease too, and the late owner cannot take it back.
     assert!(!owner.take_over(&job(1)).await.unwrap());
-    match owner.claim_on_leader(&job(5)).await.unwrap() {
-        Claim::Held(holder) => assert_eq!(holder.owner, "survivor"),
-        Claim::Made => panic!("the survivor's claim holds"),
-    }
+    let holder = held(
+        owner.claim_on_leader(&job(5)).await.unwrap(),
+        "the survivor's claim holds",
+    );
+    assert_eq!(holder.owner, "survivor");
     // Ended, its key holds a marker: read on the leader, it is free.
     survivor.release(&job(2)).await.unwrap();
     assert_eq!(owner.claim_on_leader(&job(3)).await.unwrap(), Claim::Made);
     // Read on the leader too: a direct get may be answered by a copy that has not applied the
     // claim yet (seen in CI: `current_claim` said none right after the write).
-    match survivor.claim_on_leader(&job(4)).await.unwrap() {
-        Claim::Held(holder) => {
-            assert_eq!(holder.owner, "owner");
-            assert_eq!(holder.job.generation, 3);
-        }
-        Claim::Made => panic!("the claim made on the leader holds"),
-    }
+    let holder = held(
+        survivor.claim_on_leader(&job(4)).await.unwrap(),
+        "the claim made on the leader holds",
+    );
+    assert_eq!(holder.owner, "owner");
+    assert_eq!(holder.job.generation, 3);
 }
 
 #[actix_rt::test]

@@ -1,7 +1,6 @@
 //! Repairs stalled team imports. A match or player that a tracked, incomplete import still
 //! waits for, with no claim (no job queued or running) for a grace ([`GRACE`] unless a test
-//! shortens it), is claimed and queued
-//! again, and counted in `dota_import_repairs_total`.
+//! shortens it), is claimed and queued again, and counted in `dota_import_repairs_total`.
 //!
 //! Nothing should need it: every child is claimed in the transaction that stores its parent.
 //! It is the net under the few ways a child can still end invalidated or missing with no job,
@@ -18,11 +17,10 @@ use tokio::time::Instant;
 
 use super::TeamWatch;
 use crate::actors::cache_keeper::Child;
-use crate::domain::{Fanout, Signature};
+use crate::domain::{Fanout, Signature, TeamId};
 use crate::metrics as m;
 use crate::store::StoreError;
-use crate::team::record::TeamRecord;
-use crate::team::view::{import_fanout, pending};
+use crate::team::view::import_fanout;
 
 /// How long a child must stay pending with no claim before it is queued again, by default.
 pub const GRACE: Duration = Duration::from_secs(60);
@@ -44,21 +42,22 @@ impl Stalled {
             .is_none_or(|last| now.duration_since(last) >= SCAN_EVERY.min(grace))
     }
 
-    /// Looks at the children of `incomplete` (tracked, incomplete imports) and returns those
-    /// pending with no claim for [`GRACE`], each with the fan-out its import gives it.
+    /// Looks at the children that tracked, incomplete imports wait for (`incomplete`: each
+    /// import's team and its pending matches and players, `team::view::pending`) and returns
+    /// those with no claim for the grace, each with the fan-out its import gives it.
     pub fn scan(
         &mut self,
         watch: &TeamWatch,
-        incomplete: &[TeamRecord],
+        incomplete: &[(TeamId, Vec<Signature>)],
         now: Instant,
     ) -> Result<Vec<Child>, StoreError> {
         self.last_scan = Some(now);
         let mut still = HashMap::new();
         let mut due = Vec::new();
         let mut taken = HashSet::new();
-        for record in incomplete {
-            let fanout = import_fanout(record.team_id, watch.sides);
-            for sig in pending(&watch.store, record, watch.sides)? {
+        for (team, waiting) in incomplete {
+            let fanout = import_fanout(*team, watch.sides);
+            for &sig in waiting {
                 if watch.store.in_flight(&sig)?.is_some() || !taken.insert(sig) {
                     continue;
                 }
